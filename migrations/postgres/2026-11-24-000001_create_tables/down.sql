@@ -1,0 +1,5 @@
+DROP TABLE message_statuses;
+DROP TABLE outbox;
+DROP TABLE turns;
+DROP TABLE conversations;
+DROP TABLE inbox;

@@ -1,0 +1,105 @@
+//! The Graph API client: sends rendered messages with
+//! `POST {WHATSAPP_API_BASE_URL}/{phone_number_id}/messages` and a bearer token
+//! (`../shared/reference/whatsapp-cloud-api.md` §7, §9).
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// Send failures, each with a stable code.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SendError {
+    /// No answer in time.
+    #[error("channel.send_timeout: the Graph API did not answer within {0} ms; the send will be retried")]
+    Timeout(u64),
+    /// Could not connect.
+    #[error("channel.send_transport: {0}; check WHATSAPP_API_BASE_URL")]
+    Transport(String),
+    /// The Graph API refused the message.
+    #[error("channel.send_refused: HTTP {status}, WhatsApp error {code}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// WhatsApp's `error.code`.
+        code: i64,
+        /// WhatsApp's message and details.
+        message: String,
+    },
+}
+
+impl SendError {
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SendError::Timeout(_) => "channel.send_timeout",
+            SendError::Transport(_) => "channel.send_transport",
+            SendError::Api { .. } => "channel.send_refused",
+        }
+    }
+
+    /// Whether a retry may succeed: timeouts, transport, HTTP 5xx and 429, and the error codes the
+    /// reference lists as transient (4, 80007, 130429, 131000, 131056, 131057).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SendError::Timeout(_) | SendError::Transport(_) => true,
+            SendError::Api { status, code, .. } => {
+                *status >= 500 || *status == 429 || matches!(code, 4 | 80007 | 130429 | 131000 | 131056 | 131057)
+            }
+        }
+    }
+}
+
+/// Graph API settings.
+#[derive(Debug, Clone)]
+pub struct GraphSettings {
+    /// Base with version, such as `https://graph.facebook.com/v23.0`.
+    pub base_url: String,
+    /// System-user access token.
+    pub access_token: String,
+    /// Time allowed per send.
+    pub timeout: Duration,
+}
+
+/// The Graph API client.
+#[derive(Debug, Clone)]
+pub struct GraphClient {
+    http: reqwest::Client,
+    settings: GraphSettings,
+}
+
+impl GraphClient {
+    /// Builds a client. Errors: the HTTP client could not be built.
+    pub fn new(settings: GraphSettings) -> Result<Self, SendError> {
+        let http = reqwest::Client::builder().timeout(settings.timeout).build().map_err(|e| SendError::Transport(e.to_string()))?;
+        Ok(GraphClient { http, settings })
+    }
+
+    /// Sends `body` from the business number `phone_number_id`; returns the message's wamid.
+    pub async fn send(&self, phone_number_id: &str, body: &Value) -> Result<String, SendError> {
+        let url = format!("{}/{}/messages", self.settings.base_url.trim_end_matches('/'), phone_number_id);
+        let timeout_ms = self.settings.timeout.as_millis() as u64;
+        let map_err = |e: reqwest::Error| if e.is_timeout() { SendError::Timeout(timeout_ms) } else { SendError::Transport(e.to_string()) };
+        let resp = self.http.post(url).bearer_auth(&self.settings.access_token).json(body).send().await.map_err(map_err)?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(map_err)?;
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if status.is_success() {
+            if let Some(id) = v.pointer("/messages/0/id").and_then(Value::as_str) {
+                return Ok(id.to_string());
+            }
+        }
+        Err(SendError::Api {
+            status: status.as_u16(),
+            code: v.pointer("/error/code").and_then(Value::as_i64).unwrap_or(0),
+            message: [v.pointer("/error/message"), v.pointer("/error/error_data/details")]
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" — ")
+                .chars()
+                .take(300)
+                .collect(),
+        })
+    }
+}

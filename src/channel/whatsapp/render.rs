@@ -1,0 +1,94 @@
+//! Rendering engine replies as Graph API message bodies, within WhatsApp's limits
+//! (`../shared/reference/whatsapp-cloud-api.md` §7): at most 3 reply buttons with titles of at
+//! most 20 characters and a body of at most 1024; lists of at most 10 rows with titles of at most
+//! 24, descriptions of at most 72, a button label of at most 20 and a body of at most 4096; text
+//! bodies of at most 4096. Options that fit as buttons become buttons; others become a list.
+
+use serde_json::{Value, json};
+
+use crate::engine::Reply;
+use crate::text::truncate;
+
+/// Longest text body (characters).
+pub const MAX_TEXT_BODY: usize = 4096;
+/// Longest body of a reply-button message.
+pub const MAX_BUTTON_BODY: usize = 1024;
+/// Longest list-row description.
+pub const MAX_ROW_DESCRIPTION: usize = 72;
+/// Longest reply-button id.
+pub const MAX_BUTTON_ID: usize = 256;
+/// Longest list-row id.
+pub const MAX_ROW_ID: usize = 200;
+
+/// The Graph API body sending `reply` to `to` (digits, `+` added).
+pub fn render(to: &str, reply: &Reply) -> Value {
+    let to = if to.starts_with('+') { to.to_string() } else { format!("+{to}") };
+    let mut body = json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": to});
+    match reply {
+        Reply::Text { body: text } => {
+            body["type"] = json!("text");
+            body["text"] = json!({"preview_url": false, "body": truncate(text, MAX_TEXT_BODY)});
+        }
+        Reply::Choices { body: text, options, button } => {
+            let fits_buttons = !options.is_empty()
+                && options.len() <= crate::flow::MAX_BUTTONS
+                && options.iter().all(|o| o.title.chars().count() <= crate::flow::MAX_BUTTON_TITLE)
+                && text.chars().count() <= MAX_BUTTON_BODY;
+            body["type"] = json!("interactive");
+            if options.is_empty() {
+                body["type"] = json!("text");
+                body["text"] = json!({"preview_url": false, "body": truncate(text, MAX_TEXT_BODY)});
+            } else if fits_buttons {
+                let buttons: Vec<Value> = options
+                    .iter()
+                    .map(|o| json!({"type": "reply", "reply": {"id": truncate(&o.id, MAX_BUTTON_ID), "title": o.title}}))
+                    .collect();
+                body["interactive"] = json!({"type": "button", "body": {"text": text}, "action": {"buttons": buttons}});
+            } else {
+                let rows: Vec<Value> = options
+                    .iter()
+                    .take(crate::flow::MAX_LIST_ROWS)
+                    .map(|o| {
+                        let mut row = json!({"id": truncate(&o.id, MAX_ROW_ID), "title": truncate(&o.title, crate::flow::MAX_ROW_TITLE)});
+                        if let Some(d) = &o.description {
+                            row["description"] = json!(truncate(d, MAX_ROW_DESCRIPTION));
+                        }
+                        row
+                    })
+                    .collect();
+                body["interactive"] = json!({
+                    "type": "list",
+                    "body": {"text": truncate(text, MAX_TEXT_BODY)},
+                    "action": {"button": truncate(button, crate::flow::MAX_BUTTON_TITLE), "sections": [{"title": "Options", "rows": rows}]}
+                });
+            }
+        }
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::ReplyOption;
+
+    fn opt(i: usize, title: &str) -> ReplyOption {
+        ReplyOption { id: format!("id{i}"), title: title.into(), description: None }
+    }
+
+    #[test]
+    fn three_short_options_are_buttons_more_are_a_capped_list() {
+        let r = Reply::Choices { body: "Pick".into(), options: (0..3).map(|i| opt(i, "Short")).collect(), button: "Choose".into() };
+        let b = render("971500000001", &r);
+        assert_eq!(b["interactive"]["type"], "button");
+        assert_eq!(b["to"], "+971500000001");
+        let r = Reply::Choices { body: "Pick".into(), options: (0..12).map(|i| opt(i, "A very long option title indeed")).collect(), button: "Choose".into() };
+        let b = render("971500000001", &r);
+        assert_eq!(b["interactive"]["type"], "list");
+        let rows = b["interactive"]["action"]["sections"][0]["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 10);
+        assert!(rows.iter().all(|r| r["title"].as_str().unwrap().chars().count() <= 24));
+        let r = Reply::Choices { body: "Pick".into(), options: vec![opt(0, "This title is too long for a button")], button: "Choose".into() };
+        assert_eq!(render("1", &r)["interactive"]["type"], "list");
+    }
+}

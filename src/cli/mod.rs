@@ -1,0 +1,129 @@
+//! The command line: `serve`, `chat`, `flows check`, `flows schema`.
+
+pub mod chat;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+use crate::flow::FlowSet;
+
+/// carewell — a WhatsApp dialogue service driven by flow files.
+#[derive(Debug, Parser)]
+#[command(name = "carewell", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the webhook server, the conversation worker and the outbox dispatcher.
+    Serve,
+    /// Talk to a running server as a WhatsApp customer would.
+    Chat(chat::ChatArgs),
+    /// Work with flow files.
+    Flows {
+        /// What to do with them.
+        #[command(subcommand)]
+        command: FlowsCommand,
+    },
+}
+
+/// `flows` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FlowsCommand {
+    /// Check every flow file; print each problem as file:line:col and exit 1 if any.
+    Check {
+        /// The flows directory.
+        #[arg(default_value = "flows", env = "FLOWS_DIR")]
+        dir: PathBuf,
+    },
+    /// Print the JSON Schema of the flow-file format (for editors).
+    Schema,
+}
+
+/// Parses the arguments and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Flows { command: FlowsCommand::Check { dir } } => match FlowSet::load(&dir) {
+            Ok(set) => {
+                for f in set.flows.values() {
+                    println!("ok  {}  {} v{}: {} steps, {} slots", f.file, f.id, f.version, f.steps.len(), f.slots.len());
+                }
+                println!("ok  {}  business {:?} in {}", dir.join("business.yaml").display(), set.business.name, set.business.time_zone_name);
+                println!("ok  {}  {} ERP action(s)", dir.join("erp.yaml").display(), set.actions.len());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Flows { command: FlowsCommand::Schema } => {
+            println!("{}", serde_json::to_string_pretty(&crate::flow::flow_file_schema()).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Command::Chat(args) => runtime(async move {
+            match chat::run(args).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("chat: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }),
+        Command::Serve => {
+            let settings = match Settings::from_env() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            crate::telemetry::init(settings.log_json);
+            runtime(async move {
+                tracing::info!(
+                    database = ?settings.database,
+                    flows = %settings.flows_dir.display(),
+                    whatsapp = if settings.graph.is_some() { "graph api" } else { "sandbox" },
+                    erp = if settings.erp.is_some() { "frappe" } else { "sandbox" },
+                    llm = settings.llm.as_ref().map(|l| l.model.as_str()).unwrap_or("none (deterministic extractors only)"),
+                    "starting"
+                );
+                if settings.app_secret == crate::config::DEV_APP_SECRET {
+                    tracing::warn!("WHATSAPP_APP_SECRET is unset: using the development secret (fine for the sandbox and `chat` only)");
+                }
+                let app = match crate::pipeline::App::build(settings).await {
+                    Ok(app) => app,
+                    Err(e) => {
+                        eprintln!("cannot start: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                match crate::server::serve(app).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("server stopped: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            })
+        }
+    }
+}
+
+fn runtime(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt.block_on(fut),
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

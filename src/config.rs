@@ -1,0 +1,140 @@
+//! Typed configuration, read once from the environment at start-up. Every variable has a default
+//! that runs the service locally (SQLite, sample flows, sandbox WhatsApp and ERP, no LLM); the
+//! README lists them all.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::channel::whatsapp::client::GraphSettings;
+use crate::erp::ErpSettings;
+use crate::llm::LlmSettings;
+use crate::store::{DatabaseUrl, StoreError};
+
+/// The app secret used when `WHATSAPP_APP_SECRET` is unset: fine for the local sandbox and
+/// `chat`, refused as soon as a real Graph API is configured.
+pub const DEV_APP_SECRET: &str = "carewell-dev-secret";
+/// The verify token used when `WHATSAPP_VERIFY_TOKEN` is unset.
+pub const DEV_VERIFY_TOKEN: &str = "carewell-dev-verify";
+
+/// Configuration errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A variable has a value that cannot be used.
+    #[error("config.invalid: {name}={value:?}: {why}")]
+    Invalid {
+        /// Variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What is expected.
+        why: String,
+    },
+    /// DATABASE_URL.
+    #[error(transparent)]
+    Database(#[from] StoreError),
+}
+
+/// All settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Listen address.
+    pub host: String,
+    /// Listen port (0: any free port, printed at start).
+    pub port: u16,
+    /// Database.
+    pub database: DatabaseUrl,
+    /// Flows directory.
+    pub flows_dir: PathBuf,
+    /// Webhook verify token.
+    pub verify_token: String,
+    /// App secret for `X-Hub-Signature-256`.
+    pub app_secret: String,
+    /// Graph API, when configured (otherwise the sandbox keeps outbound messages).
+    pub graph: Option<GraphSettings>,
+    /// Sender number override (otherwise the number each message arrived on).
+    pub phone_number_id: Option<String>,
+    /// LLM, when configured.
+    pub llm: Option<LlmSettings>,
+    /// ERP, when configured (otherwise the sandbox).
+    pub erp: Option<ErpSettings>,
+    /// Conversations processed at once.
+    pub worker_concurrency: usize,
+    /// Outbox attempts before dead-lettering.
+    pub outbox_max_attempts: u32,
+    /// First retry delay.
+    pub outbox_base_delay: Duration,
+    /// `json` for JSON logs.
+    pub log_json: bool,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+fn number<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError> {
+    match var(name) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| ConfigError::Invalid { name, value: v, why: "expected a whole number".into() }),
+    }
+}
+
+impl Settings {
+    /// Reads the environment. Errors name the variable and what it should hold.
+    pub fn from_env() -> Result<Settings, ConfigError> {
+        let graph = match var("WHATSAPP_API_BASE_URL") {
+            Some(base_url) => Some(GraphSettings {
+                base_url,
+                access_token: var("WHATSAPP_ACCESS_TOKEN").ok_or(ConfigError::Invalid {
+                    name: "WHATSAPP_ACCESS_TOKEN",
+                    value: String::new(),
+                    why: "required when WHATSAPP_API_BASE_URL is set".into(),
+                })?,
+                timeout: Duration::from_millis(number("WHATSAPP_TIMEOUT_MS", 10_000u64)?),
+            }),
+            None => None,
+        };
+        let app_secret = var("WHATSAPP_APP_SECRET").unwrap_or_else(|| DEV_APP_SECRET.into());
+        if graph.is_some() && app_secret == DEV_APP_SECRET {
+            return Err(ConfigError::Invalid {
+                name: "WHATSAPP_APP_SECRET",
+                value: String::new(),
+                why: "set it to your Meta app secret before talking to the real Graph API".into(),
+            });
+        }
+        let llm = match var("LLM_BASE_URL") {
+            Some(base_url) => Some(LlmSettings {
+                base_url,
+                api_key: var("LLM_API_KEY"),
+                model: var("LLM_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
+                timeout: Duration::from_millis(number("LLM_TIMEOUT_MS", 4_000u64)?),
+                json_schema_mode: var("LLM_JSON_SCHEMA").is_none_or(|v| v != "0" && v != "false"),
+            }),
+            None => None,
+        };
+        let erp = match var("ERP_BASE_URL") {
+            Some(base_url) => Some(ErpSettings {
+                base_url,
+                api_key: var("ERP_API_KEY").unwrap_or_default(),
+                api_secret: var("ERP_API_SECRET").unwrap_or_default(),
+                timeout: Duration::from_millis(number("ERP_TIMEOUT_MS", 10_000u64)?),
+            }),
+            None => None,
+        };
+        Ok(Settings {
+            host: var("HOST").unwrap_or_else(|| "127.0.0.1".into()),
+            port: number("PORT", 8080u16)?,
+            database: DatabaseUrl::parse(var("DATABASE_URL").as_deref())?,
+            flows_dir: PathBuf::from(var("FLOWS_DIR").unwrap_or_else(|| "flows".into())),
+            verify_token: var("WHATSAPP_VERIFY_TOKEN").unwrap_or_else(|| DEV_VERIFY_TOKEN.into()),
+            app_secret,
+            graph,
+            phone_number_id: var("WHATSAPP_PHONE_NUMBER_ID"),
+            llm,
+            erp,
+            worker_concurrency: number("WORKER_CONCURRENCY", 32usize)?.max(1),
+            outbox_max_attempts: number("OUTBOX_MAX_ATTEMPTS", 8u32)?.max(1),
+            outbox_base_delay: Duration::from_millis(number("OUTBOX_BASE_DELAY_MS", 500u64)?),
+            log_json: var("LOG_FORMAT").is_some_and(|v| v == "json"),
+        })
+    }
+}

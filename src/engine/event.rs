@@ -1,0 +1,228 @@
+//! What the engine consumes and produces, free of any channel's wire format: inbound events,
+//! guard results, replies and ERP requests.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::state::SlotValue;
+use crate::flow::erp_actions::RenderedAction;
+use crate::flow::graph::{ChoiceOption, SourceRef};
+
+/// One inbound event, normalised from the channel (or produced by the outbox for ERP answers).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboundEvent {
+    /// The channel's message id (WhatsApp `wamid`), or `erp:<outbox id>` for ERP answers.
+    pub message_id: String,
+    /// The customer's WhatsApp id.
+    pub customer: String,
+    /// The customer's profile name, when the channel sent one.
+    #[serde(default)]
+    pub profile_name: Option<String>,
+    /// When the customer sent it, Unix seconds.
+    pub timestamp: i64,
+    /// The id of our message this one replies to (WhatsApp `context.id`).
+    #[serde(default)]
+    pub context_id: Option<String>,
+    /// What it is.
+    pub kind: EventKind,
+}
+
+/// The kinds of inbound event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// Typed text.
+    Text {
+        /// The text.
+        body: String,
+    },
+    /// A reply button, list row or template quick-reply pressed.
+    Choice {
+        /// The id we gave the button or row.
+        id: String,
+        /// Its title.
+        title: String,
+    },
+    /// A shared location.
+    Location {
+        /// Degrees.
+        latitude: f64,
+        /// Degrees.
+        longitude: f64,
+        /// Place name, if the customer picked a place.
+        #[serde(default)]
+        name: Option<String>,
+        /// Place address, if the customer picked a place.
+        #[serde(default)]
+        address: Option<String>,
+    },
+    /// An image, document, audio, video or sticker.
+    Media {
+        /// `image`, `document`, `audio`, `video` or `sticker`.
+        media_type: String,
+        /// The channel's media id.
+        media_id: String,
+        /// MIME type.
+        #[serde(default)]
+        mime_type: Option<String>,
+        /// Caption.
+        #[serde(default)]
+        caption: Option<String>,
+    },
+    /// Shared contact cards.
+    Contacts {
+        /// How many.
+        count: usize,
+    },
+    /// A reaction to one of our messages (empty emoji: removed).
+    Reaction {
+        /// The emoji.
+        emoji: String,
+    },
+    /// A type no journey can use (a poll, an order, an unknown type).
+    Unsupported {
+        /// The channel's type name.
+        kind: String,
+    },
+    /// The ERP's answer to a write this conversation requested.
+    ErpOutcome {
+        /// The journey that requested it.
+        journey_id: String,
+        /// The action.
+        action: String,
+        /// The reference on success.
+        #[serde(default)]
+        reference: Option<String>,
+        /// The reason on failure (after retries).
+        #[serde(default)]
+        error: Option<String>,
+    },
+}
+
+impl EventKind {
+    /// A short name for records and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Text { .. } => "text",
+            EventKind::Choice { .. } => "choice",
+            EventKind::Location { .. } => "location",
+            EventKind::Media { .. } => "media",
+            EventKind::Contacts { .. } => "contacts",
+            EventKind::Reaction { .. } => "reaction",
+            EventKind::Unsupported { .. } => "unsupported",
+            EventKind::ErpOutcome { .. } => "erp_outcome",
+        }
+    }
+}
+
+/// What the guard phase found in a typed message: which slots to fill, and which guard ran.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GuardResults {
+    /// The flow the extraction was for.
+    #[serde(default)]
+    pub flow: Option<String>,
+    /// Slot values found, by slot.
+    #[serde(default)]
+    pub slots: BTreeMap<String, Extracted>,
+    /// Why the focus slots could not be read, when they could not (shown to the customer).
+    #[serde(default)]
+    pub problem: Option<String>,
+    /// Every guard that ran, in order.
+    #[serde(default)]
+    pub runs: Vec<GuardRun>,
+    /// Lookup results by name (`catalog`, `visit_slots`).
+    #[serde(default)]
+    pub lookups: BTreeMap<String, Vec<ChoiceOption>>,
+}
+
+/// One extracted slot value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Extracted {
+    /// The value.
+    pub value: SlotValue,
+    /// `parser` or `llm`.
+    pub source: super::state::SlotSource,
+    /// The customer's words it was read from.
+    pub evidence: String,
+}
+
+/// The record of one guard run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuardRun {
+    /// `parser`, `llm` or `lookup:<name>`.
+    pub guard: String,
+    /// `ok`, or the stable error code of its failure (`llm.timeout`, `guard.ungrounded`…).
+    pub outcome: String,
+    /// Slots it filled.
+    #[serde(default)]
+    pub filled: Vec<String>,
+    /// Milliseconds it took.
+    pub latency_ms: u64,
+    /// Details: the LLM's model, request, raw answers and validation errors; a lookup's source.
+    #[serde(default)]
+    pub detail: serde_json::Value,
+}
+
+/// One option of a reply, with the id the channel will echo back when it is chosen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplyOption {
+    /// The id (at most 200 characters: the list-row id limit).
+    pub id: String,
+    /// The title.
+    pub title: String,
+    /// Optional description (list rows only).
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A message to the customer, before a channel renders it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reply {
+    /// Plain text.
+    Text {
+        /// The text.
+        body: String,
+    },
+    /// A question with options: rendered as reply buttons when they fit, as a list otherwise.
+    Choices {
+        /// The question.
+        body: String,
+        /// The options.
+        options: Vec<ReplyOption>,
+        /// The label of the list's button ("Choose").
+        button: String,
+    },
+}
+
+impl Reply {
+    /// The text of the reply.
+    pub fn body(&self) -> &str {
+        match self {
+            Reply::Text { body } | Reply::Choices { body, .. } => body,
+        }
+    }
+}
+
+/// One entry of a turn's trace: what the engine decided and which line of which flow made it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceEntry {
+    /// `start`, `fill`, `transition`, `ask`, `reprompt`, `stale_button`, `erp_request`, `erp_outcome`,
+    /// `end`, `cancel`, `menu`, `ignored`, `unsupported`.
+    pub what: String,
+    /// Words.
+    pub detail: String,
+    /// The flow line responsible, when one is.
+    #[serde(default)]
+    pub source: Option<SourceRef>,
+}
+
+/// A request to write to the ERP, for the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErpRequest {
+    /// The journey.
+    pub journey_id: String,
+    /// The rendered, validated action.
+    pub action: RenderedAction,
+}

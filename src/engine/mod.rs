@@ -1,0 +1,827 @@
+//! The engine: conversation state and the pure transition function.
+//!
+//! A turn is `(state, event, guard results) → (new state, replies, ERP requests, trace)`. The
+//! function [`decide`] does no I/O and reads no clock: everything it needs from the outside world
+//! (what a typed message means, the catalog, the offered visit times) arrives as [`GuardResults`],
+//! computed beforehand from the [`GuardPlan`] that [`plan`] makes. Given the stored event and
+//! stored guard results, replaying a turn gives the same result, which is what makes crash recovery,
+//! `explain` and regression tests from transcripts possible.
+//!
+//! The engine knows nothing of HTTP, SQL or WhatsApp's wire format.
+
+pub mod event;
+pub mod lifecycle;
+pub mod state;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use event::{
+    ErpRequest, EventKind, Extracted, GuardResults, GuardRun, InboundEvent, Reply, ReplyOption, TraceEntry,
+};
+use lifecycle::{Phase, SessionEvent};
+pub use state::{ConversationState, FilledSlot, Journey, SlotSource, SlotValue};
+
+use crate::flow::format::SlotType;
+use crate::flow::graph::{ChoiceOption, Condition, Flow, OptionSource, SourceRef, StepKind};
+use crate::flow::{FlowSet, erp_actions};
+use crate::text::{contains_words, fold};
+
+/// Engine errors: a bug in a flow or in the engine, never bad customer input (which becomes a
+/// polite reprompt instead).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EngineError {
+    /// The stored conversation names a flow that is no longer loaded.
+    #[error("engine.unknown_flow: the conversation is in flow {0:?}, which is not loaded; restore the flow file or end the conversation")]
+    UnknownFlow(String),
+    /// The stored conversation is at a step its flow does not have.
+    #[error("engine.unknown_step: flow {flow:?} has no step {step:?}; the flow was edited under a live conversation — bump its version")]
+    UnknownStep {
+        /// Flow id.
+        flow: String,
+        /// Step id.
+        step: String,
+    },
+    /// The engine was about to ask for a slot that is already filled.
+    #[error("engine.asked_filled_slot: flow {flow:?} step {step:?} would ask for {slot:?}, which the customer already gave ({at})")]
+    AskedFilledSlot {
+        /// Flow id.
+        flow: String,
+        /// Step id.
+        step: String,
+        /// Slot.
+        slot: String,
+        /// Where the step is declared.
+        at: SourceRef,
+    },
+    /// Transitions went round without stopping at a question.
+    #[error("engine.loop: flow {flow:?} passed through {steps} steps in one turn without asking anything; check the branches near step {step:?}")]
+    TransitionLoop {
+        /// Flow id.
+        flow: String,
+        /// Last step.
+        step: String,
+        /// Steps passed.
+        steps: usize,
+    },
+}
+
+impl EngineError {
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::UnknownFlow(_) => "engine.unknown_flow",
+            EngineError::UnknownStep { .. } => "engine.unknown_step",
+            EngineError::AskedFilledSlot { .. } => "engine.asked_filled_slot",
+            EngineError::TransitionLoop { .. } => "engine.loop",
+        }
+    }
+}
+
+/// What the guard phase must work out before [`decide`] can run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GuardPlan {
+    /// The flow the message is read for (the journey's, or the one it starts).
+    pub flow: Option<String>,
+    /// The typed text to read, if any.
+    pub text: Option<String>,
+    /// The slots the current question asks for.
+    pub focus: Vec<String>,
+    /// Other unfilled slots the text may fill too ("… for my Corolla ABC-123 tomorrow at 9").
+    pub others: Vec<String>,
+    /// The question the customer is answering, for the LLM's prompt.
+    pub question: Option<String>,
+    /// Lookups needed to read the text or to show the next question's options.
+    pub lookups: Vec<String>,
+}
+
+/// A decided turn.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Decision {
+    /// The state after the turn.
+    pub state: ConversationState,
+    /// Messages to send, in order.
+    pub replies: Vec<Reply>,
+    /// ERP writes to queue.
+    pub erp: Vec<ErpRequest>,
+    /// What was decided, with flow lines.
+    pub trace: Vec<TraceEntry>,
+    /// The step before and after, `flow/step` or `-`.
+    pub step_before: String,
+    /// See `step_before`.
+    pub step_after: String,
+}
+
+/// Button ids: `b|flow|version|step|value` for a step's options, `m|flow` for the main menu.
+/// The step and version let a press from an older message be recognised as stale.
+mod button {
+    pub fn encode(flow: &str, version: u32, step: &str, value: &str) -> String {
+        format!("b|{flow}|{version}|{step}|{value}")
+    }
+    pub struct Parsed<'a> {
+        pub flow: &'a str,
+        pub version: u32,
+        pub step: &'a str,
+        pub value: &'a str,
+    }
+    pub fn parse(id: &str) -> Option<Parsed<'_>> {
+        let mut it = id.splitn(5, '|');
+        if it.next()? != "b" {
+            return None;
+        }
+        Some(Parsed { flow: it.next()?, version: it.next()?.parse().ok()?, step: it.next()?, value: it.next()? })
+    }
+    pub fn menu(flow: &str) -> String {
+        format!("m|{flow}")
+    }
+}
+
+const GREETINGS: &[&str] = &["hi", "hello", "hey", "hiya", "good morning", "good afternoon", "good evening", "salam", "hola", "menu", "start", "help"];
+const CANCEL_WORDS: &[&str] = &["cancel", "stop", "quit", "exit", "never mind", "nevermind"];
+const RESTART_WORDS: &[&str] = &["start over", "restart", "main menu", "menu"];
+const CONFIRM_WORDS: &[&str] = &["confirm", "yes", "y", "ok", "okay", "correct", "book it", "looks good", "yes please", "sure", "go ahead", "perfect"];
+const CHANGE_WORDS: &[&str] = &["change", "edit", "modify", "fix", "update", "wrong"];
+const NO_WORDS: &[&str] = &["no", "n", "nope", "cancel"];
+
+fn is_one_of(text: &str, words: &[&str]) -> bool {
+    let f = fold(text);
+    words.iter().any(|w| f == *w)
+}
+
+/// Which flow a message outside any journey starts: a flow keyword as a whole word.
+fn route(flows: &FlowSet, text: &str) -> Option<Arc<Flow>> {
+    flows.flows.values().find(|f| f.keywords.iter().any(|k| contains_words(text, k))).cloned()
+}
+
+/// Works out what the guard phase must do for `event` in `state`.
+pub fn plan(flows: &FlowSet, state: &ConversationState, event: &InboundEvent) -> GuardPlan {
+    let mut plan = GuardPlan::default();
+    let journey_flow = state.journey.as_ref().and_then(|j| flows.flow(&j.flow).cloned());
+    let flow = match (&event.kind, &journey_flow) {
+        (_, Some(f)) => Some(f.clone()),
+        (EventKind::Text { body }, None) => route(flows, body),
+        (EventKind::Choice { id, .. }, None) => id.strip_prefix("m|").and_then(|f| flows.flow(f).cloned()),
+        _ => None,
+    };
+    let Some(flow) = flow else { return plan };
+    plan.flow = Some(flow.id.clone());
+    plan.lookups = flow.lookups();
+    if let EventKind::Text { body } = &event.kind {
+        plan.text = Some(body.clone());
+        let filled = |s: &str| {
+            state.journey.as_ref().is_some_and(|j| j.slots.contains_key(s))
+                || (state.journey.is_none() && flow.slots.get(s).is_some_and(|d| d.profile) && state.profile.contains_key(s))
+        };
+        if let Some(j) = &state.journey {
+            if let Some(step) = flow.step(&j.step) {
+                if let StepKind::Collect { slots, ask, .. } = &step.kind {
+                    plan.focus = slots.iter().filter(|s| !filled(s)).cloned().collect();
+                    plan.question = Some(ask.clone());
+                }
+            }
+        }
+        plan.others = flow.slots.keys().filter(|s| !filled(s) && !plan.focus.contains(s)).cloned().collect();
+    }
+    plan
+}
+
+struct Turn<'a> {
+    flows: &'a FlowSet,
+    guards: &'a GuardResults,
+    state: ConversationState,
+    replies: Vec<Reply>,
+    erp: Vec<ErpRequest>,
+    trace: Vec<TraceEntry>,
+}
+
+impl Turn<'_> {
+    fn note(&mut self, what: &str, detail: String, source: Option<SourceRef>) {
+        self.trace.push(TraceEntry { what: what.into(), detail, source });
+    }
+    fn say(&mut self, body: String) {
+        self.replies.push(Reply::Text { body });
+    }
+}
+
+fn step_label(state: &ConversationState) -> String {
+    state.journey.as_ref().map(|j| format!("{}/{}", j.flow, j.step)).unwrap_or_else(|| "-".into())
+}
+
+/// Decides one turn. Pure: no I/O, no clock.
+///
+/// Errors: [`EngineError`] when the stored state or a flow is inconsistent (a bug, not customer
+/// input); the caller records the turn as failed and the customer gets an apology.
+pub fn decide(
+    flows: &FlowSet,
+    state: &ConversationState,
+    event: &InboundEvent,
+    guards: &GuardResults,
+) -> Result<Decision, EngineError> {
+    let mut t = Turn { flows, guards, state: state.clone(), replies: vec![], erp: vec![], trace: vec![] };
+    t.state.turns += 1;
+    let step_before = step_label(state);
+    let flow = match &t.state.journey {
+        Some(j) => Some(flows.flow(&j.flow).cloned().ok_or_else(|| EngineError::UnknownFlow(j.flow.clone()))?),
+        None => None,
+    };
+    if let (Some(f), Some(j)) = (&flow, &t.state.journey) {
+        if f.step(&j.step).is_none() {
+            return Err(EngineError::UnknownStep { flow: f.id.clone(), step: j.step.clone() });
+        }
+    }
+
+    match (&event.kind, flow) {
+        (EventKind::ErpOutcome { journey_id, action, reference, error }, flow) => {
+            on_erp_outcome(&mut t, flow, journey_id, action, reference.clone(), error.clone())?;
+        }
+        (EventKind::Reaction { emoji }, _) => {
+            t.note("ignored", format!("reaction {emoji:?} needs no answer"), None);
+        }
+        (_, Some(flow)) if t.state.session.phase() == Phase::AwaitingErp => {
+            t.note("ignored", "the ERP has not answered yet; the customer was asked to wait".into(), None);
+            let what = flow.title.to_lowercase();
+            t.say(format!("I'm still confirming this with our system ({what}). I'll message you as soon as it's done."));
+        }
+        (EventKind::Text { body }, None) => match route(flows, body) {
+            Some(flow) => {
+                start_journey(&mut t, &flow, "keywords in the message")?;
+                apply_extracted(&mut t, &flow);
+                advance(&mut t, &flow, None)?;
+            }
+            None => {
+                let why = if is_one_of(body, GREETINGS) { "greeting" } else { "no journey matched" };
+                menu(&mut t, why);
+            }
+        },
+        (EventKind::Choice { id, title }, None) => match id.strip_prefix("m|").and_then(|f| flows.flow(f).cloned()) {
+            Some(flow) => {
+                start_journey(&mut t, &flow, "main-menu button")?;
+                advance(&mut t, &flow, None)?;
+            }
+            None => match route(flows, title) {
+                Some(flow) => {
+                    start_journey(&mut t, &flow, "button title")?;
+                    advance(&mut t, &flow, None)?;
+                }
+                None => {
+                    t.say(flows.business.messages.stale_button.clone());
+                    menu(&mut t, "button from a journey that has ended");
+                }
+            },
+        },
+        (EventKind::Text { body }, Some(flow)) => on_text(&mut t, &flow, body)?,
+        (EventKind::Choice { id, title }, Some(flow)) => on_choice(&mut t, &flow, id, title)?,
+        (EventKind::Location { latitude, longitude, name, address }, Some(flow)) => {
+            let text = [name.clone(), address.clone()].into_iter().flatten().collect::<Vec<_>>().join(", ");
+            let value = SlotValue::Address { text, latitude: Some(*latitude), longitude: Some(*longitude) };
+            let target = address_slot(&t, &flow);
+            match target {
+                Some(slot) => {
+                    fill(&mut t, &flow, &slot, value, SlotSource::Location, "location message".into());
+                    advance(&mut t, &flow, None)?;
+                }
+                None => {
+                    t.note("ignored", "a location arrived but no address is being asked".into(), None);
+                    t.say("Thanks for the location! I don't need an address right now.".into());
+                    advance(&mut t, &flow, None)?;
+                }
+            }
+        }
+        (EventKind::Location { .. }, None) => {
+            t.say("Thanks for the location! What can we do for you?".into());
+            menu(&mut t, "location outside a journey");
+        }
+        (EventKind::Media { media_type, .. } | EventKind::Unsupported { kind: media_type }, flow) => {
+            t.note("unsupported", format!("{media_type} cannot answer any question here"), None);
+            t.say(flows.business.messages.unsupported.clone());
+            match flow {
+                Some(flow) => advance(&mut t, &flow, None)?,
+                None => menu(&mut t, "after an unsupported message"),
+            }
+        }
+        (EventKind::Contacts { .. }, flow) => {
+            t.note("unsupported", "contact cards cannot answer any question here".into(), None);
+            t.say(flows.business.messages.unsupported.clone());
+            match flow {
+                Some(flow) => advance(&mut t, &flow, None)?,
+                None => menu(&mut t, "after contact cards"),
+            }
+        }
+    }
+    let step_after = step_label(&t.state);
+    Ok(Decision { state: t.state, replies: t.replies, erp: t.erp, trace: t.trace, step_before, step_after })
+}
+
+fn menu(t: &mut Turn<'_>, why: &str) {
+    let b = &t.flows.business;
+    let greeting = match t.state.profile.get("first_name") {
+        Some(name) => b.messages.welcome_back.replace("{first_name}", &name.value.display()),
+        None => b.messages.welcome.clone(),
+    }
+    .replace("{business}", &b.name);
+    let options: Vec<ReplyOption> = t
+        .flows
+        .flows
+        .values()
+        .filter_map(|f| f.menu_title.as_ref().map(|title| ReplyOption { id: button::menu(&f.id), title: title.clone(), description: None }))
+        .collect();
+    t.note("menu", format!("main menu ({why})"), None);
+    t.replies.push(Reply::Choices { body: greeting, options, button: "Menu".into() });
+}
+
+fn start_journey(t: &mut Turn<'_>, flow: &Arc<Flow>, why: &str) -> Result<(), EngineError> {
+    let id = journey_id(&t.state, flow);
+    let mut journey = Journey {
+        id,
+        flow: flow.id.clone(),
+        version: flow.version,
+        step: flow.start_step().to_string(),
+        slots: Default::default(),
+        reprompts: 0,
+        choosing_change: false,
+        erp: None,
+    };
+    for (name, slot) in &flow.slots {
+        if slot.profile {
+            if let Some(known) = t.state.profile.get(name) {
+                journey.slots.insert(name.clone(), FilledSlot { source: SlotSource::Profile, ..known.clone() });
+            }
+        }
+    }
+    let prefilled: Vec<String> = journey.slots.keys().cloned().collect();
+    t.state.journey = Some(journey);
+    t.state.session.accept(SessionEvent::JourneyStarted);
+    let source = flow.step(flow.start_step()).map(|s| s.source.clone());
+    t.note(
+        "start",
+        format!(
+            "journey {} v{} started ({why}){}",
+            flow.id,
+            flow.version,
+            if prefilled.is_empty() { String::new() } else { format!("; known from the profile: {}", prefilled.join(", ")) }
+        ),
+        source,
+    );
+    Ok(())
+}
+
+/// Journey ids are derived from the conversation and its turn counter, so a replayed turn makes
+/// the same id (and so the same ERP idempotency key).
+fn journey_id(state: &ConversationState, flow: &Flow) -> String {
+    format!("{}-{}-{}", flow.id, state.customer, state.turns)
+}
+
+fn journey<'a>(t: &'a Turn<'_>) -> &'a Journey {
+    // Callers only use this after a journey exists; the engine never reaches here otherwise.
+    t.state.journey.as_ref().expect("journey present")
+}
+
+fn journey_mut<'a>(t: &'a mut Turn<'_>) -> &'a mut Journey {
+    t.state.journey.as_mut().expect("journey present")
+}
+
+fn fill(t: &mut Turn<'_>, flow: &Flow, slot: &str, value: SlotValue, source: SlotSource, evidence: String) {
+    let turn = t.state.turns;
+    let filled = FilledSlot { value: value.clone(), source, turn };
+    if flow.slots.get(slot).is_some_and(|s| s.profile) {
+        t.state.profile.insert(slot.to_string(), filled.clone());
+    }
+    let j = journey_mut(t);
+    let old = j.slots.insert(slot.to_string(), filled);
+    let detail = match old {
+        Some(o) if o.value != value => format!("{slot} = {:?} (was {:?}), from {evidence}", value.display(), o.value.display()),
+        _ => format!("{slot} = {:?}, from {evidence}", value.display()),
+    };
+    let src = flow.step_collecting(slot).map(|s| s.source.clone());
+    t.note("fill", detail, src);
+}
+
+/// Fills the slots the guard phase found. Slots of the current question, empty slots, and (at
+/// the summary) corrections are taken; a slot filled earlier is not silently overwritten
+/// elsewhere. Returns how many slots were filled.
+fn apply_extracted(t: &mut Turn<'_>, flow: &Flow) -> usize {
+    if t.guards.flow.as_deref() != Some(flow.id.as_str()) {
+        return 0;
+    }
+    let j = journey(t);
+    let current = flow.step(&j.step);
+    let at_summary = matches!(current.map(|s| &s.kind), Some(StepKind::Confirm { .. }));
+    let focus: Vec<String> = match current.map(|s| &s.kind) {
+        Some(StepKind::Collect { slots, .. }) => slots.clone(),
+        _ => vec![],
+    };
+    let take: Vec<(String, Extracted)> = t
+        .guards
+        .slots
+        .iter()
+        .filter(|(name, _)| flow.slots.contains_key(*name))
+        .filter(|(name, ex)| {
+            let existing = j.slots.get(*name);
+            existing.is_none() || focus.contains(name) || (at_summary && existing.is_some_and(|e| e.value != ex.value))
+        })
+        .map(|(n, e)| (n.clone(), e.clone()))
+        .collect();
+    let n = take.len();
+    for (name, ex) in take {
+        fill(t, flow, &name, ex.value, ex.source, format!("{:?} ({})", ex.evidence, source_name(ex.source)));
+    }
+    n
+}
+
+fn source_name(s: SlotSource) -> &'static str {
+    match s {
+        SlotSource::Button => "button",
+        SlotSource::Parser => "deterministic parser",
+        SlotSource::Llm => "LLM guard, grounded",
+        SlotSource::Location => "location",
+        SlotSource::Profile => "profile",
+    }
+}
+
+fn address_slot(t: &Turn<'_>, flow: &Flow) -> Option<String> {
+    let j = journey(t);
+    if let Some(StepKind::Collect { slots, .. }) = flow.step(&j.step).map(|s| &s.kind) {
+        if let Some(s) = slots.iter().find(|s| flow.slots.get(*s).is_some_and(|d| d.kind == SlotType::Address)) {
+            return Some(s.clone());
+        }
+    }
+    flow.slots.values().find(|s| s.kind == SlotType::Address && !j.slots.contains_key(&s.name)).map(|s| s.name.clone())
+}
+
+fn cancel(t: &mut Turn<'_>, why: &str) {
+    if let Some(j) = t.state.journey.take() {
+        t.note("cancel", format!("journey {} cancelled at step {} ({why})", j.flow, j.step), None);
+    }
+    t.state.session.accept(SessionEvent::JourneyEnded);
+    t.say(t.flows.business.messages.cancelled.clone());
+}
+
+fn on_text(t: &mut Turn<'_>, flow: &Arc<Flow>, body: &str) -> Result<(), EngineError> {
+    let step = flow.step(&journey(t).step).cloned().ok_or_else(|| EngineError::UnknownStep { flow: flow.id.clone(), step: journey(t).step.clone() })?;
+    if is_one_of(body, RESTART_WORDS) {
+        if let Some(j) = t.state.journey.take() {
+            t.note("cancel", format!("journey {} left at step {} (customer asked for the menu)", j.flow, j.step), None);
+        }
+        t.state.session.accept(SessionEvent::JourneyEnded);
+        menu(t, "customer asked for it");
+        return Ok(());
+    }
+    match &step.kind {
+        StepKind::Confirm { on_confirm, on_cancel, change, .. } => {
+            if journey(t).choosing_change {
+                if let Some(target) = change.iter().find(|c| flow.step(c).is_some_and(|s| contains_words(body, &s.title) || contains_words(body, c))) {
+                    return start_change(t, flow, target);
+                }
+            }
+            if is_one_of(body, CONFIRM_WORDS) {
+                return go(t, flow, on_confirm, "customer typed a confirmation", Some(step.source.clone()));
+            }
+            if is_one_of(body, NO_WORDS) || is_one_of(body, CANCEL_WORDS) {
+                return go(t, flow, on_cancel, "customer typed a cancellation", Some(step.source.clone()));
+            }
+            let corrected = apply_extracted(t, flow);
+            if corrected > 0 {
+                journey_mut(t).choosing_change = false;
+                t.say("Updated.".into());
+                return advance(t, flow, None);
+            }
+            if CHANGE_WORDS.iter().any(|w| contains_words(body, w)) {
+                if let Some(target) = change.iter().find(|c| flow.step(c).is_some_and(|s| contains_words(body, &s.title) || contains_words(body, c))) {
+                    return start_change(t, flow, target);
+                }
+                return change_menu(t, flow, &step.id, change);
+            }
+            advance(t, flow, Some("Please choose one of the buttons below.".into()))
+        }
+        StepKind::Collect { .. } => {
+            if is_one_of(body, CANCEL_WORDS) {
+                cancel(t, "customer typed a cancel word");
+                return Ok(());
+            }
+            let filled = apply_extracted(t, flow);
+            if filled == 0 {
+                let reason = t.guards.problem.clone().unwrap_or_else(|| "Sorry, I didn't catch that.".into());
+                journey_mut(t).reprompts += 1;
+                advance(t, flow, Some(reason))
+            } else {
+                journey_mut(t).reprompts = 0;
+                advance(t, flow, None)
+            }
+        }
+        StepKind::Erp { .. } | StepKind::End { .. } => advance(t, flow, None),
+    }
+}
+
+fn on_choice(t: &mut Turn<'_>, flow: &Arc<Flow>, id: &str, title: &str) -> Result<(), EngineError> {
+    let j = journey(t).clone();
+    let parsed = button::parse(id);
+    let fresh = parsed.as_ref().is_some_and(|p| p.flow == j.flow && p.version == j.version && p.step == j.step);
+    let Some(p) = parsed.filter(|_| fresh) else {
+        if id.starts_with("b|") || id.starts_with("m|") {
+            t.note("stale_button", format!("button {id:?} was made for an earlier question; the journey is at {}/{}", j.flow, j.step), None);
+            t.say(t.flows.business.messages.stale_button.clone());
+            return advance(t, flow, None);
+        }
+        // Not one of our ids (a template quick-reply, say): read its title as typed text.
+        return on_text(t, flow, title);
+    };
+    let step = flow.step(&j.step).cloned().ok_or_else(|| EngineError::UnknownStep { flow: flow.id.clone(), step: j.step.clone() })?;
+    match (&step.kind, p.value) {
+        (StepKind::Confirm { on_confirm, .. }, "confirm") => go(t, flow, on_confirm, "Confirm pressed", Some(step.source.clone())),
+        (StepKind::Confirm { on_cancel, .. }, "cancel") => go(t, flow, on_cancel, "Cancel pressed", Some(step.source.clone())),
+        (StepKind::Confirm { change, .. }, "change") => change_menu(t, flow, &step.id, change),
+        (StepKind::Confirm { change, .. }, v) if v.starts_with("change:") => {
+            let target = &v["change:".len()..];
+            if change.iter().any(|c| c == target) {
+                start_change(t, flow, target)
+            } else {
+                advance(t, flow, Some("That option is not available.".into()))
+            }
+        }
+        (StepKind::Collect { slots, .. }, v) => {
+            let Some((slot, option)) = v.strip_prefix("set:").and_then(|s| s.split_once('=')) else {
+                return advance(t, flow, Some("Sorry, I didn't catch that.".into()));
+            };
+            if !slots.iter().any(|s| s == slot) {
+                return advance(t, flow, Some("Sorry, I didn't catch that.".into()));
+            }
+            match option_value(t, flow, slot, option, title) {
+                Some(value) => {
+                    fill(t, flow, slot, value, SlotSource::Button, format!("button {title:?}"));
+                    journey_mut(t).reprompts = 0;
+                    advance(t, flow, None)
+                }
+                None => {
+                    t.note("stale_button", format!("option {option:?} of {slot} is no longer offered"), Some(step.source.clone()));
+                    advance(t, flow, Some("That option is no longer available; please pick again.".into()))
+                }
+            }
+        }
+        _ => {
+            t.note("stale_button", format!("button {id:?} does not fit step {}", step.id), Some(step.source.clone()));
+            advance(t, flow, None)
+        }
+    }
+}
+
+/// The slot value for a pressed option: a choice with its title and price, or an offered time.
+fn option_value(t: &Turn<'_>, flow: &Flow, slot: &str, option: &str, title: &str) -> Option<SlotValue> {
+    let decl = flow.slots.get(slot)?;
+    let options = options_of(t, flow, slot);
+    let found = options.iter().find(|o| o.id == option);
+    match decl.kind {
+        SlotType::DateTime => {
+            let civil: jiff::civil::DateTime = option.parse().ok()?;
+            Some(SlotValue::DateTime { civil: civil.to_string(), zone: t.flows.business.time_zone_name.clone() })
+        }
+        _ => found.map(|o| SlotValue::Choice { id: o.id.clone(), title: o.title.clone(), price: o.price }).or_else(|| {
+            // An offered option that a lookup no longer lists: keep the customer's pick only if
+            // the option is static (it cannot have disappeared).
+            let _ = title;
+            None
+        }),
+    }
+}
+
+// A slot's options: static, or from the guard phase's lookups.
+fn options_of(t_or_guards: &Turn<'_>, flow: &Flow, slot: &str) -> Vec<ChoiceOption> {
+    slot_options(t_or_guards.guards, flow, slot)
+}
+
+/// A slot's options given the guard results (static ones need none).
+pub fn slot_options(guards: &GuardResults, flow: &Flow, slot: &str) -> Vec<ChoiceOption> {
+    match flow.slots.get(slot).map(|s| &s.options) {
+        Some(OptionSource::Static(items)) => items.clone(),
+        Some(OptionSource::Lookup(name)) => guards.lookups.get(name).cloned().unwrap_or_default(),
+        _ => vec![],
+    }
+}
+
+fn change_menu(t: &mut Turn<'_>, flow: &Flow, step: &str, change: &[String]) -> Result<(), EngineError> {
+    let j = journey_mut(t);
+    j.choosing_change = true;
+    let (fid, version) = (j.flow.clone(), j.version);
+    let options = change
+        .iter()
+        .filter_map(|c| flow.step(c))
+        .map(|s| ReplyOption { id: button::encode(&fid, version, step, &format!("change:{}", s.id)), title: s.title.clone(), description: None })
+        .collect();
+    t.note("ask", "what to change".into(), flow.step(step).map(|s| s.source.clone()));
+    t.replies.push(Reply::Choices { body: "What would you like to change?".into(), options, button: "Change".into() });
+    Ok(())
+}
+
+fn start_change(t: &mut Turn<'_>, flow: &Arc<Flow>, target: &str) -> Result<(), EngineError> {
+    let mut clear: Vec<String> = Vec::new();
+    if let Some(StepKind::Collect { slots, branches, .. }) = flow.step(target).map(|s| &s.kind) {
+        clear.extend(slots.iter().cloned());
+        // Slots of the steps its branches lead to depend on its answer: ask them again too.
+        for b in branches {
+            if let Some(StepKind::Collect { slots, .. }) = flow.step(&b.goto).map(|s| &s.kind) {
+                clear.extend(slots.iter().cloned());
+            }
+        }
+    }
+    let j = journey_mut(t);
+    j.choosing_change = false;
+    for s in &clear {
+        j.slots.remove(s);
+    }
+    j.step = target.to_string();
+    let source = flow.step(target).map(|s| s.source.clone());
+    t.note("transition", format!("change requested: {target} (cleared {})", clear.join(", ")), source);
+    advance(t, flow, None)
+}
+
+fn go(t: &mut Turn<'_>, flow: &Arc<Flow>, target: &str, why: &str, source: Option<SourceRef>) -> Result<(), EngineError> {
+    let j = journey_mut(t);
+    let from = std::mem::replace(&mut j.step, target.to_string());
+    j.reprompts = 0;
+    j.choosing_change = false;
+    t.note("transition", format!("{from} → {target} ({why})"), source);
+    advance(t, flow, None)
+}
+
+fn condition_holds(j: &Journey, c: &Condition) -> bool {
+    match c {
+        Condition::Equals { slot, value } => j.slots.get(slot).is_some_and(|s| s.value.id() == *value),
+        Condition::NotEquals { slot, value } => j.slots.get(slot).is_none_or(|s| s.value.id() != *value),
+    }
+}
+
+/// Renders `{placeholders}` of a flow text.
+fn render_text(t: &Turn<'_>, flow: &Flow, text: &str) -> String {
+    let mut out = text.replace("{business}", &t.flows.business.name);
+    if let Some(j) = &t.state.journey {
+        if out.contains("{summary}") {
+            let lines: Vec<String> = flow
+                .slots
+                .values()
+                .filter_map(|s| j.slots.get(&s.name).map(|v| format!("• {}: {}", s.label, v.value.display())))
+                .collect();
+            out = out.replace("{summary}", &lines.join("\n"));
+        }
+        for (name, v) in &j.slots {
+            out = out.replace(&format!("{{{name}}}"), &v.value.display());
+        }
+        if let Some(e) = &j.erp {
+            out = out.replace("{erp.reference}", e.reference.as_deref().unwrap_or("-"));
+            out = out.replace("{erp.error}", e.error.as_deref().unwrap_or("-"));
+        }
+    }
+    out
+}
+
+/// Moves from the current step through every step whose work is done, and stops at the first
+/// that needs the customer (asking its question), at an ERP write, or at an end.
+fn advance(t: &mut Turn<'_>, flow: &Arc<Flow>, reprompt: Option<String>) -> Result<(), EngineError> {
+    let mut reprompt = reprompt;
+    for _ in 0..=flow.steps.len() {
+        let j = journey(t).clone();
+        let step = flow.step(&j.step).cloned().ok_or_else(|| EngineError::UnknownStep { flow: flow.id.clone(), step: j.step.clone() })?;
+        match &step.kind {
+            StepKind::Collect { ask, example, slots, branches, next } => {
+                let missing: Vec<&String> = slots.iter().filter(|s| !j.slots.contains_key(*s)).collect();
+                if missing.is_empty() {
+                    let (target, source, why) = match branches.iter().find(|b| condition_holds(&j, &b.when)) {
+                        Some(b) => (b.goto.clone(), b.source.clone(), "branch condition holds"),
+                        None => (next.clone(), step.source.clone(), "slots filled"),
+                    };
+                    journey_mut(t).step = target.clone();
+                    journey_mut(t).reprompts = 0;
+                    t.note("transition", format!("{} → {target} ({why})", step.id), Some(source));
+                    continue;
+                }
+                for s in &missing {
+                    if j.slots.contains_key(*s) {
+                        return Err(EngineError::AskedFilledSlot { flow: flow.id.clone(), step: step.id.clone(), slot: (*s).clone(), at: step.source.clone() });
+                    }
+                }
+                let question = if missing.len() < slots.len() {
+                    let labels: Vec<String> = missing.iter().filter_map(|s| flow.slots.get(*s)).map(|s| s.label.to_lowercase()).collect();
+                    let first = j.slots.get("first_name").map(|v| format!(", {}", v.value.display())).unwrap_or_default();
+                    format!("Thanks{first}! And your {}?", labels.join(" and "))
+                } else {
+                    render_text(t, flow, ask)
+                };
+                let body = match reprompt.take() {
+                    Some(reason) => {
+                        let hint = example.as_ref().map(|e| format!(" For example: {e}")).unwrap_or_default();
+                        format!("{reason}{hint}\n\n{question}")
+                    }
+                    None => question,
+                };
+                let what = if j.reprompts > 0 { "reprompt" } else { "ask" };
+                t.note(what, format!("step {} asks for {}", step.id, missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")), Some(step.source.clone()));
+                let options = if missing.len() == 1 { slot_options(t.guards, flow, missing[0]) } else { vec![] };
+                if options.is_empty() {
+                    t.say(body);
+                } else {
+                    let slot = missing[0];
+                    let replies = options
+                        .iter()
+                        .take(crate::flow::MAX_LIST_ROWS)
+                        .map(|o| ReplyOption {
+                            id: button::encode(&flow.id, j.version, &step.id, &format!("set:{slot}={}", o.id)),
+                            title: o.title.clone(),
+                            description: o.description.clone(),
+                        })
+                        .collect();
+                    t.replies.push(Reply::Choices { body, options: replies, button: "Choose".into() });
+                }
+                return Ok(());
+            }
+            StepKind::Confirm { text, .. } => {
+                let mut body = render_text(t, flow, text);
+                if let Some(reason) = reprompt.take() {
+                    body = format!("{reason}\n\n{body}");
+                }
+                let b = |v: &str, title: &str| ReplyOption { id: button::encode(&flow.id, j.version, &step.id, v), title: title.into(), description: None };
+                t.note("ask", format!("summary at step {}", step.id), Some(step.source.clone()));
+                t.replies.push(Reply::Choices {
+                    body,
+                    options: vec![b("confirm", "Confirm"), b("change", "Change"), b("cancel", "Cancel")],
+                    button: "Choose".into(),
+                });
+                return Ok(());
+            }
+            StepKind::Erp { action, say, on_failure, .. } => {
+                let Some(decl) = t.flows.actions.get(action) else {
+                    return Err(EngineError::UnknownStep { flow: flow.id.clone(), step: format!("{} (action {action})", step.id) });
+                };
+                let key = format!("{}:{}", j.id, action);
+                let mut context = t.state.template_context();
+                context.insert("idempotency_key".into(), key.clone().into());
+                match erp_actions::render_action(action, decl, &context, &key) {
+                    Ok(rendered) => {
+                        t.state.session.accept(SessionEvent::ErpRequested);
+                        t.note("erp_request", format!("ERP action {action} queued with idempotency key {key}"), Some(step.source.clone()));
+                        t.erp.push(ErpRequest { journey_id: j.id.clone(), action: rendered });
+                        if let Some(say) = say {
+                            let body = render_text(t, flow, say);
+                            t.say(body);
+                        }
+                        return Ok(());
+                    }
+                    Err(problems) => {
+                        let reason = problems.iter().map(|p| format!("{} {}: {}", p.document, p.at, p.message)).collect::<Vec<_>>().join("; ");
+                        t.note("erp_invalid", format!("ERP body for {action} failed its schema, nothing sent: {reason}"), Some(step.source.clone()));
+                        let jm = journey_mut(t);
+                        jm.erp = Some(state::ErpStatus { action: action.clone(), reference: None, error: Some(reason) });
+                        jm.step = on_failure.clone();
+                        continue;
+                    }
+                }
+            }
+            StepKind::End { text } => {
+                let body = render_text(t, flow, text);
+                t.say(body);
+                t.note("end", format!("journey {} ended at step {}", flow.id, step.id), Some(step.source.clone()));
+                t.state.journey = None;
+                t.state.session.accept(SessionEvent::JourneyEnded);
+                t.state.journeys_completed += 1;
+                return Ok(());
+            }
+        }
+    }
+    Err(EngineError::TransitionLoop { flow: flow.id.clone(), step: journey(t).step.clone(), steps: flow.steps.len() + 1 })
+}
+
+fn on_erp_outcome(
+    t: &mut Turn<'_>,
+    flow: Option<Arc<Flow>>,
+    journey_id: &str,
+    action: &str,
+    reference: Option<String>,
+    error: Option<String>,
+) -> Result<(), EngineError> {
+    let Some(flow) = flow.filter(|_| t.state.journey.as_ref().is_some_and(|j| j.id == journey_id)) else {
+        t.note("ignored", format!("ERP answer for journey {journey_id} which is no longer under way"), None);
+        return Ok(());
+    };
+    if !t.state.session.accept(SessionEvent::ErpSettled) {
+        t.note("ignored", format!("ERP answer for {action} arrived while nothing was awaited (duplicate)"), None);
+        return Ok(());
+    }
+    let step = flow.step(&journey(t).step).cloned().ok_or_else(|| EngineError::UnknownStep { flow: flow.id.clone(), step: journey(t).step.clone() })?;
+    let StepKind::Erp { on_success, on_failure, .. } = &step.kind else {
+        t.note("ignored", format!("ERP answer for {action} but step {} is not an ERP step", step.id), None);
+        return Ok(());
+    };
+    let ok = reference.is_some() && error.is_none();
+    if let Some(r) = &reference {
+        t.state.references.push(r.clone());
+    }
+    journey_mut(t).erp = Some(state::ErpStatus { action: action.into(), reference: reference.clone(), error: error.clone() });
+    t.note(
+        "erp_outcome",
+        match (&reference, &error) {
+            (Some(r), None) => format!("ERP accepted {action}: reference {r}"),
+            (_, e) => format!("ERP refused {action}: {}", e.clone().unwrap_or_default()),
+        },
+        Some(step.source.clone()),
+    );
+    let target = if ok { on_success.clone() } else { on_failure.clone() };
+    go(t, &flow, &target, if ok { "ERP succeeded" } else { "ERP failed" }, Some(step.source.clone()))
+}

@@ -1,0 +1,210 @@
+//! The conversation state: what the engine remembers about one customer between turns.
+//!
+//! Stored as JSON in the `conversations` table; every field has a default so a state written by an
+//! older build still loads.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::lifecycle::SessionMachine;
+
+/// A typed slot value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SlotValue {
+    /// Text: names, plates, car make and model, free text.
+    Text {
+        /// The value.
+        value: String,
+    },
+    /// One option of a choice.
+    Choice {
+        /// Option id.
+        id: String,
+        /// Option title as shown.
+        title: String,
+        /// Price, for catalog options.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        price: Option<f64>,
+    },
+    /// A date and time in the business's time zone.
+    DateTime {
+        /// Civil date-time, `YYYY-MM-DDTHH:MM:SS`.
+        civil: String,
+        /// The IANA zone it is in.
+        zone: String,
+    },
+    /// An address, typed or from a WhatsApp location message.
+    Address {
+        /// The address text (the place's name and address for a location).
+        text: String,
+        /// Latitude in degrees, for a location.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        latitude: Option<f64>,
+        /// Longitude in degrees, for a location.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        longitude: Option<f64>,
+    },
+}
+
+impl SlotValue {
+    /// The id used by branch conditions: the option id of a choice, the text otherwise.
+    pub fn id(&self) -> String {
+        match self {
+            SlotValue::Text { value } => value.clone(),
+            SlotValue::Choice { id, .. } => id.clone(),
+            SlotValue::DateTime { civil, .. } => civil.clone(),
+            SlotValue::Address { text, .. } => text.clone(),
+        }
+    }
+
+    /// How the value is shown to the customer ("Tue 25 Nov, 10:00").
+    pub fn display(&self) -> String {
+        match self {
+            SlotValue::Text { value } => value.clone(),
+            SlotValue::Choice { title, .. } => title.clone(),
+            SlotValue::DateTime { civil, .. } => match civil.parse::<jiff::civil::DateTime>() {
+                Ok(dt) => dt.strftime("%a %-d %b, %H:%M").to_string(),
+                Err(_) => civil.clone(),
+            },
+            SlotValue::Address { text, latitude, longitude } => match (text.is_empty(), latitude, longitude) {
+                (true, Some(la), Some(lo)) => format!("📍 {la:.5}, {lo:.5}"),
+                _ => text.clone(),
+            },
+        }
+    }
+
+    /// The value as ERP templates see it: a string, or an object whose `value` is used when the
+    /// placeholder names the slot alone (`${visit_time}`) and whose fields can be named
+    /// (`${visit_time.date}`, `${service.price}`).
+    pub fn to_template_value(&self) -> Value {
+        match self {
+            SlotValue::Text { value } => Value::String(value.clone()),
+            SlotValue::Choice { id, title, price } => json!({"value": id, "id": id, "title": title, "price": price}),
+            SlotValue::DateTime { civil, zone } => {
+                let (date, time) = civil.split_once('T').unwrap_or((civil.as_str(), "00:00:00"));
+                json!({"value": format!("{date} {time}"), "date": date, "time": time, "zone": zone})
+            }
+            SlotValue::Address { text, latitude, longitude } => {
+                json!({"value": if text.is_empty() { self.display() } else { text.clone() }, "latitude": latitude, "longitude": longitude})
+            }
+        }
+    }
+}
+
+/// How a slot got its value, for turn records and summaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlotSource {
+    /// A button or list row the bot offered.
+    Button,
+    /// A deterministic extractor on typed text.
+    Parser,
+    /// The LLM guard, grounded in the customer's words.
+    Llm,
+    /// A WhatsApp location message.
+    Location,
+    /// The customer's profile from an earlier journey.
+    Profile,
+}
+
+/// A filled slot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FilledSlot {
+    /// The value.
+    pub value: SlotValue,
+    /// Where it came from.
+    pub source: SlotSource,
+    /// The turn that filled it.
+    pub turn: u64,
+}
+
+/// The answer of an ERP write, kept on the journey for `{erp.reference}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErpStatus {
+    /// The action.
+    pub action: String,
+    /// The ERP's reference, on success.
+    pub reference: Option<String>,
+    /// Why it failed, on failure.
+    pub error: Option<String>,
+}
+
+/// One journey under way: a flow instance with its own id and slots.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Journey {
+    /// Journey id (UUID v7 text); part of ERP idempotency keys.
+    pub id: String,
+    /// Flow id.
+    pub flow: String,
+    /// The flow version it started on.
+    pub version: u32,
+    /// The current step.
+    pub step: String,
+    /// Filled slots.
+    pub slots: BTreeMap<String, FilledSlot>,
+    /// Times the current step's question was asked again because an answer was not understood.
+    #[serde(default)]
+    pub reprompts: u32,
+    /// Set while the summary's "what to change?" list is open.
+    #[serde(default)]
+    pub choosing_change: bool,
+    /// The last ERP answer.
+    #[serde(default)]
+    pub erp: Option<ErpStatus>,
+}
+
+/// Everything remembered about one conversation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConversationState {
+    /// The customer's WhatsApp id.
+    pub customer: String,
+    /// Customer-profile slots (name, car, address), shared across journeys.
+    #[serde(default)]
+    pub profile: BTreeMap<String, FilledSlot>,
+    /// The journey under way.
+    #[serde(default)]
+    pub journey: Option<Journey>,
+    /// The session life cycle (a statig machine).
+    #[serde(default)]
+    pub session: SessionMachine,
+    /// Turns taken.
+    #[serde(default)]
+    pub turns: u64,
+    /// Journeys finished.
+    #[serde(default)]
+    pub journeys_completed: u32,
+    /// References of ERP documents made for this customer, newest last.
+    #[serde(default)]
+    pub references: Vec<String>,
+}
+
+impl ConversationState {
+    /// A new customer's state.
+    pub fn new(customer: &str) -> Self {
+        ConversationState {
+            customer: customer.to_string(),
+            profile: BTreeMap::new(),
+            journey: None,
+            session: SessionMachine::default(),
+            turns: 0,
+            journeys_completed: 0,
+            references: Vec::new(),
+        }
+    }
+
+    /// The template context of the journey: every slot's value, plus `wa_id` and `customer_phone`.
+    pub fn template_context(&self) -> Map<String, Value> {
+        let mut map = Map::new();
+        map.insert("wa_id".into(), Value::String(self.customer.clone()));
+        map.insert("customer_phone".into(), Value::String(format!("+{}", self.customer)));
+        if let Some(j) = &self.journey {
+            for (name, slot) in &j.slots {
+                map.insert(name.clone(), slot.value.to_template_value());
+            }
+        }
+        map
+    }
+}

@@ -1,0 +1,310 @@
+//! The ERP client: Frappe/ERPNext REST by default (`../shared/reference/frappe-rest-api.md`).
+//!
+//! Reads the service catalog (cached with moka) and executes the validated writes the engine
+//! requested, one document after another. Frappe has no idempotency keys (reference §7), so every
+//! document is made safe to repeat: looked up first (by `find_by` fields or by our key in a unique
+//! custom field), created only if missing, and looked up again after a conflict (409, or 417
+//! `UniqueValidationError`) or before a retry, because a timed-out POST may have committed.
+//!
+//! With no `ERP_BASE_URL`, the client answers from a sandbox: the catalog from the fixture named in
+//! `flows/erp.yaml`, and writes accepted locally with a reference derived from the idempotency key.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::flow::erp_actions::{CatalogDecl, RenderedAction, render, validate};
+use crate::flow::graph::ChoiceOption;
+
+/// ERP failures, each with a stable code.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ErpError {
+    /// No answer in time.
+    #[error("erp.timeout: the ERP did not answer within {0} ms; the write will be retried (it is looked up first, so it cannot be made twice)")]
+    Timeout(u64),
+    /// Could not connect.
+    #[error("erp.transport: {0}; check ERP_BASE_URL and that the ERP is up")]
+    Transport(String),
+    /// The ERP answered with an error.
+    #[error("erp.status: HTTP {status} {exc_type}: {message}")]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// Frappe's `exc_type`, when present.
+        exc_type: String,
+        /// Frappe's decoded `_server_messages`, or the body's start.
+        message: String,
+    },
+    /// A body failed its schema after the late placeholders were filled; nothing was sent.
+    #[error("erp.invalid_body: {0}; fix the body template or its schema in flows/erp.yaml")]
+    InvalidBody(String),
+    /// The answer was not what Frappe sends.
+    #[error("erp.bad_response: {0}")]
+    BadResponse(String),
+    /// The catalog fixture could not be read.
+    #[error("erp.fixture: {0}; check the `fixture` path in flows/erp.yaml")]
+    Fixture(String),
+}
+
+impl ErpError {
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ErpError::Timeout(_) => "erp.timeout",
+            ErpError::Transport(_) => "erp.transport",
+            ErpError::Status { .. } => "erp.status",
+            ErpError::InvalidBody(_) => "erp.invalid_body",
+            ErpError::BadResponse(_) => "erp.bad_response",
+            ErpError::Fixture(_) => "erp.fixture",
+        }
+    }
+
+    /// Whether trying again later may succeed: timeouts, transport errors, 429 and 5xx.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ErpError::Timeout(_) | ErpError::Transport(_) => true,
+            ErpError::Status { status, .. } => *status == 429 || *status >= 500,
+            _ => false,
+        }
+    }
+}
+
+/// Connection settings for a Frappe site.
+#[derive(Debug, Clone)]
+pub struct ErpSettings {
+    /// Site URL, such as `https://erp.example.com`.
+    pub base_url: String,
+    /// API key of the integration user.
+    pub api_key: String,
+    /// API secret.
+    pub api_secret: String,
+    /// Time allowed per request.
+    pub timeout: Duration,
+}
+
+/// The ERP client (or its sandbox).
+pub struct ErpClient {
+    http: reqwest::Client,
+    settings: Option<ErpSettings>,
+    catalog_cache: moka::future::Cache<String, Arc<Vec<ChoiceOption>>>,
+}
+
+impl ErpClient {
+    /// A client for `settings`, or the sandbox when `None`. `catalog_ttl` is how long the catalog is
+    /// cached. Errors: the HTTP client could not be built.
+    pub fn new(settings: Option<ErpSettings>, catalog_ttl: Duration) -> Result<Self, ErpError> {
+        let timeout = settings.as_ref().map(|s| s.timeout).unwrap_or(Duration::from_secs(10));
+        let http = reqwest::Client::builder().timeout(timeout).build().map_err(|e| ErpError::Transport(e.to_string()))?;
+        Ok(ErpClient {
+            http,
+            settings,
+            catalog_cache: moka::future::Cache::builder().max_capacity(16).time_to_live(catalog_ttl).build(),
+        })
+    }
+
+    /// Whether writes go to the local sandbox.
+    pub fn is_sandbox(&self) -> bool {
+        self.settings.is_none()
+    }
+
+    /// The catalog as choice options, and where it came from (`erp`, `fixture`, `cache`).
+    pub async fn catalog(&self, decl: &CatalogDecl, root: &Path) -> Result<(Vec<ChoiceOption>, &'static str), ErpError> {
+        let key = decl.doctype.clone();
+        if let Some(hit) = self.catalog_cache.get(&key).await {
+            return Ok((hit.as_ref().clone(), "cache"));
+        }
+        let (rows, source) = match &self.settings {
+            None => {
+                let path = root.join(&decl.fixture);
+                let text = std::fs::read_to_string(&path).map_err(|e| ErpError::Fixture(format!("{}: {e}", path.display())))?;
+                let v: Value = serde_json::from_str(&text).map_err(|e| ErpError::Fixture(format!("{}: {e}", path.display())))?;
+                let rows = v.get("data").cloned().unwrap_or(v);
+                (rows, "fixture")
+            }
+            Some(s) => {
+                let mut fields = vec![decl.id_field.clone(), decl.title_field.clone()];
+                fields.extend(decl.price_field.clone());
+                fields.extend(decl.description_field.clone());
+                let mut url = resource_url(s, &decl.doctype, None)?;
+                url.query_pairs_mut()
+                    .append_pair("fields", &json!(fields).to_string())
+                    .append_pair("filters", &Value::Array(decl.filters.clone()).to_string())
+                    .append_pair("limit_page_length", "0");
+                let v = self.send(s, self.http.get(url)).await?;
+                (v.get("data").cloned().unwrap_or(Value::Null), "erp")
+            }
+        };
+        let Value::Array(rows) = rows else {
+            return Err(ErpError::BadResponse("the catalog is not a list".into()));
+        };
+        let items: Vec<ChoiceOption> = rows
+            .iter()
+            .filter_map(|r| {
+                let id = r.get(&decl.id_field)?.as_str()?.to_string();
+                let title = r.get(&decl.title_field).and_then(Value::as_str).unwrap_or(&id).to_string();
+                let price = decl.price_field.as_ref().and_then(|f| r.get(f)).and_then(Value::as_f64);
+                let description = decl
+                    .description_field
+                    .as_ref()
+                    .and_then(|f| r.get(f))
+                    .and_then(Value::as_str)
+                    .map(|d| crate::text::truncate(d, 72));
+                Some(ChoiceOption { id, title: crate::text::truncate(&title, crate::flow::MAX_ROW_TITLE), description, synonyms: vec![], price })
+            })
+            .collect();
+        self.catalog_cache.insert(key, Arc::new(items.clone())).await;
+        Ok((items, source))
+    }
+
+    /// Executes a rendered action and returns the reference (the `name` of its reference
+    /// document). Safe to call again after any failure: see the module docs.
+    pub async fn execute(&self, action: &RenderedAction) -> Result<String, ErpError> {
+        let Some(s) = &self.settings else {
+            let digest = hex::encode(Sha256::digest(action.idempotency_key.as_bytes()));
+            return Ok(format!("SANDBOX-{}", digest[..8].to_uppercase()));
+        };
+        let mut names: Map<String, Value> = Map::new();
+        for doc in &action.documents {
+            let body = render(&doc.body, &names, &[]).map_err(ErpError::InvalidBody)?;
+            let errors = validate(&doc.schema, &body);
+            if !errors.is_empty() {
+                let text = errors.iter().map(|(at, m)| format!("{} {at}: {m}", doc.alias)).collect::<Vec<_>>().join("; ");
+                return Err(ErpError::InvalidBody(text));
+            }
+            let filters: Vec<Value> = match (&doc.find_by, &doc.idempotency_field) {
+                (Some(f), _) => {
+                    let f = render(&Value::Object(f.clone()), &names, &[]).map_err(ErpError::InvalidBody)?;
+                    f.as_object().map(|m| m.iter().map(|(k, v)| json!([k, "=", v])).collect()).unwrap_or_default()
+                }
+                (None, Some(field)) => vec![json!([field, "=", action.idempotency_key])],
+                (None, None) => vec![],
+            };
+            let name = match self.find(s, &doc.doctype, &filters).await? {
+                Some(existing) => existing,
+                None => match self.create(s, &doc.doctype, &body).await {
+                    Ok(name) => name,
+                    Err(ErpError::Status { status, exc_type, message })
+                        if status == 409 || (status == 417 && exc_type.contains("UniqueValidation")) =>
+                    {
+                        // Someone (an earlier attempt of ours) created it meanwhile: read it back.
+                        self.find(s, &doc.doctype, &filters)
+                            .await?
+                            .ok_or(ErpError::Status { status, exc_type, message })?
+                    }
+                    Err(e) => return Err(e),
+                },
+            };
+            names.insert(doc.alias.clone(), json!({ "name": name }));
+        }
+        names
+            .get(&action.reference)
+            .and_then(|v| v.get("name"))
+            .and_then(Value::as_str)
+            .map(String::from)
+            .ok_or_else(|| ErpError::BadResponse(format!("no document {:?} was written", action.reference)))
+    }
+
+    async fn find(&self, s: &ErpSettings, doctype: &str, filters: &[Value]) -> Result<Option<String>, ErpError> {
+        if filters.is_empty() {
+            return Ok(None);
+        }
+        let mut url = resource_url(s, doctype, None)?;
+        url.query_pairs_mut()
+            .append_pair("fields", "[\"name\"]")
+            .append_pair("filters", &Value::Array(filters.to_vec()).to_string())
+            .append_pair("limit_page_length", "1");
+        let v = self.send(s, self.http.get(url)).await?;
+        Ok(v.pointer("/data/0/name").and_then(Value::as_str).map(String::from))
+    }
+
+    async fn create(&self, s: &ErpSettings, doctype: &str, body: &Value) -> Result<String, ErpError> {
+        let url = resource_url(s, doctype, None)?;
+        let v = self.send(s, self.http.post(url).json(body)).await?;
+        v.pointer("/data/name")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .ok_or_else(|| ErpError::BadResponse("POST answered without data.name".into()))
+    }
+
+    async fn send(&self, s: &ErpSettings, req: reqwest::RequestBuilder) -> Result<Value, ErpError> {
+        let resp = req
+            .header("Authorization", format!("token {}:{}", s.api_key, s.api_secret))
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| if e.is_timeout() { ErpError::Timeout(s.timeout.as_millis() as u64) } else { ErpError::Transport(e.to_string()) })?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| if e.is_timeout() { ErpError::Timeout(s.timeout.as_millis() as u64) } else { ErpError::Transport(e.to_string()) })?;
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        // Success is decided by the HTTP status, not by a stray exc_type (reference §4).
+        if status.is_success() {
+            return Ok(value);
+        }
+        Err(ErpError::Status {
+            status: status.as_u16(),
+            exc_type: value.get("exc_type").and_then(Value::as_str).unwrap_or_default().to_string(),
+            message: server_messages(&value).unwrap_or_else(|| text.chars().take(200).collect()),
+        })
+    }
+}
+
+fn resource_url(s: &ErpSettings, doctype: &str, name: Option<&str>) -> Result<reqwest::Url, ErpError> {
+    let mut url = reqwest::Url::parse(&s.base_url).map_err(|e| ErpError::Transport(format!("ERP_BASE_URL {:?}: {e}", s.base_url)))?;
+    {
+        let mut segs = url.path_segments_mut().map_err(|_| ErpError::Transport("ERP_BASE_URL cannot be a base".into()))?;
+        segs.pop_if_empty().push("api").push("resource").push(doctype);
+        if let Some(n) = name {
+            segs.push(n);
+        }
+    }
+    Ok(url)
+}
+
+/// Decodes Frappe's `_server_messages`: a JSON string of a list of JSON strings, each an object
+/// with `message` (reference §4). HTML tags are stripped.
+pub fn server_messages(body: &Value) -> Option<String> {
+    let outer: Vec<String> = serde_json::from_str(body.get("_server_messages")?.as_str()?).ok()?;
+    let messages: Vec<String> = outer
+        .iter()
+        .filter_map(|m| serde_json::from_str::<Value>(m).ok())
+        .filter_map(|m| m.get("message").and_then(Value::as_str).map(strip_tags))
+        .collect();
+    (!messages.is_empty()).then(|| messages.join(" | "))
+}
+
+fn strip_tags(s: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in s.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_double_encoded_server_messages() {
+        let body = json!({"exc_type": "MandatoryError", "_server_messages": "[\"{\\\"message\\\": \\\"Error: Value missing for <strong>Issue</strong>: Subject\\\"}\"]"});
+        assert_eq!(server_messages(&body).unwrap(), "Error: Value missing for Issue: Subject");
+    }
+
+    #[test]
+    fn doctype_with_space_is_one_encoded_segment() {
+        let s = ErpSettings { base_url: "http://127.0.0.1:9/".into(), api_key: "k".into(), api_secret: "s".into(), timeout: Duration::from_secs(1) };
+        assert_eq!(resource_url(&s, "Sales Order", None).unwrap().path(), "/api/resource/Sales%20Order");
+    }
+}

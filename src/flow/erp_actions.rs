@@ -1,0 +1,357 @@
+//! `flows/erp.yaml`: which ERP endpoints a journey reads and writes, and the JSON bodies it sends.
+//!
+//! Every business's ERP differs, so nothing about doctypes or fields is hard-coded: the catalog
+//! query and each action's documents are declared here. Bodies are JSON templates with `${path}`
+//! placeholders, filled from the journey's slots and validated against the JSON Schema written next
+//! to them before anything leaves (Frappe conventions: `../shared/reference/frappe-rest-api.md` §2).
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::format::Located;
+
+/// The ERP file as written.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErpFile {
+    /// How the service catalog is read.
+    pub catalog: CatalogDecl,
+    /// Writes, by name; a flow's `erp` step names one.
+    pub actions: IndexMap<String, Located<ActionDecl>>,
+}
+
+/// The catalog query: `GET /api/resource/{doctype}?fields=…&filters=…`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogDecl {
+    /// The doctype listed ("Item").
+    pub doctype: String,
+    /// Frappe list filters, `[[field, operator, value], …]`.
+    #[serde(default)]
+    pub filters: Vec<Value>,
+    /// Field holding the option id stored in the slot.
+    pub id_field: String,
+    /// Field holding the title shown to the customer.
+    pub title_field: String,
+    /// Field holding the price (a number), if any.
+    #[serde(default)]
+    pub price_field: Option<String>,
+    /// Field holding a description, if any.
+    #[serde(default)]
+    pub description_field: Option<String>,
+    /// A JSON file (relative to the project root) answering for the ERP when none is configured.
+    pub fixture: String,
+    /// Seconds the catalog stays cached.
+    #[serde(default = "default_ttl")]
+    pub cache_seconds: u64,
+}
+
+fn default_ttl() -> u64 {
+    300
+}
+
+/// One ERP action: documents written in order, each safe to repeat.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionDecl {
+    /// The documents, in the order they are written; a later body may use `${<as>.name}` of an
+    /// earlier one.
+    pub documents: Vec<DocumentDecl>,
+    /// The `as` of the document whose `name` is the reference given to the customer.
+    pub reference: String,
+}
+
+/// One document write. Frappe has no idempotency keys (reference §7): a write is made safe to
+/// repeat either by `find_by` (reuse a document whose fields match) or by `idempotency_field` (a
+/// unique custom field holding our key, looked up before the POST and after a conflict).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentDecl {
+    /// The name later bodies use for this document.
+    #[serde(rename = "as")]
+    pub alias: String,
+    /// The doctype ("Sales Order").
+    pub doctype: String,
+    /// Reuse an existing document whose fields equal these (templated) values.
+    #[serde(default)]
+    pub find_by: Option<Map<String, Value>>,
+    /// A unique custom field that receives the action's idempotency key.
+    #[serde(default)]
+    pub idempotency_field: Option<String>,
+    /// The body template.
+    pub body: Value,
+    /// The JSON Schema (draft 2020-12) the rendered body must satisfy.
+    pub schema: Value,
+}
+
+/// Why a template could not be rendered or its result failed its schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BodyProblem {
+    /// The document alias.
+    pub document: String,
+    /// JSON pointer inside the body, or the placeholder that failed.
+    pub at: String,
+    /// What is wrong, in words.
+    pub message: String,
+}
+
+/// The marker left for a reference to an earlier document, filled in at dispatch time.
+pub const PENDING_PREFIX: &str = "${";
+
+/// Renders a template: every string `${a.b}` is looked up in `context` (`${a.b?}` is optional:
+/// null, or nothing inside a longer string, when there is no value). A string that is exactly one
+/// placeholder keeps the JSON type of the value found; inside a longer string the value is
+/// written as text. `keep` lists top-level names that are left as placeholders (documents not
+/// written yet). A missing value is reported, never sent as empty.
+pub fn render(template: &Value, context: &Map<String, Value>, keep: &[&str]) -> Result<Value, String> {
+    match template {
+        Value::String(s) => render_string(s, context, keep),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| render(v, context, keep))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array),
+        Value::Object(map) => {
+            let mut out = Map::new();
+            for (k, v) in map {
+                out.insert(k.clone(), render(v, context, keep)?);
+            }
+            Ok(Value::Object(out))
+        }
+        other => Ok(other.clone()),
+    }
+}
+
+fn lookup<'a>(context: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    let mut parts = path.split('.');
+    let mut current = context.get(parts.next()?)?;
+    for part in parts {
+        current = current.get(part)?;
+    }
+    // A structured slot value stands for its `value` field when used whole.
+    if let Value::Object(obj) = current {
+        if let Some(v) = obj.get("value") {
+            return Some(v);
+        }
+    }
+    Some(current)
+}
+
+fn render_string(s: &str, context: &Map<String, Value>, keep: &[&str]) -> Result<Value, String> {
+    let trimmed = s.trim();
+    if trimmed.starts_with("${") && trimmed.ends_with('}') && trimmed.matches("${").count() == 1 {
+        let path = &trimmed[2..trimmed.len() - 1];
+        if keep.iter().any(|k| path.split('.').next() == Some(*k)) {
+            return Ok(Value::String(s.to_string()));
+        }
+        // `${name?}`: optional, null when the slot is empty.
+        if let Some(optional) = path.strip_suffix('?') {
+            return Ok(lookup(context, optional).cloned().unwrap_or(Value::Null));
+        }
+        return lookup(context, path)
+            .filter(|v| !v.is_null())
+            .cloned()
+            .ok_or_else(|| format!("no value for ${{{path}}}"));
+    }
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed placeholder in {s:?}"))?;
+        let path = &after[..end];
+        if keep.iter().any(|k| path.split('.').next() == Some(*k)) {
+            out.push_str(&rest[start..start + 2 + end + 1]);
+        } else {
+            let (path, optional) = match path.strip_suffix('?') {
+                Some(p) => (p, true),
+                None => (path, false),
+            };
+            match lookup(context, path) {
+                Some(Value::String(v)) => out.push_str(v),
+                Some(Value::Null) | None if optional => {}
+                Some(Value::Null) | None => return Err(format!("no value for ${{{path}}}")),
+                Some(other) => out.push_str(&other.to_string()),
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(Value::String(out))
+}
+
+/// Lists the `${…}` placeholder paths used in a template, for the flow checker.
+pub fn placeholders(template: &Value, out: &mut Vec<String>) {
+    match template {
+        Value::String(s) => {
+            let mut rest = s.as_str();
+            while let Some(start) = rest.find("${") {
+                let after = &rest[start + 2..];
+                match after.find('}') {
+                    Some(end) => {
+                        out.push(after[..end].trim_end_matches('?').to_string());
+                        rest = &after[end + 1..];
+                    }
+                    None => break,
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| placeholders(v, out)),
+        Value::Object(map) => map.values().for_each(|v| placeholders(v, out)),
+        _ => {}
+    }
+}
+
+/// Validates `body` against `schema` with the `jsonschema` crate, returning every error as
+/// `pointer: message`. A schema that does not compile is reported the same way, at `/`.
+pub fn validate(schema: &Value, body: &Value) -> Vec<(String, String)> {
+    match jsonschema::validator_for(schema) {
+        Ok(validator) => validator
+            .iter_errors(body)
+            .map(|e| {
+                let at = e.instance_path().to_string();
+                (if at.is_empty() { "/".to_string() } else { at }, e.to_string())
+            })
+            .collect(),
+        Err(e) => vec![("/".to_string(), format!("the schema itself is invalid: {e}"))],
+    }
+}
+
+/// An action with every slot placeholder filled and every body checked against its schema;
+/// references to earlier documents (`${customer.name}`) are still placeholders.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenderedAction {
+    /// The action's name in `flows/erp.yaml`.
+    pub action: String,
+    /// The idempotency key of this write (one per journey and action).
+    pub idempotency_key: String,
+    /// The documents to write, in order.
+    pub documents: Vec<RenderedDocument>,
+    /// The alias whose `name` is the reference.
+    pub reference: String,
+}
+
+/// One document of a [`RenderedAction`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenderedDocument {
+    /// Alias (`as`).
+    pub alias: String,
+    /// The doctype.
+    pub doctype: String,
+    /// Rendered `find_by` filters.
+    pub find_by: Option<Map<String, Value>>,
+    /// The unique custom field that carries the idempotency key.
+    pub idempotency_field: Option<String>,
+    /// The rendered body.
+    pub body: Value,
+    /// Its schema, validated again after late placeholders are filled.
+    pub schema: Value,
+}
+
+/// Renders and validates `action` from `context` (the journey's slot values plus `wa_id`,
+/// `idempotency_key` and `today`). Errors name the document and the field, for the customer
+/// ("asked again with the reason") and for the turn record.
+pub fn render_action(
+    name: &str,
+    action: &ActionDecl,
+    context: &Map<String, Value>,
+    idempotency_key: &str,
+) -> Result<RenderedAction, Vec<BodyProblem>> {
+    let aliases: Vec<&str> = action.documents.iter().map(|d| d.alias.as_str()).collect();
+    let mut problems = Vec::new();
+    let mut documents = Vec::new();
+    for doc in &action.documents {
+        let render_one = |t: &Value| render(t, context, &aliases);
+        let body = match render_one(&doc.body) {
+            Ok(b) => b,
+            Err(message) => {
+                problems.push(BodyProblem { document: doc.alias.clone(), at: "body".into(), message });
+                continue;
+            }
+        };
+        let find_by = match &doc.find_by {
+            Some(f) => match render_one(&Value::Object(f.clone())) {
+                Ok(Value::Object(m)) => Some(m),
+                Ok(_) => None,
+                Err(message) => {
+                    problems.push(BodyProblem { document: doc.alias.clone(), at: "find_by".into(), message });
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let mut body = body;
+        if let (Some(field), Value::Object(map)) = (&doc.idempotency_field, &mut body) {
+            map.insert(field.clone(), Value::String(idempotency_key.to_string()));
+        }
+        for (at, message) in validate(&doc.schema, &with_pending_filled(&body)) {
+            problems.push(BodyProblem { document: doc.alias.clone(), at, message });
+        }
+        documents.push(RenderedDocument {
+            alias: doc.alias.clone(),
+            doctype: doc.doctype.clone(),
+            find_by,
+            idempotency_field: doc.idempotency_field.clone(),
+            body,
+            schema: doc.schema.clone(),
+        });
+    }
+    if problems.is_empty() {
+        Ok(RenderedAction {
+            action: name.to_string(),
+            idempotency_key: idempotency_key.to_string(),
+            documents,
+            reference: action.reference.clone(),
+        })
+    } else {
+        Err(problems)
+    }
+}
+
+/// Stands in a non-empty string for every late placeholder, so a body can be validated before
+/// the documents it refers to exist.
+fn with_pending_filled(body: &Value) -> Value {
+    match body {
+        Value::String(s) if s.contains(PENDING_PREFIX) => Value::String("pending".into()),
+        Value::Array(items) => Value::Array(items.iter().map(with_pending_filled).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter().map(|(k, v)| (k.clone(), with_pending_filled(v))).collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn whole_placeholder_keeps_type_and_partial_interpolates() {
+        let ctx = json!({"service": {"value": "WASH", "price": 45.5}, "first_name": "Jane"});
+        let ctx = ctx.as_object().unwrap();
+        let out = render(&json!({"rate": "${service.price}", "code": "${service}", "hi": "Hi ${first_name}!"}), ctx, &[])
+            .unwrap();
+        assert_eq!(out, json!({"rate": 45.5, "code": "WASH", "hi": "Hi Jane!"}));
+    }
+
+    #[test]
+    fn missing_value_is_an_error_and_kept_aliases_stay() {
+        let ctx = Map::new();
+        assert!(render(&json!("${nope}"), &ctx, &[]).is_err());
+        assert_eq!(render(&json!({"f": "${nope?}", "s": "a${nope?}b"}), &ctx, &[]).unwrap(), json!({"f": null, "s": "ab"}));
+        assert_eq!(render(&json!("${customer.name}"), &ctx, &["customer"]).unwrap(), json!("${customer.name}"));
+    }
+
+    #[test]
+    fn schema_errors_carry_pointers() {
+        let schema = json!({"type": "object", "properties": {"qty": {"type": "integer", "minimum": 1}}, "required": ["qty"]});
+        assert!(validate(&schema, &json!({"qty": 1})).is_empty());
+        let errs = validate(&schema, &json!({"qty": 0}));
+        assert_eq!(errs[0].0, "/qty");
+    }
+}

@@ -1,0 +1,284 @@
+//! The flow-file format: what a business owner writes under `flows/`.
+//!
+//! These types mirror the YAML one to one and derive [`JsonSchema`], so the shipped
+//! `flows/flow.schema.json` (written by `carewell flows schema`) lets an editor complete and check a
+//! flow file. They are *not* what the engine runs: [`super::compile`] turns them into the typed graph
+//! of [`super::graph`], checking every reference on the way.
+//!
+//! Values that an error may need to point at are wrapped in [`Located`], which records the line and
+//! column of the YAML node they came from.
+
+use std::borrow::Cow;
+use std::hash::{Hash, Hasher};
+
+use indexmap::IndexMap;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::{Deserialize, Deserializer};
+
+/// A value with the 1-based line and column of the YAML node it was read from.
+///
+/// Deserializes through `serde_saphyr::Spanned`; its JSON Schema is that of `T`, so the location is
+/// invisible to the person writing the file. Equality and hashing look at the value only.
+#[derive(Debug, Clone)]
+pub struct Located<T> {
+    /// The value as written.
+    pub value: T,
+    /// 1-based line of the node (0 when unknown).
+    pub line: u64,
+    /// 1-based column of the node (0 when unknown).
+    pub column: u64,
+}
+
+impl<T> Located<T> {
+    /// Wraps a value with an unknown location (line and column 0), for values built in code.
+    pub fn unplaced(value: T) -> Self {
+        Located { value, line: 0, column: 0 }
+    }
+}
+
+impl<T: PartialEq> PartialEq for Located<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
+}
+impl<T: Eq> Eq for Located<T> {}
+impl<T: Hash> Hash for Located<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.value.hash(state)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Located<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spanned = serde_saphyr::Spanned::<T>::deserialize(deserializer)?;
+        Ok(Located {
+            value: spanned.value,
+            line: spanned.referenced.line(),
+            column: spanned.referenced.column(),
+        })
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Located<T> {
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+    fn schema_name() -> Cow<'static, str> {
+        T::schema_name()
+    }
+    fn schema_id() -> Cow<'static, str> {
+        T::schema_id()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        T::json_schema(generator)
+    }
+}
+
+/// One journey, as written in `flows/<name>.flow.yaml`.
+///
+/// Steps are listed in the order a customer meets them; the first step is where the journey
+/// starts. Exactly one of `collect`, `confirm`, `erp` or `end` makes a step's kind.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlowFile {
+    /// Stable identifier, used in button ids and stored conversations (`[a-z0-9_]+`).
+    pub id: Located<String>,
+    /// Bump when a change would confuse a conversation already under way; conversations keep
+    /// the version they started with.
+    pub version: u32,
+    /// What the journey is, in the customer's words ("Book a service").
+    pub title: String,
+    /// How a customer starts this journey.
+    #[serde(default)]
+    pub start: StartDecl,
+    /// The data this journey collects, by slot name.
+    pub slots: IndexMap<String, Located<SlotDecl>>,
+    /// The optional LLM guard used when the deterministic extractors cannot settle a typed message.
+    #[serde(default)]
+    pub llm: Option<Located<LlmGuardDecl>>,
+    /// The steps, in the order a customer normally meets them.
+    pub steps: IndexMap<String, Located<StepDecl>>,
+}
+
+/// How a journey is started: from the main menu, by keywords in a message, or by a button.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartDecl {
+    /// The title of this journey's button in the main menu (WhatsApp: at most 20 characters for a
+    /// reply button, 24 for a list row).
+    #[serde(default)]
+    pub menu_title: Option<Located<String>>,
+    /// Words that start this journey when a customer types them outside any journey
+    /// (matched case- and accent-insensitively, as whole words).
+    #[serde(default)]
+    pub keywords: Vec<String>,
+}
+
+/// The type of a slot, which picks its deterministic extractor and how it is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SlotType {
+    /// A first name ("Jane").
+    GivenName,
+    /// A last name ("Doe").
+    FamilyName,
+    /// One of the slot's options (static or from a lookup).
+    Choice,
+    /// A date and time in the business's time zone ("tomorrow 10am", "Friday 3pm").
+    DateTime,
+    /// A street address typed as text, or a WhatsApp location message.
+    Address,
+    /// A vehicle registration plate ("ABC-1234").
+    Plate,
+    /// A car manufacturer ("Toyota").
+    CarMake,
+    /// A car model ("Corolla").
+    CarModel,
+    /// Free text.
+    Text,
+}
+
+/// One slot: a typed piece of data the journey collects.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlotDecl {
+    /// The slot's type.
+    #[serde(rename = "type")]
+    pub kind: SlotType,
+    /// How the slot is named to the customer in summaries ("Car plate").
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Customer-profile data (name, car, address): shared across journeys, remembered for the
+    /// customer, and never asked again once known.
+    #[serde(default)]
+    pub profile: bool,
+    /// The options of a `choice` (or the offered values of a `date_time`).
+    #[serde(default)]
+    pub options: Option<OptionsDecl>,
+}
+
+/// Where a slot's options come from: a fixed list, or a named lookup.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OptionsDecl {
+    /// A lookup by name: `catalog` (the ERP's service catalog) or `visit_slots` (times the
+    /// business offers, from `flows/business.yaml`).
+    #[serde(default)]
+    pub lookup: Option<Located<String>>,
+    /// A fixed list of options.
+    #[serde(default)]
+    pub items: Vec<Located<OptionItemDecl>>,
+}
+
+/// One fixed option of a choice.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OptionItemDecl {
+    /// Stable id stored in the slot (`[a-z0-9_-]+`).
+    pub id: String,
+    /// What the customer sees (buttons: at most 20 characters; list rows: at most 24).
+    pub title: String,
+    /// Optional second line in a list (at most 72 characters).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Other words a customer may type for this option.
+    #[serde(default)]
+    pub synonyms: Vec<String>,
+}
+
+/// The flow's LLM guard: which prompt it uses and which Rust type its answer must match.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LlmGuardDecl {
+    /// A template under `prompts/` (without `.md`).
+    pub prompt: Located<String>,
+    /// The output type; `slot_extraction` is the one the engine knows today.
+    pub output: Located<String>,
+}
+
+/// One step (state) of a journey. Exactly one of `collect`, `confirm`, `erp`, `end` is set.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepDecl {
+    /// How this step is named in the "what would you like to change?" menu (at most 24 characters).
+    #[serde(default)]
+    pub title: Option<String>,
+    /// The question asked to fill this step's slots. `{slot}` placeholders are filled in.
+    #[serde(default)]
+    pub ask: Option<String>,
+    /// A short example answer shown when the customer's answer could not be read.
+    #[serde(default)]
+    pub example: Option<String>,
+    /// The slots this step fills. The step is skipped when all are already filled.
+    #[serde(default)]
+    pub collect: Vec<Located<String>>,
+    /// Conditional transitions, tried in order after the step's slots are filled.
+    #[serde(default)]
+    pub branches: Vec<BranchDecl>,
+    /// The step that follows when no branch applies.
+    #[serde(default)]
+    pub next: Option<Located<String>>,
+    /// A summary with Confirm / Change / Cancel buttons.
+    #[serde(default)]
+    pub confirm: Option<ConfirmDecl>,
+    /// A write to the ERP through the outbox.
+    #[serde(default)]
+    pub erp: Option<ErpStepDecl>,
+    /// The closing message of a journey; the step is final.
+    #[serde(default)]
+    pub end: Option<Located<String>>,
+}
+
+/// A guarded transition: `goto` when `when` holds.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BranchDecl {
+    /// The condition.
+    pub when: ConditionDecl,
+    /// The target step.
+    pub goto: Located<String>,
+}
+
+/// A condition on a slot's value.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionDecl {
+    /// The slot tested.
+    pub slot: Located<String>,
+    /// Holds when the slot's stored id equals this.
+    #[serde(default)]
+    pub equals: Option<String>,
+    /// Holds when the slot's stored id differs from this.
+    #[serde(default)]
+    pub not_equals: Option<String>,
+}
+
+/// The summary step.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmDecl {
+    /// The summary text; `{slot}` placeholders are replaced by the slots' values.
+    pub text: Located<String>,
+    /// Where Confirm goes.
+    pub on_confirm: Located<String>,
+    /// Where Cancel goes.
+    pub on_cancel: Located<String>,
+    /// The collect steps offered by Change (their slots are cleared and asked again).
+    #[serde(default)]
+    pub change: Vec<Located<String>>,
+}
+
+/// A step that posts to the ERP and waits for its answer.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErpStepDecl {
+    /// The action's name in `flows/erp.yaml`.
+    pub action: Located<String>,
+    /// What to tell the customer while the ERP works.
+    #[serde(default)]
+    pub say: Option<String>,
+    /// Where to go when the ERP accepted the write; `{erp.reference}` then holds its reference.
+    pub on_success: Located<String>,
+    /// Where to go when the ERP refused the write or stayed unreachable.
+    pub on_failure: Located<String>,
+}

@@ -1,0 +1,208 @@
+//! The compiled, typed flow graph the engine runs. Built only by [`super::compile_flow`], so every
+//! name in it is known to exist: a target step, a slot, an ERP action, a prompt.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use super::format::SlotType;
+
+/// Where something was declared: `file:line:col`, for turn records and `explain`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRef {
+    /// The flow file, relative to the flows directory's parent (`flows/booking.flow.yaml`).
+    pub file: String,
+    /// 1-based line.
+    pub line: u64,
+    /// 1-based column.
+    pub column: u64,
+}
+
+impl std::fmt::Display for SourceRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// One option of a choice slot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChoiceOption {
+    /// Stable id stored in the slot.
+    pub id: String,
+    /// What the customer sees.
+    pub title: String,
+    /// Optional second line.
+    pub description: Option<String>,
+    /// Other words the customer may type for it.
+    pub synonyms: Vec<String>,
+    /// Price in the business's currency, when the option comes from the catalog.
+    pub price: Option<f64>,
+}
+
+/// Where a slot's options come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum OptionSource {
+    /// A fixed list.
+    Static(Vec<ChoiceOption>),
+    /// A named lookup, resolved before each turn: `catalog` or `visit_slots`.
+    Lookup(String),
+    /// No options (free input).
+    None,
+}
+
+/// The lookups the engine knows.
+pub const KNOWN_LOOKUPS: &[&str] = &["catalog", "visit_slots"];
+
+/// A typed slot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Slot {
+    /// Slot name.
+    pub name: String,
+    /// Its type.
+    pub kind: SlotType,
+    /// The label shown in summaries.
+    pub label: String,
+    /// Customer-profile data, shared across journeys.
+    pub profile: bool,
+    /// Its options.
+    pub options: OptionSource,
+}
+
+/// A condition of a branch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Condition {
+    /// The slot's stored id equals the value.
+    Equals { slot: String, value: String },
+    /// The slot's stored id differs from the value (or the slot is empty).
+    NotEquals { slot: String, value: String },
+}
+
+/// A guarded transition.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Branch {
+    /// The guard.
+    pub when: Condition,
+    /// Target step.
+    pub goto: String,
+    /// Where it was written.
+    pub source: SourceRef,
+}
+
+/// What a step does.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum StepKind {
+    /// Ask for `slots` until all are filled, then follow `branches` or `next`.
+    Collect {
+        ask: String,
+        example: Option<String>,
+        slots: Vec<String>,
+        branches: Vec<Branch>,
+        next: String,
+    },
+    /// Show a summary with Confirm / Change / Cancel.
+    Confirm { text: String, on_confirm: String, on_cancel: String, change: Vec<String> },
+    /// Write to the ERP and wait for its answer.
+    Erp { action: String, say: Option<String>, on_success: String, on_failure: String },
+    /// Say `text` and end the journey.
+    End { text: String },
+}
+
+/// One step of a compiled flow.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Step {
+    /// Step id.
+    pub id: String,
+    /// Title in the change menu.
+    pub title: String,
+    /// What it does.
+    pub kind: StepKind,
+    /// Where it was written.
+    pub source: SourceRef,
+}
+
+impl Step {
+    /// Every step this one can go to directly.
+    pub fn targets(&self) -> Vec<&str> {
+        match &self.kind {
+            StepKind::Collect { branches, next, .. } => {
+                let mut t: Vec<&str> = branches.iter().map(|b| b.goto.as_str()).collect();
+                t.push(next);
+                t
+            }
+            StepKind::Confirm { on_confirm, on_cancel, change, .. } => {
+                let mut t = vec![on_confirm.as_str(), on_cancel.as_str()];
+                t.extend(change.iter().map(String::as_str));
+                t
+            }
+            StepKind::Erp { on_success, on_failure, .. } => vec![on_success, on_failure],
+            StepKind::End { .. } => vec![],
+        }
+    }
+}
+
+/// The flow's LLM guard.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LlmGuard {
+    /// Prompt template name under `prompts/`.
+    pub prompt: String,
+    /// The template's text.
+    pub template: String,
+    /// The output type's name.
+    pub output: String,
+}
+
+/// A compiled journey.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Flow {
+    /// Flow id.
+    pub id: String,
+    /// Flow version.
+    pub version: u32,
+    /// Title.
+    pub title: String,
+    /// The file it came from.
+    pub file: String,
+    /// Main-menu title, if the flow is offered in the menu.
+    pub menu_title: Option<String>,
+    /// Start keywords, normalised.
+    pub keywords: Vec<String>,
+    /// Slots in declaration order.
+    pub slots: IndexMap<String, Slot>,
+    /// Steps in declaration order; the first is the start.
+    pub steps: IndexMap<String, Step>,
+    /// The LLM guard, if any.
+    pub llm: Option<LlmGuard>,
+}
+
+impl Flow {
+    /// The start step's id.
+    pub fn start_step(&self) -> &str {
+        self.steps.keys().next().map(String::as_str).unwrap_or("")
+    }
+
+    /// The step with this id.
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.get(id)
+    }
+
+    /// The collect step that fills `slot`, if any.
+    pub fn step_collecting(&self, slot: &str) -> Option<&Step> {
+        self.steps.values().find(
+            |s| matches!(&s.kind, StepKind::Collect { slots, .. } if slots.iter().any(|x| x == slot)),
+        )
+    }
+
+    /// Names of the lookups this flow's slots use.
+    pub fn lookups(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .slots
+            .values()
+            .filter_map(|s| match &s.options {
+                OptionSource::Lookup(l) => Some(l.clone()),
+                _ => None,
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}

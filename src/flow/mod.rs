@@ -1,0 +1,635 @@
+//! Flows are data, checked like code.
+//!
+//! `flows/` holds one `*.flow.yaml` file per journey, `business.yaml` (time zone, visit times,
+//! fixed messages) and `erp.yaml` (catalog query and ERP writes). [`FlowSet::load`] reads them all,
+//! compiles each journey into the typed graph of [`graph`], and refuses the whole set with every
+//! problem found, each as `file:line:col: code: message`, so a running server can keep its last
+//! good version.
+//!
+//! Checks made here: YAML syntax and unknown keys; each step has exactly one kind; every target
+//! step, collected slot, condition slot, lookup, ERP action, prompt and output type exists; no slot
+//! is collected by two steps; every step is reachable from the start and can reach an end;
+//! `{placeholders}` in texts name declared slots; option titles fit WhatsApp's limits (20
+//! characters for a reply button, 24 for a list row: `../shared/reference/whatsapp-cloud-api.md` §7).
+
+pub mod business;
+pub mod erp_actions;
+pub mod format;
+pub mod graph;
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+
+use business::BusinessFile;
+use erp_actions::{ActionDecl, CatalogDecl, ErpFile};
+use format::{FlowFile, Located, SlotType};
+use graph::{
+    Branch, ChoiceOption, Condition, Flow, KNOWN_LOOKUPS, LlmGuard, OptionSource, Slot, SourceRef, Step,
+    StepKind,
+};
+
+/// WhatsApp's longest reply-button title, in characters (reference §7).
+pub const MAX_BUTTON_TITLE: usize = 20;
+/// WhatsApp's longest list-row title, in characters (reference §7).
+pub const MAX_ROW_TITLE: usize = 24;
+/// WhatsApp's largest number of rows in one list message (reference §7).
+pub const MAX_LIST_ROWS: usize = 10;
+/// WhatsApp's largest number of reply buttons in one message (reference §7).
+pub const MAX_BUTTONS: usize = 3;
+
+/// The output types an LLM guard may name: each is a Rust type deriving `JsonSchema`.
+pub const KNOWN_OUTPUTS: &[&str] = &["slot_extraction"];
+
+/// One problem in a flow file, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowProblem {
+    /// The file, as given to the loader.
+    pub file: String,
+    /// 1-based line (0 when the problem concerns the whole file).
+    pub line: u64,
+    /// 1-based column.
+    pub column: u64,
+    /// Stable code, `flow.<what>`.
+    pub code: &'static str,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl std::fmt::Display for FlowProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}: {}: {}", self.file, self.line, self.column, self.code, self.message)
+    }
+}
+
+/// Why a flow set could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    /// The directory or a file could not be read.
+    #[error("flow.io: cannot read {path}: {source}. Check that the path exists and is readable.")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// One or more files are broken; nothing was loaded.
+    #[error("{} problem(s) in the flow files:\n{}", .0.len(), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<FlowProblem>),
+}
+
+impl FlowError {
+    /// The stable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            FlowError::Io { .. } => "flow.io",
+            FlowError::Invalid(_) => "flow.invalid",
+        }
+    }
+}
+
+/// The compiled business facts.
+#[derive(Debug, Clone)]
+pub struct Business {
+    /// Name.
+    pub name: String,
+    /// IANA zone name.
+    pub time_zone_name: String,
+    /// The zone.
+    pub time_zone: jiff::tz::TimeZone,
+    /// Currency code.
+    pub currency: String,
+    /// Offered visit start times.
+    pub visit_times: Vec<jiff::civil::Time>,
+    /// Days ahead offered.
+    pub days_ahead: u32,
+    /// Closed weekdays.
+    pub closed_weekdays: Vec<jiff::civil::Weekday>,
+    /// Opening time.
+    pub opens: jiff::civil::Time,
+    /// Closing time.
+    pub closes: jiff::civil::Time,
+    /// Lead time.
+    pub lead_time: jiff::SignedDuration,
+    /// Fixed messages.
+    pub messages: business::MessagesDecl,
+}
+
+/// Everything under `flows/` and `prompts/`, compiled and checked.
+#[derive(Debug, Clone)]
+pub struct FlowSet {
+    /// Journeys by id.
+    pub flows: IndexMap<String, Arc<Flow>>,
+    /// Business facts.
+    pub business: Arc<Business>,
+    /// Catalog query.
+    pub catalog: CatalogDecl,
+    /// ERP actions by name.
+    pub actions: IndexMap<String, ActionDecl>,
+    /// The project root (parent of `flows/`), for fixtures.
+    pub root: PathBuf,
+}
+
+impl FlowSet {
+    /// Loads and checks `flows_dir` (and `prompts/` beside it).
+    ///
+    /// Errors: [`FlowError::Io`] for an unreadable path, [`FlowError::Invalid`] with every problem
+    /// found otherwise.
+    pub fn load(flows_dir: &Path) -> Result<FlowSet, FlowError> {
+        let root = flows_dir.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        let prompts_dir = root.join("prompts");
+        let display = |p: &Path| -> String {
+            p.strip_prefix(&root).map(|r| r.display().to_string()).unwrap_or_else(|_| p.display().to_string())
+        };
+        let read = |p: &Path| std::fs::read_to_string(p).map_err(|source| FlowError::Io { path: p.to_path_buf(), source });
+
+        let mut problems = Vec::new();
+        let business_path = flows_dir.join("business.yaml");
+        let business_file: Option<BusinessFile> = parse_yaml(&display(&business_path), &read(&business_path)?, &mut problems);
+        let erp_path = flows_dir.join("erp.yaml");
+        let erp_file: Option<ErpFile> = parse_yaml(&display(&erp_path), &read(&erp_path)?, &mut problems);
+
+        let mut prompts = HashMap::new();
+        if prompts_dir.is_dir() {
+            for entry in std::fs::read_dir(&prompts_dir).map_err(|source| FlowError::Io { path: prompts_dir.clone(), source })? {
+                let path = entry.map_err(|source| FlowError::Io { path: prompts_dir.clone(), source })?.path();
+                if path.extension().is_some_and(|e| e == "md") {
+                    if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+                        prompts.insert(stem.to_string(), read(&path)?);
+                    }
+                }
+            }
+        }
+
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(flows_dir)
+            .map_err(|source| FlowError::Io { path: flows_dir.to_path_buf(), source })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().ends_with(".flow.yaml"))
+            .collect();
+        paths.sort();
+        if paths.is_empty() {
+            problems.push(FlowProblem {
+                file: display(flows_dir),
+                line: 0,
+                column: 0,
+                code: "flow.none",
+                message: "no *.flow.yaml file here: add at least one journey".into(),
+            });
+        }
+
+        let business = business_file.and_then(|b| compile_business(&display(&business_path), b, &mut problems));
+        let mut flows = IndexMap::new();
+        let actions: IndexMap<String, ActionDecl> = erp_file
+            .as_ref()
+            .map(|e| e.actions.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect())
+            .unwrap_or_default();
+        if let Some(erp) = &erp_file {
+            check_actions(&display(&erp_path), erp, &mut problems);
+        }
+        for path in paths {
+            let file = display(&path);
+            let Some(parsed) = parse_yaml::<FlowFile>(&file, &read(&path)?, &mut problems) else {
+                continue;
+            };
+            if let Some(flow) = compile_flow(&file, parsed, &prompts, &actions, &mut problems) {
+                if let Some(existing) = flows.get(&flow.id) {
+                    let existing: &Arc<Flow> = existing;
+                    problems.push(FlowProblem {
+                        file: file.clone(),
+                        line: 1,
+                        column: 1,
+                        code: "flow.duplicate_id",
+                        message: format!("flow id {:?} is already used by {}: give each flow its own id", flow.id, existing.file),
+                    });
+                } else {
+                    flows.insert(flow.id.clone(), Arc::new(flow));
+                }
+            }
+        }
+        match (business, erp_file) {
+            (Some(business), Some(erp)) if problems.is_empty() => Ok(FlowSet {
+                flows,
+                business: Arc::new(business),
+                catalog: erp.catalog,
+                actions,
+                root,
+            }),
+            _ => Err(FlowError::Invalid(problems)),
+        }
+    }
+
+    /// The flow with this id.
+    pub fn flow(&self, id: &str) -> Option<&Arc<Flow>> {
+        self.flows.get(id)
+    }
+}
+
+fn parse_yaml<T: serde::de::DeserializeOwned>(file: &str, text: &str, problems: &mut Vec<FlowProblem>) -> Option<T> {
+    let options = serde_saphyr::options! { strict_booleans: true };
+    match serde_saphyr::from_str_with_options::<T>(text, options) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+            let message = e.to_string();
+            // The crate's message may carry its own snippet; the first line says what is wrong.
+            let first = message.lines().next().unwrap_or("invalid YAML");
+            // Drop the crate's own "error: line L column C:" prefix; the location is ours.
+            let first = match first.split_once(": ") {
+                Some((head, rest)) if head.starts_with("error") && rest.starts_with("line ") => {
+                    rest.split_once(": ").map(|(_, m)| m).unwrap_or(rest).to_string()
+                }
+                _ => first.to_string(),
+            };
+            problems.push(FlowProblem { file: file.into(), line, column, code: "flow.parse", message: first });
+            None
+        }
+    }
+}
+
+fn at<T>(file: &str, l: &Located<T>, code: &'static str, message: String) -> FlowProblem {
+    FlowProblem { file: file.into(), line: l.line, column: l.column, code, message }
+}
+
+fn parse_hhmm(s: &str) -> Option<jiff::civil::Time> {
+    let (h, m) = s.split_once(':')?;
+    jiff::civil::Time::new(h.trim().parse().ok()?, m.trim().parse().ok()?, 0, 0).ok()
+}
+
+fn compile_business(file: &str, b: BusinessFile, problems: &mut Vec<FlowProblem>) -> Option<Business> {
+    let before = problems.len();
+    let tz = match jiff::tz::TimeZone::get(&b.time_zone.value) {
+        Ok(tz) => Some(tz),
+        Err(_) => {
+            problems.push(at(file, &b.time_zone, "flow.business", format!(
+                "unknown time zone {:?}: use an IANA name such as \"Asia/Dubai\" or \"Europe/London\"", b.time_zone.value)));
+            None
+        }
+    };
+    let mut time = |l: &Located<String>| {
+        let t = parse_hhmm(&l.value);
+        if t.is_none() {
+            problems.push(at(file, l, "flow.business", format!("{:?} is not a time: write HH:MM, e.g. \"09:30\"", l.value)));
+        }
+        t
+    };
+    let visit_times: Vec<_> = b.visit_slots.times.iter().filter_map(&mut time).collect();
+    let opens = time(&b.visit_slots.opens);
+    let closes = time(&b.visit_slots.closes);
+    let mut closed = Vec::new();
+    for day in &b.visit_slots.closed_weekdays {
+        use jiff::civil::Weekday::*;
+        let w = match day.to_lowercase().as_str() {
+            "monday" => Monday,
+            "tuesday" => Tuesday,
+            "wednesday" => Wednesday,
+            "thursday" => Thursday,
+            "friday" => Friday,
+            "saturday" => Saturday,
+            "sunday" => Sunday,
+            other => {
+                problems.push(FlowProblem { file: file.into(), line: 0, column: 0, code: "flow.business",
+                    message: format!("closed_weekdays: {other:?} is not a weekday (write e.g. \"friday\")") });
+                continue;
+            }
+        };
+        closed.push(w);
+    }
+    if problems.len() != before {
+        return None;
+    }
+    Some(Business {
+        name: b.name,
+        time_zone_name: b.time_zone.value,
+        time_zone: tz?,
+        currency: b.currency,
+        visit_times,
+        days_ahead: b.visit_slots.days_ahead,
+        closed_weekdays: closed,
+        opens: opens?,
+        closes: closes?,
+        lead_time: jiff::SignedDuration::from_mins(i64::from(b.visit_slots.lead_time_minutes)),
+        messages: b.messages,
+    })
+}
+
+fn check_actions(file: &str, erp: &ErpFile, problems: &mut Vec<FlowProblem>) {
+    for (name, action) in &erp.actions {
+        let aliases: Vec<&str> = action.value.documents.iter().map(|d| d.alias.as_str()).collect();
+        if !aliases.contains(&action.value.reference.as_str()) {
+            problems.push(at(file, action, "flow.erp", format!(
+                "action {name:?}: reference {:?} is not the `as` of one of its documents ({})", action.value.reference, aliases.join(", "))));
+        }
+        for doc in &action.value.documents {
+            if let Err(e) = jsonschema::validator_for(&doc.schema) {
+                problems.push(at(file, action, "flow.erp", format!(
+                    "action {name:?}, document {:?}: its schema does not compile: {e}", doc.alias)));
+            }
+            if doc.find_by.is_none() && doc.idempotency_field.is_none() {
+                problems.push(at(file, action, "flow.erp", format!(
+                    "action {name:?}, document {:?}: a repeated POST would create a second document; \
+                     give it `find_by` or `idempotency_field` (see the Frappe reference, section 7)", doc.alias)));
+            }
+        }
+    }
+}
+
+/// The `{name}` placeholders of a message text.
+pub fn text_placeholders(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find('{') {
+        let after = &rest[start + 1..];
+        let Some(end) = after.find('}') else { break };
+        out.push(after[..end].trim().to_string());
+        rest = &after[end + 1..];
+    }
+    out
+}
+
+/// Placeholders every text may use besides slot names.
+const BUILTIN_PLACEHOLDERS: &[&str] = &["business", "summary", "erp.reference", "erp.error"];
+
+/// Compiles one parsed flow file, pushing every problem; returns the flow only when it has none.
+pub fn compile_flow(
+    file: &str,
+    f: FlowFile,
+    prompts: &HashMap<String, String>,
+    actions: &IndexMap<String, ActionDecl>,
+    problems: &mut Vec<FlowProblem>,
+) -> Option<Flow> {
+    let before = problems.len();
+    let id_ok = !f.id.value.is_empty() && f.id.value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !id_ok {
+        problems.push(at(file, &f.id, "flow.id", format!("flow id {:?} must be lowercase letters, digits and _", f.id.value)));
+    }
+    if let Some(t) = &f.start.menu_title {
+        if t.value.chars().count() > MAX_BUTTON_TITLE {
+            problems.push(at(file, t, "flow.limit", format!(
+                "menu_title {:?} has {} characters; WhatsApp reply buttons allow at most {MAX_BUTTON_TITLE}", t.value, t.value.chars().count())));
+        }
+    }
+
+    let mut slots = IndexMap::new();
+    for (name, decl) in &f.slots {
+        let options = match &decl.value.options {
+            Some(o) => {
+                if let Some(lookup) = &o.lookup {
+                    if !KNOWN_LOOKUPS.contains(&lookup.value.as_str()) {
+                        problems.push(at(file, lookup, "flow.unknown_lookup", format!(
+                            "slot {name:?}: unknown lookup {:?}; known lookups: {}", lookup.value, KNOWN_LOOKUPS.join(", "))));
+                    }
+                    OptionSource::Lookup(lookup.value.clone())
+                } else {
+                    let limit = if o.items.len() <= MAX_BUTTONS { MAX_BUTTON_TITLE } else { MAX_ROW_TITLE };
+                    if o.items.len() > MAX_LIST_ROWS {
+                        problems.push(at(file, decl, "flow.limit", format!(
+                            "slot {name:?} has {} options; a WhatsApp list shows at most {MAX_LIST_ROWS}", o.items.len())));
+                    }
+                    for item in &o.items {
+                        if item.value.title.chars().count() > limit {
+                            problems.push(at(file, item, "flow.limit", format!(
+                                "option title {:?} has {} characters; with {} options it is shown as a {} (at most {limit})",
+                                item.value.title, item.value.title.chars().count(), o.items.len(),
+                                if limit == MAX_BUTTON_TITLE { "reply button" } else { "list row" })));
+                        }
+                    }
+                    OptionSource::Static(o.items.iter().map(|i| ChoiceOption {
+                        id: i.value.id.clone(),
+                        title: i.value.title.clone(),
+                        description: i.value.description.clone(),
+                        synonyms: i.value.synonyms.clone(),
+                        price: None,
+                    }).collect())
+                }
+            }
+            None => OptionSource::None,
+        };
+        if decl.value.kind == SlotType::Choice && matches!(options, OptionSource::None) {
+            problems.push(at(file, decl, "flow.slot", format!("choice slot {name:?} needs `options` (items or a lookup)")));
+        }
+        slots.insert(name.clone(), Slot {
+            name: name.clone(),
+            kind: decl.value.kind,
+            label: decl.value.label.clone().unwrap_or_else(|| name.replace('_', " ")),
+            profile: decl.value.profile,
+            options,
+        });
+    }
+
+    let llm = match &f.llm {
+        Some(g) => {
+            let template = prompts.get(&g.value.prompt.value).cloned();
+            if template.is_none() {
+                problems.push(at(file, &g.value.prompt, "flow.unknown_prompt", format!(
+                    "prompt {:?} not found: add prompts/{}.md", g.value.prompt.value, g.value.prompt.value)));
+            }
+            if !KNOWN_OUTPUTS.contains(&g.value.output.value.as_str()) {
+                problems.push(at(file, &g.value.output, "flow.unknown_output", format!(
+                    "output type {:?} is unknown; known: {}", g.value.output.value, KNOWN_OUTPUTS.join(", "))));
+            }
+            template.map(|template| LlmGuard { prompt: g.value.prompt.value.clone(), template, output: g.value.output.value.clone() })
+        }
+        None => None,
+    };
+
+    let step_ids: BTreeSet<&str> = f.steps.keys().map(String::as_str).collect();
+    let check_target = |problems: &mut Vec<FlowProblem>, t: &Located<String>, from: &str| {
+        if !step_ids.contains(t.value.as_str()) {
+            problems.push(at(file, t, "flow.unknown_step", format!(
+                "step {from:?} goes to {:?}, which is not a step; steps are: {}", t.value,
+                step_ids.iter().copied().collect::<Vec<_>>().join(", "))));
+        }
+    };
+    let check_text = |problems: &mut Vec<FlowProblem>, text: &str, l: (u64, u64), step: &str| {
+        for p in text_placeholders(text) {
+            if !slots.contains_key(&p) && !BUILTIN_PLACEHOLDERS.contains(&p.as_str()) {
+                problems.push(FlowProblem { file: file.into(), line: l.0, column: l.1, code: "flow.template", message: format!(
+                    "step {step:?}: {{{p}}} is not a slot of this flow nor one of {}", BUILTIN_PLACEHOLDERS.join(", ")) });
+            }
+        }
+    };
+
+    let mut collected_by: HashMap<String, String> = HashMap::new();
+    let mut steps = IndexMap::new();
+    for (id, decl) in &f.steps {
+        let d = &decl.value;
+        let source = SourceRef { file: file.into(), line: decl.line, column: decl.column };
+        let kinds = [!d.collect.is_empty(), d.confirm.is_some(), d.erp.is_some(), d.end.is_some()];
+        if kinds.iter().filter(|k| **k).count() != 1 {
+            problems.push(at(file, decl, "flow.step_kind", format!(
+                "step {id:?} must have exactly one of `collect`, `confirm`, `erp` or `end`")));
+            continue;
+        }
+        let kind = if !d.collect.is_empty() {
+            for s in &d.collect {
+                if !slots.contains_key(&s.value) {
+                    problems.push(at(file, s, "flow.unknown_slot", format!(
+                        "step {id:?} collects {:?}, which is not declared under `slots`", s.value)));
+                } else if let Some(other) = collected_by.insert(s.value.clone(), id.clone()) {
+                    problems.push(at(file, s, "flow.duplicate_collect", format!(
+                        "slot {:?} is collected by steps {other:?} and {id:?}; let one step own it", s.value)));
+                }
+            }
+            let Some(ask) = &d.ask else {
+                problems.push(at(file, decl, "flow.step", format!("collect step {id:?} needs `ask`: the question to send")));
+                continue;
+            };
+            check_text(problems, ask, (decl.line, decl.column), id);
+            let Some(next) = &d.next else {
+                problems.push(at(file, decl, "flow.dead_end", format!("collect step {id:?} needs `next`: where to go once its slots are filled")));
+                continue;
+            };
+            check_target(problems, next, id);
+            let mut branches = Vec::new();
+            for b in &d.branches {
+                check_target(problems, &b.goto, id);
+                if !slots.contains_key(&b.when.slot.value) {
+                    problems.push(at(file, &b.when.slot, "flow.unknown_slot", format!(
+                        "branch of step {id:?} tests {:?}, which is not a slot", b.when.slot.value)));
+                }
+                let when = match (&b.when.equals, &b.when.not_equals) {
+                    (Some(v), None) => Condition::Equals { slot: b.when.slot.value.clone(), value: v.clone() },
+                    (None, Some(v)) => Condition::NotEquals { slot: b.when.slot.value.clone(), value: v.clone() },
+                    _ => {
+                        problems.push(at(file, &b.when.slot, "flow.condition", format!(
+                            "branch of step {id:?}: write exactly one of `equals` or `not_equals`")));
+                        continue;
+                    }
+                };
+                branches.push(Branch {
+                    when,
+                    goto: b.goto.value.clone(),
+                    source: SourceRef { file: file.into(), line: b.goto.line, column: b.goto.column },
+                });
+            }
+            StepKind::Collect {
+                ask: ask.clone(),
+                example: d.example.clone(),
+                slots: d.collect.iter().map(|s| s.value.clone()).collect(),
+                branches,
+                next: next.value.clone(),
+            }
+        } else if let Some(c) = &d.confirm {
+            check_target(problems, &c.on_confirm, id);
+            check_target(problems, &c.on_cancel, id);
+            check_text(problems, &c.text.value, (c.text.line, c.text.column), id);
+            for ch in &c.change {
+                check_target(problems, ch, id);
+                if let Some(target) = f.steps.get(&ch.value) {
+                    if target.value.collect.is_empty() {
+                        problems.push(at(file, ch, "flow.change", format!(
+                            "step {id:?} offers to change {:?}, which collects nothing", ch.value)));
+                    }
+                }
+            }
+            StepKind::Confirm {
+                text: c.text.value.clone(),
+                on_confirm: c.on_confirm.value.clone(),
+                on_cancel: c.on_cancel.value.clone(),
+                change: c.change.iter().map(|s| s.value.clone()).collect(),
+            }
+        } else if let Some(e) = &d.erp {
+            if !actions.contains_key(&e.action.value) {
+                problems.push(at(file, &e.action, "flow.unknown_action", format!(
+                    "step {id:?} runs ERP action {:?}, which flows/erp.yaml does not declare; declared: {}",
+                    e.action.value, actions.keys().cloned().collect::<Vec<_>>().join(", "))));
+            } else if let Some(action) = actions.get(&e.action.value) {
+                let mut used = Vec::new();
+                for doc in &action.documents {
+                    erp_actions::placeholders(&doc.body, &mut used);
+                    if let Some(f) = &doc.find_by {
+                        erp_actions::placeholders(&serde_json::Value::Object(f.clone()), &mut used);
+                    }
+                }
+                let aliases: Vec<&str> = action.documents.iter().map(|d| d.alias.as_str()).collect();
+                for p in used {
+                    let head = p.split('.').next().unwrap_or("");
+                    if !slots.contains_key(head) && !aliases.contains(&head) && !["wa_id", "idempotency_key", "today", "customer_phone"].contains(&head) {
+                        problems.push(at(file, &e.action, "flow.erp_body", format!(
+                            "ERP action {:?} uses ${{{p}}}, but this flow has no slot {head:?}", e.action.value)));
+                    }
+                }
+            }
+            check_target(problems, &e.on_success, id);
+            check_target(problems, &e.on_failure, id);
+            StepKind::Erp {
+                action: e.action.value.clone(),
+                say: d.erp.as_ref().and_then(|e| e.say.clone()),
+                on_success: e.on_success.value.clone(),
+                on_failure: e.on_failure.value.clone(),
+            }
+        } else if let Some(end) = &d.end {
+            check_text(problems, &end.value, (end.line, end.column), id);
+            StepKind::End { text: end.value.clone() }
+        } else {
+            continue;
+        };
+        let title = d.title.clone().unwrap_or_else(|| id.replace('_', " "));
+        if title.chars().count() > MAX_ROW_TITLE {
+            problems.push(at(file, decl, "flow.limit", format!(
+                "step {id:?}: title {title:?} is longer than a list row allows ({MAX_ROW_TITLE})")));
+        }
+        steps.insert(id.clone(), Step { id: id.clone(), title, kind, source });
+    }
+    if problems.len() != before {
+        return None;
+    }
+    if steps.is_empty() {
+        problems.push(FlowProblem { file: file.into(), line: 1, column: 1, code: "flow.empty", message: "a flow needs at least one step".into() });
+        return None;
+    }
+
+    // Reachability from the start, and every step able to reach an end.
+    let start = steps.keys().next().cloned().unwrap_or_default();
+    let mut seen = BTreeSet::new();
+    let mut queue = VecDeque::from([start.clone()]);
+    while let Some(s) = queue.pop_front() {
+        if seen.insert(s.clone()) {
+            if let Some(step) = steps.get(&s) {
+                queue.extend(step.targets().into_iter().map(String::from));
+            }
+        }
+    }
+    let mut can_end: BTreeSet<String> = steps.values().filter(|s| matches!(s.kind, StepKind::End { .. })).map(|s| s.id.clone()).collect();
+    loop {
+        let grew: Vec<String> = steps
+            .values()
+            .filter(|s| !can_end.contains(&s.id) && s.targets().iter().any(|t| can_end.contains(*t)))
+            .map(|s| s.id.clone())
+            .collect();
+        if grew.is_empty() {
+            break;
+        }
+        can_end.extend(grew);
+    }
+    for step in steps.values() {
+        if !seen.contains(&step.id) {
+            problems.push(FlowProblem { file: file.into(), line: step.source.line, column: step.source.column, code: "flow.unreachable_step",
+                message: format!("step {:?} cannot be reached from the start step {start:?}: link it or remove it", step.id) });
+        } else if !can_end.contains(&step.id) {
+            problems.push(FlowProblem { file: file.into(), line: step.source.line, column: step.source.column, code: "flow.dead_end",
+                message: format!("step {:?} can never reach an `end` step: a customer would be stuck there", step.id) });
+        }
+    }
+    if problems.len() != before {
+        return None;
+    }
+    Some(Flow {
+        id: f.id.value,
+        version: f.version,
+        title: f.title,
+        file: file.into(),
+        menu_title: f.start.menu_title.map(|t| t.value),
+        keywords: f.start.keywords.iter().map(|k| crate::text::fold(k)).collect(),
+        slots,
+        steps,
+        llm,
+    })
+}
+
+/// The JSON Schema of the flow-file format, generated from [`format::FlowFile`].
+pub fn flow_file_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(FlowFile)).unwrap_or_default()
+}

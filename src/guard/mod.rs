@@ -1,0 +1,272 @@
+//! Guards: everything a turn needs to know before the engine decides — lookups (the ERP catalog,
+//! the offered visit times), the deterministic extractors, and the LLM guard.
+//!
+//! Order of work for a typed message: the deterministic extractors first; the LLM only when they
+//! could not settle the current question (so a button press, or text a parser settles, costs no
+//! LLM call). An LLM answer must validate against the schema of [`SlotExtraction`] (narrowed to
+//! this flow's slot names), and every value must be *grounded*: found in the customer's own words
+//! after normalisation, or one of the options the bot offered. An ungrounded value is dropped with
+//! the code `guard.ungrounded`; it never fills a slot.
+
+pub mod extract;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use jiff::Zoned;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::engine::{Extracted, GuardPlan, GuardResults, GuardRun, SlotSource, SlotValue};
+use crate::erp::ErpClient;
+use crate::flow::format::SlotType;
+use crate::flow::graph::{ChoiceOption, Flow};
+use crate::flow::{Business, FlowSet};
+use crate::llm::{Attempt, LlmClient};
+use crate::text::{compact, contains_words, fold};
+
+/// What the LLM guard must answer: the slots it found in the customer's message.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlotExtraction {
+    /// One entry per slot found; empty when the message holds none.
+    pub slots: Vec<SlotAnswer>,
+}
+
+/// One slot found by the LLM.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlotAnswer {
+    /// The slot's name (the schema restricts it to this flow's slots).
+    pub slot: String,
+    /// The value: for a choice, the option id; otherwise the customer's words for it.
+    pub value: String,
+    /// The exact words of the customer's message it was read from.
+    pub quote: String,
+}
+
+/// The JSON Schema of [`SlotExtraction`], with `slot` restricted to `allowed`.
+pub fn slot_extraction_schema(allowed: &[String]) -> Value {
+    let mut schema = serde_json::to_value(schemars::schema_for!(SlotExtraction)).unwrap_or_default();
+    if let Some(slot) = schema.pointer_mut("/$defs/SlotAnswer/properties/slot") {
+        slot["enum"] = json!(allowed);
+    }
+    schema
+}
+
+/// Runs a [`GuardPlan`].
+#[derive(Clone)]
+pub struct Guards {
+    /// Reads the catalog.
+    pub erp: Arc<ErpClient>,
+    /// The LLM, when configured.
+    pub llm: Option<Arc<LlmClient>>,
+}
+
+impl Guards {
+    /// Works out the [`GuardResults`] for `plan` at time `now` (the message's timestamp, so that a
+    /// replay reads "tomorrow" the same way). Never fails: a failing guard is recorded with its
+    /// code and the engine takes the flow's fallback.
+    pub async fn run(&self, flows: &FlowSet, plan: &GuardPlan, now: jiff::Timestamp) -> GuardResults {
+        let mut results = GuardResults { flow: plan.flow.clone(), ..Default::default() };
+        let Some(flow) = plan.flow.as_deref().and_then(|f| flows.flow(f)).cloned() else {
+            return results;
+        };
+        let now = now.to_zoned(flows.business.time_zone.clone());
+        for lookup in &plan.lookups {
+            let started = Instant::now();
+            let (options, outcome, detail) = match lookup.as_str() {
+                "catalog" => match self.erp.catalog(&flows.catalog, &flows.root).await {
+                    Ok((items, source)) => (items, "ok".to_string(), json!({"source": source})),
+                    Err(e) => (vec![], e.code().to_string(), json!({"error": e.to_string()})),
+                },
+                "visit_slots" => (extract::visit_slots(&now, &flows.business), "ok".into(), json!({"from": now.to_string()})),
+                other => (vec![], "guard.unknown_lookup".into(), json!({"lookup": other})),
+            };
+            results.runs.push(GuardRun {
+                guard: format!("lookup:{lookup}"),
+                outcome,
+                filled: vec![],
+                latency_ms: started.elapsed().as_millis() as u64,
+                detail,
+            });
+            results.lookups.insert(lookup.clone(), options);
+        }
+        let Some(text) = &plan.text else { return results };
+
+        let started = Instant::now();
+        let lookups = results.lookups.clone();
+        let options = |slot: &str| crate::engine::slot_options(&GuardResults { lookups: lookups.clone(), ..Default::default() }, &flow, slot);
+        let found = extract::extract(text, &flow, &plan.focus, &plan.others, &options, &flows.business, &now);
+        results.runs.push(GuardRun {
+            guard: "parser".into(),
+            outcome: if plan.focus.iter().all(|f| found.slots.contains_key(f)) { "ok".into() } else { "guard.unsettled".into() },
+            filled: found.slots.keys().cloned().collect(),
+            latency_ms: started.elapsed().as_millis() as u64,
+            detail: json!({"focus": plan.focus, "problem": found.problem}),
+        });
+        results.slots = found.slots;
+        results.problem = found.problem;
+
+        let settled = plan.focus.iter().all(|f| results.slots.contains_key(f));
+        if settled && !plan.focus.is_empty() {
+            results.problem = None;
+            return results;
+        }
+        let (Some(llm), Some(guard)) = (&self.llm, &flow.llm) else { return results };
+        if plan.focus.is_empty() && plan.others.is_empty() {
+            return results;
+        }
+        let run = llm_guard(llm, guard, &flow, plan, text, &options, &flows.business, &now).await;
+        for (slot, ex) in run.1 {
+            results.slots.entry(slot).or_insert(ex);
+        }
+        if plan.focus.iter().all(|f| results.slots.contains_key(f)) {
+            results.problem = None;
+        }
+        results.runs.push(run.0);
+        results
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn llm_guard(
+    llm: &LlmClient,
+    guard: &crate::flow::graph::LlmGuard,
+    flow: &Flow,
+    plan: &GuardPlan,
+    text: &str,
+    options: &(dyn Fn(&str) -> Vec<ChoiceOption> + Sync),
+    business: &Business,
+    now: &Zoned,
+) -> (GuardRun, BTreeMap<String, Extracted>) {
+    let started = Instant::now();
+    let allowed: Vec<String> = plan.focus.iter().chain(plan.others.iter()).cloned().collect();
+    let schema = slot_extraction_schema(&allowed);
+    let slot_lines: Vec<String> = allowed
+        .iter()
+        .filter_map(|s| flow.slots.get(s))
+        .map(|s| {
+            let opts = options(&s.name);
+            let kind = serde_json::to_value(s.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+            if opts.is_empty() {
+                format!("- {} ({kind}): {}", s.name, s.label)
+            } else {
+                let ids: Vec<String> = opts.iter().map(|o| format!("{} = {}", o.id, o.title)).collect();
+                format!("- {} (choice): {}; value must be one of the ids: {}", s.name, s.label, ids.join("; "))
+            }
+        })
+        .collect();
+    let system = guard
+        .template
+        .replace("{{business}}", &business.name)
+        .replace("{{now}}", &now.strftime("%A %-d %B %Y, %H:%M").to_string())
+        .replace("{{time_zone}}", &business.time_zone_name)
+        .replace("{{question}}", plan.question.as_deref().unwrap_or("(none)"))
+        .replace("{{slots}}", &slot_lines.join("\n"));
+    let mut attempts: Vec<Attempt> = Vec::new();
+    let answer = llm.structured(&system, text, "slot_extraction", &schema, &mut attempts).await;
+    let mut filled = BTreeMap::new();
+    let mut rejected = Vec::new();
+    let outcome = match answer {
+        Ok(structured) => match serde_json::from_value::<SlotExtraction>(structured.value) {
+            Ok(extraction) => {
+                for a in extraction.slots {
+                    match ground(&a, text, flow, options, business, now) {
+                        Ok(value) => {
+                            filled.insert(a.slot.clone(), Extracted { value, source: SlotSource::Llm, evidence: a.quote.clone() });
+                        }
+                        Err(why) => rejected.push(json!({"slot": a.slot, "value": a.value, "quote": a.quote, "code": "guard.ungrounded", "why": why})),
+                    }
+                }
+                if filled.is_empty() && !rejected.is_empty() { "guard.ungrounded".to_string() } else { "ok".to_string() }
+            }
+            Err(e) => {
+                rejected.push(json!({"code": "llm.invalid_output", "why": e.to_string()}));
+                "llm.invalid_output".to_string()
+            }
+        },
+        Err(e) => {
+            rejected.push(json!({"code": e.code(), "why": e.to_string()}));
+            e.code().to_string()
+        }
+    };
+    let run = GuardRun {
+        guard: "llm".into(),
+        outcome,
+        filled: filled.keys().cloned().collect(),
+        latency_ms: started.elapsed().as_millis() as u64,
+        detail: json!({
+            "model": llm.model(),
+            "prompt": guard.prompt,
+            "output": guard.output,
+            "attempts": attempts,
+            "rejected": rejected,
+        }),
+    };
+    (run, filled)
+}
+
+/// Checks that an LLM value is grounded and turns it into a typed slot value.
+///
+/// Errors: why the value is not grounded, for the turn record.
+pub fn ground(
+    a: &SlotAnswer,
+    utterance: &str,
+    flow: &Flow,
+    options: &(dyn Fn(&str) -> Vec<ChoiceOption> + Sync),
+    business: &Business,
+    now: &Zoned,
+) -> Result<SlotValue, String> {
+    let decl = flow.slots.get(&a.slot).ok_or_else(|| format!("{} is not a slot of this flow", a.slot))?;
+    let quote_ok = !a.quote.trim().is_empty() && fold(utterance).contains(&fold(&a.quote));
+    match decl.kind {
+        SlotType::Choice => {
+            let opts = options(&a.slot);
+            let o = opts.iter().find(|o| o.id == a.value).ok_or_else(|| format!("{:?} is not one of the offered options", a.value))?;
+            if !quote_ok {
+                return Err(format!("quote {:?} is not in the message", a.quote));
+            }
+            Ok(SlotValue::Choice { id: o.id.clone(), title: o.title.clone(), price: o.price })
+        }
+        SlotType::DateTime => {
+            if !quote_ok {
+                return Err(format!("quote {:?} is not in the message", a.quote));
+            }
+            match extract::parse_when(&a.quote, now, business) {
+                extract::When::At(dt, _) => {
+                    extract::check_visit_time(dt, now, business)?;
+                    Ok(SlotValue::DateTime { civil: dt.to_string(), zone: business.time_zone_name.clone() })
+                }
+                _ => Err(format!("{:?} does not read as a day and time", a.quote)),
+            }
+        }
+        SlotType::Plate => {
+            let v = compact(&a.value);
+            if v.len() < 3 || !compact(utterance).contains(&v) {
+                return Err(format!("plate {:?} is not in the message", a.value));
+            }
+            Ok(SlotValue::Text { value: a.value.trim().to_uppercase() })
+        }
+        SlotType::Address => {
+            if !contains_words(utterance, &a.value) {
+                return Err(format!("address {:?} is not in the message", a.value));
+            }
+            Ok(SlotValue::Address { text: a.value.trim().to_string(), latitude: None, longitude: None })
+        }
+        _ => {
+            if !contains_words(utterance, &a.value) {
+                return Err(format!("{:?} is not in the message", a.value));
+            }
+            let v = a.value.trim();
+            let v = if matches!(decl.kind, SlotType::GivenName | SlotType::FamilyName | SlotType::CarMake | SlotType::CarModel) {
+                crate::text::title_case(v)
+            } else {
+                v.to_string()
+            };
+            Ok(SlotValue::Text { value: v })
+        }
+    }
+}

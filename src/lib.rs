@@ -1,0 +1,22 @@
+//! carewell: a WhatsApp dialogue service that walks a service business's customers through
+//! journeys declared as typed state machines in flow files.
+//!
+//! Follow one inbound message: [`server`] (webhook, signature, inbox) → [`pipeline::worker`]
+//! (lease, guards, engine, one commit) → [`pipeline::outbox`] (WhatsApp sends, ERP writes).
+//! The pieces: [`channel`] (WhatsApp wire format), [`flow`] (flow files, checked and compiled),
+//! [`engine`] (state and the pure transition function), [`guard`] (extractors and the LLM guard),
+//! [`llm`], [`erp`], [`store`] (diesel, both databases), [`config`], [`cli`].
+
+pub mod channel;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod erp;
+pub mod flow;
+pub mod guard;
+pub mod llm;
+pub mod pipeline;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod text;

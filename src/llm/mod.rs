@@ -1,0 +1,208 @@
+//! One client for any OpenAI-compatible chat-completions endpoint (OpenRouter, OpenAI, vLLM,
+//! Ollama, llama.cpp server), used only from guards.
+//!
+//! [`LlmClient::structured`] asks for JSON matching a schema (`response_format: json_schema` when
+//! the endpoint supports it, the schema in the prompt otherwise), validates the answer with
+//! `jsonschema`, retries once with the validation errors, and otherwise fails *typed*: timeout,
+//! transport, HTTP status, invalid output, refusal. Every attempt is returned for the turn record.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// LLM failures, each with a stable code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+pub enum LlmError {
+    /// No answer within the configured time.
+    #[error("llm.timeout: no answer within {0} ms; the deterministic extractors took over (raise LLM_TIMEOUT_MS if the model is just slow)")]
+    Timeout(u64),
+    /// The endpoint could not be reached.
+    #[error("llm.transport: {0}; check LLM_BASE_URL and the network")]
+    Transport(String),
+    /// The endpoint answered with an error status.
+    #[error("llm.status: HTTP {status}: {body}; check LLM_API_KEY and LLM_MODEL")]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// Start of the body.
+        body: String,
+    },
+    /// The answer was not JSON matching the schema, twice.
+    #[error("llm.invalid_output: the answer failed its schema twice: {0}")]
+    InvalidOutput(String),
+    /// The model refused.
+    #[error("llm.refusal: the model refused: {0}")]
+    Refusal(String),
+}
+
+impl LlmError {
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LlmError::Timeout(_) => "llm.timeout",
+            LlmError::Transport(_) => "llm.transport",
+            LlmError::Status { .. } => "llm.status",
+            LlmError::InvalidOutput(_) => "llm.invalid_output",
+            LlmError::Refusal(_) => "llm.refusal",
+        }
+    }
+}
+
+/// Settings of the LLM client.
+#[derive(Debug, Clone)]
+pub struct LlmSettings {
+    /// OpenAI-style base, such as `https://openrouter.ai/api/v1`; `/chat/completions` is appended.
+    pub base_url: String,
+    /// Bearer token, if the endpoint needs one.
+    pub api_key: Option<String>,
+    /// Model name.
+    pub model: String,
+    /// Time allowed per attempt.
+    pub timeout: Duration,
+    /// Send `response_format: json_schema` (true) or only put the schema in the prompt (false).
+    pub json_schema_mode: bool,
+}
+
+/// One attempt, as recorded in the turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// The raw answer text (or the error).
+    pub raw: String,
+    /// Validation errors (`pointer: message`), empty when the answer validated.
+    pub errors: Vec<String>,
+    /// Milliseconds.
+    pub latency_ms: u64,
+    /// Tokens used, when the endpoint reports them.
+    pub tokens: Option<u64>,
+}
+
+/// The outcome of a structured call.
+#[derive(Debug, Clone)]
+pub struct Structured {
+    /// The validated JSON.
+    pub value: Value,
+    /// Every attempt.
+    pub attempts: Vec<Attempt>,
+}
+
+/// The OpenAI-compatible client.
+#[derive(Debug, Clone)]
+pub struct LlmClient {
+    http: reqwest::Client,
+    settings: LlmSettings,
+}
+
+impl LlmClient {
+    /// Builds a client. Errors: the HTTP client could not be built (TLS set-up).
+    pub fn new(settings: LlmSettings) -> Result<Self, LlmError> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .build()
+            .map_err(|e| LlmError::Transport(e.to_string()))?;
+        Ok(LlmClient { http, settings })
+    }
+
+    /// The model name.
+    pub fn model(&self) -> &str {
+        &self.settings.model
+    }
+
+    /// Asks for JSON that validates against `schema` (a JSON Schema made from a Rust type with
+    /// schemars). Returns the validated value and every attempt; after two invalid answers, or on
+    /// any transport failure, a typed [`LlmError`] — with the attempts so far in `attempts_out`.
+    pub async fn structured(
+        &self,
+        system: &str,
+        user: &str,
+        schema_name: &str,
+        schema: &Value,
+        attempts_out: &mut Vec<Attempt>,
+    ) -> Result<Structured, LlmError> {
+        let validator = jsonschema::validator_for(schema).map_err(|e| LlmError::InvalidOutput(format!("schema does not compile: {e}")))?;
+        let system = if self.settings.json_schema_mode {
+            system.to_string()
+        } else {
+            format!("{system}\n\nAnswer with JSON only, matching this JSON Schema:\n{schema}")
+        };
+        let mut messages = vec![json!({"role": "system", "content": system}), json!({"role": "user", "content": user})];
+        for attempt in 0..2 {
+            let started = Instant::now();
+            let mut body = json!({
+                "model": self.settings.model,
+                "messages": messages,
+                "temperature": 0,
+            });
+            if self.settings.json_schema_mode {
+                body["response_format"] = json!({"type": "json_schema", "json_schema": {"name": schema_name, "strict": true, "schema": schema}});
+            }
+            let url = format!("{}/chat/completions", self.settings.base_url.trim_end_matches('/'));
+            let mut req = self.http.post(&url).json(&body);
+            if let Some(key) = &self.settings.api_key {
+                req = req.bearer_auth(key);
+            }
+            let timeout_ms = self.settings.timeout.as_millis() as u64;
+            let resp = req.send().await.map_err(|e| if e.is_timeout() { LlmError::Timeout(timeout_ms) } else { LlmError::Transport(e.to_string()) });
+            let resp = match resp {
+                Ok(r) => r,
+                Err(e) => {
+                    attempts_out.push(Attempt { raw: e.to_string(), errors: vec![], latency_ms: started.elapsed().as_millis() as u64, tokens: None });
+                    return Err(e);
+                }
+            };
+            let status = resp.status();
+            let text = match resp.text().await {
+                Ok(t) => t,
+                Err(e) => {
+                    let err = if e.is_timeout() { LlmError::Timeout(timeout_ms) } else { LlmError::Transport(e.to_string()) };
+                    attempts_out.push(Attempt { raw: err.to_string(), errors: vec![], latency_ms: started.elapsed().as_millis() as u64, tokens: None });
+                    return Err(err);
+                }
+            };
+            let latency_ms = started.elapsed().as_millis() as u64;
+            if !status.is_success() {
+                let body: String = text.chars().take(300).collect();
+                attempts_out.push(Attempt { raw: body.clone(), errors: vec![], latency_ms, tokens: None });
+                return Err(LlmError::Status { status: status.as_u16(), body });
+            }
+            let envelope: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            let tokens = envelope.pointer("/usage/total_tokens").and_then(Value::as_u64);
+            if let Some(refusal) = envelope.pointer("/choices/0/message/refusal").and_then(Value::as_str) {
+                attempts_out.push(Attempt { raw: refusal.to_string(), errors: vec![], latency_ms, tokens });
+                return Err(LlmError::Refusal(refusal.to_string()));
+            }
+            let content = envelope.pointer("/choices/0/message/content").and_then(Value::as_str).unwrap_or_default().to_string();
+            let content_json = strip_fences(&content);
+            let errors: Vec<String> = match serde_json::from_str::<Value>(content_json) {
+                Ok(value) => {
+                    let errors: Vec<String> = validator
+                        .iter_errors(&value)
+                        .map(|e| format!("{}: {}", if e.instance_path().to_string().is_empty() { "/".to_string() } else { e.instance_path().to_string() }, e))
+                        .collect();
+                    if errors.is_empty() {
+                        attempts_out.push(Attempt { raw: content.clone(), errors: vec![], latency_ms, tokens });
+                        return Ok(Structured { value, attempts: attempts_out.clone() });
+                    }
+                    errors
+                }
+                Err(e) => vec![format!("/: not JSON: {e}")],
+            };
+            attempts_out.push(Attempt { raw: content.clone(), errors: errors.clone(), latency_ms, tokens });
+            if attempt == 0 {
+                messages.push(json!({"role": "assistant", "content": content}));
+                messages.push(json!({"role": "user", "content": format!(
+                    "That answer does not validate against the schema:\n{}\nAnswer again with JSON only.", errors.join("\n"))}));
+            } else {
+                return Err(LlmError::InvalidOutput(errors.join("; ")));
+            }
+        }
+        Err(LlmError::InvalidOutput("no valid answer".into()))
+    }
+}
+
+/// Models often wrap JSON in Markdown fences; take what is inside.
+fn strip_fences(s: &str) -> &str {
+    let t = s.trim();
+    let t = t.strip_prefix("```json").or_else(|| t.strip_prefix("```")).unwrap_or(t);
+    t.strip_suffix("```").unwrap_or(t).trim()
+}

@@ -1,0 +1,100 @@
+//! The running service's moving parts, wired together: the shared [`App`], the conversation
+//! [`worker`] and the [`outbox`] dispatcher. The HTTP side lives in `server`.
+
+pub mod outbox;
+pub mod worker;
+
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::Notify;
+
+use crate::channel::whatsapp::client::GraphClient;
+use crate::config::Settings;
+use crate::erp::ErpClient;
+use crate::flow::FlowSet;
+use crate::guard::Guards;
+use crate::llm::LlmClient;
+use crate::store::Store;
+
+/// Everything the service shares between requests and background tasks.
+pub struct App {
+    /// Settings.
+    pub settings: Settings,
+    /// The database.
+    pub store: Arc<Store>,
+    /// The loaded flows (replaced whole on reload).
+    flows: RwLock<Arc<FlowSet>>,
+    /// Guards (catalog look-ups, extractors, LLM).
+    pub guards: Guards,
+    /// The ERP client.
+    pub erp: Arc<ErpClient>,
+    /// The Graph API client; `None` in the sandbox.
+    pub graph: Option<GraphClient>,
+    /// Wakes the worker when the inbox grows.
+    pub inbox_notify: Notify,
+    /// Wakes the dispatcher when the outbox grows.
+    pub outbox_notify: Notify,
+    /// This process's lease-owner id.
+    pub instance_id: String,
+}
+
+/// Start-up failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Flows.
+    #[error(transparent)]
+    Flows(#[from] crate::flow::FlowError),
+    /// Database.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// LLM client.
+    #[error(transparent)]
+    Llm(#[from] crate::llm::LlmError),
+    /// ERP client.
+    #[error(transparent)]
+    Erp(#[from] crate::erp::ErpError),
+    /// Graph client.
+    #[error(transparent)]
+    Graph(#[from] crate::channel::whatsapp::client::SendError),
+}
+
+impl App {
+    /// Loads the flows, connects to the database (running migrations) and builds the clients.
+    pub async fn build(settings: Settings) -> Result<Arc<App>, StartError> {
+        let flows = FlowSet::load(&settings.flows_dir)?;
+        let store = Arc::new(Store::connect(&settings.database, settings.worker_concurrency.min(16) + 2).await?);
+        let erp = Arc::new(ErpClient::new(settings.erp.clone(), std::time::Duration::from_secs(flows.catalog.cache_seconds))?);
+        let llm = match &settings.llm {
+            Some(s) => Some(Arc::new(LlmClient::new(s.clone())?)),
+            None => None,
+        };
+        let graph = match &settings.graph {
+            Some(s) => Some(GraphClient::new(s.clone())?),
+            None => None,
+        };
+        Ok(Arc::new(App {
+            guards: Guards { erp: erp.clone(), llm },
+            flows: RwLock::new(Arc::new(flows)),
+            store,
+            erp,
+            graph,
+            inbox_notify: Notify::new(),
+            outbox_notify: Notify::new(),
+            instance_id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            settings,
+        }))
+    }
+
+    /// The current flows.
+    pub fn flows(&self) -> Arc<FlowSet> {
+        match self.flows.read() {
+            Ok(f) => f.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Whether outbound messages stay in the local sandbox.
+    pub fn is_sandbox(&self) -> bool {
+        self.graph.is_none()
+    }
+}

@@ -1,0 +1,170 @@
+//! The outbox dispatcher: sends queued WhatsApp messages and executes queued ERP writes, with
+//! exponential backoff and jitter (`backon`) on retryable failures and a dead-letter status after
+//! `OUTBOX_MAX_ATTEMPTS`. Messages of one conversation leave in the order they were queued: a
+//! row waiting for its retry holds back the later rows of its conversation.
+//!
+//! An ERP write's answer (reference or final failure) is fed back to its conversation as an inbox
+//! event in the same transaction that closes the outbox row, so the confirmation message is
+//! decided by the engine like any other turn, and nothing is lost between the two.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::BackoffBuilder;
+use serde_json::Value;
+use tracing::{error, info, warn};
+
+use super::App;
+use crate::engine::{ErpRequest, EventKind, InboundEvent};
+use crate::store::{NewInbox, OutboxRow, now_ms};
+
+/// The delay before attempt `n + 1` (n ≥ 1 failures so far): exponential from `base`, capped at
+/// five minutes, with jitter.
+pub fn backoff_delay(base: Duration, failures: u32) -> Duration {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(base)
+        .with_max_delay(Duration::from_secs(300))
+        .with_factor(2.0)
+        .with_jitter()
+        .with_max_times(failures as usize + 1)
+        .build()
+        .nth(failures.saturating_sub(1) as usize)
+        .unwrap_or(base)
+}
+
+/// Runs the dispatcher until the process stops.
+pub async fn run(app: Arc<App>) {
+    loop {
+        let did = match app.store.pending_outbox(200).await {
+            Ok(rows) => dispatch(&app, rows).await,
+            Err(e) => {
+                error!(code = e.code(), error = %e, "cannot read the outbox");
+                0
+            }
+        };
+        if did == 0 {
+            tokio::select! {
+                _ = app.outbox_notify.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    }
+}
+
+async fn dispatch(app: &App, rows: Vec<OutboxRow>) -> usize {
+    let now = now_ms();
+    let mut held: HashSet<String> = HashSet::new();
+    let mut done = 0;
+    for row in rows {
+        if held.contains(&row.conversation_id) {
+            continue;
+        }
+        if row.next_attempt_at > now {
+            held.insert(row.conversation_id.clone());
+            continue;
+        }
+        let ok = match row.kind.as_str() {
+            "whatsapp" => send_message(app, &row).await,
+            "erp" => write_erp(app, &row).await,
+            other => {
+                let _ = app.store.outbox_dead(row.id, &format!("outbox.unknown_kind: {other}")).await;
+                true
+            }
+        };
+        if !ok {
+            held.insert(row.conversation_id.clone());
+        }
+        done += 1;
+    }
+    done
+}
+
+/// Schedules a retry, or dead-letters the row; returns whether it is finished (dead).
+async fn retry_or_dead(app: &App, row: &OutboxRow, code: &str, error: &str, retryable: bool) -> bool {
+    let failures = row.attempts as u32 + 1;
+    if retryable && failures < app.settings.outbox_max_attempts {
+        let delay = backoff_delay(app.settings.outbox_base_delay, failures);
+        warn!(code, error, outbox_id = row.id, attempt = failures, retry_in_ms = delay.as_millis() as u64, "outbox attempt failed; will retry");
+        let _ = app.store.outbox_retry(row.id, now_ms() + delay.as_millis() as i64, &format!("{code}: {error}")).await;
+        false
+    } else {
+        error!(code, error, outbox_id = row.id, attempts = failures, "outbox row dead-lettered");
+        let _ = app.store.outbox_dead(row.id, &format!("{code}: {error}")).await;
+        true
+    }
+}
+
+async fn send_message(app: &App, row: &OutboxRow) -> bool {
+    let payload: Value = serde_json::from_str(&row.payload).unwrap_or(Value::Null);
+    let Some(graph) = &app.graph else {
+        // Sandbox: no WhatsApp configured; the message is kept as sent, for `chat` to show.
+        let _ = app.store.outbox_sent(row.id, &format!("wamid.sandbox-{}", row.id)).await;
+        return true;
+    };
+    let phone_number_id = payload.get("phone_number_id").and_then(Value::as_str).unwrap_or_default();
+    match graph.send(phone_number_id, &payload["body"]).await {
+        Ok(wamid) => {
+            let _ = app.store.outbox_sent(row.id, &wamid).await;
+            true
+        }
+        Err(e) => retry_or_dead(app, row, e.code(), &e.to_string(), e.is_retryable()).await,
+    }
+}
+
+async fn write_erp(app: &App, row: &OutboxRow) -> bool {
+    let payload: Value = serde_json::from_str(&row.payload).unwrap_or(Value::Null);
+    let request: ErpRequest = match serde_json::from_value(payload["request"].clone()) {
+        Ok(r) => r,
+        Err(e) => return retry_or_dead(app, row, "outbox.corrupt_payload", &e.to_string(), false).await,
+    };
+    let customer = payload["customer"].as_str().unwrap_or_default().to_string();
+    let phone_number_id = payload["phone_number_id"].as_str().unwrap_or_default().to_string();
+    let outcome = app.erp.execute(&request.action).await;
+    let (reference, error, status) = match outcome {
+        Ok(reference) => {
+            info!(outbox_id = row.id, reference, action = request.action.action, "ERP write accepted");
+            (Some(reference), None, "sent")
+        }
+        Err(e) => {
+            let failures = row.attempts as u32 + 1;
+            if e.is_retryable() && failures < app.settings.outbox_max_attempts {
+                return retry_or_dead(app, row, e.code(), &e.to_string(), true).await;
+            }
+            error!(code = e.code(), error = %e, outbox_id = row.id, "ERP write failed for good; the customer will be told");
+            (None, Some(format!("{}: {e}", e.code())), "dead")
+        }
+    };
+    let event = InboundEvent {
+        message_id: format!("erp:{}", row.id),
+        customer: customer.clone(),
+        profile_name: None,
+        timestamp: now_ms() / 1000,
+        context_id: None,
+        kind: EventKind::ErpOutcome {
+            journey_id: request.journey_id.clone(),
+            action: request.action.action.clone(),
+            reference: reference.clone(),
+            error: error.clone(),
+        },
+    };
+    let inbox = NewInbox {
+        dedup_key: format!("erp:{}", row.id),
+        conversation_id: row.conversation_id.clone(),
+        phone_number_id,
+        event: serde_json::to_string(&event).unwrap_or_default(),
+        received_at: now_ms(),
+    };
+    let result = reference.clone().unwrap_or_else(|| error.clone().unwrap_or_default());
+    match app.store.outbox_done_with_event(row.id, &result, status, inbox).await {
+        Ok(()) => {
+            app.inbox_notify.notify_one();
+            true
+        }
+        Err(e) => {
+            // The write is done in the ERP; the retry looks it up by key and finds it.
+            error!(code = e.code(), error = %e, outbox_id = row.id, "could not record the ERP answer; will retry");
+            false
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! The conversation worker: takes inbox rows one conversation at a time (a lease row in the
+//! database, so this holds across processes), in arrival order, and for each runs the turn:
+//! load state → plan guards → run guards → decide (pure) → commit state, turn record and outbox
+//! rows in one transaction.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::sync::Semaphore;
+use tracing::{Instrument, error, info_span, warn};
+
+use super::App;
+use crate::channel::whatsapp::render::render;
+use crate::engine::{self, ConversationState, InboundEvent};
+use crate::store::{InboxRow, NewOutbox, NewTurn, StoreError, TurnCommit, now_ms};
+
+/// How long a lease lasts before another worker may take the conversation over.
+pub const LEASE: Duration = Duration::from_secs(30);
+/// Attempts at one inbox row before it is recorded as failed and skipped (so one poisoned message
+/// cannot block a conversation forever).
+pub const MAX_TURN_ATTEMPTS: i32 = 5;
+
+/// Runs the worker until the process stops.
+pub async fn run(app: Arc<App>) {
+    let permits = Arc::new(Semaphore::new(app.settings.worker_concurrency));
+    let active: Arc<Mutex<HashSet<String>>> = Arc::default();
+    loop {
+        match app.store.pending_conversations(256).await {
+            Ok(ids) => {
+                for id in ids {
+                    let fresh = active.lock().map(|mut a| a.insert(id.clone())).unwrap_or(false);
+                    if !fresh {
+                        continue;
+                    }
+                    let Ok(permit) = permits.clone().acquire_owned().await else { return };
+                    let (app, active) = (app.clone(), active.clone());
+                    tokio::spawn(async move {
+                        drain(&app, &id).await;
+                        if let Ok(mut a) = active.lock() {
+                            a.remove(&id);
+                        }
+                        drop(permit);
+                        app.inbox_notify.notify_one();
+                    });
+                }
+            }
+            Err(e) => error!(code = e.code(), error = %e, "cannot read the inbox"),
+        }
+        tokio::select! {
+            _ = app.inbox_notify.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+    }
+}
+
+/// Processes every pending row of one conversation while holding its lease.
+async fn drain(app: &App, conversation_id: &str) {
+    loop {
+        let row = match app.store.next_inbox(conversation_id).await {
+            Ok(Some(row)) => row,
+            Ok(None) => break,
+            Err(e) => {
+                error!(code = e.code(), error = %e, conversation_id, "cannot read the inbox");
+                break;
+            }
+        };
+        let event: InboundEvent = match serde_json::from_str(&row.event) {
+            Ok(e) => e,
+            Err(e) => {
+                error!(code = "store.corrupt_event", error = %e, inbox_id = row.id, "an inbox row does not parse; it is skipped");
+                let _ = app.store.inbox_failed(row.id, &format!("store.corrupt_event: {e}")).await;
+                break;
+            }
+        };
+        let initial = serde_json::to_string(&ConversationState::new(&event.customer)).unwrap_or_default();
+        let until = now_ms() + LEASE.as_millis() as i64;
+        match app.store.acquire_lease(conversation_id, &event.customer, &row.phone_number_id, &initial, &app.instance_id, until).await {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                error!(code = e.code(), error = %e, conversation_id, "cannot take the lease");
+                break;
+            }
+        }
+        // Under the lease, read again: another worker may have processed the row meanwhile.
+        let row = match app.store.next_inbox(conversation_id).await {
+            Ok(Some(row)) => row,
+            _ => break,
+        };
+        let event: InboundEvent = match serde_json::from_str(&row.event) {
+            Ok(e) => e,
+            Err(_) => break,
+        };
+        let span = info_span!("turn", conversation_id, inbox_id = row.id, message_id = %event.message_id);
+        let result = process(app, &row, &event).instrument(span).await;
+        match result {
+            Ok(()) => {}
+            Err(StoreError::LeaseLost(_)) => {
+                warn!(code = "store.lease_lost", conversation_id, "another worker took this conversation; leaving it");
+                break;
+            }
+            Err(e) => {
+                error!(code = e.code(), error = %e, conversation_id, inbox_id = row.id, "turn failed; will retry");
+                let attempts = app.store.inbox_failed(row.id, &e.to_string()).await.unwrap_or(MAX_TURN_ATTEMPTS);
+                tokio::time::sleep(Duration::from_millis(200 * attempts as u64)).await;
+                if attempts >= MAX_TURN_ATTEMPTS {
+                    let _ = record_failed(app, &row, &event, &e.to_string(), e.code()).await;
+                }
+                break;
+            }
+        }
+    }
+    let _ = app.store.release_lease(conversation_id, &app.instance_id).await;
+}
+
+/// One turn.
+async fn process(app: &App, row: &InboxRow, event: &InboundEvent) -> Result<(), StoreError> {
+    let started = Instant::now();
+    let conv = app.store.conversation(&row.conversation_id).await?;
+    let (state, version, phone_number_id) = match &conv {
+        Some(c) => (
+            serde_json::from_str::<ConversationState>(&c.state).unwrap_or_else(|e| {
+                error!(code = "store.corrupt_state", error = %e, "stored state does not parse; starting afresh");
+                ConversationState::new(&event.customer)
+            }),
+            c.version,
+            c.phone_number_id.clone(),
+        ),
+        None => (ConversationState::new(&event.customer), 0, row.phone_number_id.clone()),
+    };
+    let flows = app.flows();
+    let plan = engine::plan(&flows, &state, event);
+    let now = if event.timestamp > 0 {
+        jiff::Timestamp::from_second(event.timestamp).unwrap_or_else(|_| jiff::Timestamp::now())
+    } else {
+        jiff::Timestamp::from_millisecond(row.received_at).unwrap_or_else(|_| jiff::Timestamp::now())
+    };
+    let guards_started = Instant::now();
+    let guards = app.guards.run(&flows, &plan, now).await;
+    let guards_ms = guards_started.elapsed().as_millis() as u64;
+    let decide_started = Instant::now();
+    let decision = engine::decide(&flows, &state, event, &guards);
+    let decide_us = decide_started.elapsed().as_micros() as u64;
+
+    let sender = app.settings.phone_number_id.clone().unwrap_or(phone_number_id);
+    let (new_state, replies, erp, trace, step_before, step_after, outcome) = match decision {
+        Ok(d) => (d.state, d.replies, d.erp, d.trace, d.step_before, d.step_after, "ok".to_string()),
+        Err(e) => {
+            error!(code = e.code(), error = %e, "the engine refused this turn");
+            let apology = engine::Reply::Text { body: "Sorry, something went wrong on our side. A person has been told; please try again in a moment.".into() };
+            let label = state.journey.as_ref().map(|j| format!("{}/{}", j.flow, j.step)).unwrap_or_else(|| "-".into());
+            let mut st = state.clone();
+            st.turns += 1;
+            let trace = vec![engine::TraceEntry { what: "error".into(), detail: e.to_string(), source: None }];
+            (st, vec![apology], vec![], trace, label.clone(), label, e.code().to_string())
+        }
+    };
+    let now_ms = now_ms();
+    let mut outbox = Vec::new();
+    for (i, reply) in replies.iter().enumerate() {
+        let body = render(&event.customer, reply);
+        outbox.push(NewOutbox {
+            conversation_id: row.conversation_id.clone(),
+            kind: "whatsapp".into(),
+            idempotency_key: format!("{}:reply:{i}", row.dedup_key),
+            payload: json!({"phone_number_id": sender, "to": event.customer, "body": body}).to_string(),
+            status: "pending".into(),
+            next_attempt_at: now_ms,
+            created_at: now_ms,
+            updated_at: now_ms,
+        });
+    }
+    for request in &erp {
+        outbox.push(NewOutbox {
+            conversation_id: row.conversation_id.clone(),
+            kind: "erp".into(),
+            idempotency_key: request.action.idempotency_key.clone(),
+            payload: json!({"customer": event.customer, "phone_number_id": row.phone_number_id, "request": request}).to_string(),
+            status: "pending".into(),
+            next_attempt_at: now_ms,
+            created_at: now_ms,
+            updated_at: now_ms,
+        });
+    }
+    let flow_versions: serde_json::Map<String, serde_json::Value> =
+        flows.flows.values().map(|f| (f.id.clone(), json!(f.version))).collect();
+    let record = json!({
+        "inbox_id": row.id,
+        "message_id": event.message_id,
+        "event": event,
+        "plan": plan,
+        "guards": guards,
+        "trace": trace,
+        "replies": replies,
+        "erp": erp,
+        "step_before": step_before,
+        "step_after": step_after,
+        "outcome": outcome,
+        "flow_versions": flow_versions,
+        "timings": {"guards_ms": guards_ms, "decide_us": decide_us, "total_ms": started.elapsed().as_millis() as u64},
+    });
+    let seq = new_state.turns as i64;
+    let flow = new_state.journey.as_ref().or(state.journey.as_ref()).map(|j| j.flow.clone()).or(plan.flow.clone());
+    let is_customer = !matches!(event.kind, engine::EventKind::ErpOutcome { .. });
+    app.store
+        .commit_turn(TurnCommit {
+            conversation_id: row.conversation_id.clone(),
+            owner: app.instance_id.clone(),
+            expected_version: version,
+            state: serde_json::to_string(&new_state).unwrap_or_default(),
+            inbox_id: row.id,
+            turn: NewTurn {
+                conversation_id: row.conversation_id.clone(),
+                seq,
+                inbox_id: row.id,
+                flow,
+                step_before,
+                step_after,
+                outcome,
+                record: record.to_string(),
+                created_at: now_ms,
+            },
+            outbox,
+            last_inbound_at: is_customer.then_some(row.received_at),
+        })
+        .await?;
+    app.outbox_notify.notify_one();
+    tracing::info!(turn = seq, ms = started.elapsed().as_millis() as u64, "turn committed");
+    Ok(())
+}
+
+/// Records a turn that could not be processed after [`MAX_TURN_ATTEMPTS`], and apologises.
+async fn record_failed(app: &App, row: &InboxRow, event: &InboundEvent, error: &str, code: &str) -> Result<(), StoreError> {
+    let conv = app.store.conversation(&row.conversation_id).await?;
+    let (state, version) = match &conv {
+        Some(c) => (serde_json::from_str::<ConversationState>(&c.state).unwrap_or_else(|_| ConversationState::new(&event.customer)), c.version),
+        None => return Ok(()),
+    };
+    let mut st = state.clone();
+    st.turns += 1;
+    let now = now_ms();
+    let body = render(&event.customer, &engine::Reply::Text { body: "Sorry, something went wrong on our side. Please try again in a moment.".into() });
+    app.store
+        .commit_turn(TurnCommit {
+            conversation_id: row.conversation_id.clone(),
+            owner: app.instance_id.clone(),
+            expected_version: version,
+            state: serde_json::to_string(&st).unwrap_or_default(),
+            inbox_id: row.id,
+            turn: NewTurn {
+                conversation_id: row.conversation_id.clone(),
+                seq: st.turns as i64,
+                inbox_id: row.id,
+                flow: None,
+                step_before: "-".into(),
+                step_after: "-".into(),
+                outcome: code.into(),
+                record: json!({"event": event, "error": error, "outcome": code}).to_string(),
+                created_at: now,
+            },
+            outbox: vec![NewOutbox {
+                conversation_id: row.conversation_id.clone(),
+                kind: "whatsapp".into(),
+                idempotency_key: format!("{}:failed", row.dedup_key),
+                payload: json!({"phone_number_id": row.phone_number_id, "to": event.customer, "body": body}).to_string(),
+                status: "pending".into(),
+                next_attempt_at: now,
+                created_at: now,
+                updated_at: now,
+            }],
+            last_inbound_at: None,
+        })
+        .await
+}

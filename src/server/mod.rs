@@ -1,0 +1,177 @@
+//! The HTTP side (actix-web): the WhatsApp webhook, health, and the sandbox's read-out used by
+//! `chat`.
+//!
+//! `POST /webhooks/whatsapp` verifies the signature over the raw bytes, parses, writes every
+//! message to the inbox (deduplicated by its id) and only then answers 200; no guard and no LLM
+//! runs inside the request.
+
+use std::sync::Arc;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use crate::channel::whatsapp::{signature, webhook};
+use crate::pipeline::App;
+use crate::store::{NewInbox, now_ms};
+
+/// WhatsApp payloads can reach 3 MB (reference §6); anything larger is refused early.
+pub const MAX_WEBHOOK_BYTES: usize = 3 * 1024 * 1024 + 64 * 1024;
+
+/// Registers the routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::PayloadConfig::new(MAX_WEBHOOK_BYTES))
+        .route("/webhooks/whatsapp", web::get().to(verify))
+        .route("/webhooks/whatsapp", web::post().to(receive))
+        .route("/health", web::get().to(health))
+        .route("/sandbox/messages", web::get().to(sandbox_messages));
+}
+
+fn problem(status: actix_web::http::StatusCode, code: &str, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(json!({"error": {"code": code, "message": message}}))
+}
+
+#[derive(Deserialize)]
+struct VerifyQuery {
+    #[serde(rename = "hub.mode")]
+    mode: Option<String>,
+    #[serde(rename = "hub.verify_token")]
+    token: Option<String>,
+    #[serde(rename = "hub.challenge")]
+    challenge: Option<String>,
+}
+
+/// The verification handshake (reference §1): 200 with the raw challenge, or 403.
+async fn verify(app: web::Data<App>, q: web::Query<VerifyQuery>) -> HttpResponse {
+    let token_ok = q.token.as_deref().is_some_and(|t| {
+        use hmac::Mac;
+        // Constant-time comparison through an HMAC of both values.
+        let mac = |v: &str| {
+            let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"verify").unwrap_or_else(|_| unreachable!());
+            m.update(v.as_bytes());
+            m.finalize().into_bytes()
+        };
+        mac(t) == mac(&app.settings.verify_token)
+    });
+    match (q.mode.as_deref(), token_ok, &q.challenge) {
+        (Some("subscribe"), true, Some(challenge)) => HttpResponse::Ok().content_type("text/plain").body(challenge.clone()),
+        _ => problem(actix_web::http::StatusCode::FORBIDDEN, "channel.verify_refused", "hub.mode must be subscribe and hub.verify_token must equal WHATSAPP_VERIFY_TOKEN"),
+    }
+}
+
+/// Receives a notification.
+async fn receive(app: web::Data<App>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let header = req.headers().get("X-Hub-Signature-256").and_then(|h| h.to_str().ok());
+    if let Err(e) = signature::verify(app.settings.app_secret.as_bytes(), &body, header) {
+        warn!(code = e.code(), "webhook refused: bad signature");
+        return problem(actix_web::http::StatusCode::UNAUTHORIZED, e.code(), &e.to_string());
+    }
+    let notification = match webhook::parse(&body) {
+        Ok(n) => n,
+        Err(e) => {
+            warn!(code = e.code(), error = %e, "webhook refused: malformed body");
+            return problem(actix_web::http::StatusCode::BAD_REQUEST, e.code(), &e.to_string());
+        }
+    };
+    let received_at = now_ms();
+    let rows: Vec<NewInbox> = notification
+        .messages
+        .iter()
+        .map(|m| NewInbox {
+            dedup_key: m.event.message_id.clone(),
+            conversation_id: format!("{}:{}", m.phone_number_id, m.event.customer),
+            phone_number_id: m.phone_number_id.clone(),
+            event: serde_json::to_string(&m.event).unwrap_or_default(),
+            received_at,
+        })
+        .collect();
+    if !rows.is_empty() {
+        match app.store.insert_inbox(&rows).await {
+            Ok(fresh) => {
+                let new = fresh.iter().filter(|f| **f).count();
+                info!(messages = rows.len(), new, duplicates = rows.len() - new, "webhook stored");
+                app.inbox_notify.notify_one();
+            }
+            Err(e) => {
+                // Not durable: answer non-200 so WhatsApp delivers it again (reference §6).
+                tracing::error!(code = e.code(), error = %e, "webhook not stored");
+                return problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), "the inbox is unavailable; WhatsApp will retry");
+            }
+        }
+    }
+    for s in &notification.statuses {
+        let detail = (!s.errors.is_empty()).then(|| s.errors.join("; "));
+        if let Err(e) = app.store.record_status(&s.message_id, &s.status, &s.recipient, s.timestamp, detail).await {
+            tracing::error!(code = e.code(), error = %e, "status not stored");
+            return problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), "the store is unavailable; WhatsApp will retry");
+        }
+    }
+    HttpResponse::Ok().json(json!({"received": notification.messages.len(), "statuses": notification.statuses.len()}))
+}
+
+async fn health(app: web::Data<App>) -> HttpResponse {
+    let flows = app.flows();
+    match app.store.counts().await {
+        Ok((inbox, pending, turns, outbox_pending, dead)) => HttpResponse::Ok().json(json!({
+            "status": "ok",
+            "database": app.store.backend,
+            "sandbox": {"whatsapp": app.is_sandbox(), "erp": app.erp.is_sandbox()},
+            "llm": app.settings.llm.as_ref().map(|l| l.model.clone()),
+            "flows": flows.flows.values().map(|f| json!({"id": f.id, "version": f.version})).collect::<Vec<_>>(),
+            "inbox": {"total": inbox, "pending": pending},
+            "turns": turns,
+            "outbox": {"pending": outbox_pending, "dead": dead},
+        })),
+        Err(e) => problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct SandboxQuery {
+    customer: String,
+    #[serde(default)]
+    after: i64,
+}
+
+/// The messages the sandbox "sent" to a customer after outbox id `after` (only without a Graph
+/// API): what `chat` shows.
+async fn sandbox_messages(app: web::Data<App>, q: web::Query<SandboxQuery>) -> HttpResponse {
+    if !app.is_sandbox() {
+        return problem(actix_web::http::StatusCode::NOT_FOUND, "server.not_sandbox", "the sandbox is off: WHATSAPP_API_BASE_URL is set");
+    }
+    let conversations = match app.store.conversations_of(&q.customer).await {
+        Ok(c) => c,
+        Err(e) => return problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
+    };
+    let mut out: Vec<Value> = Vec::new();
+    for c in conversations {
+        match app.store.outbox_of(&c.id, Some("whatsapp"), q.after).await {
+            Ok(rows) => out.extend(rows.into_iter().filter(|r| r.status == "sent").map(|r| {
+                let payload: Value = serde_json::from_str(&r.payload).unwrap_or(Value::Null);
+                json!({"id": r.id, "wamid": r.result, "body": payload["body"]})
+            })),
+            Err(e) => return problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
+        }
+    }
+    out.sort_by_key(|v| v["id"].as_i64().unwrap_or(0));
+    HttpResponse::Ok().json(json!({"messages": out}))
+}
+
+/// Starts the HTTP server and the background tasks; returns when the server stops.
+pub async fn serve(app: Arc<App>) -> std::io::Result<()> {
+    let data = web::Data::from(app.clone());
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new().app_data(data.clone()).configure(routes).wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("http"))
+    })
+    .workers(2)
+    .bind((app.settings.host.as_str(), app.settings.port))?;
+    let addrs = server.addrs();
+    tokio::spawn(crate::pipeline::worker::run(app.clone()));
+    tokio::spawn(crate::pipeline::outbox::run(app.clone()));
+    for a in &addrs {
+        // Printed on stdout so scripts and tests can find the port when PORT=0.
+        println!("listening on http://{a}");
+    }
+    server.run().await
+}

@@ -1,0 +1,677 @@
+//! Storage: diesel + diesel_async over PostgreSQL (production, several instances) or SQLite (the
+//! embedded default). One portable schema ([`schema`]), migrations in `migrations/<backend>/` run
+//! at start-up, and one [`Store`] whose queries are written once and expanded for each backend by
+//! the `with_conn!` macro.
+//!
+//! What lives here: the inbox (durable, deduplicated inbound events), conversations (state,
+//! optimistic version, lease for one-worker-at-a-time), turns (the record of every decision) and
+//! the outbox (sends and ERP writes, committed in the same transaction as the state).
+
+pub mod schema;
+
+use diesel::prelude::*;
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use schema::{conversations, inbox, message_statuses, outbox, turns};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+type SqliteConn = SyncConnectionWrapper<diesel::SqliteConnection>;
+
+/// Storage failures, each with a stable code.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A query failed.
+    #[error("store.query: {0}")]
+    Query(#[from] diesel::result::Error),
+    /// No connection could be had.
+    #[error("store.pool: {0}; check DATABASE_URL and that the database is up")]
+    Pool(String),
+    /// Migrations failed.
+    #[error("store.migration: {0}")]
+    Migration(String),
+    /// Another worker took the conversation's lease meanwhile; the turn was not committed and
+    /// will be processed again.
+    #[error("store.lease_lost: conversation {0} is being processed elsewhere; this turn was rolled back")]
+    LeaseLost(String),
+    /// DATABASE_URL is not understood.
+    #[error("store.url: {0:?} is neither postgres://… nor sqlite://…; see README, Configuration")]
+    Url(String),
+}
+
+impl StoreError {
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Query(_) => "store.query",
+            StoreError::Pool(_) => "store.pool",
+            StoreError::Migration(_) => "store.migration",
+            StoreError::LeaseLost(_) => "store.lease_lost",
+            StoreError::Url(_) => "store.url",
+        }
+    }
+}
+
+enum Pools {
+    Sqlite(Pool<SqliteConn>),
+    Postgres(Pool<AsyncPgConnection>),
+}
+
+/// The database.
+pub struct Store {
+    pools: Pools,
+    /// `sqlite` or `postgres`.
+    pub backend: &'static str,
+}
+
+macro_rules! with_conn {
+    ($store:expr, |$conn:ident| $body:expr) => {
+        match &$store.pools {
+            Pools::Sqlite(pool) => {
+                let mut guard = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+                let $conn: &mut SqliteConn = &mut *guard;
+                $body
+            }
+            Pools::Postgres(pool) => {
+                let mut guard = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+                let $conn: &mut AsyncPgConnection = &mut *guard;
+                $body
+            }
+        }
+    };
+}
+
+/// A new inbox row.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = inbox)]
+pub struct NewInbox {
+    /// wamid or `erp:<outbox id>`.
+    pub dedup_key: String,
+    /// `phone_number_id:wa_id`.
+    pub conversation_id: String,
+    /// The business number.
+    pub phone_number_id: String,
+    /// The event as JSON.
+    pub event: String,
+    /// Unix ms.
+    pub received_at: i64,
+}
+
+/// A stored inbox row.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = inbox)]
+pub struct InboxRow {
+    /// Arrival order.
+    pub id: i64,
+    /// Dedup key.
+    pub dedup_key: String,
+    /// Conversation.
+    pub conversation_id: String,
+    /// Business number.
+    pub phone_number_id: String,
+    /// Event JSON.
+    pub event: String,
+    /// Unix ms.
+    pub received_at: i64,
+    /// Unix ms, once processed.
+    pub processed_at: Option<i64>,
+    /// Failed attempts.
+    pub attempts: i32,
+    /// Last failure.
+    pub last_error: Option<String>,
+}
+
+/// A stored conversation.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = conversations)]
+pub struct ConversationRow {
+    /// `phone_number_id:wa_id`.
+    pub id: String,
+    /// The customer's wa_id.
+    pub customer: String,
+    /// The business number.
+    pub phone_number_id: String,
+    /// State JSON.
+    pub state: String,
+    /// Optimistic version, +1 per committed turn.
+    pub version: i64,
+    /// Who holds the lease.
+    pub lease_owner: Option<String>,
+    /// Until when (Unix ms).
+    pub lease_until: Option<i64>,
+    /// Last inbound message (Unix ms), for the 24-hour window.
+    pub last_inbound_at: Option<i64>,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms.
+    pub updated_at: i64,
+}
+
+/// A new turn record.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = turns)]
+pub struct NewTurn {
+    /// Conversation.
+    pub conversation_id: String,
+    /// Turn number in the conversation.
+    pub seq: i64,
+    /// The inbox row it processed.
+    pub inbox_id: i64,
+    /// Flow id, if in a journey.
+    pub flow: Option<String>,
+    /// `flow/step` before.
+    pub step_before: String,
+    /// `flow/step` after.
+    pub step_after: String,
+    /// `ok` or an error code.
+    pub outcome: String,
+    /// The full record (JSON).
+    pub record: String,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+/// A stored turn.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = turns)]
+pub struct TurnRow {
+    /// Id.
+    pub id: i64,
+    /// Conversation.
+    pub conversation_id: String,
+    /// Turn number.
+    pub seq: i64,
+    /// Inbox row.
+    pub inbox_id: i64,
+    /// Flow.
+    pub flow: Option<String>,
+    /// Before.
+    pub step_before: String,
+    /// After.
+    pub step_after: String,
+    /// Outcome.
+    pub outcome: String,
+    /// Record JSON.
+    pub record: String,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+/// A new outbox row.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = outbox)]
+pub struct NewOutbox {
+    /// Conversation.
+    pub conversation_id: String,
+    /// `whatsapp` or `erp`.
+    pub kind: String,
+    /// Unique: a repeated commit cannot queue the same effect twice.
+    pub idempotency_key: String,
+    /// JSON to send.
+    pub payload: String,
+    /// `pending`.
+    pub status: String,
+    /// Unix ms.
+    pub next_attempt_at: i64,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms.
+    pub updated_at: i64,
+}
+
+/// A stored outbox row.
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = outbox)]
+pub struct OutboxRow {
+    /// Id (queue order).
+    pub id: i64,
+    /// Conversation.
+    pub conversation_id: String,
+    /// `whatsapp` or `erp`.
+    pub kind: String,
+    /// Idempotency key.
+    pub idempotency_key: String,
+    /// Payload JSON.
+    pub payload: String,
+    /// `pending`, `sent` or `dead`.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: i32,
+    /// Unix ms.
+    pub next_attempt_at: i64,
+    /// Last failure.
+    pub last_error: Option<String>,
+    /// Result (wamid or ERP reference).
+    pub result: Option<String>,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms.
+    pub updated_at: i64,
+}
+
+/// Everything one turn writes, in one transaction.
+#[derive(Debug, Clone)]
+pub struct TurnCommit {
+    /// Conversation.
+    pub conversation_id: String,
+    /// The lease owner committing.
+    pub owner: String,
+    /// The version the state was read at.
+    pub expected_version: i64,
+    /// The new state JSON.
+    pub state: String,
+    /// The inbox row processed.
+    pub inbox_id: i64,
+    /// Its turn record.
+    pub turn: NewTurn,
+    /// Effects to queue.
+    pub outbox: Vec<NewOutbox>,
+    /// Unix ms of the customer's message, when it was one.
+    pub last_inbound_at: Option<i64>,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// Where the database is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// A SQLite file.
+    Sqlite(String),
+    /// A PostgreSQL URL.
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// Reads `DATABASE_URL`: unset means `sqlite://carewell.db` in the working directory.
+    ///
+    /// Errors: [`StoreError::Url`] for any other scheme.
+    pub fn parse(url: Option<&str>) -> Result<Self, StoreError> {
+        match url.map(str::trim).filter(|u| !u.is_empty()) {
+            None => Ok(DatabaseUrl::Sqlite("carewell.db".into())),
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => Ok(DatabaseUrl::Postgres(u.into())),
+            Some(u) => match u.strip_prefix("sqlite://").or_else(|| u.strip_prefix("sqlite:")) {
+                Some(path) if !path.is_empty() => Ok(DatabaseUrl::Sqlite(path.into())),
+                _ => Err(StoreError::Url(u.into())),
+            },
+        }
+    }
+}
+
+impl Store {
+    /// Connects, runs pending migrations, and returns the store.
+    ///
+    /// Errors: [`StoreError::Pool`] if the database cannot be reached, [`StoreError::Migration`]
+    /// if a migration fails.
+    pub async fn connect(url: &DatabaseUrl, pool_size: usize) -> Result<Store, StoreError> {
+        match url {
+            DatabaseUrl::Sqlite(path) => {
+                if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|e| StoreError::Pool(format!("cannot create {}: {e}", parent.display())))?;
+                }
+                let p = path.clone();
+                tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+                    let mut conn = diesel::SqliteConnection::establish(&p).map_err(|e| StoreError::Pool(e.to_string()))?;
+                    diesel::connection::SimpleConnection::batch_execute(&mut conn, "PRAGMA journal_mode = WAL;")
+                        .map_err(|e| StoreError::Migration(e.to_string()))?;
+                    conn.run_pending_migrations(SQLITE_MIGRATIONS).map_err(|e| StoreError::Migration(e.to_string()))?;
+                    Ok(())
+                })
+                .await
+                .map_err(|e| StoreError::Migration(e.to_string()))??;
+                let mut config = diesel_async::pooled_connection::ManagerConfig::<SqliteConn>::default();
+                config.custom_setup = Box::new(|url| {
+                    Box::pin(async move {
+                        let mut conn = SqliteConn::establish(url).await?;
+                        conn.batch_execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+                            .await
+                            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                        Ok(conn)
+                    })
+                });
+                let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, config);
+                // SQLite has one writer: one connection avoids "database is locked" between our
+                // own transactions; WAL lets other processes read meanwhile.
+                let pool = Pool::builder(manager).max_size(1).build().map_err(|e| StoreError::Pool(e.to_string()))?;
+                let _ = pool_size;
+                Ok(Store { pools: Pools::Sqlite(pool), backend: "sqlite" })
+            }
+            DatabaseUrl::Postgres(u) => {
+                let url = u.clone();
+                tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+                    use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+                    let mut conn = <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url).map_err(|e| StoreError::Pool(e.to_string()))?;
+                    conn.run_pending_migrations(POSTGRES_MIGRATIONS).map_err(|e| StoreError::Migration(e.to_string()))?;
+                    Ok(())
+                })
+                .await
+                .map_err(|e| StoreError::Migration(e.to_string()))??;
+                let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(u.as_str());
+                let pool = Pool::builder(manager).max_size(pool_size.max(2)).build().map_err(|e| StoreError::Pool(e.to_string()))?;
+                Ok(Store { pools: Pools::Postgres(pool), backend: "postgres" })
+            }
+        }
+    }
+
+    /// Stores inbound events; returns, for each, whether it was new (false: a duplicate, which
+    /// changes nothing).
+    pub async fn insert_inbox(&self, rows: &[NewInbox]) -> Result<Vec<bool>, StoreError> {
+        with_conn!(self, |conn| {
+            let rows = rows.to_vec();
+            conn.transaction::<_, StoreError, _>(async move |c| {
+                    let mut out = Vec::with_capacity(rows.len());
+                    for row in &rows {
+                        let n = diesel::insert_into(inbox::table)
+                            .values(row)
+                            .on_conflict(inbox::dedup_key)
+                            .do_nothing()
+                            .execute(c)
+                            .await?;
+                        out.push(n == 1);
+                    }
+                    Ok(out)
+            })
+            .await
+        })
+    }
+
+    /// Conversations with unprocessed inbox rows, oldest first, at most `limit`.
+    pub async fn pending_conversations(&self, limit: i64) -> Result<Vec<String>, StoreError> {
+        let ids: Vec<String> = with_conn!(self, |conn| {
+            inbox::table
+                .filter(inbox::processed_at.is_null())
+                .order(inbox::id)
+                .select(inbox::conversation_id)
+                .limit(limit * 4)
+                .load(conn)
+                .await?
+        });
+        let mut seen = std::collections::HashSet::new();
+        Ok(ids.into_iter().filter(|i| seen.insert(i.clone())).take(limit as usize).collect())
+    }
+
+    /// The oldest unprocessed inbox row of a conversation.
+    pub async fn next_inbox(&self, conversation_id: &str) -> Result<Option<InboxRow>, StoreError> {
+        let id = conversation_id.to_string();
+        Ok(with_conn!(self, |conn| {
+            inbox::table
+                .filter(inbox::conversation_id.eq(&id))
+                .filter(inbox::processed_at.is_null())
+                .order(inbox::id)
+                .select(InboxRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
+        }))
+    }
+
+    /// Takes the conversation's lease for `owner` until `until_ms`, creating the conversation with
+    /// `initial_state` if it is new. Returns false when another live owner holds it.
+    pub async fn acquire_lease(
+        &self,
+        conversation_id: &str,
+        customer: &str,
+        phone_number_id: &str,
+        initial_state: &str,
+        owner: &str,
+        until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let (cid, cust, pnid, st, own) = (conversation_id.to_string(), customer.to_string(), phone_number_id.to_string(), initial_state.to_string(), owner.to_string());
+        with_conn!(self, |conn| {
+            diesel::insert_into(conversations::table)
+                .values((
+                    conversations::id.eq(&cid),
+                    conversations::customer.eq(&cust),
+                    conversations::phone_number_id.eq(&pnid),
+                    conversations::state.eq(&st),
+                    conversations::version.eq(0i64),
+                    conversations::created_at.eq(now),
+                    conversations::updated_at.eq(now),
+                ))
+                .on_conflict(conversations::id)
+                .do_nothing()
+                .execute(conn)
+                .await?;
+            let n = diesel::update(conversations::table)
+                .filter(conversations::id.eq(&cid))
+                .filter(
+                    conversations::lease_owner
+                        .is_null()
+                        .or(conversations::lease_until.lt(now))
+                        .or(conversations::lease_owner.eq(&own)),
+                )
+                .set((conversations::lease_owner.eq(Some(&own)), conversations::lease_until.eq(Some(until_ms))))
+                .execute(conn)
+                .await?;
+            Ok(n == 1)
+        })
+    }
+
+    /// Gives the lease back.
+    pub async fn release_lease(&self, conversation_id: &str, owner: &str) -> Result<(), StoreError> {
+        let (cid, own) = (conversation_id.to_string(), owner.to_string());
+        with_conn!(self, |conn| {
+            diesel::update(conversations::table)
+                .filter(conversations::id.eq(&cid))
+                .filter(conversations::lease_owner.eq(&own))
+                .set((conversations::lease_owner.eq(None::<String>), conversations::lease_until.eq(None::<i64>)))
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// A conversation by id.
+    pub async fn conversation(&self, conversation_id: &str) -> Result<Option<ConversationRow>, StoreError> {
+        let cid = conversation_id.to_string();
+        Ok(with_conn!(self, |conn| {
+            conversations::table.find(&cid).select(ConversationRow::as_select()).first(conn).await.optional()?
+        }))
+    }
+
+    /// Conversations of a customer (by wa_id), newest first.
+    pub async fn conversations_of(&self, customer: &str) -> Result<Vec<ConversationRow>, StoreError> {
+        let c = customer.to_string();
+        Ok(with_conn!(self, |conn| {
+            conversations::table
+                .filter(conversations::customer.eq(&c))
+                .order(conversations::updated_at.desc())
+                .select(ConversationRow::as_select())
+                .load(conn)
+                .await?
+        }))
+    }
+
+    /// Commits a turn: new state (only if the version and lease still hold), the inbox row marked
+    /// processed, the turn record and the outbox rows, all or nothing.
+    ///
+    /// Errors: [`StoreError::LeaseLost`] when another worker changed the conversation meanwhile.
+    pub async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
+        with_conn!(self, |conn| {
+            let commit = commit.clone();
+            conn.transaction::<_, StoreError, _>(async move |c| {
+                    let now = now_ms();
+                    let n = diesel::update(conversations::table)
+                        .filter(conversations::id.eq(&commit.conversation_id))
+                        .filter(conversations::version.eq(commit.expected_version))
+                        .filter(conversations::lease_owner.eq(&commit.owner))
+                        .set((
+                            conversations::state.eq(&commit.state),
+                            conversations::version.eq(commit.expected_version + 1),
+                            conversations::updated_at.eq(now),
+                        ))
+                        .execute(c)
+                        .await?;
+                    if n != 1 {
+                        return Err(StoreError::LeaseLost(commit.conversation_id.clone()));
+                    }
+                    if let Some(t) = commit.last_inbound_at {
+                        diesel::update(conversations::table)
+                            .filter(conversations::id.eq(&commit.conversation_id))
+                            .set(conversations::last_inbound_at.eq(Some(t)))
+                            .execute(c)
+                            .await?;
+                    }
+                    diesel::update(inbox::table.find(commit.inbox_id))
+                        .set(inbox::processed_at.eq(Some(now)))
+                        .execute(c)
+                        .await?;
+                    diesel::insert_into(turns::table).values(&commit.turn).execute(c).await?;
+                    for row in &commit.outbox {
+                        diesel::insert_into(outbox::table)
+                            .values(row)
+                            .on_conflict(outbox::idempotency_key)
+                            .do_nothing()
+                            .execute(c)
+                            .await?;
+                    }
+                    Ok(())
+            })
+            .await
+        })
+    }
+
+    /// Counts a failed attempt at an inbox row.
+    pub async fn inbox_failed(&self, inbox_id: i64, error: &str) -> Result<i32, StoreError> {
+        let e = error.to_string();
+        with_conn!(self, |conn| {
+            diesel::update(inbox::table.find(inbox_id))
+                .set((inbox::attempts.eq(inbox::attempts + 1), inbox::last_error.eq(Some(&e))))
+                .execute(conn)
+                .await?;
+            Ok(inbox::table.find(inbox_id).select(inbox::attempts).first(conn).await?)
+        })
+    }
+
+    /// Pending outbox rows in queue order, due or not (the dispatcher keeps per-conversation order).
+    pub async fn pending_outbox(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+        Ok(with_conn!(self, |conn| {
+            outbox::table
+                .filter(outbox::status.eq("pending"))
+                .order(outbox::id)
+                .limit(limit)
+                .select(OutboxRow::as_select())
+                .load(conn)
+                .await?
+        }))
+    }
+
+    /// Marks an outbox row done with its result.
+    pub async fn outbox_sent(&self, id: i64, result: &str) -> Result<(), StoreError> {
+        let r = result.to_string();
+        with_conn!(self, |conn| {
+            diesel::update(outbox::table.find(id))
+                .set((outbox::status.eq("sent"), outbox::result.eq(Some(&r)), outbox::attempts.eq(outbox::attempts + 1), outbox::updated_at.eq(now_ms())))
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Marks an outbox row done and queues the inbox event that tells its conversation, in one
+    /// transaction (so an ERP answer is never lost between the two).
+    pub async fn outbox_done_with_event(&self, id: i64, result: &str, status: &str, event: NewInbox) -> Result<(), StoreError> {
+        let (r, st) = (result.to_string(), status.to_string());
+        with_conn!(self, |conn| {
+            conn.transaction::<_, StoreError, _>(async move |c| {
+                    diesel::update(outbox::table.find(id))
+                        .set((outbox::status.eq(&st), outbox::result.eq(Some(&r)), outbox::attempts.eq(outbox::attempts + 1), outbox::updated_at.eq(now_ms())))
+                        .execute(c)
+                        .await?;
+                    diesel::insert_into(inbox::table).values(&event).on_conflict(inbox::dedup_key).do_nothing().execute(c).await?;
+                    Ok(())
+            })
+            .await
+        })
+    }
+
+    /// Schedules another attempt.
+    pub async fn outbox_retry(&self, id: i64, next_attempt_at: i64, error: &str) -> Result<(), StoreError> {
+        let e = error.to_string();
+        with_conn!(self, |conn| {
+            diesel::update(outbox::table.find(id))
+                .set((outbox::attempts.eq(outbox::attempts + 1), outbox::next_attempt_at.eq(next_attempt_at), outbox::last_error.eq(Some(&e)), outbox::updated_at.eq(now_ms())))
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Gives up on a row: it stays visible with status `dead`.
+    pub async fn outbox_dead(&self, id: i64, error: &str) -> Result<(), StoreError> {
+        let e = error.to_string();
+        with_conn!(self, |conn| {
+            diesel::update(outbox::table.find(id))
+                .set((outbox::status.eq("dead"), outbox::attempts.eq(outbox::attempts + 1), outbox::last_error.eq(Some(&e)), outbox::updated_at.eq(now_ms())))
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Outbox rows of a conversation, in order, optionally only `kind` and after `after_id`.
+    pub async fn outbox_of(&self, conversation_id: &str, kind: Option<&str>, after_id: i64) -> Result<Vec<OutboxRow>, StoreError> {
+        let cid = conversation_id.to_string();
+        let k = kind.map(String::from);
+        Ok(with_conn!(self, |conn| {
+            let mut q = outbox::table
+                .filter(outbox::conversation_id.eq(&cid))
+                .filter(outbox::id.gt(after_id))
+                .order(outbox::id)
+                .select(OutboxRow::as_select())
+                .into_boxed();
+            if let Some(k) = &k {
+                q = q.filter(outbox::kind.eq(k.clone()));
+            }
+            q.load(conn).await?
+        }))
+    }
+
+    /// Turns of a conversation, in order.
+    pub async fn turns_of(&self, conversation_id: &str) -> Result<Vec<TurnRow>, StoreError> {
+        let cid = conversation_id.to_string();
+        Ok(with_conn!(self, |conn| {
+            turns::table.filter(turns::conversation_id.eq(&cid)).order(turns::seq).select(TurnRow::as_select()).load(conn).await?
+        }))
+    }
+
+    /// Counts rows: (inbox, unprocessed inbox, turns, pending outbox, dead outbox).
+    pub async fn counts(&self) -> Result<(i64, i64, i64, i64, i64), StoreError> {
+        with_conn!(self, |conn| {
+            let inbox_n: i64 = inbox::table.count().get_result(conn).await?;
+            let pending: i64 = inbox::table.filter(inbox::processed_at.is_null()).count().get_result(conn).await?;
+            let turns_n: i64 = turns::table.count().get_result(conn).await?;
+            let out_pending: i64 = outbox::table.filter(outbox::status.eq("pending")).count().get_result(conn).await?;
+            let dead: i64 = outbox::table.filter(outbox::status.eq("dead")).count().get_result(conn).await?;
+            Ok((inbox_n, pending, turns_n, out_pending, dead))
+        })
+    }
+
+    /// Records a delivery receipt; a repeated one changes nothing.
+    pub async fn record_status(&self, message_id: &str, status: &str, recipient: &str, timestamp: i64, detail: Option<String>) -> Result<(), StoreError> {
+        let (m, s, r) = (message_id.to_string(), status.to_string(), recipient.to_string());
+        with_conn!(self, |conn| {
+            diesel::insert_into(message_statuses::table)
+                .values((
+                    message_statuses::message_id.eq(&m),
+                    message_statuses::status.eq(&s),
+                    message_statuses::recipient.eq(&r),
+                    message_statuses::timestamp.eq(timestamp),
+                    message_statuses::detail.eq(detail.clone()),
+                ))
+                .on_conflict((message_statuses::message_id, message_statuses::status))
+                .do_nothing()
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,73 @@
+//! The portable schema, shared by PostgreSQL and SQLite (see `migrations/`). JSON is stored as
+//! text and times as Unix milliseconds, so one set of queries serves both databases.
+
+diesel::table! {
+    inbox (id) {
+        id -> BigInt,
+        dedup_key -> Text,
+        conversation_id -> Text,
+        phone_number_id -> Text,
+        event -> Text,
+        received_at -> BigInt,
+        processed_at -> Nullable<BigInt>,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    conversations (id) {
+        id -> Text,
+        customer -> Text,
+        phone_number_id -> Text,
+        state -> Text,
+        version -> BigInt,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<BigInt>,
+        last_inbound_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    turns (id) {
+        id -> BigInt,
+        conversation_id -> Text,
+        seq -> BigInt,
+        inbox_id -> BigInt,
+        flow -> Nullable<Text>,
+        step_before -> Text,
+        step_after -> Text,
+        outcome -> Text,
+        record -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> BigInt,
+        conversation_id -> Text,
+        kind -> Text,
+        idempotency_key -> Text,
+        payload -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        last_error -> Nullable<Text>,
+        result -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    message_statuses (message_id, status) {
+        message_id -> Text,
+        status -> Text,
+        recipient -> Text,
+        timestamp -> BigInt,
+        detail -> Nullable<Text>,
+    }
+}

@@ -74,7 +74,9 @@ fn var(name: &str) -> Option<String> {
 fn number<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError> {
     match var(name) {
         None => Ok(default),
-        Some(v) => v.parse().map_err(|_| ConfigError::Invalid { name, value: v, why: "expected a whole number".into() }),
+        Some(v) => {
+            v.parse().map_err(|_| ConfigError::Invalid { name, value: v, why: "expected a whole number".into() })
+        }
     }
 }
 

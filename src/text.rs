@@ -13,13 +13,7 @@ pub fn fold(s: &str) -> String {
     let stripped: String = s
         .nfd()
         .filter(|c| !is_combining_mark(*c))
-        .map(|c| {
-            if c.is_alphanumeric() || matches!(c, '-' | ':' | '/' | '.' | '@' | '+') {
-                c
-            } else {
-                ' '
-            }
-        })
+        .map(|c| if c.is_alphanumeric() || matches!(c, '-' | ':' | '/' | '.' | '@' | '+') { c } else { ' ' })
         .collect::<String>()
         .to_lowercase();
     stripped.split_whitespace().collect::<Vec<_>>().join(" ")

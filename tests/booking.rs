@@ -148,7 +148,10 @@ async fn mixed_journey_with_a_good_llm_fills_slots_only_from_grounded_answers() 
         ),
         ("hmm the one-off kind", json!({"slots": [{"slot": "plan", "value": "one_time", "quote": "one-off"}]})),
         // A lie: Honda is not in the message, so it must not fill the slot.
-        ("it's the blue one parked outside", json!({"slots": [{"slot": "car_make", "value": "Honda", "quote": "Honda"}]})),
+        (
+            "it's the blue one parked outside",
+            json!({"slots": [{"slot": "car_make", "value": "Honda", "quote": "Honda"}]}),
+        ),
     ];
     let llm = FakeLlm::start(LlmMode::Good, script);
     let fakes = Fakes::new(Some(llm.clone()));
@@ -186,14 +189,22 @@ async fn mixed_journey_with_a_good_llm_fills_slots_only_from_grounded_answers() 
         .filter(|(_, v)| v["source"] == "llm")
         .map(|(k, _)| k)
         .collect();
-    assert!(filled_by_llm.contains(&"first_name".to_string()) && filled_by_llm.contains(&"plan".to_string()), "{filled_by_llm:?}");
+    assert!(
+        filled_by_llm.contains(&"first_name".to_string()) && filled_by_llm.contains(&"plan".to_string()),
+        "{filled_by_llm:?}"
+    );
     assert!(!filled_by_llm.contains(&"car_make".to_string()));
-    let llm_run = records.iter().flat_map(|r| r["guards"]["runs"].as_array().cloned().unwrap_or_default()).find(|r| r["guard"] == "llm").unwrap();
+    let llm_run = records
+        .iter()
+        .flat_map(|r| r["guards"]["runs"].as_array().cloned().unwrap_or_default())
+        .find(|r| r["guard"] == "llm")
+        .unwrap();
     assert_eq!(llm_run["detail"]["model"], "fake-model");
     assert!(llm_run["detail"]["attempts"][0]["raw"].as_str().unwrap().contains("slots"));
     // The schema sent to the LLM allows only this flow's slot names.
     let request = llm.log.lock().unwrap().requests[0].clone();
-    let allowed = &request["response_format"]["json_schema"]["schema"]["$defs"]["SlotAnswer"]["properties"]["slot"]["enum"];
+    let allowed =
+        &request["response_format"]["json_schema"]["schema"]["$defs"]["SlotAnswer"]["properties"]["slot"]["enum"];
     assert!(allowed.as_array().unwrap().iter().any(|s| s == "first_name"));
 }
 
@@ -319,7 +330,8 @@ async fn bad_signatures_duplicates_and_malformed_bodies_change_nothing() {
     server.settle().await;
     assert_eq!(server.health().await["inbox"]["total"], 0, "a refused webhook stores nothing");
 
-    let (status, answer) = server.post_webhook("{\"object\": \"whatsapp_business_account\", \"entry\": [", Some(SECRET)).await;
+    let (status, answer) =
+        server.post_webhook("{\"object\": \"whatsapp_business_account\", \"entry\": [", Some(SECRET)).await;
     assert_eq!(status, 400);
     assert_eq!(answer["error"]["code"], "channel.malformed_body");
     let (status, answer) = server.post_webhook("{\"object\": \"page\", \"entry\": []}", Some(SECRET)).await;
@@ -349,10 +361,20 @@ async fn bad_signatures_duplicates_and_malformed_bodies_change_nothing() {
 async fn verification_handshake() {
     let fakes = Fakes::new(None);
     let server = Server::start(&sqlite(), &fakes);
-    let ok = reqwest::get(format!("{}/webhooks/whatsapp?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=test-verify", server.url)).await.unwrap();
+    let ok = reqwest::get(format!(
+        "{}/webhooks/whatsapp?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=test-verify",
+        server.url
+    ))
+    .await
+    .unwrap();
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.text().await.unwrap(), "1158201444");
-    let bad = reqwest::get(format!("{}/webhooks/whatsapp?hub.mode=subscribe&hub.challenge=1&hub.verify_token=wrong", server.url)).await.unwrap();
+    let bad = reqwest::get(format!(
+        "{}/webhooks/whatsapp?hub.mode=subscribe&hub.challenge=1&hub.verify_token=wrong",
+        server.url
+    ))
+    .await
+    .unwrap();
     assert_eq!(bad.status(), 403);
 }
 

@@ -29,6 +29,9 @@ pub struct ChatArgs {
     pub secret: String,
 }
 
+/// An option shown in the terminal: (id, title, description).
+type ShownOption = (String, String, Option<String>);
+
 struct Offered {
     wamid: String,
     kind: &'static str,
@@ -103,9 +106,12 @@ pub async fn run(args: ChatArgs) -> Result<(), String> {
             json!({"from": args.customer, "id": id, "timestamp": ts, "type": "location", "location": loc})
         } else if line == "/image" {
             json!({"from": args.customer, "id": id, "timestamp": ts, "type": "image", "image": {"id": "1000", "mime_type": "image/jpeg", "sha256": "x"}})
-        } else if let Some((o, n)) = offered.as_ref().zip(line.parse::<usize>().ok()).filter(|(o, n)| *n >= 1 && *n <= o.options.len()) {
+        } else if let Some((o, n)) =
+            offered.as_ref().zip(line.parse::<usize>().ok()).filter(|(o, n)| *n >= 1 && *n <= o.options.len())
+        {
             let (oid, title) = o.options[n - 1].clone();
-            let (itype, key) = if o.kind == "button" { ("button_reply", "button_reply") } else { ("list_reply", "list_reply") };
+            let (itype, key) =
+                if o.kind == "button" { ("button_reply", "button_reply") } else { ("list_reply", "list_reply") };
             json!({"context": {"from": "15550000000", "id": o.wamid}, "from": args.customer, "id": id, "timestamp": ts,
                    "type": "interactive", "interactive": {"type": itype, key: {"id": oid, "title": title}}})
         } else {
@@ -180,15 +186,39 @@ fn show(m: &Value) -> Option<Offered> {
         Some("interactive") => {
             let i = &body["interactive"];
             println!("bot> {}", i["body"]["text"].as_str().unwrap_or_default().replace('\n', "\n     "));
-            let (kind, options): (&'static str, Vec<(String, String, Option<String>)>) = if i["type"] == "button" {
-                ("button", i["action"]["buttons"].as_array().into_iter().flatten()
-                    .map(|b| (b["reply"]["id"].as_str().unwrap_or_default().to_string(), b["reply"]["title"].as_str().unwrap_or_default().to_string(), None))
-                    .collect())
+            let (kind, options): (&'static str, Vec<ShownOption>) = if i["type"] == "button" {
+                (
+                    "button",
+                    i["action"]["buttons"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|b| {
+                            (
+                                b["reply"]["id"].as_str().unwrap_or_default().to_string(),
+                                b["reply"]["title"].as_str().unwrap_or_default().to_string(),
+                                None,
+                            )
+                        })
+                        .collect(),
+                )
             } else {
-                ("list", i["action"]["sections"].as_array().into_iter().flatten()
-                    .flat_map(|s| s["rows"].as_array().cloned().unwrap_or_default())
-                    .map(|r| (r["id"].as_str().unwrap_or_default().to_string(), r["title"].as_str().unwrap_or_default().to_string(), r["description"].as_str().map(String::from)))
-                    .collect())
+                (
+                    "list",
+                    i["action"]["sections"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .flat_map(|s| s["rows"].as_array().cloned().unwrap_or_default())
+                        .map(|r| {
+                            (
+                                r["id"].as_str().unwrap_or_default().to_string(),
+                                r["title"].as_str().unwrap_or_default().to_string(),
+                                r["description"].as_str().map(String::from),
+                            )
+                        })
+                        .collect(),
+                )
             };
             for (n, (_, title, desc)) in options.iter().enumerate() {
                 match desc {

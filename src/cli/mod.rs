@@ -54,9 +54,21 @@ pub fn main() -> ExitCode {
         Command::Flows { command: FlowsCommand::Check { dir } } => match FlowSet::load(&dir) {
             Ok(set) => {
                 for f in set.flows.values() {
-                    println!("ok  {}  {} v{}: {} steps, {} slots", f.file, f.id, f.version, f.steps.len(), f.slots.len());
+                    println!(
+                        "ok  {}  {} v{}: {} steps, {} slots",
+                        f.file,
+                        f.id,
+                        f.version,
+                        f.steps.len(),
+                        f.slots.len()
+                    );
                 }
-                println!("ok  {}  business {:?} in {}", dir.join("business.yaml").display(), set.business.name, set.business.time_zone_name);
+                println!(
+                    "ok  {}  business {:?} in {}",
+                    dir.join("business.yaml").display(),
+                    set.business.name,
+                    set.business.time_zone_name
+                );
                 println!("ok  {}  {} ERP action(s)", dir.join("erp.yaml").display(), set.actions.len());
                 ExitCode::SUCCESS
             }
@@ -97,7 +109,9 @@ pub fn main() -> ExitCode {
                     "starting"
                 );
                 if settings.app_secret == crate::config::DEV_APP_SECRET {
-                    tracing::warn!("WHATSAPP_APP_SECRET is unset: using the development secret (fine for the sandbox and `chat` only)");
+                    tracing::warn!(
+                        "WHATSAPP_APP_SECRET is unset: using the development secret (fine for the sandbox and `chat` only)"
+                    );
                 }
                 let app = match crate::pipeline::App::build(settings).await {
                     Ok(app) => app,

@@ -37,10 +37,7 @@ pub struct Session {
     pub refused: u32,
 }
 
-#[state_machine(
-    initial = "State::idle()",
-    state(derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize))
-)]
+#[state_machine(initial = "State::idle()", state(derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)))]
 impl Session {
     #[state]
     fn idle(&mut self, event: &SessionEvent) -> Outcome<State> {

@@ -33,10 +33,14 @@ use crate::text::{contains_words, fold};
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum EngineError {
     /// The stored conversation names a flow that is no longer loaded.
-    #[error("engine.unknown_flow: the conversation is in flow {0:?}, which is not loaded; restore the flow file or end the conversation")]
+    #[error(
+        "engine.unknown_flow: the conversation is in flow {0:?}, which is not loaded; restore the flow file or end the conversation"
+    )]
     UnknownFlow(String),
     /// The stored conversation is at a step its flow does not have.
-    #[error("engine.unknown_step: flow {flow:?} has no step {step:?}; the flow was edited under a live conversation — bump its version")]
+    #[error(
+        "engine.unknown_step: flow {flow:?} has no step {step:?}; the flow was edited under a live conversation — bump its version"
+    )]
     UnknownStep {
         /// Flow id.
         flow: String,
@@ -44,7 +48,9 @@ pub enum EngineError {
         step: String,
     },
     /// The engine was about to ask for a slot that is already filled.
-    #[error("engine.asked_filled_slot: flow {flow:?} step {step:?} would ask for {slot:?}, which the customer already gave ({at})")]
+    #[error(
+        "engine.asked_filled_slot: flow {flow:?} step {step:?} would ask for {slot:?}, which the customer already gave ({at})"
+    )]
     AskedFilledSlot {
         /// Flow id.
         flow: String,
@@ -56,7 +62,9 @@ pub enum EngineError {
         at: SourceRef,
     },
     /// Transitions went round without stopping at a question.
-    #[error("engine.loop: flow {flow:?} passed through {steps} steps in one turn without asking anything; check the branches near step {step:?}")]
+    #[error(
+        "engine.loop: flow {flow:?} passed through {steps} steps in one turn without asking anything; check the branches near step {step:?}"
+    )]
     TransitionLoop {
         /// Flow id.
         flow: String,
@@ -137,10 +145,36 @@ mod button {
     }
 }
 
-const GREETINGS: &[&str] = &["hi", "hello", "hey", "hiya", "good morning", "good afternoon", "good evening", "salam", "hola", "menu", "start", "help"];
+const GREETINGS: &[&str] = &[
+    "hi",
+    "hello",
+    "hey",
+    "hiya",
+    "good morning",
+    "good afternoon",
+    "good evening",
+    "salam",
+    "hola",
+    "menu",
+    "start",
+    "help",
+];
 const CANCEL_WORDS: &[&str] = &["cancel", "stop", "quit", "exit", "never mind", "nevermind"];
 const RESTART_WORDS: &[&str] = &["start over", "restart", "main menu", "menu"];
-const CONFIRM_WORDS: &[&str] = &["confirm", "yes", "y", "ok", "okay", "correct", "book it", "looks good", "yes please", "sure", "go ahead", "perfect"];
+const CONFIRM_WORDS: &[&str] = &[
+    "confirm",
+    "yes",
+    "y",
+    "ok",
+    "okay",
+    "correct",
+    "book it",
+    "looks good",
+    "yes please",
+    "sure",
+    "go ahead",
+    "perfect",
+];
 const CHANGE_WORDS: &[&str] = &["change", "edit", "modify", "fix", "update", "wrong"];
 const NO_WORDS: &[&str] = &["no", "n", "nope", "cancel"];
 
@@ -171,7 +205,9 @@ pub fn plan(flows: &FlowSet, state: &ConversationState, event: &InboundEvent) ->
         plan.text = Some(body.clone());
         let filled = |s: &str| {
             state.journey.as_ref().is_some_and(|j| j.slots.contains_key(s))
-                || (state.journey.is_none() && flow.slots.get(s).is_some_and(|d| d.profile) && state.profile.contains_key(s))
+                || (state.journey.is_none()
+                    && flow.slots.get(s).is_some_and(|d| d.profile)
+                    && state.profile.contains_key(s))
         };
         if let Some(j) = &state.journey {
             if let Some(step) = flow.step(&j.step) {
@@ -241,7 +277,9 @@ pub fn decide(
         (_, Some(flow)) if t.state.session.phase() == Phase::AwaitingErp => {
             t.note("ignored", "the ERP has not answered yet; the customer was asked to wait".into(), None);
             let what = flow.title.to_lowercase();
-            t.say(format!("I'm still confirming this with our system ({what}). I'll message you as soon as it's done."));
+            t.say(format!(
+                "I'm still confirming this with our system ({what}). I'll message you as soon as it's done."
+            ));
         }
         (EventKind::Text { body }, None) => match route(flows, body) {
             Some(flow) => {
@@ -324,7 +362,13 @@ fn menu(t: &mut Turn<'_>, why: &str) {
         .flows
         .flows
         .values()
-        .filter_map(|f| f.menu_title.as_ref().map(|title| ReplyOption { id: button::menu(&f.id), title: title.clone(), description: None }))
+        .filter_map(|f| {
+            f.menu_title.as_ref().map(|title| ReplyOption {
+                id: button::menu(&f.id),
+                title: title.clone(),
+                description: None,
+            })
+        })
         .collect();
     t.note("menu", format!("main menu ({why})"), None);
     t.replies.push(Reply::Choices { body: greeting, options, button: "Menu".into() });
@@ -359,7 +403,11 @@ fn start_journey(t: &mut Turn<'_>, flow: &Arc<Flow>, why: &str) -> Result<(), En
             "journey {} v{} started ({why}){}",
             flow.id,
             flow.version,
-            if prefilled.is_empty() { String::new() } else { format!("; known from the profile: {}", prefilled.join(", ")) }
+            if prefilled.is_empty() {
+                String::new()
+            } else {
+                format!("; known from the profile: {}", prefilled.join(", "))
+            }
         ),
         source,
     );
@@ -390,7 +438,9 @@ fn fill(t: &mut Turn<'_>, flow: &Flow, slot: &str, value: SlotValue, source: Slo
     let j = journey_mut(t);
     let old = j.slots.insert(slot.to_string(), filled);
     let detail = match old {
-        Some(o) if o.value != value => format!("{slot} = {:?} (was {:?}), from {evidence}", value.display(), o.value.display()),
+        Some(o) if o.value != value => {
+            format!("{slot} = {:?} (was {:?}), from {evidence}", value.display(), o.value.display())
+        }
         _ => format!("{slot} = {:?}, from {evidence}", value.display()),
     };
     let src = flow.step_collecting(slot).map(|s| s.source.clone());
@@ -458,7 +508,10 @@ fn cancel(t: &mut Turn<'_>, why: &str) {
 }
 
 fn on_text(t: &mut Turn<'_>, flow: &Arc<Flow>, body: &str) -> Result<(), EngineError> {
-    let step = flow.step(&journey(t).step).cloned().ok_or_else(|| EngineError::UnknownStep { flow: flow.id.clone(), step: journey(t).step.clone() })?;
+    let step = flow
+        .step(&journey(t).step)
+        .cloned()
+        .ok_or_else(|| EngineError::UnknownStep { flow: flow.id.clone(), step: journey(t).step.clone() })?;
     if is_one_of(body, RESTART_WORDS) {
         if let Some(j) = t.state.journey.take() {
             t.note("cancel", format!("journey {} left at step {} (customer asked for the menu)", j.flow, j.step), None);
@@ -470,7 +523,10 @@ fn on_text(t: &mut Turn<'_>, flow: &Arc<Flow>, body: &str) -> Result<(), EngineE
     match &step.kind {
         StepKind::Confirm { on_confirm, on_cancel, change, .. } => {
             if journey(t).choosing_change {
-                if let Some(target) = change.iter().find(|c| flow.step(c).is_some_and(|s| contains_words(body, &s.title) || contains_words(body, c))) {
+                if let Some(target) = change
+                    .iter()
+                    .find(|c| flow.step(c).is_some_and(|s| contains_words(body, &s.title) || contains_words(body, c)))
+                {
                     return start_change(t, flow, target);
                 }
             }
@@ -487,7 +543,10 @@ fn on_text(t: &mut Turn<'_>, flow: &Arc<Flow>, body: &str) -> Result<(), EngineE
                 return advance(t, flow, None);
             }
             if CHANGE_WORDS.iter().any(|w| contains_words(body, w)) {
-                if let Some(target) = change.iter().find(|c| flow.step(c).is_some_and(|s| contains_words(body, &s.title) || contains_words(body, c))) {
+                if let Some(target) = change
+                    .iter()
+                    .find(|c| flow.step(c).is_some_and(|s| contains_words(body, &s.title) || contains_words(body, c)))
+                {
                     return start_change(t, flow, target);
                 }
                 return change_menu(t, flow, &step.id, change);
@@ -519,17 +578,28 @@ fn on_choice(t: &mut Turn<'_>, flow: &Arc<Flow>, id: &str, title: &str) -> Resul
     let fresh = parsed.as_ref().is_some_and(|p| p.flow == j.flow && p.version == j.version && p.step == j.step);
     let Some(p) = parsed.filter(|_| fresh) else {
         if id.starts_with("b|") || id.starts_with("m|") {
-            t.note("stale_button", format!("button {id:?} was made for an earlier question; the journey is at {}/{}", j.flow, j.step), None);
+            t.note(
+                "stale_button",
+                format!("button {id:?} was made for an earlier question; the journey is at {}/{}", j.flow, j.step),
+                None,
+            );
             t.say(t.flows.business.messages.stale_button.clone());
             return advance(t, flow, None);
         }
         // Not one of our ids (a template quick-reply, say): read its title as typed text.
         return on_text(t, flow, title);
     };
-    let step = flow.step(&j.step).cloned().ok_or_else(|| EngineError::UnknownStep { flow: flow.id.clone(), step: j.step.clone() })?;
+    let step = flow
+        .step(&j.step)
+        .cloned()
+        .ok_or_else(|| EngineError::UnknownStep { flow: flow.id.clone(), step: j.step.clone() })?;
     match (&step.kind, p.value) {
-        (StepKind::Confirm { on_confirm, .. }, "confirm") => go(t, flow, on_confirm, "Confirm pressed", Some(step.source.clone())),
-        (StepKind::Confirm { on_cancel, .. }, "cancel") => go(t, flow, on_cancel, "Cancel pressed", Some(step.source.clone())),
+        (StepKind::Confirm { on_confirm, .. }, "confirm") => {
+            go(t, flow, on_confirm, "Confirm pressed", Some(step.source.clone()))
+        }
+        (StepKind::Confirm { on_cancel, .. }, "cancel") => {
+            go(t, flow, on_cancel, "Cancel pressed", Some(step.source.clone()))
+        }
         (StepKind::Confirm { change, .. }, "change") => change_menu(t, flow, &step.id, change),
         (StepKind::Confirm { change, .. }, v) if v.starts_with("change:") => {
             let target = &v["change:".len()..];
@@ -553,7 +623,11 @@ fn on_choice(t: &mut Turn<'_>, flow: &Arc<Flow>, id: &str, title: &str) -> Resul
                     advance(t, flow, None)
                 }
                 None => {
-                    t.note("stale_button", format!("option {option:?} of {slot} is no longer offered"), Some(step.source.clone()));
+                    t.note(
+                        "stale_button",
+                        format!("option {option:?} of {slot} is no longer offered"),
+                        Some(step.source.clone()),
+                    );
                     advance(t, flow, Some("That option is no longer available; please pick again.".into()))
                 }
             }
@@ -575,12 +649,14 @@ fn option_value(t: &Turn<'_>, flow: &Flow, slot: &str, option: &str, title: &str
             let civil: jiff::civil::DateTime = option.parse().ok()?;
             Some(SlotValue::DateTime { civil: civil.to_string(), zone: t.flows.business.time_zone_name.clone() })
         }
-        _ => found.map(|o| SlotValue::Choice { id: o.id.clone(), title: o.title.clone(), price: o.price }).or_else(|| {
-            // An offered option that a lookup no longer lists: keep the customer's pick only if
-            // the option is static (it cannot have disappeared).
-            let _ = title;
-            None
-        }),
+        _ => found.map(|o| SlotValue::Choice { id: o.id.clone(), title: o.title.clone(), price: o.price }).or_else(
+            || {
+                // An offered option that a lookup no longer lists: keep the customer's pick only if
+                // the option is static (it cannot have disappeared).
+                let _ = title;
+                None
+            },
+        ),
     }
 }
 
@@ -605,7 +681,11 @@ fn change_menu(t: &mut Turn<'_>, flow: &Flow, step: &str, change: &[String]) -> 
     let options = change
         .iter()
         .filter_map(|c| flow.step(c))
-        .map(|s| ReplyOption { id: button::encode(&fid, version, step, &format!("change:{}", s.id)), title: s.title.clone(), description: None })
+        .map(|s| ReplyOption {
+            id: button::encode(&fid, version, step, &format!("change:{}", s.id)),
+            title: s.title.clone(),
+            description: None,
+        })
         .collect();
     t.note("ask", "what to change".into(), flow.step(step).map(|s| s.source.clone()));
     t.replies.push(Reply::Choices { body: "What would you like to change?".into(), options, button: "Change".into() });
@@ -634,7 +714,13 @@ fn start_change(t: &mut Turn<'_>, flow: &Arc<Flow>, target: &str) -> Result<(), 
     advance(t, flow, None)
 }
 
-fn go(t: &mut Turn<'_>, flow: &Arc<Flow>, target: &str, why: &str, source: Option<SourceRef>) -> Result<(), EngineError> {
+fn go(
+    t: &mut Turn<'_>,
+    flow: &Arc<Flow>,
+    target: &str,
+    why: &str,
+    source: Option<SourceRef>,
+) -> Result<(), EngineError> {
     let j = journey_mut(t);
     let from = std::mem::replace(&mut j.step, target.to_string());
     j.reprompts = 0;
@@ -679,7 +765,10 @@ fn advance(t: &mut Turn<'_>, flow: &Arc<Flow>, reprompt: Option<String>) -> Resu
     let mut reprompt = reprompt;
     for _ in 0..=flow.steps.len() {
         let j = journey(t).clone();
-        let step = flow.step(&j.step).cloned().ok_or_else(|| EngineError::UnknownStep { flow: flow.id.clone(), step: j.step.clone() })?;
+        let step = flow
+            .step(&j.step)
+            .cloned()
+            .ok_or_else(|| EngineError::UnknownStep { flow: flow.id.clone(), step: j.step.clone() })?;
         match &step.kind {
             StepKind::Collect { ask, example, slots, branches, next } => {
                 let missing: Vec<&String> = slots.iter().filter(|s| !j.slots.contains_key(*s)).collect();
@@ -695,12 +784,19 @@ fn advance(t: &mut Turn<'_>, flow: &Arc<Flow>, reprompt: Option<String>) -> Resu
                 }
                 for s in &missing {
                     if j.slots.contains_key(*s) {
-                        return Err(EngineError::AskedFilledSlot { flow: flow.id.clone(), step: step.id.clone(), slot: (*s).clone(), at: step.source.clone() });
+                        return Err(EngineError::AskedFilledSlot {
+                            flow: flow.id.clone(),
+                            step: step.id.clone(),
+                            slot: (*s).clone(),
+                            at: step.source.clone(),
+                        });
                     }
                 }
                 let question = if missing.len() < slots.len() {
-                    let labels: Vec<String> = missing.iter().filter_map(|s| flow.slots.get(*s)).map(|s| s.label.to_lowercase()).collect();
-                    let first = j.slots.get("first_name").map(|v| format!(", {}", v.value.display())).unwrap_or_default();
+                    let labels: Vec<String> =
+                        missing.iter().filter_map(|s| flow.slots.get(*s)).map(|s| s.label.to_lowercase()).collect();
+                    let first =
+                        j.slots.get("first_name").map(|v| format!(", {}", v.value.display())).unwrap_or_default();
                     format!("Thanks{first}! And your {}?", labels.join(" and "))
                 } else {
                     render_text(t, flow, ask)
@@ -713,7 +809,15 @@ fn advance(t: &mut Turn<'_>, flow: &Arc<Flow>, reprompt: Option<String>) -> Resu
                     None => question,
                 };
                 let what = if j.reprompts > 0 { "reprompt" } else { "ask" };
-                t.note(what, format!("step {} asks for {}", step.id, missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")), Some(step.source.clone()));
+                t.note(
+                    what,
+                    format!(
+                        "step {} asks for {}",
+                        step.id,
+                        missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                    Some(step.source.clone()),
+                );
                 let options = if missing.len() == 1 { slot_options(t.guards, flow, missing[0]) } else { vec![] };
                 if options.is_empty() {
                     t.say(body);
@@ -737,7 +841,11 @@ fn advance(t: &mut Turn<'_>, flow: &Arc<Flow>, reprompt: Option<String>) -> Resu
                 if let Some(reason) = reprompt.take() {
                     body = format!("{reason}\n\n{body}");
                 }
-                let b = |v: &str, title: &str| ReplyOption { id: button::encode(&flow.id, j.version, &step.id, v), title: title.into(), description: None };
+                let b = |v: &str, title: &str| ReplyOption {
+                    id: button::encode(&flow.id, j.version, &step.id, v),
+                    title: title.into(),
+                    description: None,
+                };
                 t.note("ask", format!("summary at step {}", step.id), Some(step.source.clone()));
                 t.replies.push(Reply::Choices {
                     body,
@@ -748,7 +856,10 @@ fn advance(t: &mut Turn<'_>, flow: &Arc<Flow>, reprompt: Option<String>) -> Resu
             }
             StepKind::Erp { action, say, on_failure, .. } => {
                 let Some(decl) = t.flows.actions.get(action) else {
-                    return Err(EngineError::UnknownStep { flow: flow.id.clone(), step: format!("{} (action {action})", step.id) });
+                    return Err(EngineError::UnknownStep {
+                        flow: flow.id.clone(),
+                        step: format!("{} (action {action})", step.id),
+                    });
                 };
                 let key = format!("{}:{}", j.id, action);
                 let mut context = t.state.template_context();
@@ -756,7 +867,11 @@ fn advance(t: &mut Turn<'_>, flow: &Arc<Flow>, reprompt: Option<String>) -> Resu
                 match erp_actions::render_action(action, decl, &context, &key) {
                     Ok(rendered) => {
                         t.state.session.accept(SessionEvent::ErpRequested);
-                        t.note("erp_request", format!("ERP action {action} queued with idempotency key {key}"), Some(step.source.clone()));
+                        t.note(
+                            "erp_request",
+                            format!("ERP action {action} queued with idempotency key {key}"),
+                            Some(step.source.clone()),
+                        );
                         t.erp.push(ErpRequest { journey_id: j.id.clone(), action: rendered });
                         if let Some(say) = say {
                             let body = render_text(t, flow, say);
@@ -765,10 +880,19 @@ fn advance(t: &mut Turn<'_>, flow: &Arc<Flow>, reprompt: Option<String>) -> Resu
                         return Ok(());
                     }
                     Err(problems) => {
-                        let reason = problems.iter().map(|p| format!("{} {}: {}", p.document, p.at, p.message)).collect::<Vec<_>>().join("; ");
-                        t.note("erp_invalid", format!("ERP body for {action} failed its schema, nothing sent: {reason}"), Some(step.source.clone()));
+                        let reason = problems
+                            .iter()
+                            .map(|p| format!("{} {}: {}", p.document, p.at, p.message))
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        t.note(
+                            "erp_invalid",
+                            format!("ERP body for {action} failed its schema, nothing sent: {reason}"),
+                            Some(step.source.clone()),
+                        );
                         let jm = journey_mut(t);
-                        jm.erp = Some(state::ErpStatus { action: action.clone(), reference: None, error: Some(reason) });
+                        jm.erp =
+                            Some(state::ErpStatus { action: action.clone(), reference: None, error: Some(reason) });
                         jm.step = on_failure.clone();
                         continue;
                     }
@@ -785,7 +909,11 @@ fn advance(t: &mut Turn<'_>, flow: &Arc<Flow>, reprompt: Option<String>) -> Resu
             }
         }
     }
-    Err(EngineError::TransitionLoop { flow: flow.id.clone(), step: journey(t).step.clone(), steps: flow.steps.len() + 1 })
+    Err(EngineError::TransitionLoop {
+        flow: flow.id.clone(),
+        step: journey(t).step.clone(),
+        steps: flow.steps.len() + 1,
+    })
 }
 
 fn on_erp_outcome(
@@ -804,7 +932,10 @@ fn on_erp_outcome(
         t.note("ignored", format!("ERP answer for {action} arrived while nothing was awaited (duplicate)"), None);
         return Ok(());
     }
-    let step = flow.step(&journey(t).step).cloned().ok_or_else(|| EngineError::UnknownStep { flow: flow.id.clone(), step: journey(t).step.clone() })?;
+    let step = flow
+        .step(&journey(t).step)
+        .cloned()
+        .ok_or_else(|| EngineError::UnknownStep { flow: flow.id.clone(), step: journey(t).step.clone() })?;
     let StepKind::Erp { on_success, on_failure, .. } = &step.kind else {
         t.note("ignored", format!("ERP answer for {action} but step {} is not an ERP step", step.id), None);
         return Ok(());
@@ -813,7 +944,8 @@ fn on_erp_outcome(
     if let Some(r) = &reference {
         t.state.references.push(r.clone());
     }
-    journey_mut(t).erp = Some(state::ErpStatus { action: action.into(), reference: reference.clone(), error: error.clone() });
+    journey_mut(t).erp =
+        Some(state::ErpStatus { action: action.into(), reference: reference.clone(), error: error.clone() });
     t.note(
         "erp_outcome",
         match (&reference, &error) {

@@ -23,7 +23,9 @@ use crate::flow::graph::ChoiceOption;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ErpError {
     /// No answer in time.
-    #[error("erp.timeout: the ERP did not answer within {0} ms; the write will be retried (it is looked up first, so it cannot be made twice)")]
+    #[error(
+        "erp.timeout: the ERP did not answer within {0} ms; the write will be retried (it is looked up first, so it cannot be made twice)"
+    )]
     Timeout(u64),
     /// Could not connect.
     #[error("erp.transport: {0}; check ERP_BASE_URL and that the ERP is up")]
@@ -97,7 +99,8 @@ impl ErpClient {
     /// cached. Errors: the HTTP client could not be built.
     pub fn new(settings: Option<ErpSettings>, catalog_ttl: Duration) -> Result<Self, ErpError> {
         let timeout = settings.as_ref().map(|s| s.timeout).unwrap_or(Duration::from_secs(10));
-        let http = reqwest::Client::builder().timeout(timeout).build().map_err(|e| ErpError::Transport(e.to_string()))?;
+        let http =
+            reqwest::Client::builder().timeout(timeout).build().map_err(|e| ErpError::Transport(e.to_string()))?;
         Ok(ErpClient {
             http,
             settings,
@@ -111,7 +114,11 @@ impl ErpClient {
     }
 
     /// The catalog as choice options, and where it came from (`erp`, `fixture`, `cache`).
-    pub async fn catalog(&self, decl: &CatalogDecl, root: &Path) -> Result<(Vec<ChoiceOption>, &'static str), ErpError> {
+    pub async fn catalog(
+        &self,
+        decl: &CatalogDecl,
+        root: &Path,
+    ) -> Result<(Vec<ChoiceOption>, &'static str), ErpError> {
         let key = decl.doctype.clone();
         if let Some(hit) = self.catalog_cache.get(&key).await {
             return Ok((hit.as_ref().clone(), "cache"));
@@ -119,8 +126,10 @@ impl ErpClient {
         let (rows, source) = match &self.settings {
             None => {
                 let path = root.join(&decl.fixture);
-                let text = std::fs::read_to_string(&path).map_err(|e| ErpError::Fixture(format!("{}: {e}", path.display())))?;
-                let v: Value = serde_json::from_str(&text).map_err(|e| ErpError::Fixture(format!("{}: {e}", path.display())))?;
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| ErpError::Fixture(format!("{}: {e}", path.display())))?;
+                let v: Value =
+                    serde_json::from_str(&text).map_err(|e| ErpError::Fixture(format!("{}: {e}", path.display())))?;
                 let rows = v.get("data").cloned().unwrap_or(v);
                 (rows, "fixture")
             }
@@ -152,7 +161,13 @@ impl ErpClient {
                     .and_then(|f| r.get(f))
                     .and_then(Value::as_str)
                     .map(|d| crate::text::truncate(d, 72));
-                Some(ChoiceOption { id, title: crate::text::truncate(&title, crate::flow::MAX_ROW_TITLE), description, synonyms: vec![], price })
+                Some(ChoiceOption {
+                    id,
+                    title: crate::text::truncate(&title, crate::flow::MAX_ROW_TITLE),
+                    description,
+                    synonyms: vec![],
+                    price,
+                })
             })
             .collect();
         self.catalog_cache.insert(key, Arc::new(items.clone())).await;
@@ -171,7 +186,8 @@ impl ErpClient {
             let body = render(&doc.body, &names, &[]).map_err(ErpError::InvalidBody)?;
             let errors = validate(&doc.schema, &body);
             if !errors.is_empty() {
-                let text = errors.iter().map(|(at, m)| format!("{} {at}: {m}", doc.alias)).collect::<Vec<_>>().join("; ");
+                let text =
+                    errors.iter().map(|(at, m)| format!("{} {at}: {m}", doc.alias)).collect::<Vec<_>>().join("; ");
                 return Err(ErpError::InvalidBody(text));
             }
             let filters: Vec<Value> = match (&doc.find_by, &doc.idempotency_field) {
@@ -190,9 +206,11 @@ impl ErpClient {
                         if status == 409 || (status == 417 && exc_type.contains("UniqueValidation")) =>
                     {
                         // Someone (an earlier attempt of ours) created it meanwhile: read it back.
-                        self.find(s, &doc.doctype, &filters)
-                            .await?
-                            .ok_or(ErpError::Status { status, exc_type, message })?
+                        self.find(s, &doc.doctype, &filters).await?.ok_or(ErpError::Status {
+                            status,
+                            exc_type,
+                            message,
+                        })?
                     }
                     Err(e) => return Err(e),
                 },
@@ -235,12 +253,21 @@ impl ErpClient {
             .header("Accept", "application/json")
             .send()
             .await
-            .map_err(|e| if e.is_timeout() { ErpError::Timeout(s.timeout.as_millis() as u64) } else { ErpError::Transport(e.to_string()) })?;
+            .map_err(|e| {
+                if e.is_timeout() {
+                    ErpError::Timeout(s.timeout.as_millis() as u64)
+                } else {
+                    ErpError::Transport(e.to_string())
+                }
+            })?;
         let status = resp.status();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| if e.is_timeout() { ErpError::Timeout(s.timeout.as_millis() as u64) } else { ErpError::Transport(e.to_string()) })?;
+        let text = resp.text().await.map_err(|e| {
+            if e.is_timeout() {
+                ErpError::Timeout(s.timeout.as_millis() as u64)
+            } else {
+                ErpError::Transport(e.to_string())
+            }
+        })?;
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         // Success is decided by the HTTP status, not by a stray exc_type (reference §4).
         if status.is_success() {
@@ -255,9 +282,11 @@ impl ErpClient {
 }
 
 fn resource_url(s: &ErpSettings, doctype: &str, name: Option<&str>) -> Result<reqwest::Url, ErpError> {
-    let mut url = reqwest::Url::parse(&s.base_url).map_err(|e| ErpError::Transport(format!("ERP_BASE_URL {:?}: {e}", s.base_url)))?;
+    let mut url = reqwest::Url::parse(&s.base_url)
+        .map_err(|e| ErpError::Transport(format!("ERP_BASE_URL {:?}: {e}", s.base_url)))?;
     {
-        let mut segs = url.path_segments_mut().map_err(|_| ErpError::Transport("ERP_BASE_URL cannot be a base".into()))?;
+        let mut segs =
+            url.path_segments_mut().map_err(|_| ErpError::Transport("ERP_BASE_URL cannot be a base".into()))?;
         segs.pop_if_empty().push("api").push("resource").push(doctype);
         if let Some(n) = name {
             segs.push(n);
@@ -304,7 +333,12 @@ mod tests {
 
     #[test]
     fn doctype_with_space_is_one_encoded_segment() {
-        let s = ErpSettings { base_url: "http://127.0.0.1:9/".into(), api_key: "k".into(), api_secret: "s".into(), timeout: Duration::from_secs(1) };
+        let s = ErpSettings {
+            base_url: "http://127.0.0.1:9/".into(),
+            api_key: "k".into(),
+            api_secret: "s".into(),
+            timeout: Duration::from_secs(1),
+        };
         assert_eq!(resource_url(&s, "Sales Order", None).unwrap().path(), "/api/resource/Sales%20Order");
     }
 }

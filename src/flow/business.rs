@@ -72,8 +72,7 @@ impl Default for MessagesDecl {
         MessagesDecl {
             welcome: "Hello! Welcome to {business}. How can we help you today?".into(),
             welcome_back: "Welcome back, {first_name}! How can {business} help you today?".into(),
-            unsupported: "Sorry, I can't read that kind of message. Please send text, or use the buttons."
-                .into(),
+            unsupported: "Sorry, I can't read that kind of message. Please send text, or use the buttons.".into(),
             stale_button: "That button belongs to an earlier question, so I've ignored it.".into(),
             cancelled: "No problem, I've stopped here. Send a message whenever you need us.".into(),
         }

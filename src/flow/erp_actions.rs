@@ -108,11 +108,9 @@ pub const PENDING_PREFIX: &str = "${";
 pub fn render(template: &Value, context: &Map<String, Value>, keep: &[&str]) -> Result<Value, String> {
     match template {
         Value::String(s) => render_string(s, context, keep),
-        Value::Array(items) => items
-            .iter()
-            .map(|v| render(v, context, keep))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Value::Array),
+        Value::Array(items) => {
+            items.iter().map(|v| render(v, context, keep)).collect::<Result<Vec<_>, _>>().map(Value::Array)
+        }
         Value::Object(map) => {
             let mut out = Map::new();
             for (k, v) in map {
@@ -160,9 +158,7 @@ fn render_string(s: &str, context: &Map<String, Value>, keep: &[&str]) -> Result
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| format!("unclosed placeholder in {s:?}"))?;
+        let end = after.find('}').ok_or_else(|| format!("unclosed placeholder in {s:?}"))?;
         let path = &after[..end];
         if keep.iter().any(|k| path.split('.').next() == Some(*k)) {
             out.push_str(&rest[start..start + 2 + end + 1]);
@@ -318,9 +314,7 @@ fn with_pending_filled(body: &Value) -> Value {
     match body {
         Value::String(s) if s.contains(PENDING_PREFIX) => Value::String("pending".into()),
         Value::Array(items) => Value::Array(items.iter().map(with_pending_filled).collect()),
-        Value::Object(map) => Value::Object(
-            map.iter().map(|(k, v)| (k.clone(), with_pending_filled(v))).collect(),
-        ),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), with_pending_filled(v))).collect()),
         other => other.clone(),
     }
 }
@@ -334,8 +328,9 @@ mod tests {
     fn whole_placeholder_keeps_type_and_partial_interpolates() {
         let ctx = json!({"service": {"value": "WASH", "price": 45.5}, "first_name": "Jane"});
         let ctx = ctx.as_object().unwrap();
-        let out = render(&json!({"rate": "${service.price}", "code": "${service}", "hi": "Hi ${first_name}!"}), ctx, &[])
-            .unwrap();
+        let out =
+            render(&json!({"rate": "${service.price}", "code": "${service}", "hi": "Hi ${first_name}!"}), ctx, &[])
+                .unwrap();
         assert_eq!(out, json!({"rate": 45.5, "code": "WASH", "hi": "Hi Jane!"}));
     }
 
@@ -343,13 +338,17 @@ mod tests {
     fn missing_value_is_an_error_and_kept_aliases_stay() {
         let ctx = Map::new();
         assert!(render(&json!("${nope}"), &ctx, &[]).is_err());
-        assert_eq!(render(&json!({"f": "${nope?}", "s": "a${nope?}b"}), &ctx, &[]).unwrap(), json!({"f": null, "s": "ab"}));
+        assert_eq!(
+            render(&json!({"f": "${nope?}", "s": "a${nope?}b"}), &ctx, &[]).unwrap(),
+            json!({"f": null, "s": "ab"})
+        );
         assert_eq!(render(&json!("${customer.name}"), &ctx, &["customer"]).unwrap(), json!("${customer.name}"));
     }
 
     #[test]
     fn schema_errors_carry_pointers() {
-        let schema = json!({"type": "object", "properties": {"qty": {"type": "integer", "minimum": 1}}, "required": ["qty"]});
+        let schema =
+            json!({"type": "object", "properties": {"qty": {"type": "integer", "minimum": 1}}, "required": ["qty"]});
         assert!(validate(&schema, &json!({"qty": 1})).is_empty());
         let errs = validate(&schema, &json!({"qty": 0}));
         assert_eq!(errs[0].0, "/qty");

@@ -51,11 +51,7 @@ impl<T: Hash> Hash for Located<T> {
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Located<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let spanned = serde_saphyr::Spanned::<T>::deserialize(deserializer)?;
-        Ok(Located {
-            value: spanned.value,
-            line: spanned.referenced.line(),
-            column: spanned.referenced.column(),
-        })
+        Ok(Located { value: spanned.value, line: spanned.referenced.line(), column: spanned.referenced.column() })
     }
 }
 

@@ -91,13 +91,7 @@ pub struct Branch {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum StepKind {
     /// Ask for `slots` until all are filled, then follow `branches` or `next`.
-    Collect {
-        ask: String,
-        example: Option<String>,
-        slots: Vec<String>,
-        branches: Vec<Branch>,
-        next: String,
-    },
+    Collect { ask: String, example: Option<String>, slots: Vec<String>, branches: Vec<Branch>, next: String },
     /// Show a summary with Confirm / Change / Cancel.
     Confirm { text: String, on_confirm: String, on_cancel: String, change: Vec<String> },
     /// Write to the ERP and wait for its answer.
@@ -186,9 +180,9 @@ impl Flow {
 
     /// The collect step that fills `slot`, if any.
     pub fn step_collecting(&self, slot: &str) -> Option<&Step> {
-        self.steps.values().find(
-            |s| matches!(&s.kind, StepKind::Collect { slots, .. } if slots.iter().any(|x| x == slot)),
-        )
+        self.steps
+            .values()
+            .find(|s| matches!(&s.kind, StepKind::Collect { slots, .. } if slots.iter().any(|x| x == slot)))
     }
 
     /// Names of the lookups this flow's slots use.

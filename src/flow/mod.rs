@@ -27,8 +27,7 @@ use business::BusinessFile;
 use erp_actions::{ActionDecl, CatalogDecl, ErpFile};
 use format::{FlowFile, Located, SlotType};
 use graph::{
-    Branch, ChoiceOption, Condition, Flow, KNOWN_LOOKUPS, LlmGuard, OptionSource, Slot, SourceRef, Step,
-    StepKind,
+    Branch, ChoiceOption, Condition, Flow, KNOWN_LOOKUPS, LlmGuard, OptionSource, Slot, SourceRef, Step, StepKind,
 };
 
 /// WhatsApp's longest reply-button title, in characters (reference §7).
@@ -143,17 +142,21 @@ impl FlowSet {
         let display = |p: &Path| -> String {
             p.strip_prefix(&root).map(|r| r.display().to_string()).unwrap_or_else(|_| p.display().to_string())
         };
-        let read = |p: &Path| std::fs::read_to_string(p).map_err(|source| FlowError::Io { path: p.to_path_buf(), source });
+        let read =
+            |p: &Path| std::fs::read_to_string(p).map_err(|source| FlowError::Io { path: p.to_path_buf(), source });
 
         let mut problems = Vec::new();
         let business_path = flows_dir.join("business.yaml");
-        let business_file: Option<BusinessFile> = parse_yaml(&display(&business_path), &read(&business_path)?, &mut problems);
+        let business_file: Option<BusinessFile> =
+            parse_yaml(&display(&business_path), &read(&business_path)?, &mut problems);
         let erp_path = flows_dir.join("erp.yaml");
         let erp_file: Option<ErpFile> = parse_yaml(&display(&erp_path), &read(&erp_path)?, &mut problems);
 
         let mut prompts = HashMap::new();
         if prompts_dir.is_dir() {
-            for entry in std::fs::read_dir(&prompts_dir).map_err(|source| FlowError::Io { path: prompts_dir.clone(), source })? {
+            for entry in
+                std::fs::read_dir(&prompts_dir).map_err(|source| FlowError::Io { path: prompts_dir.clone(), source })?
+            {
                 let path = entry.map_err(|source| FlowError::Io { path: prompts_dir.clone(), source })?.path();
                 if path.extension().is_some_and(|e| e == "md") {
                     if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
@@ -201,7 +204,10 @@ impl FlowSet {
                         line: 1,
                         column: 1,
                         code: "flow.duplicate_id",
-                        message: format!("flow id {:?} is already used by {}: give each flow its own id", flow.id, existing.file),
+                        message: format!(
+                            "flow id {:?} is already used by {}: give each flow its own id",
+                            flow.id, existing.file
+                        ),
                     });
                 } else {
                     flows.insert(flow.id.clone(), Arc::new(flow));
@@ -209,13 +215,9 @@ impl FlowSet {
             }
         }
         match (business, erp_file) {
-            (Some(business), Some(erp)) if problems.is_empty() => Ok(FlowSet {
-                flows,
-                business: Arc::new(business),
-                catalog: erp.catalog,
-                actions,
-                root,
-            }),
+            (Some(business), Some(erp)) if problems.is_empty() => {
+                Ok(FlowSet { flows, business: Arc::new(business), catalog: erp.catalog, actions, root })
+            }
             _ => Err(FlowError::Invalid(problems)),
         }
     }
@@ -262,15 +264,27 @@ fn compile_business(file: &str, b: BusinessFile, problems: &mut Vec<FlowProblem>
     let tz = match jiff::tz::TimeZone::get(&b.time_zone.value) {
         Ok(tz) => Some(tz),
         Err(_) => {
-            problems.push(at(file, &b.time_zone, "flow.business", format!(
-                "unknown time zone {:?}: use an IANA name such as \"Asia/Dubai\" or \"Europe/London\"", b.time_zone.value)));
+            problems.push(at(
+                file,
+                &b.time_zone,
+                "flow.business",
+                format!(
+                    "unknown time zone {:?}: use an IANA name such as \"Asia/Dubai\" or \"Europe/London\"",
+                    b.time_zone.value
+                ),
+            ));
             None
         }
     };
     let mut time = |l: &Located<String>| {
         let t = parse_hhmm(&l.value);
         if t.is_none() {
-            problems.push(at(file, l, "flow.business", format!("{:?} is not a time: write HH:MM, e.g. \"09:30\"", l.value)));
+            problems.push(at(
+                file,
+                l,
+                "flow.business",
+                format!("{:?} is not a time: write HH:MM, e.g. \"09:30\"", l.value),
+            ));
         }
         t
     };
@@ -289,8 +303,13 @@ fn compile_business(file: &str, b: BusinessFile, problems: &mut Vec<FlowProblem>
             "saturday" => Saturday,
             "sunday" => Sunday,
             other => {
-                problems.push(FlowProblem { file: file.into(), line: 0, column: 0, code: "flow.business",
-                    message: format!("closed_weekdays: {other:?} is not a weekday (write e.g. \"friday\")") });
+                problems.push(FlowProblem {
+                    file: file.into(),
+                    line: 0,
+                    column: 0,
+                    code: "flow.business",
+                    message: format!("closed_weekdays: {other:?} is not a weekday (write e.g. \"friday\")"),
+                });
                 continue;
             }
         };
@@ -318,18 +337,37 @@ fn check_actions(file: &str, erp: &ErpFile, problems: &mut Vec<FlowProblem>) {
     for (name, action) in &erp.actions {
         let aliases: Vec<&str> = action.value.documents.iter().map(|d| d.alias.as_str()).collect();
         if !aliases.contains(&action.value.reference.as_str()) {
-            problems.push(at(file, action, "flow.erp", format!(
-                "action {name:?}: reference {:?} is not the `as` of one of its documents ({})", action.value.reference, aliases.join(", "))));
+            problems.push(at(
+                file,
+                action,
+                "flow.erp",
+                format!(
+                    "action {name:?}: reference {:?} is not the `as` of one of its documents ({})",
+                    action.value.reference,
+                    aliases.join(", ")
+                ),
+            ));
         }
         for doc in &action.value.documents {
             if let Err(e) = jsonschema::validator_for(&doc.schema) {
-                problems.push(at(file, action, "flow.erp", format!(
-                    "action {name:?}, document {:?}: its schema does not compile: {e}", doc.alias)));
+                problems.push(at(
+                    file,
+                    action,
+                    "flow.erp",
+                    format!("action {name:?}, document {:?}: its schema does not compile: {e}", doc.alias),
+                ));
             }
             if doc.find_by.is_none() && doc.idempotency_field.is_none() {
-                problems.push(at(file, action, "flow.erp", format!(
-                    "action {name:?}, document {:?}: a repeated POST would create a second document; \
-                     give it `find_by` or `idempotency_field` (see the Frappe reference, section 7)", doc.alias)));
+                problems.push(at(
+                    file,
+                    action,
+                    "flow.erp",
+                    format!(
+                        "action {name:?}, document {:?}: a repeated POST would create a second document; \
+                     give it `find_by` or `idempotency_field` (see the Frappe reference, section 7)",
+                        doc.alias
+                    ),
+                ));
             }
         }
     }
@@ -360,14 +398,28 @@ pub fn compile_flow(
     problems: &mut Vec<FlowProblem>,
 ) -> Option<Flow> {
     let before = problems.len();
-    let id_ok = !f.id.value.is_empty() && f.id.value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    let id_ok =
+        !f.id.value.is_empty() && f.id.value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !id_ok {
-        problems.push(at(file, &f.id, "flow.id", format!("flow id {:?} must be lowercase letters, digits and _", f.id.value)));
+        problems.push(at(
+            file,
+            &f.id,
+            "flow.id",
+            format!("flow id {:?} must be lowercase letters, digits and _", f.id.value),
+        ));
     }
     if let Some(t) = &f.start.menu_title {
         if t.value.chars().count() > MAX_BUTTON_TITLE {
-            problems.push(at(file, t, "flow.limit", format!(
-                "menu_title {:?} has {} characters; WhatsApp reply buttons allow at most {MAX_BUTTON_TITLE}", t.value, t.value.chars().count())));
+            problems.push(at(
+                file,
+                t,
+                "flow.limit",
+                format!(
+                    "menu_title {:?} has {} characters; WhatsApp reply buttons allow at most {MAX_BUTTON_TITLE}",
+                    t.value,
+                    t.value.chars().count()
+                ),
+            ));
         }
     }
 
@@ -377,15 +429,30 @@ pub fn compile_flow(
             Some(o) => {
                 if let Some(lookup) = &o.lookup {
                     if !KNOWN_LOOKUPS.contains(&lookup.value.as_str()) {
-                        problems.push(at(file, lookup, "flow.unknown_lookup", format!(
-                            "slot {name:?}: unknown lookup {:?}; known lookups: {}", lookup.value, KNOWN_LOOKUPS.join(", "))));
+                        problems.push(at(
+                            file,
+                            lookup,
+                            "flow.unknown_lookup",
+                            format!(
+                                "slot {name:?}: unknown lookup {:?}; known lookups: {}",
+                                lookup.value,
+                                KNOWN_LOOKUPS.join(", ")
+                            ),
+                        ));
                     }
                     OptionSource::Lookup(lookup.value.clone())
                 } else {
                     let limit = if o.items.len() <= MAX_BUTTONS { MAX_BUTTON_TITLE } else { MAX_ROW_TITLE };
                     if o.items.len() > MAX_LIST_ROWS {
-                        problems.push(at(file, decl, "flow.limit", format!(
-                            "slot {name:?} has {} options; a WhatsApp list shows at most {MAX_LIST_ROWS}", o.items.len())));
+                        problems.push(at(
+                            file,
+                            decl,
+                            "flow.limit",
+                            format!(
+                                "slot {name:?} has {} options; a WhatsApp list shows at most {MAX_LIST_ROWS}",
+                                o.items.len()
+                            ),
+                        ));
                     }
                     for item in &o.items {
                         if item.value.title.chars().count() > limit {
@@ -395,41 +462,66 @@ pub fn compile_flow(
                                 if limit == MAX_BUTTON_TITLE { "reply button" } else { "list row" })));
                         }
                     }
-                    OptionSource::Static(o.items.iter().map(|i| ChoiceOption {
-                        id: i.value.id.clone(),
-                        title: i.value.title.clone(),
-                        description: i.value.description.clone(),
-                        synonyms: i.value.synonyms.clone(),
-                        price: None,
-                    }).collect())
+                    OptionSource::Static(
+                        o.items
+                            .iter()
+                            .map(|i| ChoiceOption {
+                                id: i.value.id.clone(),
+                                title: i.value.title.clone(),
+                                description: i.value.description.clone(),
+                                synonyms: i.value.synonyms.clone(),
+                                price: None,
+                            })
+                            .collect(),
+                    )
                 }
             }
             None => OptionSource::None,
         };
         if decl.value.kind == SlotType::Choice && matches!(options, OptionSource::None) {
-            problems.push(at(file, decl, "flow.slot", format!("choice slot {name:?} needs `options` (items or a lookup)")));
+            problems.push(at(
+                file,
+                decl,
+                "flow.slot",
+                format!("choice slot {name:?} needs `options` (items or a lookup)"),
+            ));
         }
-        slots.insert(name.clone(), Slot {
-            name: name.clone(),
-            kind: decl.value.kind,
-            label: decl.value.label.clone().unwrap_or_else(|| name.replace('_', " ")),
-            profile: decl.value.profile,
-            options,
-        });
+        slots.insert(
+            name.clone(),
+            Slot {
+                name: name.clone(),
+                kind: decl.value.kind,
+                label: decl.value.label.clone().unwrap_or_else(|| name.replace('_', " ")),
+                profile: decl.value.profile,
+                options,
+            },
+        );
     }
 
     let llm = match &f.llm {
         Some(g) => {
             let template = prompts.get(&g.value.prompt.value).cloned();
             if template.is_none() {
-                problems.push(at(file, &g.value.prompt, "flow.unknown_prompt", format!(
-                    "prompt {:?} not found: add prompts/{}.md", g.value.prompt.value, g.value.prompt.value)));
+                problems.push(at(
+                    file,
+                    &g.value.prompt,
+                    "flow.unknown_prompt",
+                    format!("prompt {:?} not found: add prompts/{}.md", g.value.prompt.value, g.value.prompt.value),
+                ));
             }
             if !KNOWN_OUTPUTS.contains(&g.value.output.value.as_str()) {
-                problems.push(at(file, &g.value.output, "flow.unknown_output", format!(
-                    "output type {:?} is unknown; known: {}", g.value.output.value, KNOWN_OUTPUTS.join(", "))));
+                problems.push(at(
+                    file,
+                    &g.value.output,
+                    "flow.unknown_output",
+                    format!("output type {:?} is unknown; known: {}", g.value.output.value, KNOWN_OUTPUTS.join(", ")),
+                ));
             }
-            template.map(|template| LlmGuard { prompt: g.value.prompt.value.clone(), template, output: g.value.output.value.clone() })
+            template.map(|template| LlmGuard {
+                prompt: g.value.prompt.value.clone(),
+                template,
+                output: g.value.output.value.clone(),
+            })
         }
         None => None,
     };
@@ -437,16 +529,31 @@ pub fn compile_flow(
     let step_ids: BTreeSet<&str> = f.steps.keys().map(String::as_str).collect();
     let check_target = |problems: &mut Vec<FlowProblem>, t: &Located<String>, from: &str| {
         if !step_ids.contains(t.value.as_str()) {
-            problems.push(at(file, t, "flow.unknown_step", format!(
-                "step {from:?} goes to {:?}, which is not a step; steps are: {}", t.value,
-                step_ids.iter().copied().collect::<Vec<_>>().join(", "))));
+            problems.push(at(
+                file,
+                t,
+                "flow.unknown_step",
+                format!(
+                    "step {from:?} goes to {:?}, which is not a step; steps are: {}",
+                    t.value,
+                    step_ids.iter().copied().collect::<Vec<_>>().join(", ")
+                ),
+            ));
         }
     };
     let check_text = |problems: &mut Vec<FlowProblem>, text: &str, l: (u64, u64), step: &str| {
         for p in text_placeholders(text) {
             if !slots.contains_key(&p) && !BUILTIN_PLACEHOLDERS.contains(&p.as_str()) {
-                problems.push(FlowProblem { file: file.into(), line: l.0, column: l.1, code: "flow.template", message: format!(
-                    "step {step:?}: {{{p}}} is not a slot of this flow nor one of {}", BUILTIN_PLACEHOLDERS.join(", ")) });
+                problems.push(FlowProblem {
+                    file: file.into(),
+                    line: l.0,
+                    column: l.1,
+                    code: "flow.template",
+                    message: format!(
+                        "step {step:?}: {{{p}}} is not a slot of this flow nor one of {}",
+                        BUILTIN_PLACEHOLDERS.join(", ")
+                    ),
+                });
             }
         }
     };
@@ -458,27 +565,49 @@ pub fn compile_flow(
         let source = SourceRef { file: file.into(), line: decl.line, column: decl.column };
         let kinds = [!d.collect.is_empty(), d.confirm.is_some(), d.erp.is_some(), d.end.is_some()];
         if kinds.iter().filter(|k| **k).count() != 1 {
-            problems.push(at(file, decl, "flow.step_kind", format!(
-                "step {id:?} must have exactly one of `collect`, `confirm`, `erp` or `end`")));
+            problems.push(at(
+                file,
+                decl,
+                "flow.step_kind",
+                format!("step {id:?} must have exactly one of `collect`, `confirm`, `erp` or `end`"),
+            ));
             continue;
         }
         let kind = if !d.collect.is_empty() {
             for s in &d.collect {
                 if !slots.contains_key(&s.value) {
-                    problems.push(at(file, s, "flow.unknown_slot", format!(
-                        "step {id:?} collects {:?}, which is not declared under `slots`", s.value)));
+                    problems.push(at(
+                        file,
+                        s,
+                        "flow.unknown_slot",
+                        format!("step {id:?} collects {:?}, which is not declared under `slots`", s.value),
+                    ));
                 } else if let Some(other) = collected_by.insert(s.value.clone(), id.clone()) {
-                    problems.push(at(file, s, "flow.duplicate_collect", format!(
-                        "slot {:?} is collected by steps {other:?} and {id:?}; let one step own it", s.value)));
+                    problems.push(at(
+                        file,
+                        s,
+                        "flow.duplicate_collect",
+                        format!("slot {:?} is collected by steps {other:?} and {id:?}; let one step own it", s.value),
+                    ));
                 }
             }
             let Some(ask) = &d.ask else {
-                problems.push(at(file, decl, "flow.step", format!("collect step {id:?} needs `ask`: the question to send")));
+                problems.push(at(
+                    file,
+                    decl,
+                    "flow.step",
+                    format!("collect step {id:?} needs `ask`: the question to send"),
+                ));
                 continue;
             };
             check_text(problems, ask, (decl.line, decl.column), id);
             let Some(next) = &d.next else {
-                problems.push(at(file, decl, "flow.dead_end", format!("collect step {id:?} needs `next`: where to go once its slots are filled")));
+                problems.push(at(
+                    file,
+                    decl,
+                    "flow.dead_end",
+                    format!("collect step {id:?} needs `next`: where to go once its slots are filled"),
+                ));
                 continue;
             };
             check_target(problems, next, id);
@@ -486,15 +615,23 @@ pub fn compile_flow(
             for b in &d.branches {
                 check_target(problems, &b.goto, id);
                 if !slots.contains_key(&b.when.slot.value) {
-                    problems.push(at(file, &b.when.slot, "flow.unknown_slot", format!(
-                        "branch of step {id:?} tests {:?}, which is not a slot", b.when.slot.value)));
+                    problems.push(at(
+                        file,
+                        &b.when.slot,
+                        "flow.unknown_slot",
+                        format!("branch of step {id:?} tests {:?}, which is not a slot", b.when.slot.value),
+                    ));
                 }
                 let when = match (&b.when.equals, &b.when.not_equals) {
                     (Some(v), None) => Condition::Equals { slot: b.when.slot.value.clone(), value: v.clone() },
                     (None, Some(v)) => Condition::NotEquals { slot: b.when.slot.value.clone(), value: v.clone() },
                     _ => {
-                        problems.push(at(file, &b.when.slot, "flow.condition", format!(
-                            "branch of step {id:?}: write exactly one of `equals` or `not_equals`")));
+                        problems.push(at(
+                            file,
+                            &b.when.slot,
+                            "flow.condition",
+                            format!("branch of step {id:?}: write exactly one of `equals` or `not_equals`"),
+                        ));
                         continue;
                     }
                 };
@@ -519,8 +656,12 @@ pub fn compile_flow(
                 check_target(problems, ch, id);
                 if let Some(target) = f.steps.get(&ch.value) {
                     if target.value.collect.is_empty() {
-                        problems.push(at(file, ch, "flow.change", format!(
-                            "step {id:?} offers to change {:?}, which collects nothing", ch.value)));
+                        problems.push(at(
+                            file,
+                            ch,
+                            "flow.change",
+                            format!("step {id:?} offers to change {:?}, which collects nothing", ch.value),
+                        ));
                     }
                 }
             }
@@ -532,9 +673,16 @@ pub fn compile_flow(
             }
         } else if let Some(e) = &d.erp {
             if !actions.contains_key(&e.action.value) {
-                problems.push(at(file, &e.action, "flow.unknown_action", format!(
-                    "step {id:?} runs ERP action {:?}, which flows/erp.yaml does not declare; declared: {}",
-                    e.action.value, actions.keys().cloned().collect::<Vec<_>>().join(", "))));
+                problems.push(at(
+                    file,
+                    &e.action,
+                    "flow.unknown_action",
+                    format!(
+                        "step {id:?} runs ERP action {:?}, which flows/erp.yaml does not declare; declared: {}",
+                        e.action.value,
+                        actions.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
             } else if let Some(action) = actions.get(&e.action.value) {
                 let mut used = Vec::new();
                 for doc in &action.documents {
@@ -546,9 +694,19 @@ pub fn compile_flow(
                 let aliases: Vec<&str> = action.documents.iter().map(|d| d.alias.as_str()).collect();
                 for p in used {
                     let head = p.split('.').next().unwrap_or("");
-                    if !slots.contains_key(head) && !aliases.contains(&head) && !["wa_id", "idempotency_key", "today", "customer_phone"].contains(&head) {
-                        problems.push(at(file, &e.action, "flow.erp_body", format!(
-                            "ERP action {:?} uses ${{{p}}}, but this flow has no slot {head:?}", e.action.value)));
+                    if !slots.contains_key(head)
+                        && !aliases.contains(&head)
+                        && !["wa_id", "idempotency_key", "today", "customer_phone"].contains(&head)
+                    {
+                        problems.push(at(
+                            file,
+                            &e.action,
+                            "flow.erp_body",
+                            format!(
+                                "ERP action {:?} uses ${{{p}}}, but this flow has no slot {head:?}",
+                                e.action.value
+                            ),
+                        ));
                     }
                 }
             }
@@ -568,8 +726,12 @@ pub fn compile_flow(
         };
         let title = d.title.clone().unwrap_or_else(|| id.replace('_', " "));
         if title.chars().count() > MAX_ROW_TITLE {
-            problems.push(at(file, decl, "flow.limit", format!(
-                "step {id:?}: title {title:?} is longer than a list row allows ({MAX_ROW_TITLE})")));
+            problems.push(at(
+                file,
+                decl,
+                "flow.limit",
+                format!("step {id:?}: title {title:?} is longer than a list row allows ({MAX_ROW_TITLE})"),
+            ));
         }
         steps.insert(id.clone(), Step { id: id.clone(), title, kind, source });
     }
@@ -577,7 +739,13 @@ pub fn compile_flow(
         return None;
     }
     if steps.is_empty() {
-        problems.push(FlowProblem { file: file.into(), line: 1, column: 1, code: "flow.empty", message: "a flow needs at least one step".into() });
+        problems.push(FlowProblem {
+            file: file.into(),
+            line: 1,
+            column: 1,
+            code: "flow.empty",
+            message: "a flow needs at least one step".into(),
+        });
         return None;
     }
 
@@ -592,7 +760,8 @@ pub fn compile_flow(
             }
         }
     }
-    let mut can_end: BTreeSet<String> = steps.values().filter(|s| matches!(s.kind, StepKind::End { .. })).map(|s| s.id.clone()).collect();
+    let mut can_end: BTreeSet<String> =
+        steps.values().filter(|s| matches!(s.kind, StepKind::End { .. })).map(|s| s.id.clone()).collect();
     loop {
         let grew: Vec<String> = steps
             .values()
@@ -606,11 +775,24 @@ pub fn compile_flow(
     }
     for step in steps.values() {
         if !seen.contains(&step.id) {
-            problems.push(FlowProblem { file: file.into(), line: step.source.line, column: step.source.column, code: "flow.unreachable_step",
-                message: format!("step {:?} cannot be reached from the start step {start:?}: link it or remove it", step.id) });
+            problems.push(FlowProblem {
+                file: file.into(),
+                line: step.source.line,
+                column: step.source.column,
+                code: "flow.unreachable_step",
+                message: format!(
+                    "step {:?} cannot be reached from the start step {start:?}: link it or remove it",
+                    step.id
+                ),
+            });
         } else if !can_end.contains(&step.id) {
-            problems.push(FlowProblem { file: file.into(), line: step.source.line, column: step.source.column, code: "flow.dead_end",
-                message: format!("step {:?} can never reach an `end` step: a customer would be stuck there", step.id) });
+            problems.push(FlowProblem {
+                file: file.into(),
+                line: step.source.line,
+                column: step.source.column,
+                code: "flow.dead_end",
+                message: format!("step {:?} can never reach an `end` step: a customer would be stuck there", step.id),
+            });
         }
     }
     if problems.len() != before {

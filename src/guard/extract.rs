@@ -21,19 +21,103 @@ use crate::text::{compact, contains_words, fold, title_case};
 
 /// Car makes recognised in free text (a make followed by a word gives the model).
 pub const CAR_MAKES: &[&str] = &[
-    "toyota", "honda", "nissan", "mitsubishi", "mazda", "subaru", "suzuki", "lexus", "infiniti", "hyundai", "kia",
-    "ford", "chevrolet", "chevy", "gmc", "cadillac", "jeep", "dodge", "chrysler", "tesla", "bmw", "mercedes",
-    "mercedes-benz", "audi", "volkswagen", "vw", "porsche", "volvo", "peugeot", "renault", "citroen", "fiat",
-    "skoda", "seat", "mini", "land rover", "range rover", "jaguar", "bentley", "rolls-royce", "ferrari",
-    "lamborghini", "maserati", "genesis", "mg", "geely", "chery", "byd", "haval", "lincoln", "buick", "ram",
+    "toyota",
+    "honda",
+    "nissan",
+    "mitsubishi",
+    "mazda",
+    "subaru",
+    "suzuki",
+    "lexus",
+    "infiniti",
+    "hyundai",
+    "kia",
+    "ford",
+    "chevrolet",
+    "chevy",
+    "gmc",
+    "cadillac",
+    "jeep",
+    "dodge",
+    "chrysler",
+    "tesla",
+    "bmw",
+    "mercedes",
+    "mercedes-benz",
+    "audi",
+    "volkswagen",
+    "vw",
+    "porsche",
+    "volvo",
+    "peugeot",
+    "renault",
+    "citroen",
+    "fiat",
+    "skoda",
+    "seat",
+    "mini",
+    "land rover",
+    "range rover",
+    "jaguar",
+    "bentley",
+    "rolls-royce",
+    "ferrari",
+    "lamborghini",
+    "maserati",
+    "genesis",
+    "mg",
+    "geely",
+    "chery",
+    "byd",
+    "haval",
+    "lincoln",
+    "buick",
+    "ram",
 ];
 
-const COLOURS: &[&str] = &["white", "black", "silver", "grey", "gray", "red", "blue", "green", "yellow", "orange", "brown", "beige", "gold", "maroon", "purple"];
+const COLOURS: &[&str] = &[
+    "white", "black", "silver", "grey", "gray", "red", "blue", "green", "yellow", "orange", "brown", "beige", "gold",
+    "maroon", "purple",
+];
 
 const NOT_NAMES: &[&str] = &[
-    "yes", "no", "ok", "okay", "hi", "hello", "hey", "thanks", "thank", "you", "please", "book", "booking", "wash",
-    "car", "service", "want", "need", "like", "the", "a", "an", "and", "my", "is", "it", "what", "why", "how",
-    "cancel", "stop", "menu", "help", "tomorrow", "today", "sure", "no thanks",
+    "yes",
+    "no",
+    "ok",
+    "okay",
+    "hi",
+    "hello",
+    "hey",
+    "thanks",
+    "thank",
+    "you",
+    "please",
+    "book",
+    "booking",
+    "wash",
+    "car",
+    "service",
+    "want",
+    "need",
+    "like",
+    "the",
+    "a",
+    "an",
+    "and",
+    "my",
+    "is",
+    "it",
+    "what",
+    "why",
+    "how",
+    "cancel",
+    "stop",
+    "menu",
+    "help",
+    "tomorrow",
+    "today",
+    "sure",
+    "no thanks",
 ];
 
 /// What the extractors found, and what made the asked slots unreadable.
@@ -58,7 +142,9 @@ pub fn extract(
 ) -> Found {
     let mut found = Found::default();
     let put = |found: &mut Found, slot: &str, value: SlotValue, evidence: &str| {
-        found.slots.insert(slot.to_string(), Extracted { value, source: SlotSource::Parser, evidence: evidence.to_string() });
+        found
+            .slots
+            .insert(slot.to_string(), Extracted { value, source: SlotSource::Parser, evidence: evidence.to_string() });
     };
     let in_focus = |s: &str| focus.iter().any(|f| f == s);
     let wanted: Vec<&String> = focus.iter().chain(others.iter()).collect();
@@ -78,19 +164,30 @@ pub fn extract(
             }
             SlotType::DateTime => match &when {
                 When::At(dt, ev) => match check_visit_time(*dt, now, business) {
-                    Ok(()) => put(&mut found, slot, SlotValue::DateTime { civil: dt.to_string(), zone: business.time_zone_name.clone() }, ev),
+                    Ok(()) => put(
+                        &mut found,
+                        slot,
+                        SlotValue::DateTime { civil: dt.to_string(), zone: business.time_zone_name.clone() },
+                        ev,
+                    ),
                     Err(problem) if focused => found.problem = Some(problem),
                     Err(_) => {}
                 },
                 When::DateOnly(d) if focused => {
-                    found.problem = Some(format!("What time on {}? Please give a day and a time.", d.strftime("%a %-d %b")));
+                    found.problem =
+                        Some(format!("What time on {}? Please give a day and a time.", d.strftime("%a %-d %b")));
                 }
                 _ => {}
             },
             SlotType::Choice => {
                 let opts = options(slot);
                 if let Some((o, ev)) = match_option(text, &opts, focused) {
-                    put(&mut found, slot, SlotValue::Choice { id: o.id.clone(), title: o.title.clone(), price: o.price }, &ev);
+                    put(
+                        &mut found,
+                        slot,
+                        SlotValue::Choice { id: o.id.clone(), title: o.title.clone(), price: o.price },
+                        &ev,
+                    );
                 }
             }
             SlotType::CarMake => {
@@ -110,7 +207,12 @@ pub fn extract(
             SlotType::GivenName | SlotType::FamilyName if focused => {}
             SlotType::Address if focused => {
                 if let Some(addr) = address(text) {
-                    put(&mut found, slot, SlotValue::Address { text: addr.clone(), latitude: None, longitude: None }, &addr);
+                    put(
+                        &mut found,
+                        slot,
+                        SlotValue::Address { text: addr.clone(), latitude: None, longitude: None },
+                        &addr,
+                    );
                 }
             }
             SlotType::Text if focused => {
@@ -187,9 +289,13 @@ pub fn name_words(text: &str) -> Option<Vec<String>> {
 }
 
 static PLATE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b([a-z]{1,3})[\s-]?(\d{2,5})\b|\b(\d{1,5})[\s-]?([a-z]{1,3})\b|\b([a-z]{2}\d{2}[\s-]?[a-z]{3})\b").unwrap_or_else(|_| unreachable!())
+    Regex::new(r"(?i)\b([a-z]{1,3})[\s-]?(\d{2,5})\b|\b(\d{1,5})[\s-]?([a-z]{1,3})\b|\b([a-z]{2}\d{2}[\s-]?[a-z]{3})\b")
+        .unwrap_or_else(|_| unreachable!())
 });
-const NOT_PLATE_LETTERS: &[&str] = &["am", "pm", "st", "nd", "rd", "th", "h", "hr", "hrs", "min", "km", "x", "at", "on", "in", "by", "to", "and", "or", "no"];
+const NOT_PLATE_LETTERS: &[&str] = &[
+    "am", "pm", "st", "nd", "rd", "th", "h", "hr", "hrs", "min", "km", "x", "at", "on", "in", "by", "to", "and", "or",
+    "no",
+];
 
 /// A plate: 1–3 letters and 2–5 digits (either order, a space or dash between), or the UK form
 /// `AB12 CDE`. Returns the plate as `ABC-123` and the words it came from.
@@ -229,10 +335,14 @@ pub fn find_make_model(text: &str) -> Option<(String, Option<String>, String)> {
                     _ => title_case(make),
                 };
                 let after = words.get(i + mw.len()).copied().filter(|w| {
-                    !w.is_empty() && find_plate(w).is_none() && !COLOURS.contains(w) && !NOT_NAMES.contains(w)
+                    !w.is_empty()
+                        && find_plate(w).is_none()
+                        && !COLOURS.contains(w)
+                        && !NOT_NAMES.contains(w)
                         && w.chars().any(|c| c.is_alphabetic())
                 });
-                let model = after.map(|w| if w.chars().any(|c| c.is_ascii_digit()) { w.to_uppercase() } else { title_case(w) });
+                let model =
+                    after.map(|w| if w.chars().any(|c| c.is_ascii_digit()) { w.to_uppercase() } else { title_case(w) });
                 let evidence = match &after {
                     Some(a) => format!("{make} {a}"),
                     None => make.to_string(),
@@ -251,14 +361,17 @@ fn leftover_words(text: &str, plate_evidence: Option<&str>, max: usize) -> Optio
     }
     let words: Vec<String> = fold(&t)
         .split(' ')
-        .filter(|w| !w.is_empty() && !COLOURS.contains(w) && !NOT_NAMES.contains(w) && w.chars().any(|c| c.is_alphabetic()))
+        .filter(|w| {
+            !w.is_empty() && !COLOURS.contains(w) && !NOT_NAMES.contains(w) && w.chars().any(|c| c.is_alphabetic())
+        })
         .map(String::from)
         .collect();
     (!words.is_empty() && words.len() <= max).then(|| words.join(" "))
 }
 
 static ADDRESS_LEAD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^\s*(?:(?:my|the)\s+address\s+is|address:|it's|its|it is|at|i live at|i'm at|come to)\s+").unwrap_or_else(|_| unreachable!())
+    Regex::new(r"(?i)^\s*(?:(?:my|the)\s+address\s+is|address:|it's|its|it is|at|i live at|i'm at|come to)\s+")
+        .unwrap_or_else(|_| unreachable!())
 });
 
 /// An address: at least two words, one of them with a letter; lead-ins are dropped.
@@ -312,8 +425,26 @@ static TIME_TOKEN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^(\d{1,2})([:.]\d{2})?(am|pm)$|^(\d{1,2})[:.](\d{2})$").unwrap_or_else(|_| unreachable!())
 });
 const DAY_WORDS: &[&str] = &[
-    "today", "tomorrow", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "mon", "tue",
-    "tues", "wed", "thu", "thur", "thurs", "fri", "sat", "sun", "next",
+    "today",
+    "tomorrow",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "mon",
+    "tue",
+    "tues",
+    "wed",
+    "thu",
+    "thur",
+    "thurs",
+    "fri",
+    "sat",
+    "sun",
+    "next",
 ];
 
 /// Prepares text for `interim`: joins "10 am" into "10am", reads "noon", drops filler words
@@ -330,7 +461,8 @@ fn prepare_time_words(text: &str) -> Vec<String> {
         match w {
             "noon" | "midday" => words.push("12pm".into()),
             "tmrw" | "tmr" | "tomorow" | "tommorow" | "tommorrow" => words.push("tomorrow".into()),
-            "at" | "on" | "for" | "please" | "around" | "about" | "by" | "this" | "the" | "o'clock" | "oclock" | "in" | "of" => {}
+            "at" | "on" | "for" | "please" | "around" | "about" | "by" | "this" | "the" | "o'clock" | "oclock"
+            | "in" | "of" => {}
             _ if w.chars().all(|c| c.is_ascii_digit()) && matches!(next, Some("am") | Some("pm")) => {
                 words.push(format!("{w}{}", next.unwrap_or_default()));
                 i += 1;
@@ -358,7 +490,11 @@ fn prepare_time_words(text: &str) -> Vec<String> {
 pub fn parse_when(text: &str, now: &Zoned, _business: &Business) -> When {
     let words = prepare_time_words(text);
     let is_time = |w: &str| TIME_TOKEN.is_match(w);
-    let is_day = |w: &str| DAY_WORDS.contains(&w) || w.contains('/') || w.contains('-') && w.chars().filter(|c| c.is_ascii_digit()).count() >= 4;
+    let is_day = |w: &str| {
+        DAY_WORDS.contains(&w)
+            || w.contains('/')
+            || w.contains('-') && w.chars().filter(|c| c.is_ascii_digit()).count() >= 4
+    };
     for len in (1..=words.len().min(4)).rev() {
         for start in 0..=(words.len() - len) {
             let window = &words[start..start + len];
@@ -368,7 +504,9 @@ pub fn parse_when(text: &str, now: &Zoned, _business: &Business) -> When {
                 continue;
             }
             let candidate = window.join(" ");
-            let Ok(parsed) = interim::parse_date_string(&candidate, now.clone(), interim::Dialect::Uk) else { continue };
+            let Ok(parsed) = interim::parse_date_string(&candidate, now.clone(), interim::Dialect::Uk) else {
+                continue;
+            };
             let dt = parsed.datetime();
             if has_time {
                 let dt = if !has_day && parsed.timestamp() <= now.timestamp() {
@@ -485,8 +623,20 @@ mod tests {
     #[test]
     fn typed_titles_numbers_and_synonyms() {
         let opts = vec![
-            ChoiceOption { id: "one_time".into(), title: "One-time".into(), description: None, synonyms: vec!["once".into(), "single".into()], price: None },
-            ChoiceOption { id: "subscription".into(), title: "Subscription".into(), description: None, synonyms: vec!["monthly plan".into()], price: None },
+            ChoiceOption {
+                id: "one_time".into(),
+                title: "One-time".into(),
+                description: None,
+                synonyms: vec!["once".into(), "single".into()],
+                price: None,
+            },
+            ChoiceOption {
+                id: "subscription".into(),
+                title: "Subscription".into(),
+                description: None,
+                synonyms: vec!["monthly plan".into()],
+                price: None,
+            },
         ];
         assert_eq!(match_option("SUBSCRIPTION", &opts, true).unwrap().0.id, "subscription");
         assert_eq!(match_option("2", &opts, true).unwrap().0.id, "subscription");

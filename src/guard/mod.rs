@@ -82,7 +82,9 @@ impl Guards {
                     Ok((items, source)) => (items, "ok".to_string(), json!({"source": source})),
                     Err(e) => (vec![], e.code().to_string(), json!({"error": e.to_string()})),
                 },
-                "visit_slots" => (extract::visit_slots(&now, &flows.business), "ok".into(), json!({"from": now.to_string()})),
+                "visit_slots" => {
+                    (extract::visit_slots(&now, &flows.business), "ok".into(), json!({"from": now.to_string()}))
+                }
                 other => (vec![], "guard.unknown_lookup".into(), json!({"lookup": other})),
             };
             results.runs.push(GuardRun {
@@ -98,11 +100,17 @@ impl Guards {
 
         let started = Instant::now();
         let lookups = results.lookups.clone();
-        let options = |slot: &str| crate::engine::slot_options(&GuardResults { lookups: lookups.clone(), ..Default::default() }, &flow, slot);
+        let options = |slot: &str| {
+            crate::engine::slot_options(&GuardResults { lookups: lookups.clone(), ..Default::default() }, &flow, slot)
+        };
         let found = extract::extract(text, &flow, &plan.focus, &plan.others, &options, &flows.business, &now);
         results.runs.push(GuardRun {
             guard: "parser".into(),
-            outcome: if plan.focus.iter().all(|f| found.slots.contains_key(f)) { "ok".into() } else { "guard.unsettled".into() },
+            outcome: if plan.focus.iter().all(|f| found.slots.contains_key(f)) {
+                "ok".into()
+            } else {
+                "guard.unsettled".into()
+            },
             filled: found.slots.keys().cloned().collect(),
             latency_ms: started.elapsed().as_millis() as u64,
             detail: json!({"focus": plan.focus, "problem": found.problem}),
@@ -181,7 +189,11 @@ async fn llm_guard(
                         Err(why) => rejected.push(json!({"slot": a.slot, "value": a.value, "quote": a.quote, "code": "guard.ungrounded", "why": why})),
                     }
                 }
-                if filled.is_empty() && !rejected.is_empty() { "guard.ungrounded".to_string() } else { "ok".to_string() }
+                if filled.is_empty() && !rejected.is_empty() {
+                    "guard.ungrounded".to_string()
+                } else {
+                    "ok".to_string()
+                }
             }
             Err(e) => {
                 rejected.push(json!({"code": "llm.invalid_output", "why": e.to_string()}));
@@ -225,7 +237,10 @@ pub fn ground(
     match decl.kind {
         SlotType::Choice => {
             let opts = options(&a.slot);
-            let o = opts.iter().find(|o| o.id == a.value).ok_or_else(|| format!("{:?} is not one of the offered options", a.value))?;
+            let o = opts
+                .iter()
+                .find(|o| o.id == a.value)
+                .ok_or_else(|| format!("{:?} is not one of the offered options", a.value))?;
             if !quote_ok {
                 return Err(format!("quote {:?} is not in the message", a.quote));
             }
@@ -261,7 +276,10 @@ pub fn ground(
                 return Err(format!("{:?} is not in the message", a.value));
             }
             let v = a.value.trim();
-            let v = if matches!(decl.kind, SlotType::GivenName | SlotType::FamilyName | SlotType::CarMake | SlotType::CarModel) {
+            let v = if matches!(
+                decl.kind,
+                SlotType::GivenName | SlotType::FamilyName | SlotType::CarMake | SlotType::CarModel
+            ) {
                 crate::text::title_case(v)
             } else {
                 v.to_string()

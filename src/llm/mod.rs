@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 pub enum LlmError {
     /// No answer within the configured time.
-    #[error("llm.timeout: no answer within {0} ms; the deterministic extractors took over (raise LLM_TIMEOUT_MS if the model is just slow)")]
+    #[error(
+        "llm.timeout: no answer within {0} ms; the deterministic extractors took over (raise LLM_TIMEOUT_MS if the model is just slow)"
+    )]
     Timeout(u64),
     /// The endpoint could not be reached.
     #[error("llm.transport: {0}; check LLM_BASE_URL and the network")]
@@ -119,7 +121,8 @@ impl LlmClient {
         schema: &Value,
         attempts_out: &mut Vec<Attempt>,
     ) -> Result<Structured, LlmError> {
-        let validator = jsonschema::validator_for(schema).map_err(|e| LlmError::InvalidOutput(format!("schema does not compile: {e}")))?;
+        let validator = jsonschema::validator_for(schema)
+            .map_err(|e| LlmError::InvalidOutput(format!("schema does not compile: {e}")))?;
         let system = if self.settings.json_schema_mode {
             system.to_string()
         } else {
@@ -142,11 +145,18 @@ impl LlmClient {
                 req = req.bearer_auth(key);
             }
             let timeout_ms = self.settings.timeout.as_millis() as u64;
-            let resp = req.send().await.map_err(|e| if e.is_timeout() { LlmError::Timeout(timeout_ms) } else { LlmError::Transport(e.to_string()) });
+            let resp = req.send().await.map_err(|e| {
+                if e.is_timeout() { LlmError::Timeout(timeout_ms) } else { LlmError::Transport(e.to_string()) }
+            });
             let resp = match resp {
                 Ok(r) => r,
                 Err(e) => {
-                    attempts_out.push(Attempt { raw: e.to_string(), errors: vec![], latency_ms: started.elapsed().as_millis() as u64, tokens: None });
+                    attempts_out.push(Attempt {
+                        raw: e.to_string(),
+                        errors: vec![],
+                        latency_ms: started.elapsed().as_millis() as u64,
+                        tokens: None,
+                    });
                     return Err(e);
                 }
             };
@@ -154,8 +164,14 @@ impl LlmClient {
             let text = match resp.text().await {
                 Ok(t) => t,
                 Err(e) => {
-                    let err = if e.is_timeout() { LlmError::Timeout(timeout_ms) } else { LlmError::Transport(e.to_string()) };
-                    attempts_out.push(Attempt { raw: err.to_string(), errors: vec![], latency_ms: started.elapsed().as_millis() as u64, tokens: None });
+                    let err =
+                        if e.is_timeout() { LlmError::Timeout(timeout_ms) } else { LlmError::Transport(e.to_string()) };
+                    attempts_out.push(Attempt {
+                        raw: err.to_string(),
+                        errors: vec![],
+                        latency_ms: started.elapsed().as_millis() as u64,
+                        tokens: None,
+                    });
                     return Err(err);
                 }
             };
@@ -171,13 +187,24 @@ impl LlmClient {
                 attempts_out.push(Attempt { raw: refusal.to_string(), errors: vec![], latency_ms, tokens });
                 return Err(LlmError::Refusal(refusal.to_string()));
             }
-            let content = envelope.pointer("/choices/0/message/content").and_then(Value::as_str).unwrap_or_default().to_string();
+            let content =
+                envelope.pointer("/choices/0/message/content").and_then(Value::as_str).unwrap_or_default().to_string();
             let content_json = strip_fences(&content);
             let errors: Vec<String> = match serde_json::from_str::<Value>(content_json) {
                 Ok(value) => {
                     let errors: Vec<String> = validator
                         .iter_errors(&value)
-                        .map(|e| format!("{}: {}", if e.instance_path().to_string().is_empty() { "/".to_string() } else { e.instance_path().to_string() }, e))
+                        .map(|e| {
+                            format!(
+                                "{}: {}",
+                                if e.instance_path().to_string().is_empty() {
+                                    "/".to_string()
+                                } else {
+                                    e.instance_path().to_string()
+                                },
+                                e
+                            )
+                        })
                         .collect();
                     if errors.is_empty() {
                         attempts_out.push(Attempt { raw: content.clone(), errors: vec![], latency_ms, tokens });

@@ -63,7 +63,10 @@ impl App {
     pub async fn build(settings: Settings) -> Result<Arc<App>, StartError> {
         let flows = FlowSet::load(&settings.flows_dir)?;
         let store = Arc::new(Store::connect(&settings.database, settings.worker_concurrency.min(16) + 2).await?);
-        let erp = Arc::new(ErpClient::new(settings.erp.clone(), std::time::Duration::from_secs(flows.catalog.cache_seconds))?);
+        let erp = Arc::new(ErpClient::new(
+            settings.erp.clone(),
+            std::time::Duration::from_secs(flows.catalog.cache_seconds),
+        )?);
         let llm = match &settings.llm {
             Some(s) => Some(Arc::new(LlmClient::new(s.clone())?)),
             None => None,

@@ -85,7 +85,14 @@ async fn retry_or_dead(app: &App, row: &OutboxRow, code: &str, error: &str, retr
     let failures = row.attempts as u32 + 1;
     if retryable && failures < app.settings.outbox_max_attempts {
         let delay = backoff_delay(app.settings.outbox_base_delay, failures);
-        warn!(code, error, outbox_id = row.id, attempt = failures, retry_in_ms = delay.as_millis() as u64, "outbox attempt failed; will retry");
+        warn!(
+            code,
+            error,
+            outbox_id = row.id,
+            attempt = failures,
+            retry_in_ms = delay.as_millis() as u64,
+            "outbox attempt failed; will retry"
+        );
         let _ = app.store.outbox_retry(row.id, now_ms() + delay.as_millis() as i64, &format!("{code}: {error}")).await;
         false
     } else {

@@ -76,7 +76,11 @@ async fn drain(app: &App, conversation_id: &str) {
         };
         let initial = serde_json::to_string(&ConversationState::new(&event.customer)).unwrap_or_default();
         let until = now_ms() + LEASE.as_millis() as i64;
-        match app.store.acquire_lease(conversation_id, &event.customer, &row.phone_number_id, &initial, &app.instance_id, until).await {
+        match app
+            .store
+            .acquire_lease(conversation_id, &event.customer, &row.phone_number_id, &initial, &app.instance_id, until)
+            .await
+        {
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
@@ -149,7 +153,10 @@ async fn process(app: &App, row: &InboxRow, event: &InboundEvent) -> Result<(), 
         Ok(d) => (d.state, d.replies, d.erp, d.trace, d.step_before, d.step_after, "ok".to_string()),
         Err(e) => {
             error!(code = e.code(), error = %e, "the engine refused this turn");
-            let apology = engine::Reply::Text { body: "Sorry, something went wrong on our side. A person has been told; please try again in a moment.".into() };
+            let apology = engine::Reply::Text {
+                body: "Sorry, something went wrong on our side. A person has been told; please try again in a moment."
+                    .into(),
+            };
             let label = state.journey.as_ref().map(|j| format!("{}/{}", j.flow, j.step)).unwrap_or_else(|| "-".into());
             let mut st = state.clone();
             st.turns += 1;
@@ -177,7 +184,8 @@ async fn process(app: &App, row: &InboxRow, event: &InboundEvent) -> Result<(), 
             conversation_id: row.conversation_id.clone(),
             kind: "erp".into(),
             idempotency_key: request.action.idempotency_key.clone(),
-            payload: json!({"customer": event.customer, "phone_number_id": row.phone_number_id, "request": request}).to_string(),
+            payload: json!({"customer": event.customer, "phone_number_id": row.phone_number_id, "request": request})
+                .to_string(),
             status: "pending".into(),
             next_attempt_at: now_ms,
             created_at: now_ms,
@@ -232,16 +240,29 @@ async fn process(app: &App, row: &InboxRow, event: &InboundEvent) -> Result<(), 
 }
 
 /// Records a turn that could not be processed after [`MAX_TURN_ATTEMPTS`], and apologises.
-async fn record_failed(app: &App, row: &InboxRow, event: &InboundEvent, error: &str, code: &str) -> Result<(), StoreError> {
+async fn record_failed(
+    app: &App,
+    row: &InboxRow,
+    event: &InboundEvent,
+    error: &str,
+    code: &str,
+) -> Result<(), StoreError> {
     let conv = app.store.conversation(&row.conversation_id).await?;
     let (state, version) = match &conv {
-        Some(c) => (serde_json::from_str::<ConversationState>(&c.state).unwrap_or_else(|_| ConversationState::new(&event.customer)), c.version),
+        Some(c) => (
+            serde_json::from_str::<ConversationState>(&c.state)
+                .unwrap_or_else(|_| ConversationState::new(&event.customer)),
+            c.version,
+        ),
         None => return Ok(()),
     };
     let mut st = state.clone();
     st.turns += 1;
     let now = now_ms();
-    let body = render(&event.customer, &engine::Reply::Text { body: "Sorry, something went wrong on our side. Please try again in a moment.".into() });
+    let body = render(
+        &event.customer,
+        &engine::Reply::Text { body: "Sorry, something went wrong on our side. Please try again in a moment.".into() },
+    );
     app.store
         .commit_turn(TurnCommit {
             conversation_id: row.conversation_id.clone(),
@@ -264,7 +285,8 @@ async fn record_failed(app: &App, row: &InboxRow, event: &InboundEvent, error: &
                 conversation_id: row.conversation_id.clone(),
                 kind: "whatsapp".into(),
                 idempotency_key: format!("{}:failed", row.dedup_key),
-                payload: json!({"phone_number_id": row.phone_number_id, "to": event.customer, "body": body}).to_string(),
+                payload: json!({"phone_number_id": row.phone_number_id, "to": event.customer, "body": body})
+                    .to_string(),
                 status: "pending".into(),
                 next_attempt_at: now,
                 created_at: now,

@@ -55,8 +55,14 @@ async fn verify(app: web::Data<App>, q: web::Query<VerifyQuery>) -> HttpResponse
         mac(t) == mac(&app.settings.verify_token)
     });
     match (q.mode.as_deref(), token_ok, &q.challenge) {
-        (Some("subscribe"), true, Some(challenge)) => HttpResponse::Ok().content_type("text/plain").body(challenge.clone()),
-        _ => problem(actix_web::http::StatusCode::FORBIDDEN, "channel.verify_refused", "hub.mode must be subscribe and hub.verify_token must equal WHATSAPP_VERIFY_TOKEN"),
+        (Some("subscribe"), true, Some(challenge)) => {
+            HttpResponse::Ok().content_type("text/plain").body(challenge.clone())
+        }
+        _ => problem(
+            actix_web::http::StatusCode::FORBIDDEN,
+            "channel.verify_refused",
+            "hub.mode must be subscribe and hub.verify_token must equal WHATSAPP_VERIFY_TOKEN",
+        ),
     }
 }
 
@@ -96,7 +102,11 @@ async fn receive(app: web::Data<App>, req: HttpRequest, body: web::Bytes) -> Htt
             Err(e) => {
                 // Not durable: answer non-200 so WhatsApp delivers it again (reference §6).
                 tracing::error!(code = e.code(), error = %e, "webhook not stored");
-                return problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), "the inbox is unavailable; WhatsApp will retry");
+                return problem(
+                    actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                    e.code(),
+                    "the inbox is unavailable; WhatsApp will retry",
+                );
             }
         }
     }
@@ -104,7 +114,11 @@ async fn receive(app: web::Data<App>, req: HttpRequest, body: web::Bytes) -> Htt
         let detail = (!s.errors.is_empty()).then(|| s.errors.join("; "));
         if let Err(e) = app.store.record_status(&s.message_id, &s.status, &s.recipient, s.timestamp, detail).await {
             tracing::error!(code = e.code(), error = %e, "status not stored");
-            return problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), "the store is unavailable; WhatsApp will retry");
+            return problem(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                e.code(),
+                "the store is unavailable; WhatsApp will retry",
+            );
         }
     }
     HttpResponse::Ok().json(json!({"received": notification.messages.len(), "statuses": notification.statuses.len()}))
@@ -138,7 +152,11 @@ struct SandboxQuery {
 /// API): what `chat` shows.
 async fn sandbox_messages(app: web::Data<App>, q: web::Query<SandboxQuery>) -> HttpResponse {
     if !app.is_sandbox() {
-        return problem(actix_web::http::StatusCode::NOT_FOUND, "server.not_sandbox", "the sandbox is off: WHATSAPP_API_BASE_URL is set");
+        return problem(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "server.not_sandbox",
+            "the sandbox is off: WHATSAPP_API_BASE_URL is set",
+        );
     }
     let conversations = match app.store.conversations_of(&q.customer).await {
         Ok(c) => c,
@@ -162,7 +180,10 @@ async fn sandbox_messages(app: web::Data<App>, q: web::Query<SandboxQuery>) -> H
 pub async fn serve(app: Arc<App>) -> std::io::Result<()> {
     let data = web::Data::from(app.clone());
     let server = actix_web::HttpServer::new(move || {
-        actix_web::App::new().app_data(data.clone()).configure(routes).wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("http"))
+        actix_web::App::new()
+            .app_data(data.clone())
+            .configure(routes)
+            .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("http"))
     })
     .workers(2)
     .bind((app.settings.host.as_str(), app.settings.port))?;

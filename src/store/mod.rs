@@ -296,7 +296,9 @@ impl DatabaseUrl {
     pub fn parse(url: Option<&str>) -> Result<Self, StoreError> {
         match url.map(str::trim).filter(|u| !u.is_empty()) {
             None => Ok(DatabaseUrl::Sqlite("carewell.db".into())),
-            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => Ok(DatabaseUrl::Postgres(u.into())),
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                Ok(DatabaseUrl::Postgres(u.into()))
+            }
             Some(u) => match u.strip_prefix("sqlite://").or_else(|| u.strip_prefix("sqlite:")) {
                 Some(path) if !path.is_empty() => Ok(DatabaseUrl::Sqlite(path.into())),
                 _ => Err(StoreError::Url(u.into())),
@@ -314,11 +316,13 @@ impl Store {
         match url {
             DatabaseUrl::Sqlite(path) => {
                 if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent).map_err(|e| StoreError::Pool(format!("cannot create {}: {e}", parent.display())))?;
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| StoreError::Pool(format!("cannot create {}: {e}", parent.display())))?;
                 }
                 let p = path.clone();
                 tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
-                    let mut conn = diesel::SqliteConnection::establish(&p).map_err(|e| StoreError::Pool(e.to_string()))?;
+                    let mut conn =
+                        diesel::SqliteConnection::establish(&p).map_err(|e| StoreError::Pool(e.to_string()))?;
                     diesel::connection::SimpleConnection::batch_execute(&mut conn, "PRAGMA journal_mode = WAL;")
                         .map_err(|e| StoreError::Migration(e.to_string()))?;
                     conn.run_pending_migrations(SQLITE_MIGRATIONS).map_err(|e| StoreError::Migration(e.to_string()))?;
@@ -347,14 +351,19 @@ impl Store {
                 let url = u.clone();
                 tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
                     use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
-                    let mut conn = <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url).map_err(|e| StoreError::Pool(e.to_string()))?;
-                    conn.run_pending_migrations(POSTGRES_MIGRATIONS).map_err(|e| StoreError::Migration(e.to_string()))?;
+                    let mut conn = <AsyncConnectionWrapper<AsyncPgConnection> as diesel::Connection>::establish(&url)
+                        .map_err(|e| StoreError::Pool(e.to_string()))?;
+                    conn.run_pending_migrations(POSTGRES_MIGRATIONS)
+                        .map_err(|e| StoreError::Migration(e.to_string()))?;
                     Ok(())
                 })
                 .await
                 .map_err(|e| StoreError::Migration(e.to_string()))??;
                 let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(u.as_str());
-                let pool = Pool::builder(manager).max_size(pool_size.max(2)).build().map_err(|e| StoreError::Pool(e.to_string()))?;
+                let pool = Pool::builder(manager)
+                    .max_size(pool_size.max(2))
+                    .build()
+                    .map_err(|e| StoreError::Pool(e.to_string()))?;
                 Ok(Store { pools: Pools::Postgres(pool), backend: "postgres" })
             }
         }
@@ -366,17 +375,17 @@ impl Store {
         with_conn!(self, |conn| {
             let rows = rows.to_vec();
             conn.transaction::<_, StoreError, _>(async move |c| {
-                    let mut out = Vec::with_capacity(rows.len());
-                    for row in &rows {
-                        let n = diesel::insert_into(inbox::table)
-                            .values(row)
-                            .on_conflict(inbox::dedup_key)
-                            .do_nothing()
-                            .execute(c)
-                            .await?;
-                        out.push(n == 1);
-                    }
-                    Ok(out)
+                let mut out = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let n = diesel::insert_into(inbox::table)
+                        .values(row)
+                        .on_conflict(inbox::dedup_key)
+                        .do_nothing()
+                        .execute(c)
+                        .await?;
+                    out.push(n == 1);
+                }
+                Ok(out)
             })
             .await
         })
@@ -424,7 +433,13 @@ impl Store {
         until_ms: i64,
     ) -> Result<bool, StoreError> {
         let now = now_ms();
-        let (cid, cust, pnid, st, own) = (conversation_id.to_string(), customer.to_string(), phone_number_id.to_string(), initial_state.to_string(), owner.to_string());
+        let (cid, cust, pnid, st, own) = (
+            conversation_id.to_string(),
+            customer.to_string(),
+            phone_number_id.to_string(),
+            initial_state.to_string(),
+            owner.to_string(),
+        );
         with_conn!(self, |conn| {
             diesel::insert_into(conversations::table)
                 .values((
@@ -498,42 +513,42 @@ impl Store {
         with_conn!(self, |conn| {
             let commit = commit.clone();
             conn.transaction::<_, StoreError, _>(async move |c| {
-                    let now = now_ms();
-                    let n = diesel::update(conversations::table)
+                let now = now_ms();
+                let n = diesel::update(conversations::table)
+                    .filter(conversations::id.eq(&commit.conversation_id))
+                    .filter(conversations::version.eq(commit.expected_version))
+                    .filter(conversations::lease_owner.eq(&commit.owner))
+                    .set((
+                        conversations::state.eq(&commit.state),
+                        conversations::version.eq(commit.expected_version + 1),
+                        conversations::updated_at.eq(now),
+                    ))
+                    .execute(c)
+                    .await?;
+                if n != 1 {
+                    return Err(StoreError::LeaseLost(commit.conversation_id.clone()));
+                }
+                if let Some(t) = commit.last_inbound_at {
+                    diesel::update(conversations::table)
                         .filter(conversations::id.eq(&commit.conversation_id))
-                        .filter(conversations::version.eq(commit.expected_version))
-                        .filter(conversations::lease_owner.eq(&commit.owner))
-                        .set((
-                            conversations::state.eq(&commit.state),
-                            conversations::version.eq(commit.expected_version + 1),
-                            conversations::updated_at.eq(now),
-                        ))
+                        .set(conversations::last_inbound_at.eq(Some(t)))
                         .execute(c)
                         .await?;
-                    if n != 1 {
-                        return Err(StoreError::LeaseLost(commit.conversation_id.clone()));
-                    }
-                    if let Some(t) = commit.last_inbound_at {
-                        diesel::update(conversations::table)
-                            .filter(conversations::id.eq(&commit.conversation_id))
-                            .set(conversations::last_inbound_at.eq(Some(t)))
-                            .execute(c)
-                            .await?;
-                    }
-                    diesel::update(inbox::table.find(commit.inbox_id))
-                        .set(inbox::processed_at.eq(Some(now)))
+                }
+                diesel::update(inbox::table.find(commit.inbox_id))
+                    .set(inbox::processed_at.eq(Some(now)))
+                    .execute(c)
+                    .await?;
+                diesel::insert_into(turns::table).values(&commit.turn).execute(c).await?;
+                for row in &commit.outbox {
+                    diesel::insert_into(outbox::table)
+                        .values(row)
+                        .on_conflict(outbox::idempotency_key)
+                        .do_nothing()
                         .execute(c)
                         .await?;
-                    diesel::insert_into(turns::table).values(&commit.turn).execute(c).await?;
-                    for row in &commit.outbox {
-                        diesel::insert_into(outbox::table)
-                            .values(row)
-                            .on_conflict(outbox::idempotency_key)
-                            .do_nothing()
-                            .execute(c)
-                            .await?;
-                    }
-                    Ok(())
+                }
+                Ok(())
             })
             .await
         })
@@ -569,7 +584,12 @@ impl Store {
         let r = result.to_string();
         with_conn!(self, |conn| {
             diesel::update(outbox::table.find(id))
-                .set((outbox::status.eq("sent"), outbox::result.eq(Some(&r)), outbox::attempts.eq(outbox::attempts + 1), outbox::updated_at.eq(now_ms())))
+                .set((
+                    outbox::status.eq("sent"),
+                    outbox::result.eq(Some(&r)),
+                    outbox::attempts.eq(outbox::attempts + 1),
+                    outbox::updated_at.eq(now_ms()),
+                ))
                 .execute(conn)
                 .await?;
             Ok(())
@@ -578,16 +598,32 @@ impl Store {
 
     /// Marks an outbox row done and queues the inbox event that tells its conversation, in one
     /// transaction (so an ERP answer is never lost between the two).
-    pub async fn outbox_done_with_event(&self, id: i64, result: &str, status: &str, event: NewInbox) -> Result<(), StoreError> {
+    pub async fn outbox_done_with_event(
+        &self,
+        id: i64,
+        result: &str,
+        status: &str,
+        event: NewInbox,
+    ) -> Result<(), StoreError> {
         let (r, st) = (result.to_string(), status.to_string());
         with_conn!(self, |conn| {
             conn.transaction::<_, StoreError, _>(async move |c| {
-                    diesel::update(outbox::table.find(id))
-                        .set((outbox::status.eq(&st), outbox::result.eq(Some(&r)), outbox::attempts.eq(outbox::attempts + 1), outbox::updated_at.eq(now_ms())))
-                        .execute(c)
-                        .await?;
-                    diesel::insert_into(inbox::table).values(&event).on_conflict(inbox::dedup_key).do_nothing().execute(c).await?;
-                    Ok(())
+                diesel::update(outbox::table.find(id))
+                    .set((
+                        outbox::status.eq(&st),
+                        outbox::result.eq(Some(&r)),
+                        outbox::attempts.eq(outbox::attempts + 1),
+                        outbox::updated_at.eq(now_ms()),
+                    ))
+                    .execute(c)
+                    .await?;
+                diesel::insert_into(inbox::table)
+                    .values(&event)
+                    .on_conflict(inbox::dedup_key)
+                    .do_nothing()
+                    .execute(c)
+                    .await?;
+                Ok(())
             })
             .await
         })
@@ -598,7 +634,12 @@ impl Store {
         let e = error.to_string();
         with_conn!(self, |conn| {
             diesel::update(outbox::table.find(id))
-                .set((outbox::attempts.eq(outbox::attempts + 1), outbox::next_attempt_at.eq(next_attempt_at), outbox::last_error.eq(Some(&e)), outbox::updated_at.eq(now_ms())))
+                .set((
+                    outbox::attempts.eq(outbox::attempts + 1),
+                    outbox::next_attempt_at.eq(next_attempt_at),
+                    outbox::last_error.eq(Some(&e)),
+                    outbox::updated_at.eq(now_ms()),
+                ))
                 .execute(conn)
                 .await?;
             Ok(())
@@ -610,7 +651,12 @@ impl Store {
         let e = error.to_string();
         with_conn!(self, |conn| {
             diesel::update(outbox::table.find(id))
-                .set((outbox::status.eq("dead"), outbox::attempts.eq(outbox::attempts + 1), outbox::last_error.eq(Some(&e)), outbox::updated_at.eq(now_ms())))
+                .set((
+                    outbox::status.eq("dead"),
+                    outbox::attempts.eq(outbox::attempts + 1),
+                    outbox::last_error.eq(Some(&e)),
+                    outbox::updated_at.eq(now_ms()),
+                ))
                 .execute(conn)
                 .await?;
             Ok(())
@@ -618,7 +664,12 @@ impl Store {
     }
 
     /// Outbox rows of a conversation, in order, optionally only `kind` and after `after_id`.
-    pub async fn outbox_of(&self, conversation_id: &str, kind: Option<&str>, after_id: i64) -> Result<Vec<OutboxRow>, StoreError> {
+    pub async fn outbox_of(
+        &self,
+        conversation_id: &str,
+        kind: Option<&str>,
+        after_id: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
         let cid = conversation_id.to_string();
         let k = kind.map(String::from);
         Ok(with_conn!(self, |conn| {
@@ -639,7 +690,12 @@ impl Store {
     pub async fn turns_of(&self, conversation_id: &str) -> Result<Vec<TurnRow>, StoreError> {
         let cid = conversation_id.to_string();
         Ok(with_conn!(self, |conn| {
-            turns::table.filter(turns::conversation_id.eq(&cid)).order(turns::seq).select(TurnRow::as_select()).load(conn).await?
+            turns::table
+                .filter(turns::conversation_id.eq(&cid))
+                .order(turns::seq)
+                .select(TurnRow::as_select())
+                .load(conn)
+                .await?
         }))
     }
 
@@ -656,7 +712,14 @@ impl Store {
     }
 
     /// Records a delivery receipt; a repeated one changes nothing.
-    pub async fn record_status(&self, message_id: &str, status: &str, recipient: &str, timestamp: i64, detail: Option<String>) -> Result<(), StoreError> {
+    pub async fn record_status(
+        &self,
+        message_id: &str,
+        status: &str,
+        recipient: &str,
+        timestamp: i64,
+        detail: Option<String>,
+    ) -> Result<(), StoreError> {
         let (m, s, r) = (message_id.to_string(), status.to_string(), recipient.to_string());
         with_conn!(self, |conn| {
             diesel::insert_into(message_statuses::table)

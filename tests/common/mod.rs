@@ -72,10 +72,16 @@ impl FakeGraph {
     }
 }
 
-async fn graph_send(log: web::Data<Arc<Mutex<GraphLog>>>, req: HttpRequest, path: web::Path<(String, String)>, body: web::Json<Value>) -> HttpResponse {
+async fn graph_send(
+    log: web::Data<Arc<Mutex<GraphLog>>>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Json<Value>,
+) -> HttpResponse {
     let auth = req.headers().get("Authorization").and_then(|h| h.to_str().ok()).unwrap_or_default();
     if auth != format!("Bearer {GRAPH_TOKEN}") {
-        return HttpResponse::Unauthorized().json(json!({"error": {"message": "Invalid OAuth access token", "code": 190}}));
+        return HttpResponse::Unauthorized()
+            .json(json!({"error": {"message": "Invalid OAuth access token", "code": 190}}));
     }
     if path.1 != PHONE_NUMBER_ID {
         return HttpResponse::BadRequest().json(json!({"error": {"message": "unknown phone number id", "code": 100}}));
@@ -88,7 +94,8 @@ async fn graph_send(log: web::Data<Arc<Mutex<GraphLog>>>, req: HttpRequest, path
     l.attempts += 1;
     if l.fail_next > 0 {
         l.fail_next -= 1;
-        return HttpResponse::InternalServerError().json(json!({"error": {"message": "Something went wrong", "code": 131000}}));
+        return HttpResponse::InternalServerError()
+            .json(json!({"error": {"message": "Something went wrong", "code": 131000}}));
     }
     let n = l.sent.len();
     let wamid = format!("wamid.OUT{n}");
@@ -120,11 +127,18 @@ fn check_limits(b: &Value) -> Option<String> {
                     (chars(&i["body"]["text"]) > 1024).then(|| "button body too long".into())
                 }
                 Some("list") => {
-                    let rows: Vec<&Value> = i["action"]["sections"].as_array()?.iter().flat_map(|s| s["rows"].as_array().into_iter().flatten()).collect();
+                    let rows: Vec<&Value> = i["action"]["sections"]
+                        .as_array()?
+                        .iter()
+                        .flat_map(|s| s["rows"].as_array().into_iter().flatten())
+                        .collect();
                     if rows.is_empty() || rows.len() > 10 {
                         return Some(format!("{} rows", rows.len()));
                     }
-                    if rows.iter().any(|r| chars(&r["title"]) > 24 || chars(&r["id"]) > 200 || chars(&r["description"]) > 72) {
+                    if rows
+                        .iter()
+                        .any(|r| chars(&r["title"]) > 24 || chars(&r["id"]) > 200 || chars(&r["description"]) > 72)
+                    {
                         return Some("row over limits".into());
                     }
                     (chars(&i["action"]["button"]) > 20).then(|| "list button over 20".into())
@@ -199,18 +213,28 @@ fn matches(doc: &Value, filters: &Value) -> bool {
         let (field, op, value) = (f[0].as_str().unwrap_or_default(), f[1].as_str().unwrap_or("="), &f[2]);
         let have = &doc[field];
         match op {
-            "=" => have == value || (have.as_str().is_some() && have.as_str() == value.as_str()) || (have.as_f64().is_some() && have.as_f64() == value.as_f64()),
+            "=" => {
+                have == value
+                    || (have.as_str().is_some() && have.as_str() == value.as_str())
+                    || (have.as_f64().is_some() && have.as_f64() == value.as_f64())
+            }
             _ => false,
         }
     })
 }
 
-async fn erp_list(log: web::Data<Arc<Mutex<ErpLog>>>, req: HttpRequest, doctype: web::Path<String>, q: web::Query<HashMap<String, String>>) -> HttpResponse {
+async fn erp_list(
+    log: web::Data<Arc<Mutex<ErpLog>>>,
+    req: HttpRequest,
+    doctype: web::Path<String>,
+    q: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
     if !erp_auth_ok(&req) {
         return HttpResponse::Unauthorized().json(json!({"exc_type": "AuthenticationError"}));
     }
     let filters: Value = q.get("filters").and_then(|f| serde_json::from_str(f).ok()).unwrap_or(json!([]));
-    let fields: Vec<String> = q.get("fields").and_then(|f| serde_json::from_str(f).ok()).unwrap_or_else(|| vec!["name".into()]);
+    let fields: Vec<String> =
+        q.get("fields").and_then(|f| serde_json::from_str(f).ok()).unwrap_or_else(|| vec!["name".into()]);
     let limit: usize = q.get("limit_page_length").and_then(|l| l.parse().ok()).unwrap_or(20);
     let l = log.lock().unwrap();
     let docs = l.docs.get(doctype.as_str()).cloned().unwrap_or_default();
@@ -225,7 +249,12 @@ async fn erp_list(log: web::Data<Arc<Mutex<ErpLog>>>, req: HttpRequest, doctype:
     HttpResponse::Ok().json(json!({"data": out}))
 }
 
-async fn erp_create(log: web::Data<Arc<Mutex<ErpLog>>>, req: HttpRequest, doctype: web::Path<String>, body: web::Json<Value>) -> HttpResponse {
+async fn erp_create(
+    log: web::Data<Arc<Mutex<ErpLog>>>,
+    req: HttpRequest,
+    doctype: web::Path<String>,
+    body: web::Json<Value>,
+) -> HttpResponse {
     if !erp_auth_ok(&req) {
         return HttpResponse::Unauthorized().json(json!({"exc_type": "AuthenticationError"}));
     }
@@ -245,7 +274,12 @@ async fn erp_create(log: web::Data<Arc<Mutex<ErpLog>>>, req: HttpRequest, doctyp
                     .json(json!({"exc_type": "UniqueValidationError", "_server_messages": "[\"{\\\"message\\\": \\\"Duplicate key\\\"}\"]"}));
             }
         }
-        if doctype == "Sales Order" && doc.get("customer").and_then(Value::as_str).is_none_or(|c| !l.docs.get("Customer").into_iter().flatten().any(|d| d["name"] == c)) {
+        if doctype == "Sales Order"
+            && doc
+                .get("customer")
+                .and_then(Value::as_str)
+                .is_none_or(|c| !l.docs.get("Customer").into_iter().flatten().any(|d| d["name"] == c))
+        {
             return HttpResponse::build(actix_web::http::StatusCode::EXPECTATION_FAILED)
                 .json(json!({"exc_type": "LinkValidationError", "_server_messages": "[\"{\\\"message\\\": \\\"Could not find Customer\\\"}\"]"}));
         }
@@ -302,7 +336,8 @@ impl FakeLlm {
         let l = log.clone();
         let script: Arc<Vec<(String, Value)>> = Arc::new(script.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
         let url = spawn_fake(move |cfg| {
-            cfg.app_data(web::Data::new((l.clone(), script.clone(), mode))).route("/v1/chat/completions", web::post().to(llm_answer));
+            cfg.app_data(web::Data::new((l.clone(), script.clone(), mode)))
+                .route("/v1/chat/completions", web::post().to(llm_answer));
         });
         FakeLlm { url: format!("{url}/v1"), log }
     }
@@ -325,14 +360,23 @@ async fn llm_answer(state: web::Data<LlmState>, req: HttpRequest, body: web::Jso
         l.calls += 1;
         l.requests.push(body.clone());
     }
-    let user = body["messages"].as_array().and_then(|m| m.iter().find(|x| x["role"] == "user")).and_then(|m| m["content"].as_str()).unwrap_or_default().to_string();
+    let user = body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().find(|x| x["role"] == "user"))
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_string();
     let content = match mode {
         LlmMode::Slow => {
             tokio::time::sleep(Duration::from_secs(5)).await;
             "{\"slots\": []}".to_string()
         }
         LlmMode::Invalid => "Sure! The customer's name is probably Jane.".to_string(),
-        LlmMode::Good => script.iter().find(|(k, _)| *k == user).map(|(_, v)| v.to_string()).unwrap_or_else(|| "{\"slots\": []}".into()),
+        LlmMode::Good => script
+            .iter()
+            .find(|(k, _)| *k == user)
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_else(|| "{\"slots\": []}".into()),
     };
     HttpResponse::Ok().json(json!({
         "id": "chatcmpl-1", "object": "chat.completion", "model": body["model"],
@@ -408,7 +452,8 @@ impl Drop for Server {
 impl Server {
     /// Starts `carewell serve` on a free port against the fakes.
     pub fn start(db: &Db, fakes: &Fakes) -> Server {
-        let log_path = std::env::temp_dir().join("carewell-tests").join(format!("server-{}.log", uuid::Uuid::new_v4().simple()));
+        let log_path =
+            std::env::temp_dir().join("carewell-tests").join(format!("server-{}.log", uuid::Uuid::new_v4().simple()));
         let log = std::fs::File::create(&log_path).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_carewell"));
         cmd.arg("serve")
@@ -430,7 +475,10 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(log);
         if let Some(llm) = &fakes.llm {
-            cmd.env("LLM_BASE_URL", &llm.url).env("LLM_API_KEY", "test-llm-key").env("LLM_MODEL", "fake-model").env("LLM_TIMEOUT_MS", "500");
+            cmd.env("LLM_BASE_URL", &llm.url)
+                .env("LLM_API_KEY", "test-llm-key")
+                .env("LLM_MODEL", "fake-model")
+                .env("LLM_TIMEOUT_MS", "500");
         }
         let mut child = cmd.spawn().expect("start carewell serve");
         let stdout = child.stdout.take().unwrap();
@@ -439,7 +487,9 @@ impl Server {
             match lines.next() {
                 Some(Ok(line)) if line.starts_with("listening on ") => break line["listening on ".len()..].to_string(),
                 Some(Ok(_)) => continue,
-                _ => panic!("the server did not start; log: {}", std::fs::read_to_string(&log_path).unwrap_or_default()),
+                _ => {
+                    panic!("the server did not start; log: {}", std::fs::read_to_string(&log_path).unwrap_or_default())
+                }
             }
         };
         Server { url, child, db: db.clone(), log_path }
@@ -457,7 +507,10 @@ impl Server {
 
     /// Posts a body with a signature made with `secret`; returns the HTTP status and body.
     pub async fn post_webhook(&self, body: &str, secret: Option<&str>) -> (u16, Value) {
-        let mut req = reqwest::Client::new().post(format!("{}/webhooks/whatsapp", self.url)).header("Content-Type", "application/json").body(body.to_string());
+        let mut req = reqwest::Client::new()
+            .post(format!("{}/webhooks/whatsapp", self.url))
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
         if let Some(s) = secret {
             req = req.header("X-Hub-Signature-256", sign(s.as_bytes(), body.as_bytes()));
         }
@@ -560,13 +613,15 @@ impl<'a> Customer<'a> {
     /// Presses the option titled `title` of the newest interactive message received.
     pub async fn press(&mut self, title: &str) -> Vec<Value> {
         let all = self.graph.sent_to(&self.wa_id);
-        let last = all.iter().rev().find(|m| m["type"] == "interactive").cloned().expect("no interactive message to press");
+        let last =
+            all.iter().rev().find(|m| m["type"] == "interactive").cloned().expect("no interactive message to press");
         self.press_in(&last, title).await
     }
 
     /// Presses the option titled `title` (or starting with it) of `message`.
     pub async fn press_in(&mut self, message: &Value, title: &str) -> Vec<Value> {
-        let (id, full, kind) = find_option(message, title).unwrap_or_else(|| panic!("no option {title:?} in {message}"));
+        let (id, full, kind) =
+            find_option(message, title).unwrap_or_else(|| panic!("no option {title:?} in {message}"));
         let wamid = message["_wamid"].as_str().map(String::from);
         let key = if kind == "button" { "button_reply" } else { "list_reply" };
         self.deliver("interactive", json!({"type": key, key: {"id": id, "title": full}}), wamid.as_deref()).await
@@ -577,13 +632,24 @@ impl<'a> Customer<'a> {
 pub fn find_option(message: &Value, title: &str) -> Option<(String, String, &'static str)> {
     let i = &message["interactive"];
     if i["type"] == "button" {
-        i["action"]["buttons"].as_array()?.iter().find(|b| b["reply"]["title"].as_str().is_some_and(|t| t.starts_with(title))).map(|b| {
-            (b["reply"]["id"].as_str().unwrap().to_string(), b["reply"]["title"].as_str().unwrap().to_string(), "button")
-        })
+        i["action"]["buttons"]
+            .as_array()?
+            .iter()
+            .find(|b| b["reply"]["title"].as_str().is_some_and(|t| t.starts_with(title)))
+            .map(|b| {
+                (
+                    b["reply"]["id"].as_str().unwrap().to_string(),
+                    b["reply"]["title"].as_str().unwrap().to_string(),
+                    "button",
+                )
+            })
     } else {
-        i["action"]["sections"].as_array()?.iter().flat_map(|s| s["rows"].as_array().cloned().unwrap_or_default()).find(|r| r["title"].as_str().is_some_and(|t| t.starts_with(title))).map(|r| {
-            (r["id"].as_str().unwrap().to_string(), r["title"].as_str().unwrap().to_string(), "list")
-        })
+        i["action"]["sections"]
+            .as_array()?
+            .iter()
+            .flat_map(|s| s["rows"].as_array().cloned().unwrap_or_default())
+            .find(|r| r["title"].as_str().is_some_and(|t| t.starts_with(title)))
+            .map(|r| (r["id"].as_str().unwrap().to_string(), r["title"].as_str().unwrap().to_string(), "list"))
     }
 }
 

@@ -70,7 +70,10 @@ pub struct GraphClient {
 impl GraphClient {
     /// Builds a client. Errors: the HTTP client could not be built.
     pub fn new(settings: GraphSettings) -> Result<Self, SendError> {
-        let http = reqwest::Client::builder().timeout(settings.timeout).build().map_err(|e| SendError::Transport(e.to_string()))?;
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .build()
+            .map_err(|e| SendError::Transport(e.to_string()))?;
         Ok(GraphClient { http, settings })
     }
 
@@ -78,8 +81,11 @@ impl GraphClient {
     pub async fn send(&self, phone_number_id: &str, body: &Value) -> Result<String, SendError> {
         let url = format!("{}/{}/messages", self.settings.base_url.trim_end_matches('/'), phone_number_id);
         let timeout_ms = self.settings.timeout.as_millis() as u64;
-        let map_err = |e: reqwest::Error| if e.is_timeout() { SendError::Timeout(timeout_ms) } else { SendError::Transport(e.to_string()) };
-        let resp = self.http.post(url).bearer_auth(&self.settings.access_token).json(body).send().await.map_err(map_err)?;
+        let map_err = |e: reqwest::Error| {
+            if e.is_timeout() { SendError::Timeout(timeout_ms) } else { SendError::Transport(e.to_string()) }
+        };
+        let resp =
+            self.http.post(url).bearer_auth(&self.settings.access_token).json(body).send().await.map_err(map_err)?;
         let status = resp.status();
         let text = resp.text().await.map_err(map_err)?;
         let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);

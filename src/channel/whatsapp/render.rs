@@ -41,7 +41,9 @@ pub fn render(to: &str, reply: &Reply) -> Value {
             } else if fits_buttons {
                 let buttons: Vec<Value> = options
                     .iter()
-                    .map(|o| json!({"type": "reply", "reply": {"id": truncate(&o.id, MAX_BUTTON_ID), "title": o.title}}))
+                    .map(
+                        |o| json!({"type": "reply", "reply": {"id": truncate(&o.id, MAX_BUTTON_ID), "title": o.title}}),
+                    )
                     .collect();
                 body["interactive"] = json!({"type": "button", "body": {"text": text}, "action": {"buttons": buttons}});
             } else {
@@ -78,17 +80,29 @@ mod tests {
 
     #[test]
     fn three_short_options_are_buttons_more_are_a_capped_list() {
-        let r = Reply::Choices { body: "Pick".into(), options: (0..3).map(|i| opt(i, "Short")).collect(), button: "Choose".into() };
+        let r = Reply::Choices {
+            body: "Pick".into(),
+            options: (0..3).map(|i| opt(i, "Short")).collect(),
+            button: "Choose".into(),
+        };
         let b = render("971500000001", &r);
         assert_eq!(b["interactive"]["type"], "button");
         assert_eq!(b["to"], "+971500000001");
-        let r = Reply::Choices { body: "Pick".into(), options: (0..12).map(|i| opt(i, "A very long option title indeed")).collect(), button: "Choose".into() };
+        let r = Reply::Choices {
+            body: "Pick".into(),
+            options: (0..12).map(|i| opt(i, "A very long option title indeed")).collect(),
+            button: "Choose".into(),
+        };
         let b = render("971500000001", &r);
         assert_eq!(b["interactive"]["type"], "list");
         let rows = b["interactive"]["action"]["sections"][0]["rows"].as_array().unwrap();
         assert_eq!(rows.len(), 10);
         assert!(rows.iter().all(|r| r["title"].as_str().unwrap().chars().count() <= 24));
-        let r = Reply::Choices { body: "Pick".into(), options: vec![opt(0, "This title is too long for a button")], button: "Choose".into() };
+        let r = Reply::Choices {
+            body: "Pick".into(),
+            options: vec![opt(0, "This title is too long for a button")],
+            button: "Choose".into(),
+        };
         assert_eq!(render("1", &r)["interactive"]["type"], "list");
     }
 }

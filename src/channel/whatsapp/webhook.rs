@@ -101,7 +101,8 @@ fn s(v: &Value, path: &str) -> Option<String> {
 /// Errors: [`WebhookError`] when the body is not JSON or not a WhatsApp Business Account
 /// notification. Unknown fields and message types are not errors.
 pub fn parse(body: &[u8]) -> Result<Notification, WebhookError> {
-    let env: Envelope = serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(format!("not a notification: {e}")))?;
+    let env: Envelope =
+        serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(format!("not a notification: {e}")))?;
     if env.object != "whatsapp_business_account" {
         return Err(WebhookError::WrongObject(env.object));
     }
@@ -145,7 +146,13 @@ pub fn parse(body: &[u8]) -> Result<Notification, WebhookError> {
                 let errors = st
                     .get("errors")
                     .and_then(Value::as_array)
-                    .map(|errs| errs.iter().map(|e| format!("{} {}", s(e, "/code").unwrap_or_default(), s(e, "/title").unwrap_or_default())).collect())
+                    .map(|errs| {
+                        errs.iter()
+                            .map(|e| {
+                                format!("{} {}", s(e, "/code").unwrap_or_default(), s(e, "/title").unwrap_or_default())
+                            })
+                            .collect()
+                    })
                     .unwrap_or_default();
                 out.statuses.push(StatusUpdate {
                     message_id,
@@ -172,7 +179,9 @@ fn message_kind(m: &Value) -> EventKind {
             let itype = s(m, "/interactive/type").unwrap_or_default();
             let reply = m.pointer(&format!("/interactive/{itype}")).cloned().unwrap_or(Value::Null);
             match (itype.as_str(), s(&reply, "/id")) {
-                ("button_reply" | "list_reply", Some(id)) => EventKind::Choice { id, title: s(&reply, "/title").unwrap_or_default() },
+                ("button_reply" | "list_reply", Some(id)) => {
+                    EventKind::Choice { id, title: s(&reply, "/title").unwrap_or_default() }
+                }
                 _ => unsupported(&format!("interactive.{itype}")),
             }
         }
@@ -236,7 +245,10 @@ mod tests {
         assert_eq!(n.skipped, 1);
         assert_eq!(n.statuses[0].status, "read");
         let kinds: Vec<&str> = n.messages.iter().map(|m| m.event.kind.name()).collect();
-        assert_eq!(kinds, ["text", "choice", "choice", "choice", "media", "media", "location", "contacts", "reaction", "unsupported"]);
+        assert_eq!(
+            kinds,
+            ["text", "choice", "choice", "choice", "media", "media", "location", "contacts", "reaction", "unsupported"]
+        );
         assert_eq!(n.messages[1].event.context_id.as_deref(), Some("wamid.OUT"));
         assert_eq!(n.messages[0].event.profile_name.as_deref(), Some("Asha Rao"));
         assert_eq!(n.messages[0].phone_number_id, "109876543210987");

@@ -143,7 +143,7 @@ async fn mixed_journey_with_a_good_llm_fills_slots_only_from_grounded_answers() 
     let day = open_day();
     let script = vec![
         (
-            "hey, can you book my car in? name's jane doe btw",
+            "hey, can you book my car in? it's for jane doe btw",
             json!({"slots": [{"slot": "first_name", "value": "jane", "quote": "jane"}, {"slot": "last_name", "value": "doe", "quote": "doe"}]}),
         ),
         ("hmm the one-off kind", json!({"slots": [{"slot": "plan", "value": "one_time", "quote": "one-off"}]})),
@@ -157,7 +157,7 @@ async fn mixed_journey_with_a_good_llm_fills_slots_only_from_grounded_answers() 
     let fakes = Fakes::new(Some(llm.clone()));
     let server = Server::start(&sqlite(), &fakes);
     let mut c = Customer::new(&server, &fakes.graph, "971500000104");
-    let r = c.text("hey, can you book my car in? name's jane doe btw").await;
+    let r = c.text("hey, can you book my car in? it's for jane doe btw").await;
     assert_asks(&r, "Which service");
     let r = c.press("Full Wash").await;
     assert_asks(&r, "one-time visit or a subscription");

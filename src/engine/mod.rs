@@ -202,6 +202,12 @@ pub fn plan(flows: &FlowSet, state: &ConversationState, event: &InboundEvent) ->
     plan.flow = Some(flow.id.clone());
     plan.lookups = flow.lookups();
     if let EventKind::Text { body } = &event.kind {
+        // Commands ("yes", "cancel", "menu"…) are settled by the engine itself: nothing to read.
+        let command =
+            [CONFIRM_WORDS, NO_WORDS, CANCEL_WORDS, RESTART_WORDS, GREETINGS].iter().any(|w| is_one_of(body, w));
+        if command {
+            return plan;
+        }
         plan.text = Some(body.clone());
         let filled = |s: &str| {
             state.journey.as_ref().is_some_and(|j| j.slots.contains_key(s))
@@ -217,7 +223,15 @@ pub fn plan(flows: &FlowSet, state: &ConversationState, event: &InboundEvent) ->
                 }
             }
         }
-        plan.others = flow.slots.keys().filter(|s| !filled(s) && !plan.focus.contains(s)).cloned().collect();
+        // At the summary every slot may be corrected ("make it 11am"); elsewhere only empty ones
+        // are read from a message that answers another question.
+        let at_summary = state
+            .journey
+            .as_ref()
+            .and_then(|j| flow.step(&j.step))
+            .is_some_and(|s| matches!(s.kind, StepKind::Confirm { .. }));
+        plan.others =
+            flow.slots.keys().filter(|s| (at_summary || !filled(s)) && !plan.focus.contains(s)).cloned().collect();
     }
     plan
 }

@@ -225,9 +225,28 @@ pub fn extract(
         }
     }
 
-    // Names: only when asked, and read together so "Jane Doe" fills both.
-    let given = focus.iter().find(|s| flow.slots.get(*s).is_some_and(|d| d.kind == SlotType::GivenName));
-    let family = focus.iter().find(|s| flow.slots.get(*s).is_some_and(|d| d.kind == SlotType::FamilyName));
+    // Names: when asked, or after an unmistakable "my name is"; read together so "Jane Doe"
+    // fills both.
+    let named = NAME_INTRO.captures(text).and_then(|c| c.get(1)).map(|m| m.as_str().to_string());
+    let name_slot = |kind: SlotType| {
+        focus
+            .iter()
+            .find(|s| flow.slots.get(*s).is_some_and(|d| d.kind == kind))
+            .or_else(|| named.as_ref().and(others.iter().find(|s| flow.slots.get(*s).is_some_and(|d| d.kind == kind))))
+    };
+    let given = name_slot(SlotType::GivenName);
+    let family = name_slot(SlotType::FamilyName);
+    let name_text = match (
+        &named,
+        focus
+            .iter()
+            .any(|s| flow.slots.get(s).is_some_and(|d| matches!(d.kind, SlotType::GivenName | SlotType::FamilyName))),
+    ) {
+        (_, true) => text.to_string(),
+        (Some(n), false) => n.clone(),
+        (None, false) => String::new(),
+    };
+    let text = name_text.as_str();
     if given.is_some() || family.is_some() {
         if let Some(words) = name_words(text) {
             match (given, family) {
@@ -267,6 +286,11 @@ fn default_problem(flow: &Flow, focus: &[String]) -> String {
         "Sorry, I didn't catch that.".into()
     }
 }
+
+static NAME_INTRO: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:my name is|my name's|name's|name is)\s+([a-z'-]+(?:\s+[a-z'-]+)?)")
+        .unwrap_or_else(|_| unreachable!())
+});
 
 static LEAD_IN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^\s*(?:(?:hi|hello|hey)[,!. ]+)?(?:i am|i'm|im|my name is|my name's|name is|this is|it's|its|it is|call me|name:|me:)?\s*").unwrap_or_else(|_| unreachable!())

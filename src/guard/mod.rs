@@ -27,6 +27,10 @@ use crate::flow::{Business, FlowSet};
 use crate::llm::{Attempt, LlmClient};
 use crate::text::{compact, contains_words, fold};
 
+/// Messages longer than this, outside a specific question, go to the LLM guard even when the
+/// parsers found something, since they may carry more (a name, an address).
+pub const LONG_MESSAGE_WORDS: usize = 6;
+
 /// What the LLM guard must answer: the slots it found in the customer's message.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -118,8 +122,15 @@ impl Guards {
         results.slots = found.slots;
         results.problem = found.problem;
 
-        let settled = plan.focus.iter().all(|f| results.slots.contains_key(f));
-        if settled && !plan.focus.is_empty() {
+        // The LLM is asked only when the parsers could not settle the question: every asked slot
+        // filled, or (when nothing in particular was asked) anything found at all, settles it.
+        let settled = if plan.focus.is_empty() {
+            // A long message that starts a journey may hold more than the parsers understood.
+            !results.slots.is_empty() && text.split_whitespace().count() <= LONG_MESSAGE_WORDS
+        } else {
+            plan.focus.iter().all(|f| results.slots.contains_key(f))
+        };
+        if settled {
             results.problem = None;
             return results;
         }

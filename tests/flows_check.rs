@@ -1,0 +1,87 @@
+//! `carewell flows check` on the shipped flows and on deliberately broken copies.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn check(dir: &Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_carewell")).args(["flows", "check"]).arg(dir).output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// A copy of flows/, prompts/ and fixtures/ in a fresh directory; returns its flows/.
+fn copy_project() -> PathBuf {
+    let root = std::env::temp_dir().join("carewell-tests").join(format!("flows-{}", uuid::Uuid::new_v4().simple()));
+    for sub in ["flows", "prompts", "fixtures"] {
+        let from = Path::new(env!("CARGO_MANIFEST_DIR")).join(sub);
+        std::fs::create_dir_all(root.join(sub)).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let p = entry.unwrap().path();
+            std::fs::copy(&p, root.join(sub).join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    root.join("flows")
+}
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{from:?} not in {}", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+/// The 1-based line of the first occurrence of `needle`.
+fn line_of(path: &Path, needle: &str) -> usize {
+    std::fs::read_to_string(path).unwrap().lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+#[test]
+fn shipped_flows_pass() {
+    let (ok, out) = check(&Path::new(env!("CARGO_MANIFEST_DIR")).join("flows"));
+    assert!(ok, "{out}");
+    assert!(out.contains("booking v1"), "{out}");
+}
+
+#[test]
+fn a_broken_target_and_slot_are_reported_with_file_line_col() {
+    let flows = copy_project();
+    let file = flows.join("booking.flow.yaml");
+    edit(&file, "next: plan\n", "next: plann\n");
+    edit(&file, "collect: [car_make, car_model, car_plate]", "collect: [car_make, car_model, car_plates]");
+    let (ok, out) = check(&flows);
+    assert!(!ok, "a broken flow must fail: {out}");
+    let target_line = line_of(&file, "next: plann");
+    assert!(out.contains(&format!("flows/booking.flow.yaml:{target_line}:11: flow.unknown_step")), "{out}");
+    let slot_line = line_of(&file, "car_plates");
+    assert!(
+        out.contains(&format!("flows/booking.flow.yaml:{slot_line}:")) && out.contains("flow.unknown_slot"),
+        "{out}"
+    );
+    assert!(out.contains("\"car_plates\", which is not declared under `slots`"), "{out}");
+}
+
+#[test]
+fn yaml_errors_unknown_keys_unreachable_steps_and_bad_times_are_reported() {
+    let flows = copy_project();
+    let file = flows.join("booking.flow.yaml");
+    edit(&file, "  booking_failed:\n", "  orphan:\n    end: \"never reached\"\n\n  booking_failed:\n");
+    edit(&file, "title: Book a car-care service", "title: Book a car-care service\ncolour: blue");
+    edit(&flows.join("business.yaml"), "time_zone: Asia/Dubai", "time_zone: Mars/Olympus");
+    let (ok, out) = check(&flows);
+    assert!(!ok);
+    assert!(out.contains("flow.parse") && out.contains("unknown field `colour`"), "{out}");
+    assert!(out.contains(&format!("flows/business.yaml:{}:", line_of(&flows.join("business.yaml"), "Mars"))), "{out}");
+    assert!(out.contains("unknown time zone \"Mars/Olympus\""), "{out}");
+
+    // With the YAML fixed, the graph checks run.
+    edit(&file, "\ncolour: blue", "");
+    let (_, out) = check(&flows);
+    assert!(out.contains("flow.unreachable_step") && out.contains("step \"orphan\""), "{out}");
+}
+
+#[test]
+fn an_erp_write_that_could_be_repeated_is_refused() {
+    let flows = copy_project();
+    edit(&flows.join("erp.yaml"), "        idempotency_field: wa_idempotency_key\n", "");
+    let (ok, out) = check(&flows);
+    assert!(!ok);
+    assert!(out.contains("flows/erp.yaml:") && out.contains("a repeated POST would create a second document"), "{out}");
+}

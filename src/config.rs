@@ -65,6 +65,18 @@ pub struct Settings {
     pub outbox_base_delay: Duration,
     /// `json` for JSON logs.
     pub log_json: bool,
+    /// Bearer token of the admin API; the admin API is off without it.
+    pub admin_token: Option<String>,
+    /// Messages a customer may send per minute before further ones are kept but not answered.
+    pub rate_sender_per_minute: u32,
+    /// Requests per second one IP address may make to the webhook.
+    pub rate_ip_per_second: u32,
+    /// Requests per second one IP address may make to the admin API.
+    pub rate_admin_per_second: u32,
+    /// Messages per second sent from the business number (WhatsApp's default is 80: reference §10).
+    pub outbound_per_second: u32,
+    /// How long a process keeps an outbox row it claimed before another may take it.
+    pub outbox_claim: Duration,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -110,6 +122,9 @@ impl Settings {
                 model: var("LLM_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
                 timeout: Duration::from_millis(number("LLM_TIMEOUT_MS", 4_000u64)?),
                 json_schema_mode: var("LLM_JSON_SCHEMA").is_none_or(|v| v != "0" && v != "false"),
+                budget: Duration::from_millis(number("LLM_BUDGET_MS", 6_000u64)?),
+                breaker_failures: number("LLM_BREAKER_FAILURES", 5u32)?.max(1),
+                breaker_cooldown: Duration::from_millis(number("LLM_BREAKER_COOLDOWN_MS", 30_000u64)?),
             }),
             None => None,
         };
@@ -137,6 +152,12 @@ impl Settings {
             outbox_max_attempts: number("OUTBOX_MAX_ATTEMPTS", 8u32)?.max(1),
             outbox_base_delay: Duration::from_millis(number("OUTBOX_BASE_DELAY_MS", 500u64)?),
             log_json: var("LOG_FORMAT").is_some_and(|v| v == "json"),
+            admin_token: var("ADMIN_TOKEN"),
+            rate_sender_per_minute: number("RATE_SENDER_PER_MINUTE", 30u32)?.max(1),
+            rate_ip_per_second: number("RATE_IP_PER_SECOND", 200u32)?.max(1),
+            rate_admin_per_second: number("RATE_ADMIN_PER_SECOND", 10u32)?.max(1),
+            outbound_per_second: number("OUTBOUND_PER_SECOND", 80u32)?.max(1),
+            outbox_claim: Duration::from_millis(number("OUTBOX_CLAIM_MS", 30_000u64)?.max(1000)),
         })
     }
 }

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod erp;
+pub mod explain;
 pub mod flow;
 pub mod guard;
 pub mod llm;

@@ -17,6 +17,7 @@ fn event(n: i64, kind: EventKind) -> InboundEvent {
         timestamp: 1_795_410_000 + n,
         context_id: None,
         kind,
+        throttled: false,
     }
 }
 

@@ -32,6 +32,41 @@ pub enum Command {
         #[command(subcommand)]
         command: FlowsCommand,
     },
+    /// Print a conversation's timeline: each turn, its guards and decisions with their flow lines,
+    /// its effects, and every failure with its subsystem (reads DATABASE_URL).
+    Explain {
+        /// A conversation id (`phone_number_id:wa_id`) or a customer's number.
+        key: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspect and re-drive the outbox (reads DATABASE_URL).
+    Outbox {
+        /// What to do.
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+}
+
+/// `outbox` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// List dead-lettered rows.
+    Dead,
+    /// Put a dead row (or all of them) back in the queue; a running server sends it.
+    Redrive {
+        /// The outbox id.
+        id: Option<i64>,
+        /// Every dead row.
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+}
+
+async fn open_store() -> Result<crate::store::Store, String> {
+    let settings = Settings::from_env().map_err(|e| e.to_string())?;
+    crate::store::Store::connect(&settings.database, 2).await.map_err(|e| e.to_string())
 }
 
 /// `flows` subcommands.
@@ -81,6 +116,68 @@ pub fn main() -> ExitCode {
             println!("{}", serde_json::to_string_pretty(&crate::flow::flow_file_schema()).unwrap_or_default());
             ExitCode::SUCCESS
         }
+        Command::Explain { key, json } => runtime(async move {
+            let result = async {
+                let store = open_store().await?;
+                let timelines = crate::explain::build(&store, &key).await.map_err(|e| e.to_string())?;
+                if timelines.is_empty() {
+                    return Err(format!("no conversation for {key:?}"));
+                }
+                for t in &timelines {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(t).unwrap_or_default());
+                    } else {
+                        println!("{}", crate::explain::render(t));
+                    }
+                }
+                Ok(())
+            };
+            match result.await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("explain: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }),
+        Command::Outbox { command } => runtime(async move {
+            let result = async {
+                let store = open_store().await?;
+                match command {
+                    OutboxCommand::Dead => {
+                        let rows = store.dead_outbox(500).await.map_err(|e| e.to_string())?;
+                        if rows.is_empty() {
+                            println!("no dead outbox rows");
+                        }
+                        for r in rows {
+                            println!(
+                                "#{} {} {} attempts={} {}",
+                                r.id,
+                                r.kind,
+                                r.conversation_id,
+                                r.attempts,
+                                r.last_error.unwrap_or_default()
+                            );
+                        }
+                    }
+                    OutboxCommand::Redrive { id, all } => {
+                        if id.is_none() && !all {
+                            return Err("give an outbox id, or --all".into());
+                        }
+                        let n = store.redrive(id).await.map_err(|e| e.to_string())?;
+                        println!("{n} row(s) back in the queue; a running server sends them now");
+                    }
+                }
+                Ok::<(), String>(())
+            };
+            match result.await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("outbox: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }),
         Command::Chat(args) => runtime(async move {
             match chat::run(args).await {
                 Ok(()) => ExitCode::SUCCESS,

@@ -26,6 +26,10 @@ pub struct InboundEvent {
     pub context_id: Option<String>,
     /// What it is.
     pub kind: EventKind,
+    /// Set by the webhook when the sender exceeded its rate limit: the message is kept and
+    /// recorded, but not answered.
+    #[serde(default)]
+    pub throttled: bool,
 }
 
 /// The kinds of inbound event.
@@ -85,6 +89,32 @@ pub enum EventKind {
         /// The channel's type name.
         kind: String,
     },
+    /// A person's message to the customer, through the admin API.
+    AgentMessage {
+        /// Who wrote it.
+        agent: String,
+        /// The text.
+        text: String,
+    },
+    /// A person takes the conversation over.
+    AgentTakeover {
+        /// Who.
+        agent: String,
+    },
+    /// A person gives the conversation back to the bot.
+    AgentRelease {
+        /// Who.
+        agent: String,
+    },
+    /// The scheduler woke the conversation (a reminder may be due).
+    Tick,
+    /// An ERP write failed once and is being retried.
+    ErpDelayed {
+        /// The journey.
+        journey_id: String,
+        /// The action.
+        action: String,
+    },
     /// The ERP's answer to a write this conversation requested.
     ErpOutcome {
         /// The journey that requested it.
@@ -112,7 +142,26 @@ impl EventKind {
             EventKind::Reaction { .. } => "reaction",
             EventKind::Unsupported { .. } => "unsupported",
             EventKind::ErpOutcome { .. } => "erp_outcome",
+            EventKind::AgentMessage { .. } => "agent_message",
+            EventKind::AgentTakeover { .. } => "agent_takeover",
+            EventKind::AgentRelease { .. } => "agent_release",
+            EventKind::Tick => "tick",
+            EventKind::ErpDelayed { .. } => "erp_delayed",
         }
+    }
+
+    /// Whether the customer sent it (rather than the ERP, an agent or the scheduler).
+    pub fn from_customer(&self) -> bool {
+        matches!(
+            self,
+            EventKind::Text { .. }
+                | EventKind::Choice { .. }
+                | EventKind::Location { .. }
+                | EventKind::Media { .. }
+                | EventKind::Contacts { .. }
+                | EventKind::Reaction { .. }
+                | EventKind::Unsupported { .. }
+        )
     }
 }
 

@@ -243,6 +243,10 @@ struct Turn<'a> {
     replies: Vec<Reply>,
     erp: Vec<ErpRequest>,
     trace: Vec<TraceEntry>,
+    /// The event's time (Unix seconds): the engine's only notion of "now".
+    now: i64,
+    /// Ask the next question another way (the stuck-state ladder's first rung).
+    rephrase: bool,
 }
 
 impl Turn<'_> {
@@ -268,8 +272,20 @@ pub fn decide(
     event: &InboundEvent,
     guards: &GuardResults,
 ) -> Result<Decision, EngineError> {
-    let mut t = Turn { flows, guards, state: state.clone(), replies: vec![], erp: vec![], trace: vec![] };
+    let mut t = Turn {
+        flows,
+        guards,
+        state: state.clone(),
+        replies: vec![],
+        erp: vec![],
+        trace: vec![],
+        now: event.timestamp,
+        rephrase: false,
+    };
     t.state.turns += 1;
+    if event.kind.from_customer() {
+        t.state.last_customer_at = event.timestamp;
+    }
     let step_before = step_label(state);
     let flow = match &t.state.journey {
         Some(j) => Some(flows.flow(&j.flow).cloned().ok_or_else(|| EngineError::UnknownFlow(j.flow.clone()))?),
@@ -281,7 +297,10 @@ pub fn decide(
         }
     }
 
-    match (&event.kind, flow) {
+    if let Some(done) = before_journeys(&mut t, event, flow.clone())? {
+        return Ok(finish(t, event, flow.as_deref(), step_before, done));
+    }
+    match (&event.kind, flow.clone()) {
         (EventKind::ErpOutcome { journey_id, action, reference, error }, flow) => {
             on_erp_outcome(&mut t, flow, journey_id, action, reference.clone(), error.clone())?;
         }
@@ -352,6 +371,16 @@ pub fn decide(
                 None => menu(&mut t, "after an unsupported message"),
             }
         }
+        (
+            EventKind::AgentMessage { .. }
+            | EventKind::AgentTakeover { .. }
+            | EventKind::AgentRelease { .. }
+            | EventKind::Tick
+            | EventKind::ErpDelayed { .. },
+            _,
+        ) => {
+            // Handled by before_journeys; kept here so a new event kind cannot be forgotten.
+        }
         (EventKind::Contacts { .. }, flow) => {
             t.note("unsupported", "contact cards cannot answer any question here".into(), None);
             t.say(flows.business.messages.unsupported.clone());
@@ -361,8 +390,264 @@ pub fn decide(
             }
         }
     }
+    Ok(finish(t, event, flow.as_deref(), step_before, ()))
+}
+
+/// Closes a turn: the reminder wake-up, the repeated-question count, the step labels.
+fn finish(mut t: Turn<'_>, event: &InboundEvent, flow: Option<&Flow>, step_before: String, _: ()) -> Decision {
+    let flow = t
+        .state
+        .journey
+        .as_ref()
+        .and_then(|j| t.flows.flow(&j.flow).cloned())
+        .or_else(|| flow.map(|f| Arc::new(f.clone())));
+    let reminder = flow.as_ref().and_then(|f| f.reminder.clone());
+    t.state.wake_at = match (&t.state.journey, reminder) {
+        (None, _) | (_, None) => None,
+        (Some(_), _) if t.state.handoff.is_some() || t.state.session.phase() == Phase::AwaitingErp => None,
+        (Some(j), Some(r)) if event.kind.from_customer() && !j.reminded => Some(event.timestamp + r.after_seconds),
+        (Some(_), _) if matches!(event.kind, EventKind::Tick) => None,
+        (Some(_), _) => t.state.wake_at,
+    };
+    if let Some(question) =
+        t.replies.iter().rev().find(|r| matches!(r, Reply::Choices { .. }) || r.body().ends_with('?'))
+    {
+        let body = question.body().to_string();
+        t.state.last_question = match t.state.last_question.take() {
+            Some((q, n)) if q == body => Some((q, n + 1)),
+            _ => Some((body, 1)),
+        };
+    }
     let step_after = step_label(&t.state);
-    Ok(Decision { state: t.state, replies: t.replies, erp: t.erp, trace: t.trace, step_before, step_after })
+    Decision { state: t.state, replies: t.replies, erp: t.erp, trace: t.trace, step_before, step_after }
+}
+
+const PERSON_WORDS: &[&str] = &[
+    "talk to a person",
+    "talk to someone",
+    "speak to someone",
+    "speak to a person",
+    "real person",
+    "human",
+    "agent",
+    "representative",
+    "customer service",
+    "operator",
+    "talk to a human",
+    "speak to a human",
+];
+const ANGER_WORDS: &[&str] = &[
+    "angry",
+    "furious",
+    "ridiculous",
+    "terrible",
+    "worst",
+    "useless",
+    "unacceptable",
+    "wtf",
+    "scam",
+    "disgusting",
+    "stupid bot",
+    "fed up",
+    "sick of",
+];
+
+/// Whether a text shows strong frustration (deterministic cues; the intent-and-emotion guard may
+/// add more).
+pub fn sounds_angry(text: &str) -> bool {
+    ANGER_WORDS.iter().any(|w| contains_words(text, w)) || text.contains("!!!")
+}
+
+/// Events handled before any journey logic: throttling, hand-offs and agents, the scheduler,
+/// ERP delay notices. Returns `Some(())` when the turn is complete.
+fn before_journeys(t: &mut Turn<'_>, event: &InboundEvent, flow: Option<Arc<Flow>>) -> Result<Option<()>, EngineError> {
+    if event.throttled {
+        t.note("throttled", "the sender exceeded its rate limit; the message is kept but not answered".into(), None);
+        return Ok(Some(()));
+    }
+    match &event.kind {
+        EventKind::AgentTakeover { agent } => {
+            t.state.handoff =
+                Some(state::Handoff { since: t.now, reason: "agent took over".into(), agent: Some(agent.clone()) });
+            t.note("handoff", format!("{agent} took the conversation over"), None);
+            t.say(format!("You're now chatting with {agent} from our team."));
+            return Ok(Some(()));
+        }
+        EventKind::AgentMessage { agent, text } => {
+            if t.state.handoff.is_none() {
+                t.state.handoff =
+                    Some(state::Handoff { since: t.now, reason: "agent wrote".into(), agent: Some(agent.clone()) });
+            }
+            t.note("agent_message", format!("{agent} wrote to the customer"), None);
+            t.say(text.clone());
+            return Ok(Some(()));
+        }
+        EventKind::AgentRelease { agent } => {
+            let was = t.state.handoff.take();
+            t.note(
+                "release",
+                format!("{agent} gave the conversation back (handed off since {:?})", was.map(|h| h.since)),
+                None,
+            );
+            t.say("Thanks for your patience! You're back with our booking assistant.".into());
+            match flow {
+                Some(flow) if t.state.session.phase() != Phase::AwaitingErp => {
+                    let j = journey_mut(t);
+                    j.no_progress = 0;
+                    j.last_text = None;
+                    advance(t, &flow, None)?;
+                }
+                Some(_) => {}
+                None => menu(t, "after a hand-off"),
+            }
+            return Ok(Some(()));
+        }
+        EventKind::Tick => {
+            let window_open = t.now - t.state.last_customer_at < 24 * 3600 - 60;
+            match (flow, t.state.handoff.is_some()) {
+                (Some(flow), false) if window_open && !journey(t).reminded && flow.reminder.is_some() => {
+                    let question = current_question(t, &flow);
+                    let text =
+                        flow.reminder.as_ref().map(|r| r.text.replace("{question}", &question)).unwrap_or_default();
+                    journey_mut(t).reminded = true;
+                    let source = flow.step(&journey(t).step).map(|s| s.source.clone());
+                    t.note("reminder", "the customer went quiet mid-journey; one reminder sent".into(), source);
+                    t.say(render_text(t, &flow, &text));
+                }
+                _ => t.note(
+                    "ignored",
+                    "wake-up with nothing to do (no journey, reminded already, handed off or window closed)".into(),
+                    None,
+                ),
+            }
+            return Ok(Some(()));
+        }
+        EventKind::ErpDelayed { journey_id, action } => {
+            if t.state.journey.as_ref().is_some_and(|j| &j.id == journey_id)
+                && t.state.session.phase() == Phase::AwaitingErp
+            {
+                t.note("erp_delayed", format!("ERP write {action} failed once and is being retried"), None);
+                t.say("Our booking system is slow to answer right now. I'll send your confirmation as soon as it's through.".into());
+            } else {
+                t.note("ignored", format!("delay notice for {action} no longer relevant"), None);
+            }
+            return Ok(Some(()));
+        }
+        _ => {}
+    }
+    if t.state.handoff.is_some() && event.kind.from_customer() {
+        t.note("handed_off", "a person has this conversation; the bot stays silent".into(), None);
+        return Ok(Some(()));
+    }
+    if let EventKind::Text { body } = &event.kind {
+        if PERSON_WORDS.iter().any(|w| contains_words(body, w)) {
+            hand_off(t, "the customer asked for a person".into());
+            return Ok(Some(()));
+        }
+    }
+    Ok(None)
+}
+
+/// The question the current step asks, as text (for reminders).
+fn current_question(t: &Turn<'_>, flow: &Flow) -> String {
+    match flow.step(&journey(t).step).map(|s| &s.kind) {
+        Some(StepKind::Collect { ask, .. }) => render_text(t, flow, ask),
+        Some(StepKind::Confirm { .. }) => "Shall I confirm your booking?".into(),
+        _ => String::new(),
+    }
+}
+
+fn hand_off(t: &mut Turn<'_>, reason: String) {
+    t.state.handoff = Some(state::Handoff { since: t.now, reason: reason.clone(), agent: None });
+    let source = t
+        .state
+        .journey
+        .as_ref()
+        .and_then(|j| t.flows.flow(&j.flow).and_then(|f| f.step(&j.step)).map(|s| s.source.clone()));
+    t.note("handoff", format!("handed to a person: {reason}"), source);
+    t.say(
+        "I've asked a member of our team to help you. They'll reply here shortly — everything you've told me is saved."
+            .into(),
+    );
+}
+
+/// A turn at a step without progress: climbs the stuck-state ladder of the flow.
+fn no_progress(t: &mut Turn<'_>, flow: &Arc<Flow>, body: Option<&str>, reason: String) -> Result<(), EngineError> {
+    let j = journey_mut(t);
+    j.no_progress += 1;
+    if let Some(body) = body {
+        let folded = fold(body);
+        if j.last_text.as_deref() == Some(folded.as_str()) {
+            j.no_progress += 1; // the same text again: a clear sign of being stuck
+        }
+        j.last_text = Some(folded);
+    }
+    let (n, step_id) = (j.no_progress, j.step.clone());
+    let repeated_question = t.state.last_question.as_ref().map_or(0, |(_, n)| *n);
+    let level = n.max(repeated_question);
+    let r = flow.recovery;
+    let source = flow.step(&step_id).map(|s| s.source.clone());
+    if level >= r.handoff_after {
+        t.note("stuck", format!("{level} turns without progress at {}/{step_id}: hand-off", flow.id), source);
+        hand_off(t, format!("stuck at {}/{step_id}", flow.id));
+        Ok(())
+    } else if level >= r.summary_after {
+        t.note(
+            "stuck",
+            format!("{level} turns without progress at {}/{step_id}: summary and choices", flow.id),
+            source,
+        );
+        recovery_summary(t, flow, &reason)
+    } else if level >= r.rephrase_after {
+        t.note("stuck", format!("{level} turns without progress at {}/{step_id}: rephrased", flow.id), source);
+        t.rephrase = true;
+        advance(t, flow, Some(reason))
+    } else {
+        advance(t, flow, Some(reason))
+    }
+}
+
+/// What is known so far, what is missing, and Continue / Start over / Talk to a person.
+fn recovery_summary(t: &mut Turn<'_>, flow: &Arc<Flow>, reason: &str) -> Result<(), EngineError> {
+    let j = journey(t).clone();
+    let known: Vec<String> = flow
+        .slots
+        .values()
+        .filter_map(|s| j.slots.get(&s.name).map(|v| format!("• {}: {}", s.label, v.value.display())))
+        .collect();
+    let missing: Vec<String> = match flow.step(&j.step).map(|s| &s.kind) {
+        Some(StepKind::Collect { slots, .. }) => slots
+            .iter()
+            .filter(|s| !j.slots.contains_key(*s))
+            .filter_map(|s| flow.slots.get(s).map(|d| d.label.to_lowercase()))
+            .collect(),
+        _ => vec![],
+    };
+    let mut body = format!("{reason}\n\n");
+    if known.is_empty() {
+        body.push_str("We haven't got far yet.");
+    } else {
+        body.push_str(&format!("Here's what I have so far:\n{}", known.join("\n")));
+    }
+    if !missing.is_empty() {
+        body.push_str(&format!("\n\nI still need your {}.", missing.join(" and ")));
+    }
+    body.push_str(" What would you like to do?");
+    let b = |v: &str, title: &str| ReplyOption {
+        id: button::encode(&flow.id, j.version, &j.step, v),
+        title: title.into(),
+        description: None,
+    };
+    t.replies.push(Reply::Choices {
+        body,
+        options: vec![
+            b("recover:continue", "Continue"),
+            b("recover:restart", "Start over"),
+            b("recover:human", "Talk to a person"),
+        ],
+        button: "Choose".into(),
+    });
+    Ok(())
 }
 
 fn menu(t: &mut Turn<'_>, why: &str) {
@@ -396,7 +681,10 @@ fn start_journey(t: &mut Turn<'_>, flow: &Arc<Flow>, why: &str) -> Result<(), En
         version: flow.version,
         step: flow.start_step().to_string(),
         slots: Default::default(),
-        reprompts: 0,
+        no_progress: 0,
+        last_text: None,
+        step_since: t.now,
+        reminded: false,
         choosing_change: false,
         erp: None,
     };
@@ -513,6 +801,13 @@ fn address_slot(t: &Turn<'_>, flow: &Flow) -> Option<String> {
     flow.slots.values().find(|s| s.kind == SlotType::Address && !j.slots.contains_key(&s.name)).map(|s| s.name.clone())
 }
 
+/// The current step got an answer: the stuck-state count starts again.
+fn progressed(t: &mut Turn<'_>) {
+    let j = journey_mut(t);
+    j.no_progress = 0;
+    j.last_text = None;
+}
+
 fn cancel(t: &mut Turn<'_>, why: &str) {
     if let Some(j) = t.state.journey.take() {
         t.note("cancel", format!("journey {} cancelled at step {} ({why})", j.flow, j.step), None);
@@ -565,7 +860,7 @@ fn on_text(t: &mut Turn<'_>, flow: &Arc<Flow>, body: &str) -> Result<(), EngineE
                 }
                 return change_menu(t, flow, &step.id, change);
             }
-            advance(t, flow, Some("Please choose one of the buttons below.".into()))
+            no_progress(t, flow, Some(body), "Please choose one of the buttons below.".into())
         }
         StepKind::Collect { .. } => {
             if is_one_of(body, CANCEL_WORDS) {
@@ -574,11 +869,14 @@ fn on_text(t: &mut Turn<'_>, flow: &Arc<Flow>, body: &str) -> Result<(), EngineE
             }
             let filled = apply_extracted(t, flow);
             if filled == 0 {
+                if sounds_angry(body) {
+                    t.note("upset", "the customer sounds upset; offering a person".into(), Some(step.source.clone()));
+                    return recovery_summary(t, flow, "I'm sorry this has been frustrating.");
+                }
                 let reason = t.guards.problem.clone().unwrap_or_else(|| "Sorry, I didn't catch that.".into());
-                journey_mut(t).reprompts += 1;
-                advance(t, flow, Some(reason))
+                no_progress(t, flow, Some(body), reason)
             } else {
-                journey_mut(t).reprompts = 0;
+                progressed(t);
                 advance(t, flow, None)
             }
         }
@@ -607,6 +905,25 @@ fn on_choice(t: &mut Turn<'_>, flow: &Arc<Flow>, id: &str, title: &str) -> Resul
         .step(&j.step)
         .cloned()
         .ok_or_else(|| EngineError::UnknownStep { flow: flow.id.clone(), step: j.step.clone() })?;
+    match p.value {
+        "recover:continue" => {
+            t.note("recovery", "the customer chose to continue".into(), Some(step.source.clone()));
+            progressed(t);
+            return advance(t, flow, None);
+        }
+        "recover:restart" => {
+            t.note("recovery", "the customer chose to start over".into(), Some(step.source.clone()));
+            t.state.journey = None;
+            t.state.session.accept(SessionEvent::JourneyEnded);
+            start_journey(t, flow, "start over")?;
+            return advance(t, flow, None);
+        }
+        "recover:human" => {
+            hand_off(t, "the customer asked for a person".into());
+            return Ok(());
+        }
+        _ => {}
+    }
     match (&step.kind, p.value) {
         (StepKind::Confirm { on_confirm, .. }, "confirm") => {
             go(t, flow, on_confirm, "Confirm pressed", Some(step.source.clone()))
@@ -633,7 +950,7 @@ fn on_choice(t: &mut Turn<'_>, flow: &Arc<Flow>, id: &str, title: &str) -> Resul
             match option_value(t, flow, slot, option, title) {
                 Some(value) => {
                     fill(t, flow, slot, value, SlotSource::Button, format!("button {title:?}"));
-                    journey_mut(t).reprompts = 0;
+                    progressed(t);
                     advance(t, flow, None)
                 }
                 None => {
@@ -735,9 +1052,12 @@ fn go(
     why: &str,
     source: Option<SourceRef>,
 ) -> Result<(), EngineError> {
+    let now = t.now;
     let j = journey_mut(t);
     let from = std::mem::replace(&mut j.step, target.to_string());
-    j.reprompts = 0;
+    j.no_progress = 0;
+    j.last_text = None;
+    j.step_since = now;
     j.choosing_change = false;
     t.note("transition", format!("{from} → {target} ({why})"), source);
     advance(t, flow, None)
@@ -791,8 +1111,12 @@ fn advance(t: &mut Turn<'_>, flow: &Arc<Flow>, reprompt: Option<String>) -> Resu
                         Some(b) => (b.goto.clone(), b.source.clone(), "branch condition holds"),
                         None => (next.clone(), step.source.clone(), "slots filled"),
                     };
-                    journey_mut(t).step = target.clone();
-                    journey_mut(t).reprompts = 0;
+                    let now = t.now;
+                    let jm = journey_mut(t);
+                    jm.step = target.clone();
+                    jm.no_progress = 0;
+                    jm.last_text = None;
+                    jm.step_since = now;
                     t.note("transition", format!("{} → {target} ({why})", step.id), Some(source));
                     continue;
                 }
@@ -815,14 +1139,18 @@ fn advance(t: &mut Turn<'_>, flow: &Arc<Flow>, reprompt: Option<String>) -> Resu
                 } else {
                     render_text(t, flow, ask)
                 };
-                let body = match reprompt.take() {
-                    Some(reason) => {
-                        let hint = example.as_ref().map(|e| format!(" For example: {e}")).unwrap_or_default();
-                        format!("{reason}{hint}\n\n{question}")
+                let hint = example.as_ref().map(|e| format!(" For example: {e}")).unwrap_or_default();
+                let body = match (reprompt.take(), t.rephrase) {
+                    // The stuck-state ladder's first rung: the same need, other words.
+                    (Some(reason), true) => {
+                        let wanted: Vec<String> =
+                            missing.iter().filter_map(|s| flow.slots.get(*s)).map(|s| s.label.to_lowercase()).collect();
+                        format!("{reason} Let me put it another way: I just need your {}.{hint}", wanted.join(" and "))
                     }
-                    None => question,
+                    (Some(reason), false) => format!("{reason}{hint}\n\n{question}"),
+                    (None, _) => question,
                 };
-                let what = if j.reprompts > 0 { "reprompt" } else { "ask" };
+                let what = if j.no_progress > 0 { "reprompt" } else { "ask" };
                 t.note(
                     what,
                     format!(

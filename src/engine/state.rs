@@ -145,9 +145,19 @@ pub struct Journey {
     pub step: String,
     /// Filled slots.
     pub slots: BTreeMap<String, FilledSlot>,
-    /// Times the current step's question was asked again because an answer was not understood.
+    /// Turns at the current step without a newly filled slot (the stuck-state detector's count;
+    /// the same text again counts twice).
     #[serde(default)]
-    pub reprompts: u32,
+    pub no_progress: u32,
+    /// The customer's last text at this step, folded, to notice repetition.
+    #[serde(default)]
+    pub last_text: Option<String>,
+    /// When the current step was entered (Unix seconds of the event that entered it).
+    #[serde(default)]
+    pub step_since: i64,
+    /// Whether this journey's one reminder was sent.
+    #[serde(default)]
+    pub reminded: bool,
     /// Set while the summary's "what to change?" list is open.
     #[serde(default)]
     pub choosing_change: bool,
@@ -179,6 +189,30 @@ pub struct ConversationState {
     /// References of ERP documents made for this customer, newest last.
     #[serde(default)]
     pub references: Vec<String>,
+    /// Set while a person has the conversation: the bot stays silent.
+    #[serde(default)]
+    pub handoff: Option<Handoff>,
+    /// Unix seconds of the customer's last message (the 24-hour window starts there).
+    #[serde(default)]
+    pub last_customer_at: i64,
+    /// Unix seconds at which the scheduler should wake this conversation (a reminder is due).
+    #[serde(default)]
+    pub wake_at: Option<i64>,
+    /// The last question sent and how many times in a row it was sent.
+    #[serde(default)]
+    pub last_question: Option<(String, u32)>,
+}
+
+/// A hand-off to a person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Handoff {
+    /// Unix seconds.
+    pub since: i64,
+    /// Why: `customer asked`, `stuck at booking/name`, `agent took over`…
+    pub reason: String,
+    /// The agent who took it, when one did.
+    #[serde(default)]
+    pub agent: Option<String>,
 }
 
 impl ConversationState {
@@ -192,6 +226,10 @@ impl ConversationState {
             turns: 0,
             journeys_completed: 0,
             references: Vec::new(),
+            handoff: None,
+            last_customer_at: 0,
+            wake_at: None,
+            last_question: None,
         }
     }
 

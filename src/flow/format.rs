@@ -94,6 +94,47 @@ pub struct FlowFile {
     pub llm: Option<Located<LlmGuardDecl>>,
     /// The steps, in the order a customer normally meets them.
     pub steps: IndexMap<String, Located<StepDecl>>,
+    /// The stuck-state ladder: after how many turns without progress in one step each recovery
+    /// happens.
+    #[serde(default)]
+    pub recovery: RecoveryDecl,
+    /// One reminder to a customer who went quiet in the middle of this journey.
+    #[serde(default)]
+    pub reminder: Option<ReminderDecl>,
+}
+
+/// The escalation ladder of the stuck-state detector. A turn "without progress" is one in which the
+/// current step got no new slot (an answer not understood, off-topic text, the same text again,
+/// which counts twice). After `rephrase_after` such turns the question is asked another way, with
+/// an example and its options; after `summary_after` the customer sees what is known and can
+/// continue, start over or talk to a person; after `handoff_after` a person takes over.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecoveryDecl {
+    /// Turns without progress before the question is rephrased (default 2).
+    pub rephrase_after: u32,
+    /// Turns without progress before the summary with Continue / Start over / Talk to a person
+    /// (default 3).
+    pub summary_after: u32,
+    /// Turns without progress before the conversation is handed to a person (default 4).
+    pub handoff_after: u32,
+}
+
+impl Default for RecoveryDecl {
+    fn default() -> Self {
+        RecoveryDecl { rephrase_after: 2, summary_after: 3, handoff_after: 4 }
+    }
+}
+
+/// A reminder sent once when a customer goes quiet mid-journey, only inside WhatsApp's 24-hour
+/// customer-service window (`../shared/reference/whatsapp-cloud-api.md` §8).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReminderDecl {
+    /// Minutes of silence before the reminder (at most 1439: it must leave inside the window).
+    pub after_minutes: u32,
+    /// The reminder; `{question}` is replaced by the pending question.
+    pub text: String,
 }
 
 /// How a journey is started: from the main menu, by keywords in a message, or by a button.

@@ -165,6 +165,30 @@ pub struct Flow {
     pub steps: IndexMap<String, Step>,
     /// The LLM guard, if any.
     pub llm: Option<LlmGuard>,
+    /// The stuck-state ladder.
+    pub recovery: Recovery,
+    /// The reminder, if any.
+    pub reminder: Option<Reminder>,
+}
+
+/// The stuck-state ladder (see [`super::format::RecoveryDecl`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Recovery {
+    /// Rephrase after this many turns without progress.
+    pub rephrase_after: u32,
+    /// Summary with recovery buttons after this many.
+    pub summary_after: u32,
+    /// Hand-off after this many.
+    pub handoff_after: u32,
+}
+
+/// A reminder for a customer gone quiet.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reminder {
+    /// Seconds of silence before it is sent.
+    pub after_seconds: i64,
+    /// Its text.
+    pub text: String,
 }
 
 impl Flow {

@@ -798,7 +798,37 @@ pub fn compile_flow(
     if problems.len() != before {
         return None;
     }
+    let r = f.recovery;
+    if !(1 <= r.rephrase_after && r.rephrase_after <= r.summary_after && r.summary_after <= r.handoff_after) {
+        problems.push(FlowProblem {
+            file: file.into(),
+            line: 1,
+            column: 1,
+            code: "flow.recovery",
+            message: format!(
+                "recovery must satisfy 1 <= rephrase_after ({}) <= summary_after ({}) <= handoff_after ({})",
+                r.rephrase_after, r.summary_after, r.handoff_after
+            ),
+        });
+        return None;
+    }
+    if let Some(rem) = &f.reminder {
+        if rem.after_minutes == 0 || rem.after_minutes >= 24 * 60 {
+            problems.push(FlowProblem { file: file.into(), line: 1, column: 1, code: "flow.reminder",
+                message: format!("reminder.after_minutes is {}; it must be between 1 and 1439 to leave inside WhatsApp's 24-hour window", rem.after_minutes) });
+            return None;
+        }
+    }
     Some(Flow {
+        recovery: graph::Recovery {
+            rephrase_after: r.rephrase_after,
+            summary_after: r.summary_after,
+            handoff_after: r.handoff_after,
+        },
+        reminder: f
+            .reminder
+            .as_ref()
+            .map(|r| graph::Reminder { after_seconds: i64::from(r.after_minutes) * 60, text: r.text.clone() }),
         id: f.id.value,
         version: f.version,
         title: f.title,

@@ -36,6 +36,10 @@ pub enum LlmError {
     /// The model refused.
     #[error("llm.refusal: the model refused: {0}")]
     Refusal(String),
+    /// The circuit breaker is open after repeated failures: the LLM is not called until it
+    /// cools down and a probe succeeds.
+    #[error("llm.circuit_open: the LLM failed {0} times in a row; not calling it until the cool-down ends")]
+    CircuitOpen(u32),
 }
 
 impl LlmError {
@@ -47,6 +51,7 @@ impl LlmError {
             LlmError::Status { .. } => "llm.status",
             LlmError::InvalidOutput(_) => "llm.invalid_output",
             LlmError::Refusal(_) => "llm.refusal",
+            LlmError::CircuitOpen(_) => "llm.circuit_open",
         }
     }
 }
@@ -64,6 +69,64 @@ pub struct LlmSettings {
     pub timeout: Duration,
     /// Send `response_format: json_schema` (true) or only put the schema in the prompt (false).
     pub json_schema_mode: bool,
+    /// The most a customer waits for the LLM guard in one turn, all attempts included.
+    pub budget: Duration,
+    /// Failures in a row that open the circuit breaker.
+    pub breaker_failures: u32,
+    /// How long the breaker stays open before one probe call is let through.
+    pub breaker_cooldown: Duration,
+}
+
+/// A circuit breaker: after `threshold` failures in a row, calls are refused for `cooldown`; then
+/// one probe is let through, and its outcome closes or re-opens the circuit.
+#[derive(Debug, Default)]
+pub struct Breaker {
+    failures: std::sync::atomic::AtomicU32,
+    open_until_ms: std::sync::atomic::AtomicI64,
+    probing: std::sync::atomic::AtomicBool,
+}
+
+impl Breaker {
+    fn now_ms() -> i64 {
+        jiff::Timestamp::now().as_millisecond()
+    }
+
+    /// Whether a call may go out now.
+    pub fn allow(&self, threshold: u32) -> Result<(), LlmError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let failures = self.failures.load(SeqCst);
+        if failures < threshold {
+            return Ok(());
+        }
+        if Self::now_ms() < self.open_until_ms.load(SeqCst) {
+            return Err(LlmError::CircuitOpen(failures));
+        }
+        // Half-open: one probe at a time.
+        match self.probing.compare_exchange(false, true, SeqCst, SeqCst) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(LlmError::CircuitOpen(failures)),
+        }
+    }
+
+    /// Records an outcome.
+    pub fn record(&self, ok: bool, threshold: u32, cooldown: Duration) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.probing.store(false, SeqCst);
+        if ok {
+            self.failures.store(0, SeqCst);
+        } else {
+            let n = self.failures.fetch_add(1, SeqCst) + 1;
+            if n >= threshold {
+                self.open_until_ms.store(Self::now_ms() + cooldown.as_millis() as i64, SeqCst);
+                tracing::warn!(
+                    code = "llm.circuit_open",
+                    failures = n,
+                    cooldown_ms = cooldown.as_millis() as u64,
+                    "LLM circuit breaker opened"
+                );
+            }
+        }
+    }
 }
 
 /// One attempt, as recorded in the turn.
@@ -93,6 +156,7 @@ pub struct Structured {
 pub struct LlmClient {
     http: reqwest::Client,
     settings: LlmSettings,
+    breaker: std::sync::Arc<Breaker>,
 }
 
 impl LlmClient {
@@ -102,7 +166,7 @@ impl LlmClient {
             .timeout(settings.timeout)
             .build()
             .map_err(|e| LlmError::Transport(e.to_string()))?;
-        Ok(LlmClient { http, settings })
+        Ok(LlmClient { http, settings, breaker: Default::default() })
     }
 
     /// The model name.
@@ -114,6 +178,28 @@ impl LlmClient {
     /// schemars). Returns the validated value and every attempt; after two invalid answers, or on
     /// any transport failure, a typed [`LlmError`] — with the attempts so far in `attempts_out`.
     pub async fn structured(
+        &self,
+        system: &str,
+        user: &str,
+        schema_name: &str,
+        schema: &Value,
+        attempts_out: &mut Vec<Attempt>,
+    ) -> Result<Structured, LlmError> {
+        let s = &self.settings;
+        self.breaker.allow(s.breaker_failures)?;
+        let outcome =
+            match tokio::time::timeout(s.budget, self.attempt(system, user, schema_name, schema, attempts_out)).await {
+                Ok(r) => r,
+                Err(_) => Err(LlmError::Timeout(s.budget.as_millis() as u64)),
+            };
+        // Only availability failures count against the breaker, not a model's bad answer.
+        let available =
+            !matches!(outcome, Err(LlmError::Timeout(_) | LlmError::Transport(_) | LlmError::Status { .. }));
+        self.breaker.record(available, s.breaker_failures, s.breaker_cooldown);
+        outcome
+    }
+
+    async fn attempt(
         &self,
         system: &str,
         user: &str,

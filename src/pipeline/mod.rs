@@ -2,6 +2,7 @@
 //! [`worker`] and the [`outbox`] dispatcher. The HTTP side lives in `server`.
 
 pub mod outbox;
+pub mod scheduler;
 pub mod worker;
 
 use std::sync::{Arc, RwLock};
@@ -36,6 +37,47 @@ pub struct App {
     pub outbox_notify: Notify,
     /// This process's lease-owner id.
     pub instance_id: String,
+    /// Rate limits (governor).
+    pub limits: Limits,
+    /// Message ids seen recently: a repeated delivery is answered without touching the database
+    /// (the inbox's unique key stays the guarantee).
+    pub seen: moka::future::Cache<String, ()>,
+}
+
+/// The rate limiters, keyed by sender or IP address. Every webhook comes from Meta's addresses, so
+/// the per-IP limit is generous and the per-sender one protects against a flooding customer.
+pub struct Limits {
+    /// Per customer (wa_id), per minute.
+    pub sender: governor::DefaultKeyedRateLimiter<String>,
+    /// Per IP address on the webhook.
+    pub ip: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
+    /// Per IP address on the admin API.
+    pub admin: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
+    /// Outbound sends from the business number.
+    pub outbound: governor::DefaultDirectRateLimiter,
+}
+
+impl Limits {
+    fn new(s: &Settings) -> Limits {
+        use governor::{Quota, RateLimiter};
+        use std::num::NonZeroU32;
+        let nz = |n: u32| NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
+        Limits {
+            sender: RateLimiter::keyed(
+                Quota::per_minute(nz(s.rate_sender_per_minute)).allow_burst(nz(s.rate_sender_per_minute.min(20))),
+            ),
+            ip: RateLimiter::keyed(Quota::per_second(nz(s.rate_ip_per_second))),
+            admin: RateLimiter::keyed(Quota::per_second(nz(s.rate_admin_per_second))),
+            outbound: RateLimiter::direct(Quota::per_second(nz(s.outbound_per_second))),
+        }
+    }
+
+    /// Forgets keys that have been idle (keyed limiters keep keys until told).
+    pub fn forget_idle(&self) {
+        self.sender.retain_recent();
+        self.ip.retain_recent();
+        self.admin.retain_recent();
+    }
 }
 
 /// Start-up failures.
@@ -84,6 +126,11 @@ impl App {
             inbox_notify: Notify::new(),
             outbox_notify: Notify::new(),
             instance_id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            limits: Limits::new(&settings),
+            seen: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(600))
+                .build(),
             settings,
         }))
     }

@@ -64,6 +64,20 @@ async fn dispatch(app: &App, rows: Vec<OutboxRow>) -> usize {
             held.insert(row.conversation_id.clone());
             continue;
         }
+        // Claim the row so another process does not send it too; a claim expires after
+        // OUTBOX_CLAIM_MS, so a row claimed by a crashed process is sent by the next one.
+        match app.store.claim_outbox(row.id, row.next_attempt_at, app.settings.outbox_claim.as_millis() as i64).await {
+            Ok(true) => {}
+            Ok(false) => {
+                held.insert(row.conversation_id.clone());
+                continue;
+            }
+            Err(e) => {
+                error!(code = e.code(), error = %e, "cannot claim an outbox row");
+                held.insert(row.conversation_id.clone());
+                continue;
+            }
+        }
         let ok = match row.kind.as_str() {
             "whatsapp" => send_message(app, &row).await,
             "erp" => write_erp(app, &row).await,
@@ -110,12 +124,38 @@ async fn send_message(app: &App, row: &OutboxRow) -> bool {
         return true;
     };
     let phone_number_id = payload.get("phone_number_id").and_then(Value::as_str).unwrap_or_default();
+    app.limits.outbound.until_ready().await;
     match graph.send(phone_number_id, &payload["body"]).await {
         Ok(wamid) => {
             let _ = app.store.outbox_sent(row.id, &wamid).await;
             true
         }
         Err(e) => retry_or_dead(app, row, e.code(), &e.to_string(), e.is_retryable()).await,
+    }
+}
+
+/// After the first failed attempt at an ERP write, the conversation is told (through its inbox, so
+/// the engine decides and the turn is recorded) that the confirmation will take longer.
+async fn tell_delay(app: &App, row: &OutboxRow, request: &ErpRequest, customer: &str, phone_number_id: &str) {
+    let event = InboundEvent {
+        message_id: format!("erp-delay:{}", row.id),
+        customer: customer.to_string(),
+        profile_name: None,
+        timestamp: now_ms() / 1000,
+        context_id: None,
+        kind: EventKind::ErpDelayed { journey_id: request.journey_id.clone(), action: request.action.action.clone() },
+        throttled: false,
+    };
+    let inbox = NewInbox {
+        dedup_key: event.message_id.clone(),
+        conversation_id: row.conversation_id.clone(),
+        phone_number_id: phone_number_id.to_string(),
+        event: serde_json::to_string(&event).unwrap_or_default(),
+        received_at: now_ms(),
+    };
+    match app.store.insert_event(inbox).await {
+        Ok(_) => app.inbox_notify.notify_one(),
+        Err(e) => error!(code = e.code(), error = %e, "could not queue the delay notice"),
     }
 }
 
@@ -136,6 +176,9 @@ async fn write_erp(app: &App, row: &OutboxRow) -> bool {
         Err(e) => {
             let failures = row.attempts as u32 + 1;
             if e.is_retryable() && failures < app.settings.outbox_max_attempts {
+                if row.attempts == 0 {
+                    tell_delay(app, row, &request, &customer, &phone_number_id).await;
+                }
                 return retry_or_dead(app, row, e.code(), &e.to_string(), true).await;
             }
             error!(code = e.code(), error = %e, outbox_id = row.id, "ERP write failed for good; the customer will be told");
@@ -154,6 +197,7 @@ async fn write_erp(app: &App, row: &OutboxRow) -> bool {
             reference: reference.clone(),
             error: error.clone(),
         },
+        throttled: false,
     };
     let inbox = NewInbox {
         dedup_key: format!("erp:{}", row.id),

@@ -97,7 +97,7 @@ async fn drain(app: &App, conversation_id: &str) {
             Ok(e) => e,
             Err(_) => break,
         };
-        let span = info_span!("turn", conversation_id, inbox_id = row.id, message_id = %event.message_id);
+        let span = info_span!("turn", conversation_id, inbox_id = row.id, message_id = %event.message_id, turn = tracing::field::Empty);
         let result = process(app, &row, &event).instrument(span).await;
         match result {
             Ok(()) => {}
@@ -210,8 +210,9 @@ async fn process(app: &App, row: &InboxRow, event: &InboundEvent) -> Result<(), 
         "timings": {"guards_ms": guards_ms, "decide_us": decide_us, "total_ms": started.elapsed().as_millis() as u64},
     });
     let seq = new_state.turns as i64;
+    tracing::Span::current().record("turn", seq);
     let flow = new_state.journey.as_ref().or(state.journey.as_ref()).map(|j| j.flow.clone()).or(plan.flow.clone());
-    let is_customer = !matches!(event.kind, engine::EventKind::ErpOutcome { .. });
+    let is_customer = event.kind.from_customer();
     app.store
         .commit_turn(TurnCommit {
             conversation_id: row.conversation_id.clone(),
@@ -232,6 +233,7 @@ async fn process(app: &App, row: &InboxRow, event: &InboundEvent) -> Result<(), 
             },
             outbox,
             last_inbound_at: is_customer.then_some(row.received_at),
+            wake_at: new_state.wake_at.map(|s| s * 1000),
         })
         .await?;
     app.outbox_notify.notify_one();
@@ -293,6 +295,7 @@ async fn record_failed(
                 updated_at: now,
             }],
             last_inbound_at: None,
+            wake_at: None,
         })
         .await
 }

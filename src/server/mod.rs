@@ -12,6 +12,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
+pub mod admin;
+
 use crate::channel::whatsapp::{signature, webhook};
 use crate::pipeline::App;
 use crate::store::{NewInbox, now_ms};
@@ -25,10 +27,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/webhooks/whatsapp", web::get().to(verify))
         .route("/webhooks/whatsapp", web::post().to(receive))
         .route("/health", web::get().to(health))
-        .route("/sandbox/messages", web::get().to(sandbox_messages));
+        .route("/sandbox/messages", web::get().to(sandbox_messages))
+        .configure(admin::routes);
 }
 
-fn problem(status: actix_web::http::StatusCode, code: &str, message: &str) -> HttpResponse {
+pub(crate) fn problem(status: actix_web::http::StatusCode, code: &str, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(json!({"error": {"code": code, "message": message}}))
 }
 
@@ -44,16 +47,7 @@ struct VerifyQuery {
 
 /// The verification handshake (reference §1): 200 with the raw challenge, or 403.
 async fn verify(app: web::Data<App>, q: web::Query<VerifyQuery>) -> HttpResponse {
-    let token_ok = q.token.as_deref().is_some_and(|t| {
-        use hmac::Mac;
-        // Constant-time comparison through an HMAC of both values.
-        let mac = |v: &str| {
-            let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"verify").unwrap_or_else(|_| unreachable!());
-            m.update(v.as_bytes());
-            m.finalize().into_bytes()
-        };
-        mac(t) == mac(&app.settings.verify_token)
-    });
+    let token_ok = q.token.as_deref().is_some_and(|t| admin::same_secret(t, &app.settings.verify_token));
     match (q.mode.as_deref(), token_ok, &q.challenge) {
         (Some("subscribe"), true, Some(challenge)) => {
             HttpResponse::Ok().content_type("text/plain").body(challenge.clone())
@@ -68,6 +62,16 @@ async fn verify(app: web::Data<App>, q: web::Query<VerifyQuery>) -> HttpResponse
 
 /// Receives a notification.
 async fn receive(app: web::Data<App>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    if let Some(ip) = req.peer_addr().map(|a| a.ip()) {
+        if app.limits.ip.check_key(&ip).is_err() {
+            warn!(code = "server.rate_limited", %ip, "webhook refused: too many requests from this address");
+            return problem(
+                actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+                "server.rate_limited",
+                "too many requests from this address; retry later",
+            );
+        }
+    }
     let header = req.headers().get("X-Hub-Signature-256").and_then(|h| h.to_str().ok());
     if let Err(e) = signature::verify(app.settings.app_secret.as_bytes(), &body, header) {
         warn!(code = e.code(), "webhook refused: bad signature");
@@ -81,22 +85,38 @@ async fn receive(app: web::Data<App>, req: HttpRequest, body: web::Bytes) -> Htt
         }
     };
     let received_at = now_ms();
-    let rows: Vec<NewInbox> = notification
-        .messages
-        .iter()
-        .map(|m| NewInbox {
-            dedup_key: m.event.message_id.clone(),
-            conversation_id: format!("{}:{}", m.phone_number_id, m.event.customer),
+    let mut rows: Vec<NewInbox> = Vec::with_capacity(notification.messages.len());
+    let mut known = 0;
+    for m in &notification.messages {
+        if app.seen.contains_key(&m.event.message_id) {
+            known += 1;
+            continue;
+        }
+        let mut event = m.event.clone();
+        // Over its limit, a sender's message is kept and recorded but not answered.
+        event.throttled = app.limits.sender.check_key(&event.customer).is_err();
+        if event.throttled {
+            warn!(code = "server.sender_throttled", customer = %event.customer, "sender over its rate limit; message kept, not answered");
+        }
+        rows.push(NewInbox {
+            dedup_key: event.message_id.clone(),
+            conversation_id: format!("{}:{}", m.phone_number_id, event.customer),
             phone_number_id: m.phone_number_id.clone(),
-            event: serde_json::to_string(&m.event).unwrap_or_default(),
+            event: serde_json::to_string(&event).unwrap_or_default(),
             received_at,
-        })
-        .collect();
+        });
+    }
+    if known > 0 {
+        info!(duplicates = known, "webhook: messages already stored (seen recently)");
+    }
     if !rows.is_empty() {
         match app.store.insert_inbox(&rows).await {
             Ok(fresh) => {
                 let new = fresh.iter().filter(|f| **f).count();
                 info!(messages = rows.len(), new, duplicates = rows.len() - new, "webhook stored");
+                for r in &rows {
+                    app.seen.insert(r.dedup_key.clone(), ()).await;
+                }
                 app.inbox_notify.notify_one();
             }
             Err(e) => {
@@ -190,6 +210,7 @@ pub async fn serve(app: Arc<App>) -> std::io::Result<()> {
     let addrs = server.addrs();
     tokio::spawn(crate::pipeline::worker::run(app.clone()));
     tokio::spawn(crate::pipeline::outbox::run(app.clone()));
+    tokio::spawn(crate::pipeline::scheduler::run(app.clone()));
     for a in &addrs {
         // Printed on stdout so scripts and tests can find the port when PORT=0.
         println!("listening on http://{a}");

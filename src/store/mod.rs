@@ -150,6 +150,8 @@ pub struct ConversationRow {
     pub created_at: i64,
     /// Unix ms.
     pub updated_at: i64,
+    /// When the scheduler should wake it (Unix ms).
+    pub wake_at: Option<i64>,
 }
 
 /// A new turn record.
@@ -273,6 +275,8 @@ pub struct TurnCommit {
     pub outbox: Vec<NewOutbox>,
     /// Unix ms of the customer's message, when it was one.
     pub last_inbound_at: Option<i64>,
+    /// When the scheduler should wake the conversation (Unix ms), if ever.
+    pub wake_at: Option<i64>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -522,6 +526,7 @@ impl Store {
                         conversations::state.eq(&commit.state),
                         conversations::version.eq(commit.expected_version + 1),
                         conversations::updated_at.eq(now),
+                        conversations::wake_at.eq(commit.wake_at),
                     ))
                     .execute(c)
                     .await?;
@@ -552,6 +557,132 @@ impl Store {
             })
             .await
         })
+    }
+
+    /// Conversations whose wake-up time has come: (id, customer, phone_number_id, wake_at).
+    pub async fn due_wakeups(&self, now: i64, limit: i64) -> Result<Vec<(String, String, String, i64)>, StoreError> {
+        let rows: Vec<(String, String, String, Option<i64>)> = with_conn!(self, |conn| {
+            conversations::table
+                .filter(conversations::wake_at.le(now))
+                .order(conversations::wake_at)
+                .limit(limit)
+                .select((
+                    conversations::id,
+                    conversations::customer,
+                    conversations::phone_number_id,
+                    conversations::wake_at,
+                ))
+                .load(conn)
+                .await?
+        });
+        Ok(rows.into_iter().filter_map(|(a, b, c, w)| w.map(|w| (a, b, c, w))).collect())
+    }
+
+    /// Queues the wake-up event of a conversation and clears its wake-up time, once: a second
+    /// process doing the same finds the time already cleared, and the event's key is unique.
+    pub async fn queue_wakeup(&self, conversation_id: &str, wake_at: i64, event: NewInbox) -> Result<bool, StoreError> {
+        let cid = conversation_id.to_string();
+        with_conn!(self, |conn| {
+            conn.transaction::<_, StoreError, _>(async move |c| {
+                let n = diesel::update(conversations::table)
+                    .filter(conversations::id.eq(&cid))
+                    .filter(conversations::wake_at.eq(wake_at))
+                    .set(conversations::wake_at.eq(None::<i64>))
+                    .execute(c)
+                    .await?;
+                if n == 1 {
+                    diesel::insert_into(inbox::table)
+                        .values(&event)
+                        .on_conflict(inbox::dedup_key)
+                        .do_nothing()
+                        .execute(c)
+                        .await?;
+                }
+                Ok(n == 1)
+            })
+            .await
+        })
+    }
+
+    /// Stores an event for a conversation (agent actions, ERP notices); false if its key was seen.
+    pub async fn insert_event(&self, event: NewInbox) -> Result<bool, StoreError> {
+        let fresh = self.insert_inbox(&[event]).await?;
+        Ok(fresh.iter().any(|f| *f))
+    }
+
+    /// Claims a due outbox row for this process by moving its next attempt `lease_ms` ahead;
+    /// false when another process claimed it first.
+    pub async fn claim_outbox(&self, id: i64, seen_next_attempt_at: i64, lease_ms: i64) -> Result<bool, StoreError> {
+        with_conn!(self, |conn| {
+            let n = diesel::update(outbox::table.find(id))
+                .filter(outbox::status.eq("pending"))
+                .filter(outbox::next_attempt_at.eq(seen_next_attempt_at))
+                .set(outbox::next_attempt_at.eq(now_ms() + lease_ms))
+                .execute(conn)
+                .await?;
+            Ok(n == 1)
+        })
+    }
+
+    /// Dead-lettered outbox rows, oldest first.
+    pub async fn dead_outbox(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+        Ok(with_conn!(self, |conn| {
+            outbox::table
+                .filter(outbox::status.eq("dead"))
+                .order(outbox::id)
+                .limit(limit)
+                .select(OutboxRow::as_select())
+                .load(conn)
+                .await?
+        }))
+    }
+
+    /// Puts dead rows back in the queue with a fresh attempt count: one row, or all with `None`.
+    /// Returns how many.
+    pub async fn redrive(&self, id: Option<i64>) -> Result<usize, StoreError> {
+        with_conn!(self, |conn| {
+            let now = now_ms();
+            let set = (
+                outbox::status.eq("pending"),
+                outbox::attempts.eq(0),
+                outbox::next_attempt_at.eq(now),
+                outbox::updated_at.eq(now),
+            );
+            let n = match id {
+                Some(id) => {
+                    diesel::update(outbox::table)
+                        .filter(outbox::status.eq("dead"))
+                        .filter(outbox::id.eq(id))
+                        .set(set)
+                        .execute(conn)
+                        .await?
+                }
+                None => diesel::update(outbox::table).filter(outbox::status.eq("dead")).set(set).execute(conn).await?,
+            };
+            Ok(n)
+        })
+    }
+
+    /// An outbox row by id.
+    pub async fn outbox_row(&self, id: i64) -> Result<Option<OutboxRow>, StoreError> {
+        Ok(with_conn!(self, |conn| outbox::table
+            .find(id)
+            .select(OutboxRow::as_select())
+            .first(conn)
+            .await
+            .optional()?))
+    }
+
+    /// Conversations, most recently updated first (for operators' lists).
+    pub async fn recent_conversations(&self, limit: i64) -> Result<Vec<ConversationRow>, StoreError> {
+        Ok(with_conn!(self, |conn| {
+            conversations::table
+                .order(conversations::updated_at.desc())
+                .limit(limit)
+                .select(ConversationRow::as_select())
+                .load(conn)
+                .await?
+        }))
     }
 
     /// Counts a failed attempt at an inbox row.

@@ -27,6 +27,7 @@ diesel::table! {
         last_inbound_at -> Nullable<BigInt>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        wake_at -> Nullable<BigInt>,
     }
 }
 

@@ -138,6 +138,7 @@ pub fn parse(body: &[u8]) -> Result<Notification, WebhookError> {
                     timestamp: s(m, "/timestamp").and_then(|t| t.parse().ok()).unwrap_or(0),
                     context_id: s(m, "/context/id"),
                     kind: message_kind(m),
+                    throttled: false,
                 };
                 out.messages.push(Inbound { phone_number_id: phone_number_id.clone(), event });
             }

@@ -1,0 +1,2 @@
+DROP INDEX conversations_wake_at;
+ALTER TABLE conversations DROP COLUMN wake_at;

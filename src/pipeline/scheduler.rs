@@ -1,0 +1,54 @@
+//! The scheduler: wakes conversations whose `wake_at` has come (a reminder is due) by queueing a
+//! `Tick` event in their inbox. The engine then decides whether a reminder is still wanted (one
+//! per journey, only inside WhatsApp's 24-hour window). Safe with several processes: each wake-up
+//! is claimed once in the database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{error, info};
+
+use super::App;
+use crate::engine::{EventKind, InboundEvent};
+use crate::store::{NewInbox, now_ms};
+
+/// How often the scheduler looks for due wake-ups.
+pub const INTERVAL: Duration = Duration::from_secs(1);
+
+/// Runs until the process stops.
+pub async fn run(app: Arc<App>) {
+    loop {
+        if let Err(e) = tick(&app).await {
+            error!(code = e.code(), error = %e, "scheduler pass failed");
+        }
+        app.limits.forget_idle();
+        tokio::time::sleep(INTERVAL).await;
+    }
+}
+
+async fn tick(app: &App) -> Result<(), crate::store::StoreError> {
+    let now = now_ms();
+    for (id, customer, phone_number_id, wake_at) in app.store.due_wakeups(now, 100).await? {
+        let event = InboundEvent {
+            message_id: format!("tick:{id}:{wake_at}"),
+            customer,
+            profile_name: None,
+            timestamp: now / 1000,
+            context_id: None,
+            kind: EventKind::Tick,
+            throttled: false,
+        };
+        let row = NewInbox {
+            dedup_key: event.message_id.clone(),
+            conversation_id: id.clone(),
+            phone_number_id,
+            event: serde_json::to_string(&event).unwrap_or_default(),
+            received_at: now,
+        };
+        if app.store.queue_wakeup(&id, wake_at, row).await? {
+            info!(conversation_id = %id, "conversation woken (reminder due)");
+            app.inbox_notify.notify_one();
+        }
+    }
+    Ok(())
+}

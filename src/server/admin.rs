@@ -1,0 +1,204 @@
+//! The admin API, for operators and agents: read a conversation (transcript, slots, timeline
+//! with failures), take it over, reply to the customer, give it back to the bot, and see and
+//! re-drive dead outbox rows. Every call needs `Authorization: Bearer $ADMIN_TOKEN`; without
+//! `ADMIN_TOKEN` the admin API is off. Agent actions go through the conversation's inbox, so they
+//! are applied in order with the customer's messages and recorded as turns.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::problem;
+use crate::engine::{EventKind, InboundEvent};
+use crate::pipeline::App;
+use crate::store::{NewInbox, now_ms};
+
+/// Registers the admin routes under `/admin`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/admin")
+            .route("/conversations", web::get().to(list))
+            .route("/conversations/{key}", web::get().to(show))
+            .route("/conversations/{key}/takeover", web::post().to(takeover))
+            .route("/conversations/{key}/reply", web::post().to(reply))
+            .route("/conversations/{key}/release", web::post().to(release))
+            .route("/outbox/dead", web::get().to(dead))
+            .route("/outbox/{id}/redrive", web::post().to(redrive)),
+    );
+}
+
+/// Compares two secrets in constant time (through an HMAC of each, so lengths do not leak).
+pub fn same_secret(a: &str, b: &str) -> bool {
+    use hmac::Mac;
+    let mac = |v: &str| {
+        let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"carewell-compare")
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key"));
+        m.update(v.as_bytes());
+        m.finalize().into_bytes()
+    };
+    mac(a) == mac(b)
+}
+
+fn authorize(app: &App, req: &HttpRequest) -> Result<(), HttpResponse> {
+    use actix_web::http::StatusCode;
+    let Some(token) = &app.settings.admin_token else {
+        return Err(problem(StatusCode::NOT_FOUND, "server.admin_off", "the admin API is off: set ADMIN_TOKEN"));
+    };
+    if let Some(ip) = req.peer_addr().map(|a| a.ip()) {
+        if app.limits.admin.check_key(&ip).is_err() {
+            return Err(problem(
+                StatusCode::TOO_MANY_REQUESTS,
+                "server.rate_limited",
+                "too many admin requests; slow down",
+            ));
+        }
+    }
+    let given = req
+        .headers()
+        .get("Authorization")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if same_secret(given, token) {
+        Ok(())
+    } else {
+        Err(problem(StatusCode::UNAUTHORIZED, "server.admin_unauthorized", "send Authorization: Bearer <ADMIN_TOKEN>"))
+    }
+}
+
+macro_rules! guarded {
+    ($app:expr, $req:expr) => {
+        if let Err(resp) = authorize(&$app, &$req) {
+            return resp;
+        }
+    };
+}
+
+async fn list(app: web::Data<App>, req: HttpRequest) -> HttpResponse {
+    guarded!(app, req);
+    match app.store.recent_conversations(200).await {
+        Ok(rows) => HttpResponse::Ok().json(json!({"conversations": rows.iter().map(|c| {
+            let state: serde_json::Value = serde_json::from_str(&c.state).unwrap_or_default();
+            json!({
+                "id": c.id, "customer": c.customer, "updated_at": c.updated_at,
+                "step": state["journey"]["flow"].as_str().map(|f| format!("{f}/{}", state["journey"]["step"].as_str().unwrap_or_default())),
+                "handoff": state["handoff"],
+            })
+        }).collect::<Vec<_>>()})),
+        Err(e) => problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
+    }
+}
+
+async fn show(app: web::Data<App>, req: HttpRequest, key: web::Path<String>) -> HttpResponse {
+    guarded!(app, req);
+    match crate::explain::build(&app.store, &key).await {
+        Ok(t) if t.is_empty() => problem(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "server.no_conversation",
+            "no conversation for that id or number",
+        ),
+        Ok(t) => HttpResponse::Ok().json(json!({"conversations": t})),
+        Err(e) => problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct AgentBody {
+    agent: String,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+async fn agent_event(app: &App, key: &str, kind: EventKind) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    let conv = match app.store.conversation(key).await {
+        Ok(Some(c)) => Some(c),
+        Ok(None) => {
+            app.store.conversations_of(key.trim_start_matches('+')).await.ok().and_then(|v| v.into_iter().next())
+        }
+        Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
+    };
+    let Some(conv) = conv else {
+        return problem(StatusCode::NOT_FOUND, "server.no_conversation", "no conversation for that id or number");
+    };
+    let id = format!("admin:{}", uuid::Uuid::now_v7());
+    let event = InboundEvent {
+        message_id: id.clone(),
+        customer: conv.customer.clone(),
+        profile_name: None,
+        timestamp: now_ms() / 1000,
+        context_id: None,
+        kind,
+        throttled: false,
+    };
+    let row = NewInbox {
+        dedup_key: id.clone(),
+        conversation_id: conv.id.clone(),
+        phone_number_id: conv.phone_number_id.clone(),
+        event: serde_json::to_string(&event).unwrap_or_default(),
+        received_at: now_ms(),
+    };
+    match app.store.insert_event(row).await {
+        Ok(_) => {
+            app.inbox_notify.notify_one();
+            HttpResponse::Accepted().json(json!({"queued": id, "conversation_id": conv.id}))
+        }
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
+    }
+}
+
+async fn takeover(
+    app: web::Data<App>,
+    req: HttpRequest,
+    key: web::Path<String>,
+    body: web::Json<AgentBody>,
+) -> HttpResponse {
+    guarded!(app, req);
+    agent_event(&app, &key, EventKind::AgentTakeover { agent: body.agent.clone() }).await
+}
+
+async fn reply(
+    app: web::Data<App>,
+    req: HttpRequest,
+    key: web::Path<String>,
+    body: web::Json<AgentBody>,
+) -> HttpResponse {
+    guarded!(app, req);
+    let Some(text) = body.text.clone().filter(|t| !t.trim().is_empty()) else {
+        return problem(actix_web::http::StatusCode::BAD_REQUEST, "server.empty_reply", "give the reply in `text`");
+    };
+    agent_event(&app, &key, EventKind::AgentMessage { agent: body.agent.clone(), text }).await
+}
+
+async fn release(
+    app: web::Data<App>,
+    req: HttpRequest,
+    key: web::Path<String>,
+    body: web::Json<AgentBody>,
+) -> HttpResponse {
+    guarded!(app, req);
+    agent_event(&app, &key, EventKind::AgentRelease { agent: body.agent.clone() }).await
+}
+
+async fn dead(app: web::Data<App>, req: HttpRequest) -> HttpResponse {
+    guarded!(app, req);
+    match app.store.dead_outbox(500).await {
+        Ok(rows) => HttpResponse::Ok().json(json!({"dead": rows})),
+        Err(e) => problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
+    }
+}
+
+async fn redrive(app: web::Data<App>, req: HttpRequest, id: web::Path<String>) -> HttpResponse {
+    guarded!(app, req);
+    let target = if id.as_str() == "all" { None } else { id.parse::<i64>().ok() };
+    if target.is_none() && id.as_str() != "all" {
+        return problem(actix_web::http::StatusCode::BAD_REQUEST, "server.bad_id", "give an outbox id or `all`");
+    }
+    match app.store.redrive(target).await {
+        Ok(n) => {
+            app.outbox_notify.notify_one();
+            HttpResponse::Ok().json(json!({"redriven": n}))
+        }
+        Err(e) => problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
+    }
+}

@@ -77,6 +77,8 @@ pub struct Settings {
     pub outbound_per_second: u32,
     /// How long a process keeps an outbox row it claimed before another may take it.
     pub outbox_claim: Duration,
+    /// How long a worker holds a conversation's lease before another process may take it over.
+    pub lease: Duration,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -158,6 +160,7 @@ impl Settings {
             rate_admin_per_second: number("RATE_ADMIN_PER_SECOND", 10u32)?.max(1),
             outbound_per_second: number("OUTBOUND_PER_SECOND", 80u32)?.max(1),
             outbox_claim: Duration::from_millis(number("OUTBOX_CLAIM_MS", 30_000u64)?.max(1000)),
+            lease: Duration::from_millis(number("LEASE_MS", 30_000u64)?.max(1000)),
         })
     }
 }

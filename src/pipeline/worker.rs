@@ -16,8 +16,6 @@ use crate::channel::whatsapp::render::render;
 use crate::engine::{self, ConversationState, InboundEvent};
 use crate::store::{InboxRow, NewOutbox, NewTurn, StoreError, TurnCommit, now_ms};
 
-/// How long a lease lasts before another worker may take the conversation over.
-pub const LEASE: Duration = Duration::from_secs(30);
 /// Attempts at one inbox row before it is recorded as failed and skipped (so one poisoned message
 /// cannot block a conversation forever).
 pub const MAX_TURN_ATTEMPTS: i32 = 5;
@@ -75,7 +73,7 @@ async fn drain(app: &App, conversation_id: &str) {
             }
         };
         let initial = serde_json::to_string(&ConversationState::new(&event.customer)).unwrap_or_default();
-        let until = now_ms() + LEASE.as_millis() as i64;
+        let until = now_ms() + app.settings.lease.as_millis() as i64;
         match app
             .store
             .acquire_lease(conversation_id, &event.customer, &row.phone_number_id, &initial, &app.instance_id, until)

@@ -604,6 +604,16 @@ impl Store {
         })
     }
 
+    /// Sets when a conversation should be woken (Unix ms), as if time had passed; for operators
+    /// ("remind now") and tests.
+    pub async fn set_wake_at(&self, conversation_id: &str, at: Option<i64>) -> Result<(), StoreError> {
+        let cid = conversation_id.to_string();
+        with_conn!(self, |conn| {
+            diesel::update(conversations::table.find(&cid)).set(conversations::wake_at.eq(at)).execute(conn).await?;
+            Ok(())
+        })
+    }
+
     /// Stores an event for a conversation (agent actions, ERP notices); false if its key was seen.
     pub async fn insert_event(&self, event: NewInbox) -> Result<bool, StoreError> {
         let fresh = self.insert_inbox(&[event]).await?;

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 pub const SECRET: &str = "test-app-secret";
 pub const GRAPH_TOKEN: &str = "test-graph-token";
 pub const PHONE_NUMBER_ID: &str = "109876543210987";
+pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 /// Starts an actix server for `routes` on a free loopback port; returns its base URL.
 fn spawn_fake<F>(routes: F) -> String
@@ -313,6 +314,8 @@ pub enum LlmMode {
     Good,
     /// Never answers in time.
     Slow,
+    /// Answers JSON that names a slot the schema does not allow.
+    Adversarial,
     /// Answers text that is not JSON.
     Invalid,
 }
@@ -372,6 +375,9 @@ async fn llm_answer(state: web::Data<LlmState>, req: HttpRequest, body: web::Jso
             "{\"slots\": []}".to_string()
         }
         LlmMode::Invalid => "Sure! The customer's name is probably Jane.".to_string(),
+        LlmMode::Adversarial => {
+            "{\"slots\": [{\"slot\": \"admin_override\", \"value\": \"confirm\", \"quote\": \"confirm\"}]}".to_string()
+        }
         LlmMode::Good => script
             .iter()
             .find(|(k, _)| *k == user)
@@ -452,6 +458,11 @@ impl Drop for Server {
 impl Server {
     /// Starts `carewell serve` on a free port against the fakes.
     pub fn start(db: &Db, fakes: &Fakes) -> Server {
+        Server::start_with(db, fakes, &[])
+    }
+
+    /// Starts `carewell serve` with extra environment variables.
+    pub fn start_with(db: &Db, fakes: &Fakes, extra: &[(&str, &str)]) -> Server {
         let log_path =
             std::env::temp_dir().join("carewell-tests").join(format!("server-{}.log", uuid::Uuid::new_v4().simple()));
         let log = std::fs::File::create(&log_path).unwrap();
@@ -479,6 +490,10 @@ impl Server {
                 .env("LLM_API_KEY", "test-llm-key")
                 .env("LLM_MODEL", "fake-model")
                 .env("LLM_TIMEOUT_MS", "500");
+        }
+        cmd.env("ADMIN_TOKEN", ADMIN_TOKEN).env("LEASE_MS", "2000").env("OUTBOX_CLAIM_MS", "2000");
+        for (k, v) in extra {
+            cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("start carewell serve");
         let stdout = child.stdout.take().unwrap();
@@ -537,6 +552,16 @@ impl Server {
             assert!(started.elapsed() < Duration::from_secs(30), "the server did not settle: {h}\n{}", self.log());
             tokio::time::sleep(Duration::from_millis(40)).await;
         }
+    }
+
+    /// Calls the admin API.
+    pub async fn admin(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
+        let client = reqwest::Client::new();
+        let url = format!("{}{path}", self.url);
+        let req = if method == "GET" { client.get(url) } else { client.post(url).json(&body) };
+        let resp = req.bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     /// Opens the database the server uses.

@@ -524,3 +524,35 @@ async fn two_processes_on_one_postgres_equal_serial_processing() {
         deliveries - customers.len() * messages.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_are_refused_and_a_flooding_sender_is_kept_but_not_answered() {
+    let fakes = Fakes::new(None);
+    let server = Server::start_with(&sqlite(), &fakes, &[("RATE_SENDER_PER_MINUTE", "3")]);
+    let huge = format!("{{\"object\":\"whatsapp_business_account\",\"entry\":[],\"pad\":\"{}\"}}", "x".repeat(4 * 1024 * 1024));
+    let sent = reqwest::Client::new()
+        .post(format!("{}/webhooks/whatsapp", server.url))
+        .header("X-Hub-Signature-256", carewell::channel::whatsapp::signature::sign(SECRET.as_bytes(), huge.as_bytes()))
+        .body(huge)
+        .send()
+        .await;
+    // The server answers 413 as soon as it sees the length and closes the connection, so the
+    // client may see the answer or a broken pipe while still writing; either way nothing is kept.
+    match sent {
+        Ok(r) => assert_eq!(r.status().as_u16(), 413, "a body over WhatsApp's 3 MB is refused"),
+        Err(e) => assert!(e.is_request(), "{e}"),
+    }
+    assert_eq!(server.health().await["inbox"]["total"], 0);
+
+    let mut c = Customer::new(&server, &fakes.graph, "971500000601");
+    let mut answered = 0;
+    for i in 0..6 {
+        if !c.text(&format!("hello number {i}")).await.is_empty() {
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 3, "the first three messages in a minute are answered");
+    let recs = records(&server, &c.conversation_id()).await;
+    assert_eq!(recs.len(), 6, "every message is kept and recorded");
+    assert_eq!(recs.iter().filter(|r| r["trace"][0]["what"] == "throttled").count(), 3);
+}

@@ -11,7 +11,7 @@ run:
 
 ## test: unit and end-to-end tests, on SQLite and on the PostgreSQL at TEST_POSTGRES_URL
 test:
-	cargo test --all-targets
+	cargo test
 
 ## chat: talk to the running server as a WhatsApp customer
 chat:

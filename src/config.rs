@@ -150,7 +150,7 @@ impl Settings {
             phone_number_id: var("WHATSAPP_PHONE_NUMBER_ID"),
             llm,
             erp,
-            worker_concurrency: number("WORKER_CONCURRENCY", 32usize)?.max(1),
+            worker_concurrency: number("WORKER_CONCURRENCY", 512usize)?.max(1),
             outbox_max_attempts: number("OUTBOX_MAX_ATTEMPTS", 8u32)?.max(1),
             outbox_base_delay: Duration::from_millis(number("OUTBOX_BASE_DELAY_MS", 500u64)?),
             log_json: var("LOG_FORMAT").is_some_and(|v| v == "json"),

@@ -529,7 +529,10 @@ async fn two_processes_on_one_postgres_equal_serial_processing() {
 async fn oversized_bodies_are_refused_and_a_flooding_sender_is_kept_but_not_answered() {
     let fakes = Fakes::new(None);
     let server = Server::start_with(&sqlite(), &fakes, &[("RATE_SENDER_PER_MINUTE", "3")]);
-    let huge = format!("{{\"object\":\"whatsapp_business_account\",\"entry\":[],\"pad\":\"{}\"}}", "x".repeat(4 * 1024 * 1024));
+    let huge = format!(
+        "{{\"object\":\"whatsapp_business_account\",\"entry\":[],\"pad\":\"{}\"}}",
+        "x".repeat(4 * 1024 * 1024)
+    );
     let sent = reqwest::Client::new()
         .post(format!("{}/webhooks/whatsapp", server.url))
         .header("X-Hub-Signature-256", carewell::channel::whatsapp::signature::sign(SECRET.as_bytes(), huge.as_bytes()))

@@ -42,6 +42,11 @@ pub struct App {
     /// Message ids seen recently: a repeated delivery is answered without touching the database
     /// (the inbox's unique key stays the guarantee).
     pub seen: moka::future::Cache<String, ()>,
+    /// Metrics.
+    pub metrics: crate::metrics::Metrics,
+    /// Conversations that just got an inbox row in this process: the worker takes them at once
+    /// instead of waiting for its next database poll.
+    pub ready: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
 
 /// The rate limiters, keyed by sender or IP address. Every webhook comes from Meta's addresses, so
@@ -127,6 +132,8 @@ impl App {
             outbox_notify: Notify::new(),
             instance_id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             limits: Limits::new(&settings),
+            metrics: crate::metrics::Metrics::new(),
+            ready: Default::default(),
             seen: moka::future::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(std::time::Duration::from_secs(600))
@@ -141,6 +148,14 @@ impl App {
             Ok(f) => f.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// Tells the worker that `conversation_id` has new inbox rows.
+    pub fn wake(&self, conversation_id: &str) {
+        if let Ok(mut q) = self.ready.lock() {
+            q.push_back(conversation_id.to_string());
+        }
+        self.inbox_notify.notify_one();
     }
 
     /// Whether outbound messages stay in the local sandbox.

@@ -116,21 +116,41 @@ async fn retry_or_dead(app: &App, row: &OutboxRow, code: &str, error: &str, retr
     }
 }
 
+/// Counts a finished row and, for a reply, the time from the customer's webhook to the send.
+fn observe_sent(app: &App, payload: &Value, kind: &str, status: &str) {
+    app.metrics.outbox_done.with_label_values(&[kind, status]).inc();
+    if let Some(received) = payload["received_at"].as_i64() {
+        app.metrics.observe("reply", (now_ms() - received).max(0) as f64 / 1000.0);
+    }
+}
+
 async fn send_message(app: &App, row: &OutboxRow) -> bool {
     let payload: Value = serde_json::from_str(&row.payload).unwrap_or(Value::Null);
     let Some(graph) = &app.graph else {
         // Sandbox: no WhatsApp configured; the message is kept as sent, for `chat` to show.
         let _ = app.store.outbox_sent(row.id, &format!("wamid.sandbox-{}", row.id)).await;
+        observe_sent(app, &payload, "whatsapp", "sent");
         return true;
     };
     let phone_number_id = payload.get("phone_number_id").and_then(Value::as_str).unwrap_or_default();
     app.limits.outbound.until_ready().await;
-    match graph.send(phone_number_id, &payload["body"]).await {
+    let started = std::time::Instant::now();
+    let sent = graph.send(phone_number_id, &payload["body"]).await;
+    app.metrics.observe("outbox_send", started.elapsed().as_secs_f64());
+    match sent {
         Ok(wamid) => {
             let _ = app.store.outbox_sent(row.id, &wamid).await;
+            observe_sent(app, &payload, "whatsapp", "sent");
             true
         }
-        Err(e) => retry_or_dead(app, row, e.code(), &e.to_string(), e.is_retryable()).await,
+        Err(e) => {
+            app.metrics.errors.with_label_values(&[e.code()]).inc();
+            let dead = retry_or_dead(app, row, e.code(), &e.to_string(), e.is_retryable()).await;
+            if dead {
+                app.metrics.outbox_done.with_label_values(&["whatsapp", "dead"]).inc();
+            }
+            dead
+        }
     }
 }
 
@@ -154,7 +174,7 @@ async fn tell_delay(app: &App, row: &OutboxRow, request: &ErpRequest, customer: 
         received_at: now_ms(),
     };
     match app.store.insert_event(inbox).await {
-        Ok(_) => app.inbox_notify.notify_one(),
+        Ok(_) => app.wake(&row.conversation_id),
         Err(e) => error!(code = e.code(), error = %e, "could not queue the delay notice"),
     }
 }
@@ -207,9 +227,10 @@ async fn write_erp(app: &App, row: &OutboxRow) -> bool {
         received_at: now_ms(),
     };
     let result = reference.clone().unwrap_or_else(|| error.clone().unwrap_or_default());
+    app.metrics.outbox_done.with_label_values(&["erp", status]).inc();
     match app.store.outbox_done_with_event(row.id, &result, status, inbox).await {
         Ok(()) => {
-            app.inbox_notify.notify_one();
+            app.wake(&row.conversation_id);
             true
         }
         Err(e) => {

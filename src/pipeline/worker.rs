@@ -24,9 +24,20 @@ pub const MAX_TURN_ATTEMPTS: i32 = 5;
 pub async fn run(app: Arc<App>) {
     let permits = Arc::new(Semaphore::new(app.settings.worker_concurrency));
     let active: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let mut last_poll = std::time::Instant::now() - Duration::from_secs(1);
     loop {
-        match app.store.pending_conversations(256).await {
-            Ok(ids) => {
+        // Conversations this process just stored rows for, then (at most every 250 ms) the
+        // database, for rows stored by other processes or left by a crash.
+        let mut ids: Vec<String> = app.ready.lock().map(|mut q| q.drain(..).collect()).unwrap_or_default();
+        let polled = if last_poll.elapsed() >= Duration::from_millis(250) {
+            last_poll = std::time::Instant::now();
+            app.store.pending_conversations(2048).await.map(Some)
+        } else {
+            Ok(None)
+        };
+        match polled {
+            Ok(polled) => {
+                ids.extend(polled.unwrap_or_default());
                 for id in ids {
                     let fresh = active.lock().map(|mut a| a.insert(id.clone())).unwrap_or(false);
                     if !fresh {
@@ -35,12 +46,15 @@ pub async fn run(app: Arc<App>) {
                     let Ok(permit) = permits.clone().acquire_owned().await else { return };
                     let (app, active) = (app.clone(), active.clone());
                     tokio::spawn(async move {
-                        drain(&app, &id).await;
+                        let emptied = drain(&app, &id).await;
                         if let Ok(mut a) = active.lock() {
                             a.remove(&id);
                         }
                         drop(permit);
-                        app.inbox_notify.notify_one();
+                        // A row stored while the drain was finishing is picked up at once.
+                        if emptied && matches!(app.store.next_inbox(&id).await, Ok(Some(_))) {
+                            app.wake(&id);
+                        }
                     });
                 }
             }
@@ -53,12 +67,17 @@ pub async fn run(app: Arc<App>) {
     }
 }
 
-/// Processes every pending row of one conversation while holding its lease.
-async fn drain(app: &App, conversation_id: &str) {
+/// Processes every pending row of one conversation while holding its lease. Returns true when
+/// it stopped because no row was left (not because of another process's lease or an error).
+async fn drain(app: &App, conversation_id: &str) -> bool {
+    let mut emptied = false;
     loop {
         let row = match app.store.next_inbox(conversation_id).await {
             Ok(Some(row)) => row,
-            Ok(None) => break,
+            Ok(None) => {
+                emptied = true;
+                break;
+            }
             Err(e) => {
                 error!(code = e.code(), error = %e, conversation_id, "cannot read the inbox");
                 break;
@@ -115,11 +134,13 @@ async fn drain(app: &App, conversation_id: &str) {
         }
     }
     let _ = app.store.release_lease(conversation_id, &app.instance_id).await;
+    emptied
 }
 
 /// One turn.
 async fn process(app: &App, row: &InboxRow, event: &InboundEvent) -> Result<(), StoreError> {
     let started = Instant::now();
+    app.metrics.observe("inbox_wait", (now_ms() - row.received_at).max(0) as f64 / 1000.0);
     let conv = app.store.conversation(&row.conversation_id).await?;
     let (state, version, phone_number_id) = match &conv {
         Some(c) => (
@@ -170,7 +191,9 @@ async fn process(app: &App, row: &InboxRow, event: &InboundEvent) -> Result<(), 
             conversation_id: row.conversation_id.clone(),
             kind: "whatsapp".into(),
             idempotency_key: format!("{}:reply:{i}", row.dedup_key),
-            payload: json!({"phone_number_id": sender, "to": event.customer, "body": body}).to_string(),
+            payload:
+                json!({"phone_number_id": sender, "to": event.customer, "body": body, "received_at": row.received_at})
+                    .to_string(),
             status: "pending".into(),
             next_attempt_at: now_ms,
             created_at: now_ms,
@@ -207,10 +230,12 @@ async fn process(app: &App, row: &InboxRow, event: &InboundEvent) -> Result<(), 
         "flow_versions": flow_versions,
         "timings": {"guards_ms": guards_ms, "decide_us": decide_us, "total_ms": started.elapsed().as_millis() as u64},
     });
+    observe_turn(app, &guards, &trace, &outcome, guards_ms, decide_us);
     let seq = new_state.turns as i64;
     tracing::Span::current().record("turn", seq);
     let flow = new_state.journey.as_ref().or(state.journey.as_ref()).map(|j| j.flow.clone()).or(plan.flow.clone());
     let is_customer = event.kind.from_customer();
+    let commit_started = started.elapsed().as_secs_f64();
     app.store
         .commit_turn(TurnCommit {
             conversation_id: row.conversation_id.clone(),
@@ -234,9 +259,50 @@ async fn process(app: &App, row: &InboxRow, event: &InboundEvent) -> Result<(), 
             wake_at: new_state.wake_at.map(|s| s * 1000),
         })
         .await?;
+    let total = started.elapsed().as_secs_f64();
+    let llm_s: f64 = guards.runs.iter().filter(|r| r.guard == "llm").map(|r| r.latency_ms as f64 / 1000.0).sum();
+    app.metrics.observe("commit", (total - commit_started).max(0.0));
+    app.metrics.observe("engine", (total - llm_s).max(0.0));
     app.outbox_notify.notify_one();
     tracing::info!(turn = seq, ms = started.elapsed().as_millis() as u64, "turn committed");
     Ok(())
+}
+
+/// Feeds a turn's numbers to the metrics.
+fn observe_turn(
+    app: &App,
+    guards: &engine::GuardResults,
+    trace: &[engine::TraceEntry],
+    outcome: &str,
+    guards_ms: u64,
+    decide_us: u64,
+) {
+    let m = &app.metrics;
+    m.turns.with_label_values(&[outcome]).inc();
+    if outcome != "ok" {
+        m.errors.with_label_values(&[outcome]).inc();
+    }
+    m.observe("guards", guards_ms as f64 / 1000.0);
+    m.observe("decide", decide_us as f64 / 1_000_000.0);
+    for run in &guards.runs {
+        if run.guard == "llm" {
+            m.llm_calls.with_label_values(&[run.outcome.as_str()]).inc();
+            m.observe("llm", run.latency_ms as f64 / 1000.0);
+            let tokens: u64 =
+                run.detail["attempts"].as_array().into_iter().flatten().filter_map(|a| a["tokens"].as_u64()).sum();
+            m.llm_tokens.inc_by(tokens);
+        }
+        if run.outcome != "ok" && run.outcome != "guard.unsettled" {
+            m.errors.with_label_values(&[run.outcome.as_str()]).inc();
+        }
+    }
+    for t in trace {
+        match t.what.as_str() {
+            "stuck" => m.stuck.inc(),
+            "handoff" => m.handoffs.inc(),
+            _ => {}
+        }
+    }
 }
 
 /// Records a turn that could not be processed after [`MAX_TURN_ATTEMPTS`], and apologises.

@@ -27,6 +27,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/webhooks/whatsapp", web::get().to(verify))
         .route("/webhooks/whatsapp", web::post().to(receive))
         .route("/health", web::get().to(health))
+        .route("/metrics", web::get().to(metrics))
         .route("/sandbox/messages", web::get().to(sandbox_messages))
         .configure(admin::routes);
 }
@@ -65,6 +66,7 @@ async fn receive(app: web::Data<App>, req: HttpRequest, body: web::Bytes) -> Htt
     if let Some(ip) = req.peer_addr().map(|a| a.ip()) {
         if app.limits.ip.check_key(&ip).is_err() {
             warn!(code = "server.rate_limited", %ip, "webhook refused: too many requests from this address");
+            app.metrics.webhooks.with_label_values(&["rate_limited"]).inc();
             return problem(
                 actix_web::http::StatusCode::TOO_MANY_REQUESTS,
                 "server.rate_limited",
@@ -75,12 +77,16 @@ async fn receive(app: web::Data<App>, req: HttpRequest, body: web::Bytes) -> Htt
     let header = req.headers().get("X-Hub-Signature-256").and_then(|h| h.to_str().ok());
     if let Err(e) = signature::verify(app.settings.app_secret.as_bytes(), &body, header) {
         warn!(code = e.code(), "webhook refused: bad signature");
+        app.metrics.webhooks.with_label_values(&["bad_signature"]).inc();
+        app.metrics.errors.with_label_values(&[e.code()]).inc();
         return problem(actix_web::http::StatusCode::UNAUTHORIZED, e.code(), &e.to_string());
     }
     let notification = match webhook::parse(&body) {
         Ok(n) => n,
         Err(e) => {
             warn!(code = e.code(), error = %e, "webhook refused: malformed body");
+            app.metrics.webhooks.with_label_values(&["malformed"]).inc();
+            app.metrics.errors.with_label_values(&[e.code()]).inc();
             return problem(actix_web::http::StatusCode::BAD_REQUEST, e.code(), &e.to_string());
         }
     };
@@ -114,10 +120,14 @@ async fn receive(app: web::Data<App>, req: HttpRequest, body: web::Bytes) -> Htt
             Ok(fresh) => {
                 let new = fresh.iter().filter(|f| **f).count();
                 info!(messages = rows.len(), new, duplicates = rows.len() - new, "webhook stored");
-                for r in &rows {
+                for (r, fresh) in rows.iter().zip(&fresh) {
                     app.seen.insert(r.dedup_key.clone(), ()).await;
+                    if *fresh {
+                        app.wake(&r.conversation_id);
+                    }
                 }
-                app.inbox_notify.notify_one();
+                app.metrics.webhooks.with_label_values(&["stored"]).inc_by(new as u64);
+                app.metrics.webhooks.with_label_values(&["duplicate"]).inc_by((rows.len() - new) as u64);
             }
             Err(e) => {
                 // Not durable: answer non-200 so WhatsApp delivers it again (reference §6).
@@ -142,6 +152,15 @@ async fn receive(app: web::Data<App>, req: HttpRequest, body: web::Bytes) -> Htt
         }
     }
     HttpResponse::Ok().json(json!({"received": notification.messages.len(), "statuses": notification.statuses.len()}))
+}
+
+/// Prometheus metrics (text exposition format).
+async fn metrics(app: web::Data<App>) -> HttpResponse {
+    if let Ok((depth, oldest)) = app.store.outbox_backlog().await {
+        app.metrics.outbox_depth.set(depth);
+        app.metrics.outbox_oldest_age.set(oldest.map_or(0, |o| (now_ms() - o) / 1000));
+    }
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(app.metrics.render())
 }
 
 async fn health(app: web::Data<App>) -> HttpResponse {

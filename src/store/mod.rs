@@ -840,6 +840,36 @@ impl Store {
         }))
     }
 
+    /// The outbox backlog: pending rows and the creation time (Unix ms) of the oldest.
+    pub async fn outbox_backlog(&self) -> Result<(i64, Option<i64>), StoreError> {
+        with_conn!(self, |conn| {
+            let n: i64 = outbox::table.filter(outbox::status.eq("pending")).count().get_result(conn).await?;
+            let oldest: Option<i64> = outbox::table
+                .filter(outbox::status.eq("pending"))
+                .select(diesel::dsl::min(outbox::created_at))
+                .first(conn)
+                .await?;
+            Ok((n, oldest))
+        })
+    }
+
+    /// The database's size in bytes (SQLite: pages × page size; PostgreSQL: `pg_database_size`).
+    pub async fn database_bytes(&self) -> Result<i64, StoreError> {
+        #[derive(QueryableByName)]
+        struct Size {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            bytes: i64,
+        }
+        let sql = match self.pools {
+            Pools::Sqlite(_) => "SELECT page_count * page_size AS bytes FROM pragma_page_count(), pragma_page_size()",
+            Pools::Postgres(_) => "SELECT pg_database_size(current_database())::BIGINT AS bytes",
+        };
+        with_conn!(self, |conn| {
+            let s: Size = diesel::sql_query(sql).get_result(conn).await?;
+            Ok(s.bytes)
+        })
+    }
+
     /// Counts rows: (inbox, unprocessed inbox, turns, pending outbox, dead outbox).
     pub async fn counts(&self) -> Result<(i64, i64, i64, i64, i64), StoreError> {
         with_conn!(self, |conn| {

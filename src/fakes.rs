@@ -1,0 +1,443 @@
+//! Loopback fakes of the outside world — the WhatsApp Graph API, a Frappe ERP and an
+//! OpenAI-compatible LLM — realistic enough to exercise the real server: they check
+//! authentication and WhatsApp's message limits (`../shared/reference/whatsapp-cloud-api.md` §7,
+//! §11), name documents and refuse duplicate keys as Frappe does (`frappe-rest-api.md` §7, §9),
+//! and can be told to fail, time out or lie. Used by the end-to-end tests and the load generator;
+//! never by the service itself.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Value, json};
+
+/// The bearer token the fake Graph API accepts.
+pub const GRAPH_TOKEN: &str = "test-graph-token";
+/// The business number the fake Graph API serves.
+pub const PHONE_NUMBER_ID: &str = "109876543210987";
+/// The API key and secret the fake ERP accepts (`Authorization: token key:secret`).
+pub const ERP_KEY: (&str, &str) = ("test-key", "test-secret");
+/// The bearer token the fake LLM accepts.
+pub const LLM_KEY: &str = "test-llm-key";
+
+/// Starts an actix server for `routes` on a free loopback port; returns its base URL.
+fn spawn_fake<F>(routes: F) -> String
+where
+    F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+{
+    let server = actix_web::HttpServer::new(move || actix_web::App::new().configure(routes.clone()))
+        .workers(2)
+        .disable_signals()
+        .bind(("127.0.0.1", 0))
+        .expect("bind a loopback port");
+    let addr = server.addrs()[0];
+    let running = server.run();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let _ = rt.block_on(running);
+    });
+    format!("http://{addr}")
+}
+
+// ---------------------------------------------------------------- fake Graph API
+
+/// What the fake Graph API received.
+#[derive(Default)]
+pub struct GraphLog {
+    /// Accepted messages in arrival order; each carries `_wamid` (the id answered) and
+    /// `_received_ms` (Unix ms).
+    pub sent: Vec<Value>,
+    /// Indexes into `sent` by recipient (`+<digits>`).
+    pub by_to: HashMap<String, Vec<usize>>,
+    /// Fail this many sends with HTTP 500 / code 131000 before accepting.
+    pub fail_next: usize,
+    /// Every send attempt, accepted or not.
+    pub attempts: usize,
+}
+
+/// The fake Graph API: `POST /{version}/{phone_number_id}/messages`.
+#[derive(Clone)]
+pub struct FakeGraph {
+    /// Base URL with the version segment (`http://127.0.0.1:PORT/v23.0`).
+    pub url: String,
+    /// What it received.
+    pub log: Arc<Mutex<GraphLog>>,
+    /// Woken on every accepted message.
+    pub arrived: Arc<tokio::sync::Notify>,
+}
+
+impl FakeGraph {
+    /// Starts it on a free loopback port.
+    pub fn start() -> FakeGraph {
+        let log: Arc<Mutex<GraphLog>> = Arc::default();
+        let arrived: Arc<tokio::sync::Notify> = Arc::default();
+        let (l, a) = (log.clone(), arrived.clone());
+        let url = spawn_fake(move |cfg| {
+            cfg.app_data(web::Data::new((l.clone(), a.clone())))
+                .route("/{version}/{pnid}/messages", web::post().to(graph_send));
+        });
+        FakeGraph { url: format!("{url}/v23.0"), log, arrived }
+    }
+
+    /// Messages sent to `customer` (digits), in order.
+    pub fn sent_to(&self, customer: &str) -> Vec<Value> {
+        let to = format!("+{customer}");
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        log.by_to.get(&to).map(|ix| ix.iter().map(|i| log.sent[*i].clone()).collect()).unwrap_or_default()
+    }
+
+    /// How many messages `customer` received.
+    pub fn count_to(&self, customer: &str) -> usize {
+        let to = format!("+{customer}");
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).by_to.get(&to).map_or(0, Vec::len)
+    }
+
+    /// Waits until `customer` has received more than `seen` messages; returns the new ones, or
+    /// none after `timeout`.
+    pub async fn wait_beyond(&self, customer: &str, seen: usize, timeout: Duration) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.arrived.notified();
+            if self.count_to(customer) > seen {
+                return self.sent_to(customer)[seen..].to_vec();
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return vec![];
+            }
+        }
+    }
+}
+
+async fn graph_send(
+    state: web::Data<(Arc<Mutex<GraphLog>>, Arc<tokio::sync::Notify>)>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Json<Value>,
+) -> HttpResponse {
+    let auth = req.headers().get("Authorization").and_then(|h| h.to_str().ok()).unwrap_or_default();
+    if auth != format!("Bearer {GRAPH_TOKEN}") {
+        return HttpResponse::Unauthorized()
+            .json(json!({"error": {"message": "Invalid OAuth access token", "code": 190}}));
+    }
+    if path.1 != PHONE_NUMBER_ID {
+        return HttpResponse::BadRequest().json(json!({"error": {"message": "unknown phone number id", "code": 100}}));
+    }
+    let b = body.into_inner();
+    if let Some(problem) = check_limits(&b) {
+        return HttpResponse::BadRequest().json(json!({"error": {"message": problem, "code": 131009}}));
+    }
+    let (log, arrived) = state.get_ref();
+    let mut l = log.lock().unwrap_or_else(|p| p.into_inner());
+    l.attempts += 1;
+    if l.fail_next > 0 {
+        l.fail_next -= 1;
+        return HttpResponse::InternalServerError()
+            .json(json!({"error": {"message": "Something went wrong", "code": 131000}}));
+    }
+    let n = l.sent.len();
+    let wamid = format!("wamid.OUT{n}");
+    let mut stored = b.clone();
+    stored["_wamid"] = json!(wamid);
+    stored["_received_ms"] = json!(jiff::Timestamp::now().as_millisecond());
+    let to = b["to"].as_str().unwrap_or_default().to_string();
+    l.sent.push(stored);
+    l.by_to.entry(to).or_default().push(n);
+    drop(l);
+    arrived.notify_waiters();
+    HttpResponse::Ok().json(json!({"messaging_product": "whatsapp", "contacts": [{"input": b["to"], "wa_id": b["to"]}], "messages": [{"id": wamid}]}))
+}
+
+/// WhatsApp's limits (reference §7), enforced like the real API would.
+fn check_limits(b: &Value) -> Option<String> {
+    if b["messaging_product"] != "whatsapp" {
+        return Some("messaging_product must be whatsapp".into());
+    }
+    let chars = |v: &Value| v.as_str().map(|s| s.chars().count()).unwrap_or(0);
+    match b["type"].as_str() {
+        Some("text") => (chars(&b["text"]["body"]) > 4096).then(|| "text too long".into()),
+        Some("interactive") => {
+            let i = &b["interactive"];
+            match i["type"].as_str() {
+                Some("button") => {
+                    let buttons = i["action"]["buttons"].as_array()?;
+                    if buttons.is_empty() || buttons.len() > 3 {
+                        return Some(format!("{} buttons", buttons.len()));
+                    }
+                    if buttons.iter().any(|b| chars(&b["reply"]["title"]) > 20 || chars(&b["reply"]["id"]) > 256) {
+                        return Some("button title over 20".into());
+                    }
+                    (chars(&i["body"]["text"]) > 1024).then(|| "button body too long".into())
+                }
+                Some("list") => {
+                    let rows: Vec<&Value> = i["action"]["sections"]
+                        .as_array()?
+                        .iter()
+                        .flat_map(|s| s["rows"].as_array().into_iter().flatten())
+                        .collect();
+                    if rows.is_empty() || rows.len() > 10 {
+                        return Some(format!("{} rows", rows.len()));
+                    }
+                    if rows
+                        .iter()
+                        .any(|r| chars(&r["title"]) > 24 || chars(&r["id"]) > 200 || chars(&r["description"]) > 72)
+                    {
+                        return Some("row over limits".into());
+                    }
+                    (chars(&i["action"]["button"]) > 20).then(|| "list button over 20".into())
+                }
+                other => Some(format!("interactive type {other:?}")),
+            }
+        }
+        other => Some(format!("type {other:?}")),
+    }
+}
+
+// ---------------------------------------------------------------- fake Frappe ERP
+
+#[derive(Default)]
+pub struct ErpLog {
+    /// Documents by doctype, in creation order.
+    pub docs: HashMap<String, Vec<Value>>,
+    /// Every POST body, by doctype.
+    pub posts: Vec<(String, Value)>,
+    /// Fail this many POSTs with HTTP 500.
+    pub fail_posts: usize,
+    /// Commit this many POSTs but answer them too late (the client times out).
+    pub slow_commits: usize,
+    pub counter: usize,
+}
+
+#[derive(Clone)]
+pub struct FakeErp {
+    pub url: String,
+    pub log: Arc<Mutex<ErpLog>>,
+}
+
+impl FakeErp {
+    pub fn start() -> FakeErp {
+        let log: Arc<Mutex<ErpLog>> = Arc::default();
+        {
+            let catalog: Value = serde_json::from_str(include_str!("../fixtures/catalog.json")).unwrap();
+            let items: Vec<Value> = catalog["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| {
+                    let mut i = i.clone();
+                    i["item_group"] = json!("Car Care Services");
+                    i["disabled"] = json!(0);
+                    i["name"] = i["item_code"].clone();
+                    i
+                })
+                .collect();
+            log.lock().unwrap().docs.insert("Item".into(), items);
+        }
+        let l = log.clone();
+        let url = spawn_fake(move |cfg| {
+            cfg.app_data(web::Data::new(l.clone()))
+                .route("/api/resource/{doctype}", web::get().to(erp_list))
+                .route("/api/resource/{doctype}", web::post().to(erp_create));
+        });
+        FakeErp { url, log }
+    }
+
+    pub fn docs(&self, doctype: &str) -> Vec<Value> {
+        self.log.lock().unwrap().docs.get(doctype).cloned().unwrap_or_default()
+    }
+}
+
+fn erp_auth_ok(req: &HttpRequest) -> bool {
+    req.headers().get("Authorization").and_then(|h| h.to_str().ok())
+        == Some(format!("token {}:{}", ERP_KEY.0, ERP_KEY.1).as_str())
+}
+
+fn matches(doc: &Value, filters: &Value) -> bool {
+    filters.as_array().into_iter().flatten().all(|f| {
+        let (field, op, value) = (f[0].as_str().unwrap_or_default(), f[1].as_str().unwrap_or("="), &f[2]);
+        let have = &doc[field];
+        match op {
+            "=" => {
+                have == value
+                    || (have.as_str().is_some() && have.as_str() == value.as_str())
+                    || (have.as_f64().is_some() && have.as_f64() == value.as_f64())
+            }
+            _ => false,
+        }
+    })
+}
+
+async fn erp_list(
+    log: web::Data<Arc<Mutex<ErpLog>>>,
+    req: HttpRequest,
+    doctype: web::Path<String>,
+    q: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    if !erp_auth_ok(&req) {
+        return HttpResponse::Unauthorized().json(json!({"exc_type": "AuthenticationError"}));
+    }
+    let filters: Value = q.get("filters").and_then(|f| serde_json::from_str(f).ok()).unwrap_or(json!([]));
+    let fields: Vec<String> =
+        q.get("fields").and_then(|f| serde_json::from_str(f).ok()).unwrap_or_else(|| vec!["name".into()]);
+    let limit: usize = q.get("limit_page_length").and_then(|l| l.parse().ok()).unwrap_or(20);
+    let l = log.lock().unwrap();
+    let docs = l.docs.get(doctype.as_str()).cloned().unwrap_or_default();
+    let mut out: Vec<Value> = docs
+        .iter()
+        .filter(|d| matches(d, &filters))
+        .map(|d| Value::Object(fields.iter().filter_map(|f| d.get(f).map(|v| (f.clone(), v.clone()))).collect()))
+        .collect();
+    if limit > 0 {
+        out.truncate(limit);
+    }
+    HttpResponse::Ok().json(json!({"data": out}))
+}
+
+async fn erp_create(
+    log: web::Data<Arc<Mutex<ErpLog>>>,
+    req: HttpRequest,
+    doctype: web::Path<String>,
+    body: web::Json<Value>,
+) -> HttpResponse {
+    if !erp_auth_ok(&req) {
+        return HttpResponse::Unauthorized().json(json!({"exc_type": "AuthenticationError"}));
+    }
+    let doctype = doctype.into_inner();
+    let mut doc = body.into_inner();
+    let slow = {
+        let mut l = log.lock().unwrap();
+        l.posts.push((doctype.clone(), doc.clone()));
+        if l.fail_posts > 0 {
+            l.fail_posts -= 1;
+            return HttpResponse::InternalServerError().json(json!({"exc_type": "OperationalError", "_server_messages": "[\"{\\\"message\\\": \\\"Database is busy\\\"}\"]"}));
+        }
+        // A unique custom field: a repeated key is refused as Frappe does (reference §7).
+        if let Some(key) = doc.get("wa_idempotency_key").cloned() {
+            if l.docs.get(&doctype).into_iter().flatten().any(|d| d["wa_idempotency_key"] == key) {
+                return HttpResponse::build(actix_web::http::StatusCode::EXPECTATION_FAILED)
+                    .json(json!({"exc_type": "UniqueValidationError", "_server_messages": "[\"{\\\"message\\\": \\\"Duplicate key\\\"}\"]"}));
+            }
+        }
+        if doctype == "Sales Order"
+            && doc
+                .get("customer")
+                .and_then(Value::as_str)
+                .is_none_or(|c| !l.docs.get("Customer").into_iter().flatten().any(|d| d["name"] == c))
+        {
+            return HttpResponse::build(actix_web::http::StatusCode::EXPECTATION_FAILED)
+                .json(json!({"exc_type": "LinkValidationError", "_server_messages": "[\"{\\\"message\\\": \\\"Could not find Customer\\\"}\"]"}));
+        }
+        l.counter += 1;
+        let name = match doctype.as_str() {
+            "Customer" => doc["customer_name"].as_str().unwrap_or("Customer").to_string(),
+            "Sales Order" => format!("SAL-ORD-2026-{:05}", l.counter),
+            other => format!("{}-{:05}", other.to_uppercase().replace(' ', "-"), l.counter),
+        };
+        doc["name"] = json!(name);
+        doc["doctype"] = json!(doctype);
+        doc["docstatus"] = json!(0);
+        l.docs.entry(doctype.clone()).or_default().push(doc.clone());
+        let slow = l.slow_commits > 0;
+        if slow {
+            l.slow_commits -= 1;
+        }
+        slow
+    };
+    if slow {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    HttpResponse::Ok().json(json!({"data": doc}))
+}
+
+// ---------------------------------------------------------------- fake LLM
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum LlmMode {
+    /// Answers from the script; `{"slots": []}` for anything else.
+    Good,
+    /// Never answers in time.
+    Slow,
+    /// Answers JSON that names a slot the schema does not allow.
+    Adversarial,
+    /// Answers text that is not JSON.
+    Invalid,
+}
+
+#[derive(Default)]
+pub struct LlmLog {
+    pub calls: usize,
+    pub requests: Vec<Value>,
+}
+
+#[derive(Clone)]
+pub struct FakeLlm {
+    pub url: String,
+    pub log: Arc<Mutex<LlmLog>>,
+}
+
+impl FakeLlm {
+    /// `script` maps a customer's message to the extraction the fake answers.
+    pub fn start(mode: LlmMode, script: Vec<(&'static str, Value)>) -> FakeLlm {
+        FakeLlm::start_with_latency(mode, script, Duration::ZERO)
+    }
+
+    /// Like [`FakeLlm::start`], answering after `latency`.
+    pub fn start_with_latency(mode: LlmMode, script: Vec<(&'static str, Value)>, latency: Duration) -> FakeLlm {
+        let log: Arc<Mutex<LlmLog>> = Arc::default();
+        let l = log.clone();
+        let script: Arc<Vec<(String, Value)>> = Arc::new(script.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+        let url = spawn_fake(move |cfg| {
+            cfg.app_data(web::Data::new((l.clone(), script.clone(), mode, latency)))
+                .route("/v1/chat/completions", web::post().to(llm_answer));
+        });
+        FakeLlm { url: format!("{url}/v1"), log }
+    }
+
+    pub fn calls(&self) -> usize {
+        self.log.lock().unwrap().calls
+    }
+}
+
+type LlmState = (Arc<Mutex<LlmLog>>, Arc<Vec<(String, Value)>>, LlmMode, Duration);
+
+async fn llm_answer(state: web::Data<LlmState>, req: HttpRequest, body: web::Json<Value>) -> HttpResponse {
+    let (log, script, mode, latency) = state.get_ref();
+    if !latency.is_zero() {
+        tokio::time::sleep(*latency).await;
+    }
+    if req.headers().get("Authorization").and_then(|h| h.to_str().ok()) != Some(format!("Bearer {LLM_KEY}").as_str()) {
+        return HttpResponse::Unauthorized().json(json!({"error": {"message": "bad key"}}));
+    }
+    let body = body.into_inner();
+    {
+        let mut l = log.lock().unwrap();
+        l.calls += 1;
+        l.requests.push(body.clone());
+    }
+    let user = body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().find(|x| x["role"] == "user"))
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let content = match mode {
+        LlmMode::Slow => {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            "{\"slots\": []}".to_string()
+        }
+        LlmMode::Invalid => "Sure! The customer's name is probably Jane.".to_string(),
+        LlmMode::Adversarial => {
+            "{\"slots\": [{\"slot\": \"admin_override\", \"value\": \"confirm\", \"quote\": \"confirm\"}]}".to_string()
+        }
+        LlmMode::Good => script
+            .iter()
+            .find(|(k, _)| *k == user)
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_else(|| "{\"slots\": []}".into()),
+    };
+    HttpResponse::Ok().json(json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "model": body["model"],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}
+    }))
+}

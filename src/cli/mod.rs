@@ -1,6 +1,7 @@
 //! The command line: `serve`, `chat`, `flows check`, `flows schema`.
 
 pub mod chat;
+pub mod loadgen;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +42,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run many customers through whole journeys against fakes on loopback and report the numbers.
+    Loadgen(loadgen::LoadArgs),
     /// Inspect and re-drive the outbox (reads DATABASE_URL).
     Outbox {
         /// What to do.
@@ -174,6 +177,15 @@ pub fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("outbox: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }),
+        Command::Loadgen(args) => runtime(async move {
+            match loadgen::run(args).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("loadgen: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -52,45 +52,89 @@ pub async fn run(app: Arc<App>) {
     }
 }
 
-async fn dispatch(app: &App, rows: Vec<OutboxRow>) -> usize {
+/// Conversations whose rows are sent at the same time.
+const PARALLEL_CONVERSATIONS: usize = 32;
+
+/// One pass over the pending rows: claims the due ones (one statement), then sends each
+/// conversation's rows in order, conversations in parallel.
+async fn dispatch(app: &Arc<App>, rows: Vec<OutboxRow>) -> usize {
     let now = now_ms();
     let mut held: HashSet<String> = HashSet::new();
-    let mut done = 0;
+    let mut by_conversation: Vec<(String, Vec<OutboxRow>)> = Vec::new();
     for row in rows {
         if held.contains(&row.conversation_id) {
             continue;
         }
         if row.next_attempt_at > now {
+            // An earlier row of this conversation waits for its retry: later ones wait too.
             held.insert(row.conversation_id.clone());
             continue;
         }
-        // Claim the row so another process does not send it too; a claim expires after
-        // OUTBOX_CLAIM_MS, so a row claimed by a crashed process is sent by the next one.
-        match app.store.claim_outbox(row.id, row.next_attempt_at, app.settings.outbox_claim.as_millis() as i64).await {
-            Ok(true) => {}
-            Ok(false) => {
-                held.insert(row.conversation_id.clone());
-                continue;
-            }
-            Err(e) => {
-                error!(code = e.code(), error = %e, "cannot claim an outbox row");
-                held.insert(row.conversation_id.clone());
-                continue;
-            }
+        match by_conversation.iter_mut().find(|(c, _)| *c == row.conversation_id) {
+            Some((_, rows)) => rows.push(row),
+            None => by_conversation.push((row.conversation_id.clone(), vec![row])),
         }
-        let ok = match row.kind.as_str() {
-            "whatsapp" => send_message(app, &row).await,
-            "erp" => write_erp(app, &row).await,
-            other => {
-                let _ = app.store.outbox_dead(row.id, &format!("outbox.unknown_kind: {other}")).await;
-                true
+    }
+    let ids: Vec<i64> = by_conversation.iter().flat_map(|(_, rows)| rows.iter().map(|r| r.id)).collect();
+    // Claim them so another process does not send them too; a claim expires after
+    // OUTBOX_CLAIM_MS, so rows claimed by a crashed process are sent by the next one.
+    let claimed: HashSet<i64> =
+        match app.store.claim_outbox_rows(&ids, now, app.settings.outbox_claim.as_millis() as i64).await {
+            Ok(c) => c.into_iter().collect(),
+            Err(e) => {
+                error!(code = e.code(), error = %e, "cannot claim outbox rows");
+                return 0;
             }
         };
-        if !ok {
-            held.insert(row.conversation_id.clone());
+    let mut give_back = Vec::new();
+    let mut work = Vec::new();
+    for (_, rows) in by_conversation {
+        // Only the claimed prefix keeps the conversation's order; the rest is given back.
+        let mut prefix = Vec::new();
+        let mut gap = false;
+        for r in rows {
+            if claimed.contains(&r.id) && !gap {
+                prefix.push(r);
+            } else {
+                gap = true;
+                if claimed.contains(&r.id) {
+                    give_back.push(r.id);
+                }
+            }
         }
-        done += 1;
+        if !prefix.is_empty() {
+            work.push(prefix);
+        }
     }
+    let _ = app.store.unclaim_outbox_rows(&give_back, now).await;
+    let done = work.iter().map(Vec::len).sum();
+    let mut tasks = tokio::task::JoinSet::new();
+    for rows in work {
+        while tasks.len() >= PARALLEL_CONVERSATIONS {
+            let _ = tasks.join_next().await;
+        }
+        let app = app.clone();
+        tasks.spawn(async move {
+            let mut rows = rows.into_iter();
+            while let Some(row) = rows.next() {
+                let finished = match row.kind.as_str() {
+                    "whatsapp" => send_message(&app, &row).await,
+                    "erp" => write_erp(&app, &row).await,
+                    other => {
+                        let _ = app.store.outbox_dead(row.id, &format!("outbox.unknown_kind: {other}")).await;
+                        true
+                    }
+                };
+                if !finished {
+                    // This row waits for a retry; the conversation's later rows wait behind it.
+                    let rest: Vec<i64> = rows.map(|r| r.id).collect();
+                    let _ = app.store.unclaim_outbox_rows(&rest, now_ms()).await;
+                    break;
+                }
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
     done
 }
 

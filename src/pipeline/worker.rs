@@ -14,7 +14,7 @@ use tracing::{Instrument, error, info_span, warn};
 use super::App;
 use crate::channel::whatsapp::render::render;
 use crate::engine::{self, ConversationState, InboundEvent};
-use crate::store::{InboxRow, NewOutbox, NewTurn, StoreError, TurnCommit, now_ms};
+use crate::store::{ConversationRow, InboxRow, NewOutbox, NewTurn, StoreError, TurnCommit, now_ms};
 
 /// Attempts at one inbox row before it is recorded as failed and skipped (so one poisoned message
 /// cannot block a conversation forever).
@@ -24,6 +24,7 @@ pub const MAX_TURN_ATTEMPTS: i32 = 5;
 pub async fn run(app: Arc<App>) {
     let permits = Arc::new(Semaphore::new(app.settings.worker_concurrency));
     let active: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let dirty: Arc<Mutex<HashSet<String>>> = Arc::default();
     let mut last_poll = std::time::Instant::now() - Duration::from_secs(1);
     loop {
         // Conversations this process just stored rows for, then (at most every 250 ms) the
@@ -41,18 +42,23 @@ pub async fn run(app: Arc<App>) {
                 for id in ids {
                     let fresh = active.lock().map(|mut a| a.insert(id.clone())).unwrap_or(false);
                     if !fresh {
+                        // Being drained now: look again when that drain ends.
+                        if let Ok(mut d) = dirty.lock() {
+                            d.insert(id);
+                        }
                         continue;
                     }
                     let Ok(permit) = permits.clone().acquire_owned().await else { return };
-                    let (app, active) = (app.clone(), active.clone());
+                    let (app, active, dirty) = (app.clone(), active.clone(), dirty.clone());
                     tokio::spawn(async move {
                         let emptied = drain(&app, &id).await;
                         if let Ok(mut a) = active.lock() {
                             a.remove(&id);
                         }
                         drop(permit);
-                        // A row stored while the drain was finishing is picked up at once.
-                        if emptied && matches!(app.store.next_inbox(&id).await, Ok(Some(_))) {
+                        // A row stored while the drain was finishing is taken at once.
+                        let again = dirty.lock().map(|mut d| d.remove(&id)).unwrap_or(false);
+                        if emptied && again {
                             app.wake(&id);
                         }
                     });
@@ -70,8 +76,58 @@ pub async fn run(app: Arc<App>) {
 /// Processes every pending row of one conversation while holding its lease. Returns true when
 /// it stopped because no row was left (not because of another process's lease or an error).
 async fn drain(app: &App, conversation_id: &str) -> bool {
+    let until = || now_ms() + app.settings.lease.as_millis() as i64;
+    // Lease and load in one statement; a conversation seen for the first time is created first.
+    let mut conv = match app.store.lease_and_load(conversation_id, &app.instance_id, until()).await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            let Ok(Some(row)) = app.store.next_inbox(conversation_id).await else { return true };
+            let Ok(event) = serde_json::from_str::<InboundEvent>(&row.event) else {
+                let _ = app.store.inbox_failed(row.id, "store.corrupt_event: the inbox row does not parse").await;
+                return false;
+            };
+            let initial = serde_json::to_string(&ConversationState::new(&event.customer)).unwrap_or_default();
+            match app
+                .store
+                .acquire_lease(
+                    conversation_id,
+                    &event.customer,
+                    &row.phone_number_id,
+                    &initial,
+                    &app.instance_id,
+                    until(),
+                )
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return false,
+                Err(e) => {
+                    error!(code = e.code(), error = %e, conversation_id, "cannot take the lease");
+                    return false;
+                }
+            }
+            match app.store.lease_and_load(conversation_id, &app.instance_id, until()).await {
+                Ok(Some(c)) => c,
+                _ => return false,
+            }
+        }
+        Err(e) => {
+            error!(code = e.code(), error = %e, conversation_id, "cannot take the lease");
+            return false;
+        }
+    };
+    let mut lease_until = until();
     let mut emptied = false;
     loop {
+        if lease_until - now_ms() < app.settings.lease.as_millis() as i64 / 2 {
+            match app.store.lease_and_load(conversation_id, &app.instance_id, until()).await {
+                Ok(Some(c)) => {
+                    conv = c;
+                    lease_until = until();
+                }
+                _ => break,
+            }
+        }
         let row = match app.store.next_inbox(conversation_id).await {
             Ok(Some(row)) => row,
             Ok(None) => {
@@ -91,33 +147,15 @@ async fn drain(app: &App, conversation_id: &str) -> bool {
                 break;
             }
         };
-        let initial = serde_json::to_string(&ConversationState::new(&event.customer)).unwrap_or_default();
-        let until = now_ms() + app.settings.lease.as_millis() as i64;
-        match app
-            .store
-            .acquire_lease(conversation_id, &event.customer, &row.phone_number_id, &initial, &app.instance_id, until)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                error!(code = e.code(), error = %e, conversation_id, "cannot take the lease");
-                break;
-            }
-        }
-        // Under the lease, read again: another worker may have processed the row meanwhile.
-        let row = match app.store.next_inbox(conversation_id).await {
-            Ok(Some(row)) => row,
-            _ => break,
-        };
-        let event: InboundEvent = match serde_json::from_str(&row.event) {
-            Ok(e) => e,
-            Err(_) => break,
-        };
         let span = info_span!("turn", conversation_id, inbox_id = row.id, message_id = %event.message_id, turn = tracing::field::Empty);
-        let result = process(app, &row, &event).instrument(span).await;
-        match result {
-            Ok(()) => {}
+        match process(app, &row, &event, &conv).instrument(span).await {
+            Ok(state) => {
+                conv.version += 1;
+                conv.state = state;
+                if event.kind.from_customer() {
+                    conv.last_inbound_at = Some(row.received_at);
+                }
+            }
             Err(StoreError::LeaseLost(_)) => {
                 warn!(code = "store.lease_lost", conversation_id, "another worker took this conversation; leaving it");
                 break;
@@ -137,22 +175,20 @@ async fn drain(app: &App, conversation_id: &str) -> bool {
     emptied
 }
 
-/// One turn.
-async fn process(app: &App, row: &InboxRow, event: &InboundEvent) -> Result<(), StoreError> {
+/// One turn, against the conversation as loaded under the lease; returns the new state's JSON.
+async fn process(
+    app: &App,
+    row: &InboxRow,
+    event: &InboundEvent,
+    conv: &ConversationRow,
+) -> Result<String, StoreError> {
     let started = Instant::now();
     app.metrics.observe("inbox_wait", (now_ms() - row.received_at).max(0) as f64 / 1000.0);
-    let conv = app.store.conversation(&row.conversation_id).await?;
-    let (state, version, phone_number_id) = match &conv {
-        Some(c) => (
-            serde_json::from_str::<ConversationState>(&c.state).unwrap_or_else(|e| {
-                error!(code = "store.corrupt_state", error = %e, "stored state does not parse; starting afresh");
-                ConversationState::new(&event.customer)
-            }),
-            c.version,
-            c.phone_number_id.clone(),
-        ),
-        None => (ConversationState::new(&event.customer), 0, row.phone_number_id.clone()),
-    };
+    let state = serde_json::from_str::<ConversationState>(&conv.state).unwrap_or_else(|e| {
+        error!(code = "store.corrupt_state", error = %e, "stored state does not parse; starting afresh");
+        ConversationState::new(&event.customer)
+    });
+    let (version, phone_number_id) = (conv.version, conv.phone_number_id.clone());
     let flows = app.flows();
     let plan = engine::plan(&flows, &state, event);
     let now = if event.timestamp > 0 {
@@ -236,12 +272,13 @@ async fn process(app: &App, row: &InboxRow, event: &InboundEvent) -> Result<(), 
     let flow = new_state.journey.as_ref().or(state.journey.as_ref()).map(|j| j.flow.clone()).or(plan.flow.clone());
     let is_customer = event.kind.from_customer();
     let commit_started = started.elapsed().as_secs_f64();
+    let state_json = serde_json::to_string(&new_state).unwrap_or_default();
     app.store
         .commit_turn(TurnCommit {
             conversation_id: row.conversation_id.clone(),
             owner: app.instance_id.clone(),
             expected_version: version,
-            state: serde_json::to_string(&new_state).unwrap_or_default(),
+            state: state_json.clone(),
             inbox_id: row.id,
             turn: NewTurn {
                 conversation_id: row.conversation_id.clone(),
@@ -257,6 +294,7 @@ async fn process(app: &App, row: &InboxRow, event: &InboundEvent) -> Result<(), 
             outbox,
             last_inbound_at: is_customer.then_some(row.received_at),
             wake_at: new_state.wake_at.map(|s| s * 1000),
+            previous_inbound_at: conv.last_inbound_at,
         })
         .await?;
     let total = started.elapsed().as_secs_f64();
@@ -265,7 +303,7 @@ async fn process(app: &App, row: &InboxRow, event: &InboundEvent) -> Result<(), 
     app.metrics.observe("engine", (total - llm_s).max(0.0));
     app.outbox_notify.notify_one();
     tracing::info!(turn = seq, ms = started.elapsed().as_millis() as u64, "turn committed");
-    Ok(())
+    Ok(state_json)
 }
 
 /// Feeds a turn's numbers to the metrics.
@@ -360,6 +398,7 @@ async fn record_failed(
             }],
             last_inbound_at: None,
             wake_at: None,
+            previous_inbound_at: conv.as_ref().and_then(|c| c.last_inbound_at),
         })
         .await
 }

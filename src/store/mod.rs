@@ -277,6 +277,8 @@ pub struct TurnCommit {
     pub last_inbound_at: Option<i64>,
     /// When the scheduler should wake the conversation (Unix ms), if ever.
     pub wake_at: Option<i64>,
+    /// The stored `last_inbound_at`, kept when this turn is not a customer's message.
+    pub previous_inbound_at: Option<i64>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -376,23 +378,72 @@ impl Store {
     /// Stores inbound events; returns, for each, whether it was new (false: a duplicate, which
     /// changes nothing).
     pub async fn insert_inbox(&self, rows: &[NewInbox]) -> Result<Vec<bool>, StoreError> {
-        with_conn!(self, |conn| {
-            let rows = rows.to_vec();
-            conn.transaction::<_, StoreError, _>(async move |c| {
-                let mut out = Vec::with_capacity(rows.len());
-                for row in &rows {
-                    let n = diesel::insert_into(inbox::table)
-                        .values(row)
-                        .on_conflict(inbox::dedup_key)
-                        .do_nothing()
-                        .execute(c)
-                        .await?;
-                    out.push(n == 1);
-                }
-                Ok(out)
-            })
-            .await
-        })
+        if rows.is_empty() {
+            return Ok(vec![]);
+        }
+        // PostgreSQL: one statement for the whole batch, returning the keys that were new. SQLite
+        // (whose batch insert diesel cannot combine with ON CONFLICT): one statement per row.
+        let inserted: Vec<String> = match &self.pools {
+            Pools::Postgres(pool) => {
+                let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+                diesel::insert_into(inbox::table)
+                    .values(rows)
+                    .on_conflict(inbox::dedup_key)
+                    .do_nothing()
+                    .returning(inbox::dedup_key)
+                    .get_results(&mut *conn)
+                    .await?
+            }
+            Pools::Sqlite(pool) => {
+                let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+                let rows = rows.to_vec();
+                conn.transaction::<_, StoreError, _>(async move |c| {
+                    let mut out = Vec::new();
+                    for row in &rows {
+                        let n = diesel::insert_into(inbox::table)
+                            .values(row)
+                            .on_conflict(inbox::dedup_key)
+                            .do_nothing()
+                            .execute(c)
+                            .await?;
+                        if n == 1 {
+                            out.push(row.dedup_key.clone());
+                        }
+                    }
+                    Ok(out)
+                })
+                .await?
+            }
+        };
+        let inserted: std::collections::HashSet<String> = inserted.into_iter().collect();
+        Ok(rows.iter().map(|r| inserted.contains(&r.dedup_key)).collect())
+    }
+
+    /// Takes the lease of an existing conversation and loads it, in one statement; `None` when
+    /// the conversation does not exist yet or another live owner holds it.
+    pub async fn lease_and_load(
+        &self,
+        conversation_id: &str,
+        owner: &str,
+        until_ms: i64,
+    ) -> Result<Option<ConversationRow>, StoreError> {
+        let now = now_ms();
+        let (cid, own) = (conversation_id.to_string(), owner.to_string());
+        Ok(with_conn!(self, |conn| {
+            diesel::update(conversations::table)
+                .filter(conversations::id.eq(&cid))
+                .filter(
+                    conversations::lease_owner
+                        .is_null()
+                        .or(conversations::lease_until.lt(now))
+                        .or(conversations::lease_owner.eq(&own)),
+                )
+                .set((conversations::lease_owner.eq(Some(&own)), conversations::lease_until.eq(Some(until_ms))))
+                .returning(ConversationRow::as_returning())
+                .get_result(conn)
+                .await
+                .optional()?
+        }))
     }
 
     /// Conversations with unprocessed inbox rows, oldest first, at most `limit`.
@@ -527,18 +578,12 @@ impl Store {
                         conversations::version.eq(commit.expected_version + 1),
                         conversations::updated_at.eq(now),
                         conversations::wake_at.eq(commit.wake_at),
+                        conversations::last_inbound_at.eq(commit.last_inbound_at.or(commit.previous_inbound_at)),
                     ))
                     .execute(c)
                     .await?;
                 if n != 1 {
                     return Err(StoreError::LeaseLost(commit.conversation_id.clone()));
-                }
-                if let Some(t) = commit.last_inbound_at {
-                    diesel::update(conversations::table)
-                        .filter(conversations::id.eq(&commit.conversation_id))
-                        .set(conversations::last_inbound_at.eq(Some(t)))
-                        .execute(c)
-                        .await?;
                 }
                 diesel::update(inbox::table.find(commit.inbox_id))
                     .set(inbox::processed_at.eq(Some(now)))
@@ -620,17 +665,39 @@ impl Store {
         Ok(fresh.iter().any(|f| *f))
     }
 
-    /// Claims a due outbox row for this process by moving its next attempt `lease_ms` ahead;
-    /// false when another process claimed it first.
-    pub async fn claim_outbox(&self, id: i64, seen_next_attempt_at: i64, lease_ms: i64) -> Result<bool, StoreError> {
-        with_conn!(self, |conn| {
-            let n = diesel::update(outbox::table.find(id))
+    /// Claims due outbox rows for this process in one statement, by moving their next attempt
+    /// `lease_ms` ahead; returns the ids claimed (another process may have taken some).
+    pub async fn claim_outbox_rows(&self, ids: &[i64], now: i64, lease_ms: i64) -> Result<Vec<i64>, StoreError> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let ids = ids.to_vec();
+        Ok(with_conn!(self, |conn| {
+            diesel::update(outbox::table)
+                .filter(outbox::id.eq_any(&ids))
                 .filter(outbox::status.eq("pending"))
-                .filter(outbox::next_attempt_at.eq(seen_next_attempt_at))
-                .set(outbox::next_attempt_at.eq(now_ms() + lease_ms))
+                .filter(outbox::next_attempt_at.le(now))
+                .set(outbox::next_attempt_at.eq(now + lease_ms))
+                .returning(outbox::id)
+                .get_results(conn)
+                .await?
+        }))
+    }
+
+    /// Gives claimed rows back (they are due again at once).
+    pub async fn unclaim_outbox_rows(&self, ids: &[i64], now: i64) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids = ids.to_vec();
+        with_conn!(self, |conn| {
+            diesel::update(outbox::table)
+                .filter(outbox::id.eq_any(&ids))
+                .filter(outbox::status.eq("pending"))
+                .set(outbox::next_attempt_at.eq(now))
                 .execute(conn)
                 .await?;
-            Ok(n == 1)
+            Ok(())
         })
     }
 

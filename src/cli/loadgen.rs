@@ -1,0 +1,506 @@
+//! `carewell loadgen`: a load generator. It starts fake Graph API, ERP and (optionally) LLM
+//! servers on loopback, starts one or more `carewell serve` processes against them, and has many
+//! customers complete whole booking journeys through signed, real-format webhooks, each waiting
+//! for the bot's reply before answering (as people do). It reports sustained inbound messages per
+//! second, reply latency percentiles (webhook posted → message received by the fake Graph API),
+//! LLM calls and tokens per journey, server CPU and peak RSS, database bytes per conversation and
+//! errors, and checks that every journey completed and every booking reached the ERP once.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::channel::whatsapp::signature::sign;
+use crate::cli::chat::{envelope, to_ascii_json};
+use crate::fakes::{FakeErp, FakeGraph, FakeLlm, LlmMode, PHONE_NUMBER_ID};
+
+const SECRET: &str = "loadgen-app-secret";
+
+/// How customers answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Buttons and list rows wherever offered (names and car details are typed).
+    Buttons,
+    /// Everything typed.
+    Typed,
+    /// Half the customers each way.
+    Mixed,
+}
+
+/// Options of `loadgen`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadArgs {
+    /// Journeys to complete (one customer each).
+    #[arg(long, default_value_t = 200)]
+    pub conversations: usize,
+    /// Customers talking at the same time.
+    #[arg(long, default_value_t = 50)]
+    pub concurrency: usize,
+    /// How customers answer.
+    #[arg(long, value_enum, default_value = "mixed")]
+    pub mode: Mode,
+    /// A PostgreSQL URL (a fresh database is created on that server); SQLite in a temporary file
+    /// when absent.
+    #[arg(long)]
+    pub postgres: Option<String>,
+    /// Server processes sharing the database (PostgreSQL only for more than one).
+    #[arg(long, default_value_t = 1)]
+    pub servers: usize,
+    /// Configure a fake LLM answering after this many milliseconds.
+    #[arg(long)]
+    pub llm_latency_ms: Option<u64>,
+    /// Extra conversations that each wait on the LLM while the journeys run.
+    #[arg(long, default_value_t = 0)]
+    pub llm_waiters: usize,
+    /// Seconds to wait for one reply before counting an error.
+    #[arg(long, default_value_t = 30)]
+    pub reply_timeout: u64,
+    /// Print the report as JSON as well.
+    #[arg(long)]
+    pub json: bool,
+}
+
+struct ServerProc {
+    url: String,
+    child: Child,
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(
+    db_url: &str,
+    graph: &FakeGraph,
+    erp: &FakeErp,
+    llm: Option<&FakeLlm>,
+    workdir: &std::path::Path,
+) -> Result<ServerProc, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let log = std::fs::File::create(workdir.join(format!("server-{}.log", uuid::Uuid::new_v4().simple())))
+        .map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("serve")
+        .env("PORT", "0")
+        .env("DATABASE_URL", db_url)
+        .env("WHATSAPP_APP_SECRET", SECRET)
+        .env("WHATSAPP_API_BASE_URL", &graph.url)
+        .env("WHATSAPP_ACCESS_TOKEN", crate::fakes::GRAPH_TOKEN)
+        .env("ERP_BASE_URL", &erp.url)
+        .env("ERP_API_KEY", crate::fakes::ERP_KEY.0)
+        .env("ERP_API_SECRET", crate::fakes::ERP_KEY.1)
+        .env("RATE_SENDER_PER_MINUTE", "1000")
+        .env("RATE_IP_PER_SECOND", "100000")
+        .env("OUTBOUND_PER_SECOND", "100000")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(log);
+    if let Some(l) = llm {
+        cmd.env("LLM_BASE_URL", &l.url)
+            .env("LLM_API_KEY", crate::fakes::LLM_KEY)
+            .env("LLM_TIMEOUT_MS", "10000")
+            .env("LLM_BUDGET_MS", "12000");
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start the server: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line.starts_with("listening on ") => {
+                return Ok(ServerProc { url: line["listening on ".len()..].to_string(), child });
+            }
+            Some(Ok(_)) => continue,
+            _ => return Err(format!("the server did not start; see the logs in {}", workdir.display())),
+        }
+    }
+}
+
+/// CPU seconds (user + system) and peak RSS in KiB of a process, from /proc.
+fn proc_usage(pid: u32) -> (f64, u64) {
+    let ticks = 100.0; // USER_HZ on Linux
+    let cpu = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let after = s.rsplit_once(')')?.1.split_whitespace().collect::<Vec<_>>();
+            Some((after.get(11)?.parse::<f64>().ok()? + after.get(12)?.parse::<f64>().ok()?) / ticks)
+        })
+        .unwrap_or(0.0);
+    let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0);
+    (cpu, rss)
+}
+
+struct Shared {
+    graph: FakeGraph,
+    servers: Vec<String>,
+    http: reqwest::Client,
+    latencies: Mutex<Vec<f64>>,
+    errors: AtomicUsize,
+    messages: AtomicUsize,
+    completed: AtomicUsize,
+    timeout: Duration,
+    counter: AtomicUsize,
+}
+
+impl Shared {
+    /// Posts one message and waits for the reply; returns the new replies.
+    async fn send(
+        &self,
+        customer: &str,
+        kind: &str,
+        object: Value,
+        context: Option<&str>,
+        server: usize,
+        record: bool,
+    ) -> Vec<Value> {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let mut m = json!({"from": customer, "id": format!("wamid.LOAD{n}-{}", uuid::Uuid::new_v4().simple()),
+            "timestamp": jiff::Timestamp::now().as_second().to_string(), "type": kind});
+        m[kind] = object;
+        if let Some(c) = context {
+            m["context"] = json!({"from": "15550000000", "id": c});
+        }
+        let body = to_ascii_json(&envelope(PHONE_NUMBER_ID, customer, "Load", m));
+        let seen = self.graph.count_to(customer);
+        let url = &self.servers[server % self.servers.len()];
+        let started = Instant::now();
+        let ok = self
+            .http
+            .post(format!("{url}/webhooks/whatsapp"))
+            .header("Content-Type", "application/json")
+            .header("X-Hub-Signature-256", sign(SECRET.as_bytes(), body.as_bytes()))
+            .body(body)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        self.messages.fetch_add(1, Ordering::Relaxed);
+        if !ok {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+            return vec![];
+        }
+        let replies = self.graph.wait_beyond(customer, seen, self.timeout).await;
+        if replies.is_empty() {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        } else if record {
+            if let Ok(mut l) = self.latencies.lock() {
+                l.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        replies
+    }
+}
+
+fn option_of(replies: &[Value], title: &str) -> Option<(String, String, &'static str, Option<String>)> {
+    let m = replies.iter().rev().find(|m| m["type"] == "interactive")?;
+    let wamid = m["_wamid"].as_str().map(String::from);
+    let i = &m["interactive"];
+    if i["type"] == "button" {
+        let b = i["action"]["buttons"]
+            .as_array()?
+            .iter()
+            .find(|b| b["reply"]["title"].as_str().is_some_and(|t| t.starts_with(title)))?;
+        Some((b["reply"]["id"].as_str()?.into(), b["reply"]["title"].as_str()?.into(), "button_reply", wamid))
+    } else {
+        let r = i["action"]["sections"][0]["rows"]
+            .as_array()?
+            .iter()
+            .find(|r| r["title"].as_str().is_some_and(|t| t.starts_with(title)))?;
+        Some((r["id"].as_str()?.into(), r["title"].as_str()?.into(), "list_reply", wamid))
+    }
+}
+
+fn open_day() -> String {
+    let tz = jiff::tz::TimeZone::get("Asia/Dubai").unwrap_or(jiff::tz::TimeZone::UTC);
+    let today = jiff::Timestamp::now().to_zoned(tz).date();
+    (2..=6)
+        .filter_map(|d| today.checked_add(jiff::Span::new().days(d)).ok())
+        .find(|d| d.weekday() != jiff::civil::Weekday::Friday)
+        .map(|d| d.strftime("%A").to_string())
+        .unwrap_or_else(|| "tomorrow".into())
+}
+
+/// One customer's whole journey; true when it ended with the confirmation.
+async fn journey(s: &Shared, customer: &str, buttons: bool, server_offset: usize) -> bool {
+    let mut k = server_offset;
+    let mut next = || {
+        k += 1;
+        k
+    };
+    macro_rules! text {
+        ($t:expr) => {
+            s.send(customer, "text", json!({"body": $t}), None, next(), true).await
+        };
+    }
+    macro_rules! press {
+        ($replies:expr, $title:expr) => {{
+            match option_of(&$replies, $title) {
+                Some((id, title, key, wamid)) => {
+                    s.send(customer, "interactive", json!({"type": key, key: {"id": id, "title": title}}), wamid.as_deref(), next(), true).await
+                }
+                None => return false,
+            }
+        }};
+    }
+    let last = if buttons {
+        let r = text!("Hi");
+        let r = press!(r, "Book a service");
+        let _ = r;
+        let r = text!("Jane Doe");
+        let r = press!(r, "Full Wash");
+        let _ = press!(r, "One-time");
+        let _ = text!("Toyota Corolla ABC-1234");
+        let r = s
+            .send(
+                customer,
+                "location",
+                json!({"latitude": 25.2, "longitude": 55.27, "name": "Villa 12", "address": "Al Wasl Road"}),
+                None,
+                next(),
+                true,
+            )
+            .await;
+        let r = press!(r, "");
+        press!(r, "Confirm")
+    } else {
+        let _ = text!("I'd like to book a full wash");
+        let _ = text!("Jane Doe");
+        let _ = text!("one time");
+        let _ = text!("Toyota Corolla ABC-1234");
+        let _ = text!("Villa 12, Al Wasl Road, Jumeirah");
+        let _ = text!(format!("{} 10am", open_day()));
+        text!("yes")
+    };
+    // The confirmation follows the ERP's answer.
+    let mut all = last;
+    let deadline = Instant::now() + s.timeout;
+    while !all.iter().any(|m| m["text"]["body"].as_str().is_some_and(|b| b.contains("You're booked"))) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        let seen = s.graph.count_to(customer);
+        all = s.graph.wait_beyond(customer, seen, Duration::from_millis(500)).await;
+        if all.is_empty() {
+            all = s.graph.sent_to(customer);
+        }
+    }
+    true
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// The p99 of a stage from a server's /metrics (upper bound of the bucket holding it).
+async fn stage_p99(http: &reqwest::Client, url: &str, stage: &str) -> Option<f64> {
+    let text = http.get(format!("{url}/metrics")).send().await.ok()?.text().await.ok()?;
+    let prefix = format!("carewell_stage_seconds_bucket{{stage=\"{stage}\",le=\"");
+    let buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|rest| {
+            let (le, count) = rest.split_once("\"} ")?;
+            Some((if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? }, count.trim().parse().ok()?))
+        })
+        .collect();
+    let total = buckets.last()?.1;
+    if total == 0.0 {
+        return None;
+    }
+    buckets.iter().find(|(_, c)| *c >= total * 0.99).map(|(le, _)| *le * 1000.0)
+}
+
+/// Runs the load and prints the report. Errors: a fake or a server could not start.
+pub async fn run(args: LoadArgs) -> Result<(), String> {
+    if args.servers > 1 && args.postgres.is_none() {
+        return Err("several servers need a shared PostgreSQL database: add --postgres postgres://…".into());
+    }
+    let workdir = std::env::temp_dir().join(format!("carewell-load-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&workdir).map_err(|e| e.to_string())?;
+    let graph = FakeGraph::start();
+    let erp = FakeErp::start();
+    let llm =
+        args.llm_latency_ms.map(|ms| FakeLlm::start_with_latency(LlmMode::Good, vec![], Duration::from_millis(ms)));
+    let db_url = match &args.postgres {
+        Some(admin) => {
+            use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+            let name = format!("carewell_load_{}", uuid::Uuid::new_v4().simple());
+            let mut conn =
+                AsyncPgConnection::establish(admin).await.map_err(|e| format!("cannot reach PostgreSQL: {e}"))?;
+            conn.batch_execute(&format!("CREATE DATABASE {name}")).await.map_err(|e| e.to_string())?;
+            let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or_else(|| admin.clone());
+            format!("{base}/{name}")
+        }
+        None => format!("sqlite://{}", workdir.join("load.db").display()),
+    };
+    eprintln!("starting {} server(s) on {db_url} …", args.servers);
+    let mut servers = Vec::new();
+    for _ in 0..args.servers.max(1) {
+        servers.push(start_server(&db_url, &graph, &erp, llm.as_ref(), &workdir)?);
+    }
+    let shared = Arc::new(Shared {
+        graph: graph.clone(),
+        servers: servers.iter().map(|s| s.url.clone()).collect(),
+        http: reqwest::Client::builder().pool_max_idle_per_host(512).build().map_err(|e| e.to_string())?,
+        latencies: Mutex::new(Vec::new()),
+        errors: AtomicUsize::new(0),
+        messages: AtomicUsize::new(0),
+        completed: AtomicUsize::new(0),
+        timeout: Duration::from_secs(args.reply_timeout),
+        counter: AtomicUsize::new(0),
+    });
+
+    // Conversations waiting on the (slow) LLM while the journeys run.
+    let waiters_done = Arc::new(AtomicUsize::new(0));
+    let mut waiter_tasks = Vec::new();
+    if args.llm_waiters > 0 {
+        eprintln!("{} conversation(s) will wait on the LLM meanwhile", args.llm_waiters);
+    }
+    for w in 0..args.llm_waiters {
+        let s = shared.clone();
+        let done = waiters_done.clone();
+        waiter_tasks.push(tokio::spawn(async move {
+            let customer = format!("97156{w:07}");
+            s.send(&customer, "text", json!({"body": "book a full wash"}), None, w, false).await;
+            s.send(
+                &customer,
+                "text",
+                json!({"body": "people around here call me by my nickname mostly"}),
+                None,
+                w,
+                false,
+            )
+            .await;
+            done.fetch_add(1, Ordering::Relaxed);
+        }));
+    }
+    if args.llm_waiters > 0 {
+        // Let the waiters' LLM calls get under way first.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    let started = Instant::now();
+    let permits = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
+    let mut tasks = Vec::new();
+    for i in 0..args.conversations {
+        let s = shared.clone();
+        let permits = permits.clone();
+        let buttons = match args.mode {
+            Mode::Buttons => true,
+            Mode::Typed => false,
+            Mode::Mixed => i % 2 == 0,
+        };
+        tasks.push(tokio::spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else { return };
+            let customer = format!("97155{i:07}");
+            if journey(&s, &customer, buttons, i).await {
+                s.completed.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let progress = {
+        let s = shared.clone();
+        let total = args.conversations;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let secs = started.elapsed().as_secs_f64();
+                let msgs = s.messages.load(Ordering::Relaxed);
+                eprint!(
+                    "\r  {:>6.1}s  journeys {}/{}  messages {}  {:.0} msg/s  errors {}   ",
+                    secs,
+                    s.completed.load(Ordering::Relaxed),
+                    total,
+                    msgs,
+                    msgs as f64 / secs.max(0.001),
+                    s.errors.load(Ordering::Relaxed)
+                );
+            }
+        })
+    };
+    for t in tasks {
+        let _ = t.await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    progress.abort();
+    eprintln!();
+    for t in waiter_tasks {
+        let _ = t.await;
+    }
+
+    // Let the last ERP writes land, then check.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let orders = erp.docs("Sales Order");
+    let keys: HashSet<String> =
+        orders.iter().filter_map(|o| o["wa_idempotency_key"].as_str().map(String::from)).collect();
+    let mut lat = shared.latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let messages = shared.messages.load(Ordering::Relaxed);
+    let journey_messages = messages - args.llm_waiters * 2;
+    let completed = shared.completed.load(Ordering::Relaxed);
+    let (cpu, rss): (f64, u64) =
+        servers.iter().map(|s| proc_usage(s.child.id())).fold((0.0, 0), |(c, r), (c2, r2)| (c + c2, r.max(r2)));
+    let engine_p99 = stage_p99(&shared.http, &servers[0].url, "engine").await;
+    let store =
+        crate::store::Store::connect(&crate::store::DatabaseUrl::parse(Some(&db_url)).map_err(|e| e.to_string())?, 2)
+            .await
+            .map_err(|e| e.to_string())?;
+    let db_bytes = store.database_bytes().await.unwrap_or(0);
+    let llm_calls = llm.as_ref().map_or(0, |l| l.calls());
+    let report = json!({
+        "mode": format!("{:?}", args.mode).to_lowercase(),
+        "database": if args.postgres.is_some() { "postgres" } else { "sqlite" },
+        "servers": args.servers,
+        "conversations": args.conversations,
+        "concurrency": args.concurrency,
+        "completed": completed,
+        "inbound_messages": journey_messages,
+        "seconds": (elapsed * 100.0).round() / 100.0,
+        "messages_per_second": (journey_messages as f64 / elapsed).round(),
+        "reply_latency_ms": {
+            "p50": percentile(&lat, 50.0), "p90": percentile(&lat, 90.0), "p99": percentile(&lat, 99.0), "max": lat.last().copied().unwrap_or(0.0)
+        },
+        "engine_p99_ms_at_most": engine_p99,
+        "llm_waiters": args.llm_waiters,
+        "llm_calls": llm_calls,
+        "llm_calls_per_journey": if completed > 0 { llm_calls as f64 / (completed + args.llm_waiters) as f64 } else { 0.0 },
+        "server_cpu_seconds": (cpu * 100.0).round() / 100.0,
+        "server_peak_rss_mib": rss / 1024,
+        "database_bytes_per_conversation": db_bytes / (args.conversations + args.llm_waiters).max(1) as i64,
+        "errors": shared.errors.load(Ordering::Relaxed),
+        "erp_orders": orders.len(),
+        "erp_duplicate_orders": orders.len() - keys.len(),
+    });
+    println!("\nload report");
+    for (k, v) in report.as_object().into_iter().flatten() {
+        println!("  {k:<34} {v}");
+    }
+    if args.json {
+        println!("{report}");
+    }
+    let _ = std::fs::remove_dir_all(&workdir);
+    if completed != args.conversations || orders.len() != args.conversations || keys.len() != orders.len() {
+        return Err(format!(
+            "{completed} of {} journeys completed, {} ERP orders ({} distinct)",
+            args.conversations,
+            orders.len(),
+            keys.len()
+        ));
+    }
+    Ok(())
+}

@@ -8,6 +8,7 @@
 //! the outbox (sends and ERP writes, committed in the same transaction as the state).
 
 pub mod schema;
+mod sqlite_sync;
 
 use diesel::prelude::*;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
@@ -397,22 +398,7 @@ impl Store {
             Pools::Sqlite(pool) => {
                 let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
                 let rows = rows.to_vec();
-                conn.transaction::<_, StoreError, _>(async move |c| {
-                    let mut out = Vec::new();
-                    for row in &rows {
-                        let n = diesel::insert_into(inbox::table)
-                            .values(row)
-                            .on_conflict(inbox::dedup_key)
-                            .do_nothing()
-                            .execute(c)
-                            .await?;
-                        if n == 1 {
-                            out.push(row.dedup_key.clone());
-                        }
-                    }
-                    Ok(out)
-                })
-                .await?
+                conn.spawn_blocking(move |c| sqlite_sync::insert_inbox(c, &rows)).await?
             }
         };
         let inserted: std::collections::HashSet<String> = inserted.into_iter().collect();
@@ -565,6 +551,14 @@ impl Store {
     ///
     /// Errors: [`StoreError::LeaseLost`] when another worker changed the conversation meanwhile.
     pub async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
+        if let Pools::Sqlite(pool) = &self.pools {
+            let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+            let id = commit.conversation_id.clone();
+            return match conn.spawn_blocking(move |c| sqlite_sync::commit_turn(c, &commit)).await? {
+                true => Ok(()),
+                false => Err(StoreError::LeaseLost(id)),
+            };
+        }
         with_conn!(self, |conn| {
             let commit = commit.clone();
             conn.transaction::<_, StoreError, _>(async move |c| {

@@ -1,0 +1,63 @@
+//! SQLite paths that run several statements in one trip to the blocking thread pool.
+//!
+//! diesel's SQLite connection is synchronous; diesel_async wraps it by sending each statement to
+//! tokio's blocking pool, and every trip costs two thread wake-ups. The statements of a turn's
+//! commit and of a webhook's inbox insert are therefore run here, together, in one
+//! `BEGIN IMMEDIATE` transaction per trip (measured in BENCHMARKS.md).
+
+use diesel::prelude::*;
+use diesel::result::Error as DieselError;
+
+use super::schema::{conversations, inbox, outbox, turns};
+use super::{NewInbox, TurnCommit, now_ms};
+
+/// Commits a turn; `Ok(false)` when the version or lease no longer holds (nothing written).
+pub fn commit_turn(c: &mut SqliteConnection, commit: &TurnCommit) -> QueryResult<bool> {
+    let result = c.immediate_transaction::<(), DieselError, _>(|c| {
+        let now = now_ms();
+        let n = diesel::update(conversations::table)
+            .filter(conversations::id.eq(&commit.conversation_id))
+            .filter(conversations::version.eq(commit.expected_version))
+            .filter(conversations::lease_owner.eq(&commit.owner))
+            .set((
+                conversations::state.eq(&commit.state),
+                conversations::version.eq(commit.expected_version + 1),
+                conversations::updated_at.eq(now),
+                conversations::wake_at.eq(commit.wake_at),
+                conversations::last_inbound_at.eq(commit.last_inbound_at.or(commit.previous_inbound_at)),
+            ))
+            .execute(c)?;
+        if n != 1 {
+            return Err(DieselError::RollbackTransaction);
+        }
+        diesel::update(inbox::table.find(commit.inbox_id)).set(inbox::processed_at.eq(Some(now))).execute(c)?;
+        diesel::insert_into(turns::table).values(&commit.turn).execute(c)?;
+        for row in &commit.outbox {
+            diesel::insert_into(outbox::table)
+                .values(row)
+                .on_conflict(outbox::idempotency_key)
+                .do_nothing()
+                .execute(c)?;
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => Ok(true),
+        Err(DieselError::RollbackTransaction) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Inserts inbox rows; returns the dedup keys that were new.
+pub fn insert_inbox(c: &mut SqliteConnection, rows: &[NewInbox]) -> QueryResult<Vec<String>> {
+    c.immediate_transaction(|c| {
+        let mut fresh = Vec::new();
+        for row in rows {
+            if diesel::insert_into(inbox::table).values(row).on_conflict(inbox::dedup_key).do_nothing().execute(c)? == 1
+            {
+                fresh.push(row.dedup_key.clone());
+            }
+        }
+        Ok(fresh)
+    })
+}

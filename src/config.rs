@@ -127,6 +127,7 @@ impl Settings {
                 budget: Duration::from_millis(number("LLM_BUDGET_MS", 6_000u64)?),
                 breaker_failures: number("LLM_BREAKER_FAILURES", 5u32)?.max(1),
                 breaker_cooldown: Duration::from_millis(number("LLM_BREAKER_COOLDOWN_MS", 30_000u64)?),
+                max_concurrency: number("LLM_MAX_CONCURRENCY", 256usize)?.max(1),
             }),
             None => None,
         };
@@ -150,7 +151,7 @@ impl Settings {
             phone_number_id: var("WHATSAPP_PHONE_NUMBER_ID"),
             llm,
             erp,
-            worker_concurrency: number("WORKER_CONCURRENCY", 512usize)?.max(1),
+            worker_concurrency: number("WORKER_CONCURRENCY", 8192usize)?.max(1),
             outbox_max_attempts: number("OUTBOX_MAX_ATTEMPTS", 8u32)?.max(1),
             outbox_base_delay: Duration::from_millis(number("OUTBOX_BASE_DELAY_MS", 500u64)?),
             log_json: var("LOG_FORMAT").is_some_and(|v| v == "json"),

@@ -195,6 +195,7 @@ fn check_limits(b: &Value) -> Option<String> {
 
 // ---------------------------------------------------------------- fake Frappe ERP
 
+/// What the fake ERP holds and received, and the failures it is told to inject.
 #[derive(Default)]
 pub struct ErpLog {
     /// Documents by doctype, in creation order.
@@ -205,16 +206,22 @@ pub struct ErpLog {
     pub fail_posts: usize,
     /// Commit this many POSTs but answer them too late (the client times out).
     pub slow_commits: usize,
+    /// Naming-series counter.
     pub counter: usize,
 }
 
+/// The fake Frappe site: `GET`/`POST /api/resource/{doctype}`, with the catalog of
+/// `fixtures/catalog.json` as `Item` documents.
 #[derive(Clone)]
 pub struct FakeErp {
+    /// Base URL.
     pub url: String,
+    /// Its documents and log.
     pub log: Arc<Mutex<ErpLog>>,
 }
 
 impl FakeErp {
+    /// Starts it on a free loopback port.
     pub fn start() -> FakeErp {
         let log: Arc<Mutex<ErpLog>> = Arc::default();
         {
@@ -242,6 +249,7 @@ impl FakeErp {
         FakeErp { url, log }
     }
 
+    /// The documents of a doctype, in creation order.
     pub fn docs(&self, doctype: &str) -> Vec<Value> {
         self.log.lock().unwrap().docs.get(doctype).cloned().unwrap_or_default()
     }
@@ -351,6 +359,7 @@ async fn erp_create(
 
 // ---------------------------------------------------------------- fake LLM
 
+/// How the fake LLM answers.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum LlmMode {
     /// Answers from the script; `{"slots": []}` for anything else.
@@ -363,15 +372,21 @@ pub enum LlmMode {
     Invalid,
 }
 
+/// What the fake LLM received.
 #[derive(Default)]
 pub struct LlmLog {
+    /// Requests answered.
     pub calls: usize,
+    /// Their bodies.
     pub requests: Vec<Value>,
 }
 
+/// The fake OpenAI-compatible endpoint: `POST /v1/chat/completions`.
 #[derive(Clone)]
 pub struct FakeLlm {
+    /// Base URL (`…/v1`).
     pub url: String,
+    /// What it received.
     pub log: Arc<Mutex<LlmLog>>,
 }
 
@@ -392,6 +407,8 @@ impl FakeLlm {
         });
         FakeLlm { url: format!("{url}/v1"), log }
     }
+
+    /// Requests answered so far.
 
     pub fn calls(&self) -> usize {
         self.log.lock().unwrap().calls

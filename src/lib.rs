@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! carewell: a WhatsApp dialogue service that walks a service business's customers through
 //! journeys declared as typed state machines in flow files.
 //!

@@ -107,7 +107,8 @@ fn start_server(
         cmd.env("LLM_BASE_URL", &l.url)
             .env("LLM_API_KEY", crate::fakes::LLM_KEY)
             .env("LLM_TIMEOUT_MS", "10000")
-            .env("LLM_BUDGET_MS", "12000");
+            .env("LLM_BUDGET_MS", "12000")
+            .env("LLM_MAX_CONCURRENCY", "8192");
     }
     let mut child = cmd.spawn().map_err(|e| format!("cannot start the server: {e}"))?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
@@ -365,33 +366,34 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
         counter: AtomicUsize::new(0),
     });
 
-    // Conversations waiting on the (slow) LLM while the journeys run.
-    let waiters_done = Arc::new(AtomicUsize::new(0));
+    // Conversations waiting on the (slow) LLM while the journeys run: each first starts a
+    // booking (no LLM needed); once all have, all send a message only the LLM can read, and the
+    // measured journeys start while those calls are under way.
+    let ready = Arc::new(AtomicUsize::new(0));
+    let go = Arc::new(tokio::sync::Notify::new());
     let mut waiter_tasks = Vec::new();
     if args.llm_waiters > 0 {
-        eprintln!("{} conversation(s) will wait on the LLM meanwhile", args.llm_waiters);
+        eprintln!("{} conversation(s) will wait on the LLM meanwhile; starting them …", args.llm_waiters);
     }
     for w in 0..args.llm_waiters {
-        let s = shared.clone();
-        let done = waiters_done.clone();
+        let (s, ready, go) = (shared.clone(), ready.clone(), go.clone());
         waiter_tasks.push(tokio::spawn(async move {
             let customer = format!("97156{w:07}");
+            let notified = go.notified();
             s.send(&customer, "text", json!({"body": "book a full wash"}), None, w, false).await;
-            s.send(
-                &customer,
-                "text",
-                json!({"body": "people around here call me by my nickname mostly"}),
-                None,
-                w,
-                false,
-            )
-            .await;
-            done.fetch_add(1, Ordering::Relaxed);
+            ready.fetch_add(1, Ordering::Relaxed);
+            notified.await;
+            let text = json!({"body": "people around here call me by my nickname mostly"});
+            s.send(&customer, "text", text, None, w, false).await;
         }));
     }
     if args.llm_waiters > 0 {
-        // Let the waiters' LLM calls get under way first.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        while ready.load(Ordering::Relaxed) < args.llm_waiters {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        go.notify_waiters();
+        // Let the burst be stored and the LLM calls get under way.
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
     let started = Instant::now();

@@ -12,6 +12,9 @@
 //!   └──────JourneyEnded────────┘  └────────ErpSettled────────┘
 //! ```
 
+// statig generates the `State` enum (one variant per handler below) without doc comments.
+#![allow(missing_docs)]
+
 use serde::{Deserialize, Serialize};
 use statig::prelude::*;
 

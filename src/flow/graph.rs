@@ -71,9 +71,19 @@ pub struct Slot {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Condition {
     /// The slot's stored id equals the value.
-    Equals { slot: String, value: String },
+    Equals {
+        /// The slot tested.
+        slot: String,
+        /// The id compared with.
+        value: String,
+    },
     /// The slot's stored id differs from the value (or the slot is empty).
-    NotEquals { slot: String, value: String },
+    NotEquals {
+        /// The slot tested.
+        slot: String,
+        /// The id compared with.
+        value: String,
+    },
 }
 
 /// A guarded transition.
@@ -91,13 +101,45 @@ pub struct Branch {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum StepKind {
     /// Ask for `slots` until all are filled, then follow `branches` or `next`.
-    Collect { ask: String, example: Option<String>, slots: Vec<String>, branches: Vec<Branch>, next: String },
+    Collect {
+        /// The question.
+        ask: String,
+        /// An example answer, shown when an answer was not understood.
+        example: Option<String>,
+        /// The slots it fills.
+        slots: Vec<String>,
+        /// Guarded transitions, tried in order.
+        branches: Vec<Branch>,
+        /// The default next step.
+        next: String,
+    },
     /// Show a summary with Confirm / Change / Cancel.
-    Confirm { text: String, on_confirm: String, on_cancel: String, change: Vec<String> },
+    Confirm {
+        /// The summary text.
+        text: String,
+        /// Where Confirm goes.
+        on_confirm: String,
+        /// Where Cancel goes.
+        on_cancel: String,
+        /// The steps Change offers.
+        change: Vec<String>,
+    },
     /// Write to the ERP and wait for its answer.
-    Erp { action: String, say: Option<String>, on_success: String, on_failure: String },
+    Erp {
+        /// The action in `flows/erp.yaml`.
+        action: String,
+        /// What to say meanwhile.
+        say: Option<String>,
+        /// Where to go when the ERP accepted it.
+        on_success: String,
+        /// Where to go when it failed for good.
+        on_failure: String,
+    },
     /// Say `text` and end the journey.
-    End { text: String },
+    End {
+        /// The closing message.
+        text: String,
+    },
 }
 
 /// One step of a compiled flow.

@@ -75,6 +75,9 @@ pub struct LlmSettings {
     pub breaker_failures: u32,
     /// How long the breaker stays open before one probe call is let through.
     pub breaker_cooldown: Duration,
+    /// LLM requests in flight at once; more wait (within the budget) without holding up
+    /// conversations that need no LLM.
+    pub max_concurrency: usize,
 }
 
 /// A circuit breaker: after `threshold` failures in a row, calls are refused for `cooldown`; then
@@ -157,6 +160,7 @@ pub struct LlmClient {
     http: reqwest::Client,
     settings: LlmSettings,
     breaker: std::sync::Arc<Breaker>,
+    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl LlmClient {
@@ -166,7 +170,8 @@ impl LlmClient {
             .timeout(settings.timeout)
             .build()
             .map_err(|e| LlmError::Transport(e.to_string()))?;
-        Ok(LlmClient { http, settings, breaker: Default::default() })
+        let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(settings.max_concurrency));
+        Ok(LlmClient { http, settings, breaker: Default::default(), in_flight })
     }
 
     /// The model name.
@@ -187,11 +192,18 @@ impl LlmClient {
     ) -> Result<Structured, LlmError> {
         let s = &self.settings;
         self.breaker.allow(s.breaker_failures)?;
-        let outcome =
-            match tokio::time::timeout(s.budget, self.attempt(system, user, schema_name, schema, attempts_out)).await {
-                Ok(r) => r,
-                Err(_) => Err(LlmError::Timeout(s.budget.as_millis() as u64)),
-            };
+        let call = async {
+            let _slot = self
+                .in_flight
+                .acquire()
+                .await
+                .map_err(|_| LlmError::Transport("the LLM client is shutting down".into()))?;
+            self.attempt(system, user, schema_name, schema, attempts_out).await
+        };
+        let outcome = match tokio::time::timeout(s.budget, call).await {
+            Ok(r) => r,
+            Err(_) => Err(LlmError::Timeout(s.budget.as_millis() as u64)),
+        };
         // Only availability failures count against the breaker, not a model's bad answer.
         let available =
             !matches!(outcome, Err(LlmError::Timeout(_) | LlmError::Transport(_) | LlmError::Status { .. }));

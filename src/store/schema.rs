@@ -1,5 +1,7 @@
 //! The portable schema, shared by PostgreSQL and SQLite (see `migrations/`). JSON is stored as
-//! text and times as Unix milliseconds, so one set of queries serves both databases.
+//! text and times as Unix milliseconds, so one set of queries serves both databases. The columns
+//! are documented in the migrations.
+#![allow(missing_docs)]
 
 diesel::table! {
     inbox (id) {

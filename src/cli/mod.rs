@@ -83,6 +83,17 @@ pub enum FlowsCommand {
     },
     /// Print the JSON Schema of the flow-file format (for editors).
     Schema,
+    /// Draw a flow: Mermaid (default) or Graphviz DOT.
+    Graph {
+        /// The flow's id (`booking`).
+        flow: String,
+        /// `mermaid` or `dot`.
+        #[arg(long, default_value = "mermaid")]
+        format: String,
+        /// The flows directory.
+        #[arg(long, default_value = "flows", env = "FLOWS_DIR")]
+        dir: PathBuf,
+    },
 }
 
 /// Parses the arguments and runs the command.
@@ -110,6 +121,30 @@ pub fn main() -> ExitCode {
                 println!("ok  {}  {} ERP action(s)", dir.join("erp.yaml").display(), set.actions.len());
                 ExitCode::SUCCESS
             }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Flows { command: FlowsCommand::Graph { flow, format, dir } } => match FlowSet::load(&dir) {
+            Ok(set) => match (set.flow(&flow), format.as_str()) {
+                (Some(f), "mermaid") => {
+                    print!("{}", crate::flow::diagram::mermaid(f));
+                    ExitCode::SUCCESS
+                }
+                (Some(f), "dot") => {
+                    print!("{}", crate::flow::diagram::dot(f));
+                    ExitCode::SUCCESS
+                }
+                (Some(_), other) => {
+                    eprintln!("unknown format {other:?}: use mermaid or dot");
+                    ExitCode::FAILURE
+                }
+                (None, _) => {
+                    eprintln!("no flow {flow:?}; flows: {}", set.flows.keys().cloned().collect::<Vec<_>>().join(", "));
+                    ExitCode::FAILURE
+                }
+            },
             Err(e) => {
                 eprintln!("{e}");
                 ExitCode::FAILURE

@@ -13,6 +13,7 @@
 //! characters for a reply button, 24 for a list row: `../shared/reference/whatsapp-cloud-api.md` §7).
 
 pub mod business;
+pub mod diagram;
 pub mod erp_actions;
 pub mod format;
 pub mod graph;

@@ -92,6 +92,9 @@ impl EngineError {
 pub struct GuardPlan {
     /// The flow the message is read for (the journey's, or the one it starts).
     pub flow: Option<String>,
+    /// That flow's version (a journey keeps the version it started with).
+    #[serde(default)]
+    pub flow_version: Option<u32>,
     /// The typed text to read, if any.
     pub text: Option<String>,
     /// The slots the current question asks for.
@@ -191,7 +194,7 @@ fn route(flows: &FlowSet, text: &str) -> Option<Arc<Flow>> {
 /// Works out what the guard phase must do for `event` in `state`.
 pub fn plan(flows: &FlowSet, state: &ConversationState, event: &InboundEvent) -> GuardPlan {
     let mut plan = GuardPlan::default();
-    let journey_flow = state.journey.as_ref().and_then(|j| flows.flow(&j.flow).cloned());
+    let journey_flow = state.journey.as_ref().and_then(|j| flows.flow_at(&j.flow, j.version).cloned());
     let flow = match (&event.kind, &journey_flow) {
         (_, Some(f)) => Some(f.clone()),
         (EventKind::Text { body }, None) => route(flows, body),
@@ -200,6 +203,7 @@ pub fn plan(flows: &FlowSet, state: &ConversationState, event: &InboundEvent) ->
     };
     let Some(flow) = flow else { return plan };
     plan.flow = Some(flow.id.clone());
+    plan.flow_version = Some(flow.version);
     plan.lookups = flow.lookups();
     if let EventKind::Text { body } = &event.kind {
         // Commands ("yes", "cancel", "menu"…) are settled by the engine itself: nothing to read.
@@ -288,7 +292,9 @@ pub fn decide(
     }
     let step_before = step_label(state);
     let flow = match &t.state.journey {
-        Some(j) => Some(flows.flow(&j.flow).cloned().ok_or_else(|| EngineError::UnknownFlow(j.flow.clone()))?),
+        Some(j) => {
+            Some(flows.flow_at(&j.flow, j.version).cloned().ok_or_else(|| EngineError::UnknownFlow(j.flow.clone()))?)
+        }
         None => None,
     };
     if let (Some(f), Some(j)) = (&flow, &t.state.journey) {
@@ -399,7 +405,7 @@ fn finish(mut t: Turn<'_>, event: &InboundEvent, flow: Option<&Flow>, step_befor
         .state
         .journey
         .as_ref()
-        .and_then(|j| t.flows.flow(&j.flow).cloned())
+        .and_then(|j| t.flows.flow_at(&j.flow, j.version).cloned())
         .or_else(|| flow.map(|f| Arc::new(f.clone())));
     let reminder = flow.as_ref().and_then(|f| f.reminder.clone());
     t.state.wake_at = match (&t.state.journey, reminder) {
@@ -563,7 +569,7 @@ fn hand_off(t: &mut Turn<'_>, reason: String) {
         .state
         .journey
         .as_ref()
-        .and_then(|j| t.flows.flow(&j.flow).and_then(|f| f.step(&j.step)).map(|s| s.source.clone()));
+        .and_then(|j| t.flows.flow_at(&j.flow, j.version).and_then(|f| f.step(&j.step)).map(|s| s.source.clone()));
     t.note("handoff", format!("handed to a person: {reason}"), source);
     t.say(
         "I've asked a member of our team to help you. They'll reply here shortly — everything you've told me is saved."

@@ -30,7 +30,12 @@ fn edges(flow: &Flow) -> Vec<(String, String, String, bool)> {
                 for b in branches {
                     out.push((step.id.clone(), b.goto.clone(), condition(&b.when), false));
                 }
-                out.push((step.id.clone(), next.clone(), if branches.is_empty() { "filled".into() } else { "otherwise".into() }, false));
+                out.push((
+                    step.id.clone(),
+                    next.clone(),
+                    if branches.is_empty() { "filled".into() } else { "otherwise".into() },
+                    false,
+                ));
                 out.push((step.id.clone(), "handoff".into(), format!("stuck {}×", flow.recovery.handoff_after), true));
             }
             StepKind::Confirm { on_confirm, on_cancel, change, .. } => {
@@ -52,7 +57,13 @@ fn edges(flow: &Flow) -> Vec<(String, String, String, bool)> {
 
 /// The flow as a Mermaid flowchart.
 pub fn mermaid(flow: &Flow) -> String {
-    let mut out = format!("flowchart TD\n    %% {} v{} ({})\n    start(( )) --> {}\n", flow.id, flow.version, flow.file, flow.start_step());
+    let mut out = format!(
+        "flowchart TD\n    %% {} v{} ({})\n    start(( )) --> {}\n",
+        flow.id,
+        flow.version,
+        flow.file,
+        flow.start_step()
+    );
     for step in flow.steps.values() {
         let text = label(flow, &step.id).replace("\\n", "<br/>");
         let node = match step.kind {

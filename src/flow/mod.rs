@@ -130,6 +130,9 @@ pub struct FlowSet {
     pub actions: IndexMap<String, ActionDecl>,
     /// The project root (parent of `flows/`), for fixtures.
     pub root: PathBuf,
+    /// Every version of every flow loaded by this process, so a conversation keeps the version it
+    /// started with after an edit is reloaded.
+    pub archive: HashMap<(String, u32), Arc<Flow>>,
 }
 
 impl FlowSet {
@@ -217,7 +220,8 @@ impl FlowSet {
         }
         match (business, erp_file) {
             (Some(business), Some(erp)) if problems.is_empty() => {
-                Ok(FlowSet { flows, business: Arc::new(business), catalog: erp.catalog, actions, root })
+                let archive = flows.values().map(|f: &Arc<Flow>| ((f.id.clone(), f.version), f.clone())).collect();
+                Ok(FlowSet { flows, business: Arc::new(business), catalog: erp.catalog, actions, root, archive })
             }
             _ => Err(FlowError::Invalid(problems)),
         }
@@ -226,6 +230,19 @@ impl FlowSet {
     /// The flow with this id.
     pub fn flow(&self, id: &str) -> Option<&Arc<Flow>> {
         self.flows.get(id)
+    }
+
+    /// A flow at a given version: the one a journey started on. Falls back to the current
+    /// version when this process never loaded that one (it was started after the edit).
+    pub fn flow_at(&self, id: &str, version: u32) -> Option<&Arc<Flow>> {
+        self.archive.get(&(id.to_string(), version)).or_else(|| self.flows.get(id))
+    }
+
+    /// Keeps the versions of `older` that this set does not have, for conversations under way.
+    pub fn inherit(&mut self, older: &FlowSet) {
+        for (key, flow) in &older.archive {
+            self.archive.entry(key.clone()).or_insert_with(|| flow.clone());
+        }
     }
 }
 

@@ -75,7 +75,12 @@ impl Guards {
     /// code and the engine takes the flow's fallback.
     pub async fn run(&self, flows: &FlowSet, plan: &GuardPlan, now: jiff::Timestamp) -> GuardResults {
         let mut results = GuardResults { flow: plan.flow.clone(), ..Default::default() };
-        let Some(flow) = plan.flow.as_deref().and_then(|f| flows.flow(f)).cloned() else {
+        let flow = match (plan.flow.as_deref(), plan.flow_version) {
+            (Some(f), Some(v)) => flows.flow_at(f, v),
+            (Some(f), None) => flows.flow(f),
+            _ => None,
+        };
+        let Some(flow) = flow.cloned() else {
             return results;
         };
         let now = now.to_zoned(flows.business.time_zone.clone());

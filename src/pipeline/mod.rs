@@ -2,6 +2,7 @@
 //! [`worker`] and the [`outbox`] dispatcher. The HTTP side lives in `server`.
 
 pub mod outbox;
+pub mod reload;
 pub mod scheduler;
 pub mod worker;
 
@@ -147,6 +148,14 @@ impl App {
         match self.flows.read() {
             Ok(f) => f.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Swaps in a new, checked flow set.
+    pub fn replace_flows(&self, flows: FlowSet) {
+        match self.flows.write() {
+            Ok(mut f) => *f = Arc::new(flows),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(flows),
         }
     }
 

@@ -264,6 +264,8 @@ async fn process(
         "step_after": step_after,
         "outcome": outcome,
         "flow_versions": flow_versions,
+        // The version this turn's journey ran on (it keeps the one it started with).
+        "journey_flow": new_state.journey.as_ref().or(state.journey.as_ref()).map(|j| json!({"id": j.flow, "version": j.version})),
         "timings": {"guards_ms": guards_ms, "decide_us": decide_us, "total_ms": started.elapsed().as_millis() as u64},
     });
     observe_turn(app, &guards, &trace, &outcome, guards_ms, decide_us);

@@ -230,6 +230,7 @@ pub async fn serve(app: Arc<App>) -> std::io::Result<()> {
     tokio::spawn(crate::pipeline::worker::run(app.clone()));
     tokio::spawn(crate::pipeline::outbox::run(app.clone()));
     tokio::spawn(crate::pipeline::scheduler::run(app.clone()));
+    tokio::spawn(crate::pipeline::reload::run(app.clone()));
     for a in &addrs {
         // Printed on stdout so scripts and tests can find the port when PORT=0.
         println!("listening on http://{a}");

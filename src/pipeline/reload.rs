@@ -1,0 +1,56 @@
+//! Safe edits in production: watches `flows/` and `prompts/` and reloads when a file changes.
+//! The whole set must check; otherwise the error is logged (every problem, with `file:line:col`)
+//! and the server keeps answering with the last good version. Conversations under way keep the
+//! version of their flow they started with (see `FlowSet::flow_at`).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{error, info};
+
+use super::App;
+use crate::flow::FlowSet;
+
+/// How often the directories are looked at.
+pub const INTERVAL: Duration = Duration::from_secs(1);
+
+/// The names, sizes and modification times of the files under `dir`, for change detection.
+fn fingerprint(dir: &Path) -> Vec<(String, u64, Option<std::time::SystemTime>)> {
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some((e.path().display().to_string(), meta.len(), meta.modified().ok()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Runs until the process stops.
+pub async fn run(app: Arc<App>) {
+    let flows_dir = app.settings.flows_dir.clone();
+    let prompts_dir = flows_dir.parent().map(|p| p.join("prompts")).unwrap_or_else(|| "prompts".into());
+    let mut last = (fingerprint(&flows_dir), fingerprint(&prompts_dir));
+    loop {
+        tokio::time::sleep(INTERVAL).await;
+        let now = (fingerprint(&flows_dir), fingerprint(&prompts_dir));
+        if now == last {
+            continue;
+        }
+        last = now;
+        match FlowSet::load(&flows_dir) {
+            Ok(mut fresh) => {
+                let current = app.flows();
+                fresh.inherit(&current);
+                let versions: Vec<String> = fresh.flows.values().map(|f| format!("{} v{}", f.id, f.version)).collect();
+                app.replace_flows(fresh);
+                info!(flows = %versions.join(", "), "flows reloaded; conversations under way keep their version");
+            }
+            Err(e) => error!(code = e.code(), error = %e, "flow edit refused; still serving the last good version"),
+        }
+    }
+}

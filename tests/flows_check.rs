@@ -85,3 +85,80 @@ fn an_erp_write_that_could_be_repeated_is_refused() {
     assert!(!ok);
     assert!(out.contains("flows/erp.yaml:") && out.contains("a repeated POST would create a second document"), "{out}");
 }
+
+/// Each lint, one broken copy at a time, with the code and the place it names.
+#[test]
+fn every_lint_reports_its_code_and_place() {
+    let cases: Vec<(&str, &str, &str, &str, &str)> = vec![
+        // (file, from, to, code, words in the message)
+        (
+            "booking.flow.yaml",
+            "  booked:\n    end:",
+            "  booked:\n    next: booked\n    collect: [first_name]\n    ask: \"again?\"\n    end:",
+            "flow.step_kind",
+            "exactly one of",
+        ),
+        (
+            "booking.flow.yaml",
+            "    collect: [frequency]\n    next: car",
+            "    collect: [frequency]\n    next: frequency",
+            "flow.dead_end",
+            "can never reach an `end`",
+        ),
+        (
+            "booking.flow.yaml",
+            "    collect: [service]",
+            "    collect: [service, first_name]",
+            "flow.duplicate_collect",
+            "may already be filled",
+        ),
+        (
+            "booking.flow.yaml",
+            "menu_title: Book a service",
+            "menu_title: Book a car-care service today",
+            "flow.limit",
+            "at most 20",
+        ),
+        (
+            "booking.flow.yaml",
+            "{ id: one_time, title: One-time,",
+            "{ id: one_time, title: A one-time visit to your door,",
+            "flow.limit",
+            "reply button",
+        ),
+        (
+            "erp.yaml",
+            "            qty: { type: integer, minimum: 1 }",
+            "            qty: { type: integer, minimum: 2 }",
+            "flow.erp_body_invalid",
+            "fails its schema at /items/0/qty",
+        ),
+        (
+            "booking.flow.yaml",
+            "    ask: \"Which service would you like?\"",
+            "    ask: \"Which service would you like for your {car_model}?\"",
+            "flow.placeholder_may_be_empty",
+            "{car_model}",
+        ),
+        ("booking.flow.yaml", "      on_failure: booking_failed\n", "", "flow.parse", "on_failure"),
+    ];
+    for (file, from, to, code, words) in cases {
+        let flows = copy_project();
+        edit(&flows.join(file), from, to);
+        let (ok, out) = check(&flows);
+        assert!(!ok, "{code}: the broken copy must fail\n{out}");
+        assert!(out.contains(code) && out.contains(words), "{code} / {words:?} expected in:\n{out}");
+        let located = out.lines().filter(|l| l.contains(code)).all(|l| {
+            let rest = l.trim().split_once(": ").map(|(place, _)| place.to_string()).unwrap_or_default();
+            let parts: Vec<&str> = rest.rsplitn(3, ':').collect();
+            parts.len() == 3 && parts[0].parse::<u64>().is_ok() && parts[1].parse::<u64>().is_ok()
+        });
+        assert!(located, "{code} is reported as file:line:col:\n{out}");
+    }
+    // A prompt that uses a placeholder the LLM guard does not fill.
+    let flows = copy_project();
+    let prompt = flows.parent().unwrap().join("prompts/booking_extract.md");
+    std::fs::write(&prompt, "You help {{business}} customers. Their loyalty tier: {{tier}}.").unwrap();
+    let (ok, out) = check(&flows);
+    assert!(!ok && out.contains("flow.prompt_placeholder") && out.contains("{{tier}}"), "{out}");
+}

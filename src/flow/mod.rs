@@ -404,6 +404,22 @@ pub fn text_placeholders(text: &str) -> Vec<String> {
     out
 }
 
+/// What the LLM guard fills in a prompt template.
+pub const PROMPT_PLACEHOLDERS: &[&str] = &["business", "now", "time_zone", "question", "slots"];
+
+/// The `{{name}}` placeholders of a prompt template.
+pub fn prompt_placeholders(template: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        out.push(after[..end].trim().to_string());
+        rest = &after[end + 2..];
+    }
+    out
+}
+
 /// Placeholders every text may use besides slot names.
 const BUILTIN_PLACEHOLDERS: &[&str] = &["business", "summary", "erp.reference", "erp.error"];
 
@@ -527,6 +543,26 @@ pub fn compile_flow(
                     format!("prompt {:?} not found: add prompts/{}.md", g.value.prompt.value, g.value.prompt.value),
                 ));
             }
+            if let Some(t) = &template {
+                for name in prompt_placeholders(t) {
+                    if !PROMPT_PLACEHOLDERS.contains(&name.as_str()) {
+                        problems.push(at(
+                            file,
+                            &g.value.prompt,
+                            "flow.prompt_placeholder",
+                            format!(
+                                "prompts/{}.md uses {{{{{name}}}}}, which the LLM guard does not fill; it fills {}",
+                                g.value.prompt.value,
+                                PROMPT_PLACEHOLDERS
+                                    .iter()
+                                    .map(|p| format!("{{{{{p}}}}}"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        ));
+                    }
+                }
+            }
             if !KNOWN_OUTPUTS.contains(&g.value.output.value.as_str()) {
                 problems.push(at(
                     file,
@@ -605,7 +641,11 @@ pub fn compile_flow(
                         file,
                         s,
                         "flow.duplicate_collect",
-                        format!("slot {:?} is collected by steps {other:?} and {id:?}; let one step own it", s.value),
+                        format!(
+                            "slot {:?} is collected by steps {other:?} and {id:?}: the second would ask for a slot that may \
+                             already be filled; let one step own it",
+                            s.value
+                        ),
                     ));
                 }
             }
@@ -727,6 +767,26 @@ pub fn compile_flow(
                         ));
                     }
                 }
+                // Render the bodies with a sample value for every slot and check them against
+                // their schemas, so a body that can never validate is caught here, not by a customer.
+                if let Err(found) = erp_actions::render_action(
+                    &e.action.value,
+                    action,
+                    &sample_context(&slots),
+                    "sample-journey:action",
+                ) {
+                    for b in found {
+                        problems.push(at(
+                            file,
+                            &e.action,
+                            "flow.erp_body_invalid",
+                            format!(
+                                "ERP action {:?}, document {:?}: with sample values the body fails its schema at {}: {}",
+                                e.action.value, b.document, b.at, b.message
+                            ),
+                        ));
+                    }
+                }
             }
             check_target(problems, &e.on_success, id);
             check_target(problems, &e.on_failure, id);
@@ -816,6 +876,34 @@ pub fn compile_flow(
     if problems.len() != before {
         return None;
     }
+    // A text may only show a slot that is filled on every path to its step.
+    for (id, filled) in definitely_filled(&steps) {
+        let Some(step) = steps.get(&id) else { continue };
+        let (texts, own): (Vec<&String>, Vec<String>) = match &step.kind {
+            StepKind::Collect { ask, .. } => (vec![ask], vec![]),
+            StepKind::Confirm { text, .. } => (vec![text], vec![]),
+            StepKind::Erp { say, .. } => (say.iter().collect(), vec![]),
+            StepKind::End { text } => (vec![text], vec![]),
+        };
+        for text in texts {
+            for p in text_placeholders(text) {
+                if slots.contains_key(&p) && !filled.contains(&p) && !own.contains(&p) {
+                    problems.push(FlowProblem {
+                        file: file.into(),
+                        line: step.source.line,
+                        column: step.source.column,
+                        code: "flow.placeholder_may_be_empty",
+                        message: format!(
+                            "step {id:?} shows {{{p}}}, but not every path to it collects {p:?}: a customer could see it empty"
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    if problems.len() != before {
+        return None;
+    }
     let r = f.recovery;
     if !(1 <= r.rephrase_after && r.rephrase_after <= r.summary_after && r.summary_after <= r.handoff_after) {
         problems.push(FlowProblem {
@@ -857,6 +945,77 @@ pub fn compile_flow(
         steps,
         llm,
     })
+}
+
+/// For each step, the slots filled on every path from the start to it (a greatest fixed point
+/// over the graph; the summary's Change edges are left out, since they only ever revisit).
+fn definitely_filled(steps: &IndexMap<String, Step>) -> Vec<(String, BTreeSet<String>)> {
+    let all: BTreeSet<String> = steps
+        .values()
+        .flat_map(|s| match &s.kind {
+            StepKind::Collect { slots, .. } => slots.clone(),
+            _ => vec![],
+        })
+        .collect();
+    let start = steps.keys().next().cloned().unwrap_or_default();
+    let mut filled_in: HashMap<String, BTreeSet<String>> =
+        steps.keys().map(|k| (k.clone(), if *k == start { BTreeSet::new() } else { all.clone() })).collect();
+    loop {
+        let mut changed = false;
+        for step in steps.values() {
+            let mut out = filled_in.get(&step.id).cloned().unwrap_or_default();
+            if let StepKind::Collect { slots, .. } = &step.kind {
+                out.extend(slots.iter().cloned());
+            }
+            let targets: Vec<&str> = match &step.kind {
+                StepKind::Confirm { on_confirm, on_cancel, .. } => vec![on_confirm.as_str(), on_cancel.as_str()],
+                _ => step.targets(),
+            };
+            for t in targets {
+                if let Some(current) = filled_in.get_mut(t) {
+                    let narrowed: BTreeSet<String> = current.intersection(&out).cloned().collect();
+                    if narrowed != *current {
+                        *current = narrowed;
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    steps.keys().map(|k| (k.clone(), filled_in.remove(k).unwrap_or_default())).collect()
+}
+
+/// A sample value for every slot, by type, to check ERP bodies against their schemas.
+fn sample_context(slots: &IndexMap<String, Slot>) -> serde_json::Map<String, serde_json::Value> {
+    use crate::engine::SlotValue;
+    let mut map = serde_json::Map::new();
+    map.insert("wa_id".into(), "971500000000".into());
+    map.insert("customer_phone".into(), "+971500000000".into());
+    map.insert("today".into(), "2030-01-01".into());
+    for (name, slot) in slots {
+        let value = match slot.kind {
+            SlotType::GivenName => SlotValue::Text { value: "Jane".into() },
+            SlotType::FamilyName => SlotValue::Text { value: "Doe".into() },
+            SlotType::CarMake => SlotValue::Text { value: "Toyota".into() },
+            SlotType::CarModel => SlotValue::Text { value: "Corolla".into() },
+            SlotType::Plate => SlotValue::Text { value: "ABC-1234".into() },
+            SlotType::Text => SlotValue::Text { value: "sample text".into() },
+            SlotType::Address => SlotValue::Address { text: "1 Sample Street".into(), latitude: None, longitude: None },
+            SlotType::DateTime => SlotValue::DateTime { civil: "2030-01-02T10:00:00".into(), zone: "UTC".into() },
+            SlotType::Choice => match &slot.options {
+                OptionSource::Static(items) => items
+                    .first()
+                    .map(|o| SlotValue::Choice { id: o.id.clone(), title: o.title.clone(), price: Some(10.0) })
+                    .unwrap_or(SlotValue::Text { value: "option".into() }),
+                _ => SlotValue::Choice { id: "SAMPLE-ITEM".into(), title: "Sample".into(), price: Some(10.0) },
+            },
+        };
+        map.insert(name.clone(), value.to_template_value());
+    }
+    map
 }
 
 /// The JSON Schema of the flow-file format, generated from [`format::FlowFile`].

@@ -398,6 +398,11 @@ impl FakeLlm {
 
     /// Like [`FakeLlm::start`], answering after `latency`.
     pub fn start_with_latency(mode: LlmMode, script: Vec<(&'static str, Value)>, latency: Duration) -> FakeLlm {
+        FakeLlm::start_scripted(mode, script.into_iter().map(|(k, v)| (k.to_string(), v)).collect(), latency)
+    }
+
+    /// Starts it with a script of owned strings (from a conversation-test file).
+    pub fn start_scripted(mode: LlmMode, script: Vec<(String, Value)>, latency: Duration) -> FakeLlm {
         let log: Arc<Mutex<LlmLog>> = Arc::default();
         let l = log.clone();
         let script: Arc<Vec<(String, Value)>> = Arc::new(script.into_iter().map(|(k, v)| (k.to_string(), v)).collect());

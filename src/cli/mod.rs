@@ -2,6 +2,7 @@
 
 pub mod chat;
 pub mod loadgen;
+pub mod simulate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +43,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run conversation tests (YAML) through the real pipeline against fakes; `--coverage` for the
+    /// steps and transitions they took.
+    Simulate(simulate::SimulateArgs),
     /// Run many customers through whole journeys against fakes on loopback and report the numbers.
     Loadgen(loadgen::LoadArgs),
     /// Inspect and re-drive the outbox (reads DATABASE_URL).
@@ -212,6 +216,16 @@ pub fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("outbox: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }),
+        Command::Simulate(args) => runtime(async move {
+            match simulate::run(args).await {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("simulate: {e}");
                     ExitCode::FAILURE
                 }
             }

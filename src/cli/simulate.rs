@@ -1,0 +1,624 @@
+//! `carewell simulate`: conversation tests as data. A test file (YAML, under
+//! `tests/conversations/`) is a scripted customer — texts, button presses, list picks, locations,
+//! images — and what must come back after each turn: what the bot says, the buttons it offers, the
+//! step reached, the slots filled, the ERP writes made, a hand-off. The LLM can be absent, failing,
+//! or pinned to recorded answers, so runs are deterministic and need no network.
+//!
+//! Each file runs through the same pipeline as the server — signed webhooks into the real HTTP
+//! server, inbox, worker, outbox — in this process, against the loopback fakes, on a fresh SQLite
+//! database. A failure prints what was expected and what happened. `--coverage` prints, per flow,
+//! the steps and transitions the tests took and lists the ones none took, with the guard outcomes
+//! and recovery rungs seen.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::channel::whatsapp::signature::sign;
+use crate::cli::chat::{envelope, to_ascii_json};
+use crate::fakes::{FakeErp, FakeGraph, FakeLlm, LlmMode, PHONE_NUMBER_ID};
+
+const SECRET: &str = "simulate-app-secret";
+
+/// Options of `simulate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimulateArgs {
+    /// Conversation-test files (YAML).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Print step and transition coverage per flow.
+    #[arg(long)]
+    pub coverage: bool,
+    /// The flows directory.
+    #[arg(long, default_value = "flows", env = "FLOWS_DIR")]
+    pub flows: PathBuf,
+}
+
+/// How the LLM behaves in a test.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LlmSetting {
+    /// No LLM configured.
+    #[default]
+    Absent,
+    /// Configured but unreachable: every call fails.
+    Failing,
+    /// Answers from `pinned`; anything else gets `{"slots": []}`.
+    Pinned,
+}
+
+/// A conversation test.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationTest {
+    /// What it checks.
+    pub name: String,
+    /// The customer's WhatsApp id.
+    #[serde(default = "default_customer")]
+    pub customer: String,
+    /// The LLM.
+    #[serde(default)]
+    pub llm: LlmSetting,
+    /// Recorded LLM answers by the customer's exact text.
+    #[serde(default)]
+    pub pinned: IndexMap<String, Value>,
+    /// ERP failures to inject: this many POSTs answer 500.
+    #[serde(default)]
+    pub erp_failures: usize,
+    /// The turns.
+    pub turns: Vec<Turn>,
+}
+
+fn default_customer() -> String {
+    "971509990001".into()
+}
+
+/// One customer action and what must follow it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Turn {
+    /// Typed text.
+    #[serde(default)]
+    pub send: Option<String>,
+    /// Press the button or list row whose title starts with this (empty: the first one).
+    #[serde(default)]
+    pub press: Option<String>,
+    /// Share a location.
+    #[serde(default)]
+    pub location: Option<Location>,
+    /// Send an image with this caption.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// What must follow.
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+/// A shared location.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Location {
+    /// Degrees.
+    pub latitude: f64,
+    /// Degrees.
+    pub longitude: f64,
+    /// Place name.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// Expectations after a turn; every one given must hold.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// Some reply of this turn contains this text.
+    #[serde(default)]
+    pub says: Vec<String>,
+    /// No reply of this turn contains this text.
+    #[serde(default)]
+    pub never_says: Vec<String>,
+    /// Some reply matches this regular expression.
+    #[serde(default)]
+    pub matches: Option<String>,
+    /// The titles of the options offered by the last interactive reply, in order.
+    #[serde(default)]
+    pub buttons: Option<Vec<String>>,
+    /// `flow/step` after the turn, or `-` for none.
+    #[serde(default)]
+    pub step: Option<String>,
+    /// Slot values after the turn (a choice's id, otherwise the value as shown).
+    #[serde(default)]
+    pub slots: BTreeMap<String, String>,
+    /// ERP documents written during this turn, by doctype, with fields they must have.
+    #[serde(default)]
+    pub erp: BTreeMap<String, BTreeMap<String, Value>>,
+    /// Whether the conversation is handed to a person after the turn.
+    #[serde(default)]
+    pub handoff: Option<bool>,
+    /// No reply at all (the bot stays silent).
+    #[serde(default)]
+    pub silent: bool,
+}
+
+struct Harness {
+    url: String,
+    store: Arc<crate::store::Store>,
+    http: reqwest::Client,
+    counter: usize,
+}
+
+impl Harness {
+    async fn settle(&self) {
+        let started = Instant::now();
+        let mut quiet = 0;
+        while quiet < 3 && started.elapsed() < Duration::from_secs(20) {
+            match self.store.counts().await {
+                Ok((_, 0, _, 0, _)) => quiet += 1,
+                _ => quiet = 0,
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+
+    async fn deliver(
+        &mut self,
+        customer: &str,
+        kind: &str,
+        object: Value,
+        context: Option<String>,
+    ) -> Result<(), String> {
+        self.counter += 1;
+        let mut m = json!({"from": customer, "id": format!("wamid.SIM{}-{}", self.counter, uuid::Uuid::new_v4().simple()),
+            "timestamp": jiff::Timestamp::now().as_second().to_string(), "type": kind});
+        m[kind] = object;
+        if let Some(c) = context {
+            m["context"] = json!({"from": "15550000000", "id": c});
+        }
+        let body = to_ascii_json(&envelope(PHONE_NUMBER_ID, customer, "Test", m));
+        let resp = self
+            .http
+            .post(format!("{}/webhooks/whatsapp", self.url))
+            .header("Content-Type", "application/json")
+            .header("X-Hub-Signature-256", sign(SECRET.as_bytes(), body.as_bytes()))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("the webhook answered {}", resp.status()));
+        }
+        self.settle().await;
+        Ok(())
+    }
+}
+
+fn text_of(m: &Value) -> String {
+    m["text"]["body"].as_str().or(m["interactive"]["body"]["text"].as_str()).unwrap_or_default().to_string()
+}
+
+fn options_of(m: &Value) -> Vec<(String, String, &'static str)> {
+    let i = &m["interactive"];
+    if i["type"] == "button" {
+        i["action"]["buttons"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|b| {
+                (
+                    b["reply"]["id"].as_str().unwrap_or_default().into(),
+                    b["reply"]["title"].as_str().unwrap_or_default().into(),
+                    "button_reply",
+                )
+            })
+            .collect()
+    } else {
+        i["action"]["sections"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s["rows"].as_array().cloned().unwrap_or_default())
+            .map(|r| {
+                (
+                    r["id"].as_str().unwrap_or_default().into(),
+                    r["title"].as_str().unwrap_or_default().into(),
+                    "list_reply",
+                )
+            })
+            .collect()
+    }
+}
+
+/// What one file's run produced.
+struct Outcome {
+    failures: Vec<String>,
+    records: Vec<Value>,
+}
+
+async fn run_file(path: &Path, flows_dir: &Path) -> Result<Outcome, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let options = serde_saphyr::options! { strict_booleans: true };
+    let test: ConversationTest = serde_saphyr::from_str_with_options(&text, options)
+        .map_err(|e| format!("{}: {}", path.display(), e.to_string().lines().next().unwrap_or("")))?;
+    let graph = FakeGraph::start();
+    let erp = FakeErp::start();
+    erp.log.lock().map_err(|_| "fake ERP poisoned")?.fail_posts = test.erp_failures;
+    let llm = match test.llm {
+        LlmSetting::Pinned => {
+            let script = test.pinned.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            Some(FakeLlm::start_scripted(LlmMode::Good, script, Duration::ZERO))
+        }
+        _ => None,
+    };
+    let db = std::env::temp_dir().join(format!("carewell-simulate-{}.db", uuid::Uuid::new_v4().simple()));
+    let settings = crate::config::Settings {
+        host: "127.0.0.1".into(),
+        port: 0,
+        database: crate::store::DatabaseUrl::Sqlite(db.display().to_string()),
+        flows_dir: flows_dir.to_path_buf(),
+        verify_token: "simulate".into(),
+        app_secret: SECRET.into(),
+        graph: Some(crate::channel::whatsapp::client::GraphSettings {
+            base_url: graph.url.clone(),
+            access_token: crate::fakes::GRAPH_TOKEN.into(),
+            timeout: Duration::from_secs(5),
+        }),
+        phone_number_id: None,
+        llm: match (test.llm, &llm) {
+            (LlmSetting::Absent, _) => None,
+            (_, l) => Some(crate::llm::LlmSettings {
+                base_url: l.as_ref().map(|l| l.url.clone()).unwrap_or_else(|| "http://127.0.0.1:9/v1".into()),
+                api_key: Some(crate::fakes::LLM_KEY.into()),
+                model: "pinned".into(),
+                timeout: Duration::from_millis(500),
+                json_schema_mode: true,
+                budget: Duration::from_secs(2),
+                breaker_failures: 1000,
+                breaker_cooldown: Duration::from_secs(1),
+                max_concurrency: 16,
+            }),
+        },
+        erp: Some(crate::erp::ErpSettings {
+            base_url: erp.url.clone(),
+            api_key: crate::fakes::ERP_KEY.0.into(),
+            api_secret: crate::fakes::ERP_KEY.1.into(),
+            timeout: Duration::from_secs(2),
+        }),
+        worker_concurrency: 64,
+        outbox_max_attempts: 3,
+        outbox_base_delay: Duration::from_millis(20),
+        log_json: false,
+        admin_token: None,
+        rate_sender_per_minute: 10_000,
+        rate_ip_per_second: 10_000,
+        rate_admin_per_second: 100,
+        outbound_per_second: 10_000,
+        outbox_claim: Duration::from_secs(5),
+        lease: Duration::from_secs(5),
+    };
+    let app = crate::pipeline::App::build(settings).await.map_err(|e| e.to_string())?;
+    let (addrs, server) = crate::server::start(app.clone()).map_err(|e| e.to_string())?;
+    let handle = server.handle();
+    tokio::spawn(server);
+    let mut h = Harness {
+        url: format!("http://{}", addrs.first().ok_or("no address")?),
+        store: app.store.clone(),
+        http: reqwest::Client::new(),
+        counter: 0,
+    };
+    let customer = test.customer.clone();
+    let conversation_id = format!("{PHONE_NUMBER_ID}:{customer}");
+    let mut failures = Vec::new();
+    for (n, turn) in test.turns.iter().enumerate() {
+        let seen = graph.count_to(&customer);
+        let docs_before: BTreeMap<String, usize> =
+            ["Customer", "Sales Order"].iter().map(|d| (d.to_string(), erp.docs(d).len())).collect();
+        let what = if let Some(t) = &turn.send {
+            h.deliver(&customer, "text", json!({"body": t}), None).await?;
+            format!("send {t:?}")
+        } else if let Some(title) = &turn.press {
+            let last = graph.sent_to(&customer).into_iter().rev().find(|m| m["type"] == "interactive");
+            let Some(last) = last else {
+                failures.push(format!("turn {} (press {title:?}): the bot offered no buttons to press", n + 1));
+                break;
+            };
+            let Some((id, full, key)) = options_of(&last).into_iter().find(|(_, t, _)| t.starts_with(title.as_str()))
+            else {
+                let offered: Vec<String> = options_of(&last).into_iter().map(|(_, t, _)| t).collect();
+                failures.push(format!(
+                    "turn {} (press {title:?}): no such option; offered: {}",
+                    n + 1,
+                    offered.join(" | ")
+                ));
+                break;
+            };
+            h.deliver(
+                &customer,
+                "interactive",
+                json!({"type": key, key: {"id": id, "title": full}}),
+                last["_wamid"].as_str().map(String::from),
+            )
+            .await?;
+            format!("press {full:?}")
+        } else if let Some(loc) = &turn.location {
+            h.deliver(
+                &customer,
+                "location",
+                json!({"latitude": loc.latitude, "longitude": loc.longitude, "name": loc.name, "address": loc.name}),
+                None,
+            )
+            .await?;
+            "share a location".to_string()
+        } else if let Some(caption) = &turn.image {
+            h.deliver(
+                &customer,
+                "image",
+                json!({"id": "9001", "mime_type": "image/jpeg", "sha256": "x", "caption": caption}),
+                None,
+            )
+            .await?;
+            "send an image".to_string()
+        } else {
+            failures.push(format!("turn {}: give one of send, press, location, image", n + 1));
+            break;
+        };
+        let replies: Vec<Value> = graph.sent_to(&customer).into_iter().skip(seen).collect();
+        let said: Vec<String> = replies.iter().map(text_of).collect();
+        let mut problems = Vec::new();
+        let e = &turn.expect;
+        for s in &e.says {
+            if !said.iter().any(|r| r.contains(s.as_str())) {
+                problems.push(format!("expected the bot to say {s:?}"));
+            }
+        }
+        for s in &e.never_says {
+            if said.iter().any(|r| r.contains(s.as_str())) {
+                problems.push(format!("expected the bot never to say {s:?}"));
+            }
+        }
+        if let Some(p) = &e.matches {
+            match regex::Regex::new(p) {
+                Ok(re) if said.iter().any(|r| re.is_match(r)) => {}
+                Ok(_) => problems.push(format!("expected a reply matching /{p}/")),
+                Err(err) => problems.push(format!("bad pattern /{p}/: {err}")),
+            }
+        }
+        if e.silent && !replies.is_empty() {
+            problems.push("expected no reply".into());
+        }
+        if let Some(buttons) = &e.buttons {
+            let offered: Vec<String> = replies
+                .iter()
+                .rev()
+                .find(|m| m["type"] == "interactive")
+                .map(options_of)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(_, t, _)| t)
+                .collect();
+            if &offered != buttons {
+                problems.push(format!("expected the options {buttons:?}, offered {offered:?}"));
+            }
+        }
+        let conv = h.store.conversation(&conversation_id).await.map_err(|e| e.to_string())?;
+        let state: Value = conv.as_ref().and_then(|c| serde_json::from_str(&c.state).ok()).unwrap_or(Value::Null);
+        let journey = &state["journey"];
+        let step = journey["flow"]
+            .as_str()
+            .map(|f| format!("{f}/{}", journey["step"].as_str().unwrap_or_default()))
+            .unwrap_or_else(|| "-".into());
+        if let Some(want) = &e.step {
+            if *want != step {
+                problems.push(format!("expected step {want}, at {step}"));
+            }
+        }
+        for (slot, want) in &e.slots {
+            let v = &journey["slots"][slot]["value"];
+            let have = v["id"]
+                .as_str()
+                .or(v["value"].as_str())
+                .or(v["civil"].as_str())
+                .or(v["text"].as_str())
+                .unwrap_or("(empty)")
+                .to_string();
+            if have != *want {
+                problems.push(format!("expected slot {slot} = {want:?}, it is {have:?}"));
+            }
+        }
+        for (doctype, fields) in &e.erp {
+            let docs = erp.docs(doctype);
+            let new: Vec<&Value> = docs.iter().skip(docs_before.get(doctype).copied().unwrap_or(0)).collect();
+            match new.last() {
+                None => problems.push(format!("expected an ERP {doctype} to be written")),
+                Some(doc) => {
+                    for (k, v) in fields {
+                        if doc.pointer(&format!("/{}", k.replace('.', "/"))) != Some(v) {
+                            problems.push(format!(
+                                "expected ERP {doctype}.{k} = {v}, it is {}",
+                                doc.pointer(&format!("/{}", k.replace('.', "/"))).unwrap_or(&Value::Null)
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(want) = e.handoff {
+            if state["handoff"].is_object() != want {
+                problems.push(format!("expected handoff = {want}"));
+            }
+        }
+        if !problems.is_empty() {
+            let mut report = format!("turn {} ({what}):\n", n + 1);
+            for p in problems {
+                report.push_str(&format!("    - {p}\n"));
+            }
+            report.push_str(&format!("    step now: {step}\n    the bot said:\n"));
+            if said.is_empty() {
+                report.push_str("      (nothing)\n");
+            }
+            for r in &said {
+                for line in r.lines() {
+                    report.push_str(&format!("      | {line}\n"));
+                }
+            }
+            failures.push(report);
+            break;
+        }
+    }
+    let records = h
+        .store
+        .turns_of(&conversation_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .iter()
+        .filter_map(|t| serde_json::from_str(&t.record).ok())
+        .collect();
+    handle.stop(false).await;
+    let _ = std::fs::remove_file(&db);
+    Ok(Outcome { failures, records })
+}
+
+/// Step and transition coverage of one flow across every test's turn records.
+fn coverage(flows: &crate::flow::FlowSet, records: &[Value]) -> (String, bool) {
+    let mut out = String::new();
+    let mut complete = true;
+    for flow in flows.flows.values() {
+        let mut steps: BTreeSet<String> = BTreeSet::new();
+        let mut edges: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut outcomes: BTreeSet<String> = BTreeSet::new();
+        let mut rungs: BTreeSet<String> = BTreeSet::new();
+        for r in records {
+            for t in r["trace"].as_array().into_iter().flatten() {
+                let detail = t["detail"].as_str().unwrap_or_default();
+                let from_file = t["source"]["file"].as_str() == Some(flow.file.as_str());
+                match t["what"].as_str() {
+                    Some("start") if detail.starts_with(&format!("journey {} ", flow.id)) => {
+                        steps.insert(flow.start_step().to_string());
+                    }
+                    Some("transition")
+                        if from_file || flow.steps.keys().any(|k| detail.starts_with(&format!("{k} → "))) =>
+                    {
+                        if let Some((a, rest)) = detail.split_once(" → ") {
+                            let b = rest.split_whitespace().next().unwrap_or_default();
+                            if flow.step(a).is_some() && flow.step(b).is_some() {
+                                edges.insert((a.to_string(), b.to_string()));
+                                steps.insert(a.to_string());
+                                steps.insert(b.to_string());
+                            }
+                        } else if let Some(target) = detail.strip_prefix("change requested: ") {
+                            let b = target.split_whitespace().next().unwrap_or_default();
+                            edges.insert(("(change)".into(), b.to_string()));
+                        }
+                    }
+                    Some("stuck") => {
+                        rungs.insert(detail.rsplit(": ").next().unwrap_or_default().to_string());
+                    }
+                    Some("handoff") => {
+                        rungs.insert("hand-off".into());
+                    }
+                    _ => {}
+                }
+            }
+            if r["journey_flow"]["id"] == flow.id.as_str() || r["plan"]["flow"] == flow.id.as_str() {
+                for run in r["guards"]["runs"].as_array().into_iter().flatten() {
+                    outcomes.insert(format!(
+                        "{} {}",
+                        run["guard"].as_str().unwrap_or_default(),
+                        run["outcome"].as_str().unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        let all_edges: Vec<(String, String)> = flow
+            .steps
+            .values()
+            .flat_map(|s| match &s.kind {
+                crate::flow::graph::StepKind::Confirm { on_confirm, on_cancel, change, .. } => {
+                    let mut v = vec![(s.id.clone(), on_confirm.clone()), (s.id.clone(), on_cancel.clone())];
+                    v.extend(change.iter().map(|c| ("(change)".to_string(), c.clone())));
+                    v
+                }
+                _ => s.targets().into_iter().map(|t| (s.id.clone(), t.to_string())).collect(),
+            })
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let missing_steps: Vec<&String> = flow.steps.keys().filter(|k| !steps.contains(*k)).collect();
+        let missing_edges: Vec<String> =
+            all_edges.iter().filter(|e| !edges.contains(e)).map(|(a, b)| format!("{a} → {b}")).collect();
+        let pct = |have: usize, all: usize| if all == 0 { 100.0 } else { 100.0 * have as f64 / all as f64 };
+        out.push_str(&format!(
+            "{:<12} steps {:>3}/{:<3} {:>5.1}%   transitions {:>3}/{:<3} {:>5.1}%\n",
+            flow.id,
+            flow.steps.len() - missing_steps.len(),
+            flow.steps.len(),
+            pct(flow.steps.len() - missing_steps.len(), flow.steps.len()),
+            all_edges.len() - missing_edges.len(),
+            all_edges.len(),
+            pct(all_edges.len() - missing_edges.len(), all_edges.len())
+        ));
+        if !missing_steps.is_empty() {
+            complete = false;
+            out.push_str(&format!(
+                "  steps no test reaches: {}\n",
+                missing_steps.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if !missing_edges.is_empty() {
+            complete = false;
+            out.push_str(&format!("  transitions no test takes: {}\n", missing_edges.join(", ")));
+        }
+        let wanted_outcomes =
+            ["parser ok", "parser guard.unsettled", "llm ok", "llm guard.ungrounded", "llm llm.transport"];
+        let missing_outcomes: Vec<&str> = wanted_outcomes.iter().copied().filter(|o| !outcomes.contains(*o)).collect();
+        out.push_str(&format!("  guard outcomes seen: {}\n", outcomes.iter().cloned().collect::<Vec<_>>().join(", ")));
+        if !missing_outcomes.is_empty() {
+            out.push_str(&format!("  guard outcomes not covered: {}\n", missing_outcomes.join(", ")));
+        }
+        let ladder = ["rephrased", "summary and choices", "hand-off"];
+        let missing_rungs: Vec<&str> = ladder.iter().copied().filter(|r| !rungs.contains(*r)).collect();
+        out.push_str(&format!("  recovery rungs seen: {}\n", rungs.iter().cloned().collect::<Vec<_>>().join(", ")));
+        if !missing_rungs.is_empty() {
+            out.push_str(&format!("  recovery paths not covered: {}\n", missing_rungs.join(", ")));
+        }
+    }
+    (out, complete)
+}
+
+/// Runs the files; returns whether all passed.
+pub async fn run(args: SimulateArgs) -> Result<bool, String> {
+    let flows = crate::flow::FlowSet::load(&args.flows).map_err(|e| e.to_string())?;
+    let mut all_records = Vec::new();
+    let mut failed = 0;
+    for file in &args.files {
+        let started = Instant::now();
+        match run_file(file, &args.flows).await {
+            Ok(outcome) => {
+                all_records.extend(outcome.records);
+                if outcome.failures.is_empty() {
+                    println!("ok    {}  ({:.1} s)", file.display(), started.elapsed().as_secs_f64());
+                } else {
+                    failed += 1;
+                    println!("FAIL  {}", file.display());
+                    for f in outcome.failures {
+                        println!("  {f}");
+                    }
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                println!("FAIL  {}: {e}", file.display());
+            }
+        }
+    }
+    println!("\n{} passed, {failed} failed", args.files.len() - failed);
+    if args.coverage {
+        let (table, _) = coverage(&flows, &all_records);
+        println!("\ncoverage\n{table}");
+    }
+    Ok(failed == 0)
+}

@@ -350,7 +350,13 @@ pub fn decide(
         (EventKind::Text { body }, Some(flow)) => on_text(&mut t, &flow, body)?,
         (EventKind::Choice { id, title }, Some(flow)) => on_choice(&mut t, &flow, id, title)?,
         (EventKind::Location { latitude, longitude, name, address }, Some(flow)) => {
-            let text = [name.clone(), address.clone()].into_iter().flatten().collect::<Vec<_>>().join(", ");
+            let mut parts: Vec<String> = vec![];
+            for p in [name, address].into_iter().flatten() {
+                if !parts.iter().any(|q| q == p) {
+                    parts.push(p.clone());
+                }
+            }
+            let text = parts.join(", ");
             let value = SlotValue::Address { text, latitude: Some(*latitude), longitude: Some(*longitude) };
             let target = address_slot(&t, &flow);
             match target {

@@ -21,8 +21,8 @@ fn condition(c: &Condition) -> String {
     }
 }
 
-/// An edge: from, to, label, whether it is a recovery edge.
-fn edges(flow: &Flow) -> Vec<(String, String, String, bool)> {
+/// The flow's edges: (from, to, label, whether it is a recovery edge).
+pub fn edges(flow: &Flow) -> Vec<(String, String, String, bool)> {
     let mut out = Vec::new();
     for step in flow.steps.values() {
         match &step.kind {

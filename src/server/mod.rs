@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 pub mod admin;
+pub mod inspector;
 
 use crate::channel::whatsapp::{signature, webhook};
 use crate::pipeline::App;
@@ -29,7 +30,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/health", web::get().to(health))
         .route("/metrics", web::get().to(metrics))
         .route("/sandbox/messages", web::get().to(sandbox_messages))
-        .configure(admin::routes);
+        .configure(admin::routes)
+        .configure(inspector::routes);
 }
 
 pub(crate) fn problem(status: actix_web::http::StatusCode, code: &str, message: &str) -> HttpResponse {
@@ -90,6 +92,13 @@ async fn receive(app: web::Data<App>, req: HttpRequest, body: web::Bytes) -> Htt
             return problem(actix_web::http::StatusCode::BAD_REQUEST, e.code(), &e.to_string());
         }
     };
+    accept(&app, &notification).await
+}
+
+/// Stores a parsed notification's messages in the inbox and its statuses, and answers as the
+/// webhook does: 200 once durable, 503 (WhatsApp retries) when the store is unavailable. Shared
+/// by the webhook and the inspector page, so both take the same pipeline.
+pub(crate) async fn accept(app: &App, notification: &webhook::Notification) -> HttpResponse {
     let received_at = now_ms();
     let mut rows: Vec<NewInbox> = Vec::with_capacity(notification.messages.len());
     let mut known = 0;

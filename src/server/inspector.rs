@@ -1,0 +1,229 @@
+//! The inspector page, for operators (behind `ADMIN_TOKEN`): chat as a WhatsApp customer would,
+//! with buttons and lists rendered, and see beside the chat the journey's step, its slots, the last
+//! guard results, and the flow's steps with the current one marked. Messages go through the same
+//! webhook pipeline and sandbox as `chat`. The conversation just held can be exported as a
+//! conversation test for `carewell simulate`.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::problem;
+use crate::channel::whatsapp::webhook;
+use crate::pipeline::App;
+use crate::store::now_ms;
+
+/// The page.
+const PAGE: &str = include_str!("inspector.html");
+/// The business number the inspector's customer writes to.
+const INSPECTOR_NUMBER: &str = "100000000000001";
+
+/// Registers the inspector's routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/inspector", web::get().to(page))
+        .route("/inspector/api/send", web::post().to(send))
+        .route("/inspector/api/state", web::get().to(state))
+        .route("/inspector/api/export", web::get().to(export));
+}
+
+fn authorized(app: &App, req: &HttpRequest, query_token: Option<&str>) -> Result<(), HttpResponse> {
+    use actix_web::http::StatusCode;
+    let Some(token) = &app.settings.admin_token else {
+        return Err(problem(StatusCode::NOT_FOUND, "server.admin_off", "the inspector is off: set ADMIN_TOKEN"));
+    };
+    let given = req
+        .headers()
+        .get("Authorization")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .or(query_token)
+        .unwrap_or_default();
+    if !super::admin::same_secret(given, token) {
+        return Err(problem(
+            StatusCode::UNAUTHORIZED,
+            "server.admin_unauthorized",
+            "open /inspector?token=<ADMIN_TOKEN>",
+        ));
+    }
+    if !app.is_sandbox() {
+        return Err(problem(
+            StatusCode::CONFLICT,
+            "server.not_sandbox",
+            "the inspector talks to the sandbox; unset WHATSAPP_API_BASE_URL",
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+async fn page(app: web::Data<App>, req: HttpRequest, q: web::Query<TokenQuery>) -> HttpResponse {
+    if let Err(r) = authorized(&app, &req, q.token.as_deref()) {
+        return r;
+    }
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(PAGE)
+}
+
+#[derive(Deserialize)]
+struct SendBody {
+    customer: String,
+    message: Value,
+}
+
+/// Wraps the page's message in WhatsApp's envelope and takes it through the webhook's pipeline.
+async fn send(app: web::Data<App>, req: HttpRequest, body: web::Json<SendBody>) -> HttpResponse {
+    if let Err(r) = authorized(&app, &req, None) {
+        return r;
+    }
+    let customer: String = body.customer.chars().filter(char::is_ascii_digit).collect();
+    if customer.is_empty() {
+        return problem(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "server.bad_customer",
+            "the customer is a number (digits)",
+        );
+    }
+    let mut message = body.message.clone();
+    message["from"] = json!(customer);
+    message["id"] = json!(format!("wamid.INSPECTOR-{}", uuid::Uuid::now_v7().simple()));
+    message["timestamp"] = json!((now_ms() / 1000).to_string());
+    if let Some(context) = message.get("context").and_then(Value::as_str).map(String::from) {
+        message["context"] = json!({"from": INSPECTOR_NUMBER, "id": context});
+    }
+    let envelope = crate::cli::chat::envelope(INSPECTOR_NUMBER, &customer, "Inspector", message);
+    match webhook::parse(envelope.to_string().as_bytes()) {
+        Ok(n) => super::accept(&app, &n).await,
+        Err(e) => problem(actix_web::http::StatusCode::BAD_REQUEST, e.code(), &e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct CustomerQuery {
+    customer: String,
+}
+
+async fn state(app: web::Data<App>, req: HttpRequest, q: web::Query<CustomerQuery>) -> HttpResponse {
+    if let Err(r) = authorized(&app, &req, None) {
+        return r;
+    }
+    let unavailable = |e: crate::store::StoreError| {
+        problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string())
+    };
+    let conversation_id = format!("{INSPECTOR_NUMBER}:{}", q.customer);
+    let rows = match app.store.outbox_of(&conversation_id, Some("whatsapp"), 0).await {
+        Ok(r) => r,
+        Err(e) => return unavailable(e),
+    };
+    let messages: Vec<Value> = rows
+        .iter()
+        .filter(|r| r.status == "sent")
+        .map(|r| {
+            let payload: Value = serde_json::from_str(&r.payload).unwrap_or(Value::Null);
+            json!({"id": r.id, "wamid": r.result, "body": payload["body"]})
+        })
+        .collect();
+    let conv = match app.store.conversation(&conversation_id).await {
+        Ok(c) => c,
+        Err(e) => return unavailable(e),
+    };
+    let st: Value = conv.as_ref().and_then(|c| serde_json::from_str(&c.state).ok()).unwrap_or(Value::Null);
+    let journey = &st["journey"];
+    let slots: serde_json::Map<String, Value> = journey["slots"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let v = &v["value"];
+                    let shown = v["title"]
+                        .as_str()
+                        .or(v["value"].as_str())
+                        .or(v["text"].as_str())
+                        .or(v["civil"].as_str())
+                        .unwrap_or_default();
+                    (k.clone(), json!(shown))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let turns = app.store.turns_of(&conversation_id).await.unwrap_or_default();
+    let guards = turns
+        .last()
+        .and_then(|t| serde_json::from_str::<Value>(&t.record).ok())
+        .map(|r| r["guards"]["runs"].clone())
+        .unwrap_or(json!([]));
+    let flows = app.flows();
+    let flow = journey["flow"].as_str().and_then(|f| flows.flow_at(f, journey["version"].as_u64().unwrap_or(0) as u32)).map(|f| {
+        let edges = crate::flow::diagram::edges(f);
+        json!({
+            "id": f.id,
+            "steps": f.steps.values().map(|s| json!({
+                "id": s.id,
+                "kind": match s.kind {
+                    crate::flow::graph::StepKind::Collect { .. } => "asks",
+                    crate::flow::graph::StepKind::Confirm { .. } => "summary",
+                    crate::flow::graph::StepKind::Erp { .. } => "ERP",
+                    crate::flow::graph::StepKind::End { .. } => "end",
+                },
+                "current": journey["step"].as_str() == Some(s.id.as_str()),
+                "edges": edges.iter().filter(|e| e.0 == s.id).map(|e| json!({"to": e.1, "label": e.2, "recovery": e.3})).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        })
+    });
+    HttpResponse::Ok().json(json!({
+        "messages": messages,
+        "step": journey["flow"].as_str().map(|f| format!("{f}/{}", journey["step"].as_str().unwrap_or_default())),
+        "handoff": st["handoff"].is_object(),
+        "slots": slots,
+        "guards": guards,
+        "flow": flow,
+        "turns": turns.len(),
+    }))
+}
+
+/// The conversation as a conversation test (YAML) for `carewell simulate`: each customer turn,
+/// with the first line of the bot's answer and the step reached as expectations.
+async fn export(app: web::Data<App>, req: HttpRequest, q: web::Query<CustomerQuery>) -> HttpResponse {
+    if let Err(r) = authorized(&app, &req, None) {
+        return r;
+    }
+    let conversation_id = format!("{INSPECTOR_NUMBER}:{}", q.customer);
+    let turns = match app.store.turns_of(&conversation_id).await {
+        Ok(t) => t,
+        Err(e) => return problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
+    };
+    let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let mut out = format!(
+        "name: Exported from the inspector ({})\ncustomer: {}\nllm: absent\nturns:\n",
+        q.customer,
+        quote(&q.customer)
+    );
+    for t in turns {
+        let r: Value = serde_json::from_str(&t.record).unwrap_or(Value::Null);
+        let kind = &r["event"]["kind"];
+        let action = match kind["type"].as_str() {
+            Some("text") => format!("  - send: {}\n", quote(kind["body"].as_str().unwrap_or_default())),
+            Some("choice") => format!("  - press: {}\n", quote(kind["title"].as_str().unwrap_or_default())),
+            Some("location") => {
+                format!("  - location: {{latitude: {}, longitude: {}}}\n", kind["latitude"], kind["longitude"])
+            }
+            Some("media") => "  - image: \"\"\n".to_string(),
+            _ => continue,
+        };
+        out.push_str(&action);
+        let first = r["replies"]
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(|m| m["body"].as_str())
+            .and_then(|b| b.lines().next())
+            .unwrap_or("");
+        out.push_str("    expect:\n");
+        if !first.is_empty() {
+            out.push_str(&format!("      says: [{}]\n", quote(first)));
+        }
+        out.push_str(&format!("      step: {}\n", quote(&t.step_after)));
+    }
+    HttpResponse::Ok().content_type("text/yaml; charset=utf-8").body(out)
+}

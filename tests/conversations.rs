@@ -51,3 +51,13 @@ fn a_broken_conversation_test_fails_with_a_readable_diff() {
         "what the bot really said is shown:\n{out}"
     );
 }
+
+#[test]
+fn generated_shortest_paths_take_every_transition_and_pass() {
+    let (ok, out) = simulate(&["--generate", "booking", "--coverage"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("generated 18 conversation(s)") && out.contains("18 passed, 0 failed"), "{out}");
+    assert!(out.contains("transitions  18/18  100.0%"), "{out}");
+    // What the generated paths cannot reach is listed by name.
+    assert!(out.contains("recovery paths not covered: rephrased, summary and choices, hand-off"), "{out}");
+}

@@ -166,4 +166,5 @@ async fn an_operator_books_through_the_inspector_in_a_real_browser() {
     eprintln!("screenshot: {}", path.display());
     d.call("DELETE", "", json!({})).await;
     let _ = driver_proc.kill();
+    let _ = driver_proc.wait();
 }

@@ -77,9 +77,10 @@ pub async fn run(app: Arc<App>) {
 /// it stopped because no row was left (not because of another process's lease or an error).
 async fn drain(app: &App, conversation_id: &str) -> bool {
     let until = || now_ms() + app.settings.lease.as_millis() as i64;
-    // Lease and load in one statement; a conversation seen for the first time is created first.
-    let mut conv = match app.store.lease_and_load(conversation_id, &app.instance_id, until()).await {
-        Ok(Some(c)) => c,
+    // Lease, load and read the next row together; a conversation seen for the first time is
+    // created first.
+    let (mut conv, mut next) = match app.store.lease_load_next(conversation_id, &app.instance_id, until()).await {
+        Ok(Some(found)) => found,
         Ok(None) => {
             let Ok(Some(row)) = app.store.next_inbox(conversation_id).await else { return true };
             let Ok(event) = serde_json::from_str::<InboundEvent>(&row.event) else {
@@ -106,8 +107,8 @@ async fn drain(app: &App, conversation_id: &str) -> bool {
                     return false;
                 }
             }
-            match app.store.lease_and_load(conversation_id, &app.instance_id, until()).await {
-                Ok(Some(c)) => c,
+            match app.store.lease_load_next(conversation_id, &app.instance_id, until()).await {
+                Ok(Some(found)) => found,
                 _ => return false,
             }
         }
@@ -118,26 +119,21 @@ async fn drain(app: &App, conversation_id: &str) -> bool {
     };
     let mut lease_until = until();
     let mut emptied = false;
+    let mut released = false;
     loop {
         if lease_until - now_ms() < app.settings.lease.as_millis() as i64 / 2 {
-            match app.store.lease_and_load(conversation_id, &app.instance_id, until()).await {
-                Ok(Some(c)) => {
+            match app.store.lease_load_next(conversation_id, &app.instance_id, until()).await {
+                Ok(Some((c, n))) => {
                     conv = c;
+                    next = n;
                     lease_until = until();
                 }
                 _ => break,
             }
         }
-        let row = match app.store.next_inbox(conversation_id).await {
-            Ok(Some(row)) => row,
-            Ok(None) => {
-                emptied = true;
-                break;
-            }
-            Err(e) => {
-                error!(code = e.code(), error = %e, conversation_id, "cannot read the inbox");
-                break;
-            }
+        let Some(row) = next.take() else {
+            emptied = true;
+            break;
         };
         let event: InboundEvent = match serde_json::from_str(&row.event) {
             Ok(e) => e,
@@ -149,11 +145,17 @@ async fn drain(app: &App, conversation_id: &str) -> bool {
         };
         let span = info_span!("turn", conversation_id, inbox_id = row.id, message_id = %event.message_id, turn = tracing::field::Empty);
         match process(app, &row, &event, &conv).instrument(span).await {
-            Ok(state) => {
+            Ok((state, following, gave_back)) => {
                 conv.version += 1;
                 conv.state = state;
                 if event.kind.from_customer() {
                     conv.last_inbound_at = Some(row.received_at);
+                }
+                next = following;
+                if gave_back {
+                    released = true;
+                    emptied = true;
+                    break;
                 }
             }
             Err(StoreError::LeaseLost(_)) => {
@@ -171,17 +173,20 @@ async fn drain(app: &App, conversation_id: &str) -> bool {
             }
         }
     }
-    let _ = app.store.release_lease(conversation_id, &app.instance_id).await;
+    if !released {
+        let _ = app.store.release_lease(conversation_id, &app.instance_id).await;
+    }
     emptied
 }
 
-/// One turn, against the conversation as loaded under the lease; returns the new state's JSON.
+/// One turn, against the conversation as loaded under the lease. Returns the new state's JSON,
+/// the conversation's next pending row, and whether the lease was given back (no row left).
 async fn process(
     app: &App,
     row: &InboxRow,
     event: &InboundEvent,
     conv: &ConversationRow,
-) -> Result<String, StoreError> {
+) -> Result<(String, Option<InboxRow>, bool), StoreError> {
     let started = Instant::now();
     app.metrics.observe("inbox_wait", (now_ms() - row.received_at).max(0) as f64 / 1000.0);
     let state = serde_json::from_str::<ConversationState>(&conv.state).unwrap_or_else(|e| {
@@ -275,8 +280,9 @@ async fn process(
     let is_customer = event.kind.from_customer();
     let commit_started = started.elapsed().as_secs_f64();
     let state_json = serde_json::to_string(&new_state).unwrap_or_default();
-    app.store
-        .commit_turn(TurnCommit {
+    let (following, released) = app
+        .store
+        .commit_and_next(TurnCommit {
             conversation_id: row.conversation_id.clone(),
             owner: app.instance_id.clone(),
             expected_version: version,
@@ -305,7 +311,7 @@ async fn process(
     app.metrics.observe("engine", (total - llm_s).max(0.0));
     app.outbox_notify.notify_one();
     tracing::info!(turn = seq, ms = started.elapsed().as_millis() as u64, "turn committed");
-    Ok(state_json)
+    Ok((state_json, following, released))
 }
 
 /// Feeds a turn's numbers to the metrics.

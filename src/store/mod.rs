@@ -405,6 +405,46 @@ impl Store {
         Ok(rows.iter().map(|r| inserted.contains(&r.dedup_key)).collect())
     }
 
+    /// Takes an existing conversation's lease, loads it and reads its oldest pending inbox row
+    /// (SQLite: in one trip to the blocking pool); `None` when it does not exist yet or another
+    /// live owner holds it.
+    pub async fn lease_load_next(
+        &self,
+        conversation_id: &str,
+        owner: &str,
+        until_ms: i64,
+    ) -> Result<Option<(ConversationRow, Option<InboxRow>)>, StoreError> {
+        if let Pools::Sqlite(pool) = &self.pools {
+            let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+            let (cid, own) = (conversation_id.to_string(), owner.to_string());
+            return Ok(conn.spawn_blocking(move |c| sqlite_sync::lease_load_next(c, &cid, &own, until_ms)).await?);
+        }
+        match self.lease_and_load(conversation_id, owner, until_ms).await? {
+            Some(conv) => Ok(Some((conv, self.next_inbox(conversation_id).await?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Commits a turn (see [`Store::commit_turn`]), then reads the conversation's next pending
+    /// row; with none left, gives the lease back. Returns the next row and whether the lease was
+    /// released. SQLite does it all in one trip to the blocking pool.
+    pub async fn commit_and_next(&self, commit: TurnCommit) -> Result<(Option<InboxRow>, bool), StoreError> {
+        if let Pools::Sqlite(pool) = &self.pools {
+            let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+            let id = commit.conversation_id.clone();
+            let (committed, next, released) =
+                conn.spawn_blocking(move |c| sqlite_sync::commit_and_next(c, &commit)).await?;
+            return if committed { Ok((next, released)) } else { Err(StoreError::LeaseLost(id)) };
+        }
+        let (cid, owner) = (commit.conversation_id.clone(), commit.owner.clone());
+        self.commit_turn(commit).await?;
+        let next = self.next_inbox(&cid).await?;
+        if next.is_none() {
+            self.release_lease(&cid, &owner).await?;
+        }
+        Ok((next.clone(), next.is_none()))
+    }
+
     /// Takes the lease of an existing conversation and loads it, in one statement; `None` when
     /// the conversation does not exist yet or another live owner holds it.
     pub async fn lease_and_load(

@@ -61,3 +61,61 @@ pub fn insert_inbox(c: &mut SqliteConnection, rows: &[NewInbox]) -> QueryResult<
         Ok(fresh)
     })
 }
+
+fn next_inbox(c: &mut SqliteConnection, conversation_id: &str) -> QueryResult<Option<super::InboxRow>> {
+    inbox::table
+        .filter(inbox::conversation_id.eq(conversation_id))
+        .filter(inbox::processed_at.is_null())
+        .order(inbox::id)
+        .select(super::InboxRow::as_select())
+        .first(c)
+        .optional()
+}
+
+/// Takes an existing conversation's lease, loads it, and reads its oldest pending inbox row.
+pub fn lease_load_next(
+    c: &mut SqliteConnection,
+    conversation_id: &str,
+    owner: &str,
+    until_ms: i64,
+) -> QueryResult<Option<(super::ConversationRow, Option<super::InboxRow>)>> {
+    let now = now_ms();
+    let conv = diesel::update(conversations::table)
+        .filter(conversations::id.eq(conversation_id))
+        .filter(
+            conversations::lease_owner
+                .is_null()
+                .or(conversations::lease_until.lt(now))
+                .or(conversations::lease_owner.eq(owner)),
+        )
+        .set((conversations::lease_owner.eq(Some(owner)), conversations::lease_until.eq(Some(until_ms))))
+        .returning(super::ConversationRow::as_returning())
+        .get_result(c)
+        .optional()?;
+    match conv {
+        Some(conv) => Ok(Some((conv, next_inbox(c, conversation_id)?))),
+        None => Ok(None),
+    }
+}
+
+/// Commits a turn, then reads the conversation's next pending row; with none left, gives the
+/// lease back. Returns whether the commit held, the next row, and whether the lease was released.
+pub fn commit_and_next(
+    c: &mut SqliteConnection,
+    commit: &TurnCommit,
+) -> QueryResult<(bool, Option<super::InboxRow>, bool)> {
+    if !commit_turn(c, commit)? {
+        return Ok((false, None, false));
+    }
+    let next = next_inbox(c, &commit.conversation_id)?;
+    let mut released = false;
+    if next.is_none() {
+        diesel::update(conversations::table)
+            .filter(conversations::id.eq(&commit.conversation_id))
+            .filter(conversations::lease_owner.eq(&commit.owner))
+            .set((conversations::lease_owner.eq(None::<String>), conversations::lease_until.eq(None::<i64>)))
+            .execute(c)?;
+        released = true;
+    }
+    Ok((true, next, released))
+}

@@ -116,9 +116,10 @@ async fn dispatch(app: &Arc<App>, rows: Vec<OutboxRow>) -> usize {
         let app = app.clone();
         tasks.spawn(async move {
             let mut rows = rows.into_iter();
+            let mut sent: Vec<(i64, String)> = Vec::new();
             while let Some(row) = rows.next() {
                 let finished = match row.kind.as_str() {
-                    "whatsapp" => send_message(&app, &row).await,
+                    "whatsapp" => send_message(&app, &row, &mut sent).await,
                     "erp" => write_erp(&app, &row).await,
                     other => {
                         let _ = app.store.outbox_dead(row.id, &format!("outbox.unknown_kind: {other}")).await;
@@ -131,6 +132,11 @@ async fn dispatch(app: &Arc<App>, rows: Vec<OutboxRow>) -> usize {
                     let _ = app.store.unclaim_outbox_rows(&rest, now_ms()).await;
                     break;
                 }
+            }
+            // Sent messages are marked together (a crash before this sends them again: WhatsApp
+            // sends are at least once).
+            if let Err(e) = app.store.outbox_sent_many(&sent).await {
+                error!(code = e.code(), error = %e, "could not mark sent outbox rows; they will be sent again");
             }
         });
     }
@@ -168,22 +174,22 @@ fn observe_sent(app: &App, payload: &Value, kind: &str, status: &str) {
     }
 }
 
-async fn send_message(app: &App, row: &OutboxRow) -> bool {
+async fn send_message(app: &App, row: &OutboxRow, sent: &mut Vec<(i64, String)>) -> bool {
     let payload: Value = serde_json::from_str(&row.payload).unwrap_or(Value::Null);
     let Some(graph) = &app.graph else {
         // Sandbox: no WhatsApp configured; the message is kept as sent, for `chat` to show.
-        let _ = app.store.outbox_sent(row.id, &format!("wamid.sandbox-{}", row.id)).await;
+        sent.push((row.id, format!("wamid.sandbox-{}", row.id)));
         observe_sent(app, &payload, "whatsapp", "sent");
         return true;
     };
     let phone_number_id = payload.get("phone_number_id").and_then(Value::as_str).unwrap_or_default();
     app.limits.outbound.until_ready().await;
     let started = std::time::Instant::now();
-    let sent = graph.send(phone_number_id, &payload["body"]).await;
+    let outcome = graph.send(phone_number_id, &payload["body"]).await;
     app.metrics.observe("outbox_send", started.elapsed().as_secs_f64());
-    match sent {
+    match outcome {
         Ok(wamid) => {
-            let _ = app.store.outbox_sent(row.id, &wamid).await;
+            sent.push((row.id, wamid));
             observe_sent(app, &payload, "whatsapp", "sent");
             true
         }

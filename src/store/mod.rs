@@ -821,6 +821,22 @@ impl Store {
         }))
     }
 
+    /// Marks sent outbox rows done with their results (wamids); SQLite in one trip.
+    pub async fn outbox_sent_many(&self, sent: &[(i64, String)]) -> Result<(), StoreError> {
+        if sent.is_empty() {
+            return Ok(());
+        }
+        if let Pools::Sqlite(pool) = &self.pools {
+            let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+            let sent = sent.to_vec();
+            return Ok(conn.spawn_blocking(move |c| sqlite_sync::outbox_sent_many(c, &sent)).await?);
+        }
+        for (id, result) in sent {
+            self.outbox_sent(*id, result).await?;
+        }
+        Ok(())
+    }
+
     /// Marks an outbox row done with its result.
     pub async fn outbox_sent(&self, id: i64, result: &str) -> Result<(), StoreError> {
         let r = result.to_string();

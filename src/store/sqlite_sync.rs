@@ -119,3 +119,21 @@ pub fn commit_and_next(
     }
     Ok((true, next, released))
 }
+
+/// Marks outbox rows sent with their results, in one transaction.
+pub fn outbox_sent_many(c: &mut SqliteConnection, sent: &[(i64, String)]) -> QueryResult<()> {
+    c.immediate_transaction(|c| {
+        let now = now_ms();
+        for (id, result) in sent {
+            diesel::update(outbox::table.find(*id))
+                .set((
+                    outbox::status.eq("sent"),
+                    outbox::result.eq(Some(result)),
+                    outbox::attempts.eq(outbox::attempts + 1),
+                    outbox::updated_at.eq(now),
+                ))
+                .execute(c)?;
+        }
+        Ok(())
+    })
+}

@@ -6,18 +6,6 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 
-/// A weekday name 2–6 days ahead that the business is open (not Friday), so "<day> 10am" is
-/// always a valid visit time whatever day the tests run.
-fn open_day() -> String {
-    let tz = jiff::tz::TimeZone::get("Asia/Dubai").unwrap();
-    let today = jiff::Timestamp::now().to_zoned(tz).date();
-    (2..=6)
-        .map(|d| today.checked_add(jiff::Span::new().days(d)).unwrap())
-        .find(|d| d.weekday() != jiff::civil::Weekday::Friday)
-        .map(|d| d.strftime("%A").to_string())
-        .unwrap()
-}
-
 fn assert_asks(replies: &[Value], needle: &str) {
     let all = texts(replies);
     assert!(all.contains(needle), "expected a reply containing {needle:?}, got:\n{all}");

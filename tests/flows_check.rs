@@ -1,5 +1,7 @@
 //! `carewell flows check` on the shipped flows and on deliberately broken copies.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -8,18 +10,9 @@ fn check(dir: &Path) -> (bool, String) {
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
-/// A copy of flows/, prompts/ and fixtures/ in a fresh directory; returns its flows/.
+/// A copy of the project's flows, prompts and fixtures; returns its flows/.
 fn copy_project() -> PathBuf {
-    let root = std::env::temp_dir().join("carewell-tests").join(format!("flows-{}", uuid::Uuid::new_v4().simple()));
-    for sub in ["flows", "prompts", "fixtures"] {
-        let from = Path::new(env!("CARGO_MANIFEST_DIR")).join(sub);
-        std::fs::create_dir_all(root.join(sub)).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let p = entry.unwrap().path();
-            std::fs::copy(&p, root.join(sub).join(p.file_name().unwrap())).unwrap();
-        }
-    }
-    root.join("flows")
+    common::copy_project().join("flows")
 }
 
 fn edit(path: &Path, from: &str, to: &str) {

@@ -10,16 +10,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::{Value, json};
 
-fn open_day() -> String {
-    let tz = jiff::tz::TimeZone::get("Asia/Dubai").unwrap();
-    let today = jiff::Timestamp::now().to_zoned(tz).date();
-    (2..=6)
-        .map(|d| today.checked_add(jiff::Span::new().days(d)).unwrap())
-        .find(|d| d.weekday() != jiff::civil::Weekday::Friday)
-        .map(|d| d.strftime("%A").to_string())
-        .unwrap()
-}
-
 fn has(replies: &[Value], needle: &str) -> bool {
     texts(replies).contains(needle)
 }

@@ -4,23 +4,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::*;
-
-fn copy_project() -> PathBuf {
-    let root = std::env::temp_dir().join("carewell-tests").join(format!("reload-{}", uuid::Uuid::new_v4().simple()));
-    for sub in ["flows", "prompts", "fixtures"] {
-        let from = Path::new(env!("CARGO_MANIFEST_DIR")).join(sub);
-        std::fs::create_dir_all(root.join(sub)).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let p = entry.unwrap().path();
-            std::fs::copy(&p, root.join(sub).join(p.file_name().unwrap())).unwrap();
-        }
-    }
-    root
-}
 
 async fn wait_for_version(server: &Server, version: u64) {
     let started = Instant::now();

@@ -186,40 +186,9 @@ fn show(m: &Value) -> Option<Offered> {
         Some("interactive") => {
             let i = &body["interactive"];
             println!("bot> {}", i["body"]["text"].as_str().unwrap_or_default().replace('\n', "\n     "));
-            let (kind, options): (&'static str, Vec<ShownOption>) = if i["type"] == "button" {
-                (
-                    "button",
-                    i["action"]["buttons"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|b| {
-                            (
-                                b["reply"]["id"].as_str().unwrap_or_default().to_string(),
-                                b["reply"]["title"].as_str().unwrap_or_default().to_string(),
-                                None,
-                            )
-                        })
-                        .collect(),
-                )
-            } else {
-                (
-                    "list",
-                    i["action"]["sections"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .flat_map(|s| s["rows"].as_array().cloned().unwrap_or_default())
-                        .map(|r| {
-                            (
-                                r["id"].as_str().unwrap_or_default().to_string(),
-                                r["title"].as_str().unwrap_or_default().to_string(),
-                                r["description"].as_str().map(String::from),
-                            )
-                        })
-                        .collect(),
-                )
-            };
+            let offered = crate::channel::whatsapp::render::offered_options(body);
+            let kind = if i["type"] == "button" { "button" } else { "list" };
+            let options: Vec<ShownOption> = offered.into_iter().map(|o| (o.id, o.title, o.description)).collect();
             for (n, (_, title, desc)) in options.iter().enumerate() {
                 match desc {
                     Some(d) => println!("     [{}] {title} — {d}", n + 1),

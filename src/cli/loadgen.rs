@@ -206,20 +206,8 @@ impl Shared {
 fn option_of(replies: &[Value], title: &str) -> Option<(String, String, &'static str, Option<String>)> {
     let m = replies.iter().rev().find(|m| m["type"] == "interactive")?;
     let wamid = m["_wamid"].as_str().map(String::from);
-    let i = &m["interactive"];
-    if i["type"] == "button" {
-        let b = i["action"]["buttons"]
-            .as_array()?
-            .iter()
-            .find(|b| b["reply"]["title"].as_str().is_some_and(|t| t.starts_with(title)))?;
-        Some((b["reply"]["id"].as_str()?.into(), b["reply"]["title"].as_str()?.into(), "button_reply", wamid))
-    } else {
-        let r = i["action"]["sections"][0]["rows"]
-            .as_array()?
-            .iter()
-            .find(|r| r["title"].as_str().is_some_and(|t| t.starts_with(title)))?;
-        Some((r["id"].as_str()?.into(), r["title"].as_str()?.into(), "list_reply", wamid))
-    }
+    let o = crate::channel::whatsapp::render::offered_options(m).into_iter().find(|o| o.title.starts_with(title))?;
+    Some((o.id, o.title, o.reply_kind, wamid))
 }
 
 fn open_day() -> String {

@@ -206,35 +206,7 @@ fn text_of(m: &Value) -> String {
 }
 
 fn options_of(m: &Value) -> Vec<(String, String, &'static str)> {
-    let i = &m["interactive"];
-    if i["type"] == "button" {
-        i["action"]["buttons"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|b| {
-                (
-                    b["reply"]["id"].as_str().unwrap_or_default().into(),
-                    b["reply"]["title"].as_str().unwrap_or_default().into(),
-                    "button_reply",
-                )
-            })
-            .collect()
-    } else {
-        i["action"]["sections"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|s| s["rows"].as_array().cloned().unwrap_or_default())
-            .map(|r| {
-                (
-                    r["id"].as_str().unwrap_or_default().into(),
-                    r["title"].as_str().unwrap_or_default().into(),
-                    "list_reply",
-                )
-            })
-            .collect()
-    }
+    crate::channel::whatsapp::render::offered_options(m).into_iter().map(|o| (o.id, o.title, o.reply_kind)).collect()
 }
 
 /// What one file's run produced.

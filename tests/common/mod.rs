@@ -279,27 +279,36 @@ impl<'a> Customer<'a> {
 
 /// Finds an option by title prefix: (id, title, "button" | "list").
 pub fn find_option(message: &Value, title: &str) -> Option<(String, String, &'static str)> {
-    let i = &message["interactive"];
-    if i["type"] == "button" {
-        i["action"]["buttons"]
-            .as_array()?
-            .iter()
-            .find(|b| b["reply"]["title"].as_str().is_some_and(|t| t.starts_with(title)))
-            .map(|b| {
-                (
-                    b["reply"]["id"].as_str().unwrap().to_string(),
-                    b["reply"]["title"].as_str().unwrap().to_string(),
-                    "button",
-                )
-            })
-    } else {
-        i["action"]["sections"]
-            .as_array()?
-            .iter()
-            .flat_map(|s| s["rows"].as_array().cloned().unwrap_or_default())
-            .find(|r| r["title"].as_str().is_some_and(|t| t.starts_with(title)))
-            .map(|r| (r["id"].as_str().unwrap().to_string(), r["title"].as_str().unwrap().to_string(), "list"))
+    carewell::channel::whatsapp::render::offered_options(message)
+        .into_iter()
+        .find(|o| o.title.starts_with(title))
+        .map(|o| (o.id, o.title, if o.reply_kind == "button_reply" { "button" } else { "list" }))
+}
+
+/// A weekday name 2–6 days ahead on which the business is open (not Friday), so "<day> 10am" is
+/// always a valid visit time whatever day the tests run.
+pub fn open_day() -> String {
+    let tz = jiff::tz::TimeZone::get("Asia/Dubai").unwrap();
+    let today = jiff::Timestamp::now().to_zoned(tz).date();
+    (2..=6)
+        .map(|d| today.checked_add(jiff::Span::new().days(d)).unwrap())
+        .find(|d| d.weekday() != jiff::civil::Weekday::Friday)
+        .map(|d| d.strftime("%A").to_string())
+        .unwrap()
+}
+
+/// A copy of flows/, prompts/ and fixtures/ in a fresh directory; returns its root.
+pub fn copy_project() -> std::path::PathBuf {
+    let root = std::env::temp_dir().join("carewell-tests").join(format!("project-{}", uuid::Uuid::new_v4().simple()));
+    for sub in ["flows", "prompts", "fixtures"] {
+        let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(sub);
+        std::fs::create_dir_all(root.join(sub)).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let p = entry.unwrap().path();
+            std::fs::copy(&p, root.join(sub).join(p.file_name().unwrap())).unwrap();
+        }
     }
+    root
 }
 
 /// The text of a sent message (text body or interactive body).

@@ -106,3 +106,50 @@ mod tests {
         assert_eq!(render("1", &r)["interactive"]["type"], "list");
     }
 }
+
+/// One option of an interactive message as sent to the Graph API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OfferedOption {
+    /// The id echoed back when it is chosen.
+    pub id: String,
+    /// The title.
+    pub title: String,
+    /// A list row's description.
+    pub description: Option<String>,
+    /// `button_reply` or `list_reply`: the `interactive.type` of the customer's answer.
+    pub reply_kind: &'static str,
+}
+
+/// The options of a rendered interactive message (reply buttons or list rows), in order; empty
+/// for any other message. Used by `chat`, `simulate`, `loadgen` and the tests to answer as a
+/// customer would.
+pub fn offered_options(message: &Value) -> Vec<OfferedOption> {
+    let i = &message["interactive"];
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    match i["type"].as_str() {
+        Some("button") => i["action"]["buttons"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|b| OfferedOption {
+                id: text(&b["reply"]["id"]),
+                title: text(&b["reply"]["title"]),
+                description: None,
+                reply_kind: "button_reply",
+            })
+            .collect(),
+        Some("list") => i["action"]["sections"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s["rows"].as_array().cloned().unwrap_or_default())
+            .map(|r| OfferedOption {
+                id: text(&r["id"]),
+                title: text(&r["title"]),
+                description: r["description"].as_str().map(String::from),
+                reply_kind: "list_reply",
+            })
+            .collect(),
+        _ => vec![],
+    }
+}

@@ -425,3 +425,22 @@ async fn a_button_from_an_earlier_question_is_recognised_as_stale() {
     let r = c.press("One-time").await;
     assert_asks(&r, "Which car");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_without_a_time_is_kept_for_the_next_message() {
+    let fakes = Fakes::new(None);
+    let server = Server::start(&sqlite(), &fakes);
+    let mut c = Customer::new(&server, &fakes.graph, "971500000114");
+    for m in ["book a full wash", "Jane Doe", "one time", "Toyota Corolla ABC-1234", "Villa 12, Al Wasl Road, Jumeirah"]
+    {
+        c.text(m).await;
+    }
+    let day = open_day();
+    let r = c.text(&day).await;
+    assert_asks(&r, "What time on");
+    let r = c.text("3pm").await;
+    assert_asks(&r, "Here is your booking");
+    let short = &day[..3];
+    assert_asks(&r, &format!("Date and time: {short}"));
+    assert_asks(&r, "15:00");
+}

@@ -183,6 +183,9 @@ pub struct GuardResults {
     /// Lookup results by name (`catalog`, `visit_slots`).
     #[serde(default)]
     pub lookups: BTreeMap<String, Vec<ChoiceOption>>,
+    /// A day the customer gave without a time (`YYYY-MM-DD`), to remember for the next message.
+    #[serde(default)]
+    pub date_only: Option<String>,
 }
 
 /// One extracted slot value.

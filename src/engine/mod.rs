@@ -103,6 +103,9 @@ pub struct GuardPlan {
     pub others: Vec<String>,
     /// The question the customer is answering, for the LLM's prompt.
     pub question: Option<String>,
+    /// A day the customer gave earlier without a time (`YYYY-MM-DD`).
+    #[serde(default)]
+    pub pending_day: Option<String>,
     /// Lookups needed to read the text or to show the next question's options.
     pub lookups: Vec<String>,
 }
@@ -213,6 +216,7 @@ pub fn plan(flows: &FlowSet, state: &ConversationState, event: &InboundEvent) ->
             return plan;
         }
         plan.text = Some(body.clone());
+        plan.pending_day = state.journey.as_ref().and_then(|j| j.pending_day.clone());
         let filled = |s: &str| {
             state.journey.as_ref().is_some_and(|j| j.slots.contains_key(s))
                 || (state.journey.is_none()
@@ -697,6 +701,7 @@ fn start_journey(t: &mut Turn<'_>, flow: &Arc<Flow>, why: &str) -> Result<(), En
         last_text: None,
         step_since: t.now,
         reminded: false,
+        pending_day: None,
         choosing_change: false,
         erp: None,
     };
@@ -750,6 +755,9 @@ fn fill(t: &mut Turn<'_>, flow: &Flow, slot: &str, value: SlotValue, source: Slo
         t.state.profile.insert(slot.to_string(), filled.clone());
     }
     let j = journey_mut(t);
+    if matches!(value, SlotValue::DateTime { .. }) {
+        j.pending_day = None;
+    }
     let old = j.slots.insert(slot.to_string(), filled);
     let detail = match old {
         Some(o) if o.value != value => {
@@ -886,6 +894,13 @@ fn on_text(t: &mut Turn<'_>, flow: &Arc<Flow>, body: &str) -> Result<(), EngineE
                     return recovery_summary(t, flow, "I'm sorry this has been frustrating.");
                 }
                 let reason = t.guards.problem.clone().unwrap_or_else(|| "Sorry, I didn't catch that.".into());
+                if let Some(day) = &t.guards.date_only {
+                    // Half an answer: keep the day, ask only for the time.
+                    journey_mut(t).pending_day = Some(day.clone());
+                    t.note("partial", format!("day {day} noted; the time is still missing"), Some(step.source.clone()));
+                    t.say(reason);
+                    return Ok(());
+                }
                 no_progress(t, flow, Some(body), reason)
             } else {
                 progressed(t);

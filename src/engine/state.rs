@@ -158,6 +158,9 @@ pub struct Journey {
     /// Whether this journey's one reminder was sent.
     #[serde(default)]
     pub reminded: bool,
+    /// A day given without a time (`YYYY-MM-DD`): a time alone in the next message is read on it.
+    #[serde(default)]
+    pub pending_day: Option<String>,
     /// Set while the summary's "what to change?" list is open.
     #[serde(default)]
     pub choosing_change: bool,

@@ -188,6 +188,8 @@ pub struct Found {
     /// A reason to show the customer when an asked slot was present but invalid ("We don't
     /// visit on Fridays.").
     pub problem: Option<String>,
+    /// A day given without a time for the asked date-time slot, to remember for the next message.
+    pub date_only: Option<jiff::civil::Date>,
 }
 
 /// Reads `text` for the `focus` slots (the current question) and, conservatively, for `others`.
@@ -200,6 +202,22 @@ pub fn extract(
     business: &Business,
     now: &Zoned,
 ) -> Found {
+    extract_with_day(text, flow, focus, others, options, business, now, None)
+}
+
+/// Like [`extract`], with a day the customer gave earlier without a time: a time alone ("3pm")
+/// is then read on that day.
+#[allow(clippy::too_many_arguments)]
+pub fn extract_with_day(
+    text: &str,
+    flow: &Flow,
+    focus: &[String],
+    others: &[String],
+    options: &dyn Fn(&str) -> Vec<ChoiceOption>,
+    business: &Business,
+    now: &Zoned,
+    pending_day: Option<jiff::civil::Date>,
+) -> Found {
     let mut found = Found::default();
     let put = |found: &mut Found, slot: &str, value: SlotValue, evidence: &str| {
         found
@@ -211,7 +229,12 @@ pub fn extract(
 
     // Plates and dates first: their words are then not mistaken for names or models.
     let plate = find_plate(text);
-    let when = parse_when(text, now, business);
+    let when = match (parse_when(text, now, business), pending_day) {
+        (When::At(dt, evidence), Some(day)) if !names_a_day(&evidence) => {
+            When::At(day.to_datetime(dt.time()), evidence)
+        }
+        (w, _) => w,
+    };
 
     for slot in &wanted {
         let Some(decl) = flow.slots.get(slot.as_str()) else { continue };
@@ -233,10 +256,13 @@ pub fn extract(
                     Err(problem) if focused => found.problem = Some(problem),
                     Err(_) => {}
                 },
-                When::DateOnly(d) if focused => {
-                    found.problem =
-                        Some(format!("What time on {}? Please give a day and a time.", d.strftime("%a %-d %b")));
-                }
+                When::DateOnly(d) if focused => match check_visit_time(d.to_datetime(business.opens), now, business) {
+                    Err(problem) if problem.contains("don't visit") => found.problem = Some(problem),
+                    _ => {
+                        found.date_only = Some(*d);
+                        found.problem = Some(format!("What time on {}?", d.strftime("%a %-d %b")));
+                    }
+                },
                 _ => {}
             },
             SlotType::Choice => {
@@ -607,6 +633,13 @@ pub fn parse_when(text: &str, now: &Zoned, _business: &Business) -> When {
         }
     }
     When::Nothing
+}
+
+/// Whether the words `parse_when` read name a day (not just a time).
+fn names_a_day(evidence: &str) -> bool {
+    evidence
+        .split(' ')
+        .any(|w| DAY_WORDS.contains(&w) || w.contains('/') || w.chars().filter(|c| c.is_ascii_digit()).count() >= 4)
 }
 
 /// Checks a visit time against the business's days, hours and lead time.

@@ -112,7 +112,17 @@ impl Guards {
         let options = |slot: &str| {
             crate::engine::slot_options(&GuardResults { lookups: lookups.clone(), ..Default::default() }, &flow, slot)
         };
-        let found = extract::extract(text, &flow, &plan.focus, &plan.others, &options, &flows.business, &now);
+        let pending_day = plan.pending_day.as_deref().and_then(|d| d.parse::<jiff::civil::Date>().ok());
+        let found = extract::extract_with_day(
+            text,
+            &flow,
+            &plan.focus,
+            &plan.others,
+            &options,
+            &flows.business,
+            &now,
+            pending_day,
+        );
         results.runs.push(GuardRun {
             guard: "parser".into(),
             outcome: if plan.focus.iter().all(|f| found.slots.contains_key(f)) {
@@ -126,6 +136,11 @@ impl Guards {
         });
         results.slots = found.slots;
         results.problem = found.problem;
+        results.date_only = found.date_only.map(|d| d.to_string());
+        if results.date_only.is_some() {
+            // Half an answer the parsers understood: the engine keeps the day and asks the time.
+            return results;
+        }
 
         // The LLM is asked only when the parsers could not settle the question: every asked slot
         // filled, or (when nothing in particular was asked) anything found at all, settles it.

@@ -155,3 +155,28 @@ fn every_lint_reports_its_code_and_place() {
     let (ok, out) = check(&flows);
     assert!(!ok && out.contains("flow.prompt_placeholder") && out.contains("{{tier}}"), "{out}");
 }
+
+/// Every ERP body schema of every shipped action rejects deliberately wrong bodies: an empty one,
+/// and one whose fields all have the wrong type.
+#[test]
+fn every_erp_body_schema_rejects_a_wrong_body() {
+    use carewell::flow::erp_actions::validate;
+    use serde_json::{Value, json};
+    let set = carewell::flow::FlowSet::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("flows")).unwrap();
+    assert!(set.actions.len() >= 2, "booking and complaint actions");
+    for (name, action) in &set.actions {
+        for doc in &action.documents {
+            assert!(!validate(&doc.schema, &json!({})).is_empty(), "{name}/{}: an empty body must fail", doc.alias);
+            let wrong: serde_json::Map<String, Value> = doc
+                .schema["properties"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(|k| (k.clone(), json!({"not": "this"})))
+                .collect();
+            let errors = validate(&doc.schema, &Value::Object(wrong));
+            assert!(!errors.is_empty(), "{name}/{}: wrong types must fail", doc.alias);
+            assert!(errors.iter().all(|(at, _)| at.starts_with('/')), "errors carry JSON pointers: {errors:?}");
+        }
+    }
+}

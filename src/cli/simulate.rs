@@ -472,6 +472,7 @@ fn coverage(flows: &crate::flow::FlowSet, records: &[Value]) -> (String, bool) {
         let mut outcomes: BTreeSet<String> = BTreeSet::new();
         let mut rungs: BTreeSet<String> = BTreeSet::new();
         for r in records {
+            let this_flow = r["journey_flow"]["id"] == flow.id.as_str();
             for t in r["trace"].as_array().into_iter().flatten() {
                 let detail = t["detail"].as_str().unwrap_or_default();
                 let from_file = t["source"]["file"].as_str() == Some(flow.file.as_str());
@@ -494,10 +495,10 @@ fn coverage(flows: &crate::flow::FlowSet, records: &[Value]) -> (String, bool) {
                             edges.insert(("(change)".into(), b.to_string()));
                         }
                     }
-                    Some("stuck") => {
+                    Some("stuck") if this_flow => {
                         rungs.insert(detail.rsplit(": ").next().unwrap_or_default().to_string());
                     }
-                    Some("handoff") => {
+                    Some("handoff") if this_flow => {
                         rungs.insert("hand-off".into());
                     }
                     _ => {}

@@ -190,8 +190,16 @@ fn is_one_of(text: &str, words: &[&str]) -> bool {
 }
 
 /// Which flow a message outside any journey starts: a flow keyword as a whole word.
+/// Which flow a message outside any journey starts: the one with the most of its keywords in the
+/// message (whole words), then the higher `priority`.
 fn route(flows: &FlowSet, text: &str) -> Option<Arc<Flow>> {
-    flows.flows.values().find(|f| f.keywords.iter().any(|k| contains_words(text, k))).cloned()
+    flows
+        .flows
+        .values()
+        .map(|f| (f.keywords.iter().filter(|k| contains_words(text, k)).count(), f.priority, f))
+        .filter(|(n, _, _)| *n > 0)
+        .max_by_key(|(n, p, _)| (*n, *p))
+        .map(|(_, _, f)| f.clone())
 }
 
 /// Works out what the guard phase must do for `event` in `state`.
@@ -328,6 +336,24 @@ pub fn decide(
             Some(flow) => {
                 start_journey(&mut t, &flow, "keywords in the message")?;
                 apply_extracted(&mut t, &flow);
+                // A journey opened with a real sentence keeps it for its `opening` slot.
+                if body.split_whitespace().count() >= 6 {
+                    let opening: Vec<String> =
+                        flow.slots.values().filter(|s| s.opening).map(|s| s.name.clone()).collect();
+                    for slot in opening {
+                        if !journey(&t).slots.contains_key(&slot) {
+                            let value = SlotValue::Text { value: body.trim().to_string() };
+                            fill(
+                                &mut t,
+                                &flow,
+                                &slot,
+                                value,
+                                SlotSource::Parser,
+                                "the message that opened the journey".into(),
+                            );
+                        }
+                    }
+                }
                 advance(&mut t, &flow, None)?;
             }
             None => {

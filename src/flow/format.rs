@@ -149,6 +149,10 @@ pub struct StartDecl {
     /// (matched case- and accent-insensitively, as whole words).
     #[serde(default)]
     pub keywords: Vec<String>,
+    /// Breaks ties when a message holds keywords of several journeys (higher wins; default 0):
+    /// "my car was damaged during the wash" should open a complaint, not a booking.
+    #[serde(default)]
+    pub priority: i32,
 }
 
 /// The type of a slot, which picks its deterministic extractor and how it is shown.
@@ -192,6 +196,10 @@ pub struct SlotDecl {
     /// The options of a `choice` (or the offered values of a `date_time`).
     #[serde(default)]
     pub options: Option<OptionsDecl>,
+    /// A `text` slot filled with the message that starts the journey when it is a real sentence
+    /// (six words or more), so a customer who already described the problem is not asked again.
+    #[serde(default)]
+    pub opening: bool,
 }
 
 /// Where a slot's options come from: a fixed list, or a named lookup.

@@ -65,6 +65,8 @@ pub struct Slot {
     pub profile: bool,
     /// Its options.
     pub options: OptionSource,
+    /// Filled with the journey's opening message when it is a sentence.
+    pub opening: bool,
 }
 
 /// A condition of a branch.
@@ -201,6 +203,8 @@ pub struct Flow {
     pub menu_title: Option<String>,
     /// Start keywords, normalised.
     pub keywords: Vec<String>,
+    /// Tie-break between journeys whose keywords a message holds.
+    pub priority: i32,
     /// Slots in declaration order.
     pub slots: IndexMap<String, Slot>,
     /// Steps in declaration order; the first is the start.

@@ -528,6 +528,7 @@ pub fn compile_flow(
                 label: decl.value.label.clone().unwrap_or_else(|| name.replace('_', " ")),
                 profile: decl.value.profile,
                 options,
+                opening: decl.value.opening && decl.value.kind == SlotType::Text,
             },
         );
     }
@@ -941,6 +942,7 @@ pub fn compile_flow(
         file: file.into(),
         menu_title: f.start.menu_title.map(|t| t.value),
         keywords: f.start.keywords.iter().map(|k| crate::text::fold(k)).collect(),
+        priority: f.start.priority,
         slots,
         steps,
         llm,

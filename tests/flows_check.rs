@@ -167,8 +167,7 @@ fn every_erp_body_schema_rejects_a_wrong_body() {
     for (name, action) in &set.actions {
         for doc in &action.documents {
             assert!(!validate(&doc.schema, &json!({})).is_empty(), "{name}/{}: an empty body must fail", doc.alias);
-            let wrong: serde_json::Map<String, Value> = doc
-                .schema["properties"]
+            let wrong: serde_json::Map<String, Value> = doc.schema["properties"]
                 .as_object()
                 .unwrap()
                 .keys()

@@ -61,6 +61,11 @@ pub enum EngineError {
         /// Where the step is declared.
         at: SourceRef,
     },
+    /// The transition function panicked (a bug); the worker turned it into this error.
+    #[error(
+        "engine.panic: the transition function failed unexpectedly ({0}); the turn was recorded and the customer told"
+    )]
+    Panicked(String),
     /// Transitions went round without stopping at a question.
     #[error(
         "engine.loop: flow {flow:?} passed through {steps} steps in one turn without asking anything; check the branches near step {step:?}"
@@ -83,6 +88,7 @@ impl EngineError {
             EngineError::UnknownStep { .. } => "engine.unknown_step",
             EngineError::AskedFilledSlot { .. } => "engine.asked_filled_slot",
             EngineError::TransitionLoop { .. } => "engine.loop",
+            EngineError::Panicked(_) => "engine.panic",
         }
     }
 }

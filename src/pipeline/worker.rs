@@ -205,7 +205,18 @@ async fn process(
     let guards = app.guards.run(&flows, &plan, now).await;
     let guards_ms = guards_started.elapsed().as_millis() as u64;
     let decide_started = Instant::now();
-    let decision = engine::decide(&flows, &state, event, &guards);
+    // The engine is pure and should never panic; if a bug makes it, the turn is recorded as an
+    // engine failure with an apology instead of the message being retried forever.
+    let decision =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine::decide(&flows, &state, event, &guards)))
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown".into());
+                Err(engine::EngineError::Panicked(what))
+            });
     let decide_us = decide_started.elapsed().as_micros() as u64;
 
     let sender = app.settings.phone_number_id.clone().unwrap_or(phone_number_id);

@@ -108,10 +108,9 @@ impl Guards {
         let Some(text) = &plan.text else { return results };
 
         let started = Instant::now();
-        let lookups = results.lookups.clone();
-        let options = |slot: &str| {
-            crate::engine::slot_options(&GuardResults { lookups: lookups.clone(), ..Default::default() }, &flow, slot)
-        };
+        // The lookups are copied once per turn (not once per slot read) for the extractors.
+        let lookup_view = GuardResults { lookups: results.lookups.clone(), ..Default::default() };
+        let options = |slot: &str| crate::engine::slot_options(&lookup_view, &flow, slot);
         let pending_day = plan.pending_day.as_deref().and_then(|d| d.parse::<jiff::civil::Date>().ok());
         let found = extract::extract_with_day(
             text,

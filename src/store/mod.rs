@@ -737,15 +737,7 @@ impl Store {
 
     /// Dead-lettered outbox rows, oldest first.
     pub async fn dead_outbox(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
-        Ok(with_conn!(self, |conn| {
-            outbox::table
-                .filter(outbox::status.eq("dead"))
-                .order(outbox::id)
-                .limit(limit)
-                .select(OutboxRow::as_select())
-                .load(conn)
-                .await?
-        }))
+        self.outbox_with_status("dead", limit).await
     }
 
     /// Puts dead rows back in the queue with a fresh attempt count: one row, or all with `None`.
@@ -810,9 +802,15 @@ impl Store {
 
     /// Pending outbox rows in queue order, due or not (the dispatcher keeps per-conversation order).
     pub async fn pending_outbox(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+        self.outbox_with_status("pending", limit).await
+    }
+
+    /// Outbox rows with a status, in queue order.
+    async fn outbox_with_status(&self, status: &str, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+        let status = status.to_string();
         Ok(with_conn!(self, |conn| {
             outbox::table
-                .filter(outbox::status.eq("pending"))
+                .filter(outbox::status.eq(&status))
                 .order(outbox::id)
                 .limit(limit)
                 .select(OutboxRow::as_select())

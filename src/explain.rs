@@ -71,7 +71,7 @@ pub struct Timeline {
     pub conversation_id: String,
     /// Customer.
     pub customer: String,
-    /// Current `flow/step`, hand-off and slots.
+    /// Current `flow/step`, hand-off, slots, and the journeys put aside (`flow/step` each).
     pub state: Value,
     /// Turns.
     pub entries: Vec<Entry>,
@@ -236,6 +236,7 @@ pub async fn build(store: &Store, key: &str) -> Result<Vec<Timeline>, StoreError
                 "handoff": state["handoff"],
                 "slots": slots,
                 "profile": state["profile"].as_object().map(|m| m.keys().cloned().collect::<Vec<_>>()),
+                "put_aside": state["suspended"].as_array().map(|js| js.iter().map(|j| format!("{}/{}", j["flow"].as_str().unwrap_or_default(), j["step"].as_str().unwrap_or_default())).collect::<Vec<_>>()).unwrap_or_default(),
             }),
             entries,
         });

@@ -186,6 +186,10 @@ pub struct GuardResults {
     /// A day the customer gave without a time (`YYYY-MM-DD`), to remember for the next message.
     #[serde(default)]
     pub date_only: Option<String>,
+    /// What the parsers read from the text for the flow it may switch to
+    /// ([`super::GuardPlan::alternative`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alternative: Option<Box<GuardResults>>,
 }
 
 /// One extracted slot value.

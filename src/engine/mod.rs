@@ -112,8 +112,14 @@ pub struct GuardPlan {
     /// A day the customer gave earlier without a time (`YYYY-MM-DD`).
     #[serde(default)]
     pub pending_day: Option<String>,
-    /// Lookups needed to read the text or to show the next question's options.
+    /// Lookups needed to read the text or to show the next question's options (of the journey's
+    /// flow, of a flow the message may switch to, and of the journeys put aside, any of which the
+    /// turn may end up asking about).
     pub lookups: Vec<String>,
+    /// Another flow the text asks for by its keywords (a digression); its slots are read from the
+    /// text too, by the parsers only, so the new journey does not ask what the message said.
+    #[serde(default)]
+    pub alternative: Option<String>,
 }
 
 /// A decided turn.
@@ -133,27 +139,47 @@ pub struct Decision {
     pub step_after: String,
 }
 
-/// Button ids: `b|flow|version|step|value` for a step's options, `m|flow` for the main menu.
-/// The step and version let a press from an older message be recognised as stale.
+/// Button ids: `b|flow|version|step|tag|value` for a step's options (the tag names the journey
+/// instance, see [`Journey::tag`]), `m|flow` for the main menu, `t|journey id` for an open request.
+/// The step, version and tag let a press from an older message be recognised as stale, or as
+/// belonging to a journey that was put aside.
 mod button {
-    pub fn encode(flow: &str, version: u32, step: &str, value: &str) -> String {
-        format!("b|{flow}|{version}|{step}|{value}")
+    use super::Journey;
+
+    pub fn encode(journey: &Journey, step: &str, value: &str) -> String {
+        format!("b|{}|{}|{step}|{}|{value}", journey.flow, journey.version, journey.tag())
     }
     pub struct Parsed<'a> {
         pub flow: &'a str,
         pub version: u32,
         pub step: &'a str,
+        pub tag: &'a str,
         pub value: &'a str,
     }
+    impl Parsed<'_> {
+        /// Whether the button was made for `j` at its current step.
+        pub fn fits(&self, j: &Journey) -> bool {
+            self.flow == j.flow && self.version == j.version && self.step == j.step && self.tag == j.tag()
+        }
+    }
     pub fn parse(id: &str) -> Option<Parsed<'_>> {
-        let mut it = id.splitn(5, '|');
+        let mut it = id.splitn(6, '|');
         if it.next()? != "b" {
             return None;
         }
-        Some(Parsed { flow: it.next()?, version: it.next()?.parse().ok()?, step: it.next()?, value: it.next()? })
+        Some(Parsed {
+            flow: it.next()?,
+            version: it.next()?.parse().ok()?,
+            step: it.next()?,
+            tag: it.next()?,
+            value: it.next()?,
+        })
     }
     pub fn menu(flow: &str) -> String {
         format!("m|{flow}")
+    }
+    pub fn task(journey: &Journey) -> String {
+        format!("t|{}", journey.id)
     }
 }
 
@@ -172,7 +198,26 @@ const GREETINGS: &[&str] = &[
     "help",
 ];
 const CANCEL_WORDS: &[&str] = &["cancel", "stop", "quit", "exit", "never mind", "nevermind"];
-const RESTART_WORDS: &[&str] = &["start over", "restart", "main menu", "menu"];
+const RESTART_WORDS: &[&str] = &["start over", "restart"];
+/// Words that leave the current journey for the menu; the journey is kept and offered again.
+const MENU_WORDS: &[&str] = &["main menu", "menu", "back to menu"];
+/// Asking for the list of open requests.
+const OPEN_TASKS_WORDS: &[&str] = &[
+    "my requests",
+    "open requests",
+    "my tasks",
+    "open tasks",
+    "what's open",
+    "whats open",
+    "what is open",
+    "pending requests",
+    "switch",
+];
+/// Words that, with a flow's keywords, start a second instance of the journey under way
+/// ("book another car").
+const ANOTHER_WORDS: &[&str] = &["another", "second", "one more", "new", "also", "other car"];
+/// How many journeys may wait aside at once; the oldest beyond this is dropped, with a trace.
+pub const MAX_SUSPENDED: usize = 5;
 const CONFIRM_WORDS: &[&str] = &[
     "confirm",
     "yes",
@@ -221,11 +266,31 @@ pub fn plan(flows: &FlowSet, state: &ConversationState, event: &InboundEvent) ->
     let Some(flow) = flow else { return plan };
     plan.flow = Some(flow.id.clone());
     plan.flow_version = Some(flow.version);
-    plan.lookups = flow.lookups();
+    let mut involved: Vec<Arc<Flow>> = vec![flow.clone()];
+    if let EventKind::Choice { id, .. } = &event.kind {
+        involved.extend(id.strip_prefix("m|").and_then(|f| flows.flow(f).cloned()));
+    }
+    involved.extend(state.suspended.iter().filter_map(|j| flows.flow_at(&j.flow, j.version).cloned()));
+    if let (EventKind::Text { body }, Some(_)) = (&event.kind, &state.journey) {
+        if let Some(other) =
+            route(flows, body).filter(|o| o.id != flow.id || ANOTHER_WORDS.iter().any(|w| contains_words(body, w)))
+        {
+            plan.alternative = Some(other.id.clone());
+            involved.push(other);
+        }
+    }
+    for f in &involved {
+        for l in f.lookups() {
+            if !plan.lookups.contains(&l) {
+                plan.lookups.push(l);
+            }
+        }
+    }
     if let EventKind::Text { body } = &event.kind {
         // Commands ("yes", "cancel", "menu"…) are settled by the engine itself: nothing to read.
-        let command =
-            [CONFIRM_WORDS, NO_WORDS, CANCEL_WORDS, RESTART_WORDS, GREETINGS].iter().any(|w| is_one_of(body, w));
+        let command = [CONFIRM_WORDS, NO_WORDS, CANCEL_WORDS, RESTART_WORDS, MENU_WORDS, OPEN_TASKS_WORDS, GREETINGS]
+            .iter()
+            .any(|w| is_one_of(body, w));
         if command {
             return plan;
         }
@@ -269,6 +334,8 @@ struct Turn<'a> {
     now: i64,
     /// Ask the next question another way (the stuck-state ladder's first rung).
     rephrase: bool,
+    /// Set while a digression starts its journey: the message is read for that journey.
+    digressing: bool,
 }
 
 impl Turn<'_> {
@@ -303,6 +370,7 @@ pub fn decide(
         trace: vec![],
         now: event.timestamp,
         rephrase: false,
+        digressing: false,
     };
     t.state.turns += 1;
     if event.kind.from_customer() {
@@ -338,30 +406,23 @@ pub fn decide(
                 "I'm still confirming this with our system ({what}). I'll message you as soon as it's done."
             ));
         }
-        (EventKind::Text { body }, None) => match route(flows, body) {
-            Some(flow) => {
-                start_journey(&mut t, &flow, "keywords in the message")?;
-                apply_extracted(&mut t, &flow);
-                // A journey opened with a real sentence keeps it for its `opening` slot.
-                if body.split_whitespace().count() >= 6 {
-                    let opening: Vec<String> =
-                        flow.slots.values().filter(|s| s.opening).map(|s| s.name.clone()).collect();
-                    for slot in opening {
-                        if !journey(&t).slots.contains_key(&slot) {
-                            let value = SlotValue::Text { value: body.trim().to_string() };
-                            fill(
-                                &mut t,
-                                &flow,
-                                &slot,
-                                value,
-                                SlotSource::Parser,
-                                "the message that opened the journey".into(),
-                            );
-                        }
-                    }
+        (EventKind::Text { body }, _) if is_one_of(body, OPEN_TASKS_WORDS) => list_open_tasks(&mut t),
+        (EventKind::Choice { id, .. }, _) if id.starts_with("t|") => on_task_choice(&mut t, &id[2..])?,
+        (EventKind::Choice { id, .. }, Some(current)) if id.starts_with("m|") => {
+            match id.strip_prefix("m|").and_then(|f| flows.flow(f).cloned()) {
+                Some(flow) => {
+                    suspend_current(&mut t, &format!("the customer chose {} from the menu", flow.id));
+                    start_journey(&mut t, &flow, "main-menu button")?;
+                    advance(&mut t, &flow, None)?;
                 }
-                advance(&mut t, &flow, None)?;
+                None => {
+                    t.say(flows.business.messages.stale_button.clone());
+                    advance(&mut t, &current, None)?;
+                }
             }
+        }
+        (EventKind::Text { body }, None) => match route(flows, body) {
+            Some(flow) => start_from_text(&mut t, &flow, body, "keywords in the message")?,
             None => {
                 let why = if is_one_of(body, GREETINGS) { "greeting" } else { "no journey matched" };
                 menu(&mut t, why);
@@ -682,7 +743,7 @@ fn recovery_summary(t: &mut Turn<'_>, flow: &Arc<Flow>, reason: &str) -> Result<
     }
     body.push_str(" What would you like to do?");
     let b = |v: &str, title: &str| ReplyOption {
-        id: button::encode(&flow.id, j.version, &j.step, v),
+        id: button::encode(&j, &j.step, v),
         title: title.into(),
         description: None,
     };
@@ -717,6 +778,19 @@ fn menu(t: &mut Turn<'_>, why: &str) {
             })
         })
         .collect();
+    let mut options = options;
+    let mut greeting = greeting;
+    if !t.state.suspended.is_empty() {
+        greeting.push_str("\n\nYou also have an unfinished request — pick it below to carry on where you left off.");
+        let room = crate::flow::MAX_LIST_ROWS.saturating_sub(options.len());
+        for j in t.state.suspended.iter().rev().take(room) {
+            options.push(ReplyOption {
+                id: button::task(j),
+                title: crate::text::truncate(&format!("Continue: {}", short_name(t.flows, j)), 24),
+                description: Some(crate::text::truncate(&describe(t.flows, j), 72)),
+            });
+        }
+    }
     t.note("menu", format!("main menu ({why})"), None);
     t.replies.push(Reply::Choices { body: greeting, options, button: "Menu".into() });
 }
@@ -805,9 +879,14 @@ fn fill(t: &mut Turn<'_>, flow: &Flow, slot: &str, value: SlotValue, source: Slo
 /// the summary) corrections are taken; a slot filled earlier is not silently overwritten
 /// elsewhere. Returns how many slots were filled.
 fn apply_extracted(t: &mut Turn<'_>, flow: &Flow) -> usize {
-    if t.guards.flow.as_deref() != Some(flow.id.as_str()) {
-        return 0;
-    }
+    let alternative = t.guards.alternative.as_deref().filter(|a| a.flow.as_deref() == Some(flow.id.as_str()));
+    let read = match alternative {
+        // A digression reads the message for the journey it starts (even one of the same flow).
+        Some(alt) if t.digressing => alt,
+        _ if t.guards.flow.as_deref() == Some(flow.id.as_str()) => t.guards,
+        Some(alt) => alt,
+        None => return 0,
+    };
     let j = journey(t);
     let current = flow.step(&j.step);
     let at_summary = matches!(current.map(|s| &s.kind), Some(StepKind::Confirm { .. }));
@@ -815,14 +894,19 @@ fn apply_extracted(t: &mut Turn<'_>, flow: &Flow) -> usize {
         Some(StepKind::Collect { slots, .. }) => slots.clone(),
         _ => vec![],
     };
-    let take: Vec<(String, Extracted)> = t
-        .guards
+    let take: Vec<(String, Extracted)> = read
         .slots
         .iter()
         .filter(|(name, _)| flow.slots.contains_key(*name))
         .filter(|(name, ex)| {
             let existing = j.slots.get(*name);
-            existing.is_none() || focus.contains(name) || (at_summary && existing.is_some_and(|e| e.value != ex.value))
+            // What the customer says now beats what the profile remembered ("another car, a
+            // Honda Civic").
+            let remembered = existing.is_some_and(|e| e.source == SlotSource::Profile && e.value != ex.value);
+            existing.is_none()
+                || focus.contains(name)
+                || remembered
+                || (at_summary && existing.is_some_and(|e| e.value != ex.value))
         })
         .map(|(n, e)| (n.clone(), e.clone()))
         .collect();
@@ -860,12 +944,190 @@ fn progressed(t: &mut Turn<'_>) {
     j.last_text = None;
 }
 
-fn cancel(t: &mut Turn<'_>, why: &str) {
+fn cancel(t: &mut Turn<'_>, why: &str) -> Result<(), EngineError> {
     if let Some(j) = t.state.journey.take() {
         t.note("cancel", format!("journey {} cancelled at step {} ({why})", j.flow, j.step), None);
     }
     t.state.session.accept(SessionEvent::JourneyEnded);
     t.say(t.flows.business.messages.cancelled.clone());
+    resume_after_end(t)
+}
+
+/// Starts `flow` from a typed message: the slots the guards read, the `opening` slots, then the
+/// first question still open.
+fn start_from_text(t: &mut Turn<'_>, flow: &Arc<Flow>, body: &str, why: &str) -> Result<(), EngineError> {
+    start_journey(t, flow, why)?;
+    apply_extracted(t, flow);
+    // A journey opened with a real sentence keeps it for its `opening` slot.
+    if body.split_whitespace().count() >= 6 {
+        let opening: Vec<String> = flow.slots.values().filter(|s| s.opening).map(|s| s.name.clone()).collect();
+        for slot in opening {
+            if !journey(t).slots.contains_key(&slot) {
+                let value = SlotValue::Text { value: body.trim().to_string() };
+                fill(t, flow, &slot, value, SlotSource::Parser, "the message that opened the journey".into());
+            }
+        }
+    }
+    advance(t, flow, None)
+}
+
+/// Whether a message that answered nothing in the current journey asks for another one: the
+/// keywords of a different flow ("I want to complain" in the middle of a booking), or the
+/// current flow's keywords with "another" ("book another car").
+fn digression(t: &Turn<'_>, current: &Flow, body: &str) -> Option<Arc<Flow>> {
+    let other = route(t.flows, body)?;
+    if other.id != current.id || ANOTHER_WORDS.iter().any(|w| contains_words(body, w)) { Some(other) } else { None }
+}
+
+/// Puts the current journey aside and starts `other` from the message.
+fn digress(t: &mut Turn<'_>, other: &Arc<Flow>, body: &str) -> Result<(), EngineError> {
+    suspend_current(t, &format!("the customer asked for {}", other.id));
+    t.digressing = true;
+    let started = start_from_text(t, other, body, "keywords in the middle of another journey");
+    t.digressing = false;
+    started
+}
+
+/// A journey in a few words, for the open-requests list and the "back to" line:
+/// `Book a car-care service (Full Wash, Tue 25 Nov, 10:00)`.
+fn describe(flows: &FlowSet, j: &Journey) -> String {
+    let Some(flow) = flows.flow_at(&j.flow, j.version) else { return j.flow.clone() };
+    let details: Vec<String> = flow
+        .slots
+        .values()
+        .filter(|s| !s.profile)
+        .filter_map(|s| j.slots.get(&s.name))
+        .filter(|v| !matches!(v.value, SlotValue::Text { ref value } if value.len() > 30))
+        .take(2)
+        .map(|v| v.value.display())
+        .collect();
+    if details.is_empty() { flow.title.clone() } else { format!("{} ({})", flow.title, details.join(", ")) }
+}
+
+/// A journey's name in a few words (its menu title): `Book a service`.
+fn short_name(flows: &FlowSet, j: &Journey) -> String {
+    flows
+        .flow_at(&j.flow, j.version)
+        .map(|f| f.menu_title.clone().unwrap_or_else(|| f.title.clone()))
+        .unwrap_or_else(|| j.flow.clone())
+}
+
+/// Puts the current journey (if any) aside, keeping its slots and step.
+fn suspend_current(t: &mut Turn<'_>, why: &str) {
+    let Some(mut j) = t.state.journey.take() else { return };
+    j.choosing_change = false;
+    t.note("suspend", format!("journey {} put aside at step {} ({why})", j.flow, j.step), None);
+    t.state.session.accept(SessionEvent::JourneyEnded);
+    t.state.suspended.push(j);
+    while t.state.suspended.len() > MAX_SUSPENDED {
+        let dropped = t.state.suspended.remove(0);
+        t.note(
+            "dropped",
+            format!(
+                "journey {} at step {} dropped: more than {MAX_SUSPENDED} requests were open",
+                dropped.flow, dropped.step
+            ),
+            None,
+        );
+    }
+}
+
+/// Makes the suspended journey `id` current again; returns its flow. With `announce`, says
+/// "Now, back to …" and asks its open question.
+fn resume(t: &mut Turn<'_>, id: &str, why: &str, announce: bool) -> Result<Arc<Flow>, EngineError> {
+    let Some(i) = t.state.suspended.iter().position(|j| j.id == id) else {
+        return Err(EngineError::UnknownStep { flow: "-".into(), step: format!("suspended journey {id}") });
+    };
+    let mut j = t.state.suspended.remove(i);
+    let flow = t.flows.flow_at(&j.flow, j.version).cloned().ok_or_else(|| EngineError::UnknownFlow(j.flow.clone()))?;
+    j.no_progress = 0;
+    j.last_text = None;
+    j.step_since = t.now;
+    let what = describe(t.flows, &j);
+    t.note(
+        "resume",
+        format!("journey {} resumed at step {} ({why})", j.flow, j.step),
+        flow.step(&j.step).map(|s| s.source.clone()),
+    );
+    t.state.journey = Some(j);
+    t.state.session.accept(SessionEvent::JourneyStarted);
+    if announce {
+        t.say(format!("Now, back to your request: {what}."));
+        advance(t, &flow, None)?;
+    }
+    Ok(flow)
+}
+
+/// After a journey ended or was cancelled: the newest journey put aside carries on.
+fn resume_after_end(t: &mut Turn<'_>) -> Result<(), EngineError> {
+    if t.state.journey.is_some() {
+        return Ok(());
+    }
+    if let Some(id) = t.state.suspended.last().map(|j| j.id.clone()) {
+        resume(t, &id, "the journey in front of it ended", true)?;
+    }
+    Ok(())
+}
+
+/// The open requests (the current journey and those put aside), each a row to pick.
+fn list_open_tasks(t: &mut Turn<'_>) {
+    let mut rows: Vec<ReplyOption> = Vec::new();
+    if let Some(j) = &t.state.journey {
+        rows.push(ReplyOption {
+            id: button::task(j),
+            title: crate::text::truncate(&short_name(t.flows, j), 24),
+            description: Some(crate::text::truncate(&format!("Now: {}", describe(t.flows, j)), 72)),
+        });
+    }
+    for j in t.state.suspended.iter().rev() {
+        rows.push(ReplyOption {
+            id: button::task(j),
+            title: crate::text::truncate(&short_name(t.flows, j), 24),
+            description: Some(crate::text::truncate(&format!("Waiting: {}", describe(t.flows, j)), 72)),
+        });
+    }
+    t.note("open_tasks", format!("{} open request(s) listed", rows.len()), None);
+    if rows.is_empty() {
+        t.say("You have no open requests right now.".into());
+        menu(t, "no open requests");
+        return;
+    }
+    t.replies.push(Reply::Choices {
+        body: "Here is what we have open for you. Which one shall we carry on with?".into(),
+        options: rows.into_iter().take(crate::flow::MAX_LIST_ROWS).collect(),
+        button: "Open requests".into(),
+    });
+}
+
+/// The customer picked an open request (from the list or the menu).
+fn on_task_choice(t: &mut Turn<'_>, id: &str) -> Result<(), EngineError> {
+    if t.state.journey.as_ref().is_some_and(|j| j.id == id) {
+        let flow = current_flow(t)?;
+        t.note("resume", "the customer picked the request already under way".into(), None);
+        return advance(t, &flow, None);
+    }
+    if t.state.suspended.iter().any(|j| j.id == id) {
+        suspend_current(t, "the customer picked another open request");
+        resume(t, id, "the customer picked it", true)?;
+        return Ok(());
+    }
+    t.note("stale_button", format!("open request {id} is no longer open"), None);
+    t.say(t.flows.business.messages.stale_button.clone());
+    match t.state.journey.is_some() {
+        true => {
+            let flow = current_flow(t)?;
+            advance(t, &flow, None)
+        }
+        false => {
+            menu(t, "the picked request has ended");
+            Ok(())
+        }
+    }
+}
+
+fn current_flow(t: &Turn<'_>) -> Result<Arc<Flow>, EngineError> {
+    let j = journey(t);
+    t.flows.flow_at(&j.flow, j.version).cloned().ok_or_else(|| EngineError::UnknownFlow(j.flow.clone()))
 }
 
 fn on_text(t: &mut Turn<'_>, flow: &Arc<Flow>, body: &str) -> Result<(), EngineError> {
@@ -875,9 +1137,18 @@ fn on_text(t: &mut Turn<'_>, flow: &Arc<Flow>, body: &str) -> Result<(), EngineE
         .ok_or_else(|| EngineError::UnknownStep { flow: flow.id.clone(), step: journey(t).step.clone() })?;
     if is_one_of(body, RESTART_WORDS) {
         if let Some(j) = t.state.journey.take() {
-            t.note("cancel", format!("journey {} left at step {} (customer asked for the menu)", j.flow, j.step), None);
+            t.note(
+                "cancel",
+                format!("journey {} left at step {} (customer asked to start over)", j.flow, j.step),
+                None,
+            );
         }
         t.state.session.accept(SessionEvent::JourneyEnded);
+        menu(t, "customer asked to start over");
+        return Ok(());
+    }
+    if is_one_of(body, MENU_WORDS) {
+        suspend_current(t, "the customer asked for the menu");
         menu(t, "customer asked for it");
         return Ok(());
     }
@@ -903,6 +1174,9 @@ fn on_text(t: &mut Turn<'_>, flow: &Arc<Flow>, body: &str) -> Result<(), EngineE
                 t.say("Updated.".into());
                 return advance(t, flow, None);
             }
+            if let Some(other) = digression(t, flow, body) {
+                return digress(t, &other, body);
+            }
             if CHANGE_WORDS.iter().any(|w| contains_words(body, w)) {
                 if let Some(target) = change
                     .iter()
@@ -916,11 +1190,13 @@ fn on_text(t: &mut Turn<'_>, flow: &Arc<Flow>, body: &str) -> Result<(), EngineE
         }
         StepKind::Collect { .. } => {
             if is_one_of(body, CANCEL_WORDS) {
-                cancel(t, "customer typed a cancel word");
-                return Ok(());
+                return cancel(t, "customer typed a cancel word");
             }
             let filled = apply_extracted(t, flow);
             if filled == 0 {
+                if let Some(other) = digression(t, flow, body) {
+                    return digress(t, &other, body);
+                }
                 if sounds_angry(body) {
                     t.note("upset", "the customer sounds upset; offering a person".into(), Some(step.source.clone()));
                     return recovery_summary(t, flow, "I'm sorry this has been frustrating.");
@@ -946,7 +1222,16 @@ fn on_text(t: &mut Turn<'_>, flow: &Arc<Flow>, body: &str) -> Result<(), EngineE
 fn on_choice(t: &mut Turn<'_>, flow: &Arc<Flow>, id: &str, title: &str) -> Result<(), EngineError> {
     let j = journey(t).clone();
     let parsed = button::parse(id);
-    let fresh = parsed.as_ref().is_some_and(|p| p.flow == j.flow && p.version == j.version && p.step == j.step);
+    let fresh = parsed.as_ref().is_some_and(|p| p.fits(&j));
+    if let Some(p) = parsed.as_ref().filter(|_| !fresh) {
+        // A button of a journey put aside: the customer went back to it.
+        if let Some(i) = t.state.suspended.iter().position(|s| s.flow == p.flow && s.tag() == p.tag) {
+            let back = t.state.suspended[i].id.clone();
+            suspend_current(t, "the customer pressed a button of another open request");
+            let flow = resume(t, &back, "a button of this request was pressed", false)?;
+            return on_choice(t, &flow, id, title);
+        }
+    }
     let Some(p) = parsed.filter(|_| fresh) else {
         if id.starts_with("b|") || id.starts_with("m|") {
             t.note(
@@ -1067,12 +1352,12 @@ pub fn slot_options(guards: &GuardResults, flow: &Flow, slot: &str) -> Vec<Choic
 fn change_menu(t: &mut Turn<'_>, flow: &Flow, step: &str, change: &[String]) -> Result<(), EngineError> {
     let j = journey_mut(t);
     j.choosing_change = true;
-    let (fid, version) = (j.flow.clone(), j.version);
+    let j = j.clone();
     let options = change
         .iter()
         .filter_map(|c| flow.step(c))
         .map(|s| ReplyOption {
-            id: button::encode(&fid, version, step, &format!("change:{}", s.id)),
+            id: button::encode(&j, step, &format!("change:{}", s.id)),
             title: s.title.clone(),
             description: None,
         })
@@ -1228,7 +1513,7 @@ fn advance(t: &mut Turn<'_>, flow: &Arc<Flow>, reprompt: Option<String>) -> Resu
                         .iter()
                         .take(crate::flow::MAX_LIST_ROWS)
                         .map(|o| ReplyOption {
-                            id: button::encode(&flow.id, j.version, &step.id, &format!("set:{slot}={}", o.id)),
+                            id: button::encode(&j, &step.id, &format!("set:{slot}={}", o.id)),
                             title: o.title.clone(),
                             description: o.description.clone(),
                         })
@@ -1243,7 +1528,7 @@ fn advance(t: &mut Turn<'_>, flow: &Arc<Flow>, reprompt: Option<String>) -> Resu
                     body = format!("{reason}\n\n{body}");
                 }
                 let b = |v: &str, title: &str| ReplyOption {
-                    id: button::encode(&flow.id, j.version, &step.id, v),
+                    id: button::encode(&j, &step.id, v),
                     title: title.into(),
                     description: None,
                 };
@@ -1306,7 +1591,7 @@ fn advance(t: &mut Turn<'_>, flow: &Arc<Flow>, reprompt: Option<String>) -> Resu
                 t.state.journey = None;
                 t.state.session.accept(SessionEvent::JourneyEnded);
                 t.state.journeys_completed += 1;
-                return Ok(());
+                return resume_after_end(t);
             }
         }
     }

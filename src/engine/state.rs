@@ -169,6 +169,15 @@ pub struct Journey {
     pub erp: Option<ErpStatus>,
 }
 
+impl Journey {
+    /// The short tag that ties a button to this journey instance: the turn it started on (the
+    /// last part of its id). Two bookings at the same step have different tags, so a button of
+    /// one never fills the other.
+    pub fn tag(&self) -> &str {
+        self.id.rsplit('-').next().unwrap_or(&self.id)
+    }
+}
+
 /// Everything remembered about one conversation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConversationState {
@@ -180,6 +189,11 @@ pub struct ConversationState {
     /// The journey under way.
     #[serde(default)]
     pub journey: Option<Journey>,
+    /// Journeys put aside for another (a complaint in the middle of a booking, a second car),
+    /// oldest first. The newest is resumed when the current one ends; all are offered in the
+    /// menu and in the open-requests list, so none is silently lost.
+    #[serde(default)]
+    pub suspended: Vec<Journey>,
     /// The session life cycle (a statig machine).
     #[serde(default)]
     pub session: SessionMachine,
@@ -225,6 +239,7 @@ impl ConversationState {
             customer: customer.to_string(),
             profile: BTreeMap::new(),
             journey: None,
+            suspended: Vec::new(),
             session: SessionMachine::default(),
             turns: 0,
             journeys_completed: 0,

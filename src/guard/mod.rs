@@ -74,6 +74,26 @@ impl Guards {
     /// replay reads "tomorrow" the same way). Never fails: a failing guard is recorded with its
     /// code and the engine takes the flow's fallback.
     pub async fn run(&self, flows: &FlowSet, plan: &GuardPlan, now: jiff::Timestamp) -> GuardResults {
+        let mut results = self.read(flows, plan, now, true).await;
+        if let Some(alt) = plan.alternative.as_deref().and_then(|f| flows.flow(f)) {
+            // A possible digression: the parsers read the text for the other flow as well.
+            let alt_plan = GuardPlan {
+                flow: Some(alt.id.clone()),
+                flow_version: Some(alt.version),
+                text: plan.text.clone(),
+                others: alt.slots.keys().cloned().collect(),
+                lookups: alt.lookups(),
+                ..Default::default()
+            };
+            let mut read = self.read(flows, &alt_plan, now, false).await;
+            read.lookups.clear();
+            results.alternative = Some(Box::new(read));
+        }
+        results
+    }
+
+    /// One flow's reading of the plan; the LLM only with `use_llm`.
+    async fn read(&self, flows: &FlowSet, plan: &GuardPlan, now: jiff::Timestamp, use_llm: bool) -> GuardResults {
         let mut results = GuardResults { flow: plan.flow.clone(), ..Default::default() };
         let flow = match (plan.flow.as_deref(), plan.flow_version) {
             (Some(f), Some(v)) => flows.flow_at(f, v),
@@ -153,7 +173,7 @@ impl Guards {
             results.problem = None;
             return results;
         }
-        let (Some(llm), Some(guard)) = (&self.llm, &flow.llm) else { return results };
+        let (Some(llm), Some(guard), true) = (&self.llm, &flow.llm, use_llm) else { return results };
         if plan.focus.is_empty() && plan.others.is_empty() {
             return results;
         }

@@ -202,7 +202,9 @@ pub struct ErpLog {
     pub docs: HashMap<String, Vec<Value>>,
     /// Every POST body, by doctype.
     pub posts: Vec<(String, Value)>,
-    /// Fail this many POSTs with HTTP 500.
+    /// Every PUT: doctype, name, body.
+    pub puts: Vec<(String, String, Value)>,
+    /// Fail this many writes (POST or PUT) with HTTP 500.
     pub fail_posts: usize,
     /// Commit this many POSTs but answer them too late (the client times out).
     pub slow_commits: usize,
@@ -244,9 +246,47 @@ impl FakeErp {
         let url = spawn_fake(move |cfg| {
             cfg.app_data(web::Data::new(l.clone()))
                 .route("/api/resource/{doctype}", web::get().to(erp_list))
-                .route("/api/resource/{doctype}", web::post().to(erp_create));
+                .route("/api/resource/{doctype}", web::post().to(erp_create))
+                .route("/api/resource/{doctype}/{name}", web::put().to(erp_update));
         });
         FakeErp { url, log }
+    }
+
+    /// Adds a document as if it had been made in the ERP (a customer's earlier booking).
+    pub fn insert(&self, doctype: &str, doc: Value) {
+        self.log.lock().unwrap().docs.entry(doctype.to_string()).or_default().push(doc);
+    }
+
+    /// Loads the sample customer's documents of `fixtures/erp/` (orders, invoices,
+    /// subscriptions, offers) for the customer `wa_id`: the sample number is replaced by theirs
+    /// and `@today+N` dates are resolved against today in `zone`.
+    pub fn seed_sample_customer(&self, wa_id: &str, zone: &str) {
+        let today =
+            jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC)).date();
+        for (doctype, text) in SAMPLE_FIXTURES {
+            let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+            for row in v["data"].as_array().into_iter().flatten() {
+                let text = row.to_string().replace(SAMPLE_NUMBER, &format!("+{wa_id}"));
+                let mut doc: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                if let Value::Object(m) = &mut doc {
+                    for v in m.values_mut() {
+                        if let Some(s) = v.as_str().filter(|s| s.starts_with("@today")) {
+                            let rest = &s["@today".len()..];
+                            let (n, tail) = rest
+                                .split_once(' ')
+                                .map(|(a, b)| (a, format!(" {b}")))
+                                .unwrap_or((rest, String::new()));
+                            let days: i64 = n.trim_start_matches('+').parse().unwrap_or(0);
+                            *v = json!(format!(
+                                "{}{tail}",
+                                today.checked_add(jiff::Span::new().days(days)).unwrap_or(today)
+                            ));
+                        }
+                    }
+                }
+                self.insert(doctype, doc);
+            }
+        }
     }
 
     /// The documents of a doctype, in creation order.
@@ -260,19 +300,69 @@ fn erp_auth_ok(req: &HttpRequest) -> bool {
         == Some(format!("token {}:{}", ERP_KEY.0, ERP_KEY.1).as_str())
 }
 
+/// The sample customer's number in `fixtures/erp/`.
+const SAMPLE_NUMBER: &str = "+971500000001";
+
+/// The sample ERP documents, by doctype.
+const SAMPLE_FIXTURES: &[(&str, &str)] = &[
+    ("Sales Order", include_str!("../fixtures/erp/sales_orders.json")),
+    ("Subscription", include_str!("../fixtures/erp/subscriptions.json")),
+];
+
 fn matches(doc: &Value, filters: &Value) -> bool {
     filters.as_array().into_iter().flatten().all(|f| {
         let (field, op, value) = (f[0].as_str().unwrap_or_default(), f[1].as_str().unwrap_or("="), &f[2]);
         let have = &doc[field];
+        let equal = have == value
+            || (have.as_str().is_some() && have.as_str() == value.as_str())
+            || (have.as_f64().is_some() && have.as_f64() == value.as_f64());
+        let order = match (have.as_f64(), value.as_f64(), have.as_str(), value.as_str()) {
+            (Some(a), Some(b), _, _) => a.partial_cmp(&b),
+            (_, _, Some(a), Some(b)) => Some(a.cmp(b)),
+            _ => None,
+        };
         match op {
-            "=" => {
-                have == value
-                    || (have.as_str().is_some() && have.as_str() == value.as_str())
-                    || (have.as_f64().is_some() && have.as_f64() == value.as_f64())
-            }
+            "=" => equal,
+            "!=" => !equal,
+            ">" => order.is_some_and(|o| o.is_gt()),
+            ">=" => order.is_some_and(|o| o.is_ge()),
+            "<" => order.is_some_and(|o| o.is_lt()),
+            "<=" => order.is_some_and(|o| o.is_le()),
+            "in" => value.as_array().is_some_and(|a| a.contains(have)),
+            "not in" => value.as_array().is_some_and(|a| !a.contains(have)),
             _ => false,
         }
     })
+}
+
+async fn erp_update(
+    log: web::Data<Arc<Mutex<ErpLog>>>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Json<Value>,
+) -> HttpResponse {
+    if !erp_auth_ok(&req) {
+        return HttpResponse::Unauthorized().json(json!({"exc_type": "AuthenticationError"}));
+    }
+    let (doctype, name) = path.into_inner();
+    let mut l = log.lock().unwrap();
+    l.puts.push((doctype.clone(), name.clone(), body.0.clone()));
+    if l.fail_posts > 0 {
+        l.fail_posts -= 1;
+        return HttpResponse::InternalServerError().json(json!({"exc_type": "OperationalError"}));
+    }
+    let Some(doc) = l.docs.get_mut(&doctype).and_then(|d| d.iter_mut().find(|d| d["name"] == name.as_str())) else {
+        return HttpResponse::NotFound().json(
+            json!({"exc_type": "DoesNotExistError", "_server_messages": "[\"{\\\"message\\\": \\\"Not found\\\"}\"]"}),
+        );
+    };
+    if let (Value::Object(d), Value::Object(b)) = (doc, body.into_inner()) {
+        for (k, v) in b {
+            d.insert(k, v);
+        }
+        return HttpResponse::Ok().json(json!({"data": Value::Object(d.clone())}));
+    }
+    HttpResponse::BadRequest().finish()
 }
 
 async fn erp_list(

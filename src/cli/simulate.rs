@@ -71,9 +71,13 @@ pub struct ConversationTest {
     /// Recorded LLM answers by the customer's exact text.
     #[serde(default)]
     pub pinned: IndexMap<String, Value>,
-    /// ERP failures to inject: this many POSTs answer 500.
+    /// ERP failures to inject: this many writes (POST or PUT) answer 500.
     #[serde(default)]
     pub erp_failures: usize,
+    /// Give the customer the sample customer's ERP documents of `fixtures/erp/` (upcoming and
+    /// past bookings, a subscription, an unpaid invoice).
+    #[serde(default)]
+    pub erp_sample: bool,
     /// The turns.
     pub turns: Vec<Turn>,
 }
@@ -227,6 +231,10 @@ async fn run_test(test: &ConversationTest, flows_dir: &Path) -> Result<Outcome, 
     let graph = FakeGraph::start();
     let erp = FakeErp::start();
     erp.log.lock().map_err(|_| "fake ERP poisoned")?.fail_posts = test.erp_failures;
+    if test.erp_sample {
+        let flows = crate::flow::FlowSet::load(flows_dir).map_err(|e| e.to_string())?;
+        erp.seed_sample_customer(&test.customer, &flows.business.time_zone_name);
+    }
     let llm = match test.llm {
         LlmSetting::Pinned => {
             let script = test.pinned.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -745,6 +753,7 @@ pub fn generate(flow: &crate::flow::graph::Flow) -> Vec<ConversationTest> {
             llm: LlmSetting::Absent,
             pinned: IndexMap::new(),
             erp_failures,
+            erp_sample: true,
             turns,
         });
     }

@@ -116,6 +116,9 @@ pub struct GuardPlan {
     /// flow, of a flow the message may switch to, and of the journeys put aside, any of which the
     /// turn may end up asking about).
     pub lookups: Vec<String>,
+    /// The customer's WhatsApp id, for lookups of their own documents.
+    #[serde(default)]
+    pub customer: String,
     /// Another flow the text asks for by its keywords (a digression); its slots are read from the
     /// text too, by the parsers only, so the new journey does not ask what the message said.
     #[serde(default)]
@@ -255,7 +258,7 @@ fn route(flows: &FlowSet, text: &str) -> Option<Arc<Flow>> {
 
 /// Works out what the guard phase must do for `event` in `state`.
 pub fn plan(flows: &FlowSet, state: &ConversationState, event: &InboundEvent) -> GuardPlan {
-    let mut plan = GuardPlan::default();
+    let mut plan = GuardPlan { customer: state.customer.clone(), ..Default::default() };
     let journey_flow = state.journey.as_ref().and_then(|j| flows.flow_at(&j.flow, j.version).cloned());
     let flow = match (&event.kind, &journey_flow) {
         (_, Some(f)) => Some(f.clone()),
@@ -924,6 +927,7 @@ fn source_name(s: SlotSource) -> &'static str {
         SlotSource::Llm => "LLM guard, grounded",
         SlotSource::Location => "location",
         SlotSource::Profile => "profile",
+        SlotSource::Erp => "ERP lookup",
     }
 }
 
@@ -1324,14 +1328,12 @@ fn option_value(t: &Turn<'_>, flow: &Flow, slot: &str, option: &str, title: &str
             let civil: jiff::civil::DateTime = option.parse().ok()?;
             Some(SlotValue::DateTime { civil: civil.to_string(), zone: t.flows.business.time_zone_name.clone() })
         }
-        _ => found.map(|o| SlotValue::Choice { id: o.id.clone(), title: o.title.clone(), price: o.price }).or_else(
-            || {
-                // An offered option that a lookup no longer lists: keep the customer's pick only if
-                // the option is static (it cannot have disappeared).
-                let _ = title;
-                None
-            },
-        ),
+        _ => found.map(SlotValue::from_option).or_else(|| {
+            // An offered option that a lookup no longer lists: keep the customer's pick only if
+            // the option is static (it cannot have disappeared).
+            let _ = title;
+            None
+        }),
     }
 }
 
@@ -1427,6 +1429,11 @@ fn render_text(t: &Turn<'_>, flow: &Flow, text: &str) -> String {
             out = out.replace("{summary}", &lines.join("\n"));
         }
         for (name, v) in &j.slots {
+            if let SlotValue::Choice { description, price, .. } = &v.value {
+                out = out.replace(&format!("{{{name}.description}}"), description.as_deref().unwrap_or(""));
+                let amount = price.map(|p| format!("{p:.2}")).unwrap_or_default();
+                out = out.replace(&format!("{{{name}.amount}}"), &amount);
+            }
             out = out.replace(&format!("{{{name}}}"), &v.value.display());
         }
         if let Some(e) = &j.erp {
@@ -1448,8 +1455,35 @@ fn advance(t: &mut Turn<'_>, flow: &Arc<Flow>, reprompt: Option<String>) -> Resu
             .cloned()
             .ok_or_else(|| EngineError::UnknownStep { flow: flow.id.clone(), step: j.step.clone() })?;
         match &step.kind {
-            StepKind::Collect { ask, example, slots, branches, next } => {
+            StepKind::Collect { ask, example, slots, branches, next, if_none, pick_single } => {
                 let missing: Vec<&String> = slots.iter().filter(|s| !j.slots.contains_key(*s)).collect();
+                if let [slot] = missing.as_slice() {
+                    let options = slot_options(t.guards, flow, slot);
+                    if let (true, Some(none)) = (options.is_empty(), if_none) {
+                        let now = t.now;
+                        let jm = journey_mut(t);
+                        jm.step = none.clone();
+                        jm.step_since = now;
+                        t.note(
+                            "transition",
+                            format!("{} → {none} (none found for {slot})", step.id),
+                            Some(step.source.clone()),
+                        );
+                        continue;
+                    }
+                    if options.len() == 1 && *pick_single {
+                        let slot = (*slot).clone();
+                        fill(
+                            t,
+                            flow,
+                            &slot,
+                            SlotValue::from_option(&options[0]),
+                            SlotSource::Erp,
+                            "the only option the ERP lists".into(),
+                        );
+                        continue;
+                    }
+                }
                 if missing.is_empty() {
                     let (target, source, why) = match branches.iter().find(|b| condition_holds(&j, &b.when)) {
                         Some(b) => (b.goto.clone(), b.source.clone(), "branch condition holds"),

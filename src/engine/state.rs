@@ -25,9 +25,12 @@ pub enum SlotValue {
         id: String,
         /// Option title as shown.
         title: String,
-        /// Price, for catalog options.
+        /// Price, for catalog options; the amount, for an invoice.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         price: Option<f64>,
+        /// The option's second line (a booking's vehicle and status), for `{slot.description}`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
     },
     /// A date and time in the business's time zone.
     DateTime {
@@ -50,6 +53,16 @@ pub enum SlotValue {
 }
 
 impl SlotValue {
+    /// The value of a chosen option.
+    pub fn from_option(o: &crate::flow::graph::ChoiceOption) -> SlotValue {
+        SlotValue::Choice {
+            id: o.id.clone(),
+            title: o.title.clone(),
+            price: o.price,
+            description: o.description.clone(),
+        }
+    }
+
     /// The id used by branch conditions: the option id of a choice, the text otherwise.
     pub fn id(&self) -> String {
         match self {
@@ -82,7 +95,9 @@ impl SlotValue {
     pub fn to_template_value(&self) -> Value {
         match self {
             SlotValue::Text { value } => Value::String(value.clone()),
-            SlotValue::Choice { id, title, price } => json!({"value": id, "id": id, "title": title, "price": price}),
+            SlotValue::Choice { id, title, price, description } => {
+                json!({"value": id, "id": id, "title": title, "price": price, "description": description})
+            }
             SlotValue::DateTime { civil, zone } => {
                 let (date, time) = civil.split_once('T').unwrap_or((civil.as_str(), "00:00:00"));
                 json!({"value": format!("{date} {time}"), "date": date, "time": time, "zone": zone})
@@ -108,6 +123,8 @@ pub enum SlotSource {
     Location,
     /// The customer's profile from an earlier journey.
     Profile,
+    /// The only option an ERP lookup listed (`pick_single`).
+    Erp,
 }
 
 /// A filled slot.

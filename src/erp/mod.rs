@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::flow::erp_actions::{CatalogDecl, RenderedAction, render, validate};
+use crate::flow::erp_actions::{CatalogDecl, LookupDecl, LookupSource, RenderedAction, render, validate};
 use crate::flow::graph::ChoiceOption;
 
 /// ERP failures, each with a stable code.
@@ -174,6 +174,73 @@ impl ErpClient {
         Ok((items, source))
     }
 
+    /// Reads a lookup's rows as choice options: the customer's upcoming bookings, invoices due,
+    /// offers. `context` fills the filters' placeholders (`customer_phone`, `wa_id`, `today`).
+    /// Never cached: the answer changes as the customer books and pays. In the sandbox, the rows
+    /// come from each source's fixture, filtered alike.
+    ///
+    /// Errors: the ERP's ([`ErpError`]), a missing or unreadable fixture ([`ErpError::Fixture`]),
+    /// or a filter placeholder with no value ([`ErpError::InvalidBody`]).
+    pub async fn lookup(
+        &self,
+        decl: &LookupDecl,
+        context: &Map<String, Value>,
+        root: &Path,
+    ) -> Result<Vec<ChoiceOption>, ErpError> {
+        let mut options = Vec::new();
+        for source in &decl.sources {
+            let filters = render(&Value::Array(source.filters.clone()), context, &[]).map_err(ErpError::InvalidBody)?;
+            let rows = match &self.settings {
+                None => {
+                    let Some(fixture) = &source.fixture else { continue };
+                    let path = root.join(fixture);
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| ErpError::Fixture(format!("{}: {e}", path.display())))?;
+                    let v: Value = serde_json::from_str(&text)
+                        .map_err(|e| ErpError::Fixture(format!("{}: {e}", path.display())))?;
+                    let today = context.get("today").and_then(Value::as_str).unwrap_or_default();
+                    let mut rows: Vec<Value> = v
+                        .get("data")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|r| relative_dates(r, today))
+                        .filter(|r| row_matches(r, &filters))
+                        .collect();
+                    if let Some((field, desc)) = source.order_by.as_deref().and_then(parse_order) {
+                        rows.sort_by(|a, b| compare(&a[field], &b[field]));
+                        if desc {
+                            rows.reverse();
+                        }
+                    }
+                    rows.truncate(source.limit);
+                    rows
+                }
+                Some(s) => {
+                    let mut fields = source.fields.clone();
+                    if !fields.contains(&source.id_field) {
+                        fields.push(source.id_field.clone());
+                    }
+                    let mut url = resource_url(s, &source.doctype, None)?;
+                    {
+                        let mut q = url.query_pairs_mut();
+                        q.append_pair("fields", &json!(fields).to_string())
+                            .append_pair("filters", &filters.to_string())
+                            .append_pair("limit_page_length", &source.limit.to_string());
+                        if let Some(o) = &source.order_by {
+                            q.append_pair("order_by", o);
+                        }
+                    }
+                    let v = self.send(s, self.http.get(url)).await?;
+                    v.get("data").and_then(Value::as_array).cloned().unwrap_or_default()
+                }
+            };
+            options.extend(rows.iter().filter_map(|r| row_option(source, r)));
+        }
+        Ok(options)
+    }
+
     /// Executes a rendered action and returns the reference (the `name` of its reference
     /// document). Safe to call again after any failure: see the module docs.
     pub async fn execute(&self, action: &RenderedAction) -> Result<String, ErpError> {
@@ -198,6 +265,14 @@ impl ErpClient {
                 (None, Some(field)) => vec![json!([field, "=", action.idempotency_key])],
                 (None, None) => vec![],
             };
+            if let Some(target) = &doc.update {
+                // An update: PUT sets the same fields to the same values when repeated.
+                let name = target.clone();
+                let url = resource_url(s, &doc.doctype, Some(&name))?;
+                self.send(s, self.http.put(url).json(&body)).await?;
+                names.insert(doc.alias.clone(), json!({ "name": name }));
+                continue;
+            }
             let name = match self.find(s, &doc.doctype, &filters).await? {
                 Some(existing) => existing,
                 None => match self.create(s, &doc.doctype, &body).await {
@@ -279,6 +354,88 @@ impl ErpClient {
             message: server_messages(&value).unwrap_or_else(|| text.chars().take(200).collect()),
         })
     }
+}
+
+/// One row as a choice option: its id field, and its title and description templates filled.
+fn row_option(source: &LookupSource, row: &Value) -> Option<ChoiceOption> {
+    let fields = row.as_object()?;
+    let id = match fields.get(&source.id_field)? {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let fill = |template: &str| -> String {
+        render(&Value::String(template.to_string()), fields, &[])
+            .ok()
+            .and_then(|v| v.as_str().map(String::from).or_else(|| Some(v.to_string())))
+            .unwrap_or_default()
+    };
+    let title = fill(&source.title);
+    let description = source.description.as_deref().map(fill).filter(|d| !d.is_empty());
+    let price = source.amount_field.as_ref().and_then(|f| fields.get(f)).and_then(Value::as_f64);
+    Some(ChoiceOption {
+        title: crate::text::truncate(if title.is_empty() { &id } else { &title }, crate::flow::MAX_ROW_TITLE),
+        id,
+        description: description.map(|d| crate::text::truncate(&d, 72)),
+        synonyms: source.synonyms.iter().map(|t| fill(t)).filter(|w| w.chars().count() >= 3).collect(),
+        price,
+    })
+}
+
+/// Replaces `@today+N` / `@today-N` / `@today` strings of a fixture row by dates from `today`.
+fn relative_dates(row: Value, today: &str) -> Value {
+    let Ok(base) = today.parse::<jiff::civil::Date>() else { return row };
+    match row {
+        Value::Object(m) => Value::Object(m.into_iter().map(|(k, v)| (k, relative_dates(v, today))).collect()),
+        Value::String(s) if s.starts_with("@today") => {
+            let rest = &s["@today".len()..];
+            let (days, tail) = match rest.find(|c: char| !(c.is_ascii_digit() || c == '+' || c == '-')) {
+                Some(i) => (&rest[..i], &rest[i..]),
+                None => (rest, ""),
+            };
+            let n: i64 = if days.is_empty() { 0 } else { days.trim_start_matches('+').parse().unwrap_or(0) };
+            match base.checked_add(jiff::Span::new().days(n)) {
+                Ok(d) => Value::String(format!("{d}{tail}")),
+                Err(_) => Value::String(s),
+            }
+        }
+        other => other,
+    }
+}
+
+/// `"field asc"` → (field, descending?).
+fn parse_order(order: &str) -> Option<(&str, bool)> {
+    let mut it = order.split_whitespace();
+    let field = it.next()?;
+    Some((field, it.next().is_some_and(|d| d.eq_ignore_ascii_case("desc"))))
+}
+
+fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
+        _ => a.as_str().unwrap_or_default().cmp(b.as_str().unwrap_or_default()),
+    }
+}
+
+/// Whether a row passes Frappe list filters `[[field, op, value], …]` (the sandbox's reading of
+/// them: `=`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `not in`; dates compare as ISO text).
+pub fn row_matches(row: &Value, filters: &Value) -> bool {
+    filters.as_array().into_iter().flatten().all(|f| {
+        let (field, op, want) = (f[0].as_str().unwrap_or_default(), f[1].as_str().unwrap_or("="), &f[2]);
+        let have = &row[field];
+        let ord = compare(have, want);
+        let same = have == want || compare(have, want).is_eq() && (have.is_string() == want.is_string());
+        match op {
+            "=" => same,
+            "!=" => !same,
+            "<" => ord.is_lt(),
+            "<=" => ord.is_le(),
+            ">" => ord.is_gt(),
+            ">=" => ord.is_ge(),
+            "in" => want.as_array().is_some_and(|a| a.contains(have)),
+            "not in" => want.as_array().is_some_and(|a| !a.contains(have)),
+            _ => false,
+        }
+    })
 }
 
 fn resource_url(s: &ErpSettings, doctype: &str, name: Option<&str>) -> Result<reqwest::Url, ErpError> {

@@ -26,9 +26,12 @@ pub fn edges(flow: &Flow) -> Vec<(String, String, String, bool)> {
     let mut out = Vec::new();
     for step in flow.steps.values() {
         match &step.kind {
-            StepKind::Collect { branches, next, .. } => {
+            StepKind::Collect { branches, next, if_none, .. } => {
                 for b in branches {
                     out.push((step.id.clone(), b.goto.clone(), condition(&b.when), false));
+                }
+                if let Some(none) = if_none {
+                    out.push((step.id.clone(), none.clone(), "none found".into(), false));
                 }
                 out.push((
                     step.id.clone(),

@@ -20,6 +20,69 @@ pub struct ErpFile {
     pub catalog: CatalogDecl,
     /// Writes, by name; a flow's `erp` step names one.
     pub actions: IndexMap<String, Located<ActionDecl>>,
+    /// Reads of the customer's own documents (upcoming bookings, invoices due, offers), by name;
+    /// a slot's `options: { lookup: <name> }` names one.
+    #[serde(default)]
+    pub lookups: IndexMap<String, Located<LookupDecl>>,
+}
+
+/// A read whose rows become a choice slot's options: the customer's upcoming bookings, unpaid
+/// invoices, subscriptions, current offers. Several sources are listed one after the other.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LookupDecl {
+    /// The lists read, in order.
+    pub sources: Vec<LookupSource>,
+}
+
+/// One list read: `GET /api/resource/{doctype}?fields=…&filters=…&order_by=…&limit_page_length=…`
+/// (Frappe reference §2).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LookupSource {
+    /// The doctype listed ("Sales Order").
+    pub doctype: String,
+    /// Frappe list filters, `[[field, operator, value], …]`; values may hold `${customer_phone}`,
+    /// `${wa_id}` and `${today}` (`YYYY-MM-DD` in the business's time zone).
+    #[serde(default)]
+    pub filters: Vec<Value>,
+    /// The fields read; the title and description templates may use them.
+    pub fields: Vec<String>,
+    /// Frappe `order_by` ("delivery_date asc").
+    #[serde(default)]
+    pub order_by: Option<String>,
+    /// At most this many rows (a WhatsApp list shows 10).
+    #[serde(default = "default_limit")]
+    pub limit: usize,
+    /// The field stored as the option id (the document `name` by default).
+    #[serde(default = "default_id_field")]
+    pub id_field: String,
+    /// The row's title as the customer sees it: a template over the row's fields
+    /// (`"${delivery_date} · ${name}"`, at most 24 characters are shown).
+    pub title: String,
+    /// A second line, also a template (`"${vehicle} · ${status}"`).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Other words the customer may type for a row, also templates (`["${service_name?}",
+    /// "${name}"]`), so "the Wax & Polish one" picks it.
+    #[serde(default)]
+    pub synonyms: Vec<String>,
+    /// A numeric field shown and checked as the option's amount (`outstanding_amount`).
+    #[serde(default)]
+    pub amount_field: Option<String>,
+    /// A JSON file (relative to the project root) answering for the ERP when none is configured:
+    /// `{"data": [rows]}`; the same filters apply. A string `@today+N` in it is a date N days
+    /// from today, so the sample data never goes stale.
+    #[serde(default)]
+    pub fixture: Option<String>,
+}
+
+fn default_limit() -> usize {
+    10
+}
+
+fn default_id_field() -> String {
+    "name".into()
 }
 
 /// The catalog query: `GET /api/resource/{doctype}?fields=…&filters=…`.
@@ -80,6 +143,11 @@ pub struct DocumentDecl {
     /// A unique custom field that receives the action's idempotency key.
     #[serde(default)]
     pub idempotency_field: Option<String>,
+    /// Update this existing document (a template of its `name`, `"${booking}"`) with `PUT`
+    /// instead of creating one. A `PUT` sets the same fields to the same values when repeated,
+    /// so it is safe to repeat as it is (Frappe reference §2).
+    #[serde(default)]
+    pub update: Option<String>,
     /// The body template.
     pub body: Value,
     /// The JSON Schema (draft 2020-12) the rendered body must satisfy.
@@ -246,6 +314,9 @@ pub struct RenderedDocument {
     pub body: Value,
     /// Its schema, validated again after late placeholders are filled.
     pub schema: Value,
+    /// The `name` of the existing document to update (`PUT`), rendered from the journey.
+    #[serde(default)]
+    pub update: Option<String>,
 }
 
 /// Renders and validates `action` from `context` (the journey's slot values plus `wa_id`,
@@ -280,6 +351,21 @@ pub fn render_action(
             },
             None => None,
         };
+        let update = match &doc.update {
+            Some(u) => match render_one(&Value::String(u.clone())) {
+                Ok(Value::String(name)) if !name.is_empty() => Some(name),
+                Ok(other) => {
+                    let message = format!("the document to update has no usable name ({other})");
+                    problems.push(BodyProblem { document: doc.alias.clone(), at: "update".into(), message });
+                    continue;
+                }
+                Err(message) => {
+                    problems.push(BodyProblem { document: doc.alias.clone(), at: "update".into(), message });
+                    continue;
+                }
+            },
+            None => None,
+        };
         let mut body = body;
         if let (Some(field), Value::Object(map)) = (&doc.idempotency_field, &mut body) {
             map.insert(field.clone(), Value::String(idempotency_key.to_string()));
@@ -294,6 +380,7 @@ pub fn render_action(
             idempotency_field: doc.idempotency_field.clone(),
             body,
             schema: doc.schema.clone(),
+            update,
         });
     }
     if problems.is_empty() {

@@ -263,6 +263,14 @@ pub struct StepDecl {
     /// The step that follows when no branch applies.
     #[serde(default)]
     pub next: Option<Located<String>>,
+    /// Where to go when the step's one choice slot has no options (its lookup found nothing:
+    /// no upcoming bookings, nothing due).
+    #[serde(default)]
+    pub if_none: Option<Located<String>>,
+    /// When the step's one choice slot has exactly one option, take it without asking (and say
+    /// which it was in the next question's summary).
+    #[serde(default)]
+    pub pick_single: bool,
     /// A summary with Confirm / Change / Cancel buttons.
     #[serde(default)]
     pub confirm: Option<ConfirmDecl>,

@@ -114,6 +114,10 @@ pub enum StepKind {
         branches: Vec<Branch>,
         /// The default next step.
         next: String,
+        /// Where to go when the one choice slot has no options.
+        if_none: Option<String>,
+        /// Take the only option without asking.
+        pick_single: bool,
     },
     /// Show a summary with Confirm / Change / Cancel.
     Confirm {
@@ -161,9 +165,10 @@ impl Step {
     /// Every step this one can go to directly.
     pub fn targets(&self) -> Vec<&str> {
         match &self.kind {
-            StepKind::Collect { branches, next, .. } => {
+            StepKind::Collect { branches, next, if_none, .. } => {
                 let mut t: Vec<&str> = branches.iter().map(|b| b.goto.as_str()).collect();
                 t.push(next);
+                t.extend(if_none.as_deref());
                 t
             }
             StepKind::Confirm { on_confirm, on_cancel, change, .. } => {

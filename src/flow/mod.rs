@@ -25,7 +25,7 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 
 use business::BusinessFile;
-use erp_actions::{ActionDecl, CatalogDecl, ErpFile};
+use erp_actions::{ActionDecl, CatalogDecl, ErpFile, LookupDecl};
 use format::{FlowFile, Located, SlotType};
 use graph::{
     Branch, ChoiceOption, Condition, Flow, KNOWN_LOOKUPS, LlmGuard, OptionSource, Slot, SourceRef, Step, StepKind,
@@ -128,6 +128,8 @@ pub struct FlowSet {
     pub catalog: CatalogDecl,
     /// ERP actions by name.
     pub actions: IndexMap<String, ActionDecl>,
+    /// ERP reads of the customer's documents by name (`flows/erp.yaml`, `lookups`).
+    pub lookups: IndexMap<String, LookupDecl>,
     /// The project root (parent of `flows/`), for fixtures.
     pub root: PathBuf,
     /// Every version of every flow loaded by this process, so a conversation keeps the version it
@@ -195,12 +197,18 @@ impl FlowSet {
         if let Some(erp) = &erp_file {
             check_actions(&display(&erp_path), erp, &mut problems);
         }
+        let lookups: IndexMap<String, LookupDecl> = erp_file
+            .as_ref()
+            .map(|e| e.lookups.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect())
+            .unwrap_or_default();
+        let known_lookups: Vec<String> =
+            KNOWN_LOOKUPS.iter().map(|l| l.to_string()).chain(lookups.keys().cloned()).collect();
         for path in paths {
             let file = display(&path);
             let Some(parsed) = parse_yaml::<FlowFile>(&file, &read(&path)?, &mut problems) else {
                 continue;
             };
-            if let Some(flow) = compile_flow(&file, parsed, &prompts, &actions, &mut problems) {
+            if let Some(flow) = compile_flow(&file, parsed, &prompts, &actions, &known_lookups, &mut problems) {
                 if let Some(existing) = flows.get(&flow.id) {
                     let existing: &Arc<Flow> = existing;
                     problems.push(FlowProblem {
@@ -221,7 +229,15 @@ impl FlowSet {
         match (business, erp_file) {
             (Some(business), Some(erp)) if problems.is_empty() => {
                 let archive = flows.values().map(|f: &Arc<Flow>| ((f.id.clone(), f.version), f.clone())).collect();
-                Ok(FlowSet { flows, business: Arc::new(business), catalog: erp.catalog, actions, root, archive })
+                Ok(FlowSet {
+                    flows,
+                    business: Arc::new(business),
+                    catalog: erp.catalog,
+                    actions,
+                    lookups,
+                    root,
+                    archive,
+                })
             }
             _ => Err(FlowError::Invalid(problems)),
         }
@@ -375,7 +391,7 @@ fn check_actions(file: &str, erp: &ErpFile, problems: &mut Vec<FlowProblem>) {
                     format!("action {name:?}, document {:?}: its schema does not compile: {e}", doc.alias),
                 ));
             }
-            if doc.find_by.is_none() && doc.idempotency_field.is_none() {
+            if doc.find_by.is_none() && doc.idempotency_field.is_none() && doc.update.is_none() {
                 problems.push(at(
                     file,
                     action,
@@ -429,6 +445,7 @@ pub fn compile_flow(
     f: FlowFile,
     prompts: &HashMap<String, String>,
     actions: &IndexMap<String, ActionDecl>,
+    known_lookups: &[String],
     problems: &mut Vec<FlowProblem>,
 ) -> Option<Flow> {
     let before = problems.len();
@@ -462,7 +479,7 @@ pub fn compile_flow(
         let options = match &decl.value.options {
             Some(o) => {
                 if let Some(lookup) = &o.lookup {
-                    if !KNOWN_LOOKUPS.contains(&lookup.value.as_str()) {
+                    if !known_lookups.contains(&lookup.value) {
                         problems.push(at(
                             file,
                             lookup,
@@ -470,7 +487,7 @@ pub fn compile_flow(
                             format!(
                                 "slot {name:?}: unknown lookup {:?}; known lookups: {}",
                                 lookup.value,
-                                KNOWN_LOOKUPS.join(", ")
+                                known_lookups.join(", ")
                             ),
                         ));
                     }
@@ -598,7 +615,9 @@ pub fn compile_flow(
     };
     let check_text = |problems: &mut Vec<FlowProblem>, text: &str, l: (u64, u64), step: &str| {
         for p in text_placeholders(text) {
-            if !slots.contains_key(&p) && !BUILTIN_PLACEHOLDERS.contains(&p.as_str()) {
+            // `{slot.description}` and `{slot.amount}` read a chosen option's second line and amount.
+            let base = p.strip_suffix(".description").or_else(|| p.strip_suffix(".amount")).unwrap_or(&p);
+            if !slots.contains_key(base) && !BUILTIN_PLACEHOLDERS.contains(&p.as_str()) {
                 problems.push(FlowProblem {
                     file: file.into(),
                     line: l.0,
@@ -700,12 +719,32 @@ pub fn compile_flow(
                     source: SourceRef { file: file.into(), line: b.goto.line, column: b.goto.column },
                 });
             }
+            if let Some(none) = &d.if_none {
+                check_target(problems, none, id);
+            }
+            if (d.if_none.is_some() || d.pick_single)
+                && !(d.collect.len() == 1
+                    && f.slots
+                        .get(&d.collect[0].value)
+                        .is_some_and(|s| s.value.options.as_ref().is_some_and(|o| o.lookup.is_some())))
+            {
+                problems.push(at(
+                    file,
+                    &d.collect.first().cloned().unwrap_or_else(|| next.clone()),
+                    "flow.if_none",
+                    format!(
+                        "step {id:?}: `if_none` and `pick_single` need exactly one collected slot whose options come from a lookup"
+                    ),
+                ));
+            }
             StepKind::Collect {
                 ask: ask.clone(),
                 example: d.example.clone(),
                 slots: d.collect.iter().map(|s| s.value.clone()).collect(),
                 branches,
                 next: next.value.clone(),
+                if_none: d.if_none.as_ref().map(|n| n.value.clone()),
+                pick_single: d.pick_single,
             }
         } else if let Some(c) = &d.confirm {
             check_target(problems, &c.on_confirm, id);
@@ -1010,9 +1049,19 @@ fn sample_context(slots: &IndexMap<String, Slot>) -> serde_json::Map<String, ser
             SlotType::Choice => match &slot.options {
                 OptionSource::Static(items) => items
                     .first()
-                    .map(|o| SlotValue::Choice { id: o.id.clone(), title: o.title.clone(), price: Some(10.0) })
+                    .map(|o| SlotValue::Choice {
+                        id: o.id.clone(),
+                        title: o.title.clone(),
+                        price: Some(10.0),
+                        description: o.description.clone(),
+                    })
                     .unwrap_or(SlotValue::Text { value: "option".into() }),
-                _ => SlotValue::Choice { id: "SAMPLE-ITEM".into(), title: "Sample".into(), price: Some(10.0) },
+                _ => SlotValue::Choice {
+                    id: "SAMPLE-ITEM".into(),
+                    title: "Sample".into(),
+                    price: Some(10.0),
+                    description: None,
+                },
             },
         };
         map.insert(name.clone(), value.to_template_value());

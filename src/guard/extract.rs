@@ -268,12 +268,7 @@ pub fn extract_with_day(
             SlotType::Choice => {
                 let opts = options(slot);
                 if let Some((o, ev)) = match_option(text, &opts, focused) {
-                    put(
-                        &mut found,
-                        slot,
-                        SlotValue::Choice { id: o.id.clone(), title: o.title.clone(), price: o.price },
-                        &ev,
-                    );
+                    put(&mut found, slot, SlotValue::from_option(&o), &ev);
                 }
             }
             SlotType::CarMake => {

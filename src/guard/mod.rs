@@ -83,6 +83,7 @@ impl Guards {
                 text: plan.text.clone(),
                 others: alt.slots.keys().cloned().collect(),
                 lookups: alt.lookups(),
+                customer: plan.customer.clone(),
                 ..Default::default()
             };
             let mut read = self.read(flows, &alt_plan, now, false).await;
@@ -114,7 +115,22 @@ impl Guards {
                 "visit_slots" => {
                     (extract::visit_slots(&now, &flows.business), "ok".into(), json!({"from": now.to_string()}))
                 }
-                other => (vec![], "guard.unknown_lookup".into(), json!({"lookup": other})),
+                other => match flows.lookups.get(other) {
+                    Some(decl) => {
+                        let mut context = serde_json::Map::new();
+                        context.insert("wa_id".into(), json!(plan.customer));
+                        context.insert("customer_phone".into(), json!(format!("+{}", plan.customer)));
+                        context.insert("today".into(), json!(now.date().to_string()));
+                        match self.erp.lookup(decl, &context, &flows.root).await {
+                            Ok(rows) => {
+                                let n = rows.len();
+                                (rows, "ok".to_string(), json!({"rows": n}))
+                            }
+                            Err(e) => (vec![], e.code().to_string(), json!({"error": e.to_string()})),
+                        }
+                    }
+                    None => (vec![], "guard.unknown_lookup".into(), json!({"lookup": other})),
+                },
             };
             results.runs.push(GuardRun {
                 guard: format!("lookup:{lookup}"),
@@ -294,7 +310,7 @@ pub fn ground(
             if !quote_ok {
                 return Err(format!("quote {:?} is not in the message", a.quote));
             }
-            Ok(SlotValue::Choice { id: o.id.clone(), title: o.title.clone(), price: o.price })
+            Ok(SlotValue::from_option(o))
         }
         SlotType::DateTime => {
             if !quote_ok {

@@ -297,16 +297,24 @@ pub fn open_day() -> String {
         .unwrap()
 }
 
-/// A copy of flows/, prompts/ and fixtures/ in a fresh directory; returns its root.
+/// A copy of flows/, prompts/ and fixtures/ (with their subfolders) in a fresh directory; returns
+/// its root.
 pub fn copy_project() -> std::path::PathBuf {
-    let root = std::env::temp_dir().join("carewell-tests").join(format!("project-{}", uuid::Uuid::new_v4().simple()));
-    for sub in ["flows", "prompts", "fixtures"] {
-        let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(sub);
-        std::fs::create_dir_all(root.join(sub)).unwrap();
+    fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
         for entry in std::fs::read_dir(from).unwrap() {
             let p = entry.unwrap().path();
-            std::fs::copy(&p, root.join(sub).join(p.file_name().unwrap())).unwrap();
+            let target = to.join(p.file_name().unwrap());
+            if p.is_dir() {
+                copy_dir(&p, &target);
+            } else {
+                std::fs::copy(&p, target).unwrap();
+            }
         }
+    }
+    let root = std::env::temp_dir().join("carewell-tests").join(format!("project-{}", uuid::Uuid::new_v4().simple()));
+    for sub in ["flows", "prompts", "fixtures"] {
+        copy_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(sub), &root.join(sub));
     }
     root
 }

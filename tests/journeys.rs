@@ -1,0 +1,145 @@
+//! End to end: the journeys beyond booking — rescheduling and service updates — by buttons, by
+//! text and mixed, with the LLM absent and failing, against the fake ERP seeded with the sample
+//! customer's documents (`fixtures/erp/`).
+
+mod common;
+
+use carewell::fakes::{FakeLlm, LlmMode};
+use common::*;
+use serde_json::Value;
+
+fn assert_says(replies: &[Value], needle: &str) {
+    let all = texts(replies);
+    assert!(all.contains(needle), "expected a reply containing {needle:?}, got:\n{all}");
+}
+
+fn days_ahead(n: i64) -> String {
+    let tz = jiff::tz::TimeZone::get("Asia/Dubai").unwrap();
+    let today = jiff::Timestamp::now().to_zoned(tz).date();
+    today.checked_add(jiff::Span::new().days(n)).unwrap().to_string()
+}
+
+/// The first option offered by the newest interactive message.
+fn first_option(replies: &[Value]) -> String {
+    let m = replies.iter().rev().find(|m| m["type"] == "interactive").expect("an interactive reply");
+    carewell::channel::whatsapp::render::offered_options(m).first().expect("an option").title.clone()
+}
+
+fn puts(fakes: &Fakes) -> Vec<(String, String, Value)> {
+    fakes.erp.log.lock().unwrap().puts.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reschedule_by_buttons_moves_the_chosen_booking() {
+    let fakes = Fakes::new(None);
+    let server = Server::start(&sqlite(), &fakes);
+    let wa = "971500000401";
+    fakes.erp.seed_sample_customer(wa, "Asia/Dubai");
+    let mut c = Customer::new(&server, &fakes.graph, wa);
+
+    let r = c.text("hi").await;
+    let r = c.press_in(r.last().unwrap(), "Reschedule").await;
+    assert_says(&r, "Which booking would you like to move?");
+    let list = r.last().unwrap();
+    assert!(find_option(list, &days_ahead(6)).is_some(), "both upcoming bookings are offered: {list}");
+    assert!(find_option(list, &days_ahead(-12)).is_none(), "a past booking is not offered: {list}");
+    let r = c.press(&format!("{} Wax", days_ahead(3))).await;
+    assert_says(&r, "When would suit you instead?");
+    assert_says(&r, "SAL-ORD-2026-00047");
+    let slot = first_option(&r);
+    let r = c.press(&slot).await;
+    assert_says(&r, "I'll move your booking");
+    let r = c.press("Confirm").await;
+    assert_says(&r, "Done ✅ Booking SAL-ORD-2026-00047 is now on");
+
+    let p = puts(&fakes);
+    assert_eq!(p.len(), 1, "one update: {p:?}");
+    assert_eq!(p[0].1, "SAL-ORD-2026-00047");
+    let order = fakes.erp.docs("Sales Order").into_iter().find(|o| o["name"] == "SAL-ORD-2026-00047").unwrap();
+    assert_eq!(order["delivery_date"], p[0].2["delivery_date"]);
+    assert_ne!(order["delivery_date"].as_str().unwrap(), days_ahead(3), "the date moved");
+    assert!(fakes.erp.docs("Sales Order").len() == 3, "nothing was created");
+}
+
+async fn reschedule_by_text(llm: Option<FakeLlm>) {
+    let fakes = Fakes::new(llm);
+    let server = Server::start(&sqlite(), &fakes);
+    let wa = "971500000402";
+    fakes.erp.seed_sample_customer(wa, "Asia/Dubai");
+    let mut c = Customer::new(&server, &fakes.graph, wa);
+    let day = open_day();
+
+    // The new time comes with the request; only the booking is asked.
+    let r = c.text(&format!("Can I reschedule to {day} at 2pm?")).await;
+    assert_says(&r, "Which booking would you like to move?");
+    let r = c.text("the Interior Detailing one").await;
+    assert_says(&r, "I'll move your booking");
+    assert_says(&r, "14:00");
+    let r = c.text("yes").await;
+    assert_says(&r, "is now on");
+    let p = puts(&fakes);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].1, "SAL-ORD-2026-00052");
+    assert!(p[0].2["visit_time"].as_str().unwrap().ends_with("14:00:00"), "{p:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reschedule_by_text_without_an_llm() {
+    reschedule_by_text(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reschedule_by_text_with_a_failing_llm() {
+    reschedule_by_text(Some(FakeLlm::start(LlmMode::Invalid, vec![]))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reschedule_with_one_booking_takes_it_and_with_none_says_so() {
+    let fakes = Fakes::new(None);
+    let server = Server::start(&sqlite(), &fakes);
+    let one = "971500000403";
+    fakes.erp.insert(
+        "Sales Order",
+        serde_json::json!({"name": "SAL-ORD-2026-00900", "whatsapp_number": format!("+{one}"), "status": "To Deliver and Bill",
+            "delivery_date": days_ahead(2), "visit_time": format!("{} 11:00:00", days_ahead(2)), "vehicle": "Kia Rio K-1", "service_name": "Exterior Wash"}),
+    );
+    let mut c = Customer::new(&server, &fakes.graph, one);
+    let r = c.text("I need to reschedule").await;
+    assert_says(&r, "Your booking: ");
+    assert_says(&r, "Exterior Wash");
+    assert!(!texts(&r).contains("Which booking"), "one booking is not asked about");
+    // Mixed: a typed day, then a button for the time.
+    let r = c.text(&format!("{} at 4pm", open_day())).await;
+    assert_says(&r, "I'll move your booking");
+    let r = c.press("Confirm").await;
+    assert_says(&r, "SAL-ORD-2026-00900 is now on");
+
+    let mut nobody = Customer::new(&server, &fakes.graph, "971500000404");
+    let r = nobody.text("please reschedule my appointment").await;
+    assert_says(&r, "I can't find an upcoming booking for this number");
+    assert_eq!(puts(&fakes).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_updates_show_bookings_and_subscriptions() {
+    let fakes = Fakes::new(Some(FakeLlm::start(LlmMode::Slow, vec![])));
+    let server = Server::start(&sqlite(), &fakes);
+    let wa = "971500000405";
+    fakes.erp.seed_sample_customer(wa, "Asia/Dubai");
+    let mut c = Customer::new(&server, &fakes.graph, wa);
+    let r = c.text("what's the status of my bookings?").await;
+    assert_says(&r, "Which one would you like to know about?");
+    let list = r.last().unwrap();
+    assert!(find_option(list, "Monthly Wash plan").is_some(), "{list}");
+    assert!(find_option(list, &format!("{} Full Wash", days_ahead(-12))).is_some(), "{list}");
+    let r = c.press("Monthly Wash plan").await;
+    assert_says(&r, "Here's the latest on Monthly Wash plan");
+    assert_says(&r, &format!("Active · renews {}", days_ahead(17)));
+
+    // By text: the booking named by its service.
+    let r = c.text("my bookings").await;
+    let r2 = c.text("the wax & polish one").await;
+    assert!(!r.is_empty());
+    assert_says(&r2, "To Deliver and Bill");
+    assert_says(&r2, "SAL-ORD-2026-00047");
+}

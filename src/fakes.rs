@@ -54,6 +54,10 @@ pub struct GraphLog {
     pub fail_next: usize,
     /// Every send attempt, accepted or not.
     pub attempts: usize,
+    /// Files customers "sent": media id → (MIME type, bytes).
+    pub media: HashMap<String, (String, Vec<u8>)>,
+    /// Media downloads served (bytes fetched).
+    pub media_downloads: usize,
 }
 
 /// The fake Graph API: `POST /{version}/{phone_number_id}/messages`.
@@ -75,9 +79,17 @@ impl FakeGraph {
         let (l, a) = (log.clone(), arrived.clone());
         let url = spawn_fake(move |cfg| {
             cfg.app_data(web::Data::new((l.clone(), a.clone())))
-                .route("/{version}/{pnid}/messages", web::post().to(graph_send));
+                .route("/{version}/{pnid}/messages", web::post().to(graph_send))
+                // Before the metadata route, which would match this path too.
+                .route("/media-bytes/{media_id}", web::get().to(graph_media_bytes))
+                .route("/{version}/{media_id}", web::get().to(graph_media_meta));
         });
         FakeGraph { url: format!("{url}/v23.0"), log, arrived }
+    }
+
+    /// Makes a file available for download as if a customer had sent it.
+    pub fn add_media(&self, media_id: &str, mime_type: &str, bytes: Vec<u8>) {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).media.insert(media_id.into(), (mime_type.into(), bytes));
     }
 
     /// Messages sent to `customer` (digits), in order.
@@ -106,6 +118,57 @@ impl FakeGraph {
                 return vec![];
             }
         }
+    }
+}
+
+/// `GET /{version}/{media_id}`: the media's metadata with a download URL on this server
+/// (reference §9 "Media download"); an unknown id is a 400 error body, as Graph answers.
+async fn graph_media_meta(
+    state: web::Data<(Arc<Mutex<GraphLog>>, Arc<tokio::sync::Notify>)>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> HttpResponse {
+    let auth = req.headers().get("Authorization").and_then(|h| h.to_str().ok()).unwrap_or_default();
+    if auth != format!("Bearer {GRAPH_TOKEN}") {
+        return HttpResponse::Unauthorized()
+            .json(json!({"error": {"message": "Invalid OAuth access token", "code": 190}}));
+    }
+    let (_, media_id) = path.into_inner();
+    let log = state.0.lock().unwrap_or_else(|p| p.into_inner());
+    match log.media.get(&media_id) {
+        Some((mime, bytes)) => {
+            let host = req.connection_info().host().to_string();
+            HttpResponse::Ok().json(json!({
+                "messaging_product": "whatsapp",
+                "url": format!("http://{host}/media-bytes/{media_id}"),
+                "mime_type": mime,
+                "file_size": bytes.len().to_string(),
+                "id": media_id,
+            }))
+        }
+        None => HttpResponse::BadRequest()
+            .json(json!({"error": {"message": "Unsupported get request", "code": 100, "error_subcode": 33}})),
+    }
+}
+
+/// `GET /media-bytes/{id}`: the file itself; requires the bearer token, as Graph does.
+async fn graph_media_bytes(
+    state: web::Data<(Arc<Mutex<GraphLog>>, Arc<tokio::sync::Notify>)>,
+    req: HttpRequest,
+    media_id: web::Path<String>,
+) -> HttpResponse {
+    let auth = req.headers().get("Authorization").and_then(|h| h.to_str().ok()).unwrap_or_default();
+    if auth != format!("Bearer {GRAPH_TOKEN}") {
+        return HttpResponse::Unauthorized().finish();
+    }
+    let mut log = state.0.lock().unwrap_or_else(|p| p.into_inner());
+    let found = log.media.get(media_id.as_str()).cloned();
+    match found {
+        Some((mime, bytes)) => {
+            log.media_downloads += 1;
+            HttpResponse::Ok().content_type(mime).body(bytes)
+        }
+        None => HttpResponse::NotFound().finish(),
     }
 }
 
@@ -247,7 +310,8 @@ impl FakeErp {
             cfg.app_data(web::Data::new(l.clone()))
                 .route("/api/resource/{doctype}", web::get().to(erp_list))
                 .route("/api/resource/{doctype}", web::post().to(erp_create))
-                .route("/api/resource/{doctype}/{name}", web::put().to(erp_update));
+                .route("/api/resource/{doctype}/{name}", web::put().to(erp_update))
+                .route("/api/method/upload_file", web::post().to(erp_upload_file));
         });
         FakeErp { url, log }
     }
@@ -307,6 +371,7 @@ const SAMPLE_NUMBER: &str = "+971500000001";
 const SAMPLE_FIXTURES: &[(&str, &str)] = &[
     ("Sales Order", include_str!("../fixtures/erp/sales_orders.json")),
     ("Subscription", include_str!("../fixtures/erp/subscriptions.json")),
+    ("Sales Invoice", include_str!("../fixtures/erp/sales_invoices.json")),
 ];
 
 fn matches(doc: &Value, filters: &Value) -> bool {
@@ -333,6 +398,72 @@ fn matches(doc: &Value, filters: &Value) -> bool {
             _ => false,
         }
     })
+}
+
+/// `POST /api/method/upload_file` (multipart, reference §5): stores a `File` document with the
+/// form fields and the file's size and SHA-256, and answers `{"message": {File doc}}`.
+async fn erp_upload_file(log: web::Data<Arc<Mutex<ErpLog>>>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    if !erp_auth_ok(&req) {
+        return HttpResponse::Unauthorized().json(json!({"exc_type": "AuthenticationError"}));
+    }
+    let content_type = req.headers().get("Content-Type").and_then(|h| h.to_str().ok()).unwrap_or_default();
+    let Some(boundary) = content_type.split("boundary=").nth(1).map(|b| b.trim_matches('"').to_string()) else {
+        return HttpResponse::BadRequest().json(json!({"exc_type": "ValidationError"}));
+    };
+    let mut fields: HashMap<String, String> = HashMap::new();
+    let mut file: Option<(String, Vec<u8>)> = None;
+    let delimiter = format!("--{boundary}");
+    let raw = body.to_vec();
+    let mut parts: Vec<&[u8]> = Vec::new();
+    let d = delimiter.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    while i + d.len() <= raw.len() {
+        if &raw[i..i + d.len()] == d {
+            if i > start {
+                parts.push(&raw[start..i]);
+            }
+            i += d.len();
+            start = i;
+        } else {
+            i += 1;
+        }
+    }
+    for part in parts {
+        let Some(split) = part.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+        let head = String::from_utf8_lossy(&part[..split]).to_string();
+        let mut content = part[split + 4..].to_vec();
+        if content.ends_with(b"\r\n") {
+            content.truncate(content.len() - 2);
+        }
+        let name = head.split("name=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or_default().to_string();
+        match head.split("filename=\"").nth(1).and_then(|r| r.split('"').next()) {
+            Some(filename) => file = Some((filename.to_string(), content)),
+            None => {
+                fields.insert(name, String::from_utf8_lossy(&content).to_string());
+            }
+        }
+    }
+    let Some((filename, bytes)) = file else {
+        return HttpResponse::build(actix_web::http::StatusCode::EXPECTATION_FAILED)
+            .json(json!({"exc_type": "ValidationError", "_server_messages": "[\"{\\\"message\\\": \\\"No file attached\\\"}\"]"}));
+    };
+    let mut l = log.lock().unwrap();
+    l.counter += 1;
+    let file_name = fields.get("file_name").cloned().unwrap_or(filename);
+    let doc = json!({
+        "name": format!("FILE-{:05}", l.counter),
+        "doctype": "File",
+        "file_name": file_name,
+        "file_url": format!("/private/files/{file_name}"),
+        "is_private": fields.get("is_private").and_then(|p| p.parse::<i64>().ok()).unwrap_or(1),
+        "attached_to_doctype": fields.get("doctype"),
+        "attached_to_name": fields.get("docname"),
+        "file_size": bytes.len(),
+        "content_hash": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+    });
+    l.docs.entry("File".into()).or_default().push(doc.clone());
+    HttpResponse::Ok().json(json!({"message": doc}))
 }
 
 async fn erp_update(

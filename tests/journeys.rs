@@ -143,3 +143,80 @@ async fn service_updates_show_bookings_and_subscriptions() {
     assert_says(&r2, "To Deliver and Bill");
     assert_says(&r2, "SAL-ORD-2026-00047");
 }
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Sends an image message (WhatsApp's real format) for a file the fake Graph API holds.
+async fn send_receipt(c: &mut Customer<'_>, media_id: &str, caption: Option<&str>) -> Vec<Value> {
+    let mut image = serde_json::json!({"id": media_id, "mime_type": "image/jpeg", "sha256": "bm90LWNoZWNrZWQ="});
+    if let Some(caption) = caption {
+        image["caption"] = caption.into();
+    }
+    c.deliver_raw("image", image).await
+}
+
+async fn pay_with_a_receipt(llm: Option<FakeLlm>, caption: Option<&str>) {
+    let fakes = Fakes::new(llm);
+    let server = Server::start(&sqlite(), &fakes);
+    let wa = "971500000406";
+    fakes.erp.seed_sample_customer(wa, "Asia/Dubai");
+    let receipt: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+    fakes.graph.add_media("1482937560012345", "image/jpeg", receipt.clone());
+    let mut c = Customer::new(&server, &fakes.graph, wa);
+
+    let r = c.text("Hi, I'd like to pay my invoice").await;
+    assert_says(&r, "Invoice ACC-SINV-2026-00019: AED 75.00 is due");
+    assert_says(&r, "IBAN");
+    let r = send_receipt(&mut c, "1482937560012345", caption).await;
+    if caption.is_none() {
+        assert_says(&r, "How much did you pay");
+        // More than is due: asked again, with the reason.
+        let r = c.text("I paid AED 100").await;
+        assert_says(&r, "100.00 doesn't match: 75.00 is due on ACC-SINV-2026-00019");
+        let r = c.text("75").await;
+        assert_says(&r, "I'll send this to our accounts team");
+    } else {
+        assert_says(&r, "I'll send this to our accounts team");
+    }
+    let r = c.text("yes").await;
+    assert_says(&r, "Your receipt for ACC-SINV-2026-00019 is with our accounts team");
+
+    let notes = fakes.erp.docs("Comment");
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["reference_name"], "ACC-SINV-2026-00019");
+    assert!(notes[0]["content"].as_str().unwrap().contains("75"), "{notes:?}");
+    let files = fakes.erp.docs("File");
+    assert_eq!(files.len(), 1, "the receipt reached the ERP once: {files:?}");
+    assert_eq!(files[0]["attached_to_doctype"], "Sales Invoice");
+    assert_eq!(files[0]["attached_to_name"], "ACC-SINV-2026-00019");
+    assert_eq!(files[0]["file_size"], receipt.len());
+    assert_eq!(files[0]["content_hash"], sha256_hex(&receipt), "the very bytes the customer sent");
+    assert_eq!(fakes.graph.log.lock().unwrap().media_downloads, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_is_fetched_from_whatsapp_and_attached_to_the_invoice() {
+    pay_with_a_receipt(None, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_with_the_amount_in_its_caption_with_a_failing_llm() {
+    pay_with_a_receipt(Some(FakeLlm::start(LlmMode::Adversarial, vec![])), Some("Paid AED 75 by transfer")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_due_is_said_and_a_photo_elsewhere_is_not_taken_for_a_receipt() {
+    let fakes = Fakes::new(None);
+    let server = Server::start(&sqlite(), &fakes);
+    let mut c = Customer::new(&server, &fakes.graph, "971500000407");
+    let r = c.text("I want to pay my bill").await;
+    assert_says(&r, "nothing is due on this number");
+    let r = c.text("book a full wash").await;
+    assert_says(&r, "first and last name");
+    let r = send_receipt(&mut c, "999", None).await;
+    assert_says(&r, "first and last name");
+    assert!(fakes.erp.docs("File").is_empty());
+}

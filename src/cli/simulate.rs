@@ -229,6 +229,8 @@ async fn run_file(path: &Path, flows_dir: &Path) -> Result<Outcome, String> {
 
 async fn run_test(test: &ConversationTest, flows_dir: &Path) -> Result<Outcome, String> {
     let graph = FakeGraph::start();
+    // The photo every `image:` turn sends, downloadable like a real customer's.
+    graph.add_media("9001", "image/jpeg", b"\xFF\xD8\xFF\xE0 a sample receipt".to_vec());
     let erp = FakeErp::start();
     erp.log.lock().map_err(|_| "fake ERP poisoned")?.fail_posts = test.erp_failures;
     if test.erp_sample {

@@ -289,7 +289,13 @@ pub fn plan(flows: &FlowSet, state: &ConversationState, event: &InboundEvent) ->
             }
         }
     }
-    if let EventKind::Text { body } = &event.kind {
+    let typed = match &event.kind {
+        EventKind::Text { body } => Some(body),
+        // A receipt's caption ("paid AED 150") is read like typed text.
+        EventKind::Media { caption: Some(c), .. } if !c.trim().is_empty() => Some(c),
+        _ => None,
+    };
+    if let Some(body) = typed {
         // Commands ("yes", "cancel", "menu"…) are settled by the engine itself: nothing to read.
         let command = [CONFIRM_WORDS, NO_WORDS, CANCEL_WORDS, RESTART_WORDS, MENU_WORDS, OPEN_TASKS_WORDS, GREETINGS]
             .iter()
@@ -320,8 +326,14 @@ pub fn plan(flows: &FlowSet, state: &ConversationState, event: &InboundEvent) ->
             .as_ref()
             .and_then(|j| flow.step(&j.step))
             .is_some_and(|s| matches!(s.kind, StepKind::Confirm { .. }));
-        plan.others =
-            flow.slots.keys().filter(|s| (at_summary || !filled(s)) && !plan.focus.contains(s)).cloned().collect();
+        // A file's caption may correct an earlier answer too (see `Turn::correcting`).
+        let caption = matches!(event.kind, EventKind::Media { .. });
+        plan.others = flow
+            .slots
+            .keys()
+            .filter(|s| (at_summary || caption || !filled(s)) && !plan.focus.contains(s))
+            .cloned()
+            .collect();
     }
     plan
 }
@@ -339,6 +351,11 @@ struct Turn<'a> {
     rephrase: bool,
     /// Set while a digression starts its journey: the message is read for that journey.
     digressing: bool,
+    /// Set while a file's caption is read: what it says replaces earlier answers ("AED 75"
+    /// with a new receipt corrects the amount).
+    correcting: bool,
+    /// Why a value the guards read was refused (an amount above what is due), for the reprompt.
+    rejected: Option<String>,
 }
 
 impl Turn<'_> {
@@ -374,6 +391,8 @@ pub fn decide(
         now: event.timestamp,
         rephrase: false,
         digressing: false,
+        rejected: None,
+        correcting: false,
     };
     t.state.turns += 1;
     if event.kind.from_customer() {
@@ -474,6 +493,23 @@ pub fn decide(
         (EventKind::Location { .. }, None) => {
             t.say("Thanks for the location! What can we do for you?".into());
             menu(&mut t, "location outside a journey");
+        }
+        (EventKind::Media { media_type, media_id, mime_type, caption }, Some(flow))
+            if media_slot(&t, &flow).is_some() && matches!(media_type.as_str(), "image" | "document") =>
+        {
+            let slot = media_slot(&t, &flow).unwrap_or_default();
+            let value = SlotValue::Media {
+                media_id: media_id.clone(),
+                mime_type: mime_type.clone().unwrap_or_else(|| "application/octet-stream".into()),
+                caption: caption.clone(),
+                filename: None,
+            };
+            fill(&mut t, &flow, &slot, value, SlotSource::Upload, format!("{media_type} message"));
+            t.correcting = true;
+            apply_extracted(&mut t, &flow);
+            t.correcting = false;
+            progressed(&mut t);
+            advance(&mut t, &flow, None)?;
         }
         (EventKind::Media { media_type, .. } | EventKind::Unsupported { kind: media_type }, flow) => {
             t.note("unsupported", format!("{media_type} cannot answer any question here"), None);
@@ -892,7 +928,7 @@ fn apply_extracted(t: &mut Turn<'_>, flow: &Flow) -> usize {
     };
     let j = journey(t);
     let current = flow.step(&j.step);
-    let at_summary = matches!(current.map(|s| &s.kind), Some(StepKind::Confirm { .. }));
+    let at_summary = matches!(current.map(|s| &s.kind), Some(StepKind::Confirm { .. })) || t.correcting;
     let focus: Vec<String> = match current.map(|s| &s.kind) {
         Some(StepKind::Collect { slots, .. }) => slots.clone(),
         _ => vec![],
@@ -913,6 +949,31 @@ fn apply_extracted(t: &mut Turn<'_>, flow: &Flow) -> usize {
         })
         .map(|(n, e)| (n.clone(), e.clone()))
         .collect();
+    // An amount may not exceed the amount of the option it pays (an invoice's amount due).
+    let mut take = take;
+    let mut rejected = None;
+    take.retain(|(name, ex)| {
+        let (Some(limit_slot), SlotValue::Amount { value }) =
+            (flow.slots.get(name).and_then(|d| d.at_most.clone()), &ex.value)
+        else {
+            return true;
+        };
+        let limit = match j.slots.get(&limit_slot).map(|s| &s.value) {
+            Some(SlotValue::Choice { price: Some(p), .. }) => *p,
+            _ => return true,
+        };
+        if *value > 0.0 && *value <= limit + 0.005 {
+            return true;
+        }
+        let what = j.slots.get(&limit_slot).map(|s| s.value.display()).unwrap_or_default();
+        rejected = Some(format!(
+            "{value:.2} doesn't match: {limit:.2} is due on {what}. Please type the amount you paid, as on the receipt."
+        ));
+        false
+    });
+    if rejected.is_some() {
+        t.rejected = rejected;
+    }
     let n = take.len();
     for (name, ex) in take {
         fill(t, flow, &name, ex.value, ex.source, format!("{:?} ({})", ex.evidence, source_name(ex.source)));
@@ -928,6 +989,19 @@ fn source_name(s: SlotSource) -> &'static str {
         SlotSource::Location => "location",
         SlotSource::Profile => "profile",
         SlotSource::Erp => "ERP lookup",
+        SlotSource::Upload => "file sent",
+    }
+}
+
+/// The media slot the current step asks for, if any.
+fn media_slot(t: &Turn<'_>, flow: &Flow) -> Option<String> {
+    let j = t.state.journey.as_ref()?;
+    match flow.step(&j.step).map(|s| &s.kind) {
+        Some(StepKind::Collect { slots, .. }) => slots
+            .iter()
+            .find(|s| flow.slots.get(*s).is_some_and(|d| d.kind == SlotType::Media) && !j.slots.contains_key(*s))
+            .cloned(),
+        _ => None,
     }
 }
 
@@ -1205,7 +1279,11 @@ fn on_text(t: &mut Turn<'_>, flow: &Arc<Flow>, body: &str) -> Result<(), EngineE
                     t.note("upset", "the customer sounds upset; offering a person".into(), Some(step.source.clone()));
                     return recovery_summary(t, flow, "I'm sorry this has been frustrating.");
                 }
-                let reason = t.guards.problem.clone().unwrap_or_else(|| "Sorry, I didn't catch that.".into());
+                let reason = t
+                    .rejected
+                    .take()
+                    .or_else(|| t.guards.problem.clone())
+                    .unwrap_or_else(|| "Sorry, I didn't catch that.".into());
                 if let Some(day) = &t.guards.date_only {
                     // Half an answer: keep the day, ask only for the time.
                     journey_mut(t).pending_day = Some(day.clone());

@@ -39,6 +39,24 @@ pub enum SlotValue {
         /// The IANA zone it is in.
         zone: String,
     },
+    /// An image or document the customer sent.
+    Media {
+        /// The channel's media id (WhatsApp keeps it downloadable for 7 days).
+        media_id: String,
+        /// Its MIME type.
+        mime_type: String,
+        /// The caption, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        caption: Option<String>,
+        /// A document's file name, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        filename: Option<String>,
+    },
+    /// An amount of money in the business's currency.
+    Amount {
+        /// The amount.
+        value: f64,
+    },
     /// An address, typed or from a WhatsApp location message.
     Address {
         /// The address text (the place's name and address for a location).
@@ -70,6 +88,8 @@ impl SlotValue {
             SlotValue::Choice { id, .. } => id.clone(),
             SlotValue::DateTime { civil, .. } => civil.clone(),
             SlotValue::Address { text, .. } => text.clone(),
+            SlotValue::Media { media_id, .. } => media_id.clone(),
+            SlotValue::Amount { value } => format!("{value:.2}"),
         }
     }
 
@@ -86,6 +106,11 @@ impl SlotValue {
                 (true, Some(la), Some(lo)) => format!("📍 {la:.5}, {lo:.5}"),
                 _ => text.clone(),
             },
+            SlotValue::Media { mime_type, filename, .. } => match filename {
+                Some(f) => format!("📎 {f}"),
+                None => format!("📎 {}", if mime_type.starts_with("image/") { "photo" } else { "file" }),
+            },
+            SlotValue::Amount { value } => format!("{value:.2}"),
         }
     }
 
@@ -105,6 +130,10 @@ impl SlotValue {
             SlotValue::Address { text, latitude, longitude } => {
                 json!({"value": if text.is_empty() { self.display() } else { text.clone() }, "latitude": latitude, "longitude": longitude})
             }
+            SlotValue::Media { media_id, mime_type, caption, filename } => {
+                json!({"value": media_id, "media_id": media_id, "mime_type": mime_type, "caption": caption, "filename": filename})
+            }
+            SlotValue::Amount { value } => json!(value),
         }
     }
 }
@@ -125,6 +154,8 @@ pub enum SlotSource {
     Profile,
     /// The only option an ERP lookup listed (`pick_single`).
     Erp,
+    /// An image or document the customer sent.
+    Upload,
 }
 
 /// A filled slot.

@@ -46,6 +46,14 @@ pub enum ErpError {
     /// The answer was not what Frappe sends.
     #[error("erp.bad_response: {0}")]
     BadResponse(String),
+    /// A file the customer sent could not be fetched from WhatsApp for attaching.
+    #[error("erp.attachment: {message}")]
+    Attachment {
+        /// What went wrong, with the channel's code.
+        message: String,
+        /// Whether fetching it again may work.
+        retryable: bool,
+    },
     /// The catalog fixture could not be read.
     #[error("erp.fixture: {0}; check the `fixture` path in flows/erp.yaml")]
     Fixture(String),
@@ -61,6 +69,7 @@ impl ErpError {
             ErpError::InvalidBody(_) => "erp.invalid_body",
             ErpError::BadResponse(_) => "erp.bad_response",
             ErpError::Fixture(_) => "erp.fixture",
+            ErpError::Attachment { .. } => "erp.attachment",
         }
     }
 
@@ -69,6 +78,7 @@ impl ErpError {
         match self {
             ErpError::Timeout(_) | ErpError::Transport(_) => true,
             ErpError::Status { status, .. } => *status == 429 || *status >= 500,
+            ErpError::Attachment { retryable, .. } => *retryable,
             _ => false,
         }
     }
@@ -244,6 +254,13 @@ impl ErpClient {
     /// Executes a rendered action and returns the reference (the `name` of its reference
     /// document). Safe to call again after any failure: see the module docs.
     pub async fn execute(&self, action: &RenderedAction) -> Result<String, ErpError> {
+        self.execute_with_files(action, &[]).await
+    }
+
+    /// [`ErpClient::execute`], then uploads `files[i]` (bytes) as `action.attachments[i]`,
+    /// attached to its document. An upload is looked up first by its file name (derived from the
+    /// idempotency key), so a repeated action does not attach the file twice.
+    pub async fn execute_with_files(&self, action: &RenderedAction, files: &[Vec<u8>]) -> Result<String, ErpError> {
         let Some(s) = &self.settings else {
             let digest = hex::encode(Sha256::digest(action.idempotency_key.as_bytes()));
             return Ok(format!("SANDBOX-{}", digest[..8].to_uppercase()));
@@ -291,6 +308,32 @@ impl ErpClient {
                 },
             };
             names.insert(doc.alias.clone(), json!({ "name": name }));
+        }
+        for (attachment, bytes) in action.attachments.iter().zip(files) {
+            let target = render(&Value::String(attachment.name.clone()), &names, &[]).map_err(ErpError::InvalidBody)?;
+            let target = target.as_str().unwrap_or_default().to_string();
+            let filters = vec![
+                json!(["attached_to_doctype", "=", attachment.doctype]),
+                json!(["attached_to_name", "=", target]),
+                json!(["file_name", "=", attachment.file_name]),
+            ];
+            if self.find(s, "File", &filters).await?.is_some() {
+                continue;
+            }
+            let mut url = reqwest::Url::parse(&s.base_url)
+                .map_err(|e| ErpError::Transport(format!("ERP_BASE_URL {:?}: {e}", s.base_url)))?;
+            url.set_path(&format!("{}/api/method/upload_file", url.path().trim_end_matches('/')));
+            let part = reqwest::multipart::Part::bytes(bytes.clone())
+                .file_name(attachment.file_name.clone())
+                .mime_str(&attachment.mime_type)
+                .map_err(|e| ErpError::InvalidBody(format!("attachment MIME type: {e}")))?;
+            let form = reqwest::multipart::Form::new()
+                .part("file", part)
+                .text("doctype", attachment.doctype.clone())
+                .text("docname", target)
+                .text("file_name", attachment.file_name.clone())
+                .text("is_private", "1");
+            self.send(s, self.http.post(url).multipart(form)).await?;
         }
         names
             .get(&action.reference)

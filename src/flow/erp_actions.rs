@@ -124,6 +124,39 @@ pub struct ActionDecl {
     pub documents: Vec<DocumentDecl>,
     /// The `as` of the document whose `name` is the reference given to the customer.
     pub reference: String,
+    /// Files the customer sent, attached to an ERP document after the documents are written.
+    #[serde(default)]
+    pub attach: Vec<AttachDecl>,
+}
+
+/// A file the customer sent (a media slot), downloaded from WhatsApp and uploaded to the ERP
+/// attached to a document (`POST /api/method/upload_file`, Frappe reference §5).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttachDecl {
+    /// The media slot holding the file.
+    pub slot: String,
+    /// The doctype of the document it is attached to ("Sales Invoice").
+    pub doctype: String,
+    /// That document's name, a template (`"${invoice}"`, or `"${note.name}"` for a document
+    /// this action wrote).
+    pub name: String,
+}
+
+/// A rendered [`AttachDecl`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenderedAttachment {
+    /// The channel's media id.
+    pub media_id: String,
+    /// Its MIME type.
+    pub mime_type: String,
+    /// The file name given to the ERP; derived from the idempotency key, so a repeated upload
+    /// is recognised (`wa-<key digest>.<ext>`).
+    pub file_name: String,
+    /// Attached to this doctype.
+    pub doctype: String,
+    /// Attached to this document (may be a late `${alias.name}` placeholder).
+    pub name: String,
 }
 
 /// One document write. Frappe has no idempotency keys (reference §7): a write is made safe to
@@ -297,6 +330,9 @@ pub struct RenderedAction {
     pub documents: Vec<RenderedDocument>,
     /// The alias whose `name` is the reference.
     pub reference: String,
+    /// Files to attach after the documents are written.
+    #[serde(default)]
+    pub attachments: Vec<RenderedAttachment>,
 }
 
 /// One document of a [`RenderedAction`].
@@ -383,12 +419,56 @@ pub fn render_action(
             update,
         });
     }
+    let mut attachments = Vec::new();
+    for (i, a) in action.attach.iter().enumerate() {
+        let media = context.get(&a.slot);
+        let media_id = media.and_then(|m| m.get("media_id")).and_then(Value::as_str);
+        let mime_type =
+            media.and_then(|m| m.get("mime_type")).and_then(Value::as_str).unwrap_or("application/octet-stream");
+        let target = render(&Value::String(a.name.clone()), context, &aliases);
+        match (media_id, target) {
+            (Some(id), Ok(Value::String(target))) => {
+                let digest: String = idempotency_key
+                    .bytes()
+                    .fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
+                    .to_string();
+                let ext = match mime_type {
+                    "image/jpeg" => "jpg",
+                    "image/png" => "png",
+                    "image/webp" => "webp",
+                    "application/pdf" => "pdf",
+                    _ => "bin",
+                };
+                attachments.push(RenderedAttachment {
+                    media_id: id.to_string(),
+                    mime_type: mime_type.to_string(),
+                    file_name: format!("wa-{digest}-{i}.{ext}"),
+                    doctype: a.doctype.clone(),
+                    name: target,
+                });
+            }
+            (None, _) => problems.push(BodyProblem {
+                document: format!("attach {}", a.slot),
+                at: "slot".into(),
+                message: format!("slot {:?} holds no file", a.slot),
+            }),
+            (_, Err(message)) => {
+                problems.push(BodyProblem { document: format!("attach {}", a.slot), at: "name".into(), message })
+            }
+            (_, Ok(other)) => problems.push(BodyProblem {
+                document: format!("attach {}", a.slot),
+                at: "name".into(),
+                message: format!("the document to attach to has no usable name ({other})"),
+            }),
+        }
+    }
     if problems.is_empty() {
         Ok(RenderedAction {
             action: name.to_string(),
             idempotency_key: idempotency_key.to_string(),
             documents,
             reference: action.reference.clone(),
+            attachments,
         })
     } else {
         Err(problems)

@@ -177,6 +177,10 @@ pub enum SlotType {
     CarModel,
     /// Free text.
     Text,
+    /// An image or document the customer sends (a receipt, a photo of damage).
+    Media,
+    /// An amount of money ("150", "AED 75.50", "150 dirhams").
+    Amount,
 }
 
 /// One slot: a typed piece of data the journey collects.
@@ -200,6 +204,10 @@ pub struct SlotDecl {
     /// (six words or more), so a customer who already described the problem is not asked again.
     #[serde(default)]
     pub opening: bool,
+    /// For an `amount` slot: a choice slot whose option amount (an invoice's amount due) this
+    /// amount may not exceed; a larger amount is asked for again with the reason.
+    #[serde(default)]
+    pub at_most: Option<Located<String>>,
 }
 
 /// Where a slot's options come from: a fixed list, or a named lookup.

@@ -67,6 +67,8 @@ pub struct Slot {
     pub options: OptionSource,
     /// Filled with the journey's opening message when it is a sentence.
     pub opening: bool,
+    /// For an amount: the choice slot whose option amount it may not exceed.
+    pub at_most: Option<String>,
 }
 
 /// A condition of a branch.

@@ -546,8 +546,25 @@ pub fn compile_flow(
                 profile: decl.value.profile,
                 options,
                 opening: decl.value.opening && decl.value.kind == SlotType::Text,
+                at_most: decl.value.at_most.as_ref().map(|a| a.value.clone()),
             },
         );
+    }
+    for (name, decl) in &f.slots {
+        if let Some(limit) = &decl.value.at_most {
+            let limit_is_choice = f.slots.get(&limit.value).is_some_and(|l| l.value.kind == SlotType::Choice);
+            if decl.value.kind != SlotType::Amount || !limit_is_choice {
+                problems.push(at(
+                    file,
+                    limit,
+                    "flow.slot",
+                    format!(
+                        "slot {name:?}: `at_most` belongs on an amount slot and names a choice slot; {:?} is not one",
+                        limit.value
+                    ),
+                ));
+            }
+        }
     }
 
     let llm = match &f.llm {
@@ -1036,6 +1053,7 @@ fn sample_context(slots: &IndexMap<String, Slot>) -> serde_json::Map<String, ser
     map.insert("wa_id".into(), "971500000000".into());
     map.insert("customer_phone".into(), "+971500000000".into());
     map.insert("today".into(), "2030-01-01".into());
+    map.insert("idempotency_key".into(), "sample-journey:sample_action".into());
     for (name, slot) in slots {
         let value = match slot.kind {
             SlotType::GivenName => SlotValue::Text { value: "Jane".into() },
@@ -1046,6 +1064,13 @@ fn sample_context(slots: &IndexMap<String, Slot>) -> serde_json::Map<String, ser
             SlotType::Text => SlotValue::Text { value: "sample text".into() },
             SlotType::Address => SlotValue::Address { text: "1 Sample Street".into(), latitude: None, longitude: None },
             SlotType::DateTime => SlotValue::DateTime { civil: "2030-01-02T10:00:00".into(), zone: "UTC".into() },
+            SlotType::Media => SlotValue::Media {
+                media_id: "1234567890".into(),
+                mime_type: "image/jpeg".into(),
+                caption: None,
+                filename: None,
+            },
+            SlotType::Amount => SlotValue::Amount { value: 10.0 },
             SlotType::Choice => match &slot.options {
                 OptionSource::Static(items) => items
                     .first()

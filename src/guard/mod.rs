@@ -331,6 +331,15 @@ pub fn ground(
             }
             Ok(SlotValue::Text { value: a.value.trim().to_uppercase() })
         }
+        SlotType::Media => Err("a file cannot be read from text".into()),
+        SlotType::Amount => {
+            let value: f64 =
+                a.value.trim().replace(',', "").parse().map_err(|_| format!("{:?} is not an amount", a.value))?;
+            match extract::find_amount(utterance, true) {
+                Some((found, _)) if (found - value).abs() < 0.005 => Ok(SlotValue::Amount { value }),
+                _ => Err(format!("amount {:?} is not in the message", a.value)),
+            }
+        }
         SlotType::Address => {
             if !contains_words(utterance, &a.value) {
                 return Err(format!("address {:?} is not in the message", a.value));

@@ -17,6 +17,7 @@ use tracing::{error, info, warn};
 
 use super::App;
 use crate::engine::{ErpRequest, EventKind, InboundEvent};
+use crate::erp::ErpError;
 use crate::store::{NewInbox, OutboxRow, now_ms};
 
 /// The delay before attempt `n + 1` (n ≥ 1 failures so far): exponential from `base`, capped at
@@ -229,6 +230,28 @@ async fn tell_delay(app: &App, row: &OutboxRow, request: &ErpRequest, customer: 
     }
 }
 
+/// Fetches from WhatsApp the files an ERP action attaches (none for the sandbox ERP).
+async fn fetch_attachments(app: &App, request: &ErpRequest) -> Result<Vec<Vec<u8>>, ErpError> {
+    let mut files = Vec::new();
+    if app.erp.is_sandbox() {
+        return Ok(files);
+    }
+    for attachment in &request.action.attachments {
+        let Some(graph) = &app.graph else {
+            return Err(ErpError::Attachment {
+                message: "a file must be fetched from WhatsApp but no Graph API client is configured; set WHATSAPP_ACCESS_TOKEN".into(),
+                retryable: false,
+            });
+        };
+        let (bytes, _) = graph.download_media(&attachment.media_id).await.map_err(|e| ErpError::Attachment {
+            message: format!("media {} could not be fetched: {e}", attachment.media_id),
+            retryable: e.is_retryable(),
+        })?;
+        files.push(bytes);
+    }
+    Ok(files)
+}
+
 async fn write_erp(app: &App, row: &OutboxRow) -> bool {
     let payload: Value = serde_json::from_str(&row.payload).unwrap_or(Value::Null);
     let request: ErpRequest = match serde_json::from_value(payload["request"].clone()) {
@@ -237,7 +260,11 @@ async fn write_erp(app: &App, row: &OutboxRow) -> bool {
     };
     let customer = payload["customer"].as_str().unwrap_or_default().to_string();
     let phone_number_id = payload["phone_number_id"].as_str().unwrap_or_default().to_string();
-    let outcome = app.erp.execute(&request.action).await;
+    // Files the customer sent are fetched from WhatsApp first (the sandbox ERP needs none).
+    let outcome = match fetch_attachments(app, &request).await {
+        Ok(files) => app.erp.execute_with_files(&request.action, &files).await,
+        Err(e) => Err(e),
+    };
     let (reference, error, status) = match outcome {
         Ok(reference) => {
             info!(outbox_id = row.id, reference, action = request.action.action, "ERP write accepted");

@@ -77,6 +77,43 @@ impl GraphClient {
         Ok(GraphClient { http, settings })
     }
 
+    /// Downloads a file the customer sent: `GET {base}/{media_id}` for a short-lived URL, then
+    /// `GET <url>` with the same bearer token (reference §9, "Media download"). Returns the bytes
+    /// and their MIME type. Errors as for [`GraphClient::send`]; an unknown or expired id is
+    /// `channel.send_refused` with the Graph API's status.
+    pub async fn download_media(&self, media_id: &str) -> Result<(Vec<u8>, String), SendError> {
+        let timeout_ms = self.settings.timeout.as_millis() as u64;
+        let map_err = |e: reqwest::Error| {
+            if e.is_timeout() { SendError::Timeout(timeout_ms) } else { SendError::Transport(e.to_string()) }
+        };
+        let refused = |status: u16, v: &Value| SendError::Api {
+            status,
+            code: v.pointer("/error/code").and_then(Value::as_i64).unwrap_or(0),
+            message: v.pointer("/error/message").and_then(Value::as_str).unwrap_or("media download failed").to_string(),
+        };
+        let url = format!("{}/{}", self.settings.base_url.trim_end_matches('/'), media_id);
+        let resp = self.http.get(url).bearer_auth(&self.settings.access_token).send().await.map_err(map_err)?;
+        let status = resp.status();
+        let meta: Value = resp.json().await.unwrap_or(Value::Null);
+        let Some(file_url) = meta.get("url").and_then(Value::as_str).filter(|_| status.is_success()) else {
+            return Err(refused(status.as_u16(), &meta));
+        };
+        let resp = self.http.get(file_url).bearer_auth(&self.settings.access_token).send().await.map_err(map_err)?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(refused(status.as_u16(), &Value::Null));
+        }
+        let mime = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|h| h.to_str().ok())
+            .or(meta.get("mime_type").and_then(Value::as_str))
+            .unwrap_or("application/octet-stream")
+            .to_string();
+        let bytes = resp.bytes().await.map_err(map_err)?;
+        Ok((bytes.to_vec(), mime))
+    }
+
     /// Sends `body` from the business number `phone_number_id`; returns the message's wamid.
     pub async fn send(&self, phone_number_id: &str, body: &Value) -> Result<String, SendError> {
         let url = format!("{}/{}/messages", self.settings.base_url.trim_end_matches('/'), phone_number_id);

@@ -234,6 +234,8 @@ pub async fn build(store: &Store, key: &str) -> Result<Vec<Timeline>, StoreError
             state: serde_json::json!({
                 "step": journey["flow"].as_str().map(|f| format!("{f}/{}", journey["step"].as_str().unwrap_or_default())),
                 "handoff": state["handoff"],
+                "stage": state["stage"],
+                "mood": state["mood"],
                 "slots": slots,
                 "profile": state["profile"].as_object().map(|m| m.keys().cloned().collect::<Vec<_>>()),
                 "put_aside": state["suspended"].as_array().map(|js| js.iter().map(|j| format!("{}/{}", j["flow"].as_str().unwrap_or_default(), j["step"].as_str().unwrap_or_default())).collect::<Vec<_>>()).unwrap_or_default(),

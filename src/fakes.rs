@@ -372,6 +372,7 @@ const SAMPLE_FIXTURES: &[(&str, &str)] = &[
     ("Sales Order", include_str!("../fixtures/erp/sales_orders.json")),
     ("Subscription", include_str!("../fixtures/erp/subscriptions.json")),
     ("Sales Invoice", include_str!("../fixtures/erp/sales_invoices.json")),
+    ("Pricing Rule", include_str!("../fixtures/erp/offers.json")),
 ];
 
 fn matches(doc: &Value, filters: &Value) -> bool {

@@ -220,3 +220,87 @@ async fn nothing_due_is_said_and_a_photo_elsewhere_is_not_taken_for_a_receipt() 
     assert_says(&r, "first and last name");
     assert!(fakes.erp.docs("File").is_empty());
 }
+
+/// The typed booking every offer test uses; returns every reply of it.
+async fn book_by_text(c: &mut Customer<'_>, opening: &str) -> Vec<Value> {
+    let mut all = c.text(opening).await;
+    for line in ["Sam Lee", "just once", "Toyota Corolla ABC-1234", "Villa 12, Al Wasl Road, Jumeirah"] {
+        all.extend(c.text(line).await);
+    }
+    all.extend(c.text(&format!("{} at 10am", open_day())).await);
+    all.extend(c.text("yes").await);
+    assert_says(&all, "You're booked, Sam!");
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_angry_customer_is_offered_a_person_and_never_an_offer() {
+    let fakes = Fakes::new(None);
+    let server = Server::start(&sqlite(), &fakes);
+
+    // A calm customer is shown the current offer once, after the booking, and not twice.
+    let calm = "971500000408";
+    fakes.erp.seed_sample_customer(calm, "Asia/Dubai");
+    let mut c = Customer::new(&server, &fakes.graph, calm);
+    let first = book_by_text(&mut c, "I'd like to book a full wash").await;
+    assert_says(&first, "🎁 One more thing: 20% off Wax & Polish");
+    let second = book_by_text(&mut c, "book an exterior wash please").await;
+    assert!(!texts(&second).contains('🎁'), "never twice: {}", texts(&second));
+
+    // An angry one: acknowledged first, offered a person, and no offer anywhere.
+    let angry = "971500000409";
+    fakes.erp.seed_sample_customer(angry, "Asia/Dubai");
+    let mut a = Customer::new(&server, &fakes.graph, angry);
+    let r = a.text("This is ridiculous, I've waited all week!!! Just book me a full wash").await;
+    assert!(text_of(&r[0]).contains("I can hear this has been frustrating"), "acknowledged first: {}", texts(&r));
+    assert!(find_option(&r[0], "Talk to a person").is_some(), "a person is offered: {}", r[0]);
+    book_by_text(&mut a, "ok").await;
+    let everything = fakes.graph.sent_to(angry);
+    assert!(
+        everything.iter().all(|m| !text_of(m).contains('🎁') && !text_of(m).to_lowercase().contains("offer")),
+        "no offer to an upset customer: {}",
+        texts(&everything)
+    );
+    // The person button hands the conversation over.
+    let ack = everything.iter().find(|m| find_option(m, "Talk to a person").is_some()).cloned().unwrap();
+    let r = a.press_in(&ack, "Talk to a person").await;
+    assert_says(&r, "I've asked a member of our team");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_without_keywords_is_understood_by_the_llm_and_without_it_gets_the_menu() {
+    let said = "my car looks awful after your guys left yesterday";
+    let reading = serde_json::json!({"intent": "complaint", "emotion": "frustrated", "confidence": 0.9});
+    let fakes = Fakes::new(Some(FakeLlm::start(LlmMode::Good, vec![(said, reading)])));
+    let server = Server::start(&sqlite(), &fakes);
+    let mut c = Customer::new(&server, &fakes.graph, "971500000410");
+    let r = c.text(said).await;
+    assert_says(&r, "I can hear this has been frustrating");
+    assert_says(&r, "What is it about?");
+    let records = server.store().await.turns_of(&c.conversation_id()).await.unwrap();
+    let record: Value = serde_json::from_str(&records[0].record).unwrap();
+    let runs = record["guards"]["runs"].as_array().unwrap();
+    assert!(runs.iter().any(|r| r["guard"] == "llm:understand" && r["outcome"] == "ok"), "{runs:?}");
+    assert_eq!(record["guards"]["understanding"]["intent"], "complaint");
+
+    // An LLM naming an intent that does not exist is refused by the schema: the menu follows.
+    let bogus = "please sort out the thing with the stuff";
+    let fakes = Fakes::new(Some(FakeLlm::start(
+        LlmMode::Good,
+        vec![(bogus, serde_json::json!({"intent": "refund_everything", "emotion": "neutral", "confidence": 1.0}))],
+    )));
+    let server = Server::start(&sqlite(), &fakes);
+    let mut c = Customer::new(&server, &fakes.graph, "971500000411");
+    let r = c.text(bogus).await;
+    assert_says(&r, "Welcome to Sparkle Doorstep Car Care");
+    let records = server.store().await.turns_of(&c.conversation_id()).await.unwrap();
+    let record: Value = serde_json::from_str(&records[0].record).unwrap();
+    let runs = record["guards"]["runs"].as_array().unwrap();
+    assert!(runs.iter().any(|r| r["guard"] == "llm:understand" && r["outcome"] != "ok"), "refused: {runs:?}");
+    // And with no LLM at all, the same.
+    let fakes = Fakes::new(None);
+    let server = Server::start(&sqlite(), &fakes);
+    let mut c = Customer::new(&server, &fakes.graph, "971500000412");
+    let r = c.text(bogus).await;
+    assert_says(&r, "Welcome to Sparkle Doorstep Car Care");
+}

@@ -186,10 +186,27 @@ pub struct GuardResults {
     /// A day the customer gave without a time (`YYYY-MM-DD`), to remember for the next message.
     #[serde(default)]
     pub date_only: Option<String>,
+    /// The intent and emotion of the typed message, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub understanding: Option<Understanding>,
     /// What the parsers read from the text for the flow it may switch to
     /// ([`super::GuardPlan::alternative`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alternative: Option<Box<GuardResults>>,
+}
+
+/// What a typed message is about and how the customer seems to feel: the typed output of the
+/// intent-and-emotion guard. The LLM must answer JSON valid against this type's schema (with
+/// `intent` narrowed to the declared intents); the deterministic reading fills it otherwise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Understanding {
+    /// A flow id, `enquiry`-like flows included, or `other` when the message asks for none.
+    pub intent: String,
+    /// How the customer seems to feel.
+    pub emotion: crate::flow::graph::Emotion,
+    /// 0 to 1: how sure the reading is.
+    pub confidence: f64,
 }
 
 /// One extracted slot value.

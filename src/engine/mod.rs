@@ -19,12 +19,15 @@ use serde::{Deserialize, Serialize};
 
 pub use event::{
     ErpRequest, EventKind, Extracted, GuardResults, GuardRun, InboundEvent, Reply, ReplyOption, TraceEntry,
+    Understanding,
 };
 use lifecycle::{Phase, SessionEvent};
 pub use state::{ConversationState, FilledSlot, Journey, SlotSource, SlotValue};
 
 use crate::flow::format::SlotType;
-use crate::flow::graph::{ChoiceOption, Condition, Flow, OptionSource, SourceRef, StepKind};
+use crate::flow::graph::{
+    ChoiceOption, Condition, Emotion, Flow, OFFERS_LOOKUP, OptionSource, SourceRef, Stage, Step, StepKind,
+};
 use crate::flow::{FlowSet, erp_actions};
 use crate::text::{contains_words, fold};
 
@@ -116,6 +119,12 @@ pub struct GuardPlan {
     /// flow, of a flow the message may switch to, and of the journeys put aside, any of which the
     /// turn may end up asking about).
     pub lookups: Vec<String>,
+    /// A customer's typed text (or caption) to read for intent and emotion.
+    #[serde(default)]
+    pub understand: Option<String>,
+    /// Ask the LLM for the intent too: the text is outside any journey and no keyword routes it.
+    #[serde(default)]
+    pub understand_with_llm: bool,
     /// The customer's WhatsApp id, for lookups of their own documents.
     #[serde(default)]
     pub customer: String,
@@ -181,6 +190,8 @@ mod button {
     pub fn menu(flow: &str) -> String {
         format!("m|{flow}")
     }
+    /// "Talk to a person", offered with the acknowledgement of an upset customer.
+    pub const PERSON: &str = "h|person";
     pub fn task(journey: &Journey) -> String {
         format!("t|{}", journey.id)
     }
@@ -219,6 +230,10 @@ const OPEN_TASKS_WORDS: &[&str] = &[
 /// Words that, with a flow's keywords, start a second instance of the journey under way
 /// ("book another car").
 const ANOTHER_WORDS: &[&str] = &["another", "second", "one more", "new", "also", "other car"];
+/// The least confidence at which the intent guard's reading starts a journey.
+pub const MIN_INTENT_CONFIDENCE: f64 = 0.6;
+/// How many turns pass before an upset customer is acknowledged again.
+const ACKNOWLEDGE_EVERY: u64 = 10;
 /// How many journeys may wait aside at once; the oldest beyond this is dropped, with a trace.
 pub const MAX_SUSPENDED: usize = 5;
 const CONFIRM_WORDS: &[&str] = &[
@@ -243,22 +258,27 @@ fn is_one_of(text: &str, words: &[&str]) -> bool {
     words.iter().any(|w| f == *w)
 }
 
-/// Which flow a message outside any journey starts: a flow keyword as a whole word.
-/// Which flow a message outside any journey starts: the one with the most of its keywords in the
-/// message (whole words), then the higher `priority`.
+/// Which flow a message asks for (see [`FlowSet::route`]).
 fn route(flows: &FlowSet, text: &str) -> Option<Arc<Flow>> {
-    flows
-        .flows
-        .values()
-        .map(|f| (f.keywords.iter().filter(|k| contains_words(text, k)).count(), f.priority, f))
-        .filter(|(n, _, _)| *n > 0)
-        .max_by_key(|(n, p, _)| (*n, *p))
-        .map(|(_, _, f)| f.clone())
+    flows.route(text)
 }
 
 /// Works out what the guard phase must do for `event` in `state`.
 pub fn plan(flows: &FlowSet, state: &ConversationState, event: &InboundEvent) -> GuardPlan {
     let mut plan = GuardPlan { customer: state.customer.clone(), ..Default::default() };
+    let typed_by_customer = match &event.kind {
+        EventKind::Text { body } => Some(body.clone()),
+        EventKind::Media { caption: Some(c), .. } => Some(c.clone()),
+        _ => None,
+    };
+    if let Some(text) = typed_by_customer.filter(|t| !t.trim().is_empty()) {
+        let command = [CONFIRM_WORDS, NO_WORDS, CANCEL_WORDS, RESTART_WORDS, MENU_WORDS, OPEN_TASKS_WORDS, GREETINGS]
+            .iter()
+            .any(|w| is_one_of(&text, w));
+        plan.understand_with_llm =
+            !command && state.journey.is_none() && flows.route(&text).is_none() && text.split_whitespace().count() >= 3;
+        plan.understand = Some(text);
+    }
     let journey_flow = state.journey.as_ref().and_then(|j| flows.flow_at(&j.flow, j.version).cloned());
     let flow = match (&event.kind, &journey_flow) {
         (_, Some(f)) => Some(f.clone()),
@@ -397,6 +417,12 @@ pub fn decide(
     t.state.turns += 1;
     if event.kind.from_customer() {
         t.state.last_customer_at = event.timestamp;
+        if let Some(u) = &guards.understanding {
+            t.state.mood = u.emotion;
+            t.state.upset |= u.emotion.is_upset();
+        } else if matches!(event.kind, EventKind::Text { .. }) {
+            t.state.mood = Emotion::Neutral;
+        }
     }
     let step_before = step_label(state);
     let flow = match &t.state.journey {
@@ -420,6 +446,9 @@ pub fn decide(
         }
         (EventKind::Reaction { emoji }, _) => {
             t.note("ignored", format!("reaction {emoji:?} needs no answer"), None);
+        }
+        (EventKind::Choice { id, .. }, _) if id == button::PERSON => {
+            hand_off(&mut t, "the customer asked for a person".into());
         }
         (_, Some(flow)) if t.state.session.phase() == Phase::AwaitingErp => {
             t.note("ignored", "the ERP has not answered yet; the customer was asked to wait".into(), None);
@@ -445,10 +474,21 @@ pub fn decide(
         }
         (EventKind::Text { body }, None) => match route(flows, body) {
             Some(flow) => start_from_text(&mut t, &flow, body, "keywords in the message")?,
-            None => {
-                let why = if is_one_of(body, GREETINGS) { "greeting" } else { "no journey matched" };
-                menu(&mut t, why);
-            }
+            None => match guards
+                .understanding
+                .as_ref()
+                .filter(|u| u.confidence >= MIN_INTENT_CONFIDENCE)
+                .and_then(|u| flows.flow(&u.intent).cloned())
+            {
+                Some(flow) => {
+                    let why = "the intent guard read the message as this journey";
+                    start_from_text(&mut t, &flow, body, why)?;
+                }
+                None => {
+                    let why = if is_one_of(body, GREETINGS) { "greeting" } else { "no journey matched" };
+                    menu(&mut t, why);
+                }
+            },
         },
         (EventKind::Choice { id, title }, None) => match id.strip_prefix("m|").and_then(|f| flows.flow(f).cloned()) {
             Some(flow) => {
@@ -541,8 +581,77 @@ pub fn decide(
     Ok(finish(t, event, flow.as_deref(), step_before, ()))
 }
 
+/// An upset customer is acknowledged first and offered a person (once every few turns, and not
+/// when the turn already offers or makes a hand-off).
+fn acknowledge_upset(t: &mut Turn<'_>, event: &InboundEvent) {
+    let typed = matches!(event.kind, EventKind::Text { .. } | EventKind::Media { .. });
+    let recent = t.state.acknowledged_at.is_some_and(|at| t.state.turns.saturating_sub(at) < ACKNOWLEDGE_EVERY);
+    let person_offered = t.replies.iter().any(|r| match r {
+        Reply::Choices { options, .. } => options.iter().any(|o| o.id.ends_with("recover:human")),
+        Reply::Text { .. } => false,
+    });
+    if !typed || !t.state.mood.is_upset() || recent || person_offered || t.state.handoff.is_some() || event.throttled {
+        return;
+    }
+    t.state.acknowledged_at = Some(t.state.turns);
+    t.note("upset", format!("the customer sounds {:?}; acknowledged and offered a person", t.state.mood), None);
+    t.replies.insert(
+        0,
+        Reply::Choices {
+            body: "I'm sorry — I can hear this has been frustrating. I'll help you put it right here, or a member of our team can take over right away.".into(),
+            options: vec![ReplyOption { id: button::PERSON.into(), title: "Talk to a person".into(), description: None }],
+            button: "Choose".into(),
+        },
+    );
+}
+
+/// Where the customer now is: the journey's stage (deciding at its summary), after-sale once a
+/// journey ends with the ERP's reference, exploring after the first exchange.
+fn update_stage(t: &mut Turn<'_>) {
+    let ended_with_erp = t.trace.iter().any(|e| e.what == "end")
+        && t.trace.iter().any(|e| e.what == "erp_outcome" && e.detail.starts_with("ERP accepted"));
+    t.state.stage = match &t.state.journey {
+        Some(j) => match t.flows.flow_at(&j.flow, j.version) {
+            Some(f) if f.step(&j.step).is_some_and(|s| matches!(s.kind, StepKind::Confirm { .. })) => Stage::Deciding,
+            Some(f) => f.stage,
+            None => t.state.stage,
+        },
+        None if ended_with_erp => Stage::AfterSale,
+        None if t.state.stage == Stage::Greeting && t.state.turns > 1 => Stage::Exploring,
+        None => t.state.stage,
+    };
+}
+
+/// Follows an `offer: true` closing message with one current offer, unless the customer is or was
+/// upset, saw an offer already, or is in a complaint.
+fn proactive_offer(t: &mut Turn<'_>, flow: &Flow, step: &Step) {
+    let why_not = if t.state.upset {
+        Some("the customer was upset in this conversation")
+    } else if t.state.offer_shown {
+        Some("an offer was shown already")
+    } else if flow.stage == Stage::Complaint {
+        Some("a complaint never shows offers")
+    } else {
+        None
+    };
+    if let Some(why) = why_not {
+        t.note("no_offer", format!("no offer: {why}"), Some(step.source.clone()));
+        return;
+    }
+    let Some(offer) = t.guards.lookups.get(OFFERS_LOOKUP).and_then(|o| o.first()).cloned() else {
+        t.note("no_offer", "no offer: none is current".into(), Some(step.source.clone()));
+        return;
+    };
+    t.state.offer_shown = true;
+    t.note("offer", format!("offer {} shown after the journey ended", offer.id), Some(step.source.clone()));
+    let details = offer.description.map(|d| format!(" — {d}")).unwrap_or_default();
+    t.say(format!("🎁 One more thing: {}{details}. Send \"offers\" to see them all.", offer.title));
+}
+
 /// Closes a turn: the reminder wake-up, the repeated-question count, the step labels.
 fn finish(mut t: Turn<'_>, event: &InboundEvent, flow: Option<&Flow>, step_before: String, _: ()) -> Decision {
+    acknowledge_upset(&mut t, event);
+    update_stage(&mut t);
     let flow = t
         .state
         .journey
@@ -584,28 +693,6 @@ const PERSON_WORDS: &[&str] = &[
     "talk to a human",
     "speak to a human",
 ];
-const ANGER_WORDS: &[&str] = &[
-    "angry",
-    "furious",
-    "ridiculous",
-    "terrible",
-    "worst",
-    "useless",
-    "unacceptable",
-    "wtf",
-    "scam",
-    "disgusting",
-    "stupid bot",
-    "fed up",
-    "sick of",
-];
-
-/// Whether a text shows strong frustration (deterministic cues; the intent-and-emotion guard may
-/// add more).
-pub fn sounds_angry(text: &str) -> bool {
-    ANGER_WORDS.iter().any(|w| contains_words(text, w)) || text.contains("!!!")
-}
-
 /// Events handled before any journey logic: throttling, hand-offs and agents, the scheduler,
 /// ERP delay notices. Returns `Some(())` when the turn is complete.
 fn before_journeys(t: &mut Turn<'_>, event: &InboundEvent, flow: Option<Arc<Flow>>) -> Result<Option<()>, EngineError> {
@@ -1275,7 +1362,7 @@ fn on_text(t: &mut Turn<'_>, flow: &Arc<Flow>, body: &str) -> Result<(), EngineE
                 if let Some(other) = digression(t, flow, body) {
                     return digress(t, &other, body);
                 }
-                if sounds_angry(body) {
+                if t.state.mood.is_upset() {
                     t.note("upset", "the customer sounds upset; offering a person".into(), Some(step.source.clone()));
                     return recovery_summary(t, flow, "I'm sorry this has been frustrating.");
                 }
@@ -1487,8 +1574,10 @@ fn go(
     advance(t, flow, None)
 }
 
-fn condition_holds(j: &Journey, c: &Condition) -> bool {
+fn condition_holds(state: &ConversationState, j: &Journey, c: &Condition) -> bool {
     match c {
+        Condition::Emotion(any) => any.contains(&state.mood),
+        Condition::Stage(any) => any.contains(&state.stage),
         Condition::Equals { slot, value } => j.slots.get(slot).is_some_and(|s| s.value.id() == *value),
         Condition::NotEquals { slot, value } => j.slots.get(slot).is_none_or(|s| s.value.id() != *value),
     }
@@ -1563,7 +1652,7 @@ fn advance(t: &mut Turn<'_>, flow: &Arc<Flow>, reprompt: Option<String>) -> Resu
                     }
                 }
                 if missing.is_empty() {
-                    let (target, source, why) = match branches.iter().find(|b| condition_holds(&j, &b.when)) {
+                    let (target, source, why) = match branches.iter().find(|b| condition_holds(&t.state, &j, &b.when)) {
                         Some(b) => (b.goto.clone(), b.source.clone(), "branch condition holds"),
                         None => (next.clone(), step.source.clone(), "slots filled"),
                     };
@@ -1696,9 +1785,18 @@ fn advance(t: &mut Turn<'_>, flow: &Arc<Flow>, reprompt: Option<String>) -> Resu
                     }
                 }
             }
-            StepKind::End { text } => {
+            StepKind::End { text, offer, offer_person } => {
                 let body = render_text(t, flow, text);
-                t.say(body);
+                if *offer_person {
+                    let person =
+                        ReplyOption { id: button::PERSON.into(), title: "Talk to a person".into(), description: None };
+                    t.replies.push(Reply::Choices { body, options: vec![person], button: "Choose".into() });
+                } else {
+                    t.say(body);
+                }
+                if *offer {
+                    proactive_offer(t, flow, &step);
+                }
                 t.note("end", format!("journey {} ended at step {}", flow.id, step.id), Some(step.source.clone()));
                 t.state.journey = None;
                 t.state.session.accept(SessionEvent::JourneyEnded);

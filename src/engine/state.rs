@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::lifecycle::SessionMachine;
+use crate::flow::graph::{Emotion, Stage};
 
 /// A typed slot value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -266,6 +267,23 @@ pub struct ConversationState {
     /// The last question sent and how many times in a row it was sent.
     #[serde(default)]
     pub last_question: Option<(String, u32)>,
+    /// The emotion of the customer's latest typed message.
+    #[serde(default)]
+    pub mood: Emotion,
+    /// Set once the customer has been frustrated or angry in this conversation: no offer is shown
+    /// to them from then on.
+    #[serde(default)]
+    pub upset: bool,
+    /// Where the customer is: greeting, exploring, deciding, booking, paying, after-sale,
+    /// complaint.
+    #[serde(default)]
+    pub stage: Stage,
+    /// Whether an offer was shown in this conversation (never twice).
+    #[serde(default)]
+    pub offer_shown: bool,
+    /// The turn at which the customer's upset was last acknowledged (and a person offered).
+    #[serde(default)]
+    pub acknowledged_at: Option<u64>,
 }
 
 /// A hand-off to a person.
@@ -296,6 +314,11 @@ impl ConversationState {
             last_customer_at: 0,
             wake_at: None,
             last_question: None,
+            mood: Emotion::Neutral,
+            upset: false,
+            stage: Stage::Greeting,
+            offer_shown: false,
+            acknowledged_at: None,
         }
     }
 

@@ -18,6 +18,12 @@ fn condition(c: &Condition) -> String {
     match c {
         Condition::Equals { slot, value } => format!("{slot} = {value}"),
         Condition::NotEquals { slot, value } => format!("{slot} ≠ {value}"),
+        Condition::Emotion(e) => {
+            format!("customer {}", e.iter().map(|e| format!("{e:?}").to_lowercase()).collect::<Vec<_>>().join(" or "))
+        }
+        Condition::Stage(s) => {
+            format!("stage {}", s.iter().map(|e| format!("{e:?}").to_lowercase()).collect::<Vec<_>>().join(" or "))
+        }
     }
 }
 

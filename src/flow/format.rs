@@ -84,6 +84,10 @@ pub struct FlowFile {
     pub version: u32,
     /// What the journey is, in the customer's words ("Book a service").
     pub title: String,
+    /// The conversation stage while this journey is under way: `booking`, `paying`,
+    /// `complaint`, `exploring` (the default)…
+    #[serde(default)]
+    pub stage: Option<super::graph::Stage>,
     /// How a customer starts this journey.
     #[serde(default)]
     pub start: StartDecl,
@@ -288,6 +292,15 @@ pub struct StepDecl {
     /// The closing message of a journey; the step is final.
     #[serde(default)]
     pub end: Option<Located<String>>,
+    /// With `end`: follow the closing message with one current offer (lookup `current_offers`
+    /// in `erp.yaml`) — never to an upset customer, never twice in a conversation, never in a
+    /// complaint.
+    #[serde(default)]
+    pub offer: bool,
+    /// With `end`: send the closing message with a "Talk to a person" button (an enquiry the
+    /// bot cannot answer).
+    #[serde(default)]
+    pub offer_person: bool,
 }
 
 /// A guarded transition: `goto` when `when` holds.
@@ -304,8 +317,16 @@ pub struct BranchDecl {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConditionDecl {
-    /// The slot tested.
-    pub slot: Located<String>,
+    /// The slot tested (with `equals` or `not_equals`).
+    #[serde(default)]
+    pub slot: Option<Located<String>>,
+    /// Holds when the emotion of the customer's latest message is one of these (`[angry,
+    /// frustrated]`).
+    #[serde(default)]
+    pub emotion: Option<Located<Vec<super::graph::Emotion>>>,
+    /// Holds when the conversation's stage is one of these.
+    #[serde(default)]
+    pub stage: Option<Located<Vec<super::graph::Stage>>>,
     /// Holds when the slot's stored id equals this.
     #[serde(default)]
     pub equals: Option<String>,

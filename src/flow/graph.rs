@@ -49,8 +49,11 @@ pub enum OptionSource {
     None,
 }
 
+/// The lookup an `end` step with `offer: true` shows its offer from (declared in `erp.yaml`).
+pub const OFFERS_LOOKUP: &str = "current_offers";
+
 /// The lookups the engine knows.
-pub const KNOWN_LOOKUPS: &[&str] = &["catalog", "visit_slots"];
+pub const KNOWN_LOOKUPS: &[&str] = &["catalog", "visit_slots", "knowledge"];
 
 /// A typed slot.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -71,6 +74,54 @@ pub struct Slot {
     pub at_most: Option<String>,
 }
 
+/// How the customer seems to feel, read from each typed message by the intent-and-emotion
+/// guard (deterministic cues, or the LLM when it is configured and the cues settle nothing).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Emotion {
+    /// Nothing in particular.
+    #[default]
+    Neutral,
+    /// Pleased, thankful.
+    Happy,
+    /// Lost: "I don't understand", "what do you mean?".
+    Confused,
+    /// Annoyed: "still waiting", "again", "not happy".
+    Frustrated,
+    /// Angry: "ridiculous", "unacceptable", "!!!".
+    Angry,
+}
+
+impl Emotion {
+    /// Whether the customer is upset (frustrated or angry): no offer is shown to them, and a
+    /// person is offered.
+    pub fn is_upset(self) -> bool {
+        matches!(self, Emotion::Frustrated | Emotion::Angry)
+    }
+}
+
+/// Where the customer is in their dealings with the business, tracked in the state so flows can
+/// steer towards what the customer came for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// First contact, or a greeting.
+    #[default]
+    Greeting,
+    /// Looking around: the menu, questions, offers.
+    Exploring,
+    /// At a summary, about to confirm.
+    Deciding,
+    /// Booking or moving a visit.
+    Booking,
+    /// Paying.
+    Paying,
+    /// After a journey completed with the ERP (booked, paid, filed).
+    AfterSale,
+    /// Complaining.
+    Complaint,
+}
+
 /// A condition of a branch.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Condition {
@@ -88,6 +139,10 @@ pub enum Condition {
         /// The id compared with.
         value: String,
     },
+    /// The emotion of the customer's latest message is one of these.
+    Emotion(Vec<Emotion>),
+    /// The conversation's stage is one of these.
+    Stage(Vec<Stage>),
 }
 
 /// A guarded transition.
@@ -147,6 +202,11 @@ pub enum StepKind {
     End {
         /// The closing message.
         text: String,
+        /// Follow it with one current offer (lookup `current_offers`), unless the customer is
+        /// upset or saw an offer already in this conversation.
+        offer: bool,
+        /// Send it with a "Talk to a person" button.
+        offer_person: bool,
     },
 }
 
@@ -204,6 +264,8 @@ pub struct Flow {
     pub version: u32,
     /// Title.
     pub title: String,
+    /// The conversation stage while this journey is under way (default `exploring`).
+    pub stage: Stage,
     /// The file it came from.
     pub file: String,
     /// Main-menu title, if the flow is offered in the menu.
@@ -272,6 +334,9 @@ impl Flow {
                 _ => None,
             })
             .collect();
+        if self.steps.values().any(|s| matches!(s.kind, StepKind::End { offer: true, .. })) {
+            out.push(OFFERS_LOOKUP.to_string());
+        }
         out.sort();
         out.dedup();
         out

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
 
 use business::BusinessFile;
 use erp_actions::{ActionDecl, CatalogDecl, ErpFile, LookupDecl};
@@ -117,6 +118,29 @@ pub struct Business {
     pub messages: business::MessagesDecl,
 }
 
+/// `fixtures/knowledge.yaml`: the facts enquiries are answered from.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KnowledgeFile {
+    /// The facts.
+    pub facts: Vec<Fact>,
+}
+
+/// One thing the bot may say about the business.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Fact {
+    /// Stable id.
+    pub id: String,
+    /// Its title in a list (at most 24 characters are shown).
+    pub title: String,
+    /// Words or phrases of a question it answers.
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    /// The answer, as said to the customer.
+    pub answer: String,
+}
+
 /// Everything under `flows/` and `prompts/`, compiled and checked.
 #[derive(Debug, Clone)]
 pub struct FlowSet {
@@ -128,6 +152,10 @@ pub struct FlowSet {
     pub catalog: CatalogDecl,
     /// ERP actions by name.
     pub actions: IndexMap<String, ActionDecl>,
+    /// `fixtures/knowledge.yaml`: what enquiries are answered from (lookup `knowledge`).
+    pub knowledge: Vec<Fact>,
+    /// `prompts/understand.md`: the intent-and-emotion guard's prompt, when present.
+    pub understand_prompt: Option<String>,
     /// ERP reads of the customer's documents by name (`flows/erp.yaml`, `lookups`).
     pub lookups: IndexMap<String, LookupDecl>,
     /// The project root (parent of `flows/`), for fixtures.
@@ -171,6 +199,13 @@ impl FlowSet {
                 }
             }
         }
+
+        let knowledge_path = root.join("fixtures").join("knowledge.yaml");
+        let knowledge: Option<KnowledgeFile> = if knowledge_path.is_file() {
+            parse_yaml(&display(&knowledge_path), &read(&knowledge_path)?, &mut problems)
+        } else {
+            None
+        };
 
         let mut paths: Vec<PathBuf> = std::fs::read_dir(flows_dir)
             .map_err(|source| FlowError::Io { path: flows_dir.to_path_buf(), source })?
@@ -235,12 +270,25 @@ impl FlowSet {
                     catalog: erp.catalog,
                     actions,
                     lookups,
+                    understand_prompt: prompts.get("understand").cloned(),
+                    knowledge: knowledge.map(|k| k.facts).unwrap_or_default(),
                     root,
                     archive,
                 })
             }
             _ => Err(FlowError::Invalid(problems)),
         }
+    }
+
+    /// Which flow a message asks for: the one with the most of its keywords in the message
+    /// (whole words), then the higher `priority`; `None` when no keyword appears.
+    pub fn route(&self, text: &str) -> Option<Arc<Flow>> {
+        self.flows
+            .values()
+            .map(|f| (f.keywords.iter().filter(|k| crate::text::contains_words(text, k)).count(), f.priority, f))
+            .filter(|(n, _, _)| *n > 0)
+            .max_by_key(|(n, p, _)| (*n, *p))
+            .map(|(_, _, f)| f.clone())
     }
 
     /// The flow with this id.
@@ -709,27 +757,38 @@ pub fn compile_flow(
             let mut branches = Vec::new();
             for b in &d.branches {
                 check_target(problems, &b.goto, id);
-                if !slots.contains_key(&b.when.slot.value) {
-                    problems.push(at(
-                        file,
-                        &b.when.slot,
-                        "flow.unknown_slot",
-                        format!("branch of step {id:?} tests {:?}, which is not a slot", b.when.slot.value),
-                    ));
-                }
-                let when = match (&b.when.equals, &b.when.not_equals) {
-                    (Some(v), None) => Condition::Equals { slot: b.when.slot.value.clone(), value: v.clone() },
-                    (None, Some(v)) => Condition::NotEquals { slot: b.when.slot.value.clone(), value: v.clone() },
+                let w = &b.when;
+                let when = match (&w.slot, &w.equals, &w.not_equals, &w.emotion, &w.stage) {
+                    (Some(slot), Some(v), None, None, None) => {
+                        Condition::Equals { slot: slot.value.clone(), value: v.clone() }
+                    }
+                    (Some(slot), None, Some(v), None, None) => {
+                        Condition::NotEquals { slot: slot.value.clone(), value: v.clone() }
+                    }
+                    (None, None, None, Some(e), None) => Condition::Emotion(e.value.clone()),
+                    (None, None, None, None, Some(s)) => Condition::Stage(s.value.clone()),
                     _ => {
                         problems.push(at(
                             file,
-                            &b.when.slot,
+                            &b.goto,
                             "flow.condition",
-                            format!("branch of step {id:?}: write exactly one of `equals` or `not_equals`"),
+                            format!(
+                                "branch of step {id:?}: write `slot` with exactly one of `equals` or `not_equals`, or `emotion`, or `stage`"
+                            ),
                         ));
                         continue;
                     }
                 };
+                if let Some(slot) = &w.slot {
+                    if !slots.contains_key(&slot.value) {
+                        problems.push(at(
+                            file,
+                            slot,
+                            "flow.unknown_slot",
+                            format!("branch of step {id:?} tests {:?}, which is not a slot", slot.value),
+                        ));
+                    }
+                }
                 branches.push(Branch {
                     when,
                     goto: b.goto.value.clone(),
@@ -855,7 +914,15 @@ pub fn compile_flow(
             }
         } else if let Some(end) = &d.end {
             check_text(problems, &end.value, (end.line, end.column), id);
-            StepKind::End { text: end.value.clone() }
+            if d.offer && f.stage == Some(graph::Stage::Complaint) {
+                problems.push(at(
+                    file,
+                    end,
+                    "flow.offer",
+                    format!("step {id:?}: a complaint journey never shows an offer; remove `offer: true`"),
+                ));
+            }
+            StepKind::End { text: end.value.clone(), offer: d.offer, offer_person: d.offer_person }
         } else {
             continue;
         };
@@ -940,7 +1007,7 @@ pub fn compile_flow(
             StepKind::Collect { ask, .. } => (vec![ask], vec![]),
             StepKind::Confirm { text, .. } => (vec![text], vec![]),
             StepKind::Erp { say, .. } => (say.iter().collect(), vec![]),
-            StepKind::End { text } => (vec![text], vec![]),
+            StepKind::End { text, .. } => (vec![text], vec![]),
         };
         for text in texts {
             for p in text_placeholders(text) {
@@ -995,6 +1062,7 @@ pub fn compile_flow(
         id: f.id.value,
         version: f.version,
         title: f.title,
+        stage: f.stage.unwrap_or(graph::Stage::Exploring),
         file: file.into(),
         menu_title: f.start.menu_title.map(|t| t.value),
         keywords: f.start.keywords.iter().map(|k| crate::text::fold(k)).collect(),

@@ -9,6 +9,8 @@
 //! the code `guard.ungrounded`; it never fills a slot.
 
 pub mod extract;
+pub mod knowledge;
+pub mod understand;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::engine::{Extracted, GuardPlan, GuardResults, GuardRun, SlotSource, SlotValue};
+use crate::engine::{Extracted, GuardPlan, GuardResults, GuardRun, SlotSource, SlotValue, Understanding};
 use crate::erp::ErpClient;
 use crate::flow::format::SlotType;
 use crate::flow::graph::{ChoiceOption, Flow};
@@ -75,6 +77,23 @@ impl Guards {
     /// code and the engine takes the flow's fallback.
     pub async fn run(&self, flows: &FlowSet, plan: &GuardPlan, now: jiff::Timestamp) -> GuardResults {
         let mut results = self.read(flows, plan, now, true).await;
+        if let Some(text) = &plan.understand {
+            let mut reading = understand::deterministic(flows, text);
+            if let (true, Some(llm), Some(prompt)) = (plan.understand_with_llm, &self.llm, &flows.understand_prompt) {
+                let (run, answer) = understand::ask_llm(llm, flows, prompt, text).await;
+                results.runs.push(run);
+                if let Some(answer) = answer {
+                    // The cues' anger is kept: an LLM that misses it must not let an offer through.
+                    let emotion = if reading.emotion.is_upset() && !answer.emotion.is_upset() {
+                        reading.emotion
+                    } else {
+                        answer.emotion
+                    };
+                    reading = Understanding { emotion, ..answer };
+                }
+            }
+            results.understanding = Some(reading);
+        }
         if let Some(alt) = plan.alternative.as_deref().and_then(|f| flows.flow(f)) {
             // A possible digression: the parsers read the text for the other flow as well.
             let alt_plan = GuardPlan {
@@ -114,6 +133,13 @@ impl Guards {
                 },
                 "visit_slots" => {
                     (extract::visit_slots(&now, &flows.business), "ok".into(), json!({"from": now.to_string()}))
+                }
+                "knowledge" => {
+                    let catalog = self.erp.catalog(&flows.catalog, &flows.root).await.map(|c| c.0).unwrap_or_default();
+                    let facts = knowledge::closest(&flows.knowledge, &catalog, plan.text.as_deref());
+                    let ids: Vec<&str> = facts.iter().map(|f| f.id.as_str()).collect();
+                    let detail = json!({"matched": ids, "question": plan.text});
+                    (facts, "ok".into(), detail)
                 }
                 other => match flows.lookups.get(other) {
                     Some(decl) => {

@@ -438,3 +438,26 @@ async fn a_day_without_a_time_is_kept_for_the_next_message() {
     assert_asks(&r, &format!("Date and time: {short}"));
     assert_asks(&r, "15:00");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_message_fills_several_slots_and_only_the_missing_are_asked() {
+    let fakes = Fakes::new(None);
+    let server = Server::start(&sqlite(), &fakes);
+    let mut c = Customer::new(&server, &fakes.graph, "971500000120");
+    let day = open_day();
+    let r = c.text(&format!("I want a full wash for my white Toyota Corolla ABC-123 {day} at 9 at 12 Oak Street")).await;
+    assert_asks(&r, "first and last name");
+    let r = c.text("Jane Doe").await;
+    assert_asks(&r, "one-time visit or a subscription");
+    let r = c.press("One-time").await;
+    // Service, car, address and time came with the first message: straight to the summary.
+    assert_asks(&r, "Here is your booking");
+    let summary = texts(&r);
+    for part in ["Full Wash", "Toyota", "Corolla", "ABC-123", "12 Oak Street", "09:00"] {
+        assert!(summary.contains(part), "summary lacks {part}: {summary}");
+    }
+    let all = texts(&fakes.graph.sent_to(&c.wa_id));
+    for never in ["Which service", "Which car", "Where should we come", "When would suit you"] {
+        assert!(!all.contains(never), "{never:?} was asked though the first message said it:\n{all}");
+    }
+}

@@ -304,3 +304,37 @@ async fn a_message_without_keywords_is_understood_by_the_llm_and_without_it_gets
     let r = c.text(bogus).await;
     assert_says(&r, "Welcome to Sparkle Doorstep Car Care");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complaint_enquiry_and_offers_by_buttons_with_a_failing_llm() {
+    let fakes = Fakes::new(Some(FakeLlm::start(LlmMode::Invalid, vec![])));
+    let server = Server::start(&sqlite(), &fakes);
+    let wa = "971500000413";
+    fakes.erp.seed_sample_customer(wa, "Asia/Dubai");
+    let mut c = Customer::new(&server, &fakes.graph, wa);
+
+    c.text("hi").await;
+    let r = c.press("Make a complaint").await;
+    assert_says(&r, "What is it about?");
+    let r = c.press("Staff").await;
+    assert_says(&r, "in your own words");
+    let r = c.text("The cleaner was impolite to my driver").await;
+    assert_says(&r, "Shall I send it to our team?");
+    let r = c.press("Confirm").await;
+    assert_says(&r, "Your complaint is filed. Reference: ISSUE-");
+    let issues = fakes.erp.docs("Issue");
+    assert_eq!(issues.len(), 1);
+    assert_eq!(issues[0]["priority"], "Medium");
+    assert!(issues[0]["subject"].as_str().unwrap().contains("Staff"));
+
+    c.text("hi").await;
+    let r = c.press("Ask a question").await;
+    assert_says(&r, "Pick a topic");
+    let r = c.press("Areas we serve").await;
+    assert_says(&r, "anywhere in Dubai and Sharjah");
+
+    c.text("hi").await;
+    let r = c.press("Offers").await;
+    assert_says(&r, "🎁 20% off Wax & Polish");
+    assert!(!texts(&r).contains("Free interior vacuum"), "an expired offer is not shown");
+}

@@ -296,6 +296,17 @@ pub fn extract_with_day(
                     );
                 }
             }
+            SlotType::Address => {
+                // Not asked: only an unmistakable street address inside the sentence.
+                if let Some(addr) = street_address(text) {
+                    put(
+                        &mut found,
+                        slot,
+                        SlotValue::Address { text: addr.clone(), latitude: None, longitude: None },
+                        &addr,
+                    );
+                }
+            }
             SlotType::Amount => {
                 if let Some((value, ev)) = find_amount(text, focused) {
                     put(&mut found, slot, SlotValue::Amount { value }, &ev);
@@ -517,6 +528,17 @@ static ADDRESS_LEAD: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^\s*(?:(?:my|the)\s+address\s+is|address:|it's|its|it is|at|i live at|i'm at|come to)\s+")
         .unwrap_or_else(|_| unreachable!())
 });
+
+static STREET_ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:at|to|in)\s+((?:(?:villa|apt|apartment|flat|house|unit|building|office)\s+)?\d{1,5}[a-z]?,?\s+(?:[a-z][\w'-]*,?\s+){0,4}(?:street|st|road|rd|avenue|ave|lane|ln|boulevard|blvd|drive|dr|way|close|crescent)\b)")
+        .unwrap_or_else(|_| unreachable!())
+});
+
+/// A street address inside a longer message ("… at 12 Oak Street", "… to villa 7 Al Wasl
+/// Road"): a number, up to four words and a street word, after "at", "to" or "in".
+pub fn street_address(text: &str) -> Option<String> {
+    STREET_ADDRESS.captures(text).and_then(|c| c.get(1)).map(|m| m.as_str().trim().trim_end_matches(',').to_string())
+}
 
 /// An address: at least two words, one of them with a letter; lead-ins are dropped.
 pub fn address(text: &str) -> Option<String> {
@@ -811,5 +833,18 @@ mod amount_tests {
         // A bare number is an amount only when the amount was asked, and never inside a sentence.
         assert_eq!(find_amount("75", false), None);
         assert_eq!(find_amount("villa 12 on street 4", true), None);
+    }
+}
+
+#[cfg(test)]
+mod street_tests {
+    use super::street_address;
+
+    #[test]
+    fn finds_a_street_address_inside_a_sentence_only_when_unmistakable() {
+        assert_eq!(street_address("tomorrow at 9 at 12 Oak Street please").as_deref(), Some("12 Oak Street"));
+        assert_eq!(street_address("come to villa 7 Al Wasl Road, Jumeirah").as_deref(), Some("villa 7 Al Wasl Road"));
+        assert_eq!(street_address("book a wash at 9"), None);
+        assert_eq!(street_address("I live in Dubai"), None);
     }
 }

@@ -445,7 +445,8 @@ async fn one_message_fills_several_slots_and_only_the_missing_are_asked() {
     let server = Server::start(&sqlite(), &fakes);
     let mut c = Customer::new(&server, &fakes.graph, "971500000120");
     let day = open_day();
-    let r = c.text(&format!("I want a full wash for my white Toyota Corolla ABC-123 {day} at 9 at 12 Oak Street")).await;
+    let r =
+        c.text(&format!("I want a full wash for my white Toyota Corolla ABC-123 {day} at 9 at 12 Oak Street")).await;
     assert_asks(&r, "first and last name");
     let r = c.text("Jane Doe").await;
     assert_asks(&r, "one-time visit or a subscription");
@@ -460,4 +461,40 @@ async fn one_message_fills_several_slots_and_only_the_missing_are_asked() {
     for never in ["Which service", "Which car", "Where should we come", "When would suit you"] {
         assert!(!all.contains(never), "{never:?} was asked though the first message said it:\n{all}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_the_erp_schema_refuses_is_asked_again_with_the_reason_and_never_posted() {
+    // The business's ERP takes customer names of at most 20 characters.
+    let root = copy_project();
+    let erp_file = root.join("flows/erp.yaml");
+    let text = std::fs::read_to_string(&erp_file).unwrap();
+    let text = text.replacen(
+        "customer_name: { type: string, minLength: 3 }",
+        "customer_name: { type: string, minLength: 3, maxLength: 20 }",
+        1,
+    );
+    assert!(text.contains("maxLength: 20"), "the schema line to tighten is still in erp.yaml");
+    std::fs::write(&erp_file, text).unwrap();
+    let flows_dir = root.join("flows").display().to_string();
+    let fakes = Fakes::new(None);
+    let server = Server::start_with(&sqlite(), &fakes, &[("FLOWS_DIR", flows_dir.as_str())]);
+    let mut c = Customer::new(&server, &fakes.graph, "971500000121");
+    c.text("book a full wash").await;
+    c.text("Bartholomew Fitzgerald-Smythington").await;
+    c.text("just once").await;
+    c.text("Toyota Corolla ABC-1234").await;
+    c.text("Villa 12, Al Wasl Road, Jumeirah").await;
+    let r = c.text(&format!("{} at 10am", open_day())).await;
+    assert_asks(&r, "Here is your booking");
+    let r = c.text("yes").await;
+    assert_asks(&r, "Our booking system can't take that first name and last name");
+    assert_asks(&r, "first and last name");
+    assert!(fakes.erp.docs("Customer").is_empty() && fakes.erp.docs("Sales Order").is_empty(), "nothing posted");
+    let r = c.text("Bart Smith").await;
+    assert_asks(&r, "Here is your booking");
+    let r = c.text("yes").await;
+    assert_asks(&r, "You're booked, Bart!");
+    assert_eq!(fakes.erp.docs("Sales Order").len(), 1);
+    assert_eq!(fakes.erp.docs("Customer")[0]["customer_name"], "Bart Smith");
 }

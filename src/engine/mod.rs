@@ -1772,6 +1772,42 @@ fn advance(t: &mut Turn<'_>, flow: &Arc<Flow>, reprompt: Option<String>) -> Resu
                             .map(|p| format!("{} {}: {}", p.document, p.at, p.message))
                             .collect::<Vec<_>>()
                             .join("; ");
+                        // A value the customer gave that the ERP's schema refuses is asked for
+                        // again, with the reason; it is never posted.
+                        let behind: Vec<String> = problems
+                            .iter()
+                            .flat_map(|p| erp_actions::names_behind(decl, p))
+                            .filter(|n| flow.slots.contains_key(n) && j.slots.contains_key(n))
+                            .collect();
+                        if let Some(target) = behind.iter().find_map(|n| flow.step_collecting(n)).map(|s| s.id.clone())
+                        {
+                            let labels: Vec<String> = behind
+                                .iter()
+                                .filter_map(|n| flow.slots.get(n).map(|s| s.label.to_lowercase()))
+                                .collect();
+                            let why: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
+                            t.note(
+                                "erp_invalid",
+                                format!(
+                                    "ERP body for {action} failed its schema, nothing sent; asking again for {}: {reason}",
+                                    behind.join(", ")
+                                ),
+                                Some(step.source.clone()),
+                            );
+                            let now = t.now;
+                            let jm = journey_mut(t);
+                            for n in &behind {
+                                jm.slots.remove(n);
+                            }
+                            jm.step = target;
+                            jm.step_since = now;
+                            reprompt = Some(format!(
+                                "Our booking system can't take that {} ({}). Could you give it again?",
+                                labels.join(" and "),
+                                why.join("; ")
+                            ));
+                            continue;
+                        }
                         t.note(
                             "erp_invalid",
                             format!("ERP body for {action} failed its schema, nothing sent: {reason}"),

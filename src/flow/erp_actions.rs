@@ -303,6 +303,19 @@ pub fn placeholders(template: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// The names (first path segment) of the placeholders that produced the field at `problem.at`
+/// of the document `problem.document` of `action`: the slots to ask for again when the body
+/// failed its schema there. Empty when the field came from no placeholder.
+pub fn names_behind(action: &ActionDecl, problem: &BodyProblem) -> Vec<String> {
+    let Some(doc) = action.documents.iter().find(|d| d.alias == problem.document) else { return vec![] };
+    let Some(template) = doc.body.pointer(&problem.at) else { return vec![] };
+    let mut found = Vec::new();
+    placeholders(template, &mut found);
+    let mut names: Vec<String> = found.iter().map(|p| p.split('.').next().unwrap_or(p).to_string()).collect();
+    names.dedup();
+    names
+}
+
 /// Validates `body` against `schema` with the `jsonschema` crate, returning every error as
 /// `pointer: message`. A schema that does not compile is reported the same way, at `/`.
 pub fn validate(schema: &Value, body: &Value) -> Vec<(String, String)> {

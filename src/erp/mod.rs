@@ -262,6 +262,12 @@ impl ErpClient {
     /// idempotency key), so a repeated action does not attach the file twice.
     pub async fn execute_with_files(&self, action: &RenderedAction, files: &[Vec<u8>]) -> Result<String, ErpError> {
         let Some(s) = &self.settings else {
+            // An update's reference is the document it updated.
+            if let Some(name) =
+                action.documents.iter().find(|d| d.alias == action.reference).and_then(|d| d.update.clone())
+            {
+                return Ok(name);
+            }
             let digest = hex::encode(Sha256::digest(action.idempotency_key.as_bytes()));
             return Ok(format!("SANDBOX-{}", digest[..8].to_uppercase()));
         };

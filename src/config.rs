@@ -79,6 +79,9 @@ pub struct Settings {
     pub outbox_claim: Duration,
     /// How long a worker holds a conversation's lease before another process may take it over.
     pub lease: Duration,
+    /// HTTP worker threads (`HTTP_WORKERS`); each is a thread beside the runtime's own, so on a
+    /// small machine fewer means fewer thread switches (see BENCHMARKS.md).
+    pub http_workers: usize,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -162,6 +165,7 @@ impl Settings {
             outbound_per_second: number("OUTBOUND_PER_SECOND", 80u32)?.max(1),
             outbox_claim: Duration::from_millis(number("OUTBOX_CLAIM_MS", 30_000u64)?.max(1000)),
             lease: Duration::from_millis(number("LEASE_MS", 30_000u64)?.max(1000)),
+            http_workers: number("HTTP_WORKERS", 1usize)?.max(1),
         })
     }
 }

@@ -10,13 +10,42 @@ use unicode_normalization::char::is_combining_mark;
 ///
 /// `fold("  Café   WASH! ")` is `"cafe wash"`.
 pub fn fold(s: &str) -> String {
-    let stripped: String = s
-        .nfd()
-        .filter(|c| !is_combining_mark(*c))
-        .map(|c| if c.is_alphanumeric() || matches!(c, '-' | ':' | '/' | '.' | '@' | '+') { c } else { ' ' })
-        .collect::<String>()
-        .to_lowercase();
-    stripped.split_whitespace().collect::<Vec<_>>().join(" ")
+    let keep = |c: char| c.is_alphanumeric() || matches!(c, '-' | ':' | '/' | '.' | '@' | '+');
+    let stripped: String = if s.is_ascii() {
+        // Nothing to decompose: the common case skips the normalisation tables.
+        s.chars().map(|c| if keep(c) { c.to_ascii_lowercase() } else { ' ' }).collect()
+    } else {
+        s.nfd()
+            .filter(|c| !is_combining_mark(*c))
+            .map(|c| if keep(c) { c } else { ' ' })
+            .collect::<String>()
+            .to_lowercase()
+    };
+    let mut out = String::with_capacity(stripped.len());
+    for word in stripped.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
+/// A text folded once for many whole-word searches ([`contains_words`] folds it every time).
+pub struct Folded(String);
+
+impl Folded {
+    /// Folds `text` for searching.
+    pub fn new(text: &str) -> Folded {
+        Folded(format!(" {} ", fold(text).replace(['.', ':', '/'], " ")))
+    }
+
+    /// Whether `needle` occurs in the text as whole words, after folding it.
+    pub fn has(&self, needle: &str) -> bool {
+        let n = fold(needle).replace(['.', ':', '/'], " ");
+        let n = n.split_whitespace().collect::<Vec<_>>().join(" ");
+        !n.is_empty() && self.0.contains(&format!(" {n} "))
+    }
 }
 
 /// Folds and then removes everything but letters and digits: `"ABC-1234"` and `"abc 1234"` both
@@ -27,10 +56,7 @@ pub fn compact(s: &str) -> String {
 
 /// Whether `needle` occurs in `haystack` as whole words, after [`fold`]ing both.
 pub fn contains_words(haystack: &str, needle: &str) -> bool {
-    let h = format!(" {} ", fold(haystack).replace(['.', ':', '/'], " "));
-    let n = fold(needle).replace(['.', ':', '/'], " ");
-    let n = n.split_whitespace().collect::<Vec<_>>().join(" ");
-    !n.is_empty() && h.contains(&format!(" {n} "))
+    Folded::new(haystack).has(needle)
 }
 
 /// Capitalises the first letter of each word ("jane o'neil" → "Jane O'neil").

@@ -289,6 +289,7 @@ async fn run_test(test: &ConversationTest, flows_dir: &Path) -> Result<Outcome, 
         outbound_per_second: 10_000,
         outbox_claim: Duration::from_secs(5),
         lease: Duration::from_secs(5),
+        http_workers: 1,
     };
     let app = crate::pipeline::App::build(settings).await.map_err(|e| e.to_string())?;
     let (addrs, server) = crate::server::start(app.clone()).map_err(|e| e.to_string())?;

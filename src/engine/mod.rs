@@ -309,6 +309,11 @@ pub fn plan(flows: &FlowSet, state: &ConversationState, event: &InboundEvent) ->
             }
         }
     }
+    // Offers are read only when this turn may end the journey with one.
+    let at = state.journey.as_ref().filter(|j| j.flow == flow.id).map(|j| j.step.clone());
+    if at.as_deref().is_some_and(|s| flow.offer_within_reach(s)) {
+        plan.lookups.push(crate::flow::graph::OFFERS_LOOKUP.to_string());
+    }
     let typed = match &event.kind {
         EventKind::Text { body } => Some(body),
         // A receipt's caption ("paid AED 150") is read like typed text.

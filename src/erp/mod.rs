@@ -102,6 +102,8 @@ pub struct ErpClient {
     http: reqwest::Client,
     settings: Option<ErpSettings>,
     catalog_cache: moka::future::Cache<String, Arc<Vec<ChoiceOption>>>,
+    /// Answers of lookups with `cache_seconds`, with the time they were read.
+    lookup_cache: moka::future::Cache<String, (std::time::Instant, Arc<Vec<ChoiceOption>>)>,
 }
 
 impl ErpClient {
@@ -115,6 +117,10 @@ impl ErpClient {
             http,
             settings,
             catalog_cache: moka::future::Cache::builder().max_capacity(16).time_to_live(catalog_ttl).build(),
+            lookup_cache: moka::future::Cache::builder()
+                .max_capacity(1024)
+                .time_to_live(Duration::from_secs(3600))
+                .build(),
         })
     }
 
@@ -192,6 +198,39 @@ impl ErpClient {
     /// Errors: the ERP's ([`ErpError`]), a missing or unreadable fixture ([`ErpError::Fixture`]),
     /// or a filter placeholder with no value ([`ErpError::InvalidBody`]).
     pub async fn lookup(
+        &self,
+        decl: &LookupDecl,
+        context: &Map<String, Value>,
+        root: &Path,
+    ) -> Result<Vec<ChoiceOption>, ErpError> {
+        let key = match decl.cache_seconds {
+            0 => None,
+            _ => Some(format!(
+                "{}|{}",
+                json!(decl.sources.iter().map(|s| &s.doctype).collect::<Vec<_>>()),
+                json!(
+                    decl.sources
+                        .iter()
+                        .map(|s| render(&Value::Array(s.filters.clone()), context, &[]).unwrap_or(Value::Null))
+                        .collect::<Vec<_>>()
+                )
+            )),
+        };
+        if let Some(k) = &key {
+            if let Some((at, hit)) = self.lookup_cache.get(k).await {
+                if at.elapsed() < Duration::from_secs(decl.cache_seconds) {
+                    return Ok(hit.as_ref().clone());
+                }
+            }
+        }
+        let options = self.lookup_uncached(decl, context, root).await?;
+        if let Some(k) = key {
+            self.lookup_cache.insert(k, (std::time::Instant::now(), Arc::new(options.clone()))).await;
+        }
+        Ok(options)
+    }
+
+    async fn lookup_uncached(
         &self,
         decl: &LookupDecl,
         context: &Map<String, Value>,

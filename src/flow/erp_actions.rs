@@ -33,6 +33,11 @@ pub struct ErpFile {
 pub struct LookupDecl {
     /// The lists read, in order.
     pub sources: Vec<LookupSource>,
+    /// Seconds an answer may be reused (0, the default: read every time). Only for lists that
+    /// are the same for every customer, such as offers; a customer's own documents change as
+    /// they book and pay.
+    #[serde(default)]
+    pub cache_seconds: u64,
 }
 
 /// One list read: `GET /api/resource/{doctype}?fields=…&filters=…&order_by=…&limit_page_length=…`

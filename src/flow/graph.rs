@@ -324,7 +324,18 @@ impl Flow {
             .find(|s| matches!(&s.kind, StepKind::Collect { slots, .. } if slots.iter().any(|x| x == slot)))
     }
 
-    /// Names of the lookups this flow's slots use.
+    /// Whether a turn at `step` may end at an `end` step with `offer: true` (one of its direct
+    /// targets: the journey stops at every ERP step, so an offer after an ERP write is within
+    /// reach only from the ERP step, in the turn of the ERP's answer). The offers lookup is read
+    /// only for such turns.
+    pub fn offer_within_reach(&self, step: &str) -> bool {
+        self.step(step).is_some_and(|s| {
+            s.targets().iter().any(|t| matches!(self.step(t).map(|x| &x.kind), Some(StepKind::End { offer: true, .. })))
+        })
+    }
+
+    /// The lookups its slots need (the offers lookup of `offer: true` ends is planned apart, see
+    /// [`Flow::offer_within_reach`]).
     pub fn lookups(&self) -> Vec<String> {
         let mut out: Vec<String> = self
             .slots
@@ -334,9 +345,6 @@ impl Flow {
                 _ => None,
             })
             .collect();
-        if self.steps.values().any(|s| matches!(s.kind, StepKind::End { offer: true, .. })) {
-            out.push(OFFERS_LOOKUP.to_string());
-        }
         out.sort();
         out.dedup();
         out

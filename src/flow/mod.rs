@@ -283,9 +283,10 @@ impl FlowSet {
     /// Which flow a message asks for: the one with the most of its keywords in the message
     /// (whole words), then the higher `priority`; `None` when no keyword appears.
     pub fn route(&self, text: &str) -> Option<Arc<Flow>> {
+        let text = crate::text::Folded::new(text);
         self.flows
             .values()
-            .map(|f| (f.keywords.iter().filter(|k| crate::text::contains_words(text, k)).count(), f.priority, f))
+            .map(|f| (f.keywords.iter().filter(|k| text.has(k)).count(), f.priority, f))
             .filter(|(n, _, _)| *n > 0)
             .max_by_key(|(n, p, _)| (*n, *p))
             .map(|(_, _, f)| f.clone())

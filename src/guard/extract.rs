@@ -17,7 +17,7 @@ use crate::engine::{Extracted, SlotSource, SlotValue};
 use crate::flow::Business;
 use crate::flow::format::SlotType;
 use crate::flow::graph::{ChoiceOption, Flow};
-use crate::text::{compact, contains_words, fold, title_case};
+use crate::text::{compact, fold, title_case};
 
 /// Car makes recognised in free text (a make followed by a word gives the model).
 pub const CAR_MAKES: &[&str] = &[
@@ -560,6 +560,7 @@ pub fn match_option(text: &str, options: &[ChoiceOption], focused: bool) -> Opti
         }
     }
     let mut best: Option<(usize, &ChoiceOption, String)> = None;
+    let folded = crate::text::Folded::new(text);
     for o in options {
         let mut names = vec![o.title.clone()];
         names.extend(o.synonyms.iter().cloned());
@@ -568,7 +569,7 @@ pub fn match_option(text: &str, options: &[ChoiceOption], focused: bool) -> Opti
             if n.len() < 3 || (!focused && n.len() < 4) {
                 continue;
             }
-            if contains_words(text, &n) && best.as_ref().is_none_or(|(len, _, _)| n.len() > *len) {
+            if folded.has(&n) && best.as_ref().is_none_or(|(len, _, _)| n.len() > *len) {
                 best = Some((n.len(), o, name.clone()));
             }
         }

@@ -15,7 +15,7 @@ use crate::engine::{GuardRun, Understanding};
 use crate::flow::FlowSet;
 use crate::flow::graph::Emotion;
 use crate::llm::{Attempt, LlmClient};
-use crate::text::contains_words;
+use crate::text::Folded;
 
 const ANGRY: &[&str] = &[
     "angry",
@@ -58,7 +58,8 @@ const HAPPY: &[&str] =
 
 /// The emotion cues of `text`: angry beats frustrated beats confused beats happy.
 pub fn read_emotion(text: &str) -> Emotion {
-    let has = |words: &[&str]| words.iter().any(|w| contains_words(text, w) || (!w.is_ascii() && text.contains(w)));
+    let folded = Folded::new(text);
+    let has = |words: &[&str]| words.iter().any(|w| folded.has(w) || (!w.is_ascii() && text.contains(w)));
     if has(ANGRY) || text.contains("!!!") {
         Emotion::Angry
     } else if has(FRUSTRATED) {

@@ -109,10 +109,13 @@ async fn dispatch(app: &Arc<App>, rows: Vec<OutboxRow>) -> usize {
     }
     let _ = app.store.unclaim_outbox_rows(&give_back, now).await;
     let done = work.iter().map(Vec::len).sum();
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut tasks: tokio::task::JoinSet<Vec<(i64, String)>> = tokio::task::JoinSet::new();
+    let mut sent_in_pass: Vec<(i64, String)> = Vec::new();
     for rows in work {
         while tasks.len() >= PARALLEL_CONVERSATIONS {
-            let _ = tasks.join_next().await;
+            if let Some(Ok(sent)) = tasks.join_next().await {
+                sent_in_pass.extend(sent);
+            }
         }
         let app = app.clone();
         tasks.spawn(async move {
@@ -134,14 +137,20 @@ async fn dispatch(app: &Arc<App>, rows: Vec<OutboxRow>) -> usize {
                     break;
                 }
             }
-            // Sent messages are marked together (a crash before this sends them again: WhatsApp
-            // sends are at least once).
-            if let Err(e) = app.store.outbox_sent_many(&sent).await {
-                error!(code = e.code(), error = %e, "could not mark sent outbox rows; they will be sent again");
-            }
+            sent
         });
     }
-    while tasks.join_next().await.is_some() {}
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok(sent) = joined {
+            sent_in_pass.extend(sent);
+        }
+    }
+    // The pass's sent messages are marked together, in one statement (a crash before this sends
+    // them again: WhatsApp sends are at least once, and the claim keeps other processes off them
+    // meanwhile).
+    if let Err(e) = app.store.outbox_sent_many(&sent_in_pass).await {
+        error!(code = e.code(), error = %e, "could not mark sent outbox rows; they will be sent again");
+    }
     done
 }
 

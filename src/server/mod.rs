@@ -234,7 +234,7 @@ pub fn start(app: Arc<App>) -> std::io::Result<(Vec<std::net::SocketAddr>, actix
             .configure(routes)
             .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("http"))
     })
-    .workers(2)
+    .workers(app.settings.http_workers)
     .bind((app.settings.host.as_str(), app.settings.port))?;
     let addrs = server.addrs();
     tokio::spawn(crate::pipeline::worker::run(app.clone()));

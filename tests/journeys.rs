@@ -8,11 +8,6 @@ use carewell::fakes::{FakeLlm, LlmMode};
 use common::*;
 use serde_json::Value;
 
-fn assert_says(replies: &[Value], needle: &str) {
-    let all = texts(replies);
-    assert!(all.contains(needle), "expected a reply containing {needle:?}, got:\n{all}");
-}
-
 fn days_ahead(n: i64) -> String {
     let tz = jiff::tz::TimeZone::get("Asia/Dubai").unwrap();
     let today = jiff::Timestamp::now().to_zoned(tz).date();

@@ -5,12 +5,6 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
-
-fn assert_says(replies: &[Value], needle: &str) {
-    let all = texts(replies);
-    assert!(all.contains(needle), "expected a reply containing {needle:?}, got:\n{all}");
-}
 
 /// How many messages sent to the customer contain `needle`.
 fn times_asked(graph: &FakeGraph, customer: &str, needle: &str) -> usize {

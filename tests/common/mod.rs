@@ -328,3 +328,9 @@ pub fn text_of(m: &Value) -> String {
 pub fn texts(messages: &[Value]) -> String {
     messages.iter().map(text_of).collect::<Vec<_>>().join("\n---\n")
 }
+
+/// Fails unless one of `replies` contains `needle`, showing what was said.
+pub fn assert_says(replies: &[Value], needle: &str) {
+    let all = texts(replies);
+    assert!(all.contains(needle), "expected a reply containing {needle:?}, got:\n{all}");
+}

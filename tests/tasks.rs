@@ -128,3 +128,23 @@ async fn a_journey_left_for_the_menu_is_offered_again_and_kept() {
     assert_says(&r, "What is it about");
     assert!(fakes.erp.docs("Sales Order").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_five_requests_put_aside_the_oldest_is_closed_and_the_customer_told() {
+    let fakes = Fakes::new(None);
+    let server = Server::start(&sqlite(), &fakes);
+    let mut c = Customer::new(&server, &fakes.graph, "971500000303");
+    let r = c.text("I want to book a full wash").await;
+    assert_says(&r, "first and last name");
+    for _ in 0..5 {
+        let r = c.text("and book another car please").await;
+        assert_says(&r, "first and last name");
+        assert!(!texts(&r).contains("closed the oldest"), "{}", texts(&r));
+    }
+    let r = c.text("and book another car please").await;
+    assert_says(&r, "I've closed the oldest one: Book a car-care service (Full Wash)");
+    let r = c.text("my requests").await;
+    let list = r.last().unwrap();
+    let rows = carewell::channel::whatsapp::render::offered_options(list);
+    assert_eq!(rows.len(), 6, "the one in front and five put aside: {list}");
+}

@@ -897,10 +897,10 @@ fn menu(t: &mut Turn<'_>, why: &str) {
         None => b.messages.welcome.clone(),
     }
     .replace("{business}", &b.name);
-    let options: Vec<ReplyOption> = t
-        .flows
-        .flows
-        .values()
+    let mut in_menu: Vec<&Arc<Flow>> = t.flows.flows.values().collect();
+    in_menu.sort_by_key(|f| f.menu_position);
+    let options: Vec<ReplyOption> = in_menu
+        .into_iter()
         .filter_map(|f| {
             f.menu_title.as_ref().map(|title| ReplyOption {
                 id: button::menu(&f.id),
@@ -1199,6 +1199,10 @@ fn suspend_current(t: &mut Turn<'_>, why: &str) {
             ),
             None,
         );
+        let what = describe(t.flows, &dropped);
+        t.say(format!(
+            "You have several requests open, so I've closed the oldest one: {what}. You can start it again any time."
+        ));
     }
 }
 

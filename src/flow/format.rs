@@ -157,6 +157,14 @@ pub struct StartDecl {
     /// "my car was damaged during the wash" should open a complaint, not a booking.
     #[serde(default)]
     pub priority: i32,
+    /// Where this journey's button stands in the main menu (lower first; default 100, then file
+    /// order).
+    #[serde(default = "default_menu_position")]
+    pub menu_position: u32,
+}
+
+fn default_menu_position() -> u32 {
+    100
 }
 
 /// The type of a slot, which picks its deterministic extractor and how it is shown.

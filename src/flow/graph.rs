@@ -270,6 +270,8 @@ pub struct Flow {
     pub file: String,
     /// Main-menu title, if the flow is offered in the menu.
     pub menu_title: Option<String>,
+    /// Its place in the main menu (lower first).
+    pub menu_position: u32,
     /// Start keywords, normalised.
     pub keywords: Vec<String>,
     /// Tie-break between journeys whose keywords a message holds.

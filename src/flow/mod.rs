@@ -1066,6 +1066,7 @@ pub fn compile_flow(
         stage: f.stage.unwrap_or(graph::Stage::Exploring),
         file: file.into(),
         menu_title: f.start.menu_title.map(|t| t.value),
+        menu_position: f.start.menu_position,
         keywords: f.start.keywords.iter().map(|k| crate::text::fold(k)).collect(),
         priority: f.start.priority,
         slots,

@@ -135,7 +135,8 @@ async fn service_updates_show_bookings_and_subscriptions() {
     let r = c.text("my bookings").await;
     let r2 = c.text("the wax & polish one").await;
     assert!(!r.is_empty());
-    assert_says(&r2, "To Deliver and Bill");
+    assert_says(&r2, "Scheduled · ");
+    assert!(!texts(&r2).contains("To Deliver and Bill"), "the ERP's own status words are relabelled");
     assert_says(&r2, "SAL-ORD-2026-00047");
 }
 

@@ -446,11 +446,17 @@ impl ErpClient {
 
 /// One row as a choice option: its id field, and its title and description templates filled.
 fn row_option(source: &LookupSource, row: &Value) -> Option<ChoiceOption> {
-    let fields = row.as_object()?;
-    let id = match fields.get(&source.id_field)? {
+    let id = match row.as_object()?.get(&source.id_field)? {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
+    let mut fields = row.as_object()?.clone();
+    for (field, labels) in &source.labels {
+        if let Some(label) = fields.get(field).and_then(Value::as_str).and_then(|v| labels.get(v)) {
+            fields.insert(field.clone(), Value::String(label.clone()));
+        }
+    }
+    let fields = &fields;
     let fill = |template: &str| -> String {
         render(&Value::String(template.to_string()), fields, &[])
             .ok()

@@ -72,6 +72,10 @@ pub struct LookupSource {
     /// "${name}"]`), so "the Wax & Polish one" picks it.
     #[serde(default)]
     pub synonyms: Vec<String>,
+    /// Words the customer reads instead of the ERP's values, by field: `{status: {"To Deliver
+    /// and Bill": "Scheduled"}}`. Applied before the templates; the option id is never relabelled.
+    #[serde(default)]
+    pub labels: IndexMap<String, IndexMap<String, String>>,
     /// A numeric field shown and checked as the option's amount (`outstanding_amount`).
     #[serde(default)]
     pub amount_field: Option<String>,

@@ -76,7 +76,7 @@ impl Guards {
     /// replay reads "tomorrow" the same way). Never fails: a failing guard is recorded with its
     /// code and the engine takes the flow's fallback.
     pub async fn run(&self, flows: &FlowSet, plan: &GuardPlan, now: jiff::Timestamp) -> GuardResults {
-        let mut results = self.read(flows, plan, now, true).await;
+        let mut results = self.read(flows, plan, now, true, None).await;
         if let Some(text) = &plan.understand {
             let mut reading = understand::deterministic(flows, text);
             if let (true, Some(llm), Some(prompt)) = (plan.understand_with_llm, &self.llm, &flows.understand_prompt) {
@@ -105,15 +105,24 @@ impl Guards {
                 customer: plan.customer.clone(),
                 ..Default::default()
             };
-            let mut read = self.read(flows, &alt_plan, now, false).await;
+            // Its lookups were read for this turn already (the plan includes them): reused.
+            let mut read = self.read(flows, &alt_plan, now, false, Some(&results.lookups)).await;
             read.lookups.clear();
             results.alternative = Some(Box::new(read));
         }
         results
     }
 
-    /// One flow's reading of the plan; the LLM only with `use_llm`.
-    async fn read(&self, flows: &FlowSet, plan: &GuardPlan, now: jiff::Timestamp, use_llm: bool) -> GuardResults {
+    /// One flow's reading of the plan; the LLM only with `use_llm`; lookups found in `known` are
+    /// reused rather than read again.
+    async fn read(
+        &self,
+        flows: &FlowSet,
+        plan: &GuardPlan,
+        now: jiff::Timestamp,
+        use_llm: bool,
+        known: Option<&BTreeMap<String, Vec<ChoiceOption>>>,
+    ) -> GuardResults {
         let mut results = GuardResults { flow: plan.flow.clone(), ..Default::default() };
         let flow = match (plan.flow.as_deref(), plan.flow_version) {
             (Some(f), Some(v)) => flows.flow_at(f, v),
@@ -125,6 +134,10 @@ impl Guards {
         };
         let now = now.to_zoned(flows.business.time_zone.clone());
         for lookup in &plan.lookups {
+            if let Some(options) = known.and_then(|k| k.get(lookup)) {
+                results.lookups.insert(lookup.clone(), options.clone());
+                continue;
+            }
             let started = Instant::now();
             let (options, outcome, detail) = match lookup.as_str() {
                 "catalog" => match self.erp.catalog(&flows.catalog, &flows.root).await {

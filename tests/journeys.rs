@@ -334,3 +334,14 @@ async fn complaint_enquiry_and_offers_by_buttons_with_a_failing_llm() {
     assert_says(&r, "🎁 20% off Wax & Polish");
     assert!(!texts(&r).contains("Free interior vacuum"), "an expired offer is not shown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erp_that_cannot_be_read_is_not_taken_for_nothing_due() {
+    let fakes = Fakes::new(None);
+    // An ERP that refuses connections: every lookup fails.
+    let server = Server::start_with(&sqlite(), &fakes, &[("ERP_BASE_URL", "http://127.0.0.1:9")]);
+    let mut c = Customer::new(&server, &fakes.graph, "971500000414");
+    let r = c.text("I want to pay my invoice").await;
+    assert_says(&r, "I can't reach our system to look that up right now");
+    assert!(!texts(&r).contains("nothing is due"), "{}", texts(&r));
+}

@@ -148,3 +148,21 @@ async fn beyond_five_requests_put_aside_the_oldest_is_closed_and_the_customer_to
     let rows = carewell::channel::whatsapp::render::offered_options(list);
     assert_eq!(rows.len(), 6, "the one in front and five put aside: {list}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_menu_carries_on_an_open_journey_instead_of_starting_a_duplicate() {
+    let fakes = Fakes::new(None);
+    let server = Server::start(&sqlite(), &fakes);
+    let mut c = Customer::new(&server, &fakes.graph, "971500000304");
+    c.text("I want to book a full wash").await;
+    let r = c.text("Sam Lee").await;
+    assert_says(&r, "one-time visit or a subscription");
+    // The menu's "Book a service" while booking: the same booking carries on.
+    c.text("menu").await;
+    let r = c.press("Book a service").await;
+    assert_says(&r, "Now, back to your request: Book a car-care service (Full Wash)");
+    assert_says(&r, "one-time visit or a subscription");
+    let r = c.text("my requests").await;
+    let rows = carewell::channel::whatsapp::render::offered_options(r.last().unwrap());
+    assert_eq!(rows.len(), 1, "one booking, not two: {rows:?}");
+}

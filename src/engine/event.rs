@@ -186,6 +186,10 @@ pub struct GuardResults {
     /// A day the customer gave without a time (`YYYY-MM-DD`), to remember for the next message.
     #[serde(default)]
     pub date_only: Option<String>,
+    /// Lookups that failed this turn (an ERP error): their empty options mean "unknown", not
+    /// "none found".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_lookups: Vec<String>,
     /// The intent and emotion of the typed message, when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub understanding: Option<Understanding>,

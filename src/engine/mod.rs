@@ -229,9 +229,11 @@ const OPEN_TASKS_WORDS: &[&str] = &[
 ];
 /// Words that, with a flow's keywords, start a second instance of the journey under way
 /// ("book another car").
-const ANOTHER_WORDS: &[&str] = &["another", "second", "one more", "new", "also", "other car"];
+const ANOTHER_WORDS: &[&str] = &["another", "second", "one more", "other car", "new booking"];
 /// The least confidence at which the intent guard's reading starts a journey.
 pub const MIN_INTENT_CONFIDENCE: f64 = 0.6;
+/// How many times a journey asks again for values the ERP's schema refused before it gives up.
+const MAX_ERP_REASKS: u32 = 2;
 /// How many turns pass before an upset customer is acknowledged again.
 const ACKNOWLEDGE_EVERY: u64 = 10;
 /// How many journeys may wait aside at once; the oldest beyond this is dropped, with a trace.
@@ -283,6 +285,9 @@ pub fn plan(flows: &FlowSet, state: &ConversationState, event: &InboundEvent) ->
     let flow = match (&event.kind, &journey_flow) {
         (_, Some(f)) => Some(f.clone()),
         (EventKind::Text { body }, None) => route(flows, body),
+        (EventKind::Choice { id, .. }, None) if id.starts_with("t|") => {
+            state.suspended.iter().find(|j| j.id == id[2..]).and_then(|j| flows.flow_at(&j.flow, j.version).cloned())
+        }
         (EventKind::Choice { id, .. }, None) => id.strip_prefix("m|").and_then(|f| flows.flow(f).cloned()),
         _ => None,
     };
@@ -466,10 +471,18 @@ pub fn decide(
         (EventKind::Choice { id, .. }, _) if id.starts_with("t|") => on_task_choice(&mut t, &id[2..])?,
         (EventKind::Choice { id, .. }, Some(current)) if id.starts_with("m|") => {
             match id.strip_prefix("m|").and_then(|f| flows.flow(f).cloned()) {
+                // The same journey from the menu carries on (a second one is asked for in words:
+                // "book another car"), so a menu press never makes a duplicate booking.
+                Some(flow) if flow.id == current.id => {
+                    t.note("resume", "the customer chose the journey already under way from the menu".into(), None);
+                    advance(&mut t, &current, None)?;
+                }
                 Some(flow) => {
-                    suspend_current(&mut t, &format!("the customer chose {} from the menu", flow.id));
-                    start_journey(&mut t, &flow, "main-menu button")?;
-                    advance(&mut t, &flow, None)?;
+                    if !back_to_aside(&mut t, &flow.id)? {
+                        suspend_current(&mut t, &format!("the customer chose {} from the menu", flow.id));
+                        start_journey(&mut t, &flow, "main-menu button")?;
+                        advance(&mut t, &flow, None)?;
+                    }
                 }
                 None => {
                     t.say(flows.business.messages.stale_button.clone());
@@ -497,8 +510,10 @@ pub fn decide(
         },
         (EventKind::Choice { id, title }, None) => match id.strip_prefix("m|").and_then(|f| flows.flow(f).cloned()) {
             Some(flow) => {
-                start_journey(&mut t, &flow, "main-menu button")?;
-                advance(&mut t, &flow, None)?;
+                if !back_to_aside(&mut t, &flow.id)? {
+                    start_journey(&mut t, &flow, "main-menu button")?;
+                    advance(&mut t, &flow, None)?;
+                }
             }
             None => match route(flows, title) {
                 Some(flow) => {
@@ -592,7 +607,9 @@ fn acknowledge_upset(t: &mut Turn<'_>, event: &InboundEvent) {
     let typed = matches!(event.kind, EventKind::Text { .. } | EventKind::Media { .. });
     let recent = t.state.acknowledged_at.is_some_and(|at| t.state.turns.saturating_sub(at) < ACKNOWLEDGE_EVERY);
     let person_offered = t.replies.iter().any(|r| match r {
-        Reply::Choices { options, .. } => options.iter().any(|o| o.id.ends_with("recover:human")),
+        Reply::Choices { options, .. } => {
+            options.iter().any(|o| o.id.ends_with("recover:human") || o.id == button::PERSON)
+        }
         Reply::Text { .. } => false,
     });
     if !typed || !t.state.mood.is_upset() || recent || person_offered || t.state.handoff.is_some() || event.throttled {
@@ -941,6 +958,7 @@ fn start_journey(t: &mut Turn<'_>, flow: &Arc<Flow>, why: &str) -> Result<(), En
         pending_day: None,
         choosing_change: false,
         erp: None,
+        erp_reasks: 0,
     };
     for (name, slot) in &flow.slots {
         if slot.profile {
@@ -1151,11 +1169,24 @@ fn digression(t: &Turn<'_>, current: &Flow, body: &str) -> Option<Arc<Flow>> {
 
 /// Puts the current journey aside and starts `other` from the message.
 fn digress(t: &mut Turn<'_>, other: &Arc<Flow>, body: &str) -> Result<(), EngineError> {
+    let another = ANOTHER_WORDS.iter().any(|w| contains_words(body, w));
+    if !another && back_to_aside(t, &other.id)? {
+        return Ok(());
+    }
     suspend_current(t, &format!("the customer asked for {}", other.id));
     t.digressing = true;
     let started = start_from_text(t, other, body, "keywords in the middle of another journey");
     t.digressing = false;
     started
+}
+
+/// Goes back to the newest journey of `flow` put aside, if there is one (asking for a journey
+/// that is already open carries it on rather than starting a second one). True when it did.
+fn back_to_aside(t: &mut Turn<'_>, flow: &str) -> Result<bool, EngineError> {
+    let Some(id) = t.state.suspended.iter().rev().find(|j| j.flow == flow).map(|j| j.id.clone()) else {
+        return Ok(false);
+    };
+    Ok(switch_to(t, &id, "the customer asked for this journey again", true)?.is_some())
 }
 
 /// A journey in a few words, for the open-requests list and the "back to" line:
@@ -1206,17 +1237,38 @@ fn suspend_current(t: &mut Turn<'_>, why: &str) {
     }
 }
 
-/// Makes the suspended journey `id` current again; returns its flow. With `announce`, says
-/// "Now, back to …" and asks its open question.
-fn resume(t: &mut Turn<'_>, id: &str, why: &str, announce: bool) -> Result<Arc<Flow>, EngineError> {
-    let Some(i) = t.state.suspended.iter().position(|j| j.id == id) else {
-        return Err(EngineError::UnknownStep { flow: "-".into(), step: format!("suspended journey {id}") });
-    };
+/// Makes the journey `id` that was put aside current again, putting the current one (if any)
+/// aside first; returns its flow. With `announce`, says "Now, back to …" and asks its open
+/// question. A journey whose flow or step no longer exists (an edit since) is dropped with a
+/// trace and a word to the customer, and `None` is returned. Profile data given since it was put
+/// aside (a name, an address) fills its empty slots, so nothing is asked twice.
+fn switch_to(t: &mut Turn<'_>, id: &str, why: &str, announce: bool) -> Result<Option<Arc<Flow>>, EngineError> {
+    let Some(i) = t.state.suspended.iter().position(|j| j.id == id) else { return Ok(None) };
+    // Taken out before the current one goes aside, so the cap on journeys put aside cannot drop it.
     let mut j = t.state.suspended.remove(i);
-    let flow = t.flows.flow_at(&j.flow, j.version).cloned().ok_or_else(|| EngineError::UnknownFlow(j.flow.clone()))?;
+    suspend_current(t, "the customer went back to another open request");
+    let Some(flow) = t.flows.flow_at(&j.flow, j.version).cloned().filter(|f| f.step(&j.step).is_some()) else {
+        t.note(
+            "dropped",
+            format!("journey {} at step {} can no longer carry on: its flow changed", j.flow, j.step),
+            None,
+        );
+        t.say(
+            "Sorry, I can't carry on with one of your earlier requests: it has changed since. Please start it again."
+                .into(),
+        );
+        return Ok(None);
+    };
     j.no_progress = 0;
     j.last_text = None;
     j.step_since = t.now;
+    for (name, slot) in &flow.slots {
+        if slot.profile && !j.slots.contains_key(name) {
+            if let Some(known) = t.state.profile.get(name) {
+                j.slots.insert(name.clone(), FilledSlot { source: SlotSource::Profile, ..known.clone() });
+            }
+        }
+    }
     let what = describe(t.flows, &j);
     t.note(
         "resume",
@@ -1229,16 +1281,15 @@ fn resume(t: &mut Turn<'_>, id: &str, why: &str, announce: bool) -> Result<Arc<F
         t.say(format!("Now, back to your request: {what}."));
         advance(t, &flow, None)?;
     }
-    Ok(flow)
+    Ok(Some(flow))
 }
 
-/// After a journey ended or was cancelled: the newest journey put aside carries on.
+/// After a journey ended or was cancelled: the newest journey put aside carries on (one that can
+/// no longer carry on is dropped, and the next is tried).
 fn resume_after_end(t: &mut Turn<'_>) -> Result<(), EngineError> {
-    if t.state.journey.is_some() {
-        return Ok(());
-    }
-    if let Some(id) = t.state.suspended.last().map(|j| j.id.clone()) {
-        resume(t, &id, "the journey in front of it ended", true)?;
+    while t.state.journey.is_none() {
+        let Some(id) = t.state.suspended.last().map(|j| j.id.clone()) else { break };
+        switch_to(t, &id, "the journey in front of it ended", true)?;
     }
     Ok(())
 }
@@ -1281,8 +1332,12 @@ fn on_task_choice(t: &mut Turn<'_>, id: &str) -> Result<(), EngineError> {
         return advance(t, &flow, None);
     }
     if t.state.suspended.iter().any(|j| j.id == id) {
-        suspend_current(t, "the customer picked another open request");
-        resume(t, id, "the customer picked it", true)?;
+        if switch_to(t, id, "the customer picked it", true)?.is_none() {
+            resume_after_end(t)?;
+            if t.state.journey.is_none() {
+                menu(t, "the picked request could not carry on");
+            }
+        }
         return Ok(());
     }
     t.note("stale_button", format!("open request {id} is no longer open"), None);
@@ -1341,6 +1396,13 @@ fn on_text(t: &mut Turn<'_>, flow: &Arc<Flow>, body: &str) -> Result<(), EngineE
             }
             if is_one_of(body, NO_WORDS) || is_one_of(body, CANCEL_WORDS) {
                 return go(t, flow, on_cancel, "customer typed a cancellation", Some(step.source.clone()));
+            }
+            // "Book another car, a Honda Civic" at the summary asks for a second journey; it
+            // does not correct this one.
+            if ANOTHER_WORDS.iter().any(|w| contains_words(body, w)) {
+                if let Some(other) = digression(t, flow, body) {
+                    return digress(t, &other, body);
+                }
             }
             let corrected = apply_extracted(t, flow);
             if corrected > 0 {
@@ -1405,9 +1467,16 @@ fn on_choice(t: &mut Turn<'_>, flow: &Arc<Flow>, id: &str, title: &str) -> Resul
         // A button of a journey put aside: the customer went back to it.
         if let Some(i) = t.state.suspended.iter().position(|s| s.flow == p.flow && s.tag() == p.tag) {
             let back = t.state.suspended[i].id.clone();
-            suspend_current(t, "the customer pressed a button of another open request");
-            let flow = resume(t, &back, "a button of this request was pressed", false)?;
-            return on_choice(t, &flow, id, title);
+            return match switch_to(t, &back, "a button of this request was pressed", false)? {
+                Some(flow) => on_choice(t, &flow, id, title),
+                None => {
+                    resume_after_end(t)?;
+                    if t.state.journey.is_none() {
+                        menu(t, "the request of that button could not carry on");
+                    }
+                    Ok(())
+                }
+            };
         }
     }
     let Some(p) = parsed.filter(|_| fresh) else {
@@ -1635,6 +1704,22 @@ fn advance(t: &mut Turn<'_>, flow: &Arc<Flow>, reprompt: Option<String>) -> Resu
                 let missing: Vec<&String> = slots.iter().filter(|s| !j.slots.contains_key(*s)).collect();
                 if let [slot] = missing.as_slice() {
                     let options = slot_options(t.guards, flow, slot);
+                    let failed = match flow.slots.get(*slot).map(|s| &s.options) {
+                        Some(OptionSource::Lookup(l)) => t.guards.failed_lookups.contains(l),
+                        _ => false,
+                    };
+                    if options.is_empty() && failed && if_none.is_some() {
+                        // Not "none found": the ERP could not be asked. Say so, and keep nothing.
+                        t.note(
+                            "lookup_failed",
+                            format!("step {} could not list {slot}: its lookup failed; the journey ends", step.id),
+                            Some(step.source.clone()),
+                        );
+                        t.say("Sorry, I can't reach our system to look that up right now. Please try again in a few minutes, or write \"talk to a person\".".into());
+                        t.state.journey = None;
+                        t.state.session.accept(SessionEvent::JourneyEnded);
+                        return resume_after_end(t);
+                    }
                     if let (true, Some(none)) = (options.is_empty(), if_none) {
                         let now = t.now;
                         let jm = journey_mut(t);
@@ -1786,10 +1871,19 @@ fn advance(t: &mut Turn<'_>, flow: &Arc<Flow>, reprompt: Option<String>) -> Resu
                         let behind: Vec<String> = problems
                             .iter()
                             .flat_map(|p| erp_actions::names_behind(decl, p))
-                            .filter(|n| flow.slots.contains_key(n) && j.slots.contains_key(n))
+                            .filter(|n| flow.slots.contains_key(n))
+                            .filter(|n| j.slots.get(n).is_some_and(|s| s.source != SlotSource::Erp))
                             .collect();
-                        if let Some(target) = behind.iter().find_map(|n| flow.step_collecting(n)).map(|s| s.id.clone())
-                        {
+                        // The earliest step that collects one of them; at most two such re-asks.
+                        let target = flow
+                            .steps
+                            .values()
+                            .find(|s| {
+                                matches!(&s.kind, StepKind::Collect { slots, .. } if slots.iter().any(|x| behind.contains(x)))
+                            })
+                            .map(|s| s.id.clone())
+                            .filter(|_| j.erp_reasks < MAX_ERP_REASKS);
+                        if let Some(target) = target {
                             let labels: Vec<String> = behind
                                 .iter()
                                 .filter_map(|n| flow.slots.get(n).map(|s| s.label.to_lowercase()))
@@ -1805,6 +1899,7 @@ fn advance(t: &mut Turn<'_>, flow: &Arc<Flow>, reprompt: Option<String>) -> Resu
                             );
                             let now = t.now;
                             let jm = journey_mut(t);
+                            jm.erp_reasks += 1;
                             for n in &behind {
                                 jm.slots.remove(n);
                             }

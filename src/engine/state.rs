@@ -216,6 +216,9 @@ pub struct Journey {
     /// The last ERP answer.
     #[serde(default)]
     pub erp: Option<ErpStatus>,
+    /// How many times a value was asked again because the ERP's schema refused it.
+    #[serde(default)]
+    pub erp_reasks: u32,
 }
 
 impl Journey {

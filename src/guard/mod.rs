@@ -92,7 +92,30 @@ impl Guards {
                     reading = Understanding { emotion, ..answer };
                 }
             }
+            // A journey the intent guard picked (no keyword routed the text): its lookups and
+            // slots are read now, so it starts knowing what the message said.
+            let picked = flows
+                .flow(&reading.intent)
+                .filter(|_| plan.flow.is_none() && reading.confidence >= crate::engine::MIN_INTENT_CONFIDENCE)
+                .cloned();
             results.understanding = Some(reading);
+            if let Some(flow) = picked {
+                let flow_plan = GuardPlan {
+                    flow: Some(flow.id.clone()),
+                    flow_version: Some(flow.version),
+                    text: plan.understand.clone(),
+                    others: flow.slots.keys().cloned().collect(),
+                    lookups: flow.lookups(),
+                    customer: plan.customer.clone(),
+                    ..Default::default()
+                };
+                let read = self.read(flows, &flow_plan, now, false, None).await;
+                results.flow = read.flow;
+                results.slots = read.slots;
+                results.lookups.extend(read.lookups);
+                results.failed_lookups.extend(read.failed_lookups);
+                results.runs.extend(read.runs);
+            }
         }
         if let Some(alt) = plan.alternative.as_deref().and_then(|f| flows.flow(f)) {
             // A possible digression: the parsers read the text for the other flow as well.
@@ -171,6 +194,9 @@ impl Guards {
                     None => (vec![], "guard.unknown_lookup".into(), json!({"lookup": other})),
                 },
             };
+            if outcome != "ok" {
+                results.failed_lookups.push(lookup.clone());
+            }
             results.runs.push(GuardRun {
                 guard: format!("lookup:{lookup}"),
                 outcome,

@@ -43,7 +43,7 @@ const FRUSTRATED: &[&str] = &[
     "not happy",
     "unhappy",
     "still waiting",
-    "again",
+    "again and again",
     "nobody came",
     "no one came",
     "never came",

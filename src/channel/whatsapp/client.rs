@@ -49,6 +49,10 @@ impl SendError {
     }
 }
 
+/// The largest file a customer can send: WhatsApp refuses larger inbound files with error
+/// 131052 (reference §9, "Media download").
+pub const MAX_MEDIA_BYTES: u64 = 100 * 1024 * 1024;
+
 /// Graph API settings.
 #[derive(Debug, Clone)]
 pub struct GraphSettings {
@@ -110,7 +114,13 @@ impl GraphClient {
             .or(meta.get("mime_type").and_then(Value::as_str))
             .unwrap_or("application/octet-stream")
             .to_string();
+        if resp.content_length().is_some_and(|n| n > MAX_MEDIA_BYTES) {
+            return Err(SendError::Api { status: 413, code: 131052, message: "the file is larger than 100 MB".into() });
+        }
         let bytes = resp.bytes().await.map_err(map_err)?;
+        if bytes.len() as u64 > MAX_MEDIA_BYTES {
+            return Err(SendError::Api { status: 413, code: 131052, message: "the file is larger than 100 MB".into() });
+        }
         Ok((bytes.to_vec(), mime))
     }
 

@@ -100,15 +100,7 @@ impl Guards {
                 .cloned();
             results.understanding = Some(reading);
             if let Some(flow) = picked {
-                let flow_plan = GuardPlan {
-                    flow: Some(flow.id.clone()),
-                    flow_version: Some(flow.version),
-                    text: plan.understand.clone(),
-                    others: flow.slots.keys().cloned().collect(),
-                    lookups: flow.lookups(),
-                    customer: plan.customer.clone(),
-                    ..Default::default()
-                };
+                let flow_plan = whole_message_plan(&flow, plan.understand.clone(), &plan.customer);
                 let read = self.read(flows, &flow_plan, now, false, None).await;
                 results.flow = read.flow;
                 results.slots = read.slots;
@@ -119,15 +111,7 @@ impl Guards {
         }
         if let Some(alt) = plan.alternative.as_deref().and_then(|f| flows.flow(f)) {
             // A possible digression: the parsers read the text for the other flow as well.
-            let alt_plan = GuardPlan {
-                flow: Some(alt.id.clone()),
-                flow_version: Some(alt.version),
-                text: plan.text.clone(),
-                others: alt.slots.keys().cloned().collect(),
-                lookups: alt.lookups(),
-                customer: plan.customer.clone(),
-                ..Default::default()
-            };
+            let alt_plan = whole_message_plan(alt, plan.text.clone(), &plan.customer);
             // Its lookups were read for this turn already (the plan includes them): reused.
             let mut read = self.read(flows, &alt_plan, now, false, Some(&results.lookups)).await;
             read.lookups.clear();
@@ -267,6 +251,20 @@ impl Guards {
         }
         results.runs.push(run.0);
         results
+    }
+}
+
+/// A plan that reads `text` for every slot of `flow` (nothing in particular was asked), with the
+/// flow's lookups: for a journey the message may start.
+fn whole_message_plan(flow: &Flow, text: Option<String>, customer: &str) -> GuardPlan {
+    GuardPlan {
+        flow: Some(flow.id.clone()),
+        flow_version: Some(flow.version),
+        text,
+        others: flow.slots.keys().cloned().collect(),
+        lookups: flow.lookups(),
+        customer: customer.to_string(),
+        ..Default::default()
     }
 }
 

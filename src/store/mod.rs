@@ -7,12 +7,13 @@
 //! optimistic version, lease for one-worker-at-a-time), turns (the record of every decision) and
 //! the outbox (sends and ERP writes, committed in the same transaction as the state).
 
+mod pg_statements;
 pub mod schema;
 mod sqlite_sync;
 
 use diesel::prelude::*;
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, RecyclingMethod};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -128,7 +129,7 @@ pub struct InboxRow {
 }
 
 /// A stored conversation.
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = conversations)]
 pub struct ConversationRow {
     /// `phone_number_id:wa_id`.
@@ -338,6 +339,8 @@ impl Store {
                 .await
                 .map_err(|e| StoreError::Migration(e.to_string()))??;
                 let mut config = diesel_async::pooled_connection::ManagerConfig::<SqliteConn>::default();
+                // No `SELECT 1` on each checkout (a blocking-pool hop each time); see PostgreSQL below.
+                config.recycling_method = RecyclingMethod::Fast;
                 config.custom_setup = Box::new(|url| {
                     Box::pin(async move {
                         let mut conn = SqliteConn::establish(url).await?;
@@ -366,7 +369,13 @@ impl Store {
                 })
                 .await
                 .map_err(|e| StoreError::Migration(e.to_string()))??;
-                let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(u.as_str());
+                // No test query on each checkout: the default (`Verified`) sent `SELECT 1` before
+                // every use, a dozen extra round trips per message under load. A connection that
+                // died fails its next statement, the pool drops it (diesel_async marks it
+                // broken), and the turn or send is retried like any other store error.
+                let mut config = diesel_async::pooled_connection::ManagerConfig::<AsyncPgConnection>::default();
+                config.recycling_method = RecyclingMethod::Fast;
+                let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(u.as_str(), config);
                 let pool = Pool::builder(manager)
                     .max_size(pool_size.max(2))
                     .build()
@@ -382,18 +391,14 @@ impl Store {
         if rows.is_empty() {
             return Ok(vec![]);
         }
-        // PostgreSQL: one statement for the whole batch, returning the keys that were new. SQLite
+        // PostgreSQL: one prepared statement for any batch, returning the keys that were new. SQLite
         // (whose batch insert diesel cannot combine with ON CONFLICT): one statement per row.
         let inserted: Vec<String> = match &self.pools {
             Pools::Postgres(pool) => {
                 let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
-                diesel::insert_into(inbox::table)
-                    .values(rows)
-                    .on_conflict(inbox::dedup_key)
-                    .do_nothing()
-                    .returning(inbox::dedup_key)
-                    .get_results(&mut *conn)
-                    .await?
+                let keys: Vec<pg_statements::StoredKey> =
+                    pg_statements::InsertInbox::new(rows).load(&mut *conn).await?;
+                keys.into_iter().map(|k| k.dedup_key).collect()
             }
             Pools::Sqlite(pool) => {
                 let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
@@ -414,35 +419,50 @@ impl Store {
         owner: &str,
         until_ms: i64,
     ) -> Result<Option<(ConversationRow, Option<InboxRow>)>, StoreError> {
-        if let Pools::Sqlite(pool) = &self.pools {
-            let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
-            let (cid, own) = (conversation_id.to_string(), owner.to_string());
-            return Ok(conn.spawn_blocking(move |c| sqlite_sync::lease_load_next(c, &cid, &own, until_ms)).await?);
-        }
-        match self.lease_and_load(conversation_id, owner, until_ms).await? {
-            Some(conv) => Ok(Some((conv, self.next_inbox(conversation_id).await?))),
-            None => Ok(None),
+        match &self.pools {
+            Pools::Sqlite(pool) => {
+                let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+                let (cid, own) = (conversation_id.to_string(), owner.to_string());
+                Ok(conn.spawn_blocking(move |c| sqlite_sync::lease_load_next(c, &cid, &own, until_ms)).await?)
+            }
+            Pools::Postgres(pool) => {
+                let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+                let statement = pg_statements::LeaseLoadNext { conversation_id, owner, until_ms, now_ms: now_ms() };
+                let rows: Vec<pg_statements::Leased> = statement.load(&mut *conn).await?;
+                Ok(rows.into_iter().next().map(|r| (r.conversation, r.next.into_row())))
+            }
         }
     }
 
     /// Commits a turn (see [`Store::commit_turn`]), then reads the conversation's next pending
     /// row; with none left, gives the lease back. Returns the next row and whether the lease was
-    /// released. SQLite does it all in one trip to the blocking pool.
+    /// released. SQLite does it all in one trip to the blocking pool, PostgreSQL in one prepared
+    /// statement.
+    ///
+    /// Errors: [`StoreError::LeaseLost`] when another worker changed the conversation meanwhile
+    /// (nothing written).
     pub async fn commit_and_next(&self, commit: TurnCommit) -> Result<(Option<InboxRow>, bool), StoreError> {
-        if let Pools::Sqlite(pool) = &self.pools {
-            let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
-            let id = commit.conversation_id.clone();
-            let (committed, next, released) =
-                conn.spawn_blocking(move |c| sqlite_sync::commit_and_next(c, &commit)).await?;
-            return if committed { Ok((next, released)) } else { Err(StoreError::LeaseLost(id)) };
-        }
-        let (cid, owner) = (commit.conversation_id.clone(), commit.owner.clone());
-        self.commit_turn(commit).await?;
-        let next = self.next_inbox(&cid).await?;
-        if next.is_none() {
-            self.release_lease(&cid, &owner).await?;
-        }
-        Ok((next.clone(), next.is_none()))
+        let id = commit.conversation_id.clone();
+        let (committed, next, released) = match &self.pools {
+            Pools::Sqlite(pool) => {
+                let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+                conn.spawn_blocking(move |c| sqlite_sync::commit_and_next(c, &commit)).await?
+            }
+            Pools::Postgres(pool) => {
+                let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+                let rows: Vec<pg_statements::Committed> =
+                    pg_statements::CommitAndNext::new(&commit, now_ms()).load(&mut *conn).await?;
+                match rows.into_iter().next() {
+                    Some(row) => {
+                        let next = row.next.into_row();
+                        let released = next.is_none();
+                        (true, next, released)
+                    }
+                    None => (false, None, false),
+                }
+            }
+        };
+        if committed { Ok((next, released)) } else { Err(StoreError::LeaseLost(id)) }
     }
 
     /// Takes the lease of an existing conversation and loads it, in one statement; `None` when
@@ -553,6 +573,11 @@ impl Store {
 
     /// Gives the lease back.
     pub async fn release_lease(&self, conversation_id: &str, owner: &str) -> Result<(), StoreError> {
+        if let Pools::Postgres(pool) = &self.pools {
+            let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+            pg_statements::ReleaseLease { conversation_id, owner }.execute(&mut *conn).await?;
+            return Ok(());
+        }
         let (cid, own) = (conversation_id.to_string(), owner.to_string());
         with_conn!(self, |conn| {
             diesel::update(conversations::table)
@@ -705,6 +730,12 @@ impl Store {
         if ids.is_empty() {
             return Ok(vec![]);
         }
+        if let Pools::Postgres(pool) = &self.pools {
+            let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+            let statement = pg_statements::ClaimOutbox { ids, now_ms: now, until_ms: now + lease_ms };
+            let claimed: Vec<pg_statements::ClaimedId> = statement.load(&mut *conn).await?;
+            return Ok(claimed.into_iter().map(|c| c.id).collect());
+        }
         let ids = ids.to_vec();
         Ok(with_conn!(self, |conn| {
             diesel::update(outbox::table)
@@ -819,7 +850,8 @@ impl Store {
         }))
     }
 
-    /// Marks sent outbox rows done with their results (wamids); SQLite in one trip.
+    /// Marks sent outbox rows done with their results (wamids), in one statement (SQLite: one
+    /// trip to the blocking pool).
     pub async fn outbox_sent_many(&self, sent: &[(i64, String)]) -> Result<(), StoreError> {
         if sent.is_empty() {
             return Ok(());
@@ -829,8 +861,9 @@ impl Store {
             let sent = sent.to_vec();
             return Ok(conn.spawn_blocking(move |c| sqlite_sync::outbox_sent_many(c, &sent)).await?);
         }
-        for (id, result) in sent {
-            self.outbox_sent(*id, result).await?;
+        if let Pools::Postgres(pool) = &self.pools {
+            let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+            pg_statements::MarkSent::new(sent, now_ms()).execute(&mut *conn).await?;
         }
         Ok(())
     }

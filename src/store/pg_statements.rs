@@ -1,0 +1,404 @@
+//! The PostgreSQL statements of the hot path, each with a fixed SQL text, so that a connection
+//! prepares each one once and then only binds and executes it.
+//!
+//! Why they are written by hand: diesel caches a prepared statement only when its text cannot
+//! vary, and it marks every `UPDATE` (a changeset may skip `None` fields) and every `INSERT` of
+//! an `Insertable` struct (a field may become `DEFAULT`) as not cacheable. Each of those was
+//! parsed, planned and described anew on every execution: two round trips and PostgreSQL's parser
+//! and planner for each of the ~10 statements of a message (seen in `perf` as about half of the
+//! database's CPU under load). Each type here has a static [`QueryId`], so diesel_async keys its
+//! statement cache by the type, and any number of rows travels as arrays (`unnest`), so one text
+//! serves every batch size.
+//!
+//! Each statement also does in one round trip what took several: taking the lease returns the
+//! next pending inbox row; committing a turn writes the state, the inbox mark, the turn record and
+//! the outbox rows, reads the next pending row and gives the lease back when there is none, as one
+//! atomic statement (no `BEGIN`/`COMMIT`).
+
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Untyped};
+use diesel::{QueryResult, QueryableByName};
+
+use super::{ConversationRow, InboxRow, NewInbox, TurnCommit};
+
+/// Gives a statement type a static query id (its cache key) and makes it a query returning rows
+/// read by name.
+macro_rules! fixed_statement {
+    ($name:ident) => {
+        impl QueryId for $name<'_> {
+            type QueryId = $name<'static>;
+            const HAS_STATIC_QUERY_ID: bool = true;
+        }
+        impl Query for $name<'_> {
+            type SqlType = Untyped;
+        }
+    };
+}
+
+/// The columns of a conversation row, in [`ConversationRow`]'s order.
+const CONVERSATION_COLUMNS: &str = "id, customer, phone_number_id, state, version, lease_owner, lease_until, \
+     last_inbound_at, created_at, updated_at, wake_at";
+
+/// The oldest pending inbox row `i` (possibly absent), with its columns renamed `next_*`.
+const NEXT_COLUMNS: &str = "i.id AS next_id, i.dedup_key AS next_dedup_key, \
+     i.conversation_id AS next_conversation_id, i.phone_number_id AS next_phone_number_id, \
+     i.event AS next_event, i.received_at AS next_received_at, i.processed_at AS next_processed_at, \
+     i.attempts AS next_attempts, i.last_error AS next_last_error";
+
+/// A conversation's next pending inbox row, as read beside another row (all columns nullable:
+/// there may be none).
+#[derive(Debug, QueryableByName)]
+pub(super) struct NextInbox {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    next_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    next_dedup_key: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    next_conversation_id: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    next_phone_number_id: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    next_event: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    next_received_at: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    next_processed_at: Option<i64>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    next_attempts: Option<i32>,
+    #[diesel(sql_type = Nullable<Text>)]
+    next_last_error: Option<String>,
+}
+
+impl NextInbox {
+    /// The row, if there was one.
+    pub(super) fn into_row(self) -> Option<InboxRow> {
+        Some(InboxRow {
+            id: self.next_id?,
+            dedup_key: self.next_dedup_key?,
+            conversation_id: self.next_conversation_id?,
+            phone_number_id: self.next_phone_number_id?,
+            event: self.next_event?,
+            received_at: self.next_received_at?,
+            processed_at: self.next_processed_at,
+            attempts: self.next_attempts?,
+            last_error: self.next_last_error,
+        })
+    }
+}
+
+/// What [`LeaseLoadNext`] returns: the conversation and its next pending row.
+#[derive(Debug, QueryableByName)]
+pub(super) struct Leased {
+    #[diesel(embed)]
+    pub conversation: ConversationRow,
+    #[diesel(embed)]
+    pub next: NextInbox,
+}
+
+/// Takes an existing conversation's lease (free, expired or already ours), returning the row and
+/// its oldest pending inbox row; no row when the conversation does not exist or another live
+/// owner holds it.
+pub(super) struct LeaseLoadNext<'a> {
+    pub conversation_id: &'a str,
+    pub owner: &'a str,
+    /// Unix ms.
+    pub until_ms: i64,
+    /// Unix ms: a lease that ended before this is free.
+    pub now_ms: i64,
+}
+fixed_statement!(LeaseLoadNext);
+
+impl QueryFragment<Pg> for LeaseLoadNext<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("WITH c AS (UPDATE conversations SET lease_owner = ");
+        out.push_bind_param::<Text, _>(self.owner)?;
+        out.push_sql(", lease_until = ");
+        out.push_bind_param::<BigInt, _>(&self.until_ms)?;
+        out.push_sql(" WHERE id = ");
+        out.push_bind_param::<Text, _>(self.conversation_id)?;
+        out.push_sql(" AND (lease_owner IS NULL OR lease_until < ");
+        out.push_bind_param::<BigInt, _>(&self.now_ms)?;
+        out.push_sql(" OR lease_owner = ");
+        out.push_bind_param::<Text, _>(self.owner)?;
+        out.push_sql(") RETURNING ");
+        out.push_sql(CONVERSATION_COLUMNS);
+        out.push_sql(") SELECT c.*, ");
+        out.push_sql(NEXT_COLUMNS);
+        out.push_sql(
+            " FROM c LEFT JOIN LATERAL (SELECT * FROM inbox WHERE inbox.conversation_id = c.id \
+             AND inbox.processed_at IS NULL ORDER BY inbox.id LIMIT 1) i ON true",
+        );
+        Ok(())
+    }
+}
+
+/// What [`CommitAndNext`] returns when it committed: the next pending row, if any (with none, the
+/// lease was given back in the same statement).
+#[derive(Debug, QueryableByName)]
+pub(super) struct Committed {
+    #[diesel(sql_type = Text)]
+    #[allow(dead_code)]
+    pub committed: String,
+    #[diesel(embed)]
+    pub next: NextInbox,
+}
+
+/// Commits a turn in one statement: the state (only if the version and lease still hold), the
+/// inbox row marked processed, the turn record, the outbox rows (a repeated idempotency key is
+/// skipped), and — when no other row of the conversation is pending — the lease given back.
+/// Returns no row when the version or lease no longer held (nothing written).
+///
+/// The pending row is read in the statement's snapshot, where the row being processed still
+/// looks pending, hence `id <> inbox_id`. A row stored after that snapshot is not lost: its
+/// webhook's lease attempt waits for this statement's row lock, then finds the lease free.
+pub(super) struct CommitAndNext<'a> {
+    pub commit: &'a TurnCommit,
+    /// Unix ms.
+    pub now_ms: i64,
+    pub last_inbound_at: Option<i64>,
+    pub outbox_conversations: Vec<&'a str>,
+    pub outbox_kinds: Vec<&'a str>,
+    pub outbox_keys: Vec<&'a str>,
+    pub outbox_payloads: Vec<&'a str>,
+    pub outbox_statuses: Vec<&'a str>,
+    pub outbox_due: Vec<i64>,
+    pub outbox_created: Vec<i64>,
+    pub outbox_updated: Vec<i64>,
+}
+fixed_statement!(CommitAndNext);
+
+impl<'a> CommitAndNext<'a> {
+    /// The statement for `commit`, at `now_ms`.
+    pub(super) fn new(commit: &'a TurnCommit, now_ms: i64) -> Self {
+        let rows = &commit.outbox;
+        CommitAndNext {
+            commit,
+            now_ms,
+            last_inbound_at: commit.last_inbound_at.or(commit.previous_inbound_at),
+            outbox_conversations: rows.iter().map(|r| r.conversation_id.as_str()).collect(),
+            outbox_kinds: rows.iter().map(|r| r.kind.as_str()).collect(),
+            outbox_keys: rows.iter().map(|r| r.idempotency_key.as_str()).collect(),
+            outbox_payloads: rows.iter().map(|r| r.payload.as_str()).collect(),
+            outbox_statuses: rows.iter().map(|r| r.status.as_str()).collect(),
+            outbox_due: rows.iter().map(|r| r.next_attempt_at).collect(),
+            outbox_created: rows.iter().map(|r| r.created_at).collect(),
+            outbox_updated: rows.iter().map(|r| r.updated_at).collect(),
+        }
+    }
+}
+
+impl QueryFragment<Pg> for CommitAndNext<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let c = self.commit;
+        let t = &c.turn;
+        out.push_sql("WITH i AS (SELECT * FROM inbox WHERE conversation_id = ");
+        out.push_bind_param::<Text, _>(&c.conversation_id)?;
+        out.push_sql(" AND processed_at IS NULL AND id <> ");
+        out.push_bind_param::<BigInt, _>(&c.inbox_id)?;
+        out.push_sql(" ORDER BY id LIMIT 1), c AS (UPDATE conversations SET state = ");
+        out.push_bind_param::<Text, _>(&c.state)?;
+        out.push_sql(", version = version + 1, updated_at = ");
+        out.push_bind_param::<BigInt, _>(&self.now_ms)?;
+        out.push_sql(", wake_at = ");
+        out.push_bind_param::<Nullable<BigInt>, _>(&c.wake_at)?;
+        out.push_sql(", last_inbound_at = ");
+        out.push_bind_param::<Nullable<BigInt>, _>(&self.last_inbound_at)?;
+        out.push_sql(
+            ", lease_owner = CASE WHEN EXISTS (SELECT 1 FROM i) THEN lease_owner END, \
+             lease_until = CASE WHEN EXISTS (SELECT 1 FROM i) THEN lease_until END WHERE id = ",
+        );
+        out.push_bind_param::<Text, _>(&c.conversation_id)?;
+        out.push_sql(" AND version = ");
+        out.push_bind_param::<BigInt, _>(&c.expected_version)?;
+        out.push_sql(" AND lease_owner = ");
+        out.push_bind_param::<Text, _>(&c.owner)?;
+        out.push_sql(" RETURNING id), done AS (UPDATE inbox SET processed_at = ");
+        out.push_bind_param::<BigInt, _>(&self.now_ms)?;
+        out.push_sql(" WHERE id = ");
+        out.push_bind_param::<BigInt, _>(&c.inbox_id)?;
+        out.push_sql(
+            " AND EXISTS (SELECT 1 FROM c)), turn AS (INSERT INTO turns (conversation_id, seq, inbox_id, \
+             flow, step_before, step_after, outcome, record, created_at) SELECT ",
+        );
+        out.push_bind_param::<Text, _>(&t.conversation_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&t.seq)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&t.inbox_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<Text>, _>(&t.flow)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&t.step_before)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&t.step_after)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&t.outcome)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&t.record)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&t.created_at)?;
+        out.push_sql(
+            " FROM c), queued AS (INSERT INTO outbox (conversation_id, kind, idempotency_key, payload, \
+             status, next_attempt_at, created_at, updated_at) SELECT q.conversation_id, q.kind, q.key, \
+             q.payload, q.status, q.due, q.created, q.updated FROM c CROSS JOIN unnest(",
+        );
+        out.push_bind_param::<Array<Text>, _>(&self.outbox_conversations)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.outbox_kinds)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.outbox_keys)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.outbox_payloads)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.outbox_statuses)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<BigInt>, _>(&self.outbox_due)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<BigInt>, _>(&self.outbox_created)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<BigInt>, _>(&self.outbox_updated)?;
+        out.push_sql(
+            ") WITH ORDINALITY AS q(conversation_id, kind, key, payload, status, due, created, updated, n) \
+             ORDER BY q.n ON CONFLICT (idempotency_key) DO NOTHING) SELECT c.id AS committed, ",
+        );
+        out.push_sql(NEXT_COLUMNS);
+        out.push_sql(" FROM c LEFT JOIN i ON true");
+        Ok(())
+    }
+}
+
+/// A dedup key returned by [`InsertInbox`].
+#[derive(Debug, QueryableByName)]
+pub(super) struct StoredKey {
+    #[diesel(sql_type = Text)]
+    pub dedup_key: String,
+}
+
+/// Stores inbox rows in arrival order, skipping keys already stored; returns the new keys.
+pub(super) struct InsertInbox<'a> {
+    keys: Vec<&'a str>,
+    conversations: Vec<&'a str>,
+    numbers: Vec<&'a str>,
+    events: Vec<&'a str>,
+    received: Vec<i64>,
+}
+fixed_statement!(InsertInbox);
+
+impl<'a> InsertInbox<'a> {
+    /// The statement for `rows`.
+    pub(super) fn new(rows: &'a [NewInbox]) -> Self {
+        InsertInbox {
+            keys: rows.iter().map(|r| r.dedup_key.as_str()).collect(),
+            conversations: rows.iter().map(|r| r.conversation_id.as_str()).collect(),
+            numbers: rows.iter().map(|r| r.phone_number_id.as_str()).collect(),
+            events: rows.iter().map(|r| r.event.as_str()).collect(),
+            received: rows.iter().map(|r| r.received_at).collect(),
+        }
+    }
+}
+
+impl QueryFragment<Pg> for InsertInbox<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql(
+            "INSERT INTO inbox (dedup_key, conversation_id, phone_number_id, event, received_at) \
+             SELECT r.dedup_key, r.conversation_id, r.phone_number_id, r.event, r.received_at FROM unnest(",
+        );
+        out.push_bind_param::<Array<Text>, _>(&self.keys)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.conversations)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.numbers)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.events)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<BigInt>, _>(&self.received)?;
+        out.push_sql(
+            ") WITH ORDINALITY AS r(dedup_key, conversation_id, phone_number_id, event, received_at, n) \
+             ORDER BY r.n ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key",
+        );
+        Ok(())
+    }
+}
+
+/// An outbox row id returned by [`ClaimOutbox`].
+#[derive(Debug, QueryableByName)]
+pub(super) struct ClaimedId {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+}
+
+/// Claims due pending outbox rows by moving their next attempt to `until_ms`; returns the ids
+/// claimed.
+pub(super) struct ClaimOutbox<'a> {
+    pub ids: &'a [i64],
+    /// Unix ms.
+    pub now_ms: i64,
+    /// Unix ms.
+    pub until_ms: i64,
+}
+fixed_statement!(ClaimOutbox);
+
+impl QueryFragment<Pg> for ClaimOutbox<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("UPDATE outbox SET next_attempt_at = ");
+        out.push_bind_param::<BigInt, _>(&self.until_ms)?;
+        out.push_sql(" WHERE id = ANY(");
+        out.push_bind_param::<Array<BigInt>, _>(self.ids)?;
+        out.push_sql(") AND status = 'pending' AND next_attempt_at <= ");
+        out.push_bind_param::<BigInt, _>(&self.now_ms)?;
+        out.push_sql(" RETURNING id");
+        Ok(())
+    }
+}
+
+/// Marks outbox rows sent, each with its result (the wamid).
+pub(super) struct MarkSent<'a> {
+    ids: Vec<i64>,
+    results: Vec<&'a str>,
+    now_ms: i64,
+}
+fixed_statement!(MarkSent);
+
+impl<'a> MarkSent<'a> {
+    /// The statement for `(id, result)` pairs, at `now_ms`.
+    pub(super) fn new(sent: &'a [(i64, String)], now_ms: i64) -> Self {
+        MarkSent {
+            ids: sent.iter().map(|(id, _)| *id).collect(),
+            results: sent.iter().map(|(_, r)| r.as_str()).collect(),
+            now_ms,
+        }
+    }
+}
+
+impl QueryFragment<Pg> for MarkSent<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql(
+            "UPDATE outbox SET status = 'sent', result = s.result, attempts = outbox.attempts + 1, updated_at = ",
+        );
+        out.push_bind_param::<BigInt, _>(&self.now_ms)?;
+        out.push_sql(" FROM unnest(");
+        out.push_bind_param::<Array<BigInt>, _>(&self.ids)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.results)?;
+        out.push_sql(") AS s(id, result) WHERE outbox.id = s.id");
+        Ok(())
+    }
+}
+
+/// Gives a conversation's lease back, if `owner` holds it.
+pub(super) struct ReleaseLease<'a> {
+    pub conversation_id: &'a str,
+    pub owner: &'a str,
+}
+fixed_statement!(ReleaseLease);
+
+impl QueryFragment<Pg> for ReleaseLease<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("UPDATE conversations SET lease_owner = NULL, lease_until = NULL WHERE id = ");
+        out.push_bind_param::<Text, _>(self.conversation_id)?;
+        out.push_sql(" AND lease_owner = ");
+        out.push_bind_param::<Text, _>(self.owner)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,170 @@
+//! The store's contract, on SQLite and on PostgreSQL (when `TEST_POSTGRES_URL` is set): inbox
+//! deduplication and arrival order, the conversation lease, a turn's all-or-nothing commit with
+//! the next pending row and the lease given back only when nothing is pending, and the outbox's
+//! order, idempotency keys, claims and sent marks. The two backends run different statements for
+//! these (PostgreSQL's are fixed prepared statements), so each is held to the same behaviour.
+
+mod common;
+
+use carewell::store::{DatabaseUrl, NewInbox, NewOutbox, NewTurn, Store, StoreError, TurnCommit, now_ms};
+use common::{Db, postgres, sqlite};
+
+async fn stores() -> Vec<(String, Store)> {
+    let mut dbs = vec![sqlite()];
+    if let Some(pg) = postgres().await {
+        dbs.push(pg);
+    }
+    let mut out = Vec::new();
+    for db in dbs {
+        let url = match &db {
+            Db::Sqlite(p) => DatabaseUrl::Sqlite(p.clone()),
+            Db::Postgres(u) => DatabaseUrl::Postgres(u.clone()),
+        };
+        let store = Store::connect(&url, 4).await.expect("connect");
+        out.push((store.backend.to_string(), store));
+    }
+    out
+}
+
+const CONVERSATION: &str = "100:971500000001";
+
+fn inbox(key: &str) -> NewInbox {
+    NewInbox {
+        dedup_key: key.into(),
+        conversation_id: CONVERSATION.into(),
+        phone_number_id: "100".into(),
+        event: format!("{{\"key\":\"{key}\"}}"),
+        received_at: now_ms(),
+    }
+}
+
+fn outbox(key: &str) -> NewOutbox {
+    let now = now_ms();
+    NewOutbox {
+        conversation_id: CONVERSATION.into(),
+        kind: "whatsapp".into(),
+        idempotency_key: key.into(),
+        payload: format!("{{\"text\":\"{key}\"}}"),
+        status: "pending".into(),
+        next_attempt_at: now,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn commit(owner: &str, version: i64, inbox_id: i64, seq: i64, outbox: Vec<NewOutbox>) -> TurnCommit {
+    TurnCommit {
+        conversation_id: CONVERSATION.into(),
+        owner: owner.into(),
+        expected_version: version,
+        state: format!("{{\"turns\":{seq}}}"),
+        inbox_id,
+        turn: NewTurn {
+            conversation_id: CONVERSATION.into(),
+            seq,
+            inbox_id,
+            flow: Some("booking".into()),
+            step_before: "booking/a".into(),
+            step_after: "booking/b".into(),
+            outcome: "ok".into(),
+            record: "{}".into(),
+            created_at: now_ms(),
+        },
+        outbox,
+        last_inbound_at: Some(now_ms()),
+        wake_at: None,
+        previous_inbound_at: None,
+    }
+}
+
+#[tokio::test]
+async fn inbox_keeps_arrival_order_and_stores_each_key_once() {
+    for (backend, store) in stores().await {
+        let first = store.insert_inbox(&[inbox("wamid.A")]).await.unwrap();
+        assert_eq!(first, vec![true], "{backend}");
+        // A repeated key (stored before, and twice in one batch) changes nothing.
+        let fresh = store
+            .insert_inbox(&[inbox("wamid.B"), inbox("wamid.A"), inbox("wamid.C"), inbox("wamid.B")])
+            .await
+            .unwrap();
+        assert_eq!(fresh, vec![true, false, true, true], "{backend}: the flags are per key, not per row");
+        let (rows, pending, ..) = store.counts().await.unwrap();
+        assert_eq!((rows, pending), (3, 3), "{backend}");
+        let next = store.next_inbox(CONVERSATION).await.unwrap().expect("a pending row");
+        assert_eq!(next.dedup_key, "wamid.A", "{backend}: the oldest first");
+    }
+}
+
+#[tokio::test]
+async fn a_commit_keeps_the_lease_while_rows_are_pending_and_gives_it_back_after() {
+    for (backend, store) in stores().await {
+        store.insert_inbox(&[inbox("wamid.1"), inbox("wamid.2")]).await.unwrap();
+        assert!(store.lease_load_next(CONVERSATION, "p1", now_ms() + 30_000).await.unwrap().is_none(), "{backend}");
+        assert!(store.acquire_lease(CONVERSATION, "971500000001", "100", "{}", "p1", now_ms() + 30_000).await.unwrap());
+        let (conv, next) =
+            store.lease_load_next(CONVERSATION, "p1", now_ms() + 30_000).await.unwrap().expect("leased by p1");
+        let first = next.expect("wamid.1 pending");
+        assert_eq!((conv.version, first.dedup_key.as_str()), (0, "wamid.1"), "{backend}");
+        // Another live owner cannot take it.
+        assert!(store.lease_load_next(CONVERSATION, "p2", now_ms() + 30_000).await.unwrap().is_none(), "{backend}");
+
+        let (next, released) =
+            store.commit_and_next(commit("p1", 0, first.id, 1, vec![outbox("out.1"), outbox("out.2")])).await.unwrap();
+        let second = next.expect("wamid.2 is next");
+        assert_eq!((second.dedup_key.as_str(), released), ("wamid.2", false), "{backend}");
+        assert!(
+            store.lease_load_next(CONVERSATION, "p2", now_ms() + 30_000).await.unwrap().is_none(),
+            "{backend}: the lease is kept while a row is pending"
+        );
+
+        // A stale version writes nothing.
+        let stale = store.commit_and_next(commit("p1", 0, second.id, 2, vec![outbox("out.3")])).await;
+        assert!(matches!(stale, Err(StoreError::LeaseLost(_))), "{backend}: {stale:?}");
+        assert_eq!(store.turns_of(CONVERSATION).await.unwrap().len(), 1, "{backend}");
+        assert_eq!(store.next_inbox(CONVERSATION).await.unwrap().map(|r| r.id), Some(second.id), "{backend}");
+
+        // The same effect queued again (a repeated key) is skipped.
+        let (next, released) =
+            store.commit_and_next(commit("p1", 1, second.id, 2, vec![outbox("out.2"), outbox("out.3")])).await.unwrap();
+        assert!(next.is_none() && released, "{backend}: nothing pending, lease given back");
+        let conv = store.conversation(CONVERSATION).await.unwrap().unwrap();
+        assert_eq!((conv.version, conv.lease_owner.as_deref(), conv.state.as_str()), (2, None, "{\"turns\":2}"));
+        assert!(conv.last_inbound_at.is_some(), "{backend}");
+        let turns = store.turns_of(CONVERSATION).await.unwrap();
+        assert_eq!(turns.iter().map(|t| t.seq).collect::<Vec<_>>(), vec![1, 2], "{backend}");
+        let (_, pending, ..) = store.counts().await.unwrap();
+        assert_eq!(pending, 0, "{backend}");
+        let queued: Vec<String> =
+            store.outbox_of(CONVERSATION, None, 0).await.unwrap().into_iter().map(|r| r.idempotency_key).collect();
+        assert_eq!(queued, vec!["out.1", "out.2", "out.3"], "{backend}: queue order, each key once");
+        // Now another process may take it.
+        assert!(store.lease_load_next(CONVERSATION, "p2", now_ms() + 30_000).await.unwrap().is_some(), "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn outbox_rows_are_claimed_once_and_marked_sent_with_their_results() {
+    for (backend, store) in stores().await {
+        store.insert_inbox(&[inbox("wamid.1")]).await.unwrap();
+        store.acquire_lease(CONVERSATION, "971500000001", "100", "{}", "p1", now_ms() + 30_000).await.unwrap();
+        let row = store.next_inbox(CONVERSATION).await.unwrap().unwrap();
+        store.commit_and_next(commit("p1", 0, row.id, 1, vec![outbox("a"), outbox("b"), outbox("c")])).await.unwrap();
+        let ids: Vec<i64> = store.pending_outbox(10).await.unwrap().iter().map(|r| r.id).collect();
+        assert_eq!(ids.len(), 3, "{backend}");
+        let now = now_ms() + 1;
+        let claimed = store.claim_outbox_rows(&ids, now, 60_000).await.unwrap();
+        assert_eq!(claimed.len(), 3, "{backend}");
+        assert!(store.claim_outbox_rows(&ids, now, 60_000).await.unwrap().is_empty(), "{backend}: claimed once");
+        store.outbox_sent_many(&[(ids[0], "wamid.out.a".into()), (ids[2], "wamid.out.c".into())]).await.unwrap();
+        let rows = store.outbox_of(CONVERSATION, None, 0).await.unwrap();
+        let seen: Vec<(&str, Option<&str>, i32)> =
+            rows.iter().map(|r| (r.status.as_str(), r.result.as_deref(), r.attempts)).collect();
+        assert_eq!(
+            seen,
+            vec![("sent", Some("wamid.out.a"), 1), ("pending", None, 0), ("sent", Some("wamid.out.c"), 1)],
+            "{backend}"
+        );
+        store.unclaim_outbox_rows(&[ids[1]], now).await.unwrap();
+        assert_eq!(store.claim_outbox_rows(&ids, now, 60_000).await.unwrap(), vec![ids[1]], "{backend}");
+    }
+}

@@ -3,8 +3,9 @@
 //! customers complete whole booking journeys through signed, real-format webhooks, each waiting
 //! for the bot's reply before answering (as people do). It reports sustained inbound messages per
 //! second, reply latency percentiles (webhook posted → message received by the fake Graph API),
-//! LLM calls and tokens per journey, server CPU and peak RSS, database bytes per conversation and
-//! errors, and checks that every journey completed and every booking reached the ERP once.
+//! LLM calls and tokens per journey, CPU time of the servers, of PostgreSQL's sessions (when it
+//! runs on this machine) and of the load generator itself with its fakes (they all share the
+//! machine), peak RSS, database bytes per conversation and errors, and checks that every journey completed and every booking reached the ERP once.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -451,6 +452,13 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
     let db_bytes = store.database_bytes().await.unwrap_or(0);
+    // PostgreSQL's share, when it runs on this machine: its sessions' CPU time (the servers'
+    // connections are still open).
+    let database_cpu: f64 = match store.database_session_pids().await {
+        Ok(pids) if !pids.is_empty() => pids.iter().map(|p| proc_usage(*p as u32).0).sum(),
+        _ => 0.0,
+    };
+    let own_cpu = proc_usage(std::process::id()).0;
     let llm_calls = llm.as_ref().map_or(0, |l| l.calls());
     let report = json!({
         "mode": format!("{:?}", args.mode).to_lowercase(),
@@ -470,6 +478,8 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
         "llm_calls": llm_calls,
         "llm_calls_per_journey": if completed > 0 { llm_calls as f64 / (completed + args.llm_waiters) as f64 } else { 0.0 },
         "server_cpu_seconds": (cpu * 100.0).round() / 100.0,
+        "database_cpu_seconds": (database_cpu * 100.0).round() / 100.0,
+        "loadgen_cpu_seconds": (own_cpu * 100.0).round() / 100.0,
         "server_peak_rss_mib": rss / 1024,
         "database_bytes_per_conversation": db_bytes / (args.conversations + args.llm_waiters).max(1) as i64,
         "errors": shared.errors.load(Ordering::Relaxed),

@@ -1018,6 +1018,23 @@ impl Store {
         })
     }
 
+    /// The operating-system process ids of PostgreSQL's sessions on this database (every
+    /// process's connections), for a load test on the same machine to read their CPU time; empty
+    /// on SQLite.
+    pub async fn database_session_pids(&self) -> Result<Vec<i32>, StoreError> {
+        #[derive(QueryableByName)]
+        struct Pid {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            pid: i32,
+        }
+        let Pools::Postgres(pool) = &self.pools else { return Ok(vec![]) };
+        let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+        let pids: Vec<Pid> = diesel::sql_query("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            .load(&mut *conn)
+            .await?;
+        Ok(pids.into_iter().map(|p| p.pid).collect())
+    }
+
     /// Counts rows: (inbox, unprocessed inbox, turns, pending outbox, dead outbox).
     pub async fn counts(&self) -> Result<(i64, i64, i64, i64, i64), StoreError> {
         with_conn!(self, |conn| {

@@ -13,39 +13,39 @@ use super::{NewInbox, TurnCommit, now_ms};
 
 /// Commits a turn; `Ok(false)` when the version or lease no longer holds (nothing written).
 pub fn commit_turn(c: &mut SqliteConnection, commit: &TurnCommit) -> QueryResult<bool> {
-    let result = c.immediate_transaction::<(), DieselError, _>(|c| {
-        let now = now_ms();
-        let n = diesel::update(conversations::table)
-            .filter(conversations::id.eq(&commit.conversation_id))
-            .filter(conversations::version.eq(commit.expected_version))
-            .filter(conversations::lease_owner.eq(&commit.owner))
-            .set((
-                conversations::state.eq(&commit.state),
-                conversations::version.eq(commit.expected_version + 1),
-                conversations::updated_at.eq(now),
-                conversations::wake_at.eq(commit.wake_at),
-                conversations::last_inbound_at.eq(commit.last_inbound_at.or(commit.previous_inbound_at)),
-            ))
-            .execute(c)?;
-        if n != 1 {
-            return Err(DieselError::RollbackTransaction);
-        }
-        diesel::update(inbox::table.find(commit.inbox_id)).set(inbox::processed_at.eq(Some(now))).execute(c)?;
-        diesel::insert_into(turns::table).values(&commit.turn).execute(c)?;
-        for row in &commit.outbox {
-            diesel::insert_into(outbox::table)
-                .values(row)
-                .on_conflict(outbox::idempotency_key)
-                .do_nothing()
-                .execute(c)?;
-        }
-        Ok(())
-    });
+    let result = c.immediate_transaction::<(), DieselError, _>(|c| write_turn(c, commit));
     match result {
         Ok(()) => Ok(true),
         Err(DieselError::RollbackTransaction) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// A turn's writes, inside the caller's transaction; `Err(RollbackTransaction)` when the version
+/// or lease no longer holds.
+fn write_turn(c: &mut SqliteConnection, commit: &TurnCommit) -> QueryResult<()> {
+    let now = now_ms();
+    let n = diesel::update(conversations::table)
+        .filter(conversations::id.eq(&commit.conversation_id))
+        .filter(conversations::version.eq(commit.expected_version))
+        .filter(conversations::lease_owner.eq(&commit.owner))
+        .set((
+            conversations::state.eq(&commit.state),
+            conversations::version.eq(commit.expected_version + 1),
+            conversations::updated_at.eq(now),
+            conversations::wake_at.eq(commit.wake_at),
+            conversations::last_inbound_at.eq(commit.last_inbound_at.or(commit.previous_inbound_at)),
+        ))
+        .execute(c)?;
+    if n != 1 {
+        return Err(DieselError::RollbackTransaction);
+    }
+    diesel::update(inbox::table.find(commit.inbox_id)).set(inbox::processed_at.eq(Some(now))).execute(c)?;
+    diesel::insert_into(turns::table).values(&commit.turn).execute(c)?;
+    for row in &commit.outbox {
+        diesel::insert_into(outbox::table).values(row).on_conflict(outbox::idempotency_key).do_nothing().execute(c)?;
+    }
+    Ok(())
 }
 
 /// Inserts inbox rows; returns the dedup keys that were new.
@@ -99,25 +99,29 @@ pub fn lease_load_next(
 }
 
 /// Commits a turn, then reads the conversation's next pending row; with none left, gives the
-/// lease back. Returns whether the commit held, the next row, and whether the lease was released.
+/// lease back, all in the commit's transaction. Returns whether the commit held, the next row,
+/// and whether the lease was released.
 pub fn commit_and_next(
     c: &mut SqliteConnection,
     commit: &TurnCommit,
 ) -> QueryResult<(bool, Option<super::InboxRow>, bool)> {
-    if !commit_turn(c, commit)? {
-        return Ok((false, None, false));
+    let result = c.immediate_transaction::<_, DieselError, _>(|c| {
+        write_turn(c, commit)?;
+        let next = next_inbox(c, &commit.conversation_id)?;
+        if next.is_none() {
+            diesel::update(conversations::table)
+                .filter(conversations::id.eq(&commit.conversation_id))
+                .filter(conversations::lease_owner.eq(&commit.owner))
+                .set((conversations::lease_owner.eq(None::<String>), conversations::lease_until.eq(None::<i64>)))
+                .execute(c)?;
+        }
+        let released = next.is_none();
+        Ok((true, next, released))
+    });
+    match result {
+        Err(DieselError::RollbackTransaction) => Ok((false, None, false)),
+        other => other,
     }
-    let next = next_inbox(c, &commit.conversation_id)?;
-    let mut released = false;
-    if next.is_none() {
-        diesel::update(conversations::table)
-            .filter(conversations::id.eq(&commit.conversation_id))
-            .filter(conversations::lease_owner.eq(&commit.owner))
-            .set((conversations::lease_owner.eq(None::<String>), conversations::lease_until.eq(None::<i64>)))
-            .execute(c)?;
-        released = true;
-    }
-    Ok((true, next, released))
 }
 
 /// Marks outbox rows sent with their results, in one transaction.

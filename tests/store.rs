@@ -168,3 +168,81 @@ async fn outbox_rows_are_claimed_once_and_marked_sent_with_their_results() {
         assert_eq!(store.claim_outbox_rows(&ids, now, 60_000).await.unwrap(), vec![ids[1]], "{backend}");
     }
 }
+
+/// Many conversations commit at once (on SQLite they share one group-commit transaction): a call
+/// that fails — a stale version, or a database error halfway through its writes — fails alone and
+/// leaves nothing behind, and the others are kept.
+#[tokio::test]
+async fn concurrent_commits_fail_alone() {
+    fn conv(n: usize) -> String {
+        format!("100:97150000010{n}")
+    }
+    fn for_conversation(mut c: TurnCommit, id: &str) -> TurnCommit {
+        c.conversation_id = id.into();
+        c.turn.conversation_id = id.into();
+        for o in &mut c.outbox {
+            o.conversation_id = id.into();
+            o.idempotency_key = format!("{id}:{}", o.idempotency_key);
+        }
+        c
+    }
+    for (backend, store) in stores().await {
+        let mut rows = Vec::new();
+        for n in 0..6 {
+            let id = conv(n);
+            let mut row = inbox(&format!("wamid.{n}"));
+            row.conversation_id = id.clone();
+            store.insert_inbox(&[row]).await.unwrap();
+            store.acquire_lease(&id, "c", "100", "{}", "p1", now_ms() + 30_000).await.unwrap();
+            rows.push(store.next_inbox(&id).await.unwrap().unwrap().id);
+        }
+        // Conversation 5 already has turn 1, so committing turn 1 again fails at the turn insert,
+        // after its state update.
+        let mut second = inbox("wamid.5b");
+        second.conversation_id = conv(5);
+        store.commit_and_next(for_conversation(commit("p1", 0, rows[5], 1, vec![]), &conv(5))).await.unwrap();
+        store.insert_inbox(&[second]).await.unwrap();
+        store.lease_load_next(&conv(5), "p1", now_ms() + 30_000).await.unwrap().unwrap();
+        let dup_row = store.next_inbox(&conv(5)).await.unwrap().unwrap().id;
+
+        let mut commits: Vec<TurnCommit> = (0..6)
+            .map(|n| {
+                let c = match n {
+                    3 => commit("p1", 7, rows[3], 1, vec![outbox("x")]), // stale version
+                    5 => commit("p1", 1, dup_row, 1, vec![outbox("y")]), // turn 1 again
+                    _ => commit("p1", 0, rows[n], 1, vec![outbox("x")]),
+                };
+                for_conversation(c, &conv(n))
+            })
+            .collect();
+        let mut take = || commits.remove(0);
+        let (c0, c1, c2, c3, c4, c5) = (take(), take(), take(), take(), take(), take());
+        let all = tokio::join!(
+            store.commit_and_next(c0),
+            store.commit_and_next(c1),
+            store.commit_and_next(c2),
+            store.commit_and_next(c3),
+            store.commit_and_next(c4),
+            store.commit_and_next(c5)
+        );
+        let results = [all.0, all.1, all.2, all.3, all.4, all.5];
+        for (n, r) in results.iter().enumerate() {
+            match n {
+                3 => assert!(matches!(r, Err(StoreError::LeaseLost(_))), "{backend}: {r:?}"),
+                5 => assert!(matches!(r, Err(StoreError::Query(_))), "{backend}: {r:?}"),
+                _ => assert!(r.is_ok(), "{backend}: conversation {n}: {r:?}"),
+            }
+        }
+        for n in [0, 1, 2, 4] {
+            let c = store.conversation(&conv(n)).await.unwrap().unwrap();
+            assert_eq!(c.version, 1, "{backend}: conversation {n} committed");
+            assert_eq!(store.outbox_of(&conv(n), None, 0).await.unwrap().len(), 1, "{backend}");
+        }
+        let stale = store.conversation(&conv(3)).await.unwrap().unwrap();
+        assert_eq!(stale.version, 0, "{backend}");
+        let failed = store.conversation(&conv(5)).await.unwrap().unwrap();
+        assert_eq!(failed.version, 1, "{backend}: the failed call's state update was undone");
+        assert!(store.outbox_of(&conv(5), None, 0).await.unwrap().is_empty(), "{backend}");
+        assert_eq!(store.next_inbox(&conv(5)).await.unwrap().map(|r| r.id), Some(dup_row), "{backend}: still pending");
+    }
+}

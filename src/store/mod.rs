@@ -9,6 +9,7 @@
 
 mod pg_statements;
 pub mod schema;
+mod sqlite_batch;
 mod sqlite_sync;
 
 use diesel::prelude::*;
@@ -67,6 +68,8 @@ enum Pools {
 /// The database.
 pub struct Store {
     pools: Pools,
+    /// SQLite only: the group commit of the hot path's calls.
+    sqlite_batch: Option<sqlite_batch::Batcher>,
     /// `sqlite` or `postgres`.
     pub backend: &'static str,
 }
@@ -355,7 +358,11 @@ impl Store {
                 // own transactions; WAL lets other processes read meanwhile.
                 let pool = Pool::builder(manager).max_size(1).build().map_err(|e| StoreError::Pool(e.to_string()))?;
                 let _ = pool_size;
-                Ok(Store { pools: Pools::Sqlite(pool), backend: "sqlite" })
+                Ok(Store {
+                    sqlite_batch: Some(sqlite_batch::Batcher::start(pool.clone())),
+                    pools: Pools::Sqlite(pool),
+                    backend: "sqlite",
+                })
             }
             DatabaseUrl::Postgres(u) => {
                 let url = u.clone();
@@ -380,8 +387,19 @@ impl Store {
                     .max_size(pool_size.max(2))
                     .build()
                     .map_err(|e| StoreError::Pool(e.to_string()))?;
-                Ok(Store { pools: Pools::Postgres(pool), backend: "postgres" })
+                Ok(Store { pools: Pools::Postgres(pool), sqlite_batch: None, backend: "postgres" })
             }
+        }
+    }
+
+    /// Runs a hot-path call on SQLite through the group commit (see `sqlite_batch`).
+    async fn sqlite_group<R: Send + 'static>(
+        &self,
+        call: impl FnOnce(&mut diesel::SqliteConnection) -> diesel::QueryResult<R> + Send + 'static,
+    ) -> Result<diesel::QueryResult<R>, StoreError> {
+        match &self.sqlite_batch {
+            Some(batch) => batch.run(call).await,
+            None => Err(StoreError::Pool("the SQLite group commit is not running on this store".into())),
         }
     }
 
@@ -400,10 +418,9 @@ impl Store {
                     pg_statements::InsertInbox::new(rows).load(&mut *conn).await?;
                 keys.into_iter().map(|k| k.dedup_key).collect()
             }
-            Pools::Sqlite(pool) => {
-                let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+            Pools::Sqlite(_) => {
                 let rows = rows.to_vec();
-                conn.spawn_blocking(move |c| sqlite_sync::insert_inbox(c, &rows)).await?
+                self.sqlite_group(move |c| sqlite_sync::insert_inbox(c, &rows)).await??
             }
         };
         let inserted: std::collections::HashSet<String> = inserted.into_iter().collect();
@@ -420,10 +437,9 @@ impl Store {
         until_ms: i64,
     ) -> Result<Option<(ConversationRow, Option<InboxRow>)>, StoreError> {
         match &self.pools {
-            Pools::Sqlite(pool) => {
-                let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+            Pools::Sqlite(_) => {
                 let (cid, own) = (conversation_id.to_string(), owner.to_string());
-                Ok(conn.spawn_blocking(move |c| sqlite_sync::lease_load_next(c, &cid, &own, until_ms)).await?)
+                Ok(self.sqlite_group(move |c| sqlite_sync::lease_load_next(c, &cid, &own, until_ms)).await??)
             }
             Pools::Postgres(pool) => {
                 let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
@@ -444,10 +460,11 @@ impl Store {
     pub async fn commit_and_next(&self, commit: TurnCommit) -> Result<(Option<InboxRow>, bool), StoreError> {
         let id = commit.conversation_id.clone();
         let (committed, next, released) = match &self.pools {
-            Pools::Sqlite(pool) => {
-                let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
-                conn.spawn_blocking(move |c| sqlite_sync::commit_and_next(c, &commit)).await?
-            }
+            Pools::Sqlite(_) => match self.sqlite_group(move |c| sqlite_sync::commit_and_next(c, &commit)).await? {
+                Ok((next, released)) => (true, next, released),
+                Err(diesel::result::Error::RollbackTransaction) => (false, None, false),
+                Err(e) => return Err(e.into()),
+            },
             Pools::Postgres(pool) => {
                 let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
                 let rows: Vec<pg_statements::Committed> =
@@ -737,16 +754,7 @@ impl Store {
             return Ok(claimed.into_iter().map(|c| c.id).collect());
         }
         let ids = ids.to_vec();
-        Ok(with_conn!(self, |conn| {
-            diesel::update(outbox::table)
-                .filter(outbox::id.eq_any(&ids))
-                .filter(outbox::status.eq("pending"))
-                .filter(outbox::next_attempt_at.le(now))
-                .set(outbox::next_attempt_at.eq(now + lease_ms))
-                .returning(outbox::id)
-                .get_results(conn)
-                .await?
-        }))
+        Ok(self.sqlite_group(move |c| sqlite_sync::claim_outbox_rows(c, &ids, now, now + lease_ms)).await??)
     }
 
     /// Gives claimed rows back (they are due again at once).
@@ -856,10 +864,9 @@ impl Store {
         if sent.is_empty() {
             return Ok(());
         }
-        if let Pools::Sqlite(pool) = &self.pools {
-            let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+        if let Pools::Sqlite(_) = &self.pools {
             let sent = sent.to_vec();
-            return Ok(conn.spawn_blocking(move |c| sqlite_sync::outbox_sent_many(c, &sent)).await?);
+            return Ok(self.sqlite_group(move |c| sqlite_sync::outbox_sent_many(c, &sent)).await??);
         }
         if let Pools::Postgres(pool) = &self.pools {
             let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;

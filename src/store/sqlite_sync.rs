@@ -1,9 +1,9 @@
-//! SQLite paths that run several statements in one trip to the blocking thread pool.
+//! SQLite's hot-path calls as plain synchronous functions, run by the group commit of
+//! [`super::sqlite_batch`] (each inside its own savepoint of a batch's transaction).
 //!
 //! diesel's SQLite connection is synchronous; diesel_async wraps it by sending each statement to
-//! tokio's blocking pool, and every trip costs two thread wake-ups. The statements of a turn's
-//! commit and of a webhook's inbox insert are therefore run here, together, in one
-//! `BEGIN IMMEDIATE` transaction per trip (measured in BENCHMARKS.md).
+//! tokio's blocking pool, and every trip costs two thread wake-ups. Here a call's statements run
+//! together, and many calls share one trip and one transaction (measured in BENCHMARKS.md).
 
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
@@ -50,16 +50,13 @@ fn write_turn(c: &mut SqliteConnection, commit: &TurnCommit) -> QueryResult<()> 
 
 /// Inserts inbox rows; returns the dedup keys that were new.
 pub fn insert_inbox(c: &mut SqliteConnection, rows: &[NewInbox]) -> QueryResult<Vec<String>> {
-    c.immediate_transaction(|c| {
-        let mut fresh = Vec::new();
-        for row in rows {
-            if diesel::insert_into(inbox::table).values(row).on_conflict(inbox::dedup_key).do_nothing().execute(c)? == 1
-            {
-                fresh.push(row.dedup_key.clone());
-            }
+    let mut fresh = Vec::new();
+    for row in rows {
+        if diesel::insert_into(inbox::table).values(row).on_conflict(inbox::dedup_key).do_nothing().execute(c)? == 1 {
+            fresh.push(row.dedup_key.clone());
         }
-        Ok(fresh)
-    })
+    }
+    Ok(fresh)
 }
 
 fn next_inbox(c: &mut SqliteConnection, conversation_id: &str) -> QueryResult<Option<super::InboxRow>> {
@@ -99,45 +96,46 @@ pub fn lease_load_next(
 }
 
 /// Commits a turn, then reads the conversation's next pending row; with none left, gives the
-/// lease back, all in the commit's transaction. Returns whether the commit held, the next row,
-/// and whether the lease was released.
-pub fn commit_and_next(
-    c: &mut SqliteConnection,
-    commit: &TurnCommit,
-) -> QueryResult<(bool, Option<super::InboxRow>, bool)> {
-    let result = c.immediate_transaction::<_, DieselError, _>(|c| {
-        write_turn(c, commit)?;
-        let next = next_inbox(c, &commit.conversation_id)?;
-        if next.is_none() {
-            diesel::update(conversations::table)
-                .filter(conversations::id.eq(&commit.conversation_id))
-                .filter(conversations::lease_owner.eq(&commit.owner))
-                .set((conversations::lease_owner.eq(None::<String>), conversations::lease_until.eq(None::<i64>)))
-                .execute(c)?;
-        }
-        let released = next.is_none();
-        Ok((true, next, released))
-    });
-    match result {
-        Err(DieselError::RollbackTransaction) => Ok((false, None, false)),
-        other => other,
+/// lease back, all in the caller's transaction. Returns the next row and whether the lease was
+/// released; `Err(RollbackTransaction)` when the version or lease no longer held.
+pub fn commit_and_next(c: &mut SqliteConnection, commit: &TurnCommit) -> QueryResult<(Option<super::InboxRow>, bool)> {
+    write_turn(c, commit)?;
+    let next = next_inbox(c, &commit.conversation_id)?;
+    if next.is_none() {
+        diesel::update(conversations::table)
+            .filter(conversations::id.eq(&commit.conversation_id))
+            .filter(conversations::lease_owner.eq(&commit.owner))
+            .set((conversations::lease_owner.eq(None::<String>), conversations::lease_until.eq(None::<i64>)))
+            .execute(c)?;
     }
+    let released = next.is_none();
+    Ok((next, released))
 }
 
-/// Marks outbox rows sent with their results, in one transaction.
+/// Claims due pending outbox rows by moving their next attempt to `until_ms`; returns the ids
+/// claimed.
+pub fn claim_outbox_rows(c: &mut SqliteConnection, ids: &[i64], now: i64, until_ms: i64) -> QueryResult<Vec<i64>> {
+    diesel::update(outbox::table)
+        .filter(outbox::id.eq_any(ids))
+        .filter(outbox::status.eq("pending"))
+        .filter(outbox::next_attempt_at.le(now))
+        .set(outbox::next_attempt_at.eq(until_ms))
+        .returning(outbox::id)
+        .get_results(c)
+}
+
+/// Marks outbox rows sent with their results.
 pub fn outbox_sent_many(c: &mut SqliteConnection, sent: &[(i64, String)]) -> QueryResult<()> {
-    c.immediate_transaction(|c| {
-        let now = now_ms();
-        for (id, result) in sent {
-            diesel::update(outbox::table.find(*id))
-                .set((
-                    outbox::status.eq("sent"),
-                    outbox::result.eq(Some(result)),
-                    outbox::attempts.eq(outbox::attempts + 1),
-                    outbox::updated_at.eq(now),
-                ))
-                .execute(c)?;
-        }
-        Ok(())
-    })
+    let now = now_ms();
+    for (id, result) in sent {
+        diesel::update(outbox::table.find(*id))
+            .set((
+                outbox::status.eq("sent"),
+                outbox::result.eq(Some(result)),
+                outbox::attempts.eq(outbox::attempts + 1),
+                outbox::updated_at.eq(now),
+            ))
+            .execute(c)?;
+    }
+    Ok(())
 }

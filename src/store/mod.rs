@@ -629,55 +629,12 @@ impl Store {
     }
 
     /// Commits a turn: new state (only if the version and lease still hold), the inbox row marked
-    /// processed, the turn record and the outbox rows, all or nothing.
+    /// processed, the turn record and the outbox rows, all or nothing; like
+    /// [`Store::commit_and_next`], it gives the lease back when nothing else is pending.
     ///
     /// Errors: [`StoreError::LeaseLost`] when another worker changed the conversation meanwhile.
     pub async fn commit_turn(&self, commit: TurnCommit) -> Result<(), StoreError> {
-        if let Pools::Sqlite(pool) = &self.pools {
-            let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
-            let id = commit.conversation_id.clone();
-            return match conn.spawn_blocking(move |c| sqlite_sync::commit_turn(c, &commit)).await? {
-                true => Ok(()),
-                false => Err(StoreError::LeaseLost(id)),
-            };
-        }
-        with_conn!(self, |conn| {
-            let commit = commit.clone();
-            conn.transaction::<_, StoreError, _>(async move |c| {
-                let now = now_ms();
-                let n = diesel::update(conversations::table)
-                    .filter(conversations::id.eq(&commit.conversation_id))
-                    .filter(conversations::version.eq(commit.expected_version))
-                    .filter(conversations::lease_owner.eq(&commit.owner))
-                    .set((
-                        conversations::state.eq(&commit.state),
-                        conversations::version.eq(commit.expected_version + 1),
-                        conversations::updated_at.eq(now),
-                        conversations::wake_at.eq(commit.wake_at),
-                        conversations::last_inbound_at.eq(commit.last_inbound_at.or(commit.previous_inbound_at)),
-                    ))
-                    .execute(c)
-                    .await?;
-                if n != 1 {
-                    return Err(StoreError::LeaseLost(commit.conversation_id.clone()));
-                }
-                diesel::update(inbox::table.find(commit.inbox_id))
-                    .set(inbox::processed_at.eq(Some(now)))
-                    .execute(c)
-                    .await?;
-                diesel::insert_into(turns::table).values(&commit.turn).execute(c).await?;
-                for row in &commit.outbox {
-                    diesel::insert_into(outbox::table)
-                        .values(row)
-                        .on_conflict(outbox::idempotency_key)
-                        .do_nothing()
-                        .execute(c)
-                        .await?;
-                }
-                Ok(())
-            })
-            .await
-        })
+        self.commit_and_next(commit).await.map(|_| ())
     }
 
     /// Conversations whose wake-up time has come: (id, customer, phone_number_id, wake_at).

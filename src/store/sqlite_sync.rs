@@ -11,16 +11,6 @@ use diesel::result::Error as DieselError;
 use super::schema::{conversations, inbox, outbox, turns};
 use super::{NewInbox, TurnCommit, now_ms};
 
-/// Commits a turn; `Ok(false)` when the version or lease no longer holds (nothing written).
-pub fn commit_turn(c: &mut SqliteConnection, commit: &TurnCommit) -> QueryResult<bool> {
-    let result = c.immediate_transaction::<(), DieselError, _>(|c| write_turn(c, commit));
-    match result {
-        Ok(()) => Ok(true),
-        Err(DieselError::RollbackTransaction) => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
 /// A turn's writes, inside the caller's transaction; `Err(RollbackTransaction)` when the version
 /// or lease no longer holds.
 fn write_turn(c: &mut SqliteConnection, commit: &TurnCommit) -> QueryResult<()> {

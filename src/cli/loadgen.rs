@@ -64,6 +64,10 @@ pub struct LoadArgs {
     /// Print the report as JSON as well.
     #[arg(long)]
     pub json: bool,
+    /// The servers' log filter (`RUST_LOG` syntax, for instance `info`); when given, their logs
+    /// are kept in the work directory (printed at the end) instead of being removed.
+    #[arg(long)]
+    pub server_log: Option<String>,
 }
 
 struct ServerProc {
@@ -84,6 +88,7 @@ fn start_server(
     erp: &FakeErp,
     llm: Option<&FakeLlm>,
     workdir: &std::path::Path,
+    log_filter: Option<&str>,
 ) -> Result<ServerProc, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let log = std::fs::File::create(workdir.join(format!("server-{}.log", uuid::Uuid::new_v4().simple())))
@@ -101,7 +106,7 @@ fn start_server(
         .env("RATE_SENDER_PER_MINUTE", "1000")
         .env("RATE_IP_PER_SECOND", "100000")
         .env("OUTBOUND_PER_SECOND", "100000")
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", log_filter.unwrap_or("warn"))
         .stdout(Stdio::piped())
         .stderr(log);
     if let Some(l) = llm {
@@ -148,7 +153,9 @@ struct Shared {
     graph: FakeGraph,
     servers: Vec<String>,
     http: reqwest::Client,
-    latencies: Mutex<Vec<f64>>,
+    /// (seconds since `epoch` when the message was posted, reply latency in ms).
+    latencies: Mutex<Vec<(f64, f64)>>,
+    epoch: Instant,
     errors: AtomicUsize,
     messages: AtomicUsize,
     completed: AtomicUsize,
@@ -197,7 +204,7 @@ impl Shared {
             self.errors.fetch_add(1, Ordering::Relaxed);
         } else if record {
             if let Ok(mut l) = self.latencies.lock() {
-                l.push(started.elapsed().as_secs_f64() * 1000.0);
+                l.push((started.duration_since(self.epoch).as_secs_f64(), started.elapsed().as_secs_f64() * 1000.0));
             }
         }
         replies
@@ -296,6 +303,34 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// Reply latencies grouped by when their message was posted, in about 20 windows from the start
+/// of the measured journeys: `"<from>s n=<replies> p50=<ms> max=<ms>"` per window, so a stall
+/// shows when it happened (for instance while a burst of LLM turns commits).
+fn latency_timeline(timed: &[(f64, f64)], start_s: f64, elapsed_s: f64) -> Vec<String> {
+    let width = (elapsed_s / 20.0).max(0.25);
+    let windows = (elapsed_s / width).ceil().max(1.0) as usize;
+    let mut by_window: Vec<Vec<f64>> = vec![Vec::new(); windows];
+    for (at, ms) in timed {
+        let i = (((at - start_s) / width).floor().max(0.0) as usize).min(windows - 1);
+        by_window[i].push(*ms);
+    }
+    by_window
+        .into_iter()
+        .enumerate()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(i, mut v)| {
+            v.sort_by(|a, b| a.total_cmp(b));
+            format!(
+                "{:.2}s n={} p50={:.0} max={:.0}",
+                i as f64 * width,
+                v.len(),
+                percentile(&v, 50.0),
+                v.last().copied().unwrap_or(0.0)
+            )
+        })
+        .collect()
+}
+
 /// The p99 of a stage from a server's /metrics (upper bound of the bucket holding it).
 async fn stage_p99(http: &reqwest::Client, url: &str, stage: &str) -> Option<f64> {
     let text = http.get(format!("{url}/metrics")).send().await.ok()?.text().await.ok()?;
@@ -341,13 +376,14 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
     eprintln!("starting {} server(s) on {db_url} …", args.servers);
     let mut servers = Vec::new();
     for _ in 0..args.servers.max(1) {
-        servers.push(start_server(&db_url, &graph, &erp, llm.as_ref(), &workdir)?);
+        servers.push(start_server(&db_url, &graph, &erp, llm.as_ref(), &workdir, args.server_log.as_deref())?);
     }
     let shared = Arc::new(Shared {
         graph: graph.clone(),
         servers: servers.iter().map(|s| s.url.clone()).collect(),
         http: reqwest::Client::builder().pool_max_idle_per_host(512).build().map_err(|e| e.to_string())?,
         latencies: Mutex::new(Vec::new()),
+        epoch: Instant::now(),
         errors: AtomicUsize::new(0),
         messages: AtomicUsize::new(0),
         completed: AtomicUsize::new(0),
@@ -439,7 +475,9 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
     let orders = erp.docs("Sales Order");
     let keys: HashSet<String> =
         orders.iter().filter_map(|o| o["wa_idempotency_key"].as_str().map(String::from)).collect();
-    let mut lat = shared.latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    let timed = shared.latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    let timeline = latency_timeline(&timed, started.duration_since(shared.epoch).as_secs_f64(), elapsed);
+    let mut lat: Vec<f64> = timed.iter().map(|(_, ms)| *ms).collect();
     lat.sort_by(|a, b| a.total_cmp(b));
     let messages = shared.messages.load(Ordering::Relaxed);
     let journey_messages = messages - args.llm_waiters * 2;
@@ -473,6 +511,7 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
         "reply_latency_ms": {
             "p50": percentile(&lat, 50.0), "p90": percentile(&lat, 90.0), "p99": percentile(&lat, 99.0), "max": lat.last().copied().unwrap_or(0.0)
         },
+        "reply_latency_timeline": timeline,
         "engine_p99_ms_at_most": engine_p99,
         "llm_waiters": args.llm_waiters,
         "llm_calls": llm_calls,
@@ -493,7 +532,11 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
     if args.json {
         println!("{report}");
     }
-    let _ = std::fs::remove_dir_all(&workdir);
+    if args.server_log.is_some() {
+        println!("server logs kept in {}", workdir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&workdir);
+    }
     if completed != args.conversations || orders.len() != args.conversations || keys.len() != orders.len() {
         return Err(format!(
             "{completed} of {} journeys completed, {} ERP orders ({} distinct)",

@@ -180,7 +180,9 @@ async fn retry_or_dead(app: &App, row: &OutboxRow, code: &str, error: &str, retr
 fn observe_sent(app: &App, payload: &Value, kind: &str, status: &str) {
     app.metrics.outbox_done.with_label_values(&[kind, status]).inc();
     if let Some(received) = payload["received_at"].as_i64() {
-        app.metrics.observe("reply", (now_ms() - received).max(0) as f64 / 1000.0);
+        let ms = (now_ms() - received).max(0);
+        app.metrics.observe("reply", ms as f64 / 1000.0);
+        tracing::debug!(to = payload["to"].as_str().unwrap_or_default(), reply_ms = ms, "reply sent");
     }
 }
 

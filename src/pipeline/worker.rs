@@ -321,7 +321,14 @@ async fn process(
     app.metrics.observe("commit", (total - commit_started).max(0.0));
     app.metrics.observe("engine", (total - llm_s).max(0.0));
     app.outbox_notify.notify_one();
-    tracing::info!(turn = seq, ms = started.elapsed().as_millis() as u64, "turn committed");
+    tracing::info!(
+        turn = seq,
+        waited_ms = (now_ms - row.received_at).max(0),
+        guards_ms,
+        commit_ms = ((total - commit_started) * 1000.0) as u64,
+        ms = (total * 1000.0) as u64,
+        "turn committed"
+    );
     Ok((state_json, following, released))
 }
 

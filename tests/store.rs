@@ -6,7 +6,7 @@
 
 mod common;
 
-use carewell::store::{DatabaseUrl, NewInbox, NewOutbox, NewTurn, Store, StoreError, TurnCommit, now_ms};
+use carewell::store::{DatabaseUrl, Lane, NewInbox, NewOutbox, NewTurn, Store, StoreError, TurnCommit, now_ms};
 use common::{Db, postgres, sqlite};
 
 async fn stores() -> Vec<(String, Store)> {
@@ -74,6 +74,7 @@ fn commit(owner: &str, version: i64, inbox_id: i64, seq: i64, outbox: Vec<NewOut
         last_inbound_at: Some(now_ms()),
         wake_at: None,
         previous_inbound_at: None,
+        lane: Lane::Interactive,
     }
 }
 
@@ -99,21 +100,30 @@ async fn inbox_keeps_arrival_order_and_stores_each_key_once() {
 async fn a_commit_keeps_the_lease_while_rows_are_pending_and_gives_it_back_after() {
     for (backend, store) in stores().await {
         store.insert_inbox(&[inbox("wamid.1"), inbox("wamid.2")]).await.unwrap();
-        assert!(store.lease_load_next(CONVERSATION, "p1", now_ms() + 30_000).await.unwrap().is_none(), "{backend}");
+        assert!(
+            store.lease_load_next(CONVERSATION, "p1", now_ms() + 30_000, Lane::Interactive).await.unwrap().is_none(),
+            "{backend}"
+        );
         assert!(store.acquire_lease(CONVERSATION, "971500000001", "100", "{}", "p1", now_ms() + 30_000).await.unwrap());
-        let (conv, next) =
-            store.lease_load_next(CONVERSATION, "p1", now_ms() + 30_000).await.unwrap().expect("leased by p1");
+        let (conv, next) = store
+            .lease_load_next(CONVERSATION, "p1", now_ms() + 30_000, Lane::Interactive)
+            .await
+            .unwrap()
+            .expect("leased by p1");
         let first = next.expect("wamid.1 pending");
         assert_eq!((conv.version, first.dedup_key.as_str()), (0, "wamid.1"), "{backend}");
         // Another live owner cannot take it.
-        assert!(store.lease_load_next(CONVERSATION, "p2", now_ms() + 30_000).await.unwrap().is_none(), "{backend}");
+        assert!(
+            store.lease_load_next(CONVERSATION, "p2", now_ms() + 30_000, Lane::Interactive).await.unwrap().is_none(),
+            "{backend}"
+        );
 
         let (next, released) =
             store.commit_and_next(commit("p1", 0, first.id, 1, vec![outbox("out.1"), outbox("out.2")])).await.unwrap();
         let second = next.expect("wamid.2 is next");
         assert_eq!((second.dedup_key.as_str(), released), ("wamid.2", false), "{backend}");
         assert!(
-            store.lease_load_next(CONVERSATION, "p2", now_ms() + 30_000).await.unwrap().is_none(),
+            store.lease_load_next(CONVERSATION, "p2", now_ms() + 30_000, Lane::Interactive).await.unwrap().is_none(),
             "{backend}: the lease is kept while a row is pending"
         );
 
@@ -138,7 +148,10 @@ async fn a_commit_keeps_the_lease_while_rows_are_pending_and_gives_it_back_after
             store.outbox_of(CONVERSATION, None, 0).await.unwrap().into_iter().map(|r| r.idempotency_key).collect();
         assert_eq!(queued, vec!["out.1", "out.2", "out.3"], "{backend}: queue order, each key once");
         // Now another process may take it.
-        assert!(store.lease_load_next(CONVERSATION, "p2", now_ms() + 30_000).await.unwrap().is_some(), "{backend}");
+        assert!(
+            store.lease_load_next(CONVERSATION, "p2", now_ms() + 30_000, Lane::Interactive).await.unwrap().is_some(),
+            "{backend}"
+        );
     }
 }
 
@@ -166,12 +179,20 @@ async fn outbox_rows_are_claimed_once_and_marked_sent_with_their_results() {
         );
         store.unclaim_outbox_rows(&[ids[1]], now).await.unwrap();
         assert_eq!(store.claim_outbox_rows(&ids, now, 60_000).await.unwrap(), vec![ids[1]], "{backend}");
+        // The interactive pass reads one conversation's pending rows only, sent ones left out.
+        let of = |ids: Vec<String>| {
+            let store = &store;
+            async move { store.pending_outbox_of(&ids, 10).await.unwrap().into_iter().map(|r| r.id).collect::<Vec<_>>() }
+        };
+        assert_eq!(of(vec![CONVERSATION.into()]).await, vec![ids[1]], "{backend}");
+        assert!(of(vec!["100:971500000999".into()]).await.is_empty(), "{backend}");
+        assert!(of(vec![]).await.is_empty(), "{backend}");
     }
 }
 
-/// Many conversations commit at once (on SQLite they share one group-commit transaction): a call
-/// that fails — a stale version, or a database error halfway through its writes — fails alone and
-/// leaves nothing behind, and the others are kept.
+/// Many conversations commit at once (on SQLite they share one group-commit transaction, from
+/// both lanes): a call that fails — a stale version, or a database error halfway through its
+/// writes — fails alone and leaves nothing behind, and the others are kept.
 #[tokio::test]
 async fn concurrent_commits_fail_alone() {
     fn conv(n: usize) -> String {
@@ -202,7 +223,7 @@ async fn concurrent_commits_fail_alone() {
         second.conversation_id = conv(5);
         store.commit_and_next(for_conversation(commit("p1", 0, rows[5], 1, vec![]), &conv(5))).await.unwrap();
         store.insert_inbox(&[second]).await.unwrap();
-        store.lease_load_next(&conv(5), "p1", now_ms() + 30_000).await.unwrap().unwrap();
+        store.lease_load_next(&conv(5), "p1", now_ms() + 30_000, Lane::Interactive).await.unwrap().unwrap();
         let dup_row = store.next_inbox(&conv(5)).await.unwrap().unwrap().id;
 
         let mut commits: Vec<TurnCommit> = (0..6)
@@ -212,7 +233,10 @@ async fn concurrent_commits_fail_alone() {
                     5 => commit("p1", 1, dup_row, 1, vec![outbox("y")]), // turn 1 again
                     _ => commit("p1", 0, rows[n], 1, vec![outbox("x")]),
                 };
-                for_conversation(c, &conv(n))
+                // Both lanes share the batch: a failure in either stays its own.
+                let mut c = for_conversation(c, &conv(n));
+                c.lane = if n % 2 == 0 { Lane::Interactive } else { Lane::Bulk };
+                c
             })
             .collect();
         let mut take = || commits.remove(0);

@@ -2,7 +2,8 @@
 //! servers on loopback, starts one or more `carewell serve` processes against them, and has many
 //! customers complete whole booking journeys through signed, real-format webhooks, each waiting
 //! for the bot's reply before answering (as people do). It reports sustained inbound messages per
-//! second, reply latency percentiles (webhook posted → message received by the fake Graph API),
+//! second, reply latency percentiles (webhook posted → message received by the fake Graph API; all
+//! replies, and button and list replies alone),
 //! LLM calls and tokens per journey, CPU time of the servers, of PostgreSQL's sessions (when it
 //! runs on this machine) and of the load generator itself with its fakes (they all share the
 //! machine), peak RSS, database bytes per conversation and errors, and checks that every journey completed and every booking reached the ERP once.
@@ -153,8 +154,9 @@ struct Shared {
     graph: FakeGraph,
     servers: Vec<String>,
     http: reqwest::Client,
-    /// (seconds since `epoch` when the message was posted, reply latency in ms).
-    latencies: Mutex<Vec<(f64, f64)>>,
+    /// (seconds since `epoch` when the message was posted, reply latency in ms, whether it was a
+    /// button or list reply).
+    latencies: Mutex<Vec<(f64, f64, bool)>>,
     epoch: Instant,
     errors: AtomicUsize,
     messages: AtomicUsize,
@@ -204,7 +206,11 @@ impl Shared {
             self.errors.fetch_add(1, Ordering::Relaxed);
         } else if record {
             if let Ok(mut l) = self.latencies.lock() {
-                l.push((started.duration_since(self.epoch).as_secs_f64(), started.elapsed().as_secs_f64() * 1000.0));
+                l.push((
+                    started.duration_since(self.epoch).as_secs_f64(),
+                    started.elapsed().as_secs_f64() * 1000.0,
+                    kind == "interactive",
+                ));
             }
         }
         replies
@@ -304,28 +310,32 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// Reply latencies grouped by when their message was posted, in about 20 windows from the start
-/// of the measured journeys: `"<from>s n=<replies> p50=<ms> max=<ms>"` per window, so a stall
+/// of the measured journeys: `"<from>s n=<replies> p50=<ms> max=<ms> button_max=<ms>"` per
+/// window (the last for button and list replies alone), so a stall
 /// shows when it happened (for instance while a burst of LLM turns commits).
-fn latency_timeline(timed: &[(f64, f64)], start_s: f64, elapsed_s: f64) -> Vec<String> {
+fn latency_timeline(timed: &[(f64, f64, bool)], start_s: f64, elapsed_s: f64) -> Vec<String> {
     let width = (elapsed_s / 20.0).max(0.25);
     let windows = (elapsed_s / width).ceil().max(1.0) as usize;
-    let mut by_window: Vec<Vec<f64>> = vec![Vec::new(); windows];
-    for (at, ms) in timed {
+    let mut by_window: Vec<Vec<(f64, bool)>> = vec![Vec::new(); windows];
+    for (at, ms, button) in timed {
         let i = (((at - start_s) / width).floor().max(0.0) as usize).min(windows - 1);
-        by_window[i].push(*ms);
+        by_window[i].push((*ms, *button));
     }
     by_window
         .into_iter()
         .enumerate()
         .filter(|(_, v)| !v.is_empty())
-        .map(|(i, mut v)| {
-            v.sort_by(|a, b| a.total_cmp(b));
+        .map(|(i, v)| {
+            let mut all: Vec<f64> = v.iter().map(|(ms, _)| *ms).collect();
+            all.sort_by(|a, b| a.total_cmp(b));
+            let button_max = v.iter().filter(|(_, b)| *b).map(|(ms, _)| *ms).fold(0.0, f64::max);
             format!(
-                "{:.2}s n={} p50={:.0} max={:.0}",
+                "{:.2}s n={} p50={:.0} max={:.0} button_max={:.0}",
                 i as f64 * width,
-                v.len(),
-                percentile(&v, 50.0),
-                v.last().copied().unwrap_or(0.0)
+                all.len(),
+                percentile(&all, 50.0),
+                all.last().copied().unwrap_or(0.0),
+                button_max
             )
         })
         .collect()
@@ -477,8 +487,10 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
         orders.iter().filter_map(|o| o["wa_idempotency_key"].as_str().map(String::from)).collect();
     let timed = shared.latencies.lock().map(|l| l.clone()).unwrap_or_default();
     let timeline = latency_timeline(&timed, started.duration_since(shared.epoch).as_secs_f64(), elapsed);
-    let mut lat: Vec<f64> = timed.iter().map(|(_, ms)| *ms).collect();
+    let mut lat: Vec<f64> = timed.iter().map(|(_, ms, _)| *ms).collect();
     lat.sort_by(|a, b| a.total_cmp(b));
+    let mut pressed: Vec<f64> = timed.iter().filter(|(_, _, button)| *button).map(|(_, ms, _)| *ms).collect();
+    pressed.sort_by(|a, b| a.total_cmp(b));
     let messages = shared.messages.load(Ordering::Relaxed);
     let journey_messages = messages - args.llm_waiters * 2;
     let completed = shared.completed.load(Ordering::Relaxed);
@@ -510,6 +522,10 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
         "messages_per_second": (journey_messages as f64 / elapsed).round(),
         "reply_latency_ms": {
             "p50": percentile(&lat, 50.0), "p90": percentile(&lat, 90.0), "p99": percentile(&lat, 99.0), "max": lat.last().copied().unwrap_or(0.0)
+        },
+        "button_replies": pressed.len(),
+        "button_reply_latency_ms": {
+            "p50": percentile(&pressed, 50.0), "p90": percentile(&pressed, 90.0), "p99": percentile(&pressed, 99.0), "max": pressed.last().copied().unwrap_or(0.0)
         },
         "reply_latency_timeline": timeline,
         "engine_p99_ms_at_most": engine_p99,

@@ -12,11 +12,12 @@ use tokio::sync::Notify;
 
 use crate::channel::whatsapp::client::GraphClient;
 use crate::config::Settings;
+use crate::engine::EventKind;
 use crate::erp::ErpClient;
 use crate::flow::FlowSet;
 use crate::guard::Guards;
 use crate::llm::LlmClient;
-use crate::store::Store;
+use crate::store::{Lane, Store};
 
 /// Everything the service shares between requests and background tasks.
 pub struct App {
@@ -45,9 +46,30 @@ pub struct App {
     pub seen: moka::future::Cache<String, ()>,
     /// Metrics.
     pub metrics: crate::metrics::Metrics,
-    /// Conversations that just got an inbox row in this process: the worker takes them at once
-    /// instead of waiting for its next database poll.
-    pub ready: std::sync::Mutex<std::collections::VecDeque<String>>,
+    /// Conversations that just got an inbox row in this process, with the lane their turn starts
+    /// in: the worker takes them at once instead of waiting for its next database poll.
+    pub ready: std::sync::Mutex<std::collections::VecDeque<(String, Lane)>>,
+    /// Conversations whose interactive turn just queued replies: the dispatcher sends these
+    /// ahead of its backlog (see `outbox::run_interactive`).
+    pub outbox_interactive: std::sync::Mutex<Vec<String>>,
+    /// Wakes the dispatcher's interactive pass.
+    pub outbox_interactive_notify: Notify,
+    /// Whether the dispatcher's last backlog pass found a full pass of rows (a queue).
+    pub outbox_backlogged: std::sync::atomic::AtomicBool,
+    /// Turns back from the LLM that may finish their work (decide, record, commit) at once: one
+    /// per CPU core (see `worker::process`).
+    pub bulk_turn_slots: tokio::sync::Semaphore,
+}
+
+/// The lane an inbound event's turn starts in (see [`Lane`]): events that no LLM reads and that
+/// someone is watching for (a button or list reply, a location, an agent's action, the ERP's
+/// answer) go first under a burst; typed text and media (which the LLM may have to read) and the
+/// scheduler's ticks take their turn in arrival order.
+pub fn lane_of(kind: &EventKind) -> Lane {
+    match kind {
+        EventKind::Text { .. } | EventKind::Media { .. } | EventKind::Tick => Lane::Bulk,
+        _ => Lane::Interactive,
+    }
 }
 
 /// The rate limiters, keyed by sender or IP address. Every webhook comes from Meta's addresses, so
@@ -135,6 +157,12 @@ impl App {
             limits: Limits::new(&settings),
             metrics: crate::metrics::Metrics::new(),
             ready: Default::default(),
+            outbox_interactive: Default::default(),
+            outbox_interactive_notify: Notify::new(),
+            outbox_backlogged: Default::default(),
+            bulk_turn_slots: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            ),
             seen: moka::future::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(std::time::Duration::from_secs(600))
@@ -159,12 +187,25 @@ impl App {
         }
     }
 
-    /// Tells the worker that `conversation_id` has new inbox rows.
-    pub fn wake(&self, conversation_id: &str) {
+    /// Tells the worker that `conversation_id` has new inbox rows; its next turn starts in `lane`.
+    pub fn wake(&self, conversation_id: &str, lane: Lane) {
         if let Ok(mut q) = self.ready.lock() {
-            q.push_back(conversation_id.to_string());
+            q.push_back((conversation_id.to_string(), lane));
         }
         self.inbox_notify.notify_one();
+    }
+
+    /// Tells the dispatcher that a turn of `conversation_id` queued rows; an interactive turn's
+    /// go ahead of a backlog (see `outbox::run_interactive`).
+    pub fn outbox_queued(&self, conversation_id: &str, lane: Lane) {
+        if lane == Lane::Interactive && self.outbox_backlogged.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Ok(mut q) = self.outbox_interactive.lock() {
+                q.push(conversation_id.to_string());
+            }
+            self.outbox_interactive_notify.notify_one();
+        } else {
+            self.outbox_notify.notify_one();
+        }
     }
 
     /// Whether outbound messages stay in the local sandbox.

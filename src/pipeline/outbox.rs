@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 use super::App;
 use crate::engine::{ErpRequest, EventKind, InboundEvent};
 use crate::erp::ErpError;
-use crate::store::{NewInbox, OutboxRow, now_ms};
+use crate::store::{Lane, NewInbox, OutboxRow, now_ms};
 
 /// The delay before attempt `n + 1` (n ≥ 1 failures so far): exponential from `base`, capped at
 /// five minutes, with jitter.
@@ -34,11 +34,17 @@ pub fn backoff_delay(base: Duration, failures: u32) -> Duration {
         .unwrap_or(base)
 }
 
-/// Runs the dispatcher until the process stops.
+/// Runs the dispatcher until the process stops: the backlog in queue order, and beside it the
+/// interactive pass ([`run_interactive`]).
 pub async fn run(app: Arc<App>) {
+    tokio::spawn(run_interactive(app.clone()));
     loop {
-        let did = match app.store.pending_outbox(200).await {
-            Ok(rows) => dispatch(&app, rows).await,
+        let did = match app.store.pending_outbox(PASS_ROWS).await {
+            Ok(rows) => {
+                // A full pass means a queue: interactive replies take their own pass meanwhile.
+                app.outbox_backlogged.store(rows.len() as i64 >= PASS_ROWS, std::sync::atomic::Ordering::Relaxed);
+                dispatch(&app, rows).await
+            }
             Err(e) => {
                 error!(code = e.code(), error = %e, "cannot read the outbox");
                 0
@@ -52,6 +58,46 @@ pub async fn run(app: Arc<App>) {
         }
     }
 }
+
+/// Rows read by one pass of the backlog.
+const PASS_ROWS: i64 = 200;
+
+/// Sends the replies of interactive turns (button presses, settled text) as soon as they are
+/// committed, ahead of a backlog in the queue (thousands of LLM turns' replies after a burst);
+/// used only while there is a backlog (without one, the backlog pass is as quick and sends more
+/// rows per statement).
+/// It claims rows exactly as the backlog pass does, so the two passes, and other processes,
+/// never send a row twice, and a conversation's rows still leave in order: a row claimed by the
+/// other pass holds back the conversation's later rows here.
+pub async fn run_interactive(app: Arc<App>) {
+    loop {
+        app.outbox_interactive_notify.notified().await;
+        loop {
+            let mut ids: Vec<String> =
+                app.outbox_interactive.lock().map(|mut q| std::mem::take(&mut *q)).unwrap_or_default();
+            if ids.is_empty() {
+                break;
+            }
+            ids.sort_unstable();
+            ids.dedup();
+            match app.store.pending_outbox_of(&ids, PASS_ROWS).await {
+                Ok(rows) => {
+                    dispatch(&app, rows).await;
+                }
+                Err(e) => {
+                    // The backlog pass sends them instead.
+                    error!(code = e.code(), error = %e, "cannot read the outbox");
+                    app.outbox_notify.notify_one();
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// ERP writes under way at once (each a few HTTP requests to the ERP).
+static ERP_WRITES_IN_FLIGHT: std::sync::LazyLock<tokio::sync::Semaphore> =
+    std::sync::LazyLock::new(|| tokio::sync::Semaphore::new(PARALLEL_CONVERSATIONS));
 
 /// Conversations whose rows are sent at the same time.
 const PARALLEL_CONVERSATIONS: usize = 32;
@@ -124,7 +170,19 @@ async fn dispatch(app: &Arc<App>, rows: Vec<OutboxRow>) -> usize {
             while let Some(row) = rows.next() {
                 let finished = match row.kind.as_str() {
                     "whatsapp" => send_message(&app, &row, &mut sent).await,
-                    "erp" => write_erp(&app, &row).await,
+                    "erp" => {
+                        // An ERP write can take seconds: it finishes on its own, so the pass
+                        // (and the replies queued behind it) does not wait for it. Its claim
+                        // holds the conversation's later rows back until it is done.
+                        let rest: Vec<i64> = rows.map(|r| r.id).collect();
+                        let _ = app.store.unclaim_outbox_rows(&rest, now_ms()).await;
+                        let app = app.clone();
+                        tokio::spawn(async move {
+                            let Ok(_slot) = ERP_WRITES_IN_FLIGHT.acquire().await else { return };
+                            write_erp(&app, &row).await;
+                        });
+                        break;
+                    }
                     other => {
                         let _ = app.store.outbox_dead(row.id, &format!("outbox.unknown_kind: {other}")).await;
                         true
@@ -236,7 +294,7 @@ async fn tell_delay(app: &App, row: &OutboxRow, request: &ErpRequest, customer: 
         received_at: now_ms(),
     };
     match app.store.insert_event(inbox).await {
-        Ok(_) => app.wake(&row.conversation_id),
+        Ok(_) => app.wake(&row.conversation_id, Lane::Interactive),
         Err(e) => error!(code = e.code(), error = %e, "could not queue the delay notice"),
     }
 }
@@ -318,7 +376,7 @@ async fn write_erp(app: &App, row: &OutboxRow) -> bool {
     app.metrics.outbox_done.with_label_values(&["erp", status]).inc();
     match app.store.outbox_done_with_event(row.id, &result, status, inbox).await {
         Ok(()) => {
-            app.wake(&row.conversation_id);
+            app.wake(&row.conversation_id, Lane::Interactive);
             true
         }
         Err(e) => {

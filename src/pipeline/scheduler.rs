@@ -47,7 +47,7 @@ async fn tick(app: &App) -> Result<(), crate::store::StoreError> {
         };
         if app.store.queue_wakeup(&id, wake_at, row).await? {
             info!(conversation_id = %id, "conversation woken (reminder due)");
-            app.wake(&id);
+            app.wake(&id, crate::store::Lane::Bulk);
         }
     }
     Ok(())

@@ -14,7 +14,7 @@ use tracing::{Instrument, error, info_span, warn};
 use super::App;
 use crate::channel::whatsapp::render::render;
 use crate::engine::{self, ConversationState, InboundEvent};
-use crate::store::{ConversationRow, InboxRow, NewOutbox, NewTurn, StoreError, TurnCommit, now_ms};
+use crate::store::{ConversationRow, InboxRow, Lane, NewOutbox, NewTurn, StoreError, TurnCommit, now_ms};
 
 /// Attempts at one inbox row before it is recorded as failed and skipped (so one poisoned message
 /// cannot block a conversation forever).
@@ -29,7 +29,7 @@ pub async fn run(app: Arc<App>) {
     loop {
         // Conversations this process just stored rows for, then (at most every 250 ms) the
         // database, for rows stored by other processes or left by a crash.
-        let mut ids: Vec<String> = app.ready.lock().map(|mut q| q.drain(..).collect()).unwrap_or_default();
+        let mut ids: Vec<(String, Lane)> = app.ready.lock().map(|mut q| q.drain(..).collect()).unwrap_or_default();
         let polled = if last_poll.elapsed() >= Duration::from_millis(250) {
             last_poll = std::time::Instant::now();
             app.store.pending_conversations(2048).await.map(Some)
@@ -38,8 +38,10 @@ pub async fn run(app: Arc<App>) {
         };
         match polled {
             Ok(polled) => {
-                ids.extend(polled.unwrap_or_default());
-                for id in ids {
+                ids.extend(polled.unwrap_or_default().into_iter().map(|id| (id, Lane::Bulk)));
+                // Interactive turns start first (a stable sort keeps arrival order in each lane).
+                ids.sort_by_key(|(_, lane)| *lane != Lane::Interactive);
+                for (id, lane) in ids {
                     let fresh = active.lock().map(|mut a| a.insert(id.clone())).unwrap_or(false);
                     if !fresh {
                         // Being drained now: look again when that drain ends.
@@ -51,7 +53,7 @@ pub async fn run(app: Arc<App>) {
                     let Ok(permit) = permits.clone().acquire_owned().await else { return };
                     let (app, active, dirty) = (app.clone(), active.clone(), dirty.clone());
                     tokio::spawn(async move {
-                        let emptied = drain(&app, &id).await;
+                        let emptied = drain(&app, &id, lane).await;
                         if let Ok(mut a) = active.lock() {
                             a.remove(&id);
                         }
@@ -59,7 +61,7 @@ pub async fn run(app: Arc<App>) {
                         // A row stored while the drain was finishing is taken at once.
                         let again = dirty.lock().map(|mut d| d.remove(&id)).unwrap_or(false);
                         if emptied && again {
-                            app.wake(&id);
+                            app.wake(&id, Lane::Interactive);
                         }
                     });
                 }
@@ -75,11 +77,13 @@ pub async fn run(app: Arc<App>) {
 
 /// Processes every pending row of one conversation while holding its lease. Returns true when
 /// it stopped because no row was left (not because of another process's lease or an error).
-async fn drain(app: &App, conversation_id: &str) -> bool {
+/// `lane`: how soon its first row is taken when the database is busy.
+async fn drain(app: &App, conversation_id: &str, lane: Lane) -> bool {
     let until = || now_ms() + app.settings.lease.as_millis() as i64;
+    tracing::debug!(conversation_id, ?lane, "drain started");
     // Lease, load and read the next row together; a conversation seen for the first time is
     // created first.
-    let (mut conv, mut next) = match app.store.lease_load_next(conversation_id, &app.instance_id, until()).await {
+    let (mut conv, mut next) = match app.store.lease_load_next(conversation_id, &app.instance_id, until(), lane).await {
         Ok(Some(found)) => found,
         Ok(None) => {
             let Ok(Some(row)) = app.store.next_inbox(conversation_id).await else { return true };
@@ -107,7 +111,7 @@ async fn drain(app: &App, conversation_id: &str) -> bool {
                     return false;
                 }
             }
-            match app.store.lease_load_next(conversation_id, &app.instance_id, until()).await {
+            match app.store.lease_load_next(conversation_id, &app.instance_id, until(), lane).await {
                 Ok(Some(found)) => found,
                 _ => return false,
             }
@@ -117,12 +121,13 @@ async fn drain(app: &App, conversation_id: &str) -> bool {
             return false;
         }
     };
+    tracing::debug!(conversation_id, "lease taken");
     let mut lease_until = until();
     let mut emptied = false;
     let mut released = false;
     loop {
         if lease_until - now_ms() < app.settings.lease.as_millis() as i64 / 2 {
-            match app.store.lease_load_next(conversation_id, &app.instance_id, until()).await {
+            match app.store.lease_load_next(conversation_id, &app.instance_id, until(), Lane::Interactive).await {
                 Ok(Some((c, n))) => {
                     conv = c;
                     next = n;
@@ -204,6 +209,14 @@ async fn process(
     let guards_started = Instant::now();
     let guards = app.guards.run(&flows, &plan, now).await;
     let guards_ms = guards_started.elapsed().as_millis() as u64;
+    // A turn that waited on the LLM goes to the bulk lane: its customer already waited seconds,
+    // and a burst of them (thousands of LLM answers arriving together) must not hold up the
+    // quick turns. Its remaining work (decide, record, commit) starts a few at a time, so the
+    // runtime's queue of ready tasks stays short and a button press is not scheduled behind
+    // thousands of them.
+    let used_llm = guards.runs.iter().any(|r| r.guard == "llm");
+    let lane = if used_llm { Lane::Bulk } else { Lane::Interactive };
+    let bulk_slot = if used_llm { app.bulk_turn_slots.acquire().await.ok() } else { None };
     let decide_started = Instant::now();
     // The engine is pure and should never panic; if a bug makes it, the turn is recorded as an
     // engine failure with an apology instead of the message being retried forever.
@@ -289,40 +302,46 @@ async fn process(
     tracing::Span::current().record("turn", seq);
     let flow = new_state.journey.as_ref().or(state.journey.as_ref()).map(|j| j.flow.clone()).or(plan.flow.clone());
     let is_customer = event.kind.from_customer();
+    let has_replies = !outbox.is_empty();
     let commit_started = started.elapsed().as_secs_f64();
     let state_json = serde_json::to_string(&new_state).unwrap_or_default();
-    let (following, released) = app
-        .store
-        .commit_and_next(TurnCommit {
+    let commit = app.store.commit_and_next(TurnCommit {
+        conversation_id: row.conversation_id.clone(),
+        owner: app.instance_id.clone(),
+        expected_version: version,
+        state: state_json.clone(),
+        inbox_id: row.id,
+        turn: NewTurn {
             conversation_id: row.conversation_id.clone(),
-            owner: app.instance_id.clone(),
-            expected_version: version,
-            state: state_json.clone(),
+            seq,
             inbox_id: row.id,
-            turn: NewTurn {
-                conversation_id: row.conversation_id.clone(),
-                seq,
-                inbox_id: row.id,
-                flow,
-                step_before,
-                step_after,
-                outcome,
-                record: record.to_string(),
-                created_at: now_ms,
-            },
-            outbox,
-            last_inbound_at: is_customer.then_some(row.received_at),
-            wake_at: new_state.wake_at.map(|s| s * 1000),
-            previous_inbound_at: conv.last_inbound_at,
-        })
-        .await?;
+            flow,
+            step_before,
+            step_after,
+            outcome,
+            record: record.to_string(),
+            created_at: now_ms,
+        },
+        outbox,
+        last_inbound_at: is_customer.then_some(row.received_at),
+        wake_at: new_state.wake_at.map(|s| s * 1000),
+        previous_inbound_at: conv.last_inbound_at,
+        lane,
+    });
+    // The commit waits in the store's bulk lane without holding a slot.
+    drop(bulk_slot);
+    let (following, released) = commit.await?;
     let total = started.elapsed().as_secs_f64();
     let llm_s: f64 = guards.runs.iter().filter(|r| r.guard == "llm").map(|r| r.latency_ms as f64 / 1000.0).sum();
     app.metrics.observe("commit", (total - commit_started).max(0.0));
     app.metrics.observe("engine", (total - llm_s).max(0.0));
-    app.outbox_notify.notify_one();
+    if has_replies {
+        app.outbox_queued(&row.conversation_id, lane);
+    }
     tracing::info!(
         turn = seq,
+        kind = event.kind.name(),
+        lane = ?lane,
         waited_ms = (now_ms - row.received_at).max(0),
         guards_ms,
         commit_ms = ((total - commit_started) * 1000.0) as u64,
@@ -425,6 +444,7 @@ async fn record_failed(
             last_inbound_at: None,
             wake_at: None,
             previous_inbound_at: conv.as_ref().and_then(|c| c.last_inbound_at),
+            lane: Lane::Interactive,
         })
         .await
 }

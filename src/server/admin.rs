@@ -140,7 +140,7 @@ async fn agent_event(app: &App, key: &str, kind: EventKind) -> HttpResponse {
     };
     match app.store.insert_event(row).await {
         Ok(_) => {
-            app.wake(&conv.id);
+            app.wake(&conv.id, crate::pipeline::lane_of(&event.kind));
             HttpResponse::Accepted().json(json!({"queued": id, "conversation_id": conv.id}))
         }
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),

@@ -101,6 +101,7 @@ async fn receive(app: web::Data<App>, req: HttpRequest, body: web::Bytes) -> Htt
 pub(crate) async fn accept(app: &App, notification: &webhook::Notification) -> HttpResponse {
     let received_at = now_ms();
     let mut rows: Vec<NewInbox> = Vec::with_capacity(notification.messages.len());
+    let mut lanes = Vec::with_capacity(notification.messages.len());
     let mut known = 0;
     for m in &notification.messages {
         if app.seen.contains_key(&m.event.message_id) {
@@ -113,6 +114,7 @@ pub(crate) async fn accept(app: &App, notification: &webhook::Notification) -> H
         if event.throttled {
             warn!(code = "server.sender_throttled", customer = %event.customer, "sender over its rate limit; message kept, not answered");
         }
+        lanes.push(crate::pipeline::lane_of(&event.kind));
         rows.push(NewInbox {
             dedup_key: event.message_id.clone(),
             conversation_id: format!("{}:{}", m.phone_number_id, event.customer),
@@ -129,10 +131,10 @@ pub(crate) async fn accept(app: &App, notification: &webhook::Notification) -> H
             Ok(fresh) => {
                 let new = fresh.iter().filter(|f| **f).count();
                 info!(messages = rows.len(), new, duplicates = rows.len() - new, "webhook stored");
-                for (r, fresh) in rows.iter().zip(&fresh) {
+                for ((r, fresh), lane) in rows.iter().zip(&fresh).zip(&lanes) {
                     app.seen.insert(r.dedup_key.clone(), ()).await;
                     if *fresh {
-                        app.wake(&r.conversation_id);
+                        app.wake(&r.conversation_id, *lane);
                     }
                 }
                 app.metrics.webhooks.with_label_values(&["stored"]).inc_by(new as u64);

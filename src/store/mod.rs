@@ -74,6 +74,12 @@ pub struct Store {
     pub backend: &'static str,
 }
 
+/// Every SQLite connection's settings: write-ahead log (readers do not block the writer), wait
+/// up to 5 s for the write lock instead of failing, fsync at checkpoints only (a crash loses no
+/// committed transaction in WAL mode, a power cut may lose the last few), foreign keys enforced.
+const SQLITE_PRAGMAS: &str =
+    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+
 macro_rules! with_conn {
     ($store:expr, |$conn:ident| $body:expr) => {
         match &$store.pools {
@@ -284,6 +290,26 @@ pub struct TurnCommit {
     pub wake_at: Option<i64>,
     /// The stored `last_inbound_at`, kept when this turn is not a customer's message.
     pub previous_inbound_at: Option<i64>,
+    /// How soon the commit should run when the database is busy.
+    pub lane: Lane,
+}
+
+/// How soon a hot-path call should run when the database is busy.
+///
+/// Under a burst (a promotion answered by thousands at once, thousands of LLM answers arriving
+/// together), calls queue in front of the database. SQLite's group commit serves the interactive
+/// lane first and keeps a quarter of each batch for the bulk lane, so a customer tapping through a
+/// journey is not kept behind the burst and the burst still moves. PostgreSQL runs calls on its
+/// pool as they come and ignores the lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lane {
+    /// Quick work a customer is waiting on: webhook inserts, outbox claims and marks, and the
+    /// turns of button and list replies and of text the deterministic guards settled.
+    #[default]
+    Interactive,
+    /// Work that may wait a batch or two: turns that waited on the LLM (their customer already
+    /// waits seconds) and conversations found by polling rather than woken by a webhook.
+    Bulk,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -347,7 +373,7 @@ impl Store {
                 config.custom_setup = Box::new(|url| {
                     Box::pin(async move {
                         let mut conn = SqliteConn::establish(url).await?;
-                        conn.batch_execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+                        conn.batch_execute(SQLITE_PRAGMAS)
                             .await
                             .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                         Ok(conn)
@@ -359,7 +385,7 @@ impl Store {
                 let pool = Pool::builder(manager).max_size(1).build().map_err(|e| StoreError::Pool(e.to_string()))?;
                 let _ = pool_size;
                 Ok(Store {
-                    sqlite_batch: Some(sqlite_batch::Batcher::start(pool.clone())),
+                    sqlite_batch: Some(sqlite_batch::Batcher::start(path)?),
                     pools: Pools::Sqlite(pool),
                     backend: "sqlite",
                 })
@@ -395,10 +421,11 @@ impl Store {
     /// Runs a hot-path call on SQLite through the group commit (see `sqlite_batch`).
     async fn sqlite_group<R: Send + 'static>(
         &self,
+        lane: Lane,
         call: impl FnOnce(&mut diesel::SqliteConnection) -> diesel::QueryResult<R> + Send + 'static,
     ) -> Result<diesel::QueryResult<R>, StoreError> {
         match &self.sqlite_batch {
-            Some(batch) => batch.run(call).await,
+            Some(batch) => batch.run(lane, call).await,
             None => Err(StoreError::Pool("the SQLite group commit is not running on this store".into())),
         }
     }
@@ -420,7 +447,7 @@ impl Store {
             }
             Pools::Sqlite(_) => {
                 let rows = rows.to_vec();
-                self.sqlite_group(move |c| sqlite_sync::insert_inbox(c, &rows)).await??
+                self.sqlite_group(Lane::Interactive, move |c| sqlite_sync::insert_inbox(c, &rows)).await??
             }
         };
         let inserted: std::collections::HashSet<String> = inserted.into_iter().collect();
@@ -429,17 +456,18 @@ impl Store {
 
     /// Takes an existing conversation's lease, loads it and reads its oldest pending inbox row
     /// (SQLite: in one trip to the blocking pool); `None` when it does not exist yet or another
-    /// live owner holds it.
+    /// live owner holds it. `lane`: how soon, when the database is busy.
     pub async fn lease_load_next(
         &self,
         conversation_id: &str,
         owner: &str,
         until_ms: i64,
+        lane: Lane,
     ) -> Result<Option<(ConversationRow, Option<InboxRow>)>, StoreError> {
         match &self.pools {
             Pools::Sqlite(_) => {
                 let (cid, own) = (conversation_id.to_string(), owner.to_string());
-                Ok(self.sqlite_group(move |c| sqlite_sync::lease_load_next(c, &cid, &own, until_ms)).await??)
+                Ok(self.sqlite_group(lane, move |c| sqlite_sync::lease_load_next(c, &cid, &own, until_ms)).await??)
             }
             Pools::Postgres(pool) => {
                 let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
@@ -459,8 +487,10 @@ impl Store {
     /// (nothing written).
     pub async fn commit_and_next(&self, commit: TurnCommit) -> Result<(Option<InboxRow>, bool), StoreError> {
         let id = commit.conversation_id.clone();
+        let lane = commit.lane;
         let (committed, next, released) = match &self.pools {
-            Pools::Sqlite(_) => match self.sqlite_group(move |c| sqlite_sync::commit_and_next(c, &commit)).await? {
+            Pools::Sqlite(_) => match self.sqlite_group(lane, move |c| sqlite_sync::commit_and_next(c, &commit)).await?
+            {
                 Ok((next, released)) => (true, next, released),
                 Err(diesel::result::Error::RollbackTransaction) => (false, None, false),
                 Err(e) => return Err(e.into()),
@@ -558,6 +588,13 @@ impl Store {
             initial_state.to_string(),
             owner.to_string(),
         );
+        if let Pools::Sqlite(_) = &self.pools {
+            return Ok(self
+                .sqlite_group(Lane::Interactive, move |c| {
+                    sqlite_sync::acquire_lease(c, &cid, &cust, &pnid, &st, &own, now, until_ms)
+                })
+                .await??);
+        }
         with_conn!(self, |conn| {
             diesel::insert_into(conversations::table)
                 .values((
@@ -711,7 +748,9 @@ impl Store {
             return Ok(claimed.into_iter().map(|c| c.id).collect());
         }
         let ids = ids.to_vec();
-        Ok(self.sqlite_group(move |c| sqlite_sync::claim_outbox_rows(c, &ids, now, now + lease_ms)).await??)
+        Ok(self
+            .sqlite_group(Lane::Interactive, move |c| sqlite_sync::claim_outbox_rows(c, &ids, now, now + lease_ms))
+            .await??)
     }
 
     /// Gives claimed rows back (they are due again at once).
@@ -801,6 +840,27 @@ impl Store {
         self.outbox_with_status("pending", limit).await
     }
 
+    /// Pending outbox rows of some conversations, in queue order, due or not (at most `limit`).
+    pub async fn pending_outbox_of(
+        &self,
+        conversation_ids: &[String],
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        if conversation_ids.is_empty() {
+            return Ok(vec![]);
+        }
+        Ok(with_conn!(self, |conn| {
+            outbox::table
+                .filter(outbox::status.eq("pending"))
+                .filter(outbox::conversation_id.eq_any(conversation_ids))
+                .order(outbox::id)
+                .limit(limit)
+                .select(OutboxRow::as_select())
+                .load(conn)
+                .await?
+        }))
+    }
+
     /// Outbox rows with a status, in queue order.
     async fn outbox_with_status(&self, status: &str, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
         let status = status.to_string();
@@ -823,7 +883,9 @@ impl Store {
         }
         if let Pools::Sqlite(_) = &self.pools {
             let sent = sent.to_vec();
-            return Ok(self.sqlite_group(move |c| sqlite_sync::outbox_sent_many(c, &sent)).await??);
+            return Ok(self
+                .sqlite_group(Lane::Interactive, move |c| sqlite_sync::outbox_sent_many(c, &sent))
+                .await??);
         }
         if let Pools::Postgres(pool) = &self.pools {
             let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;

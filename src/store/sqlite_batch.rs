@@ -4,23 +4,33 @@
 //!
 //! SQLite has one writer, so these calls were already taken one after another; each paid for its
 //! own transaction (a WAL commit) and its own hand-off to a blocking thread and back. Batched,
-//! a burst of N calls pays once. Each call runs inside its own savepoint: its failure undoes only
+//! a burst of N calls pays once. The batches run on a thread of their own with a connection of
+//! its own, so the writer never waits for a turn on tokio's busy workers (under a burst it did,
+//! and stood idle half the time); the store's other calls use its pool's connection meanwhile
+//! (WAL readers do not block the writer, and SQLite's busy timeout orders the rare other writes). Each call runs inside its own savepoint: its failure undoes only
 //! its own writes and reaches only its caller. Results are handed out after the batch's commit,
 //! so no caller sees as done what a failed commit rolled back. The calls of one conversation are
-//! never in flight together (its worker awaits each), and the queue keeps arrival order.
+//! never in flight together (its worker awaits each).
+//!
+//! The queue has two lanes (see [`Lane`]): each batch takes the interactive lane's calls first,
+//! in arrival order, and keeps a quarter of its places for the bulk lane when that has calls
+//! waiting, so a burst of slow-path turns (thousands of LLM answers arriving together) delays a
+//! button press by at most one batch, and the burst itself is never starved.
 
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 
-use diesel::connection::Connection;
+use diesel::connection::{Connection, SimpleConnection};
 use diesel::result::Error as DieselError;
 use diesel::{QueryResult, SqliteConnection};
-use diesel_async::pooled_connection::deadpool::Pool;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{SqliteConn, StoreError};
+use super::{Lane, StoreError};
 
 /// The most calls in one transaction (a bound on how long one batch holds the database).
 const MAX_BATCH: usize = 64;
+/// Places in each batch kept for the bulk lane while it has calls waiting.
+const BULK_SHARE: usize = MAX_BATCH / 4;
 
 /// Hands a call's result to its caller once the batch's commit is known (`Some(error)` when it
 /// failed).
@@ -30,35 +40,38 @@ type Job = Box<dyn FnOnce(&mut SqliteConnection) -> Deliver + Send>;
 
 /// The queue in front of SQLite's connection, served by one task.
 pub(super) struct Batcher {
-    queue: mpsc::UnboundedSender<Job>,
+    queue: mpsc::UnboundedSender<(Lane, Job)>,
 }
 
 impl Batcher {
-    /// Starts the task that serves the queue with connections from `pool` (one per batch, so
-    /// the store's other calls interleave between batches). Must be called inside a tokio runtime.
-    pub(super) fn start(pool: Pool<SqliteConn>) -> Batcher {
-        let (queue, mut jobs) = mpsc::unbounded_channel::<Job>();
-        tokio::spawn(async move {
-            while let Some(first) = jobs.recv().await {
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match jobs.try_recv() {
-                        Ok(job) => batch.push(job),
-                        Err(_) => break,
+    /// Opens the writer's connection to the SQLite file at `path` and starts the thread that
+    /// serves the queue (it ends when the store is dropped).
+    ///
+    /// Errors: [`StoreError::Pool`] when the file cannot be opened or set up, or the thread
+    /// cannot be started.
+    pub(super) fn start(path: &str) -> Result<Batcher, StoreError> {
+        let mut conn = SqliteConnection::establish(path).map_err(|e| StoreError::Pool(e.to_string()))?;
+        conn.batch_execute(super::SQLITE_PRAGMAS).map_err(|e| StoreError::Pool(e.to_string()))?;
+        let (queue, mut jobs) = mpsc::unbounded_channel::<(Lane, Job)>();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || {
+                let mut lanes = Lanes::default();
+                loop {
+                    if lanes.is_empty() {
+                        match jobs.blocking_recv() {
+                            Some((lane, job)) => lanes.push(lane, job),
+                            None => return,
+                        }
                     }
+                    while let Ok((lane, job)) = jobs.try_recv() {
+                        lanes.push(lane, job);
+                    }
+                    run_batch(&mut conn, lanes.next_batch());
                 }
-                // Without a connection the batch's jobs are dropped, and each caller gets an error.
-                if let Ok(mut conn) = pool.get().await {
-                    let _ = conn
-                        .spawn_blocking(move |c| {
-                            run_batch(c, batch);
-                            Ok(())
-                        })
-                        .await;
-                }
-            }
-        });
-        Batcher { queue }
+            })
+            .map_err(|e| StoreError::Pool(format!("cannot start the SQLite writer thread: {e}")))?;
+        Ok(Batcher { queue })
     }
 
     /// Runs `call` in the next batch, in its own savepoint, and returns its result after the
@@ -68,6 +81,7 @@ impl Batcher {
     /// batch's commit failed (nothing it wrote was kept); the inner one is the call's own.
     pub(super) async fn run<R: Send + 'static>(
         &self,
+        lane: Lane,
         call: impl FnOnce(&mut SqliteConnection) -> QueryResult<R> + Send + 'static,
     ) -> Result<QueryResult<R>, StoreError> {
         let (reply, answer) = oneshot::channel();
@@ -80,15 +94,48 @@ impl Batcher {
                 });
             })
         });
-        self.queue.send(job).map_err(|_| StoreError::Pool("the SQLite queue has stopped".into()))?;
-        answer.await.map_err(|_| {
-            StoreError::Pool("the SQLite batch could not be run (no connection, or the database is locked)".into())
-        })?
+        self.queue.send((lane, job)).map_err(|_| StoreError::Pool("the SQLite queue has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Pool("the SQLite batch could not be run (the writer thread stopped)".into()))?
+    }
+}
+
+/// The calls waiting, by lane, each in arrival order.
+#[derive(Default)]
+struct Lanes {
+    interactive: VecDeque<Job>,
+    bulk: VecDeque<Job>,
+}
+
+impl Lanes {
+    fn push(&mut self, lane: Lane, job: Job) {
+        match lane {
+            Lane::Interactive => self.interactive.push_back(job),
+            Lane::Bulk => self.bulk.push_back(job),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.interactive.is_empty() && self.bulk.is_empty()
+    }
+
+    /// Up to [`MAX_BATCH`] calls: interactive ones first, leaving [`BULK_SHARE`] places to bulk
+    /// calls when there are some; places either lane leaves unused go to the other.
+    fn next_batch(&mut self) -> Vec<Job> {
+        let bulk_places = self.bulk.len().min(BULK_SHARE);
+        let take_interactive = self.interactive.len().min(MAX_BATCH - bulk_places);
+        let take_bulk = self.bulk.len().min(MAX_BATCH - take_interactive);
+        let mut batch: Vec<Job> = self.interactive.drain(..take_interactive).collect();
+        batch.extend(self.bulk.drain(..take_bulk));
+        batch
     }
 }
 
 /// One transaction for all of `jobs`; each job's result is delivered after the commit.
 fn run_batch(c: &mut SqliteConnection, jobs: Vec<Job>) {
+    let started = std::time::Instant::now();
+    let size = jobs.len();
     let mut delivers: Vec<Deliver> = Vec::with_capacity(jobs.len());
     let outcome = c.immediate_transaction::<_, DieselError, _>(|c| {
         for job in jobs {
@@ -104,5 +151,53 @@ fn run_batch(c: &mut SqliteConnection, jobs: Vec<Job>) {
     let error = outcome.err().map(|e| e.to_string());
     for deliver in delivers {
         deliver(error.as_deref());
+    }
+    tracing::debug!(calls = size, us = started.elapsed().as_micros() as u64, "SQLite batch committed");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> Job {
+        Box::new(|_| Box::new(|_| {}))
+    }
+
+    fn lanes(interactive: usize, bulk: usize) -> Lanes {
+        let mut l = Lanes::default();
+        (0..interactive).for_each(|_| l.push(Lane::Interactive, job()));
+        (0..bulk).for_each(|_| l.push(Lane::Bulk, job()));
+        l
+    }
+
+    /// (interactive, bulk) taken by the next batch.
+    fn taken(interactive: usize, bulk: usize) -> (usize, usize) {
+        let mut l = lanes(interactive, bulk);
+        let n = l.next_batch().len();
+        let (i, b) = (interactive - l.interactive.len(), bulk - l.bulk.len());
+        assert_eq!(n, i + b);
+        (i, b)
+    }
+
+    #[test]
+    fn interactive_calls_go_first_and_bulk_keeps_its_share() {
+        assert_eq!(taken(100, 100), (MAX_BATCH - BULK_SHARE, BULK_SHARE));
+        assert_eq!(taken(100, 3), (MAX_BATCH - 3, 3));
+        assert_eq!(taken(100, 0), (MAX_BATCH, 0));
+        assert_eq!(taken(5, 100), (5, MAX_BATCH - 5));
+        assert_eq!(taken(0, 100), (0, MAX_BATCH));
+        assert_eq!(taken(2, 3), (2, 3));
+    }
+
+    #[test]
+    fn a_long_bulk_queue_drains_while_interactive_calls_keep_coming() {
+        let mut l = lanes(0, 200);
+        let mut batches = 0;
+        while !l.bulk.is_empty() {
+            (0..MAX_BATCH).for_each(|_| l.push(Lane::Interactive, job()));
+            l.next_batch();
+            batches += 1;
+        }
+        assert_eq!(batches, 200usize.div_ceil(BULK_SHARE));
     }
 }

@@ -129,3 +129,42 @@ pub fn outbox_sent_many(c: &mut SqliteConnection, sent: &[(i64, String)]) -> Que
     }
     Ok(())
 }
+
+/// Creates the conversation if it is new, then takes its lease if it is free, expired or already
+/// `owner`'s; returns whether `owner` holds it.
+#[allow(clippy::too_many_arguments)]
+pub fn acquire_lease(
+    c: &mut SqliteConnection,
+    conversation_id: &str,
+    customer: &str,
+    phone_number_id: &str,
+    initial_state: &str,
+    owner: &str,
+    now: i64,
+    until_ms: i64,
+) -> QueryResult<bool> {
+    diesel::insert_into(conversations::table)
+        .values((
+            conversations::id.eq(conversation_id),
+            conversations::customer.eq(customer),
+            conversations::phone_number_id.eq(phone_number_id),
+            conversations::state.eq(initial_state),
+            conversations::version.eq(0i64),
+            conversations::created_at.eq(now),
+            conversations::updated_at.eq(now),
+        ))
+        .on_conflict(conversations::id)
+        .do_nothing()
+        .execute(c)?;
+    let n = diesel::update(conversations::table)
+        .filter(conversations::id.eq(conversation_id))
+        .filter(
+            conversations::lease_owner
+                .is_null()
+                .or(conversations::lease_until.lt(now))
+                .or(conversations::lease_owner.eq(owner)),
+        )
+        .set((conversations::lease_owner.eq(Some(owner)), conversations::lease_until.eq(Some(until_ms))))
+        .execute(c)?;
+    Ok(n == 1)
+}

@@ -161,6 +161,9 @@ pub struct LlmClient {
     settings: LlmSettings,
     breaker: std::sync::Arc<Breaker>,
     in_flight: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Compiled validators by schema text: compiling one costs far more than validating an
+    /// answer, and a flow has a handful of schemas (one per step the LLM may read).
+    validators: moka::future::Cache<String, std::sync::Arc<jsonschema::Validator>>,
 }
 
 impl LlmClient {
@@ -171,7 +174,13 @@ impl LlmClient {
             .build()
             .map_err(|e| LlmError::Transport(e.to_string()))?;
         let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(settings.max_concurrency));
-        Ok(LlmClient { http, settings, breaker: Default::default(), in_flight })
+        Ok(LlmClient {
+            http,
+            settings,
+            breaker: Default::default(),
+            in_flight,
+            validators: moka::future::Cache::new(256),
+        })
     }
 
     /// The model name.
@@ -211,6 +220,20 @@ impl LlmClient {
         outcome
     }
 
+    /// The compiled validator of `schema`, from the cache when it was compiled before.
+    async fn validator(&self, schema: &Value) -> Result<std::sync::Arc<jsonschema::Validator>, LlmError> {
+        let key = schema.to_string();
+        if let Some(v) = self.validators.get(&key).await {
+            return Ok(v);
+        }
+        let compiled = std::sync::Arc::new(
+            jsonschema::validator_for(schema)
+                .map_err(|e| LlmError::InvalidOutput(format!("schema does not compile: {e}")))?,
+        );
+        self.validators.insert(key, compiled.clone()).await;
+        Ok(compiled)
+    }
+
     async fn attempt(
         &self,
         system: &str,
@@ -219,8 +242,7 @@ impl LlmClient {
         schema: &Value,
         attempts_out: &mut Vec<Attempt>,
     ) -> Result<Structured, LlmError> {
-        let validator = jsonschema::validator_for(schema)
-            .map_err(|e| LlmError::InvalidOutput(format!("schema does not compile: {e}")))?;
+        let validator = self.validator(schema).await?;
         let system = if self.settings.json_schema_mode {
             system.to_string()
         } else {

@@ -54,8 +54,8 @@ pub struct App {
     pub outbox_interactive: std::sync::Mutex<Vec<String>>,
     /// Wakes the dispatcher's interactive pass.
     pub outbox_interactive_notify: Notify,
-    /// Whether the dispatcher's last backlog pass found a full pass of rows (a queue).
-    pub outbox_backlogged: std::sync::atomic::AtomicBool,
+    /// What the dispatcher's backlog pass is doing.
+    pub outbox_backlog: outbox::Backlog,
     /// Turns back from the LLM that may finish their work (decide, record, commit) at once: one
     /// per CPU core (see `worker::process`).
     pub bulk_turn_slots: tokio::sync::Semaphore,
@@ -159,7 +159,7 @@ impl App {
             ready: Default::default(),
             outbox_interactive: Default::default(),
             outbox_interactive_notify: Notify::new(),
-            outbox_backlogged: Default::default(),
+            outbox_backlog: Default::default(),
             bulk_turn_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             ),
@@ -198,7 +198,7 @@ impl App {
     /// Tells the dispatcher that a turn of `conversation_id` queued rows; an interactive turn's
     /// go ahead of a backlog (see `outbox::run_interactive`).
     pub fn outbox_queued(&self, conversation_id: &str, lane: Lane) {
-        if lane == Lane::Interactive && self.outbox_backlogged.load(std::sync::atomic::Ordering::Relaxed) {
+        if lane == Lane::Interactive && self.outbox_backlog.would_wait() {
             if let Ok(mut q) = self.outbox_interactive.lock() {
                 q.push(conversation_id.to_string());
             }

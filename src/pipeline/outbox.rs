@@ -9,6 +9,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use backon::BackoffBuilder;
@@ -41,9 +42,10 @@ pub async fn run(app: Arc<App>) {
     loop {
         let did = match app.store.pending_outbox(PASS_ROWS).await {
             Ok(rows) => {
-                // A full pass means a queue: interactive replies take their own pass meanwhile.
-                app.outbox_backlogged.store(rows.len() as i64 >= PASS_ROWS, std::sync::atomic::Ordering::Relaxed);
-                dispatch(&app, rows).await
+                app.outbox_backlog.pass_started(rows.len());
+                let did = dispatch(&app, rows).await;
+                app.outbox_backlog.pass_ended();
+                did
             }
             Err(e) => {
                 error!(code = e.code(), error = %e, "cannot read the outbox");
@@ -62,24 +64,68 @@ pub async fn run(app: Arc<App>) {
 /// Rows read by one pass of the backlog.
 const PASS_ROWS: i64 = 200;
 
+/// How long a backlog pass may run before the replies queued meanwhile take their own pass, ms.
+const SLOW_PASS_MS: i64 = 20;
+
+/// What the backlog pass is doing, for deciding where a new interactive reply goes.
+#[derive(Debug, Default)]
+pub struct Backlog {
+    /// Its current or last pass read a full pass of rows (there is a queue).
+    full: AtomicBool,
+    /// When its current pass started (Unix ms), 0 while it is idle.
+    started_at: AtomicI64,
+}
+
+impl Backlog {
+    fn pass_started(&self, rows: usize) {
+        self.full.store(rows as i64 >= PASS_ROWS, Ordering::Relaxed);
+        self.started_at.store(if rows == 0 { 0 } else { now_ms() }, Ordering::Relaxed);
+    }
+
+    fn pass_ended(&self) {
+        self.started_at.store(0, Ordering::Relaxed);
+    }
+
+    /// Whether a reply queued now would wait for the backlog pass: behind a queue, or for a
+    /// pass that is taking long (slow sends). Otherwise the backlog pass takes it at once, with
+    /// others in the same statements, which costs the database less than a pass of its own.
+    pub fn would_wait(&self) -> bool {
+        let started = self.started_at.load(Ordering::Relaxed);
+        self.full.load(Ordering::Relaxed) || (started > 0 && now_ms() - started > SLOW_PASS_MS)
+    }
+}
+
 /// Sends the replies of interactive turns (button presses, settled text) as soon as they are
-/// committed, ahead of a backlog in the queue (thousands of LLM turns' replies after a burst);
-/// used only while there is a backlog (without one, the backlog pass is as quick and sends more
-/// rows per statement).
-/// It claims rows exactly as the backlog pass does, so the two passes, and other processes,
-/// never send a row twice, and a conversation's rows still leave in order: a row claimed by the
-/// other pass holds back the conversation's later rows here.
+/// committed, ahead of a backlog in the queue (thousands of LLM turns' replies after a burst),
+/// when the backlog pass would make them wait ([`Backlog::would_wait`]). The backlog pass sends
+/// everything else: the bulk lane's replies, retries, and rows left by another process or a crash.
+/// Its passes overlap (up to [`INTERACTIVE_PASSES`], each conversation in one at a time) and
+/// claim rows exactly as the backlog pass does, so no two passes, nor other processes, send a row
+/// twice, and a conversation's rows still leave in order: a row claimed by another pass holds
+/// back the conversation's later rows.
 pub async fn run_interactive(app: Arc<App>) {
+    // Conversations in a pass now: a conversation is in one interactive pass at a time (its
+    // later replies wait for the next), and passes of different conversations overlap.
+    let in_flight: Arc<std::sync::Mutex<HashSet<String>>> = Arc::default();
+    let passes = Arc::new(tokio::sync::Semaphore::new(INTERACTIVE_PASSES));
     loop {
         app.outbox_interactive_notify.notified().await;
-        loop {
-            let mut ids: Vec<String> =
-                app.outbox_interactive.lock().map(|mut q| std::mem::take(&mut *q)).unwrap_or_default();
-            if ids.is_empty() {
-                break;
-            }
-            ids.sort_unstable();
-            ids.dedup();
+        let ids: Vec<String> = {
+            let (Ok(mut queued), Ok(mut busy)) = (app.outbox_interactive.lock(), in_flight.lock()) else { continue };
+            let (mut free, waiting): (Vec<String>, Vec<String>) =
+                std::mem::take(&mut *queued).into_iter().partition(|id| !busy.contains(id));
+            *queued = waiting;
+            free.sort_unstable();
+            free.dedup();
+            busy.extend(free.iter().cloned());
+            free
+        };
+        if ids.is_empty() {
+            continue;
+        }
+        let Ok(slot) = passes.clone().acquire_owned().await else { return };
+        let (app, in_flight) = (app.clone(), in_flight.clone());
+        tokio::spawn(async move {
             match app.store.pending_outbox_of(&ids, PASS_ROWS).await {
                 Ok(rows) => {
                     dispatch(&app, rows).await;
@@ -88,12 +134,24 @@ pub async fn run_interactive(app: Arc<App>) {
                     // The backlog pass sends them instead.
                     error!(code = e.code(), error = %e, "cannot read the outbox");
                     app.outbox_notify.notify_one();
-                    break;
                 }
             }
-        }
+            drop(slot);
+            if let Ok(mut busy) = in_flight.lock() {
+                ids.iter().for_each(|id| {
+                    busy.remove(id);
+                });
+            }
+            // Replies queued for these conversations meanwhile.
+            if app.outbox_interactive.lock().is_ok_and(|q| !q.is_empty()) {
+                app.outbox_interactive_notify.notify_one();
+            }
+        });
     }
 }
+
+/// Interactive passes under way at once.
+const INTERACTIVE_PASSES: usize = 8;
 
 /// ERP writes under way at once (each a few HTTP requests to the ERP).
 static ERP_WRITES_IN_FLIGHT: std::sync::LazyLock<tokio::sync::Semaphore> =
@@ -257,6 +315,7 @@ async fn send_message(app: &App, row: &OutboxRow, sent: &mut Vec<(i64, String)>)
     let started = std::time::Instant::now();
     let outcome = graph.send(phone_number_id, &payload["body"]).await;
     app.metrics.observe("outbox_send", started.elapsed().as_secs_f64());
+    tracing::debug!(outbox_id = row.id, send_ms = started.elapsed().as_millis() as u64, "Graph API answered");
     match outcome {
         Ok(wamid) => {
             sent.push((row.id, wamid));

@@ -25,53 +25,65 @@ pub async fn run(app: Arc<App>) {
     let permits = Arc::new(Semaphore::new(app.settings.worker_concurrency));
     let active: Arc<Mutex<HashSet<String>>> = Arc::default();
     let dirty: Arc<Mutex<HashSet<String>>> = Arc::default();
-    let mut last_poll = std::time::Instant::now() - Duration::from_secs(1);
+    let polled: Arc<Mutex<Vec<String>>> = Arc::default();
+    tokio::spawn(poll(app.clone(), polled.clone()));
     loop {
-        // Conversations this process just stored rows for, then (at most every 250 ms) the
-        // database, for rows stored by other processes or left by a crash.
-        let mut ids: Vec<(String, Lane)> = app.ready.lock().map(|mut q| q.drain(..).collect()).unwrap_or_default();
-        let polled = if last_poll.elapsed() >= Duration::from_millis(250) {
-            last_poll = std::time::Instant::now();
-            app.store.pending_conversations(2048).await.map(Some)
-        } else {
-            Ok(None)
-        };
-        match polled {
-            Ok(polled) => {
-                ids.extend(polled.unwrap_or_default().into_iter().map(|id| (id, Lane::Bulk)));
-                // Interactive turns start first (a stable sort keeps arrival order in each lane).
-                ids.sort_by_key(|(_, lane)| *lane != Lane::Interactive);
-                for (id, lane) in ids {
-                    let fresh = active.lock().map(|mut a| a.insert(id.clone())).unwrap_or(false);
-                    if !fresh {
-                        // Being drained now: look again when that drain ends.
-                        if let Ok(mut d) = dirty.lock() {
-                            d.insert(id);
-                        }
-                        continue;
-                    }
-                    let Ok(permit) = permits.clone().acquire_owned().await else { return };
-                    let (app, active, dirty) = (app.clone(), active.clone(), dirty.clone());
-                    tokio::spawn(async move {
-                        let emptied = drain(&app, &id, lane).await;
-                        if let Ok(mut a) = active.lock() {
-                            a.remove(&id);
-                        }
-                        drop(permit);
-                        // A row stored while the drain was finishing is taken at once.
-                        let again = dirty.lock().map(|mut d| d.remove(&id)).unwrap_or(false);
-                        if emptied && again {
-                            app.wake(&id, Lane::Interactive);
-                        }
-                    });
+        // Conversations this process just stored rows for, interactive ones first (a stable
+        // sort keeps arrival order within a lane), then those the poll found.
+        let mut ids: Vec<(String, Lane, bool)> =
+            app.ready.lock().map(|mut q| q.drain(..).map(|(id, lane)| (id, lane, false)).collect()).unwrap_or_default();
+        ids.sort_by_key(|(_, lane, _)| *lane != Lane::Interactive);
+        let found = polled.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
+        ids.extend(found.into_iter().map(|id| (id, Lane::Bulk, true)));
+        for (id, lane, from_poll) in ids {
+            let fresh = active.lock().map(|mut a| a.insert(id.clone())).unwrap_or(false);
+            if !fresh {
+                // Being drained now. A row stored here meanwhile is looked for when that drain
+                // ends; one the poll found needs nothing (the drain reads rows until none is
+                // left, and the next poll sees any stored after).
+                if !from_poll && let Ok(mut d) = dirty.lock() {
+                    d.insert(id);
                 }
+                continue;
             }
-            Err(e) => error!(code = e.code(), error = %e, "cannot read the inbox"),
+            let Ok(permit) = permits.clone().acquire_owned().await else { return };
+            let (app, active, dirty) = (app.clone(), active.clone(), dirty.clone());
+            tokio::spawn(async move {
+                let emptied = drain(&app, &id, lane).await;
+                if let Ok(mut a) = active.lock() {
+                    a.remove(&id);
+                }
+                drop(permit);
+                // A row stored while the drain was finishing is taken at once.
+                let again = dirty.lock().map(|mut d| d.remove(&id)).unwrap_or(false);
+                if emptied && again {
+                    app.wake(&id, Lane::Interactive);
+                }
+            });
         }
         tokio::select! {
             _ = app.inbox_notify.notified() => {}
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
         }
+    }
+}
+
+/// Every 250 ms, reads the conversations with pending rows (stored by other processes, or left
+/// by a crash) for the worker, beside it so that a slow read never holds up the conversations
+/// this process just woke.
+async fn poll(app: Arc<App>, polled: Arc<Mutex<Vec<String>>>) {
+    loop {
+        match app.store.pending_conversations(2048).await {
+            Ok(ids) if !ids.is_empty() => {
+                if let Ok(mut p) = polled.lock() {
+                    *p = ids;
+                }
+                app.inbox_notify.notify_one();
+            }
+            Ok(_) => {}
+            Err(e) => error!(code = e.code(), error = %e, "cannot read the inbox"),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

@@ -328,8 +328,8 @@ pub(super) struct ClaimedId {
     pub id: i64,
 }
 
-/// Claims due pending outbox rows by moving their next attempt to `until_ms`; returns the ids
-/// claimed.
+/// Claims due pending outbox rows by moving their next attempt to `until_ms`, skipping rows
+/// another statement holds locked; returns the ids claimed.
 pub(super) struct ClaimOutbox<'a> {
     pub ids: &'a [i64],
     /// Unix ms.
@@ -341,13 +341,16 @@ fixed_statement!(ClaimOutbox);
 
 impl QueryFragment<Pg> for ClaimOutbox<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        // SKIP LOCKED: a row another pass is claiming or marking right now is left to it
+        // instead of waited for (waiting could deadlock with that pass's statement, which locks
+        // its rows in another order); it is not due for this pass anyway.
         out.push_sql("UPDATE outbox SET next_attempt_at = ");
         out.push_bind_param::<BigInt, _>(&self.until_ms)?;
-        out.push_sql(" WHERE id = ANY(");
+        out.push_sql(" WHERE id IN (SELECT id FROM outbox WHERE id = ANY(");
         out.push_bind_param::<Array<BigInt>, _>(self.ids)?;
         out.push_sql(") AND status = 'pending' AND next_attempt_at <= ");
         out.push_bind_param::<BigInt, _>(&self.now_ms)?;
-        out.push_sql(" RETURNING id");
+        out.push_sql(" FOR UPDATE SKIP LOCKED) RETURNING id");
         Ok(())
     }
 }

@@ -154,6 +154,64 @@ pub struct Structured {
     pub attempts: Vec<Attempt>,
 }
 
+/// The runtime of every LLM call: its HTTP connections, the parsing and validation of its answers.
+///
+/// Apart from the service's runtime so that a burst of answers (thousands of conversations
+/// waiting on the LLM at once, all answered within a second) queues here, and the service's
+/// workers keep serving button presses and the other quick turns; the kernel shares the cores
+/// between the two. One thread: the work per answer is small, and it waits on the network.
+///
+/// Errors: [`LlmError::Transport`] when the runtime cannot be started.
+fn io_runtime() -> Result<tokio::runtime::Handle, LlmError> {
+    static RUNTIME: std::sync::OnceLock<Result<tokio::runtime::Runtime, String>> = std::sync::OnceLock::new();
+    let built = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("llm-io")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    });
+    match built {
+        Ok(rt) => Ok(rt.handle().clone()),
+        Err(e) => Err(LlmError::Transport(format!("cannot start the LLM runtime: {e}"))),
+    }
+}
+
+/// The attempts of one call, shared between the call's task and its caller.
+#[derive(Debug, Clone, Default)]
+struct AttemptLog(std::sync::Arc<std::sync::Mutex<Vec<Attempt>>>);
+
+impl AttemptLog {
+    fn push(&self, attempt: Attempt) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(attempt);
+        }
+    }
+
+    fn snapshot(&self) -> Vec<Attempt> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+/// A spawned call, aborted if its caller stops waiting (the budget ran out).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<Result<T, LlmError>>);
+
+impl<T> AbortOnDrop<T> {
+    async fn wait(&mut self) -> Result<T, LlmError> {
+        match (&mut self.0).await {
+            Ok(r) => r,
+            Err(e) => Err(LlmError::Transport(format!("the LLM call stopped: {e}"))),
+        }
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The OpenAI-compatible client.
 #[derive(Debug, Clone)]
 pub struct LlmClient {
@@ -161,6 +219,8 @@ pub struct LlmClient {
     settings: LlmSettings,
     breaker: std::sync::Arc<Breaker>,
     in_flight: std::sync::Arc<tokio::sync::Semaphore>,
+    /// The runtime LLM calls run on.
+    io: tokio::runtime::Handle,
     /// Compiled validators by schema text: compiling one costs far more than validating an
     /// answer, and a flow has a handful of schemas (one per step the LLM may read).
     validators: moka::future::Cache<String, std::sync::Arc<jsonschema::Validator>>,
@@ -175,6 +235,7 @@ impl LlmClient {
             .map_err(|e| LlmError::Transport(e.to_string()))?;
         let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(settings.max_concurrency));
         Ok(LlmClient {
+            io: io_runtime()?,
             http,
             settings,
             breaker: Default::default(),
@@ -201,18 +262,29 @@ impl LlmClient {
     ) -> Result<Structured, LlmError> {
         let s = &self.settings;
         self.breaker.allow(s.breaker_failures)?;
-        let call = async {
-            let _slot = self
-                .in_flight
-                .acquire()
-                .await
-                .map_err(|_| LlmError::Transport("the LLM client is shutting down".into()))?;
-            self.attempt(system, user, schema_name, schema, attempts_out).await
+        // The call runs on the LLM's own runtime (see [`io_runtime`]); the attempts it makes are
+        // kept even when the budget runs out halfway.
+        let log = AttemptLog::default();
+        let call = {
+            let (client, log) = (self.clone(), log.clone());
+            let (system, user, schema_name, schema) =
+                (system.to_string(), user.to_string(), schema_name.to_string(), schema.clone());
+            async move {
+                let _slot = client
+                    .in_flight
+                    .acquire()
+                    .await
+                    .map_err(|_| LlmError::Transport("the LLM client is shutting down".into()))?;
+                client.attempt(&system, &user, &schema_name, &schema, &log).await
+            }
         };
-        let outcome = match tokio::time::timeout(s.budget, call).await {
+        let mut task = AbortOnDrop(self.io.spawn(call));
+        let outcome = match tokio::time::timeout(s.budget, task.wait()).await {
             Ok(r) => r,
             Err(_) => Err(LlmError::Timeout(s.budget.as_millis() as u64)),
         };
+        drop(task);
+        attempts_out.extend(log.snapshot());
         // Only availability failures count against the breaker, not a model's bad answer.
         let available =
             !matches!(outcome, Err(LlmError::Timeout(_) | LlmError::Transport(_) | LlmError::Status { .. }));
@@ -240,7 +312,7 @@ impl LlmClient {
         user: &str,
         schema_name: &str,
         schema: &Value,
-        attempts_out: &mut Vec<Attempt>,
+        attempts_out: &AttemptLog,
     ) -> Result<Structured, LlmError> {
         let validator = self.validator(schema).await?;
         let system = if self.settings.json_schema_mode {
@@ -328,7 +400,7 @@ impl LlmClient {
                         .collect();
                     if errors.is_empty() {
                         attempts_out.push(Attempt { raw: content.clone(), errors: vec![], latency_ms, tokens });
-                        return Ok(Structured { value, attempts: attempts_out.clone() });
+                        return Ok(Structured { value, attempts: attempts_out.snapshot() });
                     }
                     errors
                 }

@@ -6,7 +6,9 @@
 
 mod common;
 
-use carewell::store::{DatabaseUrl, Lane, NewInbox, NewOutbox, NewTurn, Store, StoreError, TurnCommit, now_ms};
+use carewell::store::{
+    DatabaseUrl, Lane, LookupSnapshot, NewInbox, NewOutbox, NewTurn, Store, StoreError, TurnCommit, now_ms,
+};
 use common::{Db, postgres, sqlite};
 
 async fn stores() -> Vec<(String, Store)> {
@@ -75,6 +77,7 @@ fn commit(owner: &str, version: i64, inbox_id: i64, seq: i64, outbox: Vec<NewOut
         wake_at: None,
         previous_inbound_at: None,
         lane: Lane::Interactive,
+        lookup_snapshot: None,
     }
 }
 
@@ -152,6 +155,33 @@ async fn a_commit_keeps_the_lease_while_rows_are_pending_and_gives_it_back_after
             store.lease_load_next(CONVERSATION, "p2", now_ms() + 30_000, Lane::Interactive).await.unwrap().is_some(),
             "{backend}"
         );
+    }
+}
+
+/// A turn's lookup results are stored once per content, with the commit that names them; a
+/// commit that fails stores none, and naming a stored one again changes nothing.
+#[tokio::test]
+async fn lookup_snapshots_are_stored_once_with_the_turn_that_names_them() {
+    for (backend, store) in stores().await {
+        let snapshot = LookupSnapshot::of(r#"{"catalog":[{"id":"SVC-FULL-WASH"}]}"#.into());
+        assert_eq!(snapshot.hash.len(), 64, "{backend}: SHA-256 in hex");
+        store.insert_inbox(&[inbox("wamid.1"), inbox("wamid.2")]).await.unwrap();
+        store.acquire_lease(CONVERSATION, "971500000001", "100", "{}", "p1", now_ms() + 30_000).await.unwrap();
+        let first = store.next_inbox(CONVERSATION).await.unwrap().unwrap().id;
+        // A stale commit writes nothing, its snapshot included.
+        let mut stale = commit("p1", 5, first, 1, vec![]);
+        stale.lookup_snapshot = Some(snapshot.clone());
+        assert!(matches!(store.commit_and_next(stale).await, Err(StoreError::LeaseLost(_))), "{backend}");
+        assert_eq!(store.lookup_snapshot(&snapshot.hash).await.unwrap(), None, "{backend}");
+
+        let mut one = commit("p1", 0, first, 1, vec![]);
+        one.lookup_snapshot = Some(snapshot.clone());
+        let (next, _) = store.commit_and_next(one).await.unwrap();
+        let mut two = commit("p1", 1, next.expect("the second row").id, 2, vec![]);
+        two.lookup_snapshot = Some(snapshot.clone());
+        store.commit_and_next(two).await.unwrap();
+        assert_eq!(store.lookup_snapshot(&snapshot.hash).await.unwrap(), Some(snapshot.body.clone()), "{backend}");
+        assert_eq!(store.conversation(CONVERSATION).await.unwrap().unwrap().version, 2, "{backend}");
     }
 }
 

@@ -56,6 +56,9 @@ pub struct App {
     pub outbox_interactive_notify: Notify,
     /// What the dispatcher's backlog pass is doing.
     pub outbox_backlog: outbox::Backlog,
+    /// Hashes of lookup snapshots this process has stored (a turn naming one of them does not
+    /// send it again).
+    pub lookup_snapshots_stored: moka::future::Cache<String, ()>,
     /// Turns back from the LLM that may finish their work (decide, record, commit) at once: one
     /// per CPU core (see `worker::process`).
     pub bulk_turn_slots: tokio::sync::Semaphore,
@@ -160,6 +163,7 @@ impl App {
             outbox_interactive: Default::default(),
             outbox_interactive_notify: Notify::new(),
             outbox_backlog: Default::default(),
+            lookup_snapshots_stored: moka::future::Cache::new(10_000),
             bulk_turn_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             ),

@@ -292,12 +292,23 @@ async fn process(
     }
     let flow_versions: serde_json::Map<String, serde_json::Value> =
         flows.flows.values().map(|f| (f.id.clone(), json!(f.version))).collect();
+    // The lookup results (most of a record's bytes, and the same for many turns) are stored once
+    // per content and named by hash.
+    let mut guards_json = serde_json::to_value(&guards).unwrap_or_default();
+    let mut lookup_snapshot = None;
+    if !guards.lookups.is_empty() {
+        let snapshot = crate::store::LookupSnapshot::of(guards_json["lookups"].to_string());
+        guards_json["lookups"] = json!({"snapshot": snapshot.hash});
+        if app.lookup_snapshots_stored.get(&snapshot.hash).await.is_none() {
+            lookup_snapshot = Some(snapshot);
+        }
+    }
     let record = json!({
         "inbox_id": row.id,
         "message_id": event.message_id,
         "event": event,
         "plan": plan,
-        "guards": guards,
+        "guards": guards_json,
         "trace": trace,
         "replies": replies,
         "erp": erp,
@@ -339,10 +350,14 @@ async fn process(
         wake_at: new_state.wake_at.map(|s| s * 1000),
         previous_inbound_at: conv.last_inbound_at,
         lane,
+        lookup_snapshot: lookup_snapshot.clone(),
     });
     // The commit waits in the store's bulk lane without holding a slot.
     drop(bulk_slot);
     let (following, released) = commit.await?;
+    if let Some(snapshot) = lookup_snapshot {
+        app.lookup_snapshots_stored.insert(snapshot.hash, ()).await;
+    }
     let total = started.elapsed().as_secs_f64();
     let llm_s: f64 = guards.runs.iter().filter(|r| r.guard == "llm").map(|r| r.latency_ms as f64 / 1000.0).sum();
     app.metrics.observe("commit", (total - commit_started).max(0.0));
@@ -457,6 +472,7 @@ async fn record_failed(
             wake_at: None,
             previous_inbound_at: conv.as_ref().and_then(|c| c.last_inbound_at),
             lane: Lane::Interactive,
+            lookup_snapshot: None,
         })
         .await
 }

@@ -19,7 +19,7 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use schema::{conversations, inbox, message_statuses, outbox, turns};
+use schema::{conversations, inbox, lookup_snapshots, message_statuses, outbox, turns};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -292,6 +292,26 @@ pub struct TurnCommit {
     pub previous_inbound_at: Option<i64>,
     /// How soon the commit should run when the database is busy.
     pub lane: Lane,
+    /// The lookup results the turn record names by hash, when they may not be stored yet.
+    pub lookup_snapshot: Option<LookupSnapshot>,
+}
+
+/// ERP lookup results stored once per content (table `lookup_snapshots`); a turn record names
+/// them by `hash` instead of repeating them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupSnapshot {
+    /// SHA-256 of `body`, hex.
+    pub hash: String,
+    /// The lookups as JSON (an object: lookup name → rows).
+    pub body: String,
+}
+
+impl LookupSnapshot {
+    /// The snapshot of `body` (lookup results as JSON).
+    pub fn of(body: String) -> LookupSnapshot {
+        use sha2::Digest;
+        LookupSnapshot { hash: hex::encode(sha2::Sha256::digest(body.as_bytes())), body }
+    }
 }
 
 /// How soon a hot-path call should run when the database is busy.
@@ -838,6 +858,14 @@ impl Store {
     /// Pending outbox rows in queue order, due or not (the dispatcher keeps per-conversation order).
     pub async fn pending_outbox(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
         self.outbox_with_status("pending", limit).await
+    }
+
+    /// The lookup results stored under `hash` (see [`LookupSnapshot`]), as JSON.
+    pub async fn lookup_snapshot(&self, hash: &str) -> Result<Option<String>, StoreError> {
+        let h = hash.to_string();
+        Ok(with_conn!(self, |conn| {
+            lookup_snapshots::table.find(&h).select(lookup_snapshots::body).first::<String>(conn).await.optional()?
+        }))
     }
 
     /// Pending outbox rows of some conversations, in queue order, due or not (at most `limit`).

@@ -146,7 +146,8 @@ pub(super) struct Committed {
 
 /// Commits a turn in one statement: the state (only if the version and lease still hold), the
 /// inbox row marked processed, the turn record, the outbox rows (a repeated idempotency key is
-/// skipped), and — when no other row of the conversation is pending — the lease given back.
+/// skipped), the lookup snapshot the record names (if new), and — when no other row of the
+/// conversation is pending — the lease given back.
 /// Returns no row when the version or lease no longer held (nothing written).
 ///
 /// The pending row is read in the statement's snapshot, where the row being processed still
@@ -165,6 +166,8 @@ pub(super) struct CommitAndNext<'a> {
     pub outbox_due: Vec<i64>,
     pub outbox_created: Vec<i64>,
     pub outbox_updated: Vec<i64>,
+    pub snapshot_hash: Option<&'a str>,
+    pub snapshot_body: Option<&'a str>,
 }
 fixed_statement!(CommitAndNext);
 
@@ -184,6 +187,8 @@ impl<'a> CommitAndNext<'a> {
             outbox_due: rows.iter().map(|r| r.next_attempt_at).collect(),
             outbox_created: rows.iter().map(|r| r.created_at).collect(),
             outbox_updated: rows.iter().map(|r| r.updated_at).collect(),
+            snapshot_hash: commit.lookup_snapshot.as_ref().map(|s| s.hash.as_str()),
+            snapshot_body: commit.lookup_snapshot.as_ref().map(|s| s.body.as_str()),
         }
     }
 }
@@ -260,8 +265,15 @@ impl QueryFragment<Pg> for CommitAndNext<'_> {
         out.push_bind_param::<Array<BigInt>, _>(&self.outbox_updated)?;
         out.push_sql(
             ") WITH ORDINALITY AS q(conversation_id, kind, key, payload, status, due, created, updated, n) \
-             ORDER BY q.n ON CONFLICT (idempotency_key) DO NOTHING) SELECT c.id AS committed, ",
+             ORDER BY q.n ON CONFLICT (idempotency_key) DO NOTHING), snap AS (INSERT INTO \
+             lookup_snapshots (hash, body, created_at) SELECT h, b, ",
         );
+        out.push_bind_param::<BigInt, _>(&self.now_ms)?;
+        out.push_sql(" FROM c CROSS JOIN (SELECT ");
+        out.push_bind_param::<Nullable<Text>, _>(&self.snapshot_hash)?;
+        out.push_sql("::text AS h, ");
+        out.push_bind_param::<Nullable<Text>, _>(&self.snapshot_body)?;
+        out.push_sql("::text AS b) s WHERE s.h IS NOT NULL ON CONFLICT (hash) DO NOTHING) SELECT c.id AS committed, ");
         out.push_sql(NEXT_COLUMNS);
         out.push_sql(" FROM c LEFT JOIN i ON true");
         Ok(())

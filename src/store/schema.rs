@@ -74,3 +74,11 @@ diesel::table! {
         detail -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    lookup_snapshots (hash) {
+        hash -> Text,
+        body -> Text,
+        created_at -> BigInt,
+    }
+}

@@ -8,7 +8,7 @@
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 
-use super::schema::{conversations, inbox, outbox, turns};
+use super::schema::{conversations, inbox, lookup_snapshots, outbox, turns};
 use super::{NewInbox, TurnCommit, now_ms};
 
 /// A turn's writes, inside the caller's transaction; `Err(RollbackTransaction)` when the version
@@ -32,6 +32,17 @@ fn write_turn(c: &mut SqliteConnection, commit: &TurnCommit) -> QueryResult<()> 
     }
     diesel::update(inbox::table.find(commit.inbox_id)).set(inbox::processed_at.eq(Some(now))).execute(c)?;
     diesel::insert_into(turns::table).values(&commit.turn).execute(c)?;
+    if let Some(snapshot) = &commit.lookup_snapshot {
+        diesel::insert_into(lookup_snapshots::table)
+            .values((
+                lookup_snapshots::hash.eq(&snapshot.hash),
+                lookup_snapshots::body.eq(&snapshot.body),
+                lookup_snapshots::created_at.eq(now),
+            ))
+            .on_conflict(lookup_snapshots::hash)
+            .do_nothing()
+            .execute(c)?;
+    }
     for row in &commit.outbox {
         diesel::insert_into(outbox::table).values(row).on_conflict(outbox::idempotency_key).do_nothing().execute(c)?;
     }

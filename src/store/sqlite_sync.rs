@@ -70,15 +70,16 @@ fn next_inbox(c: &mut SqliteConnection, conversation_id: &str) -> QueryResult<Op
         .optional()
 }
 
-/// Takes an existing conversation's lease, loads it, and reads its oldest pending inbox row.
-pub fn lease_load_next(
+/// Takes the lease of an existing conversation if it is free, expired or already `owner`'s, and
+/// returns the conversation; `None` when another live owner holds it (or it does not exist).
+fn take_lease(
     c: &mut SqliteConnection,
     conversation_id: &str,
     owner: &str,
+    now: i64,
     until_ms: i64,
-) -> QueryResult<Option<(super::ConversationRow, Option<super::InboxRow>)>> {
-    let now = now_ms();
-    let conv = diesel::update(conversations::table)
+) -> QueryResult<Option<super::ConversationRow>> {
+    diesel::update(conversations::table)
         .filter(conversations::id.eq(conversation_id))
         .filter(
             conversations::lease_owner
@@ -89,8 +90,17 @@ pub fn lease_load_next(
         .set((conversations::lease_owner.eq(Some(owner)), conversations::lease_until.eq(Some(until_ms))))
         .returning(super::ConversationRow::as_returning())
         .get_result(c)
-        .optional()?;
-    match conv {
+        .optional()
+}
+
+/// Takes an existing conversation's lease, loads it, and reads its oldest pending inbox row.
+pub fn lease_load_next(
+    c: &mut SqliteConnection,
+    conversation_id: &str,
+    owner: &str,
+    until_ms: i64,
+) -> QueryResult<Option<(super::ConversationRow, Option<super::InboxRow>)>> {
+    match take_lease(c, conversation_id, owner, now_ms(), until_ms)? {
         Some(conv) => Ok(Some((conv, next_inbox(c, conversation_id)?))),
         None => Ok(None),
     }
@@ -167,15 +177,5 @@ pub fn acquire_lease(
         .on_conflict(conversations::id)
         .do_nothing()
         .execute(c)?;
-    let n = diesel::update(conversations::table)
-        .filter(conversations::id.eq(conversation_id))
-        .filter(
-            conversations::lease_owner
-                .is_null()
-                .or(conversations::lease_until.lt(now))
-                .or(conversations::lease_owner.eq(owner)),
-        )
-        .set((conversations::lease_owner.eq(Some(owner)), conversations::lease_until.eq(Some(until_ms))))
-        .execute(c)?;
-    Ok(n == 1)
+    Ok(take_lease(c, conversation_id, owner, now, until_ms)?.is_some())
 }

@@ -217,3 +217,28 @@ impl App {
         self.graph.is_none()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_no_llm_reads_start_in_the_interactive_lane() {
+        let choice = EventKind::Choice { id: "b1".into(), title: "Book a service".into() };
+        let location = EventKind::Location { latitude: 25.2, longitude: 55.3, name: None, address: None };
+        let agent = EventKind::AgentMessage { agent: "sam".into(), text: "Hello".into() };
+        for kind in [choice, location, agent] {
+            assert_eq!(lane_of(&kind), Lane::Interactive, "{kind:?}");
+        }
+        let text = EventKind::Text { body: "people call me by my nickname".into() };
+        let media = EventKind::Media {
+            media_type: "image".into(),
+            media_id: "m1".into(),
+            mime_type: None,
+            caption: Some("my receipt".into()),
+        };
+        for kind in [text, media, EventKind::Tick] {
+            assert_eq!(lane_of(&kind), Lane::Bulk, "{kind:?}");
+        }
+    }
+}

@@ -445,3 +445,26 @@ async fn write_erp(app: &App, row: &OutboxRow) -> bool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_waits_for_the_backlog_only_behind_a_queue_or_a_slow_pass() {
+        let backlog = Backlog::default();
+        assert!(!backlog.would_wait(), "idle");
+        backlog.pass_started(5);
+        assert!(!backlog.would_wait(), "a short pass that just started");
+        backlog.started_at.store(now_ms() - SLOW_PASS_MS - 5, Ordering::Relaxed);
+        assert!(backlog.would_wait(), "a pass running longer than {SLOW_PASS_MS} ms");
+        backlog.pass_ended();
+        assert!(!backlog.would_wait(), "ended");
+        backlog.pass_started(PASS_ROWS as usize);
+        assert!(backlog.would_wait(), "a full pass: there is a queue");
+        backlog.pass_ended();
+        assert!(backlog.would_wait(), "a queue remains after a full pass until a pass reads less");
+        backlog.pass_started(0);
+        assert!(!backlog.would_wait(), "an empty read: the queue is gone");
+    }
+}

@@ -510,16 +510,18 @@ async fn erp_list(
     let fields: Vec<String> =
         q.get("fields").and_then(|f| serde_json::from_str(f).ok()).unwrap_or_else(|| vec!["name".into()]);
     let limit: usize = q.get("limit_page_length").and_then(|l| l.parse().ok()).unwrap_or(20);
+    // Read in place (a long load run stores thousands of documents; copying them all for each
+    // request made the fake, not the service, the bottleneck).
     let l = log.lock().unwrap();
-    let docs = l.docs.get(doctype.as_str()).cloned().unwrap_or_default();
-    let mut out: Vec<Value> = docs
-        .iter()
+    let out: Vec<Value> = l
+        .docs
+        .get(doctype.as_str())
+        .into_iter()
+        .flatten()
         .filter(|d| matches(d, &filters))
+        .take(if limit > 0 { limit } else { usize::MAX })
         .map(|d| Value::Object(fields.iter().filter_map(|f| d.get(f).map(|v| (f.clone(), v.clone()))).collect()))
         .collect();
-    if limit > 0 {
-        out.truncate(limit);
-    }
     HttpResponse::Ok().json(json!({"data": out}))
 }
 

@@ -32,6 +32,9 @@ pub enum Mode {
     Typed,
     /// Half the customers each way.
     Mixed,
+    /// Each customer only says hello and gets the menu: many conversations of one message each
+    /// (for the memory a process needs with many conversations; no booking reaches the ERP).
+    Greet,
 }
 
 /// Options of `loadgen`.
@@ -437,15 +440,17 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
     for i in 0..args.conversations {
         let s = shared.clone();
         let permits = permits.clone();
-        let buttons = match args.mode {
-            Mode::Buttons => true,
-            Mode::Typed => false,
-            Mode::Mixed => i % 2 == 0,
-        };
+        let mode = args.mode;
         tasks.push(tokio::spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else { return };
             let customer = format!("97155{i:07}");
-            if journey(&s, &customer, buttons, i).await {
+            let done = match mode {
+                Mode::Greet => !s.send(&customer, "text", json!({"body": "Hi"}), None, i, true).await.is_empty(),
+                Mode::Buttons => journey(&s, &customer, true, i).await,
+                Mode::Typed => journey(&s, &customer, false, i).await,
+                Mode::Mixed => journey(&s, &customer, i % 2 == 0, i).await,
+            };
+            if done {
                 s.completed.fetch_add(1, Ordering::Relaxed);
             }
         }));
@@ -553,7 +558,8 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
     } else {
         let _ = std::fs::remove_dir_all(&workdir);
     }
-    if completed != args.conversations || orders.len() != args.conversations || keys.len() != orders.len() {
+    let bookings = if args.mode == Mode::Greet { 0 } else { args.conversations };
+    if completed != args.conversations || orders.len() != bookings || keys.len() != orders.len() {
         return Err(format!(
             "{completed} of {} journeys completed, {} ERP orders ({} distinct)",
             args.conversations,

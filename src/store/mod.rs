@@ -608,41 +608,44 @@ impl Store {
             initial_state.to_string(),
             owner.to_string(),
         );
-        if let Pools::Sqlite(_) = &self.pools {
-            return Ok(self
-                .sqlite_group(Lane::Interactive, move |c| {
-                    sqlite_sync::acquire_lease(c, &cid, &cust, &pnid, &st, &own, now, until_ms)
-                })
-                .await??);
-        }
-        with_conn!(self, |conn| {
-            diesel::insert_into(conversations::table)
-                .values((
-                    conversations::id.eq(&cid),
-                    conversations::customer.eq(&cust),
-                    conversations::phone_number_id.eq(&pnid),
-                    conversations::state.eq(&st),
-                    conversations::version.eq(0i64),
-                    conversations::created_at.eq(now),
-                    conversations::updated_at.eq(now),
-                ))
-                .on_conflict(conversations::id)
-                .do_nothing()
-                .execute(conn)
-                .await?;
-            let n = diesel::update(conversations::table)
-                .filter(conversations::id.eq(&cid))
-                .filter(
-                    conversations::lease_owner
-                        .is_null()
-                        .or(conversations::lease_until.lt(now))
-                        .or(conversations::lease_owner.eq(&own)),
-                )
-                .set((conversations::lease_owner.eq(Some(&own)), conversations::lease_until.eq(Some(until_ms))))
-                .execute(conn)
-                .await?;
-            Ok(n == 1)
-        })
+        let pool = match &self.pools {
+            Pools::Sqlite(_) => {
+                return Ok(self
+                    .sqlite_group(Lane::Interactive, move |c| {
+                        sqlite_sync::acquire_lease(c, &cid, &cust, &pnid, &st, &own, now, until_ms)
+                    })
+                    .await??);
+            }
+            Pools::Postgres(pool) => pool,
+        };
+        let mut guard = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+        let conn: &mut AsyncPgConnection = &mut guard;
+        diesel::insert_into(conversations::table)
+            .values((
+                conversations::id.eq(&cid),
+                conversations::customer.eq(&cust),
+                conversations::phone_number_id.eq(&pnid),
+                conversations::state.eq(&st),
+                conversations::version.eq(0i64),
+                conversations::created_at.eq(now),
+                conversations::updated_at.eq(now),
+            ))
+            .on_conflict(conversations::id)
+            .do_nothing()
+            .execute(conn)
+            .await?;
+        let n = diesel::update(conversations::table)
+            .filter(conversations::id.eq(&cid))
+            .filter(
+                conversations::lease_owner
+                    .is_null()
+                    .or(conversations::lease_until.lt(now))
+                    .or(conversations::lease_owner.eq(&own)),
+            )
+            .set((conversations::lease_owner.eq(Some(&own)), conversations::lease_until.eq(Some(until_ms))))
+            .execute(conn)
+            .await?;
+        Ok(n == 1)
     }
 
     /// Gives the lease back.

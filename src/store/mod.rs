@@ -68,11 +68,17 @@ enum Pools {
 /// The database.
 pub struct Store {
     pools: Pools,
+    /// PostgreSQL only: a few connections kept for the interactive lane's hot calls while the
+    /// main pool has a queue (see [`Store::pg_conn`]).
+    pg_interactive: Option<Pool<AsyncPgConnection>>,
     /// SQLite only: the group commit of the hot path's calls.
     sqlite_batch: Option<sqlite_batch::Batcher>,
     /// `sqlite` or `postgres`.
     pub backend: &'static str,
 }
+
+/// PostgreSQL connections kept for the interactive lane (see [`Store::pg_conn`]).
+const INTERACTIVE_CONNECTIONS: usize = 4;
 
 /// Every SQLite connection's settings: write-ahead log (readers do not block the writer), wait
 /// up to 5 s for the write lock instead of failing, fsync at checkpoints only (a crash loses no
@@ -320,7 +326,8 @@ impl LookupSnapshot {
 /// together), calls queue in front of the database. SQLite's group commit serves the interactive
 /// lane first and keeps a quarter of each batch for the bulk lane, so a customer tapping through a
 /// journey is not kept behind the burst and the burst still moves. PostgreSQL runs calls on its
-/// pool as they come and ignores the lane.
+/// pool as they come; while callers queue for it, interactive calls use a few reserved
+/// connections instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Lane {
     /// Quick work a customer is waiting on: webhook inserts, outbox claims and marks, and the
@@ -407,6 +414,7 @@ impl Store {
                 Ok(Store {
                     sqlite_batch: Some(sqlite_batch::Batcher::start(path)?),
                     pools: Pools::Sqlite(pool),
+                    pg_interactive: None,
                     backend: "sqlite",
                 })
             }
@@ -426,16 +434,39 @@ impl Store {
                 // every use, a dozen extra round trips per message under load. A connection that
                 // died fails its next statement, the pool drops it (diesel_async marks it
                 // broken), and the turn or send is retried like any other store error.
-                let mut config = diesel_async::pooled_connection::ManagerConfig::<AsyncPgConnection>::default();
-                config.recycling_method = RecyclingMethod::Fast;
-                let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(u.as_str(), config);
-                let pool = Pool::builder(manager)
-                    .max_size(pool_size.max(2))
-                    .build()
-                    .map_err(|e| StoreError::Pool(e.to_string()))?;
-                Ok(Store { pools: Pools::Postgres(pool), sqlite_batch: None, backend: "postgres" })
+                let pg_pool = |size: usize| {
+                    let mut config = diesel_async::pooled_connection::ManagerConfig::<AsyncPgConnection>::default();
+                    config.recycling_method = RecyclingMethod::Fast;
+                    let manager =
+                        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(u.as_str(), config);
+                    Pool::builder(manager).max_size(size).build().map_err(|e| StoreError::Pool(e.to_string()))
+                };
+                Ok(Store {
+                    pools: Pools::Postgres(pg_pool(pool_size.max(2))?),
+                    pg_interactive: Some(pg_pool(INTERACTIVE_CONNECTIONS)?),
+                    sqlite_batch: None,
+                    backend: "postgres",
+                })
             }
         }
+    }
+
+    /// PostgreSQL: a connection for a hot-path call in `lane`. An interactive call takes one of
+    /// the reserved connections when the main pool has callers queued (a burst of bulk turns),
+    /// and otherwise shares the main pool like every call.
+    async fn pg_conn(
+        &self,
+        pool: &Pool<AsyncPgConnection>,
+        lane: Lane,
+    ) -> Result<diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>, StoreError> {
+        let chosen = match (&self.pg_interactive, lane) {
+            (Some(reserved), Lane::Interactive) => {
+                let st = pool.status();
+                if st.waiting > 0 || (st.available == 0 && st.size >= st.max_size) { reserved } else { pool }
+            }
+            _ => pool,
+        };
+        chosen.get().await.map_err(|e| StoreError::Pool(e.to_string()))
     }
 
     /// Runs a hot-path call on SQLite through the group commit (see `sqlite_batch`).
@@ -460,7 +491,7 @@ impl Store {
         // (whose batch insert diesel cannot combine with ON CONFLICT): one statement per row.
         let inserted: Vec<String> = match &self.pools {
             Pools::Postgres(pool) => {
-                let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+                let mut conn = self.pg_conn(pool, Lane::Interactive).await?;
                 let keys: Vec<pg_statements::StoredKey> =
                     pg_statements::InsertInbox::new(rows).load(&mut *conn).await?;
                 keys.into_iter().map(|k| k.dedup_key).collect()
@@ -490,7 +521,7 @@ impl Store {
                 Ok(self.sqlite_group(lane, move |c| sqlite_sync::lease_load_next(c, &cid, &own, until_ms)).await??)
             }
             Pools::Postgres(pool) => {
-                let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+                let mut conn = self.pg_conn(pool, lane).await?;
                 let statement = pg_statements::LeaseLoadNext { conversation_id, owner, until_ms, now_ms: now_ms() };
                 let rows: Vec<pg_statements::Leased> = statement.load(&mut *conn).await?;
                 Ok(rows.into_iter().next().map(|r| (r.conversation, r.next.into_row())))
@@ -516,7 +547,7 @@ impl Store {
                 Err(e) => return Err(e.into()),
             },
             Pools::Postgres(pool) => {
-                let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+                let mut conn = self.pg_conn(pool, lane).await?;
                 let rows: Vec<pg_statements::Committed> =
                     pg_statements::CommitAndNext::new(&commit, now_ms()).load(&mut *conn).await?;
                 match rows.into_iter().next() {
@@ -765,7 +796,7 @@ impl Store {
             return Ok(vec![]);
         }
         if let Pools::Postgres(pool) = &self.pools {
-            let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+            let mut conn = self.pg_conn(pool, Lane::Interactive).await?;
             let statement = pg_statements::ClaimOutbox { ids, now_ms: now, until_ms: now + lease_ms };
             let claimed: Vec<pg_statements::ClaimedId> = statement.load(&mut *conn).await?;
             return Ok(claimed.into_iter().map(|c| c.id).collect());
@@ -919,7 +950,7 @@ impl Store {
                 .await??);
         }
         if let Pools::Postgres(pool) = &self.pools {
-            let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+            let mut conn = self.pg_conn(pool, Lane::Interactive).await?;
             pg_statements::MarkSent::new(sent, now_ms()).execute(&mut *conn).await?;
         }
         Ok(())

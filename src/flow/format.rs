@@ -2,7 +2,7 @@
 //!
 //! These types mirror the YAML one to one and derive [`JsonSchema`], so the shipped
 //! `flows/flow.schema.json` (written by `carewell flows schema`) lets an editor complete and check a
-//! flow file. They are *not* what the engine runs: [`super::compile`] turns them into the typed graph
+//! flow file. They are *not* what the engine runs: [`super::compile_flow`] turns them into the typed graph
 //! of [`super::graph`], checking every reference on the way.
 //!
 //! Values that an error may need to point at are wrapped in [`Located`], which records the line and

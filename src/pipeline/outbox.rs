@@ -99,7 +99,7 @@ impl Backlog {
 /// committed, ahead of a backlog in the queue (thousands of LLM turns' replies after a burst),
 /// when the backlog pass would make them wait ([`Backlog::would_wait`]). The backlog pass sends
 /// everything else: the bulk lane's replies, retries, and rows left by another process or a crash.
-/// Its passes overlap (up to [`INTERACTIVE_PASSES`], each conversation in one at a time) and
+/// Its passes overlap (up to eight, each conversation in one at a time) and
 /// claim rows exactly as the backlog pass does, so no two passes, nor other processes, send a row
 /// twice, and a conversation's rows still leave in order: a row claimed by another pass holds
 /// back the conversation's later rows.

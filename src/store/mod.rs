@@ -563,33 +563,6 @@ impl Store {
         if committed { Ok((next, released)) } else { Err(StoreError::LeaseLost(id)) }
     }
 
-    /// Takes the lease of an existing conversation and loads it, in one statement; `None` when
-    /// the conversation does not exist yet or another live owner holds it.
-    pub async fn lease_and_load(
-        &self,
-        conversation_id: &str,
-        owner: &str,
-        until_ms: i64,
-    ) -> Result<Option<ConversationRow>, StoreError> {
-        let now = now_ms();
-        let (cid, own) = (conversation_id.to_string(), owner.to_string());
-        Ok(with_conn!(self, |conn| {
-            diesel::update(conversations::table)
-                .filter(conversations::id.eq(&cid))
-                .filter(
-                    conversations::lease_owner
-                        .is_null()
-                        .or(conversations::lease_until.lt(now))
-                        .or(conversations::lease_owner.eq(&own)),
-                )
-                .set((conversations::lease_owner.eq(Some(&own)), conversations::lease_until.eq(Some(until_ms))))
-                .returning(ConversationRow::as_returning())
-                .get_result(conn)
-                .await
-                .optional()?
-        }))
-    }
-
     /// Conversations with unprocessed inbox rows, oldest first, at most `limit`.
     pub async fn pending_conversations(&self, limit: i64) -> Result<Vec<String>, StoreError> {
         let ids: Vec<String> = with_conn!(self, |conn| {

@@ -195,10 +195,16 @@ async fn outbox_rows_are_claimed_once_and_marked_sent_with_their_results() {
         let ids: Vec<i64> = store.pending_outbox(10).await.unwrap().iter().map(|r| r.id).collect();
         assert_eq!(ids.len(), 3, "{backend}");
         let now = now_ms() + 1;
-        let claimed = store.claim_outbox_rows(&ids, now, 60_000).await.unwrap();
+        let claimed = store.claim_outbox_rows(&ids, now, 60_000, Lane::Interactive).await.unwrap();
         assert_eq!(claimed.len(), 3, "{backend}");
-        assert!(store.claim_outbox_rows(&ids, now, 60_000).await.unwrap().is_empty(), "{backend}: claimed once");
-        store.outbox_sent_many(&[(ids[0], "wamid.out.a".into()), (ids[2], "wamid.out.c".into())]).await.unwrap();
+        assert!(
+            store.claim_outbox_rows(&ids, now, 60_000, Lane::Interactive).await.unwrap().is_empty(),
+            "{backend}: claimed once"
+        );
+        store
+            .outbox_sent_many(&[(ids[0], "wamid.out.a".into()), (ids[2], "wamid.out.c".into())], Lane::Bulk)
+            .await
+            .unwrap();
         let rows = store.outbox_of(CONVERSATION, None, 0).await.unwrap();
         let seen: Vec<(&str, Option<&str>, i32)> =
             rows.iter().map(|r| (r.status.as_str(), r.result.as_deref(), r.attempts)).collect();
@@ -208,7 +214,11 @@ async fn outbox_rows_are_claimed_once_and_marked_sent_with_their_results() {
             "{backend}"
         );
         store.unclaim_outbox_rows(&[ids[1]], now).await.unwrap();
-        assert_eq!(store.claim_outbox_rows(&ids, now, 60_000).await.unwrap(), vec![ids[1]], "{backend}");
+        assert_eq!(
+            store.claim_outbox_rows(&ids, now, 60_000, Lane::Interactive).await.unwrap(),
+            vec![ids[1]],
+            "{backend}"
+        );
         // The interactive pass reads one conversation's pending rows only, sent ones left out.
         let of = |ids: Vec<String>| {
             let store = &store;

@@ -40,10 +40,11 @@ pub fn backoff_delay(base: Duration, failures: u32) -> Duration {
 pub async fn run(app: Arc<App>) {
     tokio::spawn(run_interactive(app.clone()));
     loop {
+        let started = std::time::Instant::now();
         let did = match app.store.pending_outbox(PASS_ROWS).await {
             Ok(rows) => {
                 app.outbox_backlog.pass_started(rows.len());
-                let did = dispatch(&app, rows).await;
+                let did = dispatch(&app, rows, Lane::Bulk, started).await;
                 app.outbox_backlog.pass_ended();
                 did
             }
@@ -67,13 +68,21 @@ const PASS_ROWS: i64 = 200;
 /// How long a backlog pass may run before the replies queued meanwhile take their own pass, ms.
 const SLOW_PASS_MS: i64 = 20;
 
-/// What the backlog pass is doing, for deciding where a new interactive reply goes.
+/// What the backlog pass is doing, for deciding where a new interactive reply goes, and the
+/// rows this process's passes have sent but not yet marked.
 #[derive(Debug, Default)]
 pub struct Backlog {
     /// Its current or last pass read a full pass of rows (there is a queue).
     full: AtomicBool,
     /// When its current pass started (Unix ms), 0 while it is idle.
     started_at: AtomicI64,
+    /// Rows the Graph API accepted in a pass that has not marked them yet (a pass marks its
+    /// rows together at its end): a later row of the same conversation may go at once.
+    sent_unmarked: std::sync::Mutex<HashSet<i64>>,
+    /// Conversations whose interactive reply found an earlier row still claimed by another pass
+    /// of this process: that pass hands them back to the interactive queue once it has sent
+    /// their rows.
+    wanted: std::sync::Mutex<HashSet<String>>,
 }
 
 impl Backlog {
@@ -92,6 +101,35 @@ impl Backlog {
     pub fn would_wait(&self) -> bool {
         let started = self.started_at.load(Ordering::Relaxed);
         self.full.load(Ordering::Relaxed) || (started > 0 && now_ms() - started > SLOW_PASS_MS)
+    }
+
+    fn sent(&self, id: i64) {
+        if let Ok(mut s) = self.sent_unmarked.lock() {
+            s.insert(id);
+        }
+    }
+
+    fn marked(&self, ids: &[(i64, String)]) {
+        if let Ok(mut s) = self.sent_unmarked.lock() {
+            ids.iter().for_each(|(id, _)| {
+                s.remove(id);
+            });
+        }
+    }
+
+    fn is_sent_unmarked(&self, id: i64) -> bool {
+        self.sent_unmarked.lock().is_ok_and(|s| s.contains(&id))
+    }
+
+    fn want(&self, conversation_id: &str) {
+        if let Ok(mut w) = self.wanted.lock() {
+            w.insert(conversation_id.to_string());
+        }
+    }
+
+    /// Whether an interactive reply waits for this conversation's rows (and no longer does).
+    fn take_wanted(&self, conversation_id: &str) -> bool {
+        self.wanted.lock().is_ok_and(|mut w| w.remove(conversation_id))
     }
 }
 
@@ -112,23 +150,31 @@ pub async fn run_interactive(app: Arc<App>) {
         app.outbox_interactive_notify.notified().await;
         let ids: Vec<String> = {
             let (Ok(mut queued), Ok(mut busy)) = (app.outbox_interactive.lock(), in_flight.lock()) else { continue };
-            let (mut free, waiting): (Vec<String>, Vec<String>) =
+            let (mut free, mut waiting): (Vec<String>, Vec<String>) =
                 std::mem::take(&mut *queued).into_iter().partition(|id| !busy.contains(id));
-            *queued = waiting;
             free.sort_unstable();
             free.dedup();
+            if free.len() > PASS_CONVERSATIONS {
+                // The rest go in the next passes, which overlap with this one.
+                waiting.extend(free.split_off(PASS_CONVERSATIONS));
+                app.outbox_interactive_notify.notify_one();
+            }
+            *queued = waiting;
             busy.extend(free.iter().cloned());
             free
         };
         if ids.is_empty() {
             continue;
         }
+        let waiting = std::time::Instant::now();
         let Ok(slot) = passes.clone().acquire_owned().await else { return };
+        tracing::debug!(conversations = ids.len(), first = %ids[0], slot_wait_ms = waiting.elapsed().as_millis() as u64, "interactive outbox pass");
         let (app, in_flight) = (app.clone(), in_flight.clone());
         tokio::spawn(async move {
+            let started = std::time::Instant::now();
             match app.store.pending_outbox_of(&ids, PASS_ROWS).await {
                 Ok(rows) => {
-                    dispatch(&app, rows).await;
+                    dispatch(&app, rows, Lane::Interactive, started).await;
                 }
                 Err(e) => {
                     // The backlog pass sends them instead.
@@ -153,6 +199,10 @@ pub async fn run_interactive(app: Arc<App>) {
 /// Interactive passes under way at once.
 const INTERACTIVE_PASSES: usize = 8;
 
+/// The most conversations in one interactive pass: a pass is as slow as its slowest send, and
+/// replies queued behind it take the next, overlapping pass.
+const PASS_CONVERSATIONS: usize = 16;
+
 /// ERP writes under way at once (each a few HTTP requests to the ERP).
 static ERP_WRITES_IN_FLIGHT: std::sync::LazyLock<tokio::sync::Semaphore> =
     std::sync::LazyLock::new(|| tokio::sync::Semaphore::new(PARALLEL_CONVERSATIONS));
@@ -161,8 +211,11 @@ static ERP_WRITES_IN_FLIGHT: std::sync::LazyLock<tokio::sync::Semaphore> =
 const PARALLEL_CONVERSATIONS: usize = 32;
 
 /// One pass over the pending rows: claims the due ones (one statement), then sends each
-/// conversation's rows in order, conversations in parallel.
-async fn dispatch(app: &Arc<App>, rows: Vec<OutboxRow>) -> usize {
+/// conversation's rows in order, conversations in parallel. `lane`: the pass's lane in the
+/// store (the backlog's pass is bulk); `started`: when it began reading the rows (for the debug
+/// line that times its steps).
+async fn dispatch(app: &Arc<App>, rows: Vec<OutboxRow>, lane: Lane, started: std::time::Instant) -> usize {
+    let read_ms = started.elapsed().as_millis() as u64;
     let now = now_ms();
     let mut held: HashSet<String> = HashSet::new();
     let mut by_conversation: Vec<(String, Vec<OutboxRow>)> = Vec::new();
@@ -170,8 +223,17 @@ async fn dispatch(app: &Arc<App>, rows: Vec<OutboxRow>) -> usize {
         if held.contains(&row.conversation_id) {
             continue;
         }
+        if app.outbox_backlog.is_sent_unmarked(row.id) {
+            // Sent by another pass that marks it at its end: the next rows may go.
+            continue;
+        }
         if row.next_attempt_at > now {
-            // An earlier row of this conversation waits for its retry: later ones wait too.
+            // An earlier row of this conversation waits for its retry, or is claimed by
+            // another pass: later ones wait too. An interactive reply behind this process's
+            // own pass is handed back by that pass once the row is sent.
+            if lane == Lane::Interactive {
+                app.outbox_backlog.want(&row.conversation_id);
+            }
             held.insert(row.conversation_id.clone());
             continue;
         }
@@ -184,7 +246,7 @@ async fn dispatch(app: &Arc<App>, rows: Vec<OutboxRow>) -> usize {
     // Claim them so another process does not send them too; a claim expires after
     // OUTBOX_CLAIM_MS, so rows claimed by a crashed process are sent by the next one.
     let claimed: HashSet<i64> =
-        match app.store.claim_outbox_rows(&ids, now, app.settings.outbox_claim.as_millis() as i64).await {
+        match app.store.claim_outbox_rows(&ids, now, app.settings.outbox_claim.as_millis() as i64, lane).await {
             Ok(c) => c.into_iter().collect(),
             Err(e) => {
                 error!(code = e.code(), error = %e, "cannot claim outbox rows");
@@ -212,6 +274,7 @@ async fn dispatch(app: &Arc<App>, rows: Vec<OutboxRow>) -> usize {
         }
     }
     let _ = app.store.unclaim_outbox_rows(&give_back, now).await;
+    let claimed_ms = started.elapsed().as_millis() as u64;
     let done = work.iter().map(Vec::len).sum();
     let mut tasks: tokio::task::JoinSet<Vec<(i64, String)>> = tokio::task::JoinSet::new();
     let mut sent_in_pass: Vec<(i64, String)> = Vec::new();
@@ -223,6 +286,7 @@ async fn dispatch(app: &Arc<App>, rows: Vec<OutboxRow>) -> usize {
         }
         let app = app.clone();
         tasks.spawn(async move {
+            let conversation_id = rows.first().map(|r| r.conversation_id.clone()).unwrap_or_default();
             let mut rows = rows.into_iter();
             let mut sent: Vec<(i64, String)> = Vec::new();
             while let Some(row) = rows.next() {
@@ -253,6 +317,15 @@ async fn dispatch(app: &Arc<App>, rows: Vec<OutboxRow>) -> usize {
                     break;
                 }
             }
+            sent.iter().for_each(|(id, _)| app.outbox_backlog.sent(*id));
+            if app.outbox_backlog.take_wanted(&conversation_id) {
+                // An interactive reply waited for these rows: it goes now, not when this
+                // pass's marks are written (or when the backlog reaches it).
+                if let Ok(mut q) = app.outbox_interactive.lock() {
+                    q.push(conversation_id);
+                }
+                app.outbox_interactive_notify.notify_one();
+            }
             sent
         });
     }
@@ -264,8 +337,19 @@ async fn dispatch(app: &Arc<App>, rows: Vec<OutboxRow>) -> usize {
     // The pass's sent messages are marked together, in one statement (a crash before this sends
     // them again: WhatsApp sends are at least once, and the claim keeps other processes off them
     // meanwhile).
-    if let Err(e) = app.store.outbox_sent_many(&sent_in_pass).await {
+    if let Err(e) = app.store.outbox_sent_many(&sent_in_pass, lane).await {
         error!(code = e.code(), error = %e, "could not mark sent outbox rows; they will be sent again");
+    }
+    app.outbox_backlog.marked(&sent_in_pass);
+    if done > 0 {
+        tracing::debug!(
+            ?lane,
+            rows = done,
+            read_ms,
+            claimed_ms,
+            ms = started.elapsed().as_millis() as u64,
+            "outbox pass"
+        );
     }
     done
 }
@@ -449,6 +533,20 @@ async fn write_erp(app: &App, row: &OutboxRow) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reply_behind_another_pass_is_handed_back_once_and_sent_rows_stop_holding_it() {
+        let backlog = Backlog::default();
+        backlog.sent(7);
+        assert!(backlog.is_sent_unmarked(7), "sent, not yet marked: later rows may go");
+        assert!(!backlog.is_sent_unmarked(8));
+        backlog.marked(&[(7, "wamid.a".into())]);
+        assert!(!backlog.is_sent_unmarked(7), "marked: the row is no longer pending anyway");
+        assert!(!backlog.take_wanted("c1"), "nobody waits");
+        backlog.want("c1");
+        assert!(backlog.take_wanted("c1"), "the pass sending c1's rows hands it back");
+        assert!(!backlog.take_wanted("c1"), "once");
+    }
 
     #[test]
     fn a_reply_waits_for_the_backlog_only_behind_a_queue_or_a_slow_pass() {

@@ -221,13 +221,15 @@ async fn process(
     let guards_started = Instant::now();
     let guards = app.guards.run(&flows, &plan, now).await;
     let guards_ms = guards_started.elapsed().as_millis() as u64;
-    // A turn that waited on the LLM goes to the bulk lane: its customer already waited seconds,
-    // and a burst of them (thousands of LLM answers arriving together) must not hold up the
-    // quick turns. Its remaining work (decide, record, commit) starts a few at a time, so the
-    // runtime's queue of ready tasks stays short and a button press is not scheduled behind
+    // The turn commits in its event's lane (`lane_of`): a button or list reply ahead of a
+    // burst, typed text with the burst in arrival order (a promotion's thousands of answers are
+    // typed; had the deterministic ones gone first, they would have filled the interactive lane).
+    // A turn that waited on the LLM is bulk whatever its event: its customer already waited
+    // seconds. Such a turn's remaining work (decide, record, commit) starts a few at a time, so
+    // the runtime's queue of ready tasks stays short and a button press is not scheduled behind
     // thousands of them.
     let used_llm = guards.runs.iter().any(|r| r.guard == "llm");
-    let lane = if used_llm { Lane::Bulk } else { Lane::Interactive };
+    let lane = if used_llm { Lane::Bulk } else { super::lane_of(&event.kind) };
     let bulk_slot = if used_llm { app.bulk_turn_slots.acquire().await.ok() } else { None };
     let decide_started = Instant::now();
     // The engine is pure and should never panic; if a bug makes it, the turn is recorded as an

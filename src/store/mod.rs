@@ -71,6 +71,9 @@ pub struct Store {
     /// PostgreSQL only: a few connections kept for the interactive lane's hot calls while the
     /// main pool has a queue (see [`Store::pg_conn`]).
     pg_interactive: Option<Pool<AsyncPgConnection>>,
+    /// SQLite only: a read connection kept for the interactive outbox pass, which must not queue
+    /// behind the reads of a burst (thousands of new conversations' first rows) on the main pool.
+    sqlite_interactive_reads: Option<Pool<SqliteConn>>,
     /// SQLite only: the group commit of the hot path's calls.
     sqlite_batch: Option<sqlite_batch::Batcher>,
     /// `sqlite` or `postgres`.
@@ -330,12 +333,15 @@ impl LookupSnapshot {
 /// connections instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Lane {
-    /// Quick work a customer is waiting on: webhook inserts, outbox claims and marks, and the
-    /// turns of button and list replies and of text the deterministic guards settled.
+    /// Quick work a customer is waiting on: webhook inserts, the turns of button and list
+    /// replies (and locations, agents' actions, ERP answers), and the outbox claims and marks of
+    /// their replies.
     #[default]
     Interactive,
-    /// Work that may wait a batch or two: turns that waited on the LLM (their customer already
-    /// waits seconds) and conversations found by polling rather than woken by a webhook.
+    /// Work that keeps its place in arrival order: typed text and media (a promotion's answers
+    /// come typed, by the thousand), turns that waited on the LLM (their customer already waits
+    /// seconds), conversations found by polling rather than woken by a webhook, and the
+    /// outbox's backlog.
     Bulk,
 }
 
@@ -394,26 +400,32 @@ impl Store {
                 })
                 .await
                 .map_err(|e| StoreError::Migration(e.to_string()))??;
-                let mut config = diesel_async::pooled_connection::ManagerConfig::<SqliteConn>::default();
-                // No `SELECT 1` on each checkout (a blocking-pool hop each time); see PostgreSQL below.
-                config.recycling_method = RecyclingMethod::Fast;
-                config.custom_setup = Box::new(|url| {
-                    Box::pin(async move {
-                        let mut conn = SqliteConn::establish(url).await?;
-                        conn.batch_execute(SQLITE_PRAGMAS)
-                            .await
-                            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-                        Ok(conn)
-                    })
-                });
-                let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, config);
-                // SQLite has one writer: one connection avoids "database is locked" between our
-                // own transactions; WAL lets other processes read meanwhile.
-                let pool = Pool::builder(manager).max_size(1).build().map_err(|e| StoreError::Pool(e.to_string()))?;
+                let sqlite_pool = || {
+                    let mut config = diesel_async::pooled_connection::ManagerConfig::<SqliteConn>::default();
+                    // No `SELECT 1` on each checkout (a blocking-pool hop each time); see PostgreSQL below.
+                    config.recycling_method = RecyclingMethod::Fast;
+                    config.custom_setup = Box::new(|url| {
+                        Box::pin(async move {
+                            let mut conn = SqliteConn::establish(url).await?;
+                            conn.batch_execute(SQLITE_PRAGMAS)
+                                .await
+                                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                            Ok(conn)
+                        })
+                    });
+                    let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, config);
+                    Pool::builder(manager).max_size(1).build().map_err(|e| StoreError::Pool(e.to_string()))
+                };
+                // SQLite has one writer: one connection for the calls outside the group commit
+                // avoids "database is locked" between our own transactions; WAL lets other
+                // processes (and the reserved interactive reader) read meanwhile.
+                let pool = sqlite_pool()?;
+                let interactive_reads = sqlite_pool()?;
                 let _ = pool_size;
                 Ok(Store {
                     sqlite_batch: Some(sqlite_batch::Batcher::start(path)?),
                     pools: Pools::Sqlite(pool),
+                    sqlite_interactive_reads: Some(interactive_reads),
                     pg_interactive: None,
                     backend: "sqlite",
                 })
@@ -444,6 +456,7 @@ impl Store {
                 Ok(Store {
                     pools: Pools::Postgres(pg_pool(pool_size.max(2))?),
                     pg_interactive: Some(pg_pool(INTERACTIVE_CONNECTIONS)?),
+                    sqlite_interactive_reads: None,
                     sqlite_batch: None,
                     backend: "postgres",
                 })
@@ -763,21 +776,26 @@ impl Store {
     }
 
     /// Claims due outbox rows for this process in one statement, by moving their next attempt
-    /// `lease_ms` ahead; returns the ids claimed (another process may have taken some).
-    pub async fn claim_outbox_rows(&self, ids: &[i64], now: i64, lease_ms: i64) -> Result<Vec<i64>, StoreError> {
+    /// `lease_ms` ahead; returns the ids claimed (another process may have taken some). `lane`:
+    /// the lane of the pass (interactive replies, or the backlog's).
+    pub async fn claim_outbox_rows(
+        &self,
+        ids: &[i64],
+        now: i64,
+        lease_ms: i64,
+        lane: Lane,
+    ) -> Result<Vec<i64>, StoreError> {
         if ids.is_empty() {
             return Ok(vec![]);
         }
         if let Pools::Postgres(pool) = &self.pools {
-            let mut conn = self.pg_conn(pool, Lane::Interactive).await?;
+            let mut conn = self.pg_conn(pool, lane).await?;
             let statement = pg_statements::ClaimOutbox { ids, now_ms: now, until_ms: now + lease_ms };
             let claimed: Vec<pg_statements::ClaimedId> = statement.load(&mut *conn).await?;
             return Ok(claimed.into_iter().map(|c| c.id).collect());
         }
         let ids = ids.to_vec();
-        Ok(self
-            .sqlite_group(Lane::Interactive, move |c| sqlite_sync::claim_outbox_rows(c, &ids, now, now + lease_ms))
-            .await??)
+        Ok(self.sqlite_group(lane, move |c| sqlite_sync::claim_outbox_rows(c, &ids, now, now + lease_ms)).await??)
     }
 
     /// Gives claimed rows back (they are due again at once).
@@ -884,6 +902,13 @@ impl Store {
         if conversation_ids.is_empty() {
             return Ok(vec![]);
         }
+        if let Pools::Sqlite(main) = &self.pools {
+            // The reserved reader, and all the conversations' queries in one blocking-pool trip.
+            let pool = self.sqlite_interactive_reads.as_ref().unwrap_or(main);
+            let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+            let ids = conversation_ids.to_vec();
+            return Ok(conn.spawn_blocking(move |c| sqlite_sync::pending_outbox_of(c, &ids, limit)).await?);
+        }
         Ok(with_conn!(self, |conn| {
             outbox::table
                 .filter(outbox::status.eq("pending"))
@@ -911,19 +936,17 @@ impl Store {
     }
 
     /// Marks sent outbox rows done with their results (wamids), in one statement (SQLite: one
-    /// trip to the blocking pool).
-    pub async fn outbox_sent_many(&self, sent: &[(i64, String)]) -> Result<(), StoreError> {
+    /// trip to the blocking pool). `lane`: the lane of the pass that sent them.
+    pub async fn outbox_sent_many(&self, sent: &[(i64, String)], lane: Lane) -> Result<(), StoreError> {
         if sent.is_empty() {
             return Ok(());
         }
         if let Pools::Sqlite(_) = &self.pools {
             let sent = sent.to_vec();
-            return Ok(self
-                .sqlite_group(Lane::Interactive, move |c| sqlite_sync::outbox_sent_many(c, &sent))
-                .await??);
+            return Ok(self.sqlite_group(lane, move |c| sqlite_sync::outbox_sent_many(c, &sent)).await??);
         }
         if let Pools::Postgres(pool) = &self.pools {
-            let mut conn = self.pg_conn(pool, Lane::Interactive).await?;
+            let mut conn = self.pg_conn(pool, lane).await?;
             pg_statements::MarkSent::new(sent, now_ms()).execute(&mut *conn).await?;
         }
         Ok(())

@@ -67,7 +67,9 @@ impl Batcher {
                     while let Ok((lane, job)) = jobs.try_recv() {
                         lanes.push(lane, job);
                     }
-                    run_batch(&mut conn, lanes.next_batch());
+                    let bulk_before = lanes.bulk.len();
+                    let batch = lanes.next_batch();
+                    run_batch(&mut conn, batch, bulk_before - lanes.bulk.len());
                 }
             })
             .map_err(|e| StoreError::Pool(format!("cannot start the SQLite writer thread: {e}")))?;
@@ -132,8 +134,9 @@ impl Lanes {
     }
 }
 
-/// One transaction for all of `jobs`; each job's result is delivered after the commit.
-fn run_batch(c: &mut SqliteConnection, jobs: Vec<Job>) {
+/// One transaction for all of `jobs` (the last `bulk` of them from the bulk lane); each job's
+/// result is delivered after the commit.
+fn run_batch(c: &mut SqliteConnection, jobs: Vec<Job>, bulk: usize) {
     let started = std::time::Instant::now();
     let size = jobs.len();
     let mut delivers: Vec<Deliver> = Vec::with_capacity(jobs.len());
@@ -152,7 +155,7 @@ fn run_batch(c: &mut SqliteConnection, jobs: Vec<Job>) {
     for deliver in delivers {
         deliver(error.as_deref());
     }
-    tracing::debug!(calls = size, us = started.elapsed().as_micros() as u64, "SQLite batch committed");
+    tracing::debug!(calls = size, bulk, us = started.elapsed().as_micros() as u64, "SQLite batch committed");
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 
 use super::schema::{conversations, inbox, lookup_snapshots, outbox, turns};
-use super::{NewInbox, TurnCommit, now_ms};
+use super::{NewInbox, OutboxRow, TurnCommit, now_ms};
 
 /// A turn's writes, inside the caller's transaction; `Err(RollbackTransaction)` when the version
 /// or lease no longer holds.
@@ -178,4 +178,30 @@ pub fn acquire_lease(
         .do_nothing()
         .execute(c)?;
     Ok(take_lease(c, conversation_id, owner, now, until_ms)?.is_some())
+}
+
+/// Pending outbox rows of some conversations, in queue order (at most `limit`): one query per
+/// conversation, which SQLite answers from `outbox_conversation`. With `IN (…)` of two or more its
+/// planner (which has no statistics) walks every pending row in id order instead, thousands of
+/// rows after a burst.
+pub fn pending_outbox_of(
+    c: &mut SqliteConnection,
+    conversation_ids: &[String],
+    limit: i64,
+) -> QueryResult<Vec<OutboxRow>> {
+    let mut rows: Vec<OutboxRow> = Vec::new();
+    for id in conversation_ids {
+        rows.extend(
+            outbox::table
+                .filter(outbox::conversation_id.eq(id))
+                .filter(outbox::status.eq("pending"))
+                .order(outbox::id)
+                .limit(limit)
+                .select(OutboxRow::as_select())
+                .load::<OutboxRow>(c)?,
+        );
+    }
+    rows.sort_unstable_by_key(|r| r.id);
+    rows.truncate(limit.max(0) as usize);
+    Ok(rows)
 }

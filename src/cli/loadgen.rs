@@ -162,6 +162,8 @@ struct Shared {
     latencies: Mutex<Vec<(f64, f64, bool)>>,
     epoch: Instant,
     errors: AtomicUsize,
+    /// Errors by cause (a webhook's HTTP status or transport error, or a missing reply).
+    error_causes: Mutex<std::collections::BTreeMap<String, usize>>,
     messages: AtomicUsize,
     completed: AtomicUsize,
     timeout: Duration,
@@ -190,23 +192,31 @@ impl Shared {
         let seen = self.graph.count_to(customer);
         let url = &self.servers[server % self.servers.len()];
         let started = Instant::now();
-        let ok = self
+        let posted = self
             .http
             .post(format!("{url}/webhooks/whatsapp"))
             .header("Content-Type", "application/json")
             .header("X-Hub-Signature-256", sign(SECRET.as_bytes(), body.as_bytes()))
             .body(body)
             .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
+            .await;
         self.messages.fetch_add(1, Ordering::Relaxed);
-        if !ok {
-            self.errors.fetch_add(1, Ordering::Relaxed);
+        let failed = match &posted {
+            Ok(r) if r.status().is_success() => None,
+            Ok(r) => Some(format!("webhook answered HTTP {}", r.status().as_u16())),
+            Err(e) if e.is_connect() => Some("webhook: cannot connect".to_string()),
+            Err(e) if e.is_timeout() => Some("webhook: timed out".to_string()),
+            Err(e) => {
+                Some(format!("webhook: {}", std::error::Error::source(e).map_or(e.to_string(), |s| s.to_string())))
+            }
+        };
+        if let Some(cause) = failed {
+            self.error(cause);
             return vec![];
         }
         let replies = self.graph.wait_beyond(customer, seen, self.timeout).await;
         if replies.is_empty() {
-            self.errors.fetch_add(1, Ordering::Relaxed);
+            self.error(format!("no reply within {} s", self.timeout.as_secs()));
         } else if record {
             if let Ok(mut l) = self.latencies.lock() {
                 l.push((
@@ -217,6 +227,13 @@ impl Shared {
             }
         }
         replies
+    }
+
+    fn error(&self, cause: String) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut causes) = self.error_causes.lock() {
+            *causes.entry(cause).or_default() += 1;
+        }
     }
 }
 
@@ -398,6 +415,7 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
         latencies: Mutex::new(Vec::new()),
         epoch: Instant::now(),
         errors: AtomicUsize::new(0),
+        error_causes: Mutex::default(),
         messages: AtomicUsize::new(0),
         completed: AtomicUsize::new(0),
         timeout: Duration::from_secs(args.reply_timeout),
@@ -543,6 +561,7 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
         "server_peak_rss_mib": rss / 1024,
         "database_bytes_per_conversation": db_bytes / (args.conversations + args.llm_waiters).max(1) as i64,
         "errors": shared.errors.load(Ordering::Relaxed),
+        "error_causes": shared.error_causes.lock().map(|c| json!(*c)).unwrap_or_default(),
         "erp_orders": orders.len(),
         "erp_duplicate_orders": orders.len() - keys.len(),
     });

@@ -902,23 +902,27 @@ impl Store {
         if conversation_ids.is_empty() {
             return Ok(vec![]);
         }
-        if let Pools::Sqlite(main) = &self.pools {
-            // The reserved reader, and all the conversations' queries in one blocking-pool trip.
-            let pool = self.sqlite_interactive_reads.as_ref().unwrap_or(main);
-            let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
-            let ids = conversation_ids.to_vec();
-            return Ok(conn.spawn_blocking(move |c| sqlite_sync::pending_outbox_of(c, &ids, limit)).await?);
+        match &self.pools {
+            Pools::Sqlite(main) => {
+                // The reserved reader, and all the conversations' queries in one blocking trip.
+                let pool = self.sqlite_interactive_reads.as_ref().unwrap_or(main);
+                let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+                let ids = conversation_ids.to_vec();
+                Ok(conn.spawn_blocking(move |c| sqlite_sync::pending_outbox_of(c, &ids, limit)).await?)
+            }
+            Pools::Postgres(pool) => {
+                // A reserved connection while the pool has a queue.
+                let mut conn = self.pg_conn(pool, Lane::Interactive).await?;
+                Ok(outbox::table
+                    .filter(outbox::status.eq("pending"))
+                    .filter(outbox::conversation_id.eq_any(conversation_ids))
+                    .order(outbox::id)
+                    .limit(limit)
+                    .select(OutboxRow::as_select())
+                    .load(&mut *conn)
+                    .await?)
+            }
         }
-        Ok(with_conn!(self, |conn| {
-            outbox::table
-                .filter(outbox::status.eq("pending"))
-                .filter(outbox::conversation_id.eq_any(conversation_ids))
-                .order(outbox::id)
-                .limit(limit)
-                .select(OutboxRow::as_select())
-                .load(conn)
-                .await?
-        }))
     }
 
     /// Outbox rows with a status, in queue order.

@@ -85,9 +85,11 @@ const INTERACTIVE_CONNECTIONS: usize = 4;
 
 /// Every SQLite connection's settings: write-ahead log (readers do not block the writer), wait
 /// up to 5 s for the write lock instead of failing, fsync at checkpoints only (a crash loses no
-/// committed transaction in WAL mode, a power cut may lose the last few), foreign keys enforced.
-const SQLITE_PRAGMAS: &str =
-    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+/// committed transaction in WAL mode, a power cut may lose the last few), foreign keys enforced,
+/// and no automatic checkpoint inside a commit: a thread of the store checkpoints beside the
+/// writer (see `sqlite_batch::start_checkpointer`).
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; \
+     PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;";
 
 macro_rules! with_conn {
     ($store:expr, |$conn:ident| $body:expr) => {

@@ -520,6 +520,12 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
     let (cpu, rss): (f64, u64) =
         servers.iter().map(|s| proc_usage(s.child.id())).fold((0.0, 0), |(c, r), (c2, r2)| (c + c2, r.max(r2)));
     let engine_p99 = stage_p99(&shared.http, &servers[0].url, "engine").await;
+    // The parts of a turn (see `/metrics`): its wait in the inbox, the guards (with any LLM
+    // call), the transition function alone, and the commit (with its wait for the database).
+    let mut stages = serde_json::Map::new();
+    for stage in ["inbox_wait", "guards", "decide", "commit"] {
+        stages.insert(stage.to_string(), json!(stage_p99(&shared.http, &servers[0].url, stage).await));
+    }
     let store =
         crate::store::Store::connect(&crate::store::DatabaseUrl::parse(Some(&db_url)).map_err(|e| e.to_string())?, 2)
             .await
@@ -552,6 +558,7 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
         },
         "reply_latency_timeline": timeline,
         "engine_p99_ms_at_most": engine_p99,
+        "stage_p99_ms_at_most": stages,
         "llm_waiters": args.llm_waiters,
         "llm_calls": llm_calls,
         "llm_calls_per_journey": if completed > 0 { llm_calls as f64 / (completed + args.llm_waiters) as f64 } else { 0.0 },

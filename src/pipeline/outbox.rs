@@ -133,9 +133,10 @@ impl Backlog {
     }
 }
 
-/// Sends the replies of interactive turns (button presses, settled text) as soon as they are
-/// committed, ahead of a backlog in the queue (thousands of LLM turns' replies after a burst),
-/// when the backlog pass would make them wait ([`Backlog::would_wait`]). The backlog pass sends
+/// Sends the replies of interactive turns (button and list replies, locations, agents' actions
+/// and the ERP's answers) as soon as they are committed, ahead of a backlog in the queue
+/// (thousands of replies after a burst), when the backlog pass would make them wait
+/// ([`Backlog::would_wait`]). The backlog pass sends
 /// everything else: the bulk lane's replies, retries, and rows left by another process or a crash.
 /// Its passes overlap (up to eight, each conversation in one at a time) and
 /// claim rows exactly as the backlog pass does, so no two passes, nor other processes, send a row

@@ -23,6 +23,7 @@ fn event(kind: EventKind) -> InboundEvent {
         context_id: None,
         kind,
         throttled: false,
+        followed: false,
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::channel::whatsapp::client::GraphSettings;
 use crate::erp::ErpSettings;
 use crate::llm::LlmSettings;
+use crate::llm::speech::SpeechSettings;
 use crate::store::{DatabaseUrl, StoreError};
 
 /// The app secret used when `WHATSAPP_APP_SECRET` is unset: fine for the local sandbox and
@@ -55,6 +56,8 @@ pub struct Settings {
     pub phone_number_id: Option<String>,
     /// LLM, when configured.
     pub llm: Option<LlmSettings>,
+    /// Speech to text for voice notes, when configured (`SPEECH_BASE_URL`).
+    pub speech: Option<SpeechSettings>,
     /// ERP, when configured (otherwise the sandbox).
     pub erp: Option<ErpSettings>,
     /// Conversations processed at once.
@@ -134,6 +137,15 @@ impl Settings {
             }),
             None => None,
         };
+        let speech = match var("SPEECH_BASE_URL") {
+            Some(base_url) => Some(SpeechSettings {
+                base_url,
+                api_key: var("SPEECH_API_KEY"),
+                model: var("SPEECH_MODEL").unwrap_or_else(|| "whisper-1".into()),
+                timeout: Duration::from_millis(number("SPEECH_TIMEOUT_MS", 8_000u64)?),
+            }),
+            None => None,
+        };
         let erp = match var("ERP_BASE_URL") {
             Some(base_url) => Some(ErpSettings {
                 base_url,
@@ -153,6 +165,7 @@ impl Settings {
             graph,
             phone_number_id: var("WHATSAPP_PHONE_NUMBER_ID"),
             llm,
+            speech,
             erp,
             worker_concurrency: number("WORKER_CONCURRENCY", 8192usize)?.max(1),
             outbox_max_attempts: number("OUTBOX_MAX_ATTEMPTS", 8u32)?.max(1),

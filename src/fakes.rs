@@ -92,17 +92,25 @@ impl FakeGraph {
         self.log.lock().unwrap_or_else(|p| p.into_inner()).media.insert(media_id.into(), (mime_type.into(), bytes));
     }
 
-    /// Messages sent to `customer` (digits), in order.
+    /// Messages sent to `customer` (a number's digits, or a business-scoped user id), in order.
     pub fn sent_to(&self, customer: &str) -> Vec<Value> {
-        let to = format!("+{customer}");
         let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        log.by_to.get(&to).map(|ix| ix.iter().map(|i| log.sent[*i].clone()).collect()).unwrap_or_default()
+        log.by_to
+            .get(&format!("+{customer}"))
+            .or_else(|| log.by_to.get(customer))
+            .map(|ix| ix.iter().map(|i| log.sent[*i].clone()).collect())
+            .unwrap_or_default()
     }
 
     /// How many messages `customer` received.
     pub fn count_to(&self, customer: &str) -> usize {
-        let to = format!("+{customer}");
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).by_to.get(&to).map_or(0, Vec::len)
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        log.by_to.get(&format!("+{customer}")).or_else(|| log.by_to.get(customer)).map_or(0, Vec::len)
+    }
+
+    /// Every message sent, in order.
+    pub fn all_sent(&self) -> Vec<Value> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).sent.clone()
     }
 
     /// Waits until `customer` has received more than `seen` messages; returns the new ones, or
@@ -203,7 +211,7 @@ async fn graph_send(
     let mut stored = b.clone();
     stored["_wamid"] = json!(wamid);
     stored["_received_ms"] = json!(jiff::Timestamp::now().as_millisecond());
-    let to = b["to"].as_str().unwrap_or_default().to_string();
+    let to = b["to"].as_str().or(b["recipient"].as_str()).unwrap_or_default().to_string();
     l.sent.push(stored);
     l.by_to.entry(to).or_default().push(n);
     drop(l);
@@ -685,4 +693,53 @@ async fn llm_answer(state: web::Data<LlmState>, req: HttpRequest, body: web::Jso
         "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}
     }))
+}
+
+// ---------------------------------------------------------------- fake speech to text
+
+/// The fake OpenAI-style speech-to-text endpoint: `POST /v1/audio/transcriptions`
+/// (multipart `file` and `model`). It "hears" an audio file as the UTF-8 text its bytes hold, so
+/// a test registers a voice note whose bytes are what the customer says.
+#[derive(Clone)]
+pub struct FakeSpeech {
+    /// Base URL (`…/v1`).
+    pub url: String,
+    /// Transcriptions served.
+    pub calls: Arc<Mutex<usize>>,
+}
+
+impl FakeSpeech {
+    /// Starts it on a free loopback port.
+    pub fn start() -> FakeSpeech {
+        let calls: Arc<Mutex<usize>> = Arc::default();
+        let c = calls.clone();
+        let url = spawn_fake(move |cfg| {
+            cfg.app_data(web::Data::new(c.clone())).route("/v1/audio/transcriptions", web::post().to(speech_answer));
+        });
+        FakeSpeech { url: format!("{url}/v1"), calls }
+    }
+}
+
+async fn speech_answer(calls: web::Data<Arc<Mutex<usize>>>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    if req.headers().get("Authorization").and_then(|h| h.to_str().ok()) != Some(format!("Bearer {LLM_KEY}").as_str()) {
+        return HttpResponse::Unauthorized().json(json!({"error": {"message": "bad key"}}));
+    }
+    let text = String::from_utf8_lossy(&body);
+    if !text.contains("name=\"model\"") {
+        return HttpResponse::BadRequest().json(json!({"error": {"message": "model is required"}}));
+    }
+    // The file part's content: after its headers' blank line, up to the next boundary.
+    let heard = text
+        .split("name=\"file\"")
+        .nth(1)
+        .and_then(|rest| rest.split_once("\r\n\r\n"))
+        .and_then(|(_, content)| content.split("\r\n--").next())
+        .map(str::to_string);
+    match heard {
+        Some(heard) => {
+            *calls.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+            HttpResponse::Ok().json(json!({"text": heard}))
+        }
+        None => HttpResponse::BadRequest().json(json!({"error": {"message": "file is required"}})),
+    }
 }

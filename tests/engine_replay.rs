@@ -18,6 +18,7 @@ fn event(n: i64, kind: EventKind) -> InboundEvent {
         context_id: None,
         kind,
         throttled: false,
+        followed: false,
     }
 }
 
@@ -53,7 +54,7 @@ async fn replaying_a_journey_gives_the_same_states_and_effects() {
     let mut recorded: Vec<(InboundEvent, GuardResults)> = Vec::new();
     let mut outputs = Vec::new();
     for e in &script {
-        let plan = engine::plan(&flows, &state, e);
+        let plan = engine::plan(&flows, &state, e, None);
         let g = guards.run(&flows, &plan, jiff::Timestamp::from_second(e.timestamp).unwrap()).await;
         let d = engine::decide(&flows, &state, e, &g).unwrap();
         recorded.push((e.clone(), g));

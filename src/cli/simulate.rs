@@ -258,6 +258,7 @@ async fn run_test(test: &ConversationTest, flows_dir: &Path) -> Result<Outcome, 
             timeout: Duration::from_secs(5),
         }),
         phone_number_id: None,
+        speech: None,
         llm: match (test.llm, &llm) {
             (LlmSetting::Absent, _) => None,
             (_, l) => Some(crate::llm::LlmSettings {

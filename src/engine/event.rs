@@ -30,6 +30,34 @@ pub struct InboundEvent {
     /// recorded, but not answered.
     #[serde(default)]
     pub throttled: bool,
+    /// Set by the webhook when the same delivery (one POST) holds a later message from the same
+    /// customer that will be answered: this turn keeps its effects but leaves its question to
+    /// the later message's turn, so two messages sent together get one answer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub followed: bool,
+}
+
+impl InboundEvent {
+    /// An event the service makes itself (an ERP answer, a wake-up, an agent's action, a
+    /// conversation moved from another number): no profile name, no reply context, never
+    /// throttled. `timestamp` is Unix seconds.
+    pub fn internal(
+        message_id: impl Into<String>,
+        customer: impl Into<String>,
+        timestamp: i64,
+        kind: EventKind,
+    ) -> Self {
+        InboundEvent {
+            message_id: message_id.into(),
+            customer: customer.into(),
+            profile_name: None,
+            timestamp,
+            context_id: None,
+            kind,
+            throttled: false,
+            followed: false,
+        }
+    }
 }
 
 /// The kinds of inbound event.
@@ -108,6 +136,49 @@ pub enum EventKind {
     },
     /// The scheduler woke the conversation (a reminder may be due).
     Tick,
+    /// WhatsApp says the customer moved to a new phone number (`system` message of type
+    /// `user_changed_number` / `customer_changed_number`, reference §4): the conversation, its
+    /// profile and open journeys go to the new number.
+    NumberChanged {
+        /// The new WhatsApp id.
+        new_customer: String,
+    },
+    /// Another `system` notice about the customer (their identity, i.e. security code, changed:
+    /// `customer_identity_changed`): recorded, nothing to answer.
+    SystemNotice {
+        /// WhatsApp's `system.type`.
+        kind: String,
+    },
+    /// The customer deleted one of their messages (`revoke`): recorded, nothing to answer.
+    Deleted {
+        /// The wamid of the deleted message.
+        original_id: String,
+    },
+    /// The customer edited one of their messages (`edit`): read again when it answers the
+    /// question still open, recorded otherwise.
+    Edited {
+        /// The wamid of the message edited.
+        original_id: String,
+        /// The message as it reads now.
+        message: Box<EventKind>,
+    },
+    /// The customer's marketing preference changed on WhatsApp's side (`user_preferences`
+    /// webhook field): `stop` opts out of offers and reminders, `resume` opts back in.
+    MarketingPreference {
+        /// Whether offers and reminders may be sent.
+        opted_in: bool,
+        /// WhatsApp's own words for it.
+        #[serde(default)]
+        detail: String,
+    },
+    /// A conversation moved here from the customer's old number (the other side of
+    /// [`EventKind::NumberChanged`]).
+    Transfer {
+        /// The old WhatsApp id.
+        from_customer: String,
+        /// What the old conversation held.
+        carried: Box<super::state::Carried>,
+    },
     /// An ERP write failed once and is being retried.
     ErpDelayed {
         /// The journey.
@@ -147,6 +218,12 @@ impl EventKind {
             EventKind::AgentRelease { .. } => "agent_release",
             EventKind::Tick => "tick",
             EventKind::ErpDelayed { .. } => "erp_delayed",
+            EventKind::NumberChanged { .. } => "number_changed",
+            EventKind::SystemNotice { .. } => "system_notice",
+            EventKind::Deleted { .. } => "deleted",
+            EventKind::Edited { .. } => "edited",
+            EventKind::MarketingPreference { .. } => "marketing_preference",
+            EventKind::Transfer { .. } => "transfer",
         }
     }
 
@@ -161,6 +238,35 @@ impl EventKind {
                 | EventKind::Contacts { .. }
                 | EventKind::Reaction { .. }
                 | EventKind::Unsupported { .. }
+                | EventKind::Edited { .. }
+        )
+    }
+
+    /// Whether the customer expects an answer to it: a message they wrote, sent, picked or shared
+    /// (not a reaction, an edit or a notification).
+    pub fn expects_answer(&self) -> bool {
+        matches!(
+            self,
+            EventKind::Text { .. }
+                | EventKind::Choice { .. }
+                | EventKind::Location { .. }
+                | EventKind::Media { .. }
+                | EventKind::Contacts { .. }
+                | EventKind::Unsupported { .. }
+        )
+    }
+
+    /// Whether it is a notification about the customer rather than something they wrote to the
+    /// business (a number or identity change, a deletion, a marketing preference, a moved
+    /// conversation): such an event is recorded and never answered.
+    pub fn is_notification(&self) -> bool {
+        matches!(
+            self,
+            EventKind::NumberChanged { .. }
+                | EventKind::SystemNotice { .. }
+                | EventKind::Deleted { .. }
+                | EventKind::MarketingPreference { .. }
+                | EventKind::Transfer { .. }
         )
     }
 }
@@ -193,6 +299,10 @@ pub struct GuardResults {
     /// The intent and emotion of the typed message, when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub understanding: Option<Understanding>,
+    /// What the speech-to-text guard heard in a voice note, when it ran: the note is then read as
+    /// this typed text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<String>,
     /// What the parsers read from the text for the flow it may switch to
     /// ([`super::GuardPlan::alternative`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -22,7 +22,7 @@ pub use event::{
     Understanding,
 };
 use lifecycle::{Phase, SessionEvent};
-pub use state::{ConversationState, FilledSlot, Journey, SlotSource, SlotValue};
+pub use state::{Carried, ConversationState, FilledSlot, Journey, SlotSource, SlotValue};
 
 use crate::flow::format::SlotType;
 use crate::flow::graph::{
@@ -149,6 +149,19 @@ pub struct Decision {
     pub step_before: String,
     /// See `step_before`.
     pub step_after: String,
+    /// Events for other conversations of the same business number (a conversation moved to the
+    /// customer's new number), queued through the outbox in this turn's commit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forwards: Vec<Forward>,
+}
+
+/// An event for another conversation of the same business number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Forward {
+    /// The customer (WhatsApp id) whose conversation receives it.
+    pub customer: String,
+    /// The event.
+    pub event: InboundEvent,
 }
 
 /// Button ids: `b|flow|version|step|tag|value` for a step's options (the tag names the journey
@@ -195,6 +208,11 @@ mod button {
     pub fn task(journey: &Journey) -> String {
         format!("t|{}", journey.id)
     }
+    /// Whether the id is one this engine made (a template's quick reply, set by whoever sent
+    /// the template, is not).
+    pub fn is_ours(id: &str) -> bool {
+        ["b|", "m|", "t|", "h|"].iter().any(|p| id.starts_with(p))
+    }
 }
 
 const GREETINGS: &[&str] = &[
@@ -212,6 +230,24 @@ const GREETINGS: &[&str] = &[
     "help",
 ];
 const CANCEL_WORDS: &[&str] = &["cancel", "stop", "quit", "exit", "never mind", "nevermind"];
+/// Asking for no more offers and reminders (anywhere in a message); a bare "stop" outside a
+/// journey means the same.
+const OPT_OUT_PHRASES: &[&str] = &[
+    "stop promotions",
+    "stop promotion",
+    "stop offers",
+    "no more offers",
+    "no more promotions",
+    "no more messages",
+    "stop messaging me",
+    "stop sending",
+    "stop marketing",
+    "unsubscribe",
+    "opt out",
+    "opt-out",
+];
+/// Opting back in (the whole message), when the customer had opted out.
+const OPT_IN_WORDS: &[&str] = &["start", "unstop", "resume", "subscribe", "opt in", "start promotions"];
 const RESTART_WORDS: &[&str] = &["start over", "restart"];
 /// Words that leave the current journey for the menu; the journey is kept and offered again.
 const MENU_WORDS: &[&str] = &["main menu", "menu", "back to menu"];
@@ -265,8 +301,54 @@ fn route(flows: &FlowSet, text: &str) -> Option<Arc<Flow>> {
     flows.route(text)
 }
 
-/// Works out what the guard phase must do for `event` in `state`.
-pub fn plan(flows: &FlowSet, state: &ConversationState, event: &InboundEvent) -> GuardPlan {
+/// Whether the journey's current step asks for a file (a receipt, a photo of damage).
+fn asks_for_media(flows: &FlowSet, state: &ConversationState) -> bool {
+    let Some(j) = &state.journey else { return false };
+    let Some(flow) = flows.flow_at(&j.flow, j.version) else { return false };
+    match flow.step(&j.step).map(|s| &s.kind) {
+        Some(StepKind::Collect { slots, .. }) => slots
+            .iter()
+            .any(|s| !j.slots.contains_key(s) && flow.slots.get(s).is_some_and(|d| d.kind == SlotType::Media)),
+        _ => false,
+    }
+}
+
+/// How the engine reads an event, the same way in [`plan`] and [`decide`]:
+/// - a quick reply whose id the engine did not make (a template's button, sent from outside the
+///   bot: "Reschedule", "No", "Stop promotions") is the customer typing its title;
+/// - a file's caption, where no file is asked for, is typed text ("how much to fix this
+///   scratch?" with a photo);
+/// - a voice note with a transcript (`transcript`, from the speech-to-text guard) is typed text.
+///
+/// Everything else is read as it came.
+pub fn as_read(
+    flows: &FlowSet,
+    state: &ConversationState,
+    event: &InboundEvent,
+    transcript: Option<&str>,
+) -> InboundEvent {
+    let text = |body: &str| Some(EventKind::Text { body: body.to_string() });
+    let kind = match &event.kind {
+        EventKind::Choice { id, title } if !button::is_ours(id) => text(title),
+        EventKind::Media { media_type, .. } if media_type == "audio" => {
+            transcript.filter(|t| !t.trim().is_empty()).and_then(text)
+        }
+        EventKind::Media { caption: Some(c), .. } if !c.trim().is_empty() && !asks_for_media(flows, state) => text(c),
+        _ => None,
+    };
+    match kind {
+        Some(kind) => InboundEvent { kind, ..event.clone() },
+        None => event.clone(),
+    }
+}
+
+/// Works out what the guard phase must do for `event` in `state` (`transcript`: what the
+/// speech-to-text guard heard in a voice note, when it ran).
+pub fn plan(flows: &FlowSet, state: &ConversationState, event: &InboundEvent, transcript: Option<&str>) -> GuardPlan {
+    let event = &as_read(flows, state, event, transcript);
+    if let EventKind::Edited { message, .. } = &event.kind {
+        return plan_edit(flows, state, message);
+    }
     let mut plan = GuardPlan { customer: state.customer.clone(), ..Default::default() };
     let typed_by_customer = match &event.kind {
         EventKind::Text { body } => Some(body.clone()),
@@ -368,6 +450,27 @@ pub fn plan(flows: &FlowSet, state: &ConversationState, event: &InboundEvent) ->
     plan
 }
 
+/// An edited message is read again only for the question still open: its text, for the
+/// current step's empty slots.
+fn plan_edit(flows: &FlowSet, state: &ConversationState, message: &EventKind) -> GuardPlan {
+    let mut plan = GuardPlan { customer: state.customer.clone(), ..Default::default() };
+    let body = match message {
+        EventKind::Text { body } => body,
+        EventKind::Media { caption: Some(c), .. } => c,
+        _ => return plan,
+    };
+    let Some(j) = &state.journey else { return plan };
+    let Some(flow) = flows.flow_at(&j.flow, j.version) else { return plan };
+    let Some(StepKind::Collect { slots, ask, .. }) = flow.step(&j.step).map(|s| &s.kind) else { return plan };
+    plan.flow = Some(flow.id.clone());
+    plan.flow_version = Some(flow.version);
+    plan.focus = slots.iter().filter(|s| !j.slots.contains_key(*s)).cloned().collect();
+    plan.question = Some(ask.clone());
+    plan.lookups = flow.lookups();
+    plan.text = Some(body.clone());
+    plan
+}
+
 struct Turn<'a> {
     flows: &'a FlowSet,
     guards: &'a GuardResults,
@@ -386,6 +489,8 @@ struct Turn<'a> {
     correcting: bool,
     /// Why a value the guards read was refused (an amount above what is due), for the reprompt.
     rejected: Option<String>,
+    /// Events for other conversations.
+    forwards: Vec<Forward>,
 }
 
 impl Turn<'_> {
@@ -423,7 +528,9 @@ pub fn decide(
         digressing: false,
         rejected: None,
         correcting: false,
+        forwards: vec![],
     };
+    let event = &as_read(flows, state, event, guards.transcript.as_deref());
     t.state.turns += 1;
     if event.kind.from_customer() {
         t.state.last_customer_at = event.timestamp;
@@ -460,6 +567,9 @@ pub fn decide(
         (EventKind::Choice { id, .. }, _) if id == button::PERSON => {
             hand_off(&mut t, "the customer asked for a person".into());
         }
+        (EventKind::Text { body }, flow) if asks_to_opt_out(body, flow.is_some()) => opt_out(&mut t, flow)?,
+        (EventKind::Text { body }, flow) if t.state.opted_out && is_one_of(body, OPT_IN_WORDS) => opt_in(&mut t, flow)?,
+        (EventKind::Edited { message, .. }, flow) => on_edit(&mut t, flow, message)?,
         (_, Some(flow)) if t.state.session.phase() == Phase::AwaitingErp => {
             t.note("ignored", "the ERP has not answered yet; the customer was asked to wait".into(), None);
             let what = flow.title.to_lowercase();
@@ -571,6 +681,14 @@ pub fn decide(
             progressed(&mut t);
             advance(&mut t, &flow, None)?;
         }
+        (EventKind::Media { media_type, .. }, flow) if media_type == "audio" => {
+            t.note("voice_note", "a voice note arrived; it cannot be listened to (no transcript)".into(), None);
+            t.say(flows.business.messages.voice_note.clone());
+            match flow {
+                Some(flow) => advance(&mut t, &flow, None)?,
+                None => menu(&mut t, "after a voice note"),
+            }
+        }
         (EventKind::Media { media_type, .. } | EventKind::Unsupported { kind: media_type }, flow) => {
             t.note("unsupported", format!("{media_type} cannot answer any question here"), None);
             t.say(flows.business.messages.unsupported.clone());
@@ -584,7 +702,12 @@ pub fn decide(
             | EventKind::AgentTakeover { .. }
             | EventKind::AgentRelease { .. }
             | EventKind::Tick
-            | EventKind::ErpDelayed { .. },
+            | EventKind::ErpDelayed { .. }
+            | EventKind::NumberChanged { .. }
+            | EventKind::SystemNotice { .. }
+            | EventKind::Deleted { .. }
+            | EventKind::MarketingPreference { .. }
+            | EventKind::Transfer { .. },
             _,
         ) => {
             // Handled by before_journeys; kept here so a new event kind cannot be forgotten.
@@ -599,6 +722,73 @@ pub fn decide(
         }
     }
     Ok(finish(t, event, flow.as_deref(), step_before, ()))
+}
+
+/// Whether a typed message asks for no more offers and reminders: an opt-out phrase anywhere
+/// ("please unsubscribe me"), or a bare "stop" outside a journey (inside one it stops the
+/// journey).
+fn asks_to_opt_out(body: &str, in_journey: bool) -> bool {
+    let folded = crate::text::Folded::new(body);
+    OPT_OUT_PHRASES.iter().any(|p| folded.has(p)) || (!in_journey && is_one_of(body, &["stop", "stop all"]))
+}
+
+/// Stores the opt-out; the journey under way (if any) carries on.
+fn opt_out(t: &mut Turn<'_>, flow: Option<Arc<Flow>>) -> Result<(), EngineError> {
+    t.state.opted_out = true;
+    t.note("opt_out", "the customer opted out of offers and reminders".into(), None);
+    t.say(t.flows.business.messages.opted_out.clone());
+    match flow {
+        Some(flow) if t.state.session.phase() != Phase::AwaitingErp => advance(t, &flow, None),
+        _ => Ok(()),
+    }
+}
+
+/// Takes the opt-out back and shows the menu (or the question under way).
+fn opt_in(t: &mut Turn<'_>, flow: Option<Arc<Flow>>) -> Result<(), EngineError> {
+    t.state.opted_out = false;
+    t.note("opt_in", "the customer opted back in to offers and reminders".into(), None);
+    t.say(t.flows.business.messages.opted_in.clone());
+    match flow {
+        Some(flow) if t.state.session.phase() != Phase::AwaitingErp => advance(t, &flow, None),
+        Some(_) => Ok(()),
+        None => {
+            menu(t, "after opting back in");
+            Ok(())
+        }
+    }
+}
+
+/// An edited message: read again when it answers the question still open (the guards read its
+/// text for the current step's empty slots), recorded otherwise. Never answered on its own.
+fn on_edit(t: &mut Turn<'_>, flow: Option<Arc<Flow>>, message: &EventKind) -> Result<(), EngineError> {
+    let at_collect = |t: &Turn<'_>, f: &Flow| {
+        t.state
+            .journey
+            .as_ref()
+            .and_then(|j| f.step(&j.step))
+            .is_some_and(|s| matches!(s.kind, StepKind::Collect { .. }))
+    };
+    match flow {
+        Some(flow) if at_collect(t, &flow) && t.state.session.phase() != Phase::AwaitingErp => {
+            let filled = apply_extracted(t, &flow);
+            if filled > 0 {
+                t.note(
+                    "edited",
+                    format!("the customer edited a message ({}); it answers the open question", message.name()),
+                    None,
+                );
+                progressed(t);
+                return advance(t, &flow, None);
+            }
+            t.note(
+                "edited",
+                "the customer edited a message; it does not answer the open question (recorded)".into(),
+                None,
+            );
+        }
+        _ => t.note("edited", "the customer edited a message; no question is open (recorded)".into(), None),
+    }
+    Ok(())
 }
 
 /// An upset customer is acknowledged first and offered a person (once every few turns, and not
@@ -647,7 +837,9 @@ fn update_stage(t: &mut Turn<'_>) {
 /// Follows an `offer: true` closing message with one current offer, unless the customer is or was
 /// upset, saw an offer already, or is in a complaint.
 fn proactive_offer(t: &mut Turn<'_>, flow: &Flow, step: &Step) {
-    let why_not = if t.state.upset {
+    let why_not = if t.state.opted_out {
+        Some("the customer opted out of offers")
+    } else if t.state.upset {
         Some("the customer was upset in this conversation")
     } else if t.state.offer_shown {
         Some("an offer was shown already")
@@ -673,6 +865,16 @@ fn proactive_offer(t: &mut Turn<'_>, flow: &Flow, step: &Step) {
 /// Closes a turn: the reminder wake-up, the repeated-question count, the step labels.
 fn finish(mut t: Turn<'_>, event: &InboundEvent, flow: Option<&Flow>, step_before: String, _: ()) -> Decision {
     acknowledge_upset(&mut t, event);
+    if event.followed && !t.replies.is_empty() {
+        // A later message of the same delivery will ask what is still open: this turn keeps its
+        // statements and leaves its questions to that one, so two messages get one answer.
+        let before = t.replies.len();
+        t.replies.retain(|r| !is_question(r));
+        let held = before - t.replies.len();
+        if held > 0 {
+            t.note("held", format!("{held} question(s) left to the next message of the same delivery"), None);
+        }
+    }
     update_stage(&mut t);
     let flow = t
         .state
@@ -688,9 +890,7 @@ fn finish(mut t: Turn<'_>, event: &InboundEvent, flow: Option<&Flow>, step_befor
         (Some(_), _) if matches!(event.kind, EventKind::Tick) => None,
         (Some(_), _) => t.state.wake_at,
     };
-    if let Some(question) =
-        t.replies.iter().rev().find(|r| matches!(r, Reply::Choices { .. }) || r.body().ends_with('?'))
-    {
+    if let Some(question) = t.replies.iter().rev().find(|r| is_question(r)) {
         let body = question.body().to_string();
         t.state.last_question = match t.state.last_question.take() {
             Some((q, n)) if q == body => Some((q, n + 1)),
@@ -698,7 +898,20 @@ fn finish(mut t: Turn<'_>, event: &InboundEvent, flow: Option<&Flow>, step_befor
         };
     }
     let step_after = step_label(&t.state);
-    Decision { state: t.state, replies: t.replies, erp: t.erp, trace: t.trace, step_before, step_after }
+    Decision {
+        state: t.state,
+        replies: t.replies,
+        erp: t.erp,
+        trace: t.trace,
+        step_before,
+        step_after,
+        forwards: t.forwards,
+    }
+}
+
+/// Whether a reply asks something (offers options, or ends with a question mark).
+fn is_question(r: &Reply) -> bool {
+    matches!(r, Reply::Choices { .. }) || r.body().trim_end().ends_with('?')
 }
 
 const PERSON_WORDS: &[&str] = &[
@@ -718,6 +931,10 @@ const PERSON_WORDS: &[&str] = &[
 /// Events handled before any journey logic: throttling, hand-offs and agents, the scheduler,
 /// ERP delay notices. Returns `Some(())` when the turn is complete.
 fn before_journeys(t: &mut Turn<'_>, event: &InboundEvent, flow: Option<Arc<Flow>>) -> Result<Option<()>, EngineError> {
+    if event.kind.is_notification() {
+        on_notification(t, event);
+        return Ok(Some(()));
+    }
     if event.throttled {
         t.note("throttled", "the sender exceeded its rate limit; the message is kept but not answered".into(), None);
         return Ok(Some(()));
@@ -762,7 +979,9 @@ fn before_journeys(t: &mut Turn<'_>, event: &InboundEvent, flow: Option<Arc<Flow
         EventKind::Tick => {
             let window_open = t.now - t.state.last_customer_at < 24 * 3600 - 60;
             match (flow, t.state.handoff.is_some()) {
-                (Some(flow), false) if window_open && !journey(t).reminded && flow.reminder.is_some() => {
+                (Some(flow), false)
+                    if window_open && !journey(t).reminded && flow.reminder.is_some() && !t.state.opted_out =>
+                {
                     let question = current_question(t, &flow);
                     let text =
                         flow.reminder.as_ref().map(|r| r.text.replace("{question}", &question)).unwrap_or_default();
@@ -773,7 +992,8 @@ fn before_journeys(t: &mut Turn<'_>, event: &InboundEvent, flow: Option<Arc<Flow
                 }
                 _ => t.note(
                     "ignored",
-                    "wake-up with nothing to do (no journey, reminded already, handed off or window closed)".into(),
+                    "wake-up with nothing to do (no journey, reminded already, handed off, opted out or window closed)"
+                        .into(),
                     None,
                 ),
             }
@@ -803,6 +1023,111 @@ fn before_journeys(t: &mut Turn<'_>, event: &InboundEvent, flow: Option<Arc<Flow
         }
     }
     Ok(None)
+}
+
+/// Notifications about the customer: recorded, never answered.
+fn on_notification(t: &mut Turn<'_>, event: &InboundEvent) {
+    match &event.kind {
+        EventKind::NumberChanged { new_customer } => move_to_number(t, event, new_customer),
+        EventKind::Transfer { from_customer, carried } => take_transfer(t, from_customer, carried),
+        EventKind::SystemNotice { kind } => {
+            t.note("notice", format!("WhatsApp notice {kind:?} about the customer; nothing to answer"), None)
+        }
+        EventKind::Deleted { original_id } => {
+            t.note("deleted", format!("the customer deleted their message {original_id}; nothing to answer"), None)
+        }
+        EventKind::MarketingPreference { opted_in, detail } => {
+            t.state.opted_out = !opted_in;
+            let now = if *opted_in { "opted in to" } else { "opted out of" };
+            t.note("opt_out", format!("the customer {now} offers and reminders on WhatsApp ({detail})"), None);
+        }
+        _ => {}
+    }
+}
+
+/// The customer moved to a new number: the profile, the journeys and the references go to the
+/// new number's conversation (through its inbox, as a [`EventKind::Transfer`]); this one keeps
+/// its history and where it went.
+fn move_to_number(t: &mut Turn<'_>, event: &InboundEvent, new_customer: &str) {
+    if new_customer == t.state.customer || new_customer.is_empty() {
+        t.note("notice", "number change to the same number; nothing to move".into(), None);
+        return;
+    }
+    let carried = Carried {
+        profile: std::mem::take(&mut t.state.profile),
+        journey: t.state.journey.take(),
+        suspended: std::mem::take(&mut t.state.suspended),
+        references: t.state.references.clone(),
+        opted_out: t.state.opted_out,
+    };
+    if carried.journey.is_some() {
+        t.state.session.accept(SessionEvent::JourneyEnded);
+    }
+    let open = usize::from(carried.journey.is_some()) + carried.suspended.len();
+    t.state.moved_to = Some(new_customer.to_string());
+    t.state.wake_at = None;
+    t.note(
+        "moved",
+        format!(
+            "the customer changed number to {new_customer}: profile ({} slots) and {open} open journey(s) moved there",
+            carried.profile.len()
+        ),
+        None,
+    );
+    let kind = EventKind::Transfer { from_customer: t.state.customer.clone(), carried: Box::new(carried) };
+    t.forwards.push(Forward {
+        customer: new_customer.to_string(),
+        event: InboundEvent::internal(format!("moved:{}", event.message_id), new_customer, event.timestamp, kind),
+    });
+}
+
+/// A conversation moved here from the customer's old number: what this one does not know yet is
+/// taken (the profile slots it lacks; the journey under way if none is, otherwise put aside).
+fn take_transfer(t: &mut Turn<'_>, from: &str, carried: &Carried) {
+    let mut taken: Vec<String> = Vec::new();
+    for (name, slot) in &carried.profile {
+        if !t.state.profile.contains_key(name) {
+            t.state.profile.insert(name.clone(), slot.clone());
+            taken.push(name.clone());
+        }
+    }
+    let mut journeys = carried.suspended.clone();
+    match (&t.state.journey, carried.journey.clone()) {
+        (None, Some(j)) => {
+            let awaiting_erp = t
+                .flows
+                .flow_at(&j.flow, j.version)
+                .and_then(|f| f.step(&j.step))
+                .is_some_and(|s| matches!(s.kind, StepKind::Erp { .. }));
+            t.state.journey = Some(j);
+            t.state.session.accept(SessionEvent::JourneyStarted);
+            if awaiting_erp {
+                t.state.session.accept(SessionEvent::ErpRequested);
+            }
+        }
+        (Some(_), Some(j)) => journeys.push(j),
+        (_, None) => {}
+    }
+    let moved = journeys.len() + usize::from(carried.journey.is_some());
+    t.state.suspended.extend(journeys);
+    while t.state.suspended.len() > MAX_SUSPENDED {
+        let dropped = t.state.suspended.remove(0);
+        t.note("dropped", format!("journey {} at step {} dropped: too many open", dropped.flow, dropped.step), None);
+    }
+    for r in &carried.references {
+        if !t.state.references.contains(r) {
+            t.state.references.push(r.clone());
+        }
+    }
+    t.state.opted_out |= carried.opted_out;
+    t.note(
+        "moved",
+        format!(
+            "conversation moved here from the customer's old number {from}: profile slots {} and {moved} journey(s) taken",
+            if taken.is_empty() { "none".to_string() } else { taken.join(", ") }
+        ),
+        None,
+    );
 }
 
 /// The question the current step asks, as text (for reminders).
@@ -1960,6 +2285,14 @@ fn on_erp_outcome(
     reference: Option<String>,
     error: Option<String>,
 ) -> Result<(), EngineError> {
+    if let Some(to) = t.state.moved_to.clone() {
+        // The journey went to the customer's new number: so does its ERP answer.
+        t.note("forwarded", format!("ERP answer for journey {journey_id} forwarded to the new number {to}"), None);
+        let kind = EventKind::ErpOutcome { journey_id: journey_id.into(), action: action.into(), reference, error };
+        let id = format!("moved:{}:{journey_id}:{action}", t.state.customer);
+        t.forwards.push(Forward { customer: to.clone(), event: InboundEvent::internal(id, to, t.now, kind) });
+        return Ok(());
+    }
     let Some(flow) = flow.filter(|_| t.state.journey.as_ref().is_some_and(|j| j.id == journey_id)) else {
         t.note("ignored", format!("ERP answer for journey {journey_id} which is no longer under way"), None);
         return Ok(());

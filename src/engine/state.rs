@@ -287,6 +287,35 @@ pub struct ConversationState {
     /// The turn at which the customer's upset was last acknowledged (and a person offered).
     #[serde(default)]
     pub acknowledged_at: Option<u64>,
+    /// Set when the customer opted out of offers and reminders ("stop promotions",
+    /// "unsubscribe", WhatsApp's marketing preference): none is sent until they opt back in
+    /// ("start").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub opted_out: bool,
+    /// Set when the customer moved to a new number: the WhatsApp id this conversation went to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_to: Option<String>,
+}
+
+/// What a conversation hands to the conversation of the customer's new number: the profile,
+/// the journeys under way and put aside, the ERP references and the opt-out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Carried {
+    /// Customer-profile slots.
+    #[serde(default)]
+    pub profile: BTreeMap<String, FilledSlot>,
+    /// The journey under way.
+    #[serde(default)]
+    pub journey: Option<Journey>,
+    /// Journeys put aside.
+    #[serde(default)]
+    pub suspended: Vec<Journey>,
+    /// ERP references.
+    #[serde(default)]
+    pub references: Vec<String>,
+    /// The opt-out.
+    #[serde(default)]
+    pub opted_out: bool,
 }
 
 /// A hand-off to a person.
@@ -322,6 +351,8 @@ impl ConversationState {
             stage: Stage::Greeting,
             offer_shown: false,
             acknowledged_at: None,
+            opted_out: false,
+            moved_to: None,
         }
     }
 

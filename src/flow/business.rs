@@ -65,6 +65,12 @@ pub struct MessagesDecl {
     pub stale_button: String,
     /// Sent when a journey is cancelled by the customer.
     pub cancelled: String,
+    /// Sent for a voice note when no speech-to-text endpoint is configured.
+    pub voice_note: String,
+    /// Sent when a customer opts out of offers and reminders ("stop promotions").
+    pub opted_out: String,
+    /// Sent when a customer who opted out opts back in ("start").
+    pub opted_in: String,
 }
 
 impl Default for MessagesDecl {
@@ -75,6 +81,11 @@ impl Default for MessagesDecl {
             unsupported: "Sorry, I can't read that kind of message. Please send text, or use the buttons.".into(),
             stale_button: "That button belongs to an earlier question, so I've ignored it.".into(),
             cancelled: "No problem, I've stopped here. Send a message whenever you need us.".into(),
+            voice_note: "Sorry, I can't listen to voice notes yet. Please type your message and I'll help right away."
+                .into(),
+            opted_out: "Done: you won't get offers or reminders from us any more. Send START if you change your mind."
+                .into(),
+            opted_in: "Welcome back! You'll get our offers and visit reminders again.".into(),
         }
     }
 }

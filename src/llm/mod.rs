@@ -6,6 +6,8 @@
 //! `jsonschema`, retries once with the validation errors, and otherwise fails *typed*: timeout,
 //! transport, HTTP status, invalid output, refusal. Every attempt is returned for the turn record.
 
+pub mod speech;
+
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};

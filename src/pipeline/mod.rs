@@ -33,6 +33,8 @@ pub struct App {
     pub erp: Arc<ErpClient>,
     /// The Graph API client; `None` in the sandbox.
     pub graph: Option<GraphClient>,
+    /// Speech to text for voice notes; `None` unless `SPEECH_BASE_URL` is set.
+    pub speech: Option<crate::llm::speech::SpeechClient>,
     /// Wakes the worker when the inbox grows.
     pub inbox_notify: Notify,
     /// Wakes the dispatcher when the outbox grows.
@@ -148,12 +150,17 @@ impl App {
             Some(s) => Some(GraphClient::new(s.clone())?),
             None => None,
         };
+        let speech = match &settings.speech {
+            Some(s) => Some(crate::llm::speech::SpeechClient::new(s.clone())?),
+            None => None,
+        };
         Ok(Arc::new(App {
             guards: Guards { erp: erp.clone(), llm },
             flows: RwLock::new(Arc::new(flows)),
             store,
             erp,
             graph,
+            speech,
             inbox_notify: Notify::new(),
             outbox_notify: Notify::new(),
             instance_id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),

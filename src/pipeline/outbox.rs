@@ -306,6 +306,7 @@ async fn dispatch(app: &Arc<App>, rows: Vec<OutboxRow>, lane: Lane, started: std
                         });
                         break;
                     }
+                    "inbox" => forward(&app, &row).await,
                     other => {
                         let _ = app.store.outbox_dead(row.id, &format!("outbox.unknown_kind: {other}")).await;
                         true
@@ -421,15 +422,12 @@ async fn send_message(app: &App, row: &OutboxRow, sent: &mut Vec<(i64, String)>)
 /// After the first failed attempt at an ERP write, the conversation is told (through its inbox, so
 /// the engine decides and the turn is recorded) that the confirmation will take longer.
 async fn tell_delay(app: &App, row: &OutboxRow, request: &ErpRequest, customer: &str, phone_number_id: &str) {
-    let event = InboundEvent {
-        message_id: format!("erp-delay:{}", row.id),
-        customer: customer.to_string(),
-        profile_name: None,
-        timestamp: now_ms() / 1000,
-        context_id: None,
-        kind: EventKind::ErpDelayed { journey_id: request.journey_id.clone(), action: request.action.action.clone() },
-        throttled: false,
-    };
+    let event = InboundEvent::internal(
+        format!("erp-delay:{}", row.id),
+        customer,
+        now_ms() / 1000,
+        EventKind::ErpDelayed { journey_id: request.journey_id.clone(), action: request.action.action.clone() },
+    );
     let inbox = NewInbox {
         dedup_key: event.message_id.clone(),
         conversation_id: row.conversation_id.clone(),
@@ -440,6 +438,37 @@ async fn tell_delay(app: &App, row: &OutboxRow, request: &ErpRequest, customer: 
     match app.store.insert_event(inbox).await {
         Ok(_) => app.wake(&row.conversation_id, Lane::Interactive),
         Err(e) => error!(code = e.code(), error = %e, "could not queue the delay notice"),
+    }
+}
+
+/// Delivers an event to another conversation's inbox (a conversation moved to the customer's
+/// new number): the inbox row and this row's `sent` mark in one transaction, so it arrives once.
+async fn forward(app: &App, row: &OutboxRow) -> bool {
+    let payload: Value = serde_json::from_str(&row.payload).unwrap_or(Value::Null);
+    let (Some(target), Some(event)) = (payload["conversation_id"].as_str(), payload.get("event")) else {
+        return retry_or_dead(
+            app,
+            row,
+            "outbox.corrupt_payload",
+            "an inbox forward without its target or event",
+            false,
+        )
+        .await;
+    };
+    let inbox = NewInbox {
+        dedup_key: row.idempotency_key.clone(),
+        conversation_id: target.to_string(),
+        phone_number_id: payload["phone_number_id"].as_str().unwrap_or_default().to_string(),
+        event: event.to_string(),
+        received_at: now_ms(),
+    };
+    match app.store.outbox_done_with_event(row.id, target, "sent", inbox).await {
+        Ok(()) => {
+            app.metrics.outbox_done.with_label_values(&["inbox", "sent"]).inc();
+            app.wake(target, Lane::Interactive);
+            true
+        }
+        Err(e) => retry_or_dead(app, row, e.code(), &e.to_string(), true).await,
     }
 }
 
@@ -495,20 +524,17 @@ async fn write_erp(app: &App, row: &OutboxRow) -> bool {
             (None, Some(format!("{}: {e}", e.code())), "dead")
         }
     };
-    let event = InboundEvent {
-        message_id: format!("erp:{}", row.id),
-        customer: customer.clone(),
-        profile_name: None,
-        timestamp: now_ms() / 1000,
-        context_id: None,
-        kind: EventKind::ErpOutcome {
+    let event = InboundEvent::internal(
+        format!("erp:{}", row.id),
+        customer.clone(),
+        now_ms() / 1000,
+        EventKind::ErpOutcome {
             journey_id: request.journey_id.clone(),
             action: request.action.action.clone(),
             reference: reference.clone(),
             error: error.clone(),
         },
-        throttled: false,
-    };
+    );
     let inbox = NewInbox {
         dedup_key: format!("erp:{}", row.id),
         conversation_id: row.conversation_id.clone(),

@@ -29,15 +29,7 @@ pub async fn run(app: Arc<App>) {
 async fn tick(app: &App) -> Result<(), crate::store::StoreError> {
     let now = now_ms();
     for (id, customer, phone_number_id, wake_at) in app.store.due_wakeups(now, 100).await? {
-        let event = InboundEvent {
-            message_id: format!("tick:{id}:{wake_at}"),
-            customer,
-            profile_name: None,
-            timestamp: now / 1000,
-            context_id: None,
-            kind: EventKind::Tick,
-            throttled: false,
-        };
+        let event = InboundEvent::internal(format!("tick:{id}:{wake_at}"), customer, now / 1000, EventKind::Tick);
         let row = NewInbox {
             dedup_key: event.message_id.clone(),
             conversation_id: id.clone(),

@@ -212,14 +212,22 @@ async fn process(
     });
     let (version, phone_number_id) = (conv.version, conv.phone_number_id.clone());
     let flows = app.flows();
-    let plan = engine::plan(&flows, &state, event);
+    let guards_started = Instant::now();
+    // A voice note is heard first (when speech to text is configured): the turn then reads what
+    // was said like typed text.
+    let heard = transcribe(app, event).await;
+    let transcript = heard.as_ref().and_then(|(_, t)| t.clone());
+    let plan = engine::plan(&flows, &state, event, transcript.as_deref());
     let now = if event.timestamp > 0 {
         jiff::Timestamp::from_second(event.timestamp).unwrap_or_else(|_| jiff::Timestamp::now())
     } else {
         jiff::Timestamp::from_millisecond(row.received_at).unwrap_or_else(|_| jiff::Timestamp::now())
     };
-    let guards_started = Instant::now();
-    let guards = app.guards.run(&flows, &plan, now).await;
+    let mut guards = app.guards.run(&flows, &plan, now).await;
+    if let Some((run, text)) = heard {
+        guards.runs.insert(0, run);
+        guards.transcript = text;
+    }
     let guards_ms = guards_started.elapsed().as_millis() as u64;
     // The turn commits in its event's lane (`lane_of`): a button or list reply ahead of a
     // burst, typed text with the burst in arrival order (a promotion's thousands of answers are
@@ -247,8 +255,8 @@ async fn process(
     let decide_us = decide_started.elapsed().as_micros() as u64;
 
     let sender = app.settings.phone_number_id.clone().unwrap_or(phone_number_id);
-    let (new_state, replies, erp, trace, step_before, step_after, outcome) = match decision {
-        Ok(d) => (d.state, d.replies, d.erp, d.trace, d.step_before, d.step_after, "ok".to_string()),
+    let (new_state, replies, erp, trace, step_before, step_after, outcome, forwards) = match decision {
+        Ok(d) => (d.state, d.replies, d.erp, d.trace, d.step_before, d.step_after, "ok".to_string(), d.forwards),
         Err(e) => {
             error!(code = e.code(), error = %e, "the engine refused this turn");
             let apology = engine::Reply::Text {
@@ -259,7 +267,7 @@ async fn process(
             let mut st = state.clone();
             st.turns += 1;
             let trace = vec![engine::TraceEntry { what: "error".into(), detail: e.to_string(), source: None }];
-            (st, vec![apology], vec![], trace, label.clone(), label, e.code().to_string())
+            (st, vec![apology], vec![], trace, label.clone(), label, e.code().to_string(), vec![])
         }
     };
     let now_ms = now_ms();
@@ -292,6 +300,21 @@ async fn process(
             updated_at: now_ms,
         });
     }
+    for forward in &forwards {
+        // Delivered by the outbox into the other conversation's inbox (see `outbox::forward`).
+        let target = format!("{}:{}", row.phone_number_id, forward.customer);
+        outbox.push(NewOutbox {
+            conversation_id: row.conversation_id.clone(),
+            kind: "inbox".into(),
+            idempotency_key: forward.event.message_id.clone(),
+            payload: json!({"conversation_id": target, "phone_number_id": row.phone_number_id, "event": forward.event})
+                .to_string(),
+            status: "pending".into(),
+            next_attempt_at: now_ms,
+            created_at: now_ms,
+            updated_at: now_ms,
+        });
+    }
     let flow_versions: serde_json::Map<String, serde_json::Value> =
         flows.flows.values().map(|f| (f.id.clone(), json!(f.version))).collect();
     // The lookup results (most of a record's bytes, and the same for many turns) are stored once
@@ -314,6 +337,7 @@ async fn process(
         "trace": trace,
         "replies": replies,
         "erp": erp,
+        "forwards": forwards,
         "step_before": step_before,
         "step_after": step_after,
         "outcome": outcome,
@@ -378,6 +402,37 @@ async fn process(
         "turn committed"
     );
     Ok((state_json, following, released))
+}
+
+/// The speech-to-text guard: a voice note fetched from WhatsApp and transcribed, with its run
+/// record. `None` when the event is not audio or speech to text (or the Graph API) is not
+/// configured; the transcript is `None` when it failed (the customer is then asked to type).
+async fn transcribe(app: &App, event: &InboundEvent) -> Option<(engine::GuardRun, Option<String>)> {
+    let engine::EventKind::Media { media_type, media_id, mime_type, .. } = &event.kind else { return None };
+    let (true, Some(speech), Some(graph)) = (media_type == "audio", &app.speech, &app.graph) else { return None };
+    let started = Instant::now();
+    let heard = match graph.download_media(media_id).await {
+        Ok((bytes, mime)) => {
+            let mime = mime_type.clone().unwrap_or(mime);
+            speech.transcribe(bytes, &mime).await.map_err(|e| (e.code().to_string(), e.to_string()))
+        }
+        Err(e) => Err((e.code().to_string(), e.to_string())),
+    };
+    let (outcome, text, detail) = match heard {
+        Ok(text) => ("ok".to_string(), Some(text.clone()), json!({"model": speech.model(), "text": text})),
+        Err((code, error)) => {
+            warn!(code = %code, error = %error, "a voice note could not be transcribed; the customer is asked to type");
+            (code, None, json!({"model": speech.model(), "error": error}))
+        }
+    };
+    let run = engine::GuardRun {
+        guard: "speech_to_text".into(),
+        outcome,
+        filled: vec![],
+        latency_ms: started.elapsed().as_millis() as u64,
+        detail,
+    };
+    Some((run, text))
 }
 
 /// Feeds a turn's numbers to the metrics.

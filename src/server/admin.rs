@@ -122,15 +122,7 @@ async fn agent_event(app: &App, key: &str, kind: EventKind) -> HttpResponse {
         return problem(StatusCode::NOT_FOUND, "server.no_conversation", "no conversation for that id or number");
     };
     let id = format!("admin:{}", uuid::Uuid::now_v7());
-    let event = InboundEvent {
-        message_id: id.clone(),
-        customer: conv.customer.clone(),
-        profile_name: None,
-        timestamp: now_ms() / 1000,
-        context_id: None,
-        kind,
-        throttled: false,
-    };
+    let event = InboundEvent::internal(id.clone(), conv.customer.clone(), now_ms() / 1000, kind);
     let row = NewInbox {
         dedup_key: id.clone(),
         conversation_id: conv.id.clone(),

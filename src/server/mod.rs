@@ -100,6 +100,15 @@ async fn receive(app: web::Data<App>, req: HttpRequest, body: web::Bytes) -> Htt
 /// by the webhook and the inspector page, so both take the same pipeline.
 pub(crate) async fn accept(app: &App, notification: &webhook::Notification) -> HttpResponse {
     let received_at = now_ms();
+    for skipped in &notification.skipped {
+        warn!(
+            code = "channel.message_skipped",
+            message_id = skipped.message_id.as_deref().unwrap_or("-"),
+            reason = skipped.reason,
+            "webhook: a message was skipped"
+        );
+        app.metrics.webhooks.with_label_values(&["skipped"]).inc();
+    }
     let mut rows: Vec<NewInbox> = Vec::with_capacity(notification.messages.len());
     let mut lanes = Vec::with_capacity(notification.messages.len());
     let mut known = 0;

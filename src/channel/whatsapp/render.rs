@@ -20,10 +20,18 @@ pub const MAX_BUTTON_ID: usize = 256;
 /// Longest list-row id.
 pub const MAX_ROW_ID: usize = 200;
 
-/// The Graph API body sending `reply` to `to` (digits, `+` added).
+/// The Graph API body sending `reply` to `to`: a phone number's digits go in `to` with a `+`
+/// (reference §7); anything else is a business-scoped user id and goes in `recipient`.
 pub fn render(to: &str, reply: &Reply) -> Value {
-    let to = if to.starts_with('+') { to.to_string() } else { format!("+{to}") };
-    let mut body = json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": to});
+    let mut body = json!({"messaging_product": "whatsapp", "recipient_type": "individual"});
+    let digits = to.trim_start_matches('+');
+    if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) {
+        body["to"] = json!(format!("+{digits}"));
+    } else {
+        // A business-scoped user id (`US.1349…`) of a customer who hides their number: sent as
+        // `recipient`, exactly as received (reference §3; BSP guides on BSUIDs, 2026).
+        body["recipient"] = json!(to);
+    }
     match reply {
         Reply::Text { body: text } => {
             body["type"] = json!("text");

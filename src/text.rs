@@ -11,6 +11,13 @@ use unicode_normalization::char::is_combining_mark;
 /// `fold("  Café   WASH! ")` is `"cafe wash"`.
 pub fn fold(s: &str) -> String {
     let keep = |c: char| c.is_alphanumeric() || matches!(c, '-' | ':' | '/' | '.' | '@' | '+');
+    let western;
+    let s = if s.is_ascii() {
+        s
+    } else {
+        western = western_digits(s);
+        western.as_str()
+    };
     let stripped: String = if s.is_ascii() {
         // Nothing to decompose: the common case skips the normalisation tables.
         s.chars().map(|c| if keep(c) { c.to_ascii_lowercase() } else { ' ' }).collect()
@@ -27,6 +34,74 @@ pub fn fold(s: &str) -> String {
             out.push(' ');
         }
         out.push_str(word);
+    }
+    out
+}
+
+/// The ASCII digit for an Arabic-Indic (`٠`–`٩`, U+0660–0669) or Eastern Arabic-Indic (`۰`–`۹`,
+/// U+06F0–06F9) digit, as customers in the Gulf and South Asia type them; other characters
+/// unchanged.
+pub fn western_digit(c: char) -> char {
+    match c {
+        '\u{0660}'..='\u{0669}' => char::from(b'0' + (c as u32 - 0x0660) as u8),
+        '\u{06F0}'..='\u{06F9}' => char::from(b'0' + (c as u32 - 0x06F0) as u8),
+        _ => c,
+    }
+}
+
+/// `s` with every Arabic-Indic digit written as an ASCII digit (`"١٢:٣٠"` → `"12:30"`).
+pub fn western_digits(s: &str) -> String {
+    s.chars().map(western_digit).collect()
+}
+
+/// One word of a text: a run of letters and digits (any script), with where it stands in the
+/// original text, so an extractor can quote the customer's own words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    /// The word folded: lowercase, accents stripped, Arabic-Indic digits as ASCII.
+    pub text: String,
+    /// Byte offset of its first character in the original text.
+    pub start: usize,
+    /// Byte offset just past its last character.
+    pub end: usize,
+}
+
+impl Token {
+    /// Whether it is all digits.
+    pub fn is_number(&self) -> bool {
+        self.text.chars().all(|c| c.is_ascii_digit())
+    }
+    /// Whether it has no digit.
+    pub fn is_word(&self) -> bool {
+        !self.text.chars().any(|c| c.is_ascii_digit())
+    }
+}
+
+/// The words of `text` (runs of letters and digits; everything else separates them), folded,
+/// with their byte offsets: `"CX-5, plate"` → `cx` `5` `plate`.
+pub fn tokens(text: &str) -> Vec<Token> {
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    let flush = |from: usize, to: usize, out: &mut Vec<Token>| {
+        let raw = &text[from..to];
+        let folded: String = fold(raw).chars().filter(|c| c.is_alphanumeric()).collect();
+        if !folded.is_empty() {
+            out.push(Token { text: folded, start: from, end: to });
+        }
+    };
+    for (i, c) in text.char_indices() {
+        let part = c.is_alphanumeric() || is_combining_mark(c);
+        match (part, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                flush(s, i, &mut out);
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        flush(s, text.len(), &mut out);
     }
     out
 }
@@ -95,5 +170,16 @@ mod tests {
         assert!(contains_words("I'd like a Full Wash please", "full wash"));
         assert!(!contains_words("washing", "wash"));
         assert_eq!(truncate("Interior deep clean premium", 20).chars().count(), 20);
+    }
+
+    #[test]
+    fn arabic_indic_digits_read_as_digits_and_tokens_keep_their_place() {
+        assert_eq!(western_digits("الساعة ١٠:٣٠ و ۵"), "الساعة 10:30 و 5");
+        assert_eq!(fold("١٢٣"), "123");
+        let t = tokens("CX-5, plate DXB 4521!");
+        let words: Vec<&str> = t.iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(words, ["cx", "5", "plate", "dxb", "4521"]);
+        assert_eq!(&"CX-5, plate DXB 4521!"[t[3].start..t[4].end], "DXB 4521");
+        assert_eq!(tokens("Café Škoda")[1].text, "skoda");
     }
 }

@@ -299,6 +299,10 @@ pub struct GuardResults {
     /// The intent and emotion of the typed message, when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub understanding: Option<Understanding>,
+    /// For an asked choice the customer's words fit several options of ("wash" with two washes
+    /// on offer): the ids of those options, so the question is asked again with only them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub candidates: BTreeMap<String, Vec<String>>,
     /// What the speech-to-text guard heard in a voice note, when it ran: the note is then read as
     /// this typed text.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -2124,7 +2124,18 @@ fn advance(t: &mut Turn<'_>, flow: &Arc<Flow>, reprompt: Option<String>) -> Resu
                     ),
                     Some(step.source.clone()),
                 );
-                let options = if missing.len() == 1 { slot_options(t.guards, flow, missing[0]) } else { vec![] };
+                let mut options = if missing.len() == 1 { slot_options(t.guards, flow, missing[0]) } else { vec![] };
+                // The customer's words fit several options: only those are offered again.
+                if let Some(ids) = missing
+                    .first()
+                    .filter(|_| t.guards.flow.as_deref() == Some(flow.id.as_str()))
+                    .and_then(|s| t.guards.candidates.get(*s))
+                {
+                    let narrowed: Vec<ChoiceOption> = options.iter().filter(|o| ids.contains(&o.id)).cloned().collect();
+                    if narrowed.len() >= 2 {
+                        options = narrowed;
+                    }
+                }
                 if options.is_empty() {
                     t.say(body);
                 } else {

@@ -1,0 +1,228 @@
+//! Days and times as customers write them ("tomorrow 10am", "Friday at 3", "next Tuesday
+//! 11am", "25/12 14:00"), read with `interim` relative to the message's own time in the
+//! business's zone, and checked against the business's days, hours and lead time.
+
+use std::sync::LazyLock;
+
+use jiff::Zoned;
+use jiff::civil::{DateTime, Weekday};
+use regex::Regex;
+
+use crate::flow::Business;
+use crate::flow::graph::ChoiceOption;
+
+/// What a message says about a day and time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum When {
+    /// A day and a time.
+    At(DateTime, String),
+    /// A day without a time.
+    DateOnly(jiff::civil::Date),
+    /// Nothing.
+    Nothing,
+}
+
+static TIME_TOKEN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^(\d{1,2})([:.]\d{2})?(am|pm)$|^(\d{1,2})[:.](\d{2})$").unwrap_or_else(|_| unreachable!())
+});
+const DAY_WORDS: &[&str] = &[
+    "today",
+    "tomorrow",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "mon",
+    "tue",
+    "tues",
+    "wed",
+    "thu",
+    "thur",
+    "thurs",
+    "fri",
+    "sat",
+    "sun",
+    "next",
+];
+
+/// Weekday names and their short forms.
+const WEEKDAYS: &[&str] = &[
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "mon",
+    "tue",
+    "tues",
+    "wed",
+    "thu",
+    "thur",
+    "thurs",
+    "fri",
+    "sat",
+    "sun",
+];
+
+/// Prepares text for `interim`: joins "10 am" into "10am", reads "noon", drops filler words
+/// ("at", "on", "please"…) and turns a bare hour after a day word into a time ("tomorrow at 9" →
+/// "tomorrow 9am"; 7–11 read as morning, 12–6 as afternoon, as visits happen in the day).
+fn prepare_time_words(text: &str) -> Vec<String> {
+    let lowered = text.to_lowercase().replace(['?', '!', ','], " ");
+    let mut words: Vec<String> = Vec::new();
+    let raw: Vec<&str> = lowered.split_whitespace().collect();
+    let mut i = 0;
+    while i < raw.len() {
+        let w = raw[i].trim_end_matches('.');
+        let next = raw.get(i + 1).map(|n| n.trim_end_matches('.'));
+        match w {
+            "noon" | "midday" => words.push("12pm".into()),
+            // "next Tuesday", said on a Wednesday, is the coming Tuesday (6 days on), as
+            // customers mean it; interim would read the Tuesday of the week after.
+            "next" | "coming" if next.is_some_and(|n| WEEKDAYS.contains(&n)) => {}
+            "tmrw" | "tmr" | "tomorow" | "tommorow" | "tommorrow" => words.push("tomorrow".into()),
+            "at" | "on" | "for" | "please" | "around" | "about" | "by" | "this" | "the" | "o'clock" | "oclock"
+            | "in" | "of" => {}
+            _ if w.chars().all(|c| c.is_ascii_digit()) && matches!(next, Some("am") | Some("pm")) => {
+                words.push(format!("{w}{}", next.unwrap_or_default()));
+                i += 1;
+            }
+            _ => words.push(w.to_string()),
+        }
+        i += 1;
+    }
+    // A bare hour right after a day word.
+    for k in 1..words.len() {
+        if DAY_WORDS.contains(&words[k - 1].as_str()) {
+            if let Ok(h) = words[k].parse::<u32>() {
+                if (1..=12).contains(&h) {
+                    words[k] = if (7..=11).contains(&h) { format!("{h}am") } else { format!("{h}pm") };
+                }
+            }
+        }
+    }
+    words
+}
+
+/// Finds a day and time in free text, relative to `now` (in the business's zone): the longest run
+/// of words that `interim` reads as a date. A time alone means today, or tomorrow when that time has
+/// passed today.
+pub fn parse_when(text: &str, now: &Zoned, _business: &Business) -> When {
+    let words = prepare_time_words(text);
+    let is_time = |w: &str| TIME_TOKEN.is_match(w);
+    let is_day = |w: &str| {
+        DAY_WORDS.contains(&w)
+            || w.contains('/')
+            || w.contains('-') && w.chars().filter(|c| c.is_ascii_digit()).count() >= 4
+    };
+    for len in (1..=words.len().min(4)).rev() {
+        for start in 0..=(words.len() - len) {
+            let window = &words[start..start + len];
+            let has_time = window.iter().any(|w| is_time(w));
+            let has_day = window.iter().any(|w| is_day(w));
+            if !has_time && !has_day {
+                continue;
+            }
+            let candidate = window.join(" ");
+            let Ok(parsed) = interim::parse_date_string(&candidate, now.clone(), interim::Dialect::Uk) else {
+                continue;
+            };
+            let dt = parsed.datetime();
+            if has_time {
+                let dt = if !has_day && parsed.timestamp() <= now.timestamp() {
+                    match dt.checked_add(jiff::Span::new().days(1)) {
+                        Ok(d) => d,
+                        Err(_) => continue,
+                    }
+                } else {
+                    dt
+                };
+                return When::At(dt, candidate);
+            }
+            return When::DateOnly(dt.date());
+        }
+    }
+    When::Nothing
+}
+
+/// Whether the words `parse_when` read name a day (not just a time).
+pub fn names_a_day(evidence: &str) -> bool {
+    evidence
+        .split(' ')
+        .any(|w| DAY_WORDS.contains(&w) || w.contains('/') || w.chars().filter(|c| c.is_ascii_digit()).count() >= 4)
+}
+
+/// Checks a visit time against the business's days, hours and lead time.
+pub fn check_visit_time(dt: DateTime, now: &Zoned, business: &Business) -> Result<(), String> {
+    let Ok(zoned) = dt.to_zoned(business.time_zone.clone()) else {
+        return Err("Sorry, that time does not exist here.".into());
+    };
+    if zoned.timestamp() <= now.timestamp() {
+        return Err("That time has already passed.".into());
+    }
+    if zoned.timestamp() < now.timestamp() + business.lead_time {
+        return Err(format!("We need at least {} minutes' notice.", business.lead_time.as_mins()));
+    }
+    if business.closed_weekdays.contains(&dt.weekday()) {
+        return Err(format!("Sorry, we don't visit on {}s.", weekday_name(dt.weekday())));
+    }
+    if dt.time() < business.opens || dt.time() >= business.closes {
+        return Err(format!(
+            "We visit between {} and {}.",
+            business.opens.strftime("%H:%M"),
+            business.closes.strftime("%H:%M")
+        ));
+    }
+    Ok(())
+}
+
+fn weekday_name(w: Weekday) -> &'static str {
+    match w {
+        Weekday::Monday => "Monday",
+        Weekday::Tuesday => "Tuesday",
+        Weekday::Wednesday => "Wednesday",
+        Weekday::Thursday => "Thursday",
+        Weekday::Friday => "Friday",
+        Weekday::Saturday => "Saturday",
+        Weekday::Sunday => "Sunday",
+    }
+}
+
+/// The visit times offered in a list: the business's times on open days from `now`, respecting
+/// the lead time, at most 10 (WhatsApp's list limit, reference §7).
+pub fn visit_slots(now: &Zoned, business: &Business) -> Vec<ChoiceOption> {
+    let mut out = Vec::new();
+    let today = now.date();
+    for d in 0..=i64::from(business.days_ahead) {
+        let Ok(day) = today.checked_add(jiff::Span::new().days(d)) else { break };
+        if business.closed_weekdays.contains(&day.weekday()) {
+            continue;
+        }
+        for t in &business.visit_times {
+            let dt = day.to_datetime(*t);
+            if check_visit_time(dt, now, business).is_ok() {
+                out.push(ChoiceOption {
+                    id: dt.to_string(),
+                    title: dt.strftime("%a %-d %b %H:%M").to_string(),
+                    description: None,
+                    synonyms: vec![],
+                    price: None,
+                });
+            }
+            if out.len() == crate::flow::MAX_LIST_ROWS {
+                return out;
+            }
+        }
+    }
+    out
+}
+
+/// Whether a folded word names a day ("tomorrow", "tue", "monday").
+pub fn is_day_word(w: &str) -> bool {
+    DAY_WORDS.contains(&w)
+}

@@ -79,7 +79,18 @@ impl Guards {
         let mut results = self.read(flows, plan, now, true, None).await;
         if let Some(text) = &plan.understand {
             let mut reading = understand::deterministic(flows, text);
-            if let (true, Some(llm), Some(prompt)) = (plan.understand_with_llm, &self.llm, &flows.understand_prompt) {
+            // Naming a service the catalog sells ("Interior Cleaning") asks for the journey that
+            // books it, though no keyword said "book".
+            let mut named_service = false;
+            if reading.intent == "other" && plan.flow.is_none() {
+                if let Some(flow) = self.flow_selling(flows, text).await {
+                    reading = Understanding { intent: flow, confidence: 0.8, ..reading };
+                    named_service = true;
+                }
+            }
+            if let (true, false, Some(llm), Some(prompt)) =
+                (plan.understand_with_llm, named_service, &self.llm, &flows.understand_prompt)
+            {
                 let (run, answer) = understand::ask_llm(llm, flows, prompt, text).await;
                 results.runs.push(run);
                 if let Some(answer) = answer {
@@ -118,6 +129,29 @@ impl Guards {
             results.alternative = Some(Box::new(read));
         }
         results
+    }
+
+    /// The journey that books what `text` names from the catalog (a whole item title, case and
+    /// accents aside): of the flows whose choice slot lists the catalog, the first in the menu.
+    async fn flow_selling(&self, flows: &FlowSet, text: &str) -> Option<String> {
+        let mut sellers: Vec<&Arc<Flow>> = flows
+            .flows
+            .values()
+            .filter(|f| {
+                f.slots
+                    .values()
+                    .any(|s| matches!(&s.options, crate::flow::graph::OptionSource::Lookup(l) if l == "catalog"))
+            })
+            .collect();
+        if sellers.is_empty() {
+            return None;
+        }
+        sellers.sort_by_key(|f| (-f.priority, f.menu_position));
+        let catalog = self.erp.catalog(&flows.catalog, &flows.root).await.ok()?.0;
+        match extract::read_choice(text, &catalog, false) {
+            extract::ChoiceRead::One(..) => sellers.first().map(|f| f.id.clone()),
+            _ => None,
+        }
     }
 
     /// One flow's reading of the plan; the LLM only with `use_llm`; lookups found in `known` are

@@ -39,17 +39,17 @@ pub fn street_address(text: &str) -> Option<String> {
 fn following_town(rest: &str) -> Option<String> {
     let rest = rest.trim_start().strip_prefix(',')?.trim_start();
     let end = rest.find(['.', ',', '!', '?', ';', '\n']).unwrap_or(rest.len());
-    let town = rest[..end].trim();
-    let words: Vec<&str> = town.split_whitespace().collect();
-    let capitalised = |w: &&str| w.chars().next().is_some_and(|c| c.is_uppercase() || c.is_ascii_digit());
-    let day_or_time = |w: &&str| {
+    let capitalised = |w: &str| w.chars().next().is_some_and(|c| c.is_uppercase() || c.is_ascii_digit());
+    let day_or_time = |w: &str| {
         let f = fold(w);
-        super::when::is_day_word(&f)
-            || f.ends_with("am") && f.starts_with(|c: char| c.is_ascii_digit())
-            || f.ends_with("pm") && f.starts_with(|c: char| c.is_ascii_digit())
+        let number_with = |suffix: &str| f.ends_with(suffix) && f.starts_with(|c: char| c.is_ascii_digit());
+        super::when::is_day_word(&f) || number_with("am") || number_with("pm") || f.contains(':')
     };
-    (!words.is_empty() && words.len() <= 3 && words.iter().all(capitalised) && !words.iter().any(day_or_time))
-        .then(|| town.to_string())
+    // Capitalised words (and a number) up to the first that is not one ("Jumeirah 1 on monday").
+    let words: Vec<&str> =
+        rest[..end].split_whitespace().take_while(|w| capitalised(w) && !day_or_time(w)).take(3).collect();
+    let first_is_word = words.first().is_some_and(|w| w.chars().any(char::is_alphabetic));
+    first_is_word.then(|| words.join(" "))
 }
 
 /// An address: at least two words, one of them with a letter; lead-ins are dropped.

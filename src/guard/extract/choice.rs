@@ -100,14 +100,16 @@ pub fn read_choice(text: &str, options: &[ChoiceOption], focused: bool) -> Choic
         return ChoiceRead::One((*o).clone(), trimmed);
     }
     // A word of the titles: one title picks, several ask. Words of five letters or more may
-    // carry one typo ("Interor").
+    // carry one typo ("Interor") or be cut short ("detail" for "Detailing").
     let typed: Vec<String> = tokens(text).into_iter().map(|t| t.text).filter(|w| !is_in(w, FILLER)).collect();
     if typed.is_empty() || typed.len() > 4 {
         return ChoiceRead::Nothing;
     }
     let fits = |o: &ChoiceOption| {
         let keys = key_words(&o.title);
-        typed.iter().all(|w| keys.iter().any(|k| k == w || (w.chars().count() >= 5 && one_edit(k, w))))
+        typed.iter().all(|w| {
+            keys.iter().any(|k| k == w || (w.chars().count() >= 5 && (one_edit(k, w) || k.starts_with(w.as_str()))))
+        })
     };
     let matching: Vec<&ChoiceOption> = options.iter().filter(|o| fits(o)).collect();
     match matching.as_slice() {

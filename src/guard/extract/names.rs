@@ -94,12 +94,14 @@ fn word_spans(s: &str) -> impl Iterator<Item = (usize, &str)> {
 /// all lower case is capitalised (particles like "van" stay lower case), one with a capital
 /// keeps the customer's spelling ("McDonald", "O'Neil").
 fn split(words: &[&str]) -> (String, Option<String>) {
+    let typed_capitals = words.iter().any(|w| w.chars().any(char::is_uppercase));
     let shown: Vec<String> = words
         .iter()
         .map(|w| {
             let f = fold(w);
-            if w.chars().any(char::is_uppercase) {
-                w.to_string()
+            let particle = is_in(&f, NAME_PARTICLES);
+            if w.chars().any(char::is_uppercase) || (particle && typed_capitals) {
+                w.to_string() // as typed: "McDonald", "bin" in "Mohammed bin Rashid"
             } else if is_in(&f, LOWERCASE_PARTICLES) {
                 f
             } else {
@@ -158,7 +160,7 @@ pub fn find_name(text: &str, asked: bool) -> Option<NameRead> {
     if asked {
         // The message is the name, after a greeting ("Hi, Omar Haddad", "omar haddad here").
         let rest = LEAD.replace(text.trim(), "");
-        let rest = rest.trim().trim_end_matches(['.', '!', ',']).trim_end();
+        let rest = rest.trim().trim_end_matches(|c: char| !c.is_alphanumeric() && c != '\'').trim_end();
         let rest = rest.strip_suffix(" here").unwrap_or(rest);
         if let Some((words, end)) = leading_name(rest) {
             if rest[end..].trim().is_empty() {
@@ -169,11 +171,13 @@ pub fn find_name(text: &str, asked: bool) -> Option<NameRead> {
     // A sentence of its own made of two to four capitalised name words.
     for sentence in text.split(['.', ',', '!', '?', ';', '\n']) {
         let s = LEAD.replace(sentence.trim(), "");
-        let s = s.trim();
+        let s = s.trim().trim_end_matches(|c: char| !c.is_alphanumeric()).trim_end();
+        let s = s.strip_suffix(" here").unwrap_or(s);
         if let Some((words, end)) = leading_name(s) {
             let whole = s[end..].trim().is_empty();
             let capitals = words.iter().all(|w| capitalised(w) || is_in(&fold(w), NAME_PARTICLES));
-            let known = words.iter().any(|w| known_word(w));
+            let car = super::vehicles::find_car(&words.join(" "), false);
+            let known = words.iter().any(|w| known_word(w)) || car.make.is_some() || car.model.is_some();
             if whole && capitals && (2..=4).contains(&words.len()) && !known {
                 return Some(read(&words));
             }

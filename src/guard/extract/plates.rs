@@ -162,7 +162,19 @@ pub fn find_plate(text: &str, asked: bool, car: &[Range<usize>]) -> Option<Plate
         .filter(|r| !something_else(&words, r))
         .collect();
     if asked {
-        return match candidates.as_slice() {
+        // Digits alone are a plate only when they are all the message says ("123456", "it's
+        // 123456"): "Land Cruiser 2022" is a year.
+        let rest_is_lead_in = |r: &Range<usize>| {
+            words
+                .iter()
+                .enumerate()
+                .all(|(i, w)| r.contains(&i) || is_in(&w.text, BETWEEN) || is_in(&w.text, PLATE_WORDS))
+        };
+        let plausible: Vec<&Range<usize>> = candidates
+            .iter()
+            .filter(|r| compact(&words, r).chars().any(char::is_alphabetic) || rest_is_lead_in(r))
+            .collect();
+        return match plausible.as_slice() {
             [one] => Some(read(text, &words, one)),
             _ => None,
         };

@@ -87,8 +87,11 @@ fn prepare_time_words(text: &str) -> Vec<String> {
             "next" | "coming" if next.is_some_and(|n| WEEKDAYS.contains(&n)) => {}
             "tmrw" | "tmr" | "tomorow" | "tommorow" | "tommorrow" => words.push("tomorrow".into()),
             "at" | "on" | "for" | "please" | "around" | "about" | "by" | "this" | "the" | "o'clock" | "oclock"
-            | "in" | "of" => {}
-            _ if w.chars().all(|c| c.is_ascii_digit()) && matches!(next, Some("am") | Some("pm")) => {
+            | "in" | "of" | "morning" | "afternoon" | "evening" | "@" => {}
+            _ if w.chars().all(|c| c.is_ascii_digit() || c == ':' || c == '.')
+                && w.starts_with(|c: char| c.is_ascii_digit())
+                && matches!(next, Some("am") | Some("pm")) =>
+            {
                 words.push(format!("{w}{}", next.unwrap_or_default()));
                 i += 1;
             }
@@ -113,42 +116,67 @@ fn prepare_time_words(text: &str) -> Vec<String> {
 /// of words that `interim` reads as a date. A time alone means today, or tomorrow when that time has
 /// passed today.
 pub fn parse_when(text: &str, now: &Zoned, _business: &Business) -> When {
-    let words = prepare_time_words(text);
-    let is_time = |w: &str| TIME_TOKEN.is_match(w);
+    let words: Vec<String> = prepare_time_words(text)
+        .into_iter()
+        .map(|w| match w.as_str() {
+            // interim reads "12pm" as midnight: noon and midnight are written out.
+            "12pm" => "12:00".to_string(),
+            "12am" => "00:00".to_string(),
+            _ => w,
+        })
+        .collect();
+    let is_time = |w: &str| TIME_TOKEN.is_match(w) || w == "12:00" || w == "00:00";
     let is_day = |w: &str| {
         DAY_WORDS.contains(&w)
             || w.contains('/')
             || w.contains('-') && w.chars().filter(|c| c.is_ascii_digit()).count() >= 4
     };
-    for len in (1..=words.len().min(4)).rev() {
-        for start in 0..=(words.len() - len) {
-            let window = &words[start..start + len];
-            let has_time = window.iter().any(|w| is_time(w));
-            let has_day = window.iter().any(|w| is_day(w));
-            if !has_time && !has_day {
-                continue;
-            }
-            let candidate = window.join(" ");
-            let Ok(parsed) = interim::parse_date_string(&candidate, now.clone(), interim::Dialect::Uk) else {
-                continue;
-            };
-            let dt = parsed.datetime();
-            if has_time {
-                let dt = if !has_day && parsed.timestamp() <= now.timestamp() {
-                    match dt.checked_add(jiff::Span::new().days(1)) {
-                        Ok(d) => d,
-                        Err(_) => continue,
-                    }
-                } else {
-                    dt
+    // Only words that can belong to a date: a window like "street jumeirah 1 monday" is not one.
+    let date_ish = |w: &str| {
+        is_time(w)
+            || is_day(w)
+            || MONTHS.iter().any(|m| w.starts_with(m))
+            || w == "week"
+            || w.trim_end_matches(|c: char| c.is_ascii_alphabetic()).parse::<u32>().is_ok_and(|n| n <= 31)
+    };
+    // Windows with a day and a time first, then a time alone, then a day alone; longest first.
+    for wanted in [(true, true), (false, true), (true, false)] {
+        for len in (1..=words.len().min(4)).rev() {
+            for start in 0..=(words.len() - len) {
+                let window = &words[start..start + len];
+                let has_time = window.iter().any(|w| is_time(w));
+                let has_day = window.iter().any(|w| is_day(w));
+                if (has_day, has_time) != wanted || !window.iter().all(|w| date_ish(w)) {
+                    continue;
+                }
+                // "10am tomorrow" reads as "tomorrow 10am".
+                let mut ordered: Vec<&String> = window.iter().filter(|w| !is_time(w)).collect();
+                ordered.extend(window.iter().filter(|w| is_time(w)));
+                let candidate = ordered.iter().map(|w| w.as_str()).collect::<Vec<_>>().join(" ");
+                let Ok(parsed) = interim::parse_date_string(&candidate, now.clone(), interim::Dialect::Uk) else {
+                    continue;
                 };
-                return When::At(dt, candidate);
+                let dt = parsed.datetime();
+                if has_time {
+                    let dt = if !has_day && parsed.timestamp() <= now.timestamp() {
+                        match dt.checked_add(jiff::Span::new().days(1)) {
+                            Ok(d) => d,
+                            Err(_) => continue,
+                        }
+                    } else {
+                        dt
+                    };
+                    return When::At(dt, candidate);
+                }
+                return When::DateOnly(dt.date());
             }
-            return When::DateOnly(dt.date());
         }
     }
     When::Nothing
 }
+
+/// Month names' first three letters.
+const MONTHS: &[&str] = &["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
 
 /// Whether the words `parse_when` read name a day (not just a time).
 pub fn names_a_day(evidence: &str) -> bool {

@@ -602,8 +602,10 @@ pub const NAME_PARTICLES: &[&str] = &[
 
 /// Particles written in lower case in Dutch, German, French, Spanish, Italian and Portuguese
 /// names; the others (`Al`, `Bin`…) are capitalised when the customer typed all lower case.
-pub const LOWERCASE_PARTICLES: &[&str] =
-    &["van", "von", "der", "den", "de", "del", "della", "di", "da", "das", "dos", "du", "la", "le", "ter", "ten"];
+pub const LOWERCASE_PARTICLES: &[&str] = &[
+    "van", "von", "der", "den", "de", "del", "della", "di", "da", "das", "dos", "du", "la", "le", "ter", "ten", "bin",
+    "ibn", "bint", "binti",
+];
 
 /// First words of compound given names ("Abdul Rahman", "Abdel Aziz").
 pub const COMPOUND_GIVEN: &[&str] = &["abdul", "abdel", "abd", "abdal", "abdur", "abdus"];

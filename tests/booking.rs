@@ -134,7 +134,7 @@ async fn mixed_journey_with_a_good_llm_fills_slots_only_from_grounded_answers() 
             "hey, can you book my car in? it's for jane doe btw",
             json!({"slots": [{"slot": "first_name", "value": "jane", "quote": "jane"}, {"slot": "last_name", "value": "doe", "quote": "doe"}]}),
         ),
-        ("hmm the one-off kind", json!({"slots": [{"slot": "plan", "value": "one_time", "quote": "one-off"}]})),
+        ("hmm the one-tme kind", json!({"slots": [{"slot": "plan", "value": "one_time", "quote": "one-tme"}]})),
         // A lie: Honda is not in the message, so it must not fill the slot.
         (
             "it's the blue one parked outside",
@@ -150,7 +150,7 @@ async fn mixed_journey_with_a_good_llm_fills_slots_only_from_grounded_answers() 
     let r = c.press("Full Wash").await;
     assert_asks(&r, "one-time visit or a subscription");
     let calls_before_press = llm.calls();
-    let r = c.text("hmm the one-off kind").await;
+    let r = c.text("hmm the one-tme kind").await;
     assert_asks(&r, "Which car");
     assert_eq!(llm.calls(), calls_before_press + 1, "the parser could not settle it, so the LLM was asked once");
     let r = c.text("it's the blue one parked outside").await;

@@ -6,9 +6,11 @@
 //! LLM call). An LLM answer must validate against the schema of [`SlotExtraction`] (narrowed to
 //! this flow's slot names), and every value must be *grounded*: found in the customer's own words
 //! after normalisation, or one of the options the bot offered. An ungrounded value is dropped with
-//! the code `guard.ungrounded`; it never fills a slot.
+//! the code `guard.ungrounded` (see [`grounding`]); it never fills a slot. Where the parsers and
+//! the LLM read one slot differently, neither is taken and the customer is asked (`guard.conflict`).
 
 pub mod extract;
+pub mod grounding;
 pub mod knowledge;
 pub mod understand;
 
@@ -21,13 +23,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::engine::{Extracted, GuardPlan, GuardResults, GuardRun, SlotSource, SlotValue, Understanding};
+use crate::engine::{Extracted, GuardPlan, GuardResults, GuardRun, SlotSource, Understanding};
 use crate::erp::ErpClient;
-use crate::flow::format::SlotType;
 use crate::flow::graph::{ChoiceOption, Flow};
 use crate::flow::{Business, FlowSet};
 use crate::llm::{Attempt, LlmClient};
-use crate::text::{compact, contains_words, fold};
 
 /// Messages longer than this, outside a specific question, go to the LLM guard even when the
 /// parsers found something, since they may carry more (a name, an address).
@@ -277,14 +277,37 @@ impl Guards {
         if plan.focus.is_empty() && plan.others.is_empty() {
             return results;
         }
-        let run = llm_guard(llm, guard, &flow, plan, text, &options, &flows.business, &now).await;
-        for (slot, ex) in run.1 {
-            results.slots.entry(slot).or_insert(ex);
+        let (mut run, llm_found) = llm_guard(llm, guard, &flow, plan, text, &options, &flows.business, &now).await;
+        // Where the parsers and the LLM read the same slot differently, neither is taken: the
+        // customer is asked again rather than one reading picked silently.
+        let mut conflicts = Vec::new();
+        for (slot, ex) in llm_found {
+            match results.slots.get(&slot) {
+                Some(parsed) if parsed.value != ex.value => {
+                    conflicts.push(json!({"slot": slot, "parser": parsed.value.display(), "llm": ex.value.display(), "code": "guard.conflict"}));
+                    results.slots.remove(&slot);
+                }
+                Some(_) => {}
+                None => {
+                    results.slots.insert(slot, ex);
+                }
+            }
         }
-        if plan.focus.iter().all(|f| results.slots.contains_key(f)) {
+        if !conflicts.is_empty() {
+            let labels: Vec<String> = conflicts
+                .iter()
+                .filter_map(|c| c["slot"].as_str().and_then(|s| flow.slots.get(s)).map(|d| d.label.to_lowercase()))
+                .collect();
+            results.problem =
+                Some(format!("I want to get this right: could you give your {} again?", labels.join(" and ")));
+            run.detail["conflicts"] = json!(conflicts);
+            if run.outcome == "ok" {
+                run.outcome = "guard.conflict".into();
+            }
+        } else if plan.focus.iter().all(|f| results.slots.contains_key(f)) {
             results.problem = None;
         }
-        results.runs.push(run.0);
+        results.runs.push(run);
         results
     }
 }
@@ -346,7 +369,7 @@ async fn llm_guard(
         Ok(structured) => match serde_json::from_value::<SlotExtraction>(structured.value) {
             Ok(extraction) => {
                 for a in extraction.slots {
-                    match ground(&a, text, flow, options, business, now) {
+                    match grounding::ground(&a, text, flow, &plan.focus, options, business, now) {
                         Ok(value) => {
                             filled.insert(a.slot.clone(), Extracted { value, source: SlotSource::Llm, evidence: a.quote.clone() });
                         }
@@ -383,81 +406,4 @@ async fn llm_guard(
         }),
     };
     (run, filled)
-}
-
-/// Checks that an LLM value is grounded and turns it into a typed slot value.
-///
-/// Errors: why the value is not grounded, for the turn record.
-pub fn ground(
-    a: &SlotAnswer,
-    utterance: &str,
-    flow: &Flow,
-    options: &(dyn Fn(&str) -> Vec<ChoiceOption> + Sync),
-    business: &Business,
-    now: &Zoned,
-) -> Result<SlotValue, String> {
-    let decl = flow.slots.get(&a.slot).ok_or_else(|| format!("{} is not a slot of this flow", a.slot))?;
-    let quote_ok = !a.quote.trim().is_empty() && fold(utterance).contains(&fold(&a.quote));
-    match decl.kind {
-        SlotType::Choice => {
-            let opts = options(&a.slot);
-            let o = opts
-                .iter()
-                .find(|o| o.id == a.value)
-                .ok_or_else(|| format!("{:?} is not one of the offered options", a.value))?;
-            if !quote_ok {
-                return Err(format!("quote {:?} is not in the message", a.quote));
-            }
-            Ok(SlotValue::from_option(o))
-        }
-        SlotType::DateTime => {
-            if !quote_ok {
-                return Err(format!("quote {:?} is not in the message", a.quote));
-            }
-            match extract::parse_when(&a.quote, now, business) {
-                extract::When::At(dt, _) => {
-                    extract::check_visit_time(dt, now, business)?;
-                    Ok(SlotValue::DateTime { civil: dt.to_string(), zone: business.time_zone_name.clone() })
-                }
-                _ => Err(format!("{:?} does not read as a day and time", a.quote)),
-            }
-        }
-        SlotType::Plate => {
-            let v = compact(&a.value);
-            if v.len() < 3 || !compact(utterance).contains(&v) {
-                return Err(format!("plate {:?} is not in the message", a.value));
-            }
-            Ok(SlotValue::Text { value: a.value.trim().to_uppercase() })
-        }
-        SlotType::Media => Err("a file cannot be read from text".into()),
-        SlotType::Amount => {
-            let value: f64 =
-                a.value.trim().replace(',', "").parse().map_err(|_| format!("{:?} is not an amount", a.value))?;
-            match extract::find_amount(utterance, true) {
-                Some((found, _)) if (found - value).abs() < 0.005 => Ok(SlotValue::Amount { value }),
-                _ => Err(format!("amount {:?} is not in the message", a.value)),
-            }
-        }
-        SlotType::Address => {
-            if !contains_words(utterance, &a.value) {
-                return Err(format!("address {:?} is not in the message", a.value));
-            }
-            Ok(SlotValue::Address { text: a.value.trim().to_string(), latitude: None, longitude: None })
-        }
-        _ => {
-            if !contains_words(utterance, &a.value) {
-                return Err(format!("{:?} is not in the message", a.value));
-            }
-            let v = a.value.trim();
-            let v = if matches!(
-                decl.kind,
-                SlotType::GivenName | SlotType::FamilyName | SlotType::CarMake | SlotType::CarModel
-            ) {
-                crate::text::title_case(v)
-            } else {
-                v.to_string()
-            };
-            Ok(SlotValue::Text { value: v })
-        }
-    }
 }

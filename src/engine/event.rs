@@ -303,6 +303,10 @@ pub struct GuardResults {
     /// on offer): the ids of those options, so the question is asked again with only them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub candidates: BTreeMap<String, Vec<String>>,
+    /// Values that may answer the question but are not sure ("near the mall" for an address):
+    /// the engine asks the customer to confirm one before it fills its slot.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unsure: BTreeMap<String, Extracted>,
     /// What the speech-to-text guard heard in a voice note, when it ran: the note is then read as
     /// this typed text.
     #[serde(default, skip_serializing_if = "Option::is_none")]

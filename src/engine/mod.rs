@@ -533,6 +533,9 @@ pub fn decide(
     let event = &as_read(flows, state, event, guards.transcript.as_deref());
     t.state.turns += 1;
     if event.kind.from_customer() {
+        // The menu's stuck ladder counts messages in a row that matched nothing; anything else
+        // starts it again (see `unmatched_at_menu`).
+        t.state.unmatched = None;
         t.state.last_customer_at = event.timestamp;
         if let Some(u) = &guards.understanding {
             t.state.mood = u.emotion;
@@ -612,10 +615,8 @@ pub fn decide(
                     let why = "the intent guard read the message as this journey";
                     start_from_text(&mut t, &flow, body, why)?;
                 }
-                None => {
-                    let why = if is_one_of(body, GREETINGS) { "greeting" } else { "no journey matched" };
-                    menu(&mut t, why);
-                }
+                None if is_one_of(body, GREETINGS) => menu(&mut t, "greeting"),
+                None => unmatched_at_menu(&mut t, state, body),
             },
         },
         (EventKind::Choice { id, title }, None) => match id.strip_prefix("m|").and_then(|f| flows.flow(f).cloned()) {
@@ -1232,6 +1233,39 @@ fn recovery_summary(t: &mut Turn<'_>, flow: &Arc<Flow>, reason: &str) -> Result<
     Ok(())
 }
 
+/// A message outside any journey that matched nothing: the menu, and the stuck ladder there.
+/// The second time the same words come, the bot says in a sentence what it can do and offers a
+/// person; the third time, a person takes over.
+fn unmatched_at_menu(t: &mut Turn<'_>, before: &ConversationState, body: &str) {
+    let folded = fold(body);
+    let n = match &before.unmatched {
+        Some((previous, n)) if *previous == folded => n + 1,
+        _ => 1,
+    };
+    t.state.unmatched = Some((folded, n));
+    match n {
+        1 => menu(t, "no journey matched"),
+        2 => {
+            t.note("stuck", "the same message twice at the menu: what the bot can do, and a person".into(), None);
+            menu(t, "the same message again");
+            if let Some(Reply::Choices { body, options, .. }) = t.replies.last_mut() {
+                *body = t.flows.business.messages.capabilities.replace("{business}", &t.flows.business.name);
+                let person =
+                    ReplyOption { id: button::PERSON.into(), title: "Talk to a person".into(), description: None };
+                if options.len() >= crate::flow::MAX_LIST_ROWS {
+                    options.pop();
+                }
+                options.push(person);
+            }
+        }
+        _ => {
+            t.note("stuck", format!("the same message {n} times at the menu: hand-off"), None);
+            t.state.unmatched = None;
+            hand_off(t, "the same message three times at the menu".into());
+        }
+    }
+}
+
 fn menu(t: &mut Turn<'_>, why: &str) {
     let b = &t.flows.business;
     let greeting = match t.state.profile.get("first_name") {
@@ -1284,6 +1318,7 @@ fn start_journey(t: &mut Turn<'_>, flow: &Arc<Flow>, why: &str) -> Result<(), En
         choosing_change: false,
         erp: None,
         erp_reasks: 0,
+        pending: None,
     };
     for (name, slot) in &flow.slots {
         if slot.profile {
@@ -1471,8 +1506,9 @@ fn cancel(t: &mut Turn<'_>, why: &str) -> Result<(), EngineError> {
 fn start_from_text(t: &mut Turn<'_>, flow: &Arc<Flow>, body: &str, why: &str) -> Result<(), EngineError> {
     start_journey(t, flow, why)?;
     apply_extracted(t, flow);
-    // A journey opened with a real sentence keeps it for its `opening` slot.
-    if body.split_whitespace().count() >= 6 {
+    // A journey opened with a real sentence keeps it for its `opening` slot: one that says more
+    // than the request itself ("I want to make a complaint" is not what happened).
+    if body.split_whitespace().count() >= 6 && says_more_than_the_request(flow, body) {
         let opening: Vec<String> = flow.slots.values().filter(|s| s.opening).map(|s| s.name.clone()).collect();
         for slot in opening {
             if !journey(t).slots.contains_key(&slot) {
@@ -1482,6 +1518,25 @@ fn start_from_text(t: &mut Turn<'_>, flow: &Arc<Flow>, body: &str, why: &str) ->
         }
     }
     advance(t, flow, None)
+}
+
+/// Words of a request rather than of what it is about.
+const REQUEST_FILLER: &[&str] = &[
+    "i", "i'd", "id", "i'm", "im", "want", "would", "like", "need", "to", "make", "a", "an", "the", "have", "please",
+    "file", "lodge", "register", "raise", "report", "my", "about", "hi", "hello", "hey", "can", "could", "you", "me",
+    "help", "with", "some", "do", "this", "is", "it", "for", "of",
+];
+
+/// Whether a sentence that starts a journey says something beyond asking for it: at least three
+/// words that are neither the flow's keywords nor the words of a request.
+fn says_more_than_the_request(flow: &Flow, body: &str) -> bool {
+    let folded = fold(body);
+    folded
+        .split(' ')
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()))
+        .filter(|w| !w.is_empty() && !REQUEST_FILLER.contains(w) && !flow.keywords.iter().any(|k| k == w))
+        .count()
+        >= 3
 }
 
 /// Whether a message that answered nothing in the current journey asks for another one: the
@@ -1753,10 +1808,31 @@ fn on_text(t: &mut Turn<'_>, flow: &Arc<Flow>, body: &str) -> Result<(), EngineE
             if is_one_of(body, CANCEL_WORDS) {
                 return cancel(t, "customer typed a cancel word");
             }
+            if let Some(done) = on_pending(t, flow, body)? {
+                return Ok(done);
+            }
+            if let Some(free) = free_text_focus(t, flow) {
+                // A free-text question takes any words: first make sure they are not about
+                // something else.
+                if FREE_TEXT_CANCEL.iter().any(|p| contains_words(body, p)) && body.split_whitespace().count() <= 8 {
+                    return cancel(t, "customer asked to stop at a free-text question");
+                }
+                if let Some(other) = free_text_digression(t, flow, &free, body) {
+                    t.note(
+                        "digression",
+                        format!("{body:?} asks for {} rather than answering {}", other.id, free.0),
+                        Some(step.source.clone()),
+                    );
+                    return digress(t, &other, body);
+                }
+            }
             let filled = apply_extracted(t, flow);
             if filled == 0 {
                 if let Some(other) = digression(t, flow, body) {
                     return digress(t, &other, body);
+                }
+                if let Some((slot, read)) = unsure_answer(t, flow) {
+                    return ask_to_confirm(t, flow, &slot, read);
                 }
                 if t.state.mood.is_upset() {
                     t.note("upset", "the customer sounds upset; offering a person".into(), Some(step.source.clone()));
@@ -1782,6 +1858,140 @@ fn on_text(t: &mut Turn<'_>, flow: &Arc<Flow>, body: &str) -> Result<(), EngineE
         }
         StepKind::Erp { .. } | StepKind::End { .. } => advance(t, flow, None),
     }
+}
+
+/// Phrases that stop the journey when typed at a free-text question ("actually, forget it").
+const FREE_TEXT_CANCEL: &[&str] = &[
+    "cancel it",
+    "cancel this",
+    "cancel that",
+    "cancel the booking",
+    "cancel everything",
+    "forget it",
+    "never mind",
+    "nevermind",
+    "don't bother",
+    "dont bother",
+    "stop this",
+];
+/// Words that make a sentence a request rather than a description ("can I also book…").
+const REQUEST_WORDS: &[&str] = &[
+    "i want",
+    "i'd like",
+    "id like",
+    "i would like",
+    "i need",
+    "i also need",
+    "can i",
+    "can you",
+    "could you",
+    "could i",
+    "please book",
+    "also",
+    "another",
+    "instead",
+    "actually",
+    "by the way",
+    "btw",
+    "i have a complaint",
+    "i want to complain",
+    "i'd like to complain",
+    "how do i",
+    "how can i",
+];
+
+/// The free-text slot (an address or a text) the current step asks for, with its kind.
+fn free_text_focus(t: &Turn<'_>, flow: &Flow) -> Option<(String, SlotType)> {
+    let j = t.state.journey.as_ref()?;
+    match flow.step(&j.step).map(|s| &s.kind) {
+        Some(StepKind::Collect { slots, .. }) => slots.iter().filter(|s| !j.slots.contains_key(*s)).find_map(|s| {
+            flow.slots
+                .get(s)
+                .filter(|d| matches!(d.kind, SlotType::Address | SlotType::Text))
+                .map(|d| (s.clone(), d.kind))
+        }),
+        _ => None,
+    }
+}
+
+/// Whether a message at a free-text question asks for another journey instead of answering:
+/// at the address, anything that is not clearly an address and holds another journey's
+/// keywords; at a description, a request ("can I also book…", "actually I want to pay") for
+/// another journey, since a description naturally mentions the services.
+fn free_text_digression(t: &Turn<'_>, flow: &Flow, free: &(String, SlotType), body: &str) -> Option<Arc<Flow>> {
+    let other = digression(t, flow, body)?;
+    match free.1 {
+        // The guards took it as a clear address ("Car Wash Street 12"): an answer.
+        SlotType::Address if t.guards.slots.contains_key(&free.0) => None,
+        SlotType::Address => Some(other),
+        _ => {
+            let folded = crate::text::Folded::new(body);
+            REQUEST_WORDS.iter().any(|w| folded.has(w)).then_some(other)
+        }
+    }
+}
+
+/// A value the guards read but are not sure of, for one of the current question's slots.
+fn unsure_answer(t: &Turn<'_>, flow: &Flow) -> Option<(String, Extracted)> {
+    if t.guards.flow.as_deref() != Some(flow.id.as_str()) {
+        return None;
+    }
+    let j = t.state.journey.as_ref()?;
+    let StepKind::Collect { slots, .. } = &flow.step(&j.step)?.kind else { return None };
+    slots
+        .iter()
+        .filter(|s| !j.slots.contains_key(*s))
+        .find_map(|s| t.guards.unsure.get(s).map(|e| (s.clone(), e.clone())))
+}
+
+/// Asks whether an unsure reading is right ("Is “near the mall” your address?"), with Yes / No.
+fn ask_to_confirm(t: &mut Turn<'_>, flow: &Arc<Flow>, slot: &str, read: Extracted) -> Result<(), EngineError> {
+    let label = flow.slots.get(slot).map(|d| d.label.to_lowercase()).unwrap_or_else(|| slot.to_string());
+    let shown = read.value.display();
+    let j = journey_mut(t);
+    j.pending = Some(state::PendingValue { slot: slot.to_string(), value: read.value, evidence: read.evidence });
+    let j = j.clone();
+    let source = flow.step(&j.step).map(|s| s.source.clone());
+    t.note("confirm_value", format!("{slot} might be {shown:?}; asking the customer before taking it"), source);
+    let b = |v: &str, title: &str| ReplyOption {
+        id: button::encode(&j, &j.step, v),
+        title: title.into(),
+        description: None,
+    };
+    t.replies.push(Reply::Choices {
+        body: format!("Just to be sure: is “{shown}” your {label}?"),
+        options: vec![b("pending:yes", "Yes"), b("pending:no", "No")],
+        button: "Choose".into(),
+    });
+    Ok(())
+}
+
+/// The answer to "is “…” your address?": yes fills the slot, no asks again; anything else is a
+/// new answer and the pending value is dropped. `None` when nothing was pending.
+fn on_pending(t: &mut Turn<'_>, flow: &Arc<Flow>, body: &str) -> Result<Option<()>, EngineError> {
+    let Some(pending) = t.state.journey.as_mut().and_then(|j| j.pending.take()) else { return Ok(None) };
+    if is_one_of(body, CONFIRM_WORDS) {
+        confirm_pending(t, flow, pending)?;
+        return Ok(Some(()));
+    }
+    if is_one_of(body, NO_WORDS) {
+        t.note(
+            "confirm_value",
+            format!("the customer said {:?} is not their {}", pending.evidence, pending.slot),
+            None,
+        );
+        advance(t, flow, Some("No problem.".into()))?;
+        return Ok(Some(()));
+    }
+    t.note("confirm_value", "a new answer instead of yes or no; the value waiting is dropped".into(), None);
+    Ok(None)
+}
+
+fn confirm_pending(t: &mut Turn<'_>, flow: &Arc<Flow>, pending: state::PendingValue) -> Result<(), EngineError> {
+    let evidence = format!("{:?}, confirmed by the customer", pending.evidence);
+    fill(t, flow, &pending.slot, pending.value, SlotSource::Parser, evidence);
+    progressed(t);
+    advance(t, flow, None)
 }
 
 fn on_choice(t: &mut Turn<'_>, flow: &Arc<Flow>, id: &str, title: &str) -> Result<(), EngineError> {
@@ -1837,6 +2047,14 @@ fn on_choice(t: &mut Turn<'_>, flow: &Arc<Flow>, id: &str, title: &str) -> Resul
         "recover:human" => {
             hand_off(t, "the customer asked for a person".into());
             return Ok(());
+        }
+        "pending:yes" | "pending:no" => {
+            let pending = journey_mut(t).pending.take();
+            return match (pending, p.value == "pending:yes") {
+                (Some(pending), true) => confirm_pending(t, flow, pending),
+                (Some(_), false) => advance(t, flow, Some("No problem.".into())),
+                (None, _) => advance(t, flow, None),
+            };
         }
         _ => {}
     }

@@ -219,6 +219,21 @@ pub struct Journey {
     /// How many times a value was asked again because the ERP's schema refused it.
     #[serde(default)]
     pub erp_reasks: u32,
+    /// A value read but not sure ("near the mall" for the address), waiting for the customer's
+    /// yes before it fills its slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingValue>,
+}
+
+/// A value that waits for the customer to confirm it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingValue {
+    /// The slot it would fill.
+    pub slot: String,
+    /// The value.
+    pub value: SlotValue,
+    /// The customer's words it was read from.
+    pub evidence: String,
 }
 
 impl Journey {
@@ -287,6 +302,10 @@ pub struct ConversationState {
     /// The turn at which the customer's upset was last acknowledged (and a person offered).
     #[serde(default)]
     pub acknowledged_at: Option<u64>,
+    /// Outside any journey, the customer's last message that matched nothing (folded) and how
+    /// many times in a row it came: the stuck ladder at the menu.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmatched: Option<(String, u32)>,
     /// Set when the customer opted out of offers and reminders ("stop promotions",
     /// "unsubscribe", WhatsApp's marketing preference): none is sent until they opt back in
     /// ("start").
@@ -351,6 +370,7 @@ impl ConversationState {
             stage: Stage::Greeting,
             offer_shown: false,
             acknowledged_at: None,
+            unmatched: None,
             opted_out: false,
             moved_to: None,
         }

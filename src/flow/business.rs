@@ -71,6 +71,10 @@ pub struct MessagesDecl {
     pub opted_out: String,
     /// Sent when a customer who opted out opts back in ("start").
     pub opted_in: String,
+    /// What the bot can do, in a sentence: sent with the menu and a "Talk to a person" button
+    /// when a customer writes the same thing twice that matches nothing; `{business}` is
+    /// replaced.
+    pub capabilities: String,
 }
 
 impl Default for MessagesDecl {
@@ -86,6 +90,7 @@ impl Default for MessagesDecl {
             opted_out: "Done: you won't get offers or reminders from us any more. Send START if you change your mind."
                 .into(),
             opted_in: "Welcome back! You'll get our offers and visit reminders again.".into(),
+            capabilities: "I'm {business}'s assistant: I can book a visit, move or check your bookings, take a payment or a complaint, and answer questions about our services. Pick one below, or talk to a person.".into(),
         }
     }
 }

@@ -255,6 +255,7 @@ impl Guards {
         results.slots = found.slots;
         results.problem = found.problem;
         results.candidates = found.candidates;
+        results.unsure = found.unsure;
         results.date_only = found.date_only.map(|d| d.to_string());
         if results.date_only.is_some() {
             // Half an answer the parsers understood: the engine keeps the day and asks the time.

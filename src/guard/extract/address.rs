@@ -52,23 +52,27 @@ fn following_town(rest: &str) -> Option<String> {
     first_is_word.then(|| words.join(" "))
 }
 
-/// An address: at least two words, one of them with a letter; lead-ins are dropped.
-pub fn address(text: &str) -> Option<String> {
+/// A typed answer to the address question with its lead-in dropped ("my address is …", "it's
+/// …", "at …"), and what it looks like: `None` when it has no letter or is over 300 characters.
+pub fn address(text: &str) -> Option<(String, AddressShape)> {
     let t = ADDRESS_LEAD.replace(text.trim(), "").trim().trim_end_matches('.').to_string();
-    let words = t.split_whitespace().count();
-    (words >= 2 && t.chars().any(char::is_alphabetic) && t.chars().count() <= 300).then_some(t)
+    if !t.chars().any(char::is_alphabetic) || t.chars().count() > 300 {
+        return None;
+    }
+    let shape = address_shape(text).min(address_shape(&t));
+    Some((t, shape))
 }
 
-/// What a typed answer to the address question looks like.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a typed answer to the address question looks like, from least to most sure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum AddressShape {
+    /// A sentence about something else (a question, a request, a complaint): not an address.
+    Not,
+    /// Short words that may be a place ("Springfield", "near the mall"): ask before taking it.
+    Unsure,
     /// A number with a street, unit or area word ("Villa 12, Al Wasl Road", "flat 4B, Marina
     /// Heights"), or a street word after a name ("Lake View Road, Springfield").
     Clear,
-    /// Short words that may be a place ("Springfield", "near the mall"): ask before taking it.
-    Unsure,
-    /// A sentence about something else (a question, a request, a complaint): not an address.
-    Not,
 }
 
 /// Openings of a sentence that is about something else than where to come.
@@ -119,6 +123,63 @@ const NOT_AN_ADDRESS: &[&str] = &[
     "hello",
 ];
 
+/// Words of talk rather than of a place: pronouns, verbs, questions.
+const SENTENCE_WORDS: &[&str] = &[
+    "i",
+    "im",
+    "me",
+    "you",
+    "we",
+    "they",
+    "he",
+    "she",
+    "it",
+    "want",
+    "need",
+    "can",
+    "could",
+    "would",
+    "will",
+    "should",
+    "is",
+    "are",
+    "was",
+    "were",
+    "do",
+    "does",
+    "did",
+    "dont",
+    "have",
+    "has",
+    "please",
+    "thanks",
+    "thank",
+    "sure",
+    "not",
+    "why",
+    "what",
+    "how",
+    "when",
+    "who",
+    "if",
+    "because",
+    "but",
+    "so",
+    "just",
+    "call",
+    "know",
+    "think",
+    "like",
+    "get",
+    "left",
+    "came",
+    "book",
+    "pay",
+    "cancel",
+    "complaint",
+    "wash",
+];
+
 /// Classifies a typed answer to "Where should we come?" (see [`AddressShape`]).
 pub fn address_shape(text: &str) -> AddressShape {
     let folded = fold(text);
@@ -131,13 +192,16 @@ pub fn address_shape(text: &str) -> AddressShape {
         return AddressShape::Not;
     }
     let has_number = words.iter().any(|w| w.text.chars().any(|c| c.is_ascii_digit()));
-    let has_street =
-        words.iter().any(|w| is_in(&w.text, STREET_WORDS) || is_in(&w.text, UNIT_WORDS) || is_area_word(&w.text));
-    let sentence = words.iter().filter(|w| is_in(&w.text, super::words::COMMON)).count() * 2 > words.len();
-    match (has_number, has_street, sentence) {
+    let has_street = words.iter().any(|w| is_in(&w.text, STREET_WORDS) || is_in(&w.text, UNIT_WORDS));
+    let has_area = words.iter().any(|w| is_area_word(&w.text));
+    let talk = words.iter().filter(|w| is_in(&w.text, SENTENCE_WORDS)).count();
+    let sentence = talk >= 2 || talk * 3 > words.len();
+    match (has_number, has_street || has_area, sentence) {
         (_, _, true) => AddressShape::Not,
         (true, true, _) => AddressShape::Clear,
-        (false, true, _) if words.len() >= 2 => AddressShape::Clear,
+        // A street without a number ("Lake View Road, Springfield"); an area alone ("near the
+        // mall", "Marina Heights") is not sure.
+        (false, true, _) if has_street && words.len() >= 2 => AddressShape::Clear,
         _ => AddressShape::Unsure,
     }
 }

@@ -48,6 +48,9 @@ pub struct Found {
     /// For an asked choice the words fit several options of ("wash" with two washes on offer):
     /// their ids, to ask which.
     pub candidates: BTreeMap<String, Vec<String>>,
+    /// Values that may be the answer but are not sure ("near the mall" for an address): the
+    /// customer is asked to confirm before one fills its slot.
+    pub unsure: BTreeMap<String, Extracted>,
 }
 
 /// Reads `text` for the `focus` slots (the current question) and, conservatively, for `others`.
@@ -164,16 +167,22 @@ pub fn extract_with_day(
                     put(&mut found, slot, SlotValue::Text { value: family }, &n.evidence);
                 }
             }
-            SlotType::Address if focused => {
-                if let Some(addr) = address(text) {
-                    put(
-                        &mut found,
-                        slot,
-                        SlotValue::Address { text: addr.clone(), latitude: None, longitude: None },
-                        &addr,
-                    );
+            SlotType::Address if focused => match address(text) {
+                Some((addr, AddressShape::Clear)) => put(
+                    &mut found,
+                    slot,
+                    SlotValue::Address { text: addr.clone(), latitude: None, longitude: None },
+                    &addr,
+                ),
+                // "near the mall": maybe a place; the customer is asked whether it is.
+                Some((addr, AddressShape::Unsure)) => {
+                    let value = SlotValue::Address { text: addr.clone(), latitude: None, longitude: None };
+                    found
+                        .unsure
+                        .insert(slot.to_string(), Extracted { value, source: SlotSource::Parser, evidence: addr });
                 }
-            }
+                _ => {}
+            },
             SlotType::Address => {
                 // Not asked: only an unmistakable street address inside the sentence.
                 if let Some(addr) = street_address(text) {

@@ -123,6 +123,9 @@ pub fn main() -> ExitCode {
                     set.business.time_zone_name
                 );
                 println!("ok  {}  {} ERP action(s)", dir.join("erp.yaml").display(), set.actions.len());
+                let messages = dir.join("messages.yaml");
+                let origin = if messages.is_file() { "every sentence checked" } else { "absent: built-in defaults" };
+                println!("ok  {}  {origin}", messages.display());
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -17,6 +17,7 @@ pub mod diagram;
 pub mod erp_actions;
 pub mod format;
 pub mod graph;
+pub mod messages;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -114,8 +115,8 @@ pub struct Business {
     pub closes: jiff::civil::Time,
     /// Lead time.
     pub lead_time: jiff::SignedDuration,
-    /// Fixed messages.
-    pub messages: business::MessagesDecl,
+    /// Every sentence the bot sends that is not in a flow file (`messages.yaml`).
+    pub messages: messages::Messages,
 }
 
 /// `fixtures/knowledge.yaml`: the facts enquiries are answered from.
@@ -223,7 +224,13 @@ impl FlowSet {
             });
         }
 
-        let business = business_file.and_then(|b| compile_business(&display(&business_path), b, &mut problems));
+        let overrides = business_file.as_ref().map(|b| b.messages.clone()).unwrap_or_default();
+        let messages = load_messages(flows_dir, &display, &overrides, &mut problems);
+        let business =
+            business_file.and_then(|b| compile_business(&display(&business_path), b, &mut problems)).map(|mut b| {
+                b.messages = messages;
+                b
+            });
         let mut flows = IndexMap::new();
         let actions: IndexMap<String, ActionDecl> = erp_file
             .as_ref()
@@ -412,8 +419,53 @@ fn compile_business(file: &str, b: BusinessFile, problems: &mut Vec<FlowProblem>
         opens: opens?,
         closes: closes?,
         lead_time: jiff::SignedDuration::from_mins(i64::from(b.visit_slots.lead_time_minutes)),
-        messages: b.messages,
+        messages: messages::Messages::default(),
     })
+}
+
+/// Reads `flows/messages.yaml` (optional: every key has a default) with the overrides of
+/// `business.yaml`'s `messages`, and checks them (placeholders, button lengths).
+fn load_messages(
+    flows_dir: &Path,
+    display: &dyn Fn(&Path) -> String,
+    overrides: &indexmap::IndexMap<String, String>,
+    problems: &mut Vec<FlowProblem>,
+) -> messages::Messages {
+    let path = flows_dir.join("messages.yaml");
+    let file = display(&path);
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let mut loaded: messages::Messages = if text.trim().is_empty() {
+        messages::Messages::default()
+    } else {
+        parse_yaml(&file, &text, problems).unwrap_or_default()
+    };
+    if !overrides.is_empty() {
+        let mut value = serde_json::to_value(&loaded).unwrap_or_default();
+        for (k, v) in overrides {
+            value[k] = serde_json::Value::String(v.clone());
+        }
+        match serde_json::from_value(value) {
+            Ok(m) => loaded = m,
+            Err(e) => problems.push(FlowProblem {
+                file: "flows/business.yaml".into(),
+                line: 0,
+                column: 0,
+                code: "flow.messages",
+                message: format!("messages: {e}; the keys are those of messages.yaml"),
+            }),
+        }
+    }
+    for (key, message) in messages::check(&loaded) {
+        let line = text.lines().position(|l| l.starts_with(&format!("{key}:"))).map_or(0, |i| i as u64 + 1);
+        problems.push(FlowProblem {
+            file: file.clone(),
+            line,
+            column: u64::from(line > 0),
+            code: "flow.message",
+            message,
+        });
+    }
+    loaded
 }
 
 fn check_actions(file: &str, erp: &ErpFile, problems: &mut Vec<FlowProblem>) {

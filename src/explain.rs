@@ -233,7 +233,7 @@ pub async fn build(store: &Store, key: &str) -> Result<Vec<Timeline>, StoreError
             customer: c.customer.clone(),
             state: serde_json::json!({
                 "step": journey["flow"].as_str().map(|f| format!("{f}/{}", journey["step"].as_str().unwrap_or_default())),
-                "handoff": state["handoff"],
+                "handoff": serde_json::from_value::<crate::engine::ConversationState>(state.clone()).ok().and_then(|s| s.handoff()),
                 "stage": state["stage"],
                 "mood": state["mood"],
                 "slots": slots,

@@ -439,7 +439,9 @@ async fn run_test(test: &ConversationTest, flows_dir: &Path) -> Result<Outcome, 
             }
         }
         if let Some(want) = e.handoff {
-            if state["handoff"].is_object() != want {
+            let typed =
+                conv.as_ref().and_then(|c| serde_json::from_str::<crate::engine::ConversationState>(&c.state).ok());
+            if typed.and_then(|s| s.handoff()).is_some() != want {
                 problems.push(format!("expected handoff = {want}"));
             }
         }
@@ -492,19 +494,14 @@ fn coverage(flows: &crate::flow::FlowSet, records: &[Value]) -> (String, bool) {
                     Some("start") if detail.starts_with(&format!("journey {} ", flow.id)) => {
                         steps.insert(flow.start_step().to_string());
                     }
-                    Some("transition")
-                        if from_file || flow.steps.keys().any(|k| detail.starts_with(&format!("{k} → "))) =>
-                    {
-                        if let Some((a, rest)) = detail.split_once(" → ") {
-                            let b = rest.split_whitespace().next().unwrap_or_default();
-                            if flow.step(a).is_some() && flow.step(b).is_some() {
-                                edges.insert((a.to_string(), b.to_string()));
-                                steps.insert(a.to_string());
-                                steps.insert(b.to_string());
+                    Some("transition") if this_flow || from_file => {
+                        let edge: Option<(String, String)> = serde_json::from_value(t["edge"].clone()).ok();
+                        if let Some((a, b)) = edge.filter(|(_, b)| flow.step(b).is_some()) {
+                            if flow.step(&a).is_some() {
+                                steps.insert(a.clone());
                             }
-                        } else if let Some(target) = detail.strip_prefix("change requested: ") {
-                            let b = target.split_whitespace().next().unwrap_or_default();
-                            edges.insert(("(change)".into(), b.to_string()));
+                            steps.insert(b.clone());
+                            edges.insert((a, b));
                         }
                     }
                     Some("stuck") if this_flow => {

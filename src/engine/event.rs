@@ -411,6 +411,17 @@ pub struct TraceEntry {
     /// The flow line responsible, when one is.
     #[serde(default)]
     pub source: Option<SourceRef>,
+    /// For a transition, the edge of the flow's graph it took: `(from, to)`, with `(change)` as
+    /// `from` for a part of the summary asked again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge: Option<(String, String)>,
+}
+
+impl TraceEntry {
+    /// An entry without an edge.
+    pub fn new(what: &str, detail: String, source: Option<SourceRef>) -> Self {
+        TraceEntry { what: what.into(), detail, source, edge: None }
+    }
 }
 
 /// A request to write to the ERP, for the outbox.

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::lifecycle::SessionMachine;
+use super::phase::{Handoff, PhaseMachine};
 use crate::flow::graph::{Emotion, Stage};
 
 /// A typed slot value.
@@ -204,25 +204,24 @@ pub struct Journey {
     /// When the current step was entered (Unix seconds of the event that entered it).
     #[serde(default)]
     pub step_since: i64,
-    /// Whether this journey's one reminder was sent.
+    /// Whether this journey's one reminder was sent (a fact of its history: it is reminded at
+    /// most once, whatever step it is at).
     #[serde(default)]
     pub reminded: bool,
-    /// A day given without a time (`YYYY-MM-DD`): a time alone in the next message is read on it.
-    #[serde(default)]
-    pub pending_day: Option<String>,
-    /// Set while the summary's "what to change?" list is open.
-    #[serde(default)]
-    pub choosing_change: bool,
     /// The last ERP answer.
     #[serde(default)]
     pub erp: Option<ErpStatus>,
     /// How many times a value was asked again because the ERP's schema refused it.
     #[serde(default)]
     pub erp_reasks: u32,
-    /// A value read but not sure ("near the mall" for the address), waiting for the customer's
-    /// yes before it fills its slot.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pending: Option<PendingValue>,
+    /// How many times, at the current step, the customer chose to continue after the stuck
+    /// ladder's summary: the next time they are stuck there, a person takes over instead.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub recovered: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A value that waits for the customer to confirm it.
@@ -261,9 +260,10 @@ pub struct ConversationState {
     /// menu and in the open-requests list, so none is silently lost.
     #[serde(default)]
     pub suspended: Vec<Journey>,
-    /// The session life cycle (a statig machine).
-    #[serde(default)]
-    pub session: SessionMachine,
+    /// The conversation's phase (a statig machine whose states carry their data). Absent only
+    /// in states stored before phases were kept: [`ConversationState::phase_mut`] derives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<PhaseMachine>,
     /// Turns taken.
     #[serde(default)]
     pub turns: u64,
@@ -273,9 +273,9 @@ pub struct ConversationState {
     /// References of ERP documents made for this customer, newest last.
     #[serde(default)]
     pub references: Vec<String>,
-    /// Set while a person has the conversation: the bot stays silent.
-    #[serde(default)]
-    pub handoff: Option<Handoff>,
+    /// A hand-off stored before phases were kept (read once into the phase, never written).
+    #[serde(default, rename = "handoff", skip_serializing)]
+    pub legacy_handoff: Option<Handoff>,
     /// Unix seconds of the customer's last message (the 24-hour window starts there).
     #[serde(default)]
     pub last_customer_at: i64,
@@ -337,18 +337,6 @@ pub struct Carried {
     pub opted_out: bool,
 }
 
-/// A hand-off to a person.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Handoff {
-    /// Unix seconds.
-    pub since: i64,
-    /// Why: `customer asked`, `stuck at booking/name`, `agent took over`…
-    pub reason: String,
-    /// The agent who took it, when one did.
-    #[serde(default)]
-    pub agent: Option<String>,
-}
-
 impl ConversationState {
     /// A new customer's state.
     pub fn new(customer: &str) -> Self {
@@ -357,11 +345,11 @@ impl ConversationState {
             profile: BTreeMap::new(),
             journey: None,
             suspended: Vec::new(),
-            session: SessionMachine::default(),
+            phase: Some(PhaseMachine::default()),
             turns: 0,
             journeys_completed: 0,
             references: Vec::new(),
-            handoff: None,
+            legacy_handoff: None,
             last_customer_at: 0,
             wake_at: None,
             last_question: None,
@@ -373,6 +361,32 @@ impl ConversationState {
             unmatched: None,
             opted_out: false,
             moved_to: None,
+        }
+    }
+
+    /// The phase machine, derived once for a state stored before phases were kept (from its
+    /// hand-off, or idle: the next turn's step entry sets the journey's phase).
+    pub fn phase_mut(&mut self) -> &mut PhaseMachine {
+        if self.phase.is_none() {
+            let mut m = PhaseMachine::default();
+            if let Some(h) = self.legacy_handoff.take() {
+                let _ = m.handle(super::phase::PhaseEvent::HandOff(h));
+            }
+            self.phase = Some(m);
+        }
+        self.phase.get_or_insert_with(PhaseMachine::default)
+    }
+
+    /// The phase, read-only (idle when not derived yet).
+    pub fn phase(&self) -> PhaseMachine {
+        self.phase.clone().unwrap_or_default()
+    }
+
+    /// The hand-off, while a person has the conversation.
+    pub fn handoff(&self) -> Option<Handoff> {
+        match &self.phase {
+            Some(p) => p.handoff().cloned(),
+            None => self.legacy_handoff.clone(),
         }
     }
 

@@ -266,7 +266,7 @@ async fn process(
             let label = state.journey.as_ref().map(|j| format!("{}/{}", j.flow, j.step)).unwrap_or_else(|| "-".into());
             let mut st = state.clone();
             st.turns += 1;
-            let trace = vec![engine::TraceEntry { what: "error".into(), detail: e.to_string(), source: None }];
+            let trace = vec![engine::TraceEntry::new("error", e.to_string(), None)];
             (st, vec![apology], vec![], trace, label.clone(), label, e.code().to_string(), vec![])
         }
     };

@@ -78,11 +78,11 @@ async fn list(app: web::Data<App>, req: HttpRequest) -> HttpResponse {
     guarded!(app, req);
     match app.store.recent_conversations(200).await {
         Ok(rows) => HttpResponse::Ok().json(json!({"conversations": rows.iter().map(|c| {
-            let state: serde_json::Value = serde_json::from_str(&c.state).unwrap_or_default();
+            let state: Option<crate::engine::ConversationState> = serde_json::from_str(&c.state).ok();
             json!({
                 "id": c.id, "customer": c.customer, "updated_at": c.updated_at,
-                "step": state["journey"]["flow"].as_str().map(|f| format!("{f}/{}", state["journey"]["step"].as_str().unwrap_or_default())),
-                "handoff": state["handoff"],
+                "step": state.as_ref().and_then(|s| s.journey.as_ref()).map(|j| format!("{}/{}", j.flow, j.step)),
+                "handoff": state.as_ref().and_then(|s| s.handoff()),
             })
         }).collect::<Vec<_>>()})),
         Err(e) => problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),

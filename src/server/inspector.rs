@@ -175,7 +175,7 @@ async fn state(app: web::Data<App>, req: HttpRequest, q: web::Query<CustomerQuer
     HttpResponse::Ok().json(json!({
         "messages": messages,
         "step": journey["flow"].as_str().map(|f| format!("{f}/{}", journey["step"].as_str().unwrap_or_default())),
-        "handoff": st["handoff"].is_object(),
+        "handoff": serde_json::from_value::<crate::engine::ConversationState>(st.clone()).ok().and_then(|s| s.handoff()).is_some(),
         "stage": st["stage"],
         "mood": st["mood"],
         "put_aside": st["suspended"].as_array().map(|js| js.iter().map(|j| format!("{}/{}", j["flow"].as_str().unwrap_or_default(), j["step"].as_str().unwrap_or_default())).collect::<Vec<_>>()).unwrap_or_default(),

@@ -1,0 +1,128 @@
+//! Notifications about the customer, recorded and never answered: a number change (the
+//! conversation's profile and journeys go to the new number), the other side of it (a
+//! conversation arriving from an old number), an identity change, a deleted message, a marketing
+//! preference.
+
+use super::Forward;
+use super::event::{EventKind, InboundEvent};
+use super::phase::PhaseEvent;
+use super::state::Carried;
+use super::tasks::MAX_SUSPENDED;
+use super::turn::{Next, Turn};
+use crate::flow::graph::StepKind;
+
+/// Notifications about the customer: recorded, never answered.
+pub fn on_notification(t: &mut Turn<'_>) -> Next {
+    let event = t.event;
+    match &event.kind {
+        EventKind::NumberChanged { new_customer } => move_to_number(t, event, new_customer),
+        EventKind::Transfer { from_customer, carried } => take_transfer(t, from_customer, carried),
+        EventKind::SystemNotice { kind } => {
+            t.note("notice", format!("WhatsApp notice {kind:?} about the customer; nothing to answer"), None)
+        }
+        EventKind::Deleted { original_id } => {
+            t.note("deleted", format!("the customer deleted their message {original_id}; nothing to answer"), None)
+        }
+        EventKind::MarketingPreference { opted_in, detail } => {
+            t.state.opted_out = !opted_in;
+            let now = if *opted_in { "opted in to" } else { "opted out of" };
+            t.note("opt_out", format!("the customer {now} offers and reminders on WhatsApp ({detail})"), None);
+        }
+        _ => {}
+    }
+    Next::Stay
+}
+
+/// The customer moved to a new number: the profile, the journeys and the references go to the
+/// new number's conversation (through its inbox, as a [`EventKind::Transfer`]); this one keeps
+/// its history and where it went.
+fn move_to_number(t: &mut Turn<'_>, event: &InboundEvent, new_customer: &str) {
+    if new_customer == t.state.customer || new_customer.is_empty() {
+        t.note("notice", "number change to the same number; nothing to move".into(), None);
+        return;
+    }
+    let carried = Carried {
+        profile: std::mem::take(&mut t.state.profile),
+        journey: t.state.journey.take(),
+        suspended: std::mem::take(&mut t.state.suspended),
+        references: t.state.references.clone(),
+        opted_out: t.state.opted_out,
+    };
+    if carried.journey.is_some() {
+        t.phase(PhaseEvent::Left);
+    }
+    let open = usize::from(carried.journey.is_some()) + carried.suspended.len();
+    t.state.moved_to = Some(new_customer.to_string());
+    t.state.wake_at = None;
+    t.note(
+        "moved",
+        format!(
+            "the customer changed number to {new_customer}: profile ({} slots) and {open} open journey(s) moved there",
+            carried.profile.len()
+        ),
+        None,
+    );
+    let kind = EventKind::Transfer { from_customer: t.state.customer.clone(), carried: Box::new(carried) };
+    t.forwards.push(Forward {
+        customer: new_customer.to_string(),
+        event: InboundEvent::internal(format!("moved:{}", event.message_id), new_customer, event.timestamp, kind),
+    });
+}
+
+/// A conversation moved here from the customer's old number: what this one does not know yet is
+/// taken (the profile slots it lacks; the journey under way if none is, otherwise put aside). A
+/// journey that was waiting for the ERP waits here; one at a question is asked again by the next
+/// message.
+fn take_transfer(t: &mut Turn<'_>, from: &str, carried: &Carried) {
+    let mut taken: Vec<String> = Vec::new();
+    for (name, slot) in &carried.profile {
+        if !t.state.profile.contains_key(name) {
+            t.state.profile.insert(name.clone(), slot.clone());
+            taken.push(name.clone());
+        }
+    }
+    let mut journeys = carried.suspended.clone();
+    match (&t.state.journey, carried.journey.clone()) {
+        (None, Some(mut j)) => {
+            let step = t.flows.flow_at(&j.flow, j.version).and_then(|f| f.step(&j.step)).cloned();
+            // What the profile knows fills the journey too: nothing is asked twice.
+            for (name, slot) in &t.state.profile {
+                if t.flows.flow_at(&j.flow, j.version).is_some_and(|f| f.slots.get(name).is_some_and(|d| d.profile)) {
+                    j.slots.entry(name.clone()).or_insert_with(|| slot.clone());
+                }
+            }
+            t.state.journey = Some(j);
+            match step.map(|s| s.kind) {
+                Some(StepKind::Erp { action, .. }) => t.phase(PhaseEvent::ErpRequested(action)),
+                Some(StepKind::Confirm { .. }) => t.phase(PhaseEvent::Summary),
+                Some(StepKind::Collect { .. }) => {
+                    let step = t.state.journey.as_ref().map(|j| j.step.clone()).unwrap_or_default();
+                    t.phase(PhaseEvent::Asking(step));
+                }
+                _ => {}
+            }
+        }
+        (Some(_), Some(j)) => journeys.push(j),
+        (_, None) => {}
+    }
+    let moved = journeys.len() + usize::from(carried.journey.is_some());
+    t.state.suspended.extend(journeys);
+    while t.state.suspended.len() > MAX_SUSPENDED {
+        let dropped = t.state.suspended.remove(0);
+        t.note("dropped", format!("journey {} at step {} dropped: too many open", dropped.flow, dropped.step), None);
+    }
+    for r in &carried.references {
+        if !t.state.references.contains(r) {
+            t.state.references.push(r.clone());
+        }
+    }
+    t.state.opted_out |= carried.opted_out;
+    t.note(
+        "moved",
+        format!(
+            "conversation moved here from the customer's old number {from}: profile slots {} and {moved} journey(s) taken",
+            if taken.is_empty() { "none".to_string() } else { taken.join(", ") }
+        ),
+        None,
+    );
+}

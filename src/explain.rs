@@ -5,7 +5,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::store::{Store, StoreError};
+use crate::engine::{ConversationState, EventKind, InboundEvent};
+use crate::record::TurnRecord;
+use crate::store::{OutboxStatus, Store, StoreError};
 
 /// A failure found in a turn or in one of its effects.
 #[derive(Debug, Clone, Serialize)]
@@ -81,21 +83,129 @@ fn subsystem(code: &str) -> String {
     code.split('.').next().unwrap_or("unknown").to_string()
 }
 
-fn describe(event: &Value) -> String {
-    let kind = &event["kind"];
-    match kind["type"].as_str().unwrap_or("?") {
-        "text" => format!("text {:?}", kind["body"].as_str().unwrap_or_default()),
-        "choice" => format!("pressed {:?}", kind["title"].as_str().unwrap_or_default()),
-        "location" => format!("location {}, {}", kind["latitude"], kind["longitude"]),
-        "erp_outcome" => match kind["reference"].as_str() {
-            Some(r) => format!("ERP answered {} with {r}", kind["action"].as_str().unwrap_or_default()),
-            None => format!(
-                "ERP failed {}: {}",
-                kind["action"].as_str().unwrap_or_default(),
-                kind["error"].as_str().unwrap_or_default()
-            ),
-        },
-        other => other.replace('_', " "),
+fn describe(event: &InboundEvent) -> String {
+    match &event.kind {
+        EventKind::Text { body } => format!("text {body:?}"),
+        EventKind::Choice { title, .. } => format!("pressed {title:?}"),
+        EventKind::Location { latitude, longitude, .. } => format!("location {latitude}, {longitude}"),
+        EventKind::ErpOutcome { action, reference: Some(r), .. } => format!("ERP answered {action} with {r}"),
+        EventKind::ErpOutcome { action, error, .. } => {
+            format!("ERP failed {action}: {}", error.as_deref().unwrap_or_default())
+        }
+        other => other.name().replace('_', " "),
+    }
+}
+
+fn at(source: &Option<crate::flow::graph::SourceRef>) -> Option<String> {
+    source.as_ref().map(|s| s.to_string())
+}
+
+/// One turn of the timeline, from its stored record.
+fn entry(t: &crate::store::TurnRow, outbox: &[crate::store::OutboxRow]) -> Entry {
+    let record = match TurnRecord::parse(&t.record) {
+        Ok(r) => r,
+        Err(e) => {
+            let failure = Failure {
+                subsystem: "record".into(),
+                code: "record.unreadable".into(),
+                detail: e.to_string(),
+                at: None,
+            };
+            return Entry {
+                seq: t.seq,
+                at: t.created_at,
+                event: "(unreadable record)".into(),
+                step_before: t.step_before.clone(),
+                step_after: t.step_after.clone(),
+                outcome: t.outcome.clone(),
+                guards: vec![],
+                decisions: vec![],
+                replies: vec![],
+                effects: vec![],
+                failures: vec![failure],
+            };
+        }
+    };
+    let step_at = record.trace.iter().find_map(|d| at(&d.source));
+    let mut failures = Vec::new();
+    if t.outcome != "ok" {
+        let detail = record
+            .error
+            .clone()
+            .or_else(|| record.trace.iter().find(|d| d.what == "error").map(|d| d.detail.clone()))
+            .unwrap_or_default();
+        failures.push(Failure {
+            subsystem: subsystem(&t.outcome),
+            code: t.outcome.clone(),
+            detail,
+            at: step_at.clone(),
+        });
+    }
+    let mut guards = Vec::new();
+    for run in &record.guards.runs {
+        guards.push(format!(
+            "{} {} ({} ms){}",
+            run.guard,
+            run.outcome,
+            run.latency_ms,
+            if run.filled.is_empty() { String::new() } else { format!(" filled {}", run.filled.join(", ")) }
+        ));
+        if run.outcome != "ok" && run.outcome != "guard.unsettled" {
+            let detail = run.detail["rejected"]
+                .as_array()
+                .and_then(|r| r.first())
+                .and_then(|r| r["why"].as_str())
+                .map(String::from)
+                .unwrap_or_else(|| run.detail.to_string());
+            failures.push(Failure {
+                subsystem: subsystem(&run.outcome),
+                code: run.outcome.clone(),
+                detail,
+                at: step_at.clone(),
+            });
+        }
+    }
+    let erp_keys: Vec<&str> = record.erp.iter().map(|e| e.action.idempotency_key.as_str()).collect();
+    let forward_keys: Vec<&str> = record.forwards.iter().map(|f| f.event.message_id.as_str()).collect();
+    let effects: Vec<Effect> = outbox
+        .iter()
+        .filter(|o| {
+            o.idempotency_key.starts_with(&format!("{}:", record.message_id))
+                || erp_keys.contains(&o.idempotency_key.as_str())
+                || forward_keys.contains(&o.idempotency_key.as_str())
+        })
+        .map(|o| Effect {
+            kind: o.kind.clone(),
+            outbox_id: o.id,
+            status: o.status.clone(),
+            attempts: o.attempts,
+            result: o.result.clone(),
+            last_error: o.last_error.clone(),
+        })
+        .collect();
+    for e in &effects {
+        if let Some(err) = &e.last_error {
+            let code = err.split(':').next().unwrap_or("outbox.failed").to_string();
+            let detail = if OutboxStatus::parse(&e.status) == Some(OutboxStatus::Dead) {
+                format!("dead after {} attempts: {err}", e.attempts)
+            } else {
+                format!("retried ({} attempts): {err}", e.attempts)
+            };
+            failures.push(Failure { subsystem: subsystem(&code), code, detail, at: step_at.clone() });
+        }
+    }
+    Entry {
+        seq: t.seq,
+        at: t.created_at,
+        event: describe(&record.event),
+        step_before: t.step_before.clone(),
+        step_after: t.step_after.clone(),
+        outcome: t.outcome.clone(),
+        guards,
+        decisions: record.trace.iter().map(|d| (d.what.clone(), d.detail.clone(), at(&d.source))).collect(),
+        replies: record.replies.iter().map(|r| r.body().to_string()).collect(),
+        effects,
+        failures,
     }
 }
 
@@ -114,134 +224,22 @@ pub async fn build(store: &Store, key: &str) -> Result<Vec<Timeline>, StoreError
     for c in convs {
         let turns = store.turns_of(&c.id).await?;
         let outbox = store.outbox_of(&c.id, None, 0).await?;
-        let state: Value = serde_json::from_str(&c.state).unwrap_or(Value::Null);
-        let mut entries = Vec::new();
-        for t in turns {
-            let record: Value = serde_json::from_str(&t.record).unwrap_or(Value::Null);
-            let message_id = record["message_id"].as_str().unwrap_or_default().to_string();
-            let trace = record["trace"].as_array().cloned().unwrap_or_default();
-            let step_at = trace.iter().find_map(|d| {
-                let s = &d["source"];
-                s["file"].as_str().map(|f| format!("{f}:{}:{}", s["line"], s["column"]))
-            });
-            let mut failures = Vec::new();
-            if t.outcome != "ok" {
-                let detail =
-                    trace.iter().find(|d| d["what"] == "error").and_then(|d| d["detail"].as_str()).unwrap_or_default();
-                failures.push(Failure {
-                    subsystem: subsystem(&t.outcome),
-                    code: t.outcome.clone(),
-                    detail: detail.into(),
-                    at: step_at.clone(),
-                });
-            }
-            let mut guards = Vec::new();
-            for run in record["guards"]["runs"].as_array().into_iter().flatten() {
-                let outcome = run["outcome"].as_str().unwrap_or_default();
-                let filled: Vec<&str> =
-                    run["filled"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-                guards.push(format!(
-                    "{} {} ({} ms){}",
-                    run["guard"].as_str().unwrap_or_default(),
-                    outcome,
-                    run["latency_ms"],
-                    if filled.is_empty() { String::new() } else { format!(" filled {}", filled.join(", ")) }
-                ));
-                if outcome != "ok" && outcome != "guard.unsettled" {
-                    let detail = run["detail"]["rejected"]
-                        .as_array()
-                        .and_then(|r| r.first())
-                        .and_then(|r| r["why"].as_str())
-                        .map(String::from)
-                        .unwrap_or_else(|| run["detail"].to_string());
-                    failures.push(Failure {
-                        subsystem: subsystem(outcome),
-                        code: outcome.into(),
-                        detail,
-                        at: step_at.clone(),
-                    });
-                }
-            }
-            let erp_keys: Vec<String> = record["erp"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|e| e["action"]["idempotency_key"].as_str().map(String::from))
-                .collect();
-            let effects: Vec<Effect> = outbox
-                .iter()
-                .filter(|o| {
-                    (!message_id.is_empty() && o.idempotency_key.starts_with(&format!("{message_id}:")))
-                        || erp_keys.contains(&o.idempotency_key)
-                })
-                .map(|o| Effect {
-                    kind: o.kind.clone(),
-                    outbox_id: o.id,
-                    status: o.status.clone(),
-                    attempts: o.attempts,
-                    result: o.result.clone(),
-                    last_error: o.last_error.clone(),
-                })
-                .collect();
-            for e in &effects {
-                if let Some(err) = &e.last_error {
-                    let code = err.split(':').next().unwrap_or("outbox.failed").to_string();
-                    let detail = if e.status == "dead" {
-                        format!("dead after {} attempts: {err}", e.attempts)
-                    } else {
-                        format!("retried ({} attempts): {err}", e.attempts)
-                    };
-                    failures.push(Failure { subsystem: subsystem(&code), code, detail, at: step_at.clone() });
-                }
-            }
-            entries.push(Entry {
-                seq: t.seq,
-                at: t.created_at,
-                event: describe(&record["event"]),
-                step_before: t.step_before.clone(),
-                step_after: t.step_after.clone(),
-                outcome: t.outcome.clone(),
-                guards,
-                decisions: trace
-                    .iter()
-                    .map(|d| {
-                        let s = &d["source"];
-                        (
-                            d["what"].as_str().unwrap_or_default().to_string(),
-                            d["detail"].as_str().unwrap_or_default().to_string(),
-                            s["file"].as_str().map(|f| format!("{f}:{}:{}", s["line"], s["column"])),
-                        )
-                    })
-                    .collect(),
-                replies: record["replies"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|r| r["body"].as_str().map(String::from))
-                    .collect(),
-                effects,
-                failures,
-            });
-        }
-        let journey = &state["journey"];
-        let slots: serde_json::Map<String, Value> = journey["slots"]
-            .as_object()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v["value"].clone())).collect())
-            .unwrap_or_default();
-        out.push(Timeline {
-            conversation_id: c.id.clone(),
-            customer: c.customer.clone(),
-            state: serde_json::json!({
-                "step": journey["flow"].as_str().map(|f| format!("{f}/{}", journey["step"].as_str().unwrap_or_default())),
-                "handoff": serde_json::from_value::<crate::engine::ConversationState>(state.clone()).ok().and_then(|s| s.handoff()),
-                "stage": state["stage"],
-                "mood": state["mood"],
-                "slots": slots,
-                "profile": state["profile"].as_object().map(|m| m.keys().cloned().collect::<Vec<_>>()),
-                "put_aside": state["suspended"].as_array().map(|js| js.iter().map(|j| format!("{}/{}", j["flow"].as_str().unwrap_or_default(), j["step"].as_str().unwrap_or_default())).collect::<Vec<_>>()).unwrap_or_default(),
+        let entries = turns.iter().map(|t| entry(t, &outbox)).collect();
+        let state: Option<ConversationState> = serde_json::from_str(&c.state).ok();
+        let summary = match &state {
+            Some(s) => serde_json::json!({
+                "step": s.journey.as_ref().map(|j| format!("{}/{}", j.flow, j.step)),
+                "phase": s.phase().name(),
+                "handoff": s.handoff(),
+                "stage": s.stage,
+                "mood": s.mood,
+                "slots": s.journey.as_ref().map(|j| j.slots.iter().map(|(k, v)| (k.clone(), serde_json::to_value(&v.value).unwrap_or_default())).collect::<std::collections::BTreeMap<_, _>>()),
+                "profile": s.profile.keys().collect::<Vec<_>>(),
+                "put_aside": s.suspended.iter().map(|j| format!("{}/{}", j.flow, j.step)).collect::<Vec<_>>(),
             }),
-            entries,
-        });
+            None => serde_json::json!({"error": "record.unreadable: the stored state does not parse"}),
+        };
+        out.push(Timeline { conversation_id: c.id.clone(), customer: c.customer.clone(), state: summary, entries });
     }
     Ok(out)
 }

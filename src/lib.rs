@@ -20,6 +20,7 @@ pub mod guard;
 pub mod llm;
 pub mod metrics;
 pub mod pipeline;
+pub mod record;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -216,7 +216,7 @@ fn options_of(m: &Value) -> Vec<(String, String, &'static str)> {
 /// What one file's run produced.
 struct Outcome {
     failures: Vec<String>,
-    records: Vec<Value>,
+    records: Vec<crate::record::TurnRecord>,
 }
 
 async fn run_file(path: &Path, flows_dir: &Path) -> Result<Outcome, String> {
@@ -469,7 +469,7 @@ async fn run_test(test: &ConversationTest, flows_dir: &Path) -> Result<Outcome, 
         .await
         .map_err(|e| e.to_string())?
         .iter()
-        .filter_map(|t| serde_json::from_str(&t.record).ok())
+        .filter_map(|t| crate::record::TurnRecord::parse(&t.record).ok())
         .collect();
     handle.stop(false).await;
     let _ = std::fs::remove_file(&db);
@@ -477,7 +477,7 @@ async fn run_test(test: &ConversationTest, flows_dir: &Path) -> Result<Outcome, 
 }
 
 /// Step and transition coverage of one flow across every test's turn records.
-fn coverage(flows: &crate::flow::FlowSet, records: &[Value]) -> (String, bool) {
+fn coverage(flows: &crate::flow::FlowSet, records: &[crate::record::TurnRecord]) -> (String, bool) {
     let mut out = String::new();
     let mut complete = true;
     for flow in flows.flows.values() {
@@ -486,17 +486,15 @@ fn coverage(flows: &crate::flow::FlowSet, records: &[Value]) -> (String, bool) {
         let mut outcomes: BTreeSet<String> = BTreeSet::new();
         let mut rungs: BTreeSet<String> = BTreeSet::new();
         for r in records {
-            let this_flow = r["journey_flow"]["id"] == flow.id.as_str();
-            for t in r["trace"].as_array().into_iter().flatten() {
-                let detail = t["detail"].as_str().unwrap_or_default();
-                let from_file = t["source"]["file"].as_str() == Some(flow.file.as_str());
-                match t["what"].as_str() {
-                    Some("start") if detail.starts_with(&format!("journey {} ", flow.id)) => {
+            let this_flow = r.journey_flow.as_ref().is_some_and(|f| f.id == flow.id);
+            for t in &r.trace {
+                let from_file = t.source.as_ref().is_some_and(|s| s.file == flow.file);
+                match t.what.as_str() {
+                    "start" if t.detail.starts_with(&format!("journey {} ", flow.id)) => {
                         steps.insert(flow.start_step().to_string());
                     }
-                    Some("transition") if this_flow || from_file => {
-                        let edge: Option<(String, String)> = serde_json::from_value(t["edge"].clone()).ok();
-                        if let Some((a, b)) = edge.filter(|(_, b)| flow.step(b).is_some()) {
+                    "transition" if this_flow || from_file => {
+                        if let Some((a, b)) = t.edge.clone().filter(|(_, b)| flow.step(b).is_some()) {
                             if flow.step(&a).is_some() {
                                 steps.insert(a.clone());
                             }
@@ -504,22 +502,18 @@ fn coverage(flows: &crate::flow::FlowSet, records: &[Value]) -> (String, bool) {
                             edges.insert((a, b));
                         }
                     }
-                    Some("stuck") if this_flow => {
-                        rungs.insert(detail.rsplit(": ").next().unwrap_or_default().to_string());
+                    "stuck" if this_flow => {
+                        rungs.insert(t.detail.rsplit(": ").next().unwrap_or_default().to_string());
                     }
-                    Some("handoff") if this_flow => {
+                    "handoff" if this_flow => {
                         rungs.insert("hand-off".into());
                     }
                     _ => {}
                 }
             }
-            if r["journey_flow"]["id"] == flow.id.as_str() || r["plan"]["flow"] == flow.id.as_str() {
-                for run in r["guards"]["runs"].as_array().into_iter().flatten() {
-                    outcomes.insert(format!(
-                        "{} {}",
-                        run["guard"].as_str().unwrap_or_default(),
-                        run["outcome"].as_str().unwrap_or_default()
-                    ));
+            if this_flow || r.plan.flow.as_deref() == Some(flow.id.as_str()) {
+                for run in &r.guards.runs {
+                    outcomes.insert(format!("{} {}", run.guard, run.outcome));
                 }
             }
         }

@@ -2,6 +2,7 @@
 //! [`worker`] and the [`outbox`] dispatcher. The HTTP side lives in `server`.
 
 pub mod outbox;
+pub mod queue;
 pub mod reload;
 pub mod scheduler;
 pub mod worker;

@@ -13,13 +13,13 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use backon::BackoffBuilder;
-use serde_json::Value;
 use tracing::{error, info, warn};
 
 use super::App;
+use super::queue::{self, ErpWrite, Payload, Send};
 use crate::engine::{ErpRequest, EventKind, InboundEvent};
 use crate::erp::ErpError;
-use crate::store::{Lane, NewInbox, OutboxRow, now_ms};
+use crate::store::{Lane, OutboxKind, OutboxRow, OutboxStatus, now_ms};
 
 /// The delay before attempt `n + 1` (n ≥ 1 failures so far): exponential from `base`, capped at
 /// five minutes, with jitter.
@@ -291,9 +291,18 @@ async fn dispatch(app: &Arc<App>, rows: Vec<OutboxRow>, lane: Lane, started: std
             let mut rows = rows.into_iter();
             let mut sent: Vec<(i64, String)> = Vec::new();
             while let Some(row) = rows.next() {
-                let finished = match row.kind.as_str() {
-                    "whatsapp" => send_message(&app, &row, &mut sent).await,
-                    "erp" => {
+                let payload = match Payload::of(&row) {
+                    Ok(p) => p,
+                    Err(why) => {
+                        let code = why.split(':').next().unwrap_or("outbox.corrupt_payload").to_string();
+                        let _ = app.store.outbox_dead(row.id, &why).await;
+                        error!(code = %code, outbox_id = row.id, error = %why, "outbox row dead-lettered: it cannot be read");
+                        continue;
+                    }
+                };
+                let finished = match payload {
+                    Payload::Send(send) => send_message(&app, &row, &send, &mut sent).await,
+                    Payload::Erp(write) => {
                         // An ERP write can take seconds: it finishes on its own, so the pass
                         // (and the replies queued behind it) does not wait for it. Its claim
                         // holds the conversation's later rows back until it is done.
@@ -302,15 +311,11 @@ async fn dispatch(app: &Arc<App>, rows: Vec<OutboxRow>, lane: Lane, started: std
                         let app = app.clone();
                         tokio::spawn(async move {
                             let Ok(_slot) = ERP_WRITES_IN_FLIGHT.acquire().await else { return };
-                            write_erp(&app, &row).await;
+                            write_erp(&app, &row, &write).await;
                         });
                         break;
                     }
-                    "inbox" => forward(&app, &row).await,
-                    other => {
-                        let _ = app.store.outbox_dead(row.id, &format!("outbox.unknown_kind: {other}")).await;
-                        true
-                    }
+                    Payload::Forward(f) => forward(&app, &row, &f).await,
                 };
                 if !finished {
                     // This row waits for a retry; the conversation's later rows wait behind it.
@@ -379,40 +384,38 @@ async fn retry_or_dead(app: &App, row: &OutboxRow, code: &str, error: &str, retr
 }
 
 /// Counts a finished row and, for a reply, the time from the customer's webhook to the send.
-fn observe_sent(app: &App, payload: &Value, kind: &str, status: &str) {
-    app.metrics.outbox_done.with_label_values(&[kind, status]).inc();
-    if let Some(received) = payload["received_at"].as_i64() {
+fn observe_sent(app: &App, send: Option<&Send>, kind: OutboxKind, status: OutboxStatus) {
+    app.metrics.outbox_done.with_label_values(&[kind.as_str(), status.as_str()]).inc();
+    if let Some((received, to)) = send.and_then(|s| s.received_at.map(|r| (r, &s.to))) {
         let ms = (now_ms() - received).max(0);
         app.metrics.observe("reply", ms as f64 / 1000.0);
-        tracing::debug!(to = payload["to"].as_str().unwrap_or_default(), reply_ms = ms, "reply sent");
+        tracing::debug!(to = %to, reply_ms = ms, "reply sent");
     }
 }
 
-async fn send_message(app: &App, row: &OutboxRow, sent: &mut Vec<(i64, String)>) -> bool {
-    let payload: Value = serde_json::from_str(&row.payload).unwrap_or(Value::Null);
+async fn send_message(app: &App, row: &OutboxRow, payload: &Send, sent: &mut Vec<(i64, String)>) -> bool {
     let Some(graph) = &app.graph else {
         // Sandbox: no WhatsApp configured; the message is kept as sent, for `chat` to show.
         sent.push((row.id, format!("wamid.sandbox-{}", row.id)));
-        observe_sent(app, &payload, "whatsapp", "sent");
+        observe_sent(app, Some(payload), OutboxKind::WhatsApp, OutboxStatus::Sent);
         return true;
     };
-    let phone_number_id = payload.get("phone_number_id").and_then(Value::as_str).unwrap_or_default();
     app.limits.outbound.until_ready().await;
     let started = std::time::Instant::now();
-    let outcome = graph.send(phone_number_id, &payload["body"]).await;
+    let outcome = graph.send(&payload.phone_number_id, &payload.body).await;
     app.metrics.observe("outbox_send", started.elapsed().as_secs_f64());
     tracing::debug!(outbox_id = row.id, send_ms = started.elapsed().as_millis() as u64, "Graph API answered");
     match outcome {
         Ok(wamid) => {
             sent.push((row.id, wamid));
-            observe_sent(app, &payload, "whatsapp", "sent");
+            observe_sent(app, Some(payload), OutboxKind::WhatsApp, OutboxStatus::Sent);
             true
         }
         Err(e) => {
             app.metrics.errors.with_label_values(&[e.code()]).inc();
             let dead = retry_or_dead(app, row, e.code(), &e.to_string(), e.is_retryable()).await;
             if dead {
-                app.metrics.outbox_done.with_label_values(&["whatsapp", "dead"]).inc();
+                observe_sent(app, None, OutboxKind::WhatsApp, OutboxStatus::Dead);
             }
             dead
         }
@@ -421,51 +424,30 @@ async fn send_message(app: &App, row: &OutboxRow, sent: &mut Vec<(i64, String)>)
 
 /// After the first failed attempt at an ERP write, the conversation is told (through its inbox, so
 /// the engine decides and the turn is recorded) that the confirmation will take longer.
-async fn tell_delay(app: &App, row: &OutboxRow, request: &ErpRequest, customer: &str, phone_number_id: &str) {
+async fn tell_delay(app: &App, row: &OutboxRow, write: &ErpWrite) {
     let event = InboundEvent::internal(
         format!("erp-delay:{}", row.id),
-        customer,
+        write.customer.clone(),
         now_ms() / 1000,
-        EventKind::ErpDelayed { journey_id: request.journey_id.clone(), action: request.action.action.clone() },
+        EventKind::ErpDelayed {
+            journey_id: write.request.journey_id.clone(),
+            action: write.request.action.action.clone(),
+        },
     );
-    let inbox = NewInbox {
-        dedup_key: event.message_id.clone(),
-        conversation_id: row.conversation_id.clone(),
-        phone_number_id: phone_number_id.to_string(),
-        event: serde_json::to_string(&event).unwrap_or_default(),
-        received_at: now_ms(),
-    };
-    match app.store.insert_event(inbox).await {
-        Ok(_) => app.wake(&row.conversation_id, Lane::Interactive),
-        Err(e) => error!(code = e.code(), error = %e, "could not queue the delay notice"),
+    if let Err(e) = queue::enqueue(app, &write.phone_number_id, &event, Lane::Interactive).await {
+        error!(code = e.code(), error = %e, "could not queue the delay notice");
     }
 }
 
 /// Delivers an event to another conversation's inbox (a conversation moved to the customer's
 /// new number): the inbox row and this row's `sent` mark in one transaction, so it arrives once.
-async fn forward(app: &App, row: &OutboxRow) -> bool {
-    let payload: Value = serde_json::from_str(&row.payload).unwrap_or(Value::Null);
-    let (Some(target), Some(event)) = (payload["conversation_id"].as_str(), payload.get("event")) else {
-        return retry_or_dead(
-            app,
-            row,
-            "outbox.corrupt_payload",
-            "an inbox forward without its target or event",
-            false,
-        )
-        .await;
-    };
-    let inbox = NewInbox {
-        dedup_key: row.idempotency_key.clone(),
-        conversation_id: target.to_string(),
-        phone_number_id: payload["phone_number_id"].as_str().unwrap_or_default().to_string(),
-        event: event.to_string(),
-        received_at: now_ms(),
-    };
-    match app.store.outbox_done_with_event(row.id, target, "sent", inbox).await {
+async fn forward(app: &App, row: &OutboxRow, forward: &queue::Forward) -> bool {
+    let inbox = queue::inbox_row(&forward.phone_number_id, &forward.event, now_ms());
+    let target = inbox.conversation_id.clone();
+    match app.store.outbox_done_with_event(row.id, &target, OutboxStatus::Sent.as_str(), inbox).await {
         Ok(()) => {
-            app.metrics.outbox_done.with_label_values(&["inbox", "sent"]).inc();
-            app.wake(target, Lane::Interactive);
+            observe_sent(app, None, OutboxKind::Inbox, OutboxStatus::Sent);
+            app.wake(&target, Lane::Interactive);
             true
         }
         Err(e) => retry_or_dead(app, row, e.code(), &e.to_string(), true).await,
@@ -494,39 +476,33 @@ async fn fetch_attachments(app: &App, request: &ErpRequest) -> Result<Vec<Vec<u8
     Ok(files)
 }
 
-async fn write_erp(app: &App, row: &OutboxRow) -> bool {
-    let payload: Value = serde_json::from_str(&row.payload).unwrap_or(Value::Null);
-    let request: ErpRequest = match serde_json::from_value(payload["request"].clone()) {
-        Ok(r) => r,
-        Err(e) => return retry_or_dead(app, row, "outbox.corrupt_payload", &e.to_string(), false).await,
-    };
-    let customer = payload["customer"].as_str().unwrap_or_default().to_string();
-    let phone_number_id = payload["phone_number_id"].as_str().unwrap_or_default().to_string();
+async fn write_erp(app: &App, row: &OutboxRow, write: &ErpWrite) -> bool {
+    let request = &write.request;
     // Files the customer sent are fetched from WhatsApp first (the sandbox ERP needs none).
-    let outcome = match fetch_attachments(app, &request).await {
+    let outcome = match fetch_attachments(app, request).await {
         Ok(files) => app.erp.execute_with_files(&request.action, &files).await,
         Err(e) => Err(e),
     };
     let (reference, error, status) = match outcome {
         Ok(reference) => {
             info!(outbox_id = row.id, reference, action = request.action.action, "ERP write accepted");
-            (Some(reference), None, "sent")
+            (Some(reference), None, OutboxStatus::Sent)
         }
         Err(e) => {
             let failures = row.attempts as u32 + 1;
             if e.is_retryable() && failures < app.settings.outbox_max_attempts {
                 if row.attempts == 0 {
-                    tell_delay(app, row, &request, &customer, &phone_number_id).await;
+                    tell_delay(app, row, write).await;
                 }
                 return retry_or_dead(app, row, e.code(), &e.to_string(), true).await;
             }
             error!(code = e.code(), error = %e, outbox_id = row.id, "ERP write failed for good; the customer will be told");
-            (None, Some(format!("{}: {e}", e.code())), "dead")
+            (None, Some(format!("{}: {e}", e.code())), OutboxStatus::Dead)
         }
     };
     let event = InboundEvent::internal(
         format!("erp:{}", row.id),
-        customer.clone(),
+        write.customer.clone(),
         now_ms() / 1000,
         EventKind::ErpOutcome {
             journey_id: request.journey_id.clone(),
@@ -535,16 +511,10 @@ async fn write_erp(app: &App, row: &OutboxRow) -> bool {
             error: error.clone(),
         },
     );
-    let inbox = NewInbox {
-        dedup_key: format!("erp:{}", row.id),
-        conversation_id: row.conversation_id.clone(),
-        phone_number_id,
-        event: serde_json::to_string(&event).unwrap_or_default(),
-        received_at: now_ms(),
-    };
+    let inbox = queue::inbox_row(&write.phone_number_id, &event, now_ms());
     let result = reference.clone().unwrap_or_else(|| error.clone().unwrap_or_default());
-    app.metrics.outbox_done.with_label_values(&["erp", status]).inc();
-    match app.store.outbox_done_with_event(row.id, &result, status, inbox).await {
+    observe_sent(app, None, OutboxKind::Erp, status);
+    match app.store.outbox_done_with_event(row.id, &result, status.as_str(), inbox).await {
         Ok(()) => {
             app.wake(&row.conversation_id, Lane::Interactive);
             true

@@ -10,7 +10,7 @@ use tracing::{error, info};
 
 use super::App;
 use crate::engine::{EventKind, InboundEvent};
-use crate::store::{NewInbox, now_ms};
+use crate::store::now_ms;
 
 /// How often the scheduler looks for due wake-ups.
 pub const INTERVAL: Duration = Duration::from_secs(1);
@@ -30,13 +30,7 @@ async fn tick(app: &App) -> Result<(), crate::store::StoreError> {
     let now = now_ms();
     for (id, customer, phone_number_id, wake_at) in app.store.due_wakeups(now, 100).await? {
         let event = InboundEvent::internal(format!("tick:{id}:{wake_at}"), customer, now / 1000, EventKind::Tick);
-        let row = NewInbox {
-            dedup_key: event.message_id.clone(),
-            conversation_id: id.clone(),
-            phone_number_id,
-            event: serde_json::to_string(&event).unwrap_or_default(),
-            received_at: now,
-        };
+        let row = super::queue::inbox_row(&phone_number_id, &event, now);
         if app.store.queue_wakeup(&id, wake_at, row).await? {
             info!(conversation_id = %id, "conversation woken (reminder due)");
             app.wake(&id, crate::store::Lane::Bulk);

@@ -12,9 +12,11 @@ use tokio::sync::Semaphore;
 use tracing::{Instrument, error, info_span, warn};
 
 use super::App;
+use super::queue::{self, ErpWrite, Forward, Payload, Send};
 use crate::channel::whatsapp::render::render;
 use crate::engine::{self, ConversationState, InboundEvent};
-use crate::store::{ConversationRow, InboxRow, Lane, NewOutbox, NewTurn, StoreError, TurnCommit, now_ms};
+use crate::record::{FlowRef, Timings, TurnRecord};
+use crate::store::{ConversationRow, InboxRow, Lane, NewTurn, StoreError, TurnCommit, now_ms};
 
 /// Attempts at one inbox row before it is recorded as failed and skipped (so one poisoned message
 /// cannot block a conversation forever).
@@ -255,97 +257,85 @@ async fn process(
     let decide_us = decide_started.elapsed().as_micros() as u64;
 
     let sender = app.settings.phone_number_id.clone().unwrap_or(phone_number_id);
-    let (new_state, replies, erp, trace, step_before, step_after, outcome, forwards) = match decision {
-        Ok(d) => (d.state, d.replies, d.erp, d.trace, d.step_before, d.step_after, "ok".to_string(), d.forwards),
+    let (new_state, replies, erp, trace, step_before, step_after, outcome, forwards, error_text) = match decision {
+        Ok(d) => (d.state, d.replies, d.erp, d.trace, d.step_before, d.step_after, "ok".to_string(), d.forwards, None),
         Err(e) => {
             error!(code = e.code(), error = %e, "the engine refused this turn");
-            let apology = engine::Reply::Text {
-                body: "Sorry, something went wrong on our side. A person has been told; please try again in a moment."
-                    .into(),
-            };
+            let apology = engine::Reply::Text { body: flows.business.messages.something_went_wrong.clone() };
             let label = state.journey.as_ref().map(|j| format!("{}/{}", j.flow, j.step)).unwrap_or_else(|| "-".into());
             let mut st = state.clone();
             st.turns += 1;
             let trace = vec![engine::TraceEntry::new("error", e.to_string(), None)];
-            (st, vec![apology], vec![], trace, label.clone(), label, e.code().to_string(), vec![])
+            let text = Some(e.to_string());
+            (st, vec![apology], vec![], trace, label.clone(), label, e.code().to_string(), vec![], text)
         }
     };
     let now_ms = now_ms();
     let mut outbox = Vec::new();
     for (i, reply) in replies.iter().enumerate() {
-        let body = render(&event.customer, reply);
-        outbox.push(NewOutbox {
-            conversation_id: row.conversation_id.clone(),
-            kind: "whatsapp".into(),
-            idempotency_key: format!("{}:reply:{i}", row.dedup_key),
-            payload:
-                json!({"phone_number_id": sender, "to": event.customer, "body": body, "received_at": row.received_at})
-                    .to_string(),
-            status: "pending".into(),
-            next_attempt_at: now_ms,
-            created_at: now_ms,
-            updated_at: now_ms,
-        });
+        let send = Send {
+            phone_number_id: sender.clone(),
+            to: event.customer.clone(),
+            body: render(&event.customer, reply),
+            received_at: Some(row.received_at),
+        };
+        outbox.push(Payload::Send(send).row(&row.conversation_id, format!("{}:reply:{i}", row.dedup_key), now_ms));
     }
     for request in &erp {
-        outbox.push(NewOutbox {
-            conversation_id: row.conversation_id.clone(),
-            kind: "erp".into(),
-            idempotency_key: request.action.idempotency_key.clone(),
-            payload: json!({"customer": event.customer, "phone_number_id": row.phone_number_id, "request": request})
-                .to_string(),
-            status: "pending".into(),
-            next_attempt_at: now_ms,
-            created_at: now_ms,
-            updated_at: now_ms,
-        });
+        let write = ErpWrite {
+            customer: event.customer.clone(),
+            phone_number_id: row.phone_number_id.clone(),
+            request: request.clone(),
+        };
+        outbox.push(Payload::Erp(write).row(&row.conversation_id, request.action.idempotency_key.clone(), now_ms));
     }
     for forward in &forwards {
         // Delivered by the outbox into the other conversation's inbox (see `outbox::forward`).
-        let target = format!("{}:{}", row.phone_number_id, forward.customer);
-        outbox.push(NewOutbox {
-            conversation_id: row.conversation_id.clone(),
-            kind: "inbox".into(),
-            idempotency_key: forward.event.message_id.clone(),
-            payload: json!({"conversation_id": target, "phone_number_id": row.phone_number_id, "event": forward.event})
-                .to_string(),
-            status: "pending".into(),
-            next_attempt_at: now_ms,
-            created_at: now_ms,
-            updated_at: now_ms,
-        });
+        let f = Forward {
+            conversation_id: queue::conversation_id(&row.phone_number_id, &forward.customer),
+            phone_number_id: row.phone_number_id.clone(),
+            event: forward.event.clone(),
+        };
+        outbox.push(Payload::Forward(f).row(&row.conversation_id, forward.event.message_id.clone(), now_ms));
     }
-    let flow_versions: serde_json::Map<String, serde_json::Value> =
-        flows.flows.values().map(|f| (f.id.clone(), json!(f.version))).collect();
     // The lookup results (most of a record's bytes, and the same for many turns) are stored once
     // per content and named by hash.
-    let mut guards_json = serde_json::to_value(&guards).unwrap_or_default();
+    let mut stored_guards = guards.clone();
     let mut lookup_snapshot = None;
+    let mut lookup_hash = None;
     if !guards.lookups.is_empty() {
-        let snapshot = crate::store::LookupSnapshot::of(guards_json["lookups"].to_string());
-        guards_json["lookups"] = json!({"snapshot": snapshot.hash});
+        let snapshot = crate::store::LookupSnapshot::of(serde_json::to_string(&guards.lookups).unwrap_or_default());
+        stored_guards.lookups.clear();
+        lookup_hash = Some(snapshot.hash.clone());
         if app.lookup_snapshots_stored.get(&snapshot.hash).await.is_none() {
             lookup_snapshot = Some(snapshot);
         }
     }
-    let record = json!({
-        "inbox_id": row.id,
-        "message_id": event.message_id,
-        "event": event,
-        "plan": plan,
-        "guards": guards_json,
-        "trace": trace,
-        "replies": replies,
-        "erp": erp,
-        "forwards": forwards,
-        "step_before": step_before,
-        "step_after": step_after,
-        "outcome": outcome,
-        "flow_versions": flow_versions,
+    let record = TurnRecord {
+        inbox_id: row.id,
+        message_id: event.message_id.clone(),
+        event: event.clone(),
+        state_before: Some(state.clone()),
+        plan: plan.clone(),
+        guards: stored_guards,
+        lookup_snapshot: lookup_hash,
+        trace: trace.clone(),
+        replies,
+        erp,
+        forwards,
+        step_before: step_before.clone(),
+        step_after: step_after.clone(),
+        outcome: outcome.clone(),
+        error: error_text,
+        flow_versions: flows.flows.values().map(|f| (f.id.clone(), f.version)).collect(),
         // The version this turn's journey ran on (it keeps the one it started with).
-        "journey_flow": new_state.journey.as_ref().or(state.journey.as_ref()).map(|j| json!({"id": j.flow, "version": j.version})),
-        "timings": {"guards_ms": guards_ms, "decide_us": decide_us, "total_ms": started.elapsed().as_millis() as u64},
-    });
+        journey_flow: new_state
+            .journey
+            .as_ref()
+            .or(state.journey.as_ref())
+            .map(|j| FlowRef { id: j.flow.clone(), version: j.version }),
+        timings: Timings { guards_ms, decide_us, total_ms: started.elapsed().as_millis() as u64 },
+    };
     observe_turn(app, &guards, &trace, &outcome, guards_ms, decide_us);
     let seq = new_state.turns as i64;
     tracing::Span::current().record("turn", seq);
@@ -368,7 +358,7 @@ async fn process(
             step_before,
             step_after,
             outcome,
-            record: record.to_string(),
+            record: record.to_json(),
             created_at: now_ms,
         },
         outbox,
@@ -492,10 +482,33 @@ async fn record_failed(
     let mut st = state.clone();
     st.turns += 1;
     let now = now_ms();
-    let body = render(
-        &event.customer,
-        &engine::Reply::Text { body: "Sorry, something went wrong on our side. Please try again in a moment.".into() },
-    );
+    let apology = engine::Reply::Text { body: app.flows().business.messages.something_went_wrong.clone() };
+    let send = Send {
+        phone_number_id: row.phone_number_id.clone(),
+        to: event.customer.clone(),
+        body: render(&event.customer, &apology),
+        received_at: None,
+    };
+    let record = TurnRecord {
+        inbox_id: row.id,
+        message_id: event.message_id.clone(),
+        event: event.clone(),
+        state_before: Some(state.clone()),
+        plan: Default::default(),
+        guards: Default::default(),
+        lookup_snapshot: None,
+        trace: vec![engine::TraceEntry::new("error", error.to_string(), None)],
+        replies: vec![apology],
+        erp: vec![],
+        forwards: vec![],
+        step_before: "-".into(),
+        step_after: "-".into(),
+        outcome: code.into(),
+        error: Some(error.to_string()),
+        flow_versions: Default::default(),
+        journey_flow: None,
+        timings: Timings::default(),
+    };
     app.store
         .commit_turn(TurnCommit {
             conversation_id: row.conversation_id.clone(),
@@ -511,20 +524,10 @@ async fn record_failed(
                 step_before: "-".into(),
                 step_after: "-".into(),
                 outcome: code.into(),
-                record: json!({"event": event, "error": error, "outcome": code}).to_string(),
+                record: record.to_json(),
                 created_at: now,
             },
-            outbox: vec![NewOutbox {
-                conversation_id: row.conversation_id.clone(),
-                kind: "whatsapp".into(),
-                idempotency_key: format!("{}:failed", row.dedup_key),
-                payload: json!({"phone_number_id": row.phone_number_id, "to": event.customer, "body": body})
-                    .to_string(),
-                status: "pending".into(),
-                next_attempt_at: now,
-                created_at: now,
-                updated_at: now,
-            }],
+            outbox: vec![Payload::Send(send).row(&row.conversation_id, format!("{}:failed", row.dedup_key), now)],
             last_inbound_at: None,
             wake_at: None,
             previous_inbound_at: conv.as_ref().and_then(|c| c.last_inbound_at),

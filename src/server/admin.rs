@@ -11,7 +11,7 @@ use serde_json::json;
 use super::problem;
 use crate::engine::{EventKind, InboundEvent};
 use crate::pipeline::App;
-use crate::store::{NewInbox, now_ms};
+use crate::store::now_ms;
 
 /// Registers the admin routes under `/admin`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -123,18 +123,10 @@ async fn agent_event(app: &App, key: &str, kind: EventKind) -> HttpResponse {
     };
     let id = format!("admin:{}", uuid::Uuid::now_v7());
     let event = InboundEvent::internal(id.clone(), conv.customer.clone(), now_ms() / 1000, kind);
-    let row = NewInbox {
-        dedup_key: id.clone(),
-        conversation_id: conv.id.clone(),
-        phone_number_id: conv.phone_number_id.clone(),
-        event: serde_json::to_string(&event).unwrap_or_default(),
-        received_at: now_ms(),
-    };
-    match app.store.insert_event(row).await {
-        Ok(_) => {
-            app.wake(&conv.id, crate::pipeline::lane_of(&event.kind));
-            HttpResponse::Accepted().json(json!({"queued": id, "conversation_id": conv.id}))
-        }
+    match crate::pipeline::queue::enqueue(app, &conv.phone_number_id, &event, crate::pipeline::lane_of(&event.kind))
+        .await
+    {
+        Ok(_) => HttpResponse::Accepted().json(json!({"queued": id, "conversation_id": conv.id})),
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
     }
 }

@@ -4,6 +4,7 @@
 //! webhook pipeline and sandbox as `chat`. The conversation just held can be exported as a
 //! conversation test for `carewell simulate`.
 
+use crate::engine::EventKind;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -113,13 +114,13 @@ async fn state(app: web::Data<App>, req: HttpRequest, q: web::Query<CustomerQuer
         problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string())
     };
     let conversation_id = format!("{INSPECTOR_NUMBER}:{}", q.customer);
-    let rows = match app.store.outbox_of(&conversation_id, Some("whatsapp"), 0).await {
+    let rows = match app.store.outbox_of(&conversation_id, Some(crate::store::OutboxKind::WhatsApp.as_str()), 0).await {
         Ok(r) => r,
         Err(e) => return unavailable(e),
     };
     let messages: Vec<Value> = rows
         .iter()
-        .filter(|r| r.status == "sent")
+        .filter(|r| r.status() == Some(crate::store::OutboxStatus::Sent))
         .map(|r| {
             let payload: Value = serde_json::from_str(&r.payload).unwrap_or(Value::Null);
             json!({"id": r.id, "wamid": r.result, "body": payload["body"]})
@@ -129,34 +130,22 @@ async fn state(app: web::Data<App>, req: HttpRequest, q: web::Query<CustomerQuer
         Ok(c) => c,
         Err(e) => return unavailable(e),
     };
-    let st: Value = conv.as_ref().and_then(|c| serde_json::from_str(&c.state).ok()).unwrap_or(Value::Null);
-    let journey = &st["journey"];
-    let slots: serde_json::Map<String, Value> = journey["slots"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| {
-                    let v = &v["value"];
-                    let shown = v["title"]
-                        .as_str()
-                        .or(v["value"].as_str())
-                        .or(v["text"].as_str())
-                        .or(v["civil"].as_str())
-                        .unwrap_or_default();
-                    (k.clone(), json!(shown))
-                })
-                .collect()
-        })
+    let st: Option<crate::engine::ConversationState> = conv.as_ref().and_then(|c| serde_json::from_str(&c.state).ok());
+    let journey = st.as_ref().and_then(|s| s.journey.clone());
+    let slots: serde_json::Map<String, Value> = journey
+        .as_ref()
+        .map(|j| j.slots.iter().map(|(k, v)| (k.clone(), json!(v.value.display()))).collect())
         .unwrap_or_default();
     let turns = app.store.turns_of(&conversation_id).await.unwrap_or_default();
     let guards = turns
         .last()
-        .and_then(|t| serde_json::from_str::<Value>(&t.record).ok())
-        .map(|r| r["guards"]["runs"].clone())
+        .and_then(|t| crate::record::TurnRecord::parse(&t.record).ok())
+        .map(|r| json!(r.guards.runs))
         .unwrap_or(json!([]));
     let flows = app.flows();
-    let flow = journey["flow"].as_str().and_then(|f| flows.flow_at(f, journey["version"].as_u64().unwrap_or(0) as u32)).map(|f| {
+    let flow = journey.as_ref().and_then(|j| flows.flow_at(&j.flow, j.version)).map(|f| {
         let edges = crate::flow::diagram::edges(f);
+        let current = journey.as_ref().map(|j| j.step.clone()).unwrap_or_default();
         json!({
             "id": f.id,
             "steps": f.steps.values().map(|s| json!({
@@ -167,18 +156,19 @@ async fn state(app: web::Data<App>, req: HttpRequest, q: web::Query<CustomerQuer
                     crate::flow::graph::StepKind::Erp { .. } => "ERP",
                     crate::flow::graph::StepKind::End { .. } => "end",
                 },
-                "current": journey["step"].as_str() == Some(s.id.as_str()),
+                "current": current == s.id,
                 "edges": edges.iter().filter(|e| e.0 == s.id).map(|e| json!({"to": e.1, "label": e.2, "recovery": e.3})).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         })
     });
     HttpResponse::Ok().json(json!({
         "messages": messages,
-        "step": journey["flow"].as_str().map(|f| format!("{f}/{}", journey["step"].as_str().unwrap_or_default())),
-        "handoff": serde_json::from_value::<crate::engine::ConversationState>(st.clone()).ok().and_then(|s| s.handoff()).is_some(),
-        "stage": st["stage"],
-        "mood": st["mood"],
-        "put_aside": st["suspended"].as_array().map(|js| js.iter().map(|j| format!("{}/{}", j["flow"].as_str().unwrap_or_default(), j["step"].as_str().unwrap_or_default())).collect::<Vec<_>>()).unwrap_or_default(),
+        "step": journey.as_ref().map(|j| format!("{}/{}", j.flow, j.step)),
+        "phase": st.as_ref().map(|s| s.phase().name()),
+        "handoff": st.as_ref().and_then(|s| s.handoff()).is_some(),
+        "stage": st.as_ref().map(|s| s.stage),
+        "mood": st.as_ref().map(|s| s.mood),
+        "put_aside": st.as_ref().map(|s| s.suspended.iter().map(|j| format!("{}/{}", j.flow, j.step)).collect::<Vec<_>>()).unwrap_or_default(),
         "slots": slots,
         "guards": guards,
         "flow": flow,
@@ -204,24 +194,18 @@ async fn export(app: web::Data<App>, req: HttpRequest, q: web::Query<CustomerQue
         quote(&q.customer)
     );
     for t in turns {
-        let r: Value = serde_json::from_str(&t.record).unwrap_or(Value::Null);
-        let kind = &r["event"]["kind"];
-        let action = match kind["type"].as_str() {
-            Some("text") => format!("  - send: {}\n", quote(kind["body"].as_str().unwrap_or_default())),
-            Some("choice") => format!("  - press: {}\n", quote(kind["title"].as_str().unwrap_or_default())),
-            Some("location") => {
-                format!("  - location: {{latitude: {}, longitude: {}}}\n", kind["latitude"], kind["longitude"])
+        let Ok(r) = crate::record::TurnRecord::parse(&t.record) else { continue };
+        let action = match &r.event.kind {
+            EventKind::Text { body } => format!("  - send: {}\n", quote(body)),
+            EventKind::Choice { title, .. } => format!("  - press: {}\n", quote(title)),
+            EventKind::Location { latitude, longitude, .. } => {
+                format!("  - location: {{latitude: {latitude}, longitude: {longitude}}}\n")
             }
-            Some("media") => "  - image: \"\"\n".to_string(),
+            EventKind::Media { .. } => "  - image: \"\"\n".to_string(),
             _ => continue,
         };
         out.push_str(&action);
-        let first = r["replies"]
-            .as_array()
-            .and_then(|a| a.first())
-            .and_then(|m| m["body"].as_str())
-            .and_then(|b| b.lines().next())
-            .unwrap_or("");
+        let first = r.replies.first().map(|m| m.body()).and_then(|b| b.lines().next()).unwrap_or("");
         out.push_str("    expect:\n");
         if !first.is_empty() {
             out.push_str(&format!("      says: [{}]\n", quote(first)));

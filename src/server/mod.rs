@@ -124,13 +124,7 @@ pub(crate) async fn accept(app: &App, notification: &webhook::Notification) -> H
             warn!(code = "server.sender_throttled", customer = %event.customer, "sender over its rate limit; message kept, not answered");
         }
         lanes.push(crate::pipeline::lane_of(&event.kind));
-        rows.push(NewInbox {
-            dedup_key: event.message_id.clone(),
-            conversation_id: format!("{}:{}", m.phone_number_id, event.customer),
-            phone_number_id: m.phone_number_id.clone(),
-            event: serde_json::to_string(&event).unwrap_or_default(),
-            received_at,
-        });
+        rows.push(crate::pipeline::queue::inbox_row(&m.phone_number_id, &event, received_at));
     }
     if known > 0 {
         info!(duplicates = known, "webhook: messages already stored (seen recently)");
@@ -223,11 +217,13 @@ async fn sandbox_messages(app: web::Data<App>, q: web::Query<SandboxQuery>) -> H
     };
     let mut out: Vec<Value> = Vec::new();
     for c in conversations {
-        match app.store.outbox_of(&c.id, Some("whatsapp"), q.after).await {
-            Ok(rows) => out.extend(rows.into_iter().filter(|r| r.status == "sent").map(|r| {
-                let payload: Value = serde_json::from_str(&r.payload).unwrap_or(Value::Null);
-                json!({"id": r.id, "wamid": r.result, "body": payload["body"]})
-            })),
+        match app.store.outbox_of(&c.id, Some(crate::store::OutboxKind::WhatsApp.as_str()), q.after).await {
+            Ok(rows) => {
+                out.extend(rows.into_iter().filter(|r| r.status() == Some(crate::store::OutboxStatus::Sent)).map(|r| {
+                    let payload: Value = serde_json::from_str(&r.payload).unwrap_or(Value::Null);
+                    json!({"id": r.id, "wamid": r.result, "body": payload["body"]})
+                }))
+            }
             Err(e) => return problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
         }
     }

@@ -108,7 +108,8 @@ macro_rules! with_conn {
     };
 }
 
-/// A new inbox row.
+/// A new inbox row: built by `pipeline::inbox::row`, the one way every producer (the webhook,
+/// the admin API, the outbox, the scheduler) queues an event.
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = inbox)]
 pub struct NewInbox {
@@ -226,19 +227,73 @@ pub struct TurnRow {
     pub created_at: i64,
 }
 
+/// What an outbox row does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutboxKind {
+    /// A message to send through the WhatsApp Graph API.
+    WhatsApp,
+    /// A write to the ERP.
+    Erp,
+    /// An event for another conversation's inbox (a conversation moved to a new number).
+    Inbox,
+}
+
+impl OutboxKind {
+    /// As stored in the `kind` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxKind::WhatsApp => "whatsapp",
+            OutboxKind::Erp => "erp",
+            OutboxKind::Inbox => "inbox",
+        }
+    }
+
+    /// From the `kind` column; `None` for a kind this build does not know.
+    pub fn parse(s: &str) -> Option<OutboxKind> {
+        [OutboxKind::WhatsApp, OutboxKind::Erp, OutboxKind::Inbox].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// Where an outbox row is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutboxStatus {
+    /// Waiting to be done (or retried).
+    Pending,
+    /// Done: sent, written or delivered.
+    Sent,
+    /// Given up on after its attempts (the dead letter), or refused for good.
+    Dead,
+}
+
+impl OutboxStatus {
+    /// As stored in the `status` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Sent => "sent",
+            OutboxStatus::Dead => "dead",
+        }
+    }
+
+    /// From the `status` column.
+    pub fn parse(s: &str) -> Option<OutboxStatus> {
+        [OutboxStatus::Pending, OutboxStatus::Sent, OutboxStatus::Dead].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
 /// A new outbox row.
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = outbox)]
 pub struct NewOutbox {
     /// Conversation.
     pub conversation_id: String,
-    /// `whatsapp` or `erp`.
+    /// [`OutboxKind::as_str`].
     pub kind: String,
     /// Unique: a repeated commit cannot queue the same effect twice.
     pub idempotency_key: String,
     /// JSON to send.
     pub payload: String,
-    /// `pending`.
+    /// [`OutboxStatus::Pending`].
     pub status: String,
     /// Unix ms.
     pub next_attempt_at: i64,
@@ -246,6 +301,28 @@ pub struct NewOutbox {
     pub created_at: i64,
     /// Unix ms.
     pub updated_at: i64,
+}
+
+impl NewOutbox {
+    /// A pending row of `kind` for `conversation_id`, due now (`now`: Unix ms).
+    pub fn pending(
+        conversation_id: &str,
+        kind: OutboxKind,
+        idempotency_key: String,
+        payload: String,
+        now: i64,
+    ) -> Self {
+        NewOutbox {
+            conversation_id: conversation_id.to_string(),
+            kind: kind.as_str().to_string(),
+            idempotency_key,
+            payload,
+            status: OutboxStatus::Pending.as_str().to_string(),
+            next_attempt_at: now,
+            created_at: now,
+            updated_at: now,
+        }
+    }
 }
 
 /// A stored outbox row.
@@ -256,13 +333,13 @@ pub struct OutboxRow {
     pub id: i64,
     /// Conversation.
     pub conversation_id: String,
-    /// `whatsapp` or `erp`.
+    /// [`OutboxKind::as_str`].
     pub kind: String,
     /// Idempotency key.
     pub idempotency_key: String,
     /// Payload JSON.
     pub payload: String,
-    /// `pending`, `sent` or `dead`.
+    /// [`OutboxStatus::as_str`].
     pub status: String,
     /// Attempts made.
     pub attempts: i32,
@@ -276,6 +353,18 @@ pub struct OutboxRow {
     pub created_at: i64,
     /// Unix ms.
     pub updated_at: i64,
+}
+
+impl OutboxRow {
+    /// Its kind; `None` for a kind this build does not know.
+    pub fn kind(&self) -> Option<OutboxKind> {
+        OutboxKind::parse(&self.kind)
+    }
+
+    /// Its status.
+    pub fn status(&self) -> Option<OutboxStatus> {
+        OutboxStatus::parse(&self.status)
+    }
 }
 
 /// Everything one turn writes, in one transaction.
@@ -809,7 +898,7 @@ impl Store {
         with_conn!(self, |conn| {
             diesel::update(outbox::table)
                 .filter(outbox::id.eq_any(&ids))
-                .filter(outbox::status.eq("pending"))
+                .filter(outbox::status.eq(OutboxStatus::Pending.as_str()))
                 .set(outbox::next_attempt_at.eq(now))
                 .execute(conn)
                 .await?;
@@ -819,7 +908,7 @@ impl Store {
 
     /// Dead-lettered outbox rows, oldest first.
     pub async fn dead_outbox(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
-        self.outbox_with_status("dead", limit).await
+        self.outbox_with_status(OutboxStatus::Dead.as_str(), limit).await
     }
 
     /// Puts dead rows back in the queue with a fresh attempt count: one row, or all with `None`.
@@ -828,7 +917,7 @@ impl Store {
         with_conn!(self, |conn| {
             let now = now_ms();
             let set = (
-                outbox::status.eq("pending"),
+                outbox::status.eq(OutboxStatus::Pending.as_str()),
                 outbox::attempts.eq(0),
                 outbox::next_attempt_at.eq(now),
                 outbox::updated_at.eq(now),
@@ -836,13 +925,19 @@ impl Store {
             let n = match id {
                 Some(id) => {
                     diesel::update(outbox::table)
-                        .filter(outbox::status.eq("dead"))
+                        .filter(outbox::status.eq(OutboxStatus::Dead.as_str()))
                         .filter(outbox::id.eq(id))
                         .set(set)
                         .execute(conn)
                         .await?
                 }
-                None => diesel::update(outbox::table).filter(outbox::status.eq("dead")).set(set).execute(conn).await?,
+                None => {
+                    diesel::update(outbox::table)
+                        .filter(outbox::status.eq(OutboxStatus::Dead.as_str()))
+                        .set(set)
+                        .execute(conn)
+                        .await?
+                }
             };
             Ok(n)
         })
@@ -884,7 +979,7 @@ impl Store {
 
     /// Pending outbox rows in queue order, due or not (the dispatcher keeps per-conversation order).
     pub async fn pending_outbox(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
-        self.outbox_with_status("pending", limit).await
+        self.outbox_with_status(OutboxStatus::Pending.as_str(), limit).await
     }
 
     /// The lookup results stored under `hash` (see [`LookupSnapshot`]), as JSON.
@@ -916,7 +1011,7 @@ impl Store {
                 // A reserved connection while the pool has a queue.
                 let mut conn = self.pg_conn(pool, Lane::Interactive).await?;
                 Ok(outbox::table
-                    .filter(outbox::status.eq("pending"))
+                    .filter(outbox::status.eq(OutboxStatus::Pending.as_str()))
                     .filter(outbox::conversation_id.eq_any(conversation_ids))
                     .order(outbox::id)
                     .limit(limit)
@@ -964,7 +1059,7 @@ impl Store {
         with_conn!(self, |conn| {
             diesel::update(outbox::table.find(id))
                 .set((
-                    outbox::status.eq("sent"),
+                    outbox::status.eq(OutboxStatus::Sent.as_str()),
                     outbox::result.eq(Some(&r)),
                     outbox::attempts.eq(outbox::attempts + 1),
                     outbox::updated_at.eq(now_ms()),
@@ -1031,7 +1126,7 @@ impl Store {
         with_conn!(self, |conn| {
             diesel::update(outbox::table.find(id))
                 .set((
-                    outbox::status.eq("dead"),
+                    outbox::status.eq(OutboxStatus::Dead.as_str()),
                     outbox::attempts.eq(outbox::attempts + 1),
                     outbox::last_error.eq(Some(&e)),
                     outbox::updated_at.eq(now_ms()),
@@ -1081,9 +1176,13 @@ impl Store {
     /// The outbox backlog: pending rows and the creation time (Unix ms) of the oldest.
     pub async fn outbox_backlog(&self) -> Result<(i64, Option<i64>), StoreError> {
         with_conn!(self, |conn| {
-            let n: i64 = outbox::table.filter(outbox::status.eq("pending")).count().get_result(conn).await?;
+            let n: i64 = outbox::table
+                .filter(outbox::status.eq(OutboxStatus::Pending.as_str()))
+                .count()
+                .get_result(conn)
+                .await?;
             let oldest: Option<i64> = outbox::table
-                .filter(outbox::status.eq("pending"))
+                .filter(outbox::status.eq(OutboxStatus::Pending.as_str()))
                 .select(diesel::dsl::min(outbox::created_at))
                 .first(conn)
                 .await?;
@@ -1131,8 +1230,13 @@ impl Store {
             let inbox_n: i64 = inbox::table.count().get_result(conn).await?;
             let pending: i64 = inbox::table.filter(inbox::processed_at.is_null()).count().get_result(conn).await?;
             let turns_n: i64 = turns::table.count().get_result(conn).await?;
-            let out_pending: i64 = outbox::table.filter(outbox::status.eq("pending")).count().get_result(conn).await?;
-            let dead: i64 = outbox::table.filter(outbox::status.eq("dead")).count().get_result(conn).await?;
+            let out_pending: i64 = outbox::table
+                .filter(outbox::status.eq(OutboxStatus::Pending.as_str()))
+                .count()
+                .get_result(conn)
+                .await?;
+            let dead: i64 =
+                outbox::table.filter(outbox::status.eq(OutboxStatus::Dead.as_str())).count().get_result(conn).await?;
             Ok((inbox_n, pending, turns_n, out_pending, dead))
         })
     }

@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 
 use super::schema::{conversations, inbox, lookup_snapshots, outbox, turns};
-use super::{NewInbox, OutboxRow, TurnCommit, now_ms};
+use super::{NewInbox, OutboxRow, OutboxStatus, TurnCommit, now_ms};
 
 /// A turn's writes, inside the caller's transaction; `Err(RollbackTransaction)` when the version
 /// or lease no longer holds.
@@ -128,7 +128,7 @@ pub fn commit_and_next(c: &mut SqliteConnection, commit: &TurnCommit) -> QueryRe
 pub fn claim_outbox_rows(c: &mut SqliteConnection, ids: &[i64], now: i64, until_ms: i64) -> QueryResult<Vec<i64>> {
     diesel::update(outbox::table)
         .filter(outbox::id.eq_any(ids))
-        .filter(outbox::status.eq("pending"))
+        .filter(outbox::status.eq(OutboxStatus::Pending.as_str()))
         .filter(outbox::next_attempt_at.le(now))
         .set(outbox::next_attempt_at.eq(until_ms))
         .returning(outbox::id)
@@ -141,7 +141,7 @@ pub fn outbox_sent_many(c: &mut SqliteConnection, sent: &[(i64, String)]) -> Que
     for (id, result) in sent {
         diesel::update(outbox::table.find(*id))
             .set((
-                outbox::status.eq("sent"),
+                outbox::status.eq(OutboxStatus::Sent.as_str()),
                 outbox::result.eq(Some(result)),
                 outbox::attempts.eq(outbox::attempts + 1),
                 outbox::updated_at.eq(now),
@@ -194,7 +194,7 @@ pub fn pending_outbox_of(
         rows.extend(
             outbox::table
                 .filter(outbox::conversation_id.eq(id))
-                .filter(outbox::status.eq("pending"))
+                .filter(outbox::status.eq(OutboxStatus::Pending.as_str()))
                 .order(outbox::id)
                 .limit(limit)
                 .select(OutboxRow::as_select())

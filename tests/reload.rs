@@ -85,3 +85,112 @@ async fn edits_apply_to_new_conversations_and_broken_edits_are_refused() {
     let record: serde_json::Value = serde_json::from_str(&turns[0].record).unwrap();
     assert_eq!(record["flow_versions"]["booking"], 2);
 }
+
+/// A booking at its car step; the step is renamed and the version bumped while the server is
+/// down. After the restart the booking carries on with the content it started with (read back
+/// from the database by hash): "cancel" stops it, "book" starts one on the new version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_keeps_its_flow_version_across_an_edit_and_a_restart() {
+    let root = copy_project();
+    let flows = root.join("flows");
+    let file = flows.join("booking.flow.yaml");
+    let fakes = Fakes::new(None);
+    let db = sqlite();
+    let flows_dir = flows.display().to_string();
+    let env = [("FLOWS_DIR", flows_dir.as_str())];
+    let customer = "971500000710";
+    {
+        let server = Server::start_with(&db, &fakes, &env);
+        let mut c = Customer::new(&server, &fakes.graph, customer);
+        c.text("book a full wash").await;
+        c.text("Jane Doe").await;
+        let r = c.text("just once").await;
+        assert!(texts(&r).contains("Which car"), "at the car step: {}", texts(&r));
+        server.kill();
+    }
+    // The car step is renamed and the wording changed: version 2.
+    let v1 = std::fs::read_to_string(&file).unwrap();
+    let v2 = v1
+        .replacen("version: 1", "version: 2", 1)
+        .replace("  car:\n", "  vehicle:\n")
+        .replace("next: car", "next: vehicle")
+        .replace("goto: car", "goto: vehicle")
+        .replace("change: [name, service, plan, car,", "change: [name, service, plan, vehicle,")
+        .replace(
+            "Which car is it? Please send the make, model and plate.",
+            "What do you drive? Make, model and plate, please.",
+        );
+    assert_ne!(v1, v2);
+    std::fs::write(&file, &v2).unwrap();
+
+    let server = Server::start_with(&db, &fakes, &env);
+    let mut c = Customer::new(&server, &fakes.graph, customer);
+    // The journey runs on v1 still: a car answer is taken at v1's car step.
+    let r = c.text("Toyota Corolla ABC-1234").await;
+    assert!(texts(&r).contains("Where should we come"), "v1 carries on after the restart: {}", texts(&r));
+    let r = c.text("cancel").await;
+    assert!(texts(&r).contains("stopped here"), "cancel answered: {}", texts(&r));
+    let r = c.text("book an exterior wash").await;
+    let all = texts(&r);
+    assert!(!all.contains("went wrong"), "no apology: {all}");
+    // The new booking is on v2 (the name and car are known from the profile, so it asks the plan).
+    assert!(all.contains("one-time visit or a subscription"), "a new booking on v2: {all}");
+    let store = server.store().await;
+    let last = store.turns_of(&c.conversation_id()).await.unwrap().pop().unwrap();
+    let record: serde_json::Value = serde_json::from_str(&last.record).unwrap();
+    assert_eq!(record["journey_flow"]["version"], 2);
+    assert!(!server.log().contains("engine.unknown_step"), "{}", server.log());
+}
+
+/// A flow edited under a live conversation without any stored version to fall back on (a state
+/// from before versions were stored): the step that no longer exists is replaced by the nearest
+/// question, and the customer is told, never stuck.
+#[tokio::test]
+async fn a_journey_whose_step_is_gone_is_moved_to_the_nearest_question() {
+    use carewell::engine::{self, ConversationState, EventKind, InboundEvent};
+    let root = copy_project();
+    let file = root.join("flows/booking.flow.yaml");
+    let v1 = std::fs::read_to_string(&file).unwrap();
+    let flows = carewell::flow::FlowSet::load(&root.join("flows")).unwrap();
+    let guards = carewell::guard::Guards {
+        erp: std::sync::Arc::new(carewell::erp::ErpClient::new(None, std::time::Duration::from_secs(60)).unwrap()),
+        llm: None,
+    };
+    let mut state = ConversationState::new("971500000711");
+    for (n, body) in ["book a full wash", "Jane Doe", "just once"].iter().enumerate() {
+        let e = InboundEvent::internal(
+            format!("w{n}"),
+            "971500000711",
+            1_796_191_200 + n as i64,
+            EventKind::Text { body: body.to_string() },
+        );
+        let p = engine::plan(&flows, &state, &e, None);
+        let g = guards.run(&flows, &p, jiff::Timestamp::from_second(e.timestamp).unwrap()).await;
+        state = engine::decide(&flows, &state, &e, &g).unwrap().state;
+    }
+    assert_eq!(state.journey.as_ref().unwrap().step, "car");
+    // As if stored before versions were kept, and the file edited without a version bump.
+    state.journey.as_mut().unwrap().flow_hash = None;
+    std::fs::write(
+        &file,
+        v1.replace("  car:\n", "  vehicle:\n")
+            .replace("next: car", "next: vehicle")
+            .replace("plan, car,", "plan, vehicle,"),
+    )
+    .unwrap();
+    let edited = carewell::flow::FlowSet::load(&root.join("flows")).unwrap();
+    for body in ["cancel", "Toyota Corolla ABC-1234"] {
+        let e = InboundEvent::internal("w9", "971500000711", 1_796_191_300, EventKind::Text { body: body.to_string() });
+        let p = engine::plan(&edited, &state, &e, None);
+        let g = guards.run(&edited, &p, jiff::Timestamp::from_second(e.timestamp).unwrap()).await;
+        let d = engine::decide(&edited, &state, &e, &g).expect("never an engine error");
+        let said: Vec<&str> = d.replies.iter().map(|r| r.body()).collect();
+        assert!(said.iter().any(|s| s.contains("changed how this works")), "{body}: told politely: {said:?}");
+        match body {
+            "cancel" => assert!(d.state.journey.is_none(), "cancel still works"),
+            _ => {
+                assert_eq!(d.state.journey.as_ref().unwrap().step, "address", "the car answer is taken at the new step")
+            }
+        }
+    }
+}

@@ -217,9 +217,10 @@ fn begin(t: &mut Turn<'_>) {
 /// question still open (or the summary, or the start). The customer is told once.
 fn repair_journeys(t: &mut Turn<'_>) {
     let flows = t.flows;
+    let state_before = t.before;
     let mut told = None;
     let mut fix = |j: &mut super::Journey, trace: &mut Vec<super::TraceEntry>| -> bool {
-        let Some(flow) = flows.flow_at(&j.flow, j.version) else {
+        let Some(flow) = flows.flow_of(j) else {
             trace.push(super::TraceEntry::new(
                 "dropped",
                 format!("journey {} v{} can no longer carry on: its flow is not loaded", j.flow, j.version),
@@ -229,12 +230,7 @@ fn repair_journeys(t: &mut Turn<'_>) {
             return false;
         };
         if flow.step(&j.step).is_none() {
-            let open = flow.steps.values().find(|s| match &s.kind {
-                StepKind::Collect { slots, .. } => slots.iter().any(|x| !j.slots.contains_key(x)),
-                _ => false,
-            });
-            let summary = flow.steps.values().find(|s| matches!(s.kind, StepKind::Confirm { .. }));
-            let target = open.or(summary).map(|s| s.id.clone()).unwrap_or_else(|| flow.start_step().to_string());
+            let target = nearest_question(flow, j, state_before);
             trace.push(super::TraceEntry::new(
                 "moved",
                 format!("step {} of {} v{} no longer exists; moved to {target}", j.step, j.flow, j.version),
@@ -270,6 +266,26 @@ fn repair_journeys(t: &mut Turn<'_>) {
         Some(false) => t.say(t.msg().journey_gone.clone()),
         None => {}
     }
+}
+
+/// Where a journey whose step no longer exists carries on: the step the flow reaches from its
+/// start with the slots the journey holds (a collect step with one missing, or the first step
+/// that is not a collect step).
+fn nearest_question(flow: &crate::flow::graph::Flow, j: &super::Journey, state: &ConversationState) -> String {
+    let mut at = flow.start_step().to_string();
+    for _ in 0..=flow.steps.len() {
+        let Some(step) = flow.step(&at) else { break };
+        let StepKind::Collect { slots, branches, next, .. } = &step.kind else { break };
+        if slots.iter().any(|s| !j.slots.contains_key(s)) {
+            break;
+        }
+        at = branches
+            .iter()
+            .find(|b| super::turn::condition_holds(state, j, &b.when))
+            .map(|b| b.goto.clone())
+            .unwrap_or_else(|| next.clone());
+    }
+    at
 }
 
 /// After the loop: an upset customer acknowledged, the questions of a message followed by
@@ -324,7 +340,7 @@ fn update_stage(t: &mut Turn<'_>) {
     let ended_with_erp = t.trace.iter().any(|e| e.what == "end")
         && t.trace.iter().any(|e| e.what == "erp_outcome" && e.detail.starts_with("ERP accepted"));
     t.state.stage = match &t.state.journey {
-        Some(j) => match t.flows.flow_at(&j.flow, j.version) {
+        Some(j) => match t.flows.flow_of(j) {
             Some(f) if f.step(&j.step).is_some_and(|s| matches!(s.kind, StepKind::Confirm { .. })) => Stage::Deciding,
             Some(f) => f.stage,
             None => t.state.stage,

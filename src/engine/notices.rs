@@ -84,10 +84,10 @@ fn take_transfer(t: &mut Turn<'_>, from: &str, carried: &Carried) {
     let mut journeys = carried.suspended.clone();
     match (&t.state.journey, carried.journey.clone()) {
         (None, Some(mut j)) => {
-            let step = t.flows.flow_at(&j.flow, j.version).and_then(|f| f.step(&j.step)).cloned();
+            let step = t.flows.flow_of(&j).and_then(|f| f.step(&j.step)).cloned();
             // What the profile knows fills the journey too: nothing is asked twice.
             for (name, slot) in &t.state.profile {
-                if t.flows.flow_at(&j.flow, j.version).is_some_and(|f| f.slots.get(name).is_some_and(|d| d.profile)) {
+                if t.flows.flow_of(&j).is_some_and(|f| f.slots.get(name).is_some_and(|d| d.profile)) {
                     j.slots.entry(name.clone()).or_insert_with(|| slot.clone());
                 }
             }

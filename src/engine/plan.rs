@@ -22,6 +22,9 @@ pub struct GuardPlan {
     /// That flow's version (a journey keeps the version it started with).
     #[serde(default)]
     pub flow_version: Option<u32>,
+    /// That flow's content hash (the exact flow the guards read for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_hash: Option<String>,
     /// The typed text to read, if any.
     pub text: Option<String>,
     /// The slots the current question asks for.
@@ -55,7 +58,7 @@ pub struct GuardPlan {
 /// Whether the journey's current step asks for a file (a receipt, a photo of damage).
 fn asks_for_media(flows: &FlowSet, state: &ConversationState) -> bool {
     let Some(j) = &state.journey else { return false };
-    let Some(flow) = flows.flow_at(&j.flow, j.version) else { return false };
+    let Some(flow) = flows.flow_of(j) else { return false };
     match flow.step(&j.step).map(|s| &s.kind) {
         Some(StepKind::Collect { slots, .. }) => slots
             .iter()
@@ -112,7 +115,7 @@ pub fn plan(flows: &FlowSet, state: &ConversationState, event: &InboundEvent, tr
             !command && state.journey.is_none() && flows.route(&text).is_none() && text.split_whitespace().count() >= 3;
         plan.understand = Some(text);
     }
-    let journey_flow = state.journey.as_ref().and_then(|j| flows.flow_at(&j.flow, j.version).cloned());
+    let journey_flow = state.journey.as_ref().and_then(|j| flows.flow_of(j).cloned());
     let flow = match (&event.kind, &journey_flow) {
         (_, Some(f)) => Some(f.clone()),
         (EventKind::Text { body }, None) => flows.route(body),
@@ -120,18 +123,19 @@ pub fn plan(flows: &FlowSet, state: &ConversationState, event: &InboundEvent, tr
             .suspended
             .iter()
             .find(|j| Some(j.id.as_str()) == buttons::task_id(id))
-            .and_then(|j| flows.flow_at(&j.flow, j.version).cloned()),
+            .and_then(|j| flows.flow_of(j).cloned()),
         (EventKind::Choice { id, .. }, None) => buttons::menu_flow(id).and_then(|f| flows.flow(f).cloned()),
         _ => None,
     };
     let Some(flow) = flow else { return plan };
     plan.flow = Some(flow.id.clone());
     plan.flow_version = Some(flow.version);
+    plan.flow_hash = Some(flow.hash.clone());
     let mut involved: Vec<Arc<Flow>> = vec![flow.clone()];
     if let EventKind::Choice { id, .. } = &event.kind {
         involved.extend(buttons::menu_flow(id).and_then(|f| flows.flow(f).cloned()));
     }
-    involved.extend(state.suspended.iter().filter_map(|j| flows.flow_at(&j.flow, j.version).cloned()));
+    involved.extend(state.suspended.iter().filter_map(|j| flows.flow_of(j).cloned()));
     if let (EventKind::Text { body }, Some(_)) = (&event.kind, &state.journey) {
         if let Some(other) = flows.route(body).filter(|o| o.id != flow.id || wants_another(body)) {
             plan.alternative = Some(other.id.clone());
@@ -209,10 +213,11 @@ fn plan_edit(flows: &FlowSet, state: &ConversationState, message: &EventKind) ->
         _ => return plan,
     };
     let Some(j) = &state.journey else { return plan };
-    let Some(flow) = flows.flow_at(&j.flow, j.version) else { return plan };
+    let Some(flow) = flows.flow_of(j) else { return plan };
     let Some(StepKind::Collect { slots, ask, .. }) = flow.step(&j.step).map(|s| &s.kind) else { return plan };
     plan.flow = Some(flow.id.clone());
     plan.flow_version = Some(flow.version);
+    plan.flow_hash = Some(flow.hash.clone());
     plan.focus = slots.iter().filter(|s| !j.slots.contains_key(*s)).cloned().collect();
     plan.question = Some(ask.clone());
     plan.lookups = flow.lookups();

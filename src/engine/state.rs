@@ -190,6 +190,10 @@ pub struct Journey {
     pub flow: String,
     /// The flow version it started on.
     pub version: u32,
+    /// The SHA-256 of the compiled flow it started on: it carries on with that content after an
+    /// edit, a restart or on another instance (absent in journeys started before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_hash: Option<String>,
     /// The current step.
     pub step: String,
     /// Filled slots.

@@ -35,6 +35,7 @@ pub fn start(
         id: format!("{}-{}-{}", flow.id, t.state.customer, t.state.turns),
         flow: flow.id.clone(),
         version: flow.version,
+        flow_hash: Some(flow.hash.clone()),
         step: flow.start_step().to_string(),
         slots: Default::default(),
         no_progress: 0,
@@ -146,7 +147,7 @@ pub fn resume(
     // Taken out before the current one goes aside, so the cap cannot drop it.
     let mut j = t.state.suspended.remove(i);
     suspend_current(t, "the customer went back to another open request");
-    let Some(flow) = t.flows.flow_at(&j.flow, j.version).cloned().filter(|f| f.step(&j.step).is_some()) else {
+    let Some(flow) = t.flows.flow_of(&j).cloned().filter(|f| f.step(&j.step).is_some()) else {
         t.note(
             "dropped",
             format!("journey {} at step {} can no longer carry on: its flow changed", j.flow, j.step),
@@ -193,7 +194,7 @@ pub fn after_end(t: &Turn<'_>, or_menu: bool) -> Next {
 /// A journey in a few words, for the open-requests list and "back to …":
 /// `Book a car-care service (Full Wash, Tue 25 Nov, 10:00)`.
 pub fn describe(flows: &FlowSet, j: &Journey) -> String {
-    let Some(flow) = flows.flow_at(&j.flow, j.version) else { return j.flow.clone() };
+    let Some(flow) = flows.flow_of(j) else { return j.flow.clone() };
     let details: Vec<String> = flow
         .slots
         .values()

@@ -162,13 +162,13 @@ impl<'a> Turn<'a> {
     /// The flow of the journey in front, at the version it runs on.
     pub fn flow(&self) -> Result<Arc<Flow>, EngineError> {
         let j = self.journey()?;
-        self.flows.flow_at(&j.flow, j.version).cloned().ok_or_else(|| EngineError::UnknownFlow(j.flow.clone()))
+        self.flows.flow_of(j).cloned().ok_or_else(|| EngineError::UnknownFlow(j.flow.clone()))
     }
 
     /// The source line of the journey's current step.
     pub fn step_source(&self) -> Option<SourceRef> {
         let j = self.state.journey.as_ref()?;
-        self.flows.flow_at(&j.flow, j.version)?.step(&j.step).map(|s| s.source.clone())
+        self.flows.flow_of(j)?.step(&j.step).map(|s| s.source.clone())
     }
 
     /// Fills a slot (and the customer's profile, for a profile slot).

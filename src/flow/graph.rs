@@ -262,6 +262,10 @@ pub struct Flow {
     pub id: String,
     /// Flow version.
     pub version: u32,
+    /// SHA-256 of the compiled flow (this struct as JSON, with an empty hash), in hex: what a
+    /// journey keeps to carry on with the same content.
+    #[serde(default)]
+    pub hash: String,
     /// Title.
     pub title: String,
     /// The conversation stage while this journey is under way (default `exploring`).

@@ -164,6 +164,9 @@ pub struct FlowSet {
     /// Every version of every flow loaded by this process, so a conversation keeps the version it
     /// started with after an edit is reloaded.
     pub archive: HashMap<(String, u32), Arc<Flow>>,
+    /// Every compiled flow this process knows, by content hash: loaded from files, or from the
+    /// database for a conversation still on an older one ([`FlowSet::adopt`]).
+    pub by_hash: HashMap<String, Arc<Flow>>,
 }
 
 impl FlowSet {
@@ -271,6 +274,7 @@ impl FlowSet {
         match (business, erp_file) {
             (Some(business), Some(erp)) if problems.is_empty() => {
                 let archive = flows.values().map(|f: &Arc<Flow>| ((f.id.clone(), f.version), f.clone())).collect();
+                let by_hash = flows.values().map(|f: &Arc<Flow>| (f.hash.clone(), f.clone())).collect();
                 Ok(FlowSet {
                     flows,
                     business: Arc::new(business),
@@ -281,6 +285,7 @@ impl FlowSet {
                     knowledge: knowledge.map(|k| k.facts).unwrap_or_default(),
                     root,
                     archive,
+                    by_hash,
                 })
             }
             _ => Err(FlowError::Invalid(problems)),
@@ -315,6 +320,34 @@ impl FlowSet {
         for (key, flow) in &older.archive {
             self.archive.entry(key.clone()).or_insert_with(|| flow.clone());
         }
+        for (hash, flow) in &older.by_hash {
+            self.by_hash.entry(hash.clone()).or_insert_with(|| flow.clone());
+        }
+    }
+
+    /// The flow a journey runs on: the content it started with (by hash), else its flow at its
+    /// version, else the flow's current version.
+    pub fn flow_of(&self, j: &crate::engine::Journey) -> Option<&Arc<Flow>> {
+        j.flow_hash.as_ref().and_then(|h| self.by_hash.get(h)).or_else(|| self.flow_at(&j.flow, j.version))
+    }
+
+    /// Takes in a compiled flow read back from the database (a version this process never loaded
+    /// from a file).
+    pub fn adopt(&mut self, flow: Flow) {
+        let flow = Arc::new(flow);
+        self.archive.entry((flow.id.clone(), flow.version)).or_insert_with(|| flow.clone());
+        self.by_hash.insert(flow.hash.clone(), flow);
+    }
+
+    /// The hashes `state`'s journeys run on that this set does not know.
+    pub fn missing_hashes(&self, state: &crate::engine::ConversationState) -> Vec<String> {
+        state
+            .journey
+            .iter()
+            .chain(state.suspended.iter())
+            .filter_map(|j| j.flow_hash.clone())
+            .filter(|h| !self.by_hash.contains_key(h))
+            .collect()
     }
 }
 
@@ -421,6 +454,13 @@ fn compile_business(file: &str, b: BusinessFile, problems: &mut Vec<FlowProblem>
         lead_time: jiff::SignedDuration::from_mins(i64::from(b.visit_slots.lead_time_minutes)),
         messages: messages::Messages::default(),
     })
+}
+
+/// The SHA-256 of a compiled flow's JSON (its `hash` empty), in hex.
+pub fn flow_hash(flow: &Flow) -> String {
+    use sha2::Digest;
+    let body = serde_json::to_string(&Flow { hash: String::new(), ..flow.clone() }).unwrap_or_default();
+    hex::encode(sha2::Sha256::digest(body.as_bytes()))
 }
 
 /// Reads `flows/messages.yaml` (optional: every key has a default) with the overrides of
@@ -1102,7 +1142,8 @@ pub fn compile_flow(
             return None;
         }
     }
-    Some(Flow {
+    let mut flow = Flow {
+        hash: String::new(),
         recovery: graph::Recovery {
             rephrase_after: r.rephrase_after,
             summary_after: r.summary_after,
@@ -1124,7 +1165,9 @@ pub fn compile_flow(
         slots,
         steps,
         llm,
-    })
+    };
+    flow.hash = flow_hash(&flow);
+    Some(flow)
 }
 
 /// For each step, the slots filled on every path from the start to it (a greatest fixed point

@@ -166,7 +166,7 @@ impl Guards {
     ) -> GuardResults {
         let mut results = GuardResults { flow: plan.flow.clone(), ..Default::default() };
         let flow = match (plan.flow.as_deref(), plan.flow_version) {
-            (Some(f), Some(v)) => flows.flow_at(f, v),
+            (Some(f), Some(v)) => plan.flow_hash.as_ref().and_then(|h| flows.by_hash.get(h)).or(flows.flow_at(f, v)),
             (Some(f), None) => flows.flow(f),
             _ => None,
         };

@@ -155,7 +155,7 @@ impl App {
             Some(s) => Some(crate::llm::speech::SpeechClient::new(s.clone())?),
             None => None,
         };
-        Ok(Arc::new(App {
+        let app = Arc::new(App {
             guards: Guards { erp: erp.clone(), llm },
             flows: RwLock::new(Arc::new(flows)),
             store,
@@ -180,7 +180,10 @@ impl App {
                 .time_to_live(std::time::Duration::from_secs(600))
                 .build(),
             settings,
-        }))
+        });
+        // Conversations started on these flows carry on with them after an edit or a restart.
+        app.store_flow_versions().await?;
+        Ok(app)
     }
 
     /// The current flows.
@@ -197,6 +200,59 @@ impl App {
             Ok(mut f) => *f = Arc::new(flows),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(flows),
         }
+    }
+
+    /// Stores every flow of the current set by content hash, so conversations on it carry on
+    /// with it after an edit, a restart or on another instance.
+    ///
+    /// Errors: [`crate::store::StoreError`] when the database cannot be written.
+    pub async fn store_flow_versions(&self) -> Result<(), crate::store::StoreError> {
+        let flows = self.flows();
+        let rows: Vec<(String, String, i32, String)> = flows
+            .flows
+            .values()
+            .map(|f| {
+                (f.hash.clone(), f.id.clone(), f.version as i32, serde_json::to_string(f.as_ref()).unwrap_or_default())
+            })
+            .collect();
+        self.store.store_flow_versions(&rows).await
+    }
+
+    /// The flows for a turn of `state`: the current set, with any flow a journey of `state` still
+    /// runs on read back from the database first (a version this process never loaded).
+    pub async fn flows_for(&self, state: &crate::engine::ConversationState) -> Arc<FlowSet> {
+        let flows = self.flows();
+        let missing = flows.missing_hashes(state);
+        if missing.is_empty() {
+            return flows;
+        }
+        let mut found = Vec::new();
+        for hash in missing {
+            match self.store.flow_version(&hash).await {
+                Ok(Some(body)) => match serde_json::from_str::<crate::flow::graph::Flow>(&body) {
+                    Ok(flow) => found.push(flow),
+                    Err(e) => {
+                        tracing::error!(code = "flow.stored_unreadable", hash, error = %e, "a stored flow version does not parse")
+                    }
+                },
+                Ok(None) => tracing::warn!(
+                    code = "flow.version_unknown",
+                    hash,
+                    "a journey runs on a flow version this database does not hold; it will be moved to the current version"
+                ),
+                Err(e) => tracing::error!(code = e.code(), error = %e, "cannot read a stored flow version"),
+            }
+        }
+        if found.is_empty() {
+            return flows;
+        }
+        let mut grown = (*flows).clone();
+        for flow in found {
+            tracing::info!(flow = %flow.id, version = flow.version, hash = %flow.hash, "an older flow version read back for a conversation on it");
+            grown.adopt(flow);
+        }
+        self.replace_flows(grown);
+        self.flows()
     }
 
     /// Tells the worker that `conversation_id` has new inbox rows; its next turn starts in `lane`.

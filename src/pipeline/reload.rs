@@ -1,7 +1,7 @@
 //! Safe edits in production: watches `flows/` and `prompts/` and reloads when a file changes.
 //! The whole set must check; otherwise the error is logged (every problem, with `file:line:col`)
 //! and the server keeps answering with the last good version. Conversations under way keep the
-//! version of their flow they started with (see `FlowSet::flow_at`).
+//! content of their flow they started with (stored by hash: see `FlowSet::flow_of`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -48,6 +48,9 @@ pub async fn run(app: Arc<App>) {
                 fresh.inherit(&current);
                 let versions: Vec<String> = fresh.flows.values().map(|f| format!("{} v{}", f.id, f.version)).collect();
                 app.replace_flows(fresh);
+                if let Err(e) = app.store_flow_versions().await {
+                    error!(code = e.code(), error = %e, "the new flow versions could not be stored; conversations on them will be moved if this process stops");
+                }
                 info!(flows = %versions.join(", "), "flows reloaded; conversations under way keep their version");
             }
             Err(e) => error!(code = e.code(), error = %e, "flow edit refused; still serving the last good version"),

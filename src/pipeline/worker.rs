@@ -213,7 +213,7 @@ async fn process(
         ConversationState::new(&event.customer)
     });
     let (version, phone_number_id) = (conv.version, conv.phone_number_id.clone());
-    let flows = app.flows();
+    let flows = app.flows_for(&state).await;
     let guards_started = Instant::now();
     // A voice note is heard first (when speech to text is configured): the turn then reads what
     // was said like typed text.

@@ -143,7 +143,7 @@ async fn state(app: web::Data<App>, req: HttpRequest, q: web::Query<CustomerQuer
         .map(|r| json!(r.guards.runs))
         .unwrap_or(json!([]));
     let flows = app.flows();
-    let flow = journey.as_ref().and_then(|j| flows.flow_at(&j.flow, j.version)).map(|f| {
+    let flow = journey.as_ref().and_then(|j| flows.flow_of(j)).map(|f| {
         let edges = crate::flow::diagram::edges(f);
         let current = journey.as_ref().map(|j| j.step.clone()).unwrap_or_default();
         json!({

@@ -19,7 +19,7 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use schema::{conversations, inbox, lookup_snapshots, message_statuses, outbox, turns};
+use schema::{conversations, flow_versions, inbox, lookup_snapshots, message_statuses, outbox, turns};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -987,6 +987,43 @@ impl Store {
         let h = hash.to_string();
         Ok(with_conn!(self, |conn| {
             lookup_snapshots::table.find(&h).select(lookup_snapshots::body).first::<String>(conn).await.optional()?
+        }))
+    }
+
+    /// Stores compiled flows by content hash (`(hash, flow id, version, body JSON)`); one already
+    /// stored is left as it is.
+    pub async fn store_flow_versions(&self, versions: &[(String, String, i32, String)]) -> Result<(), StoreError> {
+        let now = now_ms();
+        let rows: Vec<_> = versions
+            .iter()
+            .map(|(h, id, v, body)| {
+                (
+                    flow_versions::hash.eq(h.clone()),
+                    flow_versions::flow_id.eq(id.clone()),
+                    flow_versions::version.eq(*v),
+                    flow_versions::body.eq(body.clone()),
+                    flow_versions::created_at.eq(now),
+                )
+            })
+            .collect();
+        with_conn!(self, |conn| {
+            for row in &rows {
+                diesel::insert_into(flow_versions::table)
+                    .values(row.clone())
+                    .on_conflict(flow_versions::hash)
+                    .do_nothing()
+                    .execute(conn)
+                    .await?;
+            }
+            Ok::<(), StoreError>(())
+        })
+    }
+
+    /// The compiled flow stored under `hash`, as JSON.
+    pub async fn flow_version(&self, hash: &str) -> Result<Option<String>, StoreError> {
+        let h = hash.to_string();
+        Ok(with_conn!(self, |conn| {
+            flow_versions::table.find(&h).select(flow_versions::body).first::<String>(conn).await.optional()?
         }))
     }
 

@@ -82,3 +82,13 @@ diesel::table! {
         created_at -> BigInt,
     }
 }
+
+diesel::table! {
+    flow_versions (hash) {
+        hash -> Text,
+        flow_id -> Text,
+        version -> Integer,
+        body -> Text,
+        created_at -> BigInt,
+    }
+}

@@ -21,6 +21,7 @@ pub mod llm;
 pub mod metrics;
 pub mod pipeline;
 pub mod record;
+pub mod replay;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -97,6 +97,7 @@ async fn booking_by_buttons_with_a_location_and_no_llm() {
     assert_eq!(order["latitude"], 25.2048);
     assert_eq!(fakes.erp.docs("Customer").len(), 1);
     assert_eq!(fakes.erp.docs("Customer")[0]["mobile_no"], "+971500000101");
+    server.assert_replays().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,6 +195,7 @@ async fn mixed_journey_with_a_good_llm_fills_slots_only_from_grounded_answers() 
     let allowed =
         &request["response_format"]["json_schema"]["schema"]["$defs"]["SlotAnswer"]["properties"]["slot"]["enum"];
     assert!(allowed.as_array().unwrap().iter().any(|s| s == "first_name"));
+    server.assert_replays().await;
 }
 
 async fn journey_survives_a_failing_llm(mode: LlmMode, code: &str, wa_id: &str) {
@@ -277,6 +279,7 @@ async fn returning_customer_is_not_asked_name_car_or_address_again() {
     let all = texts(&fakes.graph.sent_to(&c.wa_id));
     assert_eq!(all.matches("first and last name").count(), 1, "the name was asked once in two bookings");
     assert_eq!(all.matches("Where should we come").count(), 1, "the address was asked once in two bookings");
+    server.assert_replays().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,6 +297,7 @@ async fn erp_failures_are_retried_without_a_second_booking() {
     assert_eq!(fakes.erp.docs("Customer").len(), 1);
     let posts = fakes.erp.log.lock().unwrap().posts.len();
     assert!(posts >= 3, "the failed and timed-out writes were retried ({posts} POSTs)");
+    server.assert_replays().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -418,6 +422,7 @@ async fn a_button_from_an_earlier_question_is_recognised_as_stale() {
     assert_asks(&r, "one-time visit or a subscription");
     let r = c.press("One-time").await;
     assert_asks(&r, "Which car");
+    server.assert_replays().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -437,6 +442,7 @@ async fn a_day_without_a_time_is_kept_for_the_next_message() {
     let short = &day[..3];
     assert_asks(&r, &format!("Date and time: {short}"));
     assert_asks(&r, "15:00");
+    server.assert_replays().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -461,6 +467,7 @@ async fn one_message_fills_several_slots_and_only_the_missing_are_asked() {
     for never in ["Which service", "Which car", "Where should we come", "When would suit you"] {
         assert!(!all.contains(never), "{never:?} was asked though the first message said it:\n{all}");
     }
+    server.assert_replays().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -497,4 +504,5 @@ async fn a_value_the_erp_schema_refuses_is_asked_again_with_the_reason_and_never
     assert_asks(&r, "You're booked, Bart!");
     assert_eq!(fakes.erp.docs("Sales Order").len(), 1);
     assert_eq!(fakes.erp.docs("Customer")[0]["customer_name"], "Bart Smith");
+    server.assert_replays().await;
 }

@@ -54,6 +54,7 @@ async fn reschedule_by_buttons_moves_the_chosen_booking() {
     assert_eq!(order["delivery_date"], p[0].2["delivery_date"]);
     assert_ne!(order["delivery_date"].as_str().unwrap(), days_ahead(3), "the date moved");
     assert!(fakes.erp.docs("Sales Order").len() == 3, "nothing was created");
+    server.assert_replays().await;
 }
 
 async fn reschedule_by_text(llm: Option<FakeLlm>) {
@@ -113,6 +114,7 @@ async fn reschedule_with_one_booking_takes_it_and_with_none_says_so() {
     let r = nobody.text("please reschedule my appointment").await;
     assert_says(&r, "I can't find an upcoming booking for this number");
     assert_eq!(puts(&fakes).len(), 1);
+    server.assert_replays().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,6 +140,7 @@ async fn service_updates_show_bookings_and_subscriptions() {
     assert_says(&r2, "Scheduled · ");
     assert!(!texts(&r2).contains("To Deliver and Bill"), "the ERP's own status words are relabelled");
     assert_says(&r2, "SAL-ORD-2026-00047");
+    server.assert_replays().await;
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -261,6 +264,7 @@ async fn an_angry_customer_is_offered_a_person_and_never_an_offer() {
     let ack = everything.iter().find(|m| find_option(m, "Talk to a person").is_some()).cloned().unwrap();
     let r = a.press_in(&ack, "Talk to a person").await;
     assert_says(&r, "I've asked a member of our team");
+    server.assert_replays().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,6 +303,7 @@ async fn a_message_without_keywords_is_understood_by_the_llm_and_without_it_gets
     let mut c = Customer::new(&server, &fakes.graph, "971500000412");
     let r = c.text(bogus).await;
     assert_says(&r, "Welcome to Sparkle Doorstep Car Care");
+    server.assert_replays().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,6 +338,7 @@ async fn complaint_enquiry_and_offers_by_buttons_with_a_failing_llm() {
     let r = c.press("Offers").await;
     assert_says(&r, "🎁 20% off Wax & Polish");
     assert!(!texts(&r).contains("Free interior vacuum"), "an expired offer is not shown");
+    server.assert_replays().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -344,4 +350,5 @@ async fn an_erp_that_cannot_be_read_is_not_taken_for_nothing_due() {
     let r = c.text("I want to pay my invoice").await;
     assert_says(&r, "I can't reach our system to look that up right now");
     assert!(!texts(&r).contains("nothing is due"), "{}", texts(&r));
+    server.assert_replays().await;
 }

@@ -133,4 +133,5 @@ async fn values_an_llm_makes_up_never_reach_a_summary_or_the_erp() {
         }
     }
     assert!(refused > 0, "no lie was refused: the test would not notice one getting through");
+    server.assert_replays().await;
 }

@@ -109,6 +109,7 @@ async fn every_real_payload_gets_what_a_business_expects_twice_over_a_restart() 
     server.settle().await;
     assert_eq!(server.health().await["turns"], turns_before, "a second delivery takes no turn");
     assert_eq!(fakes.graph.all_sent().len(), sent_before, "a second delivery sends nothing");
+    server.assert_replays().await;
 }
 
 fn signed_envelope(value: Value) -> String {
@@ -150,6 +151,7 @@ async fn a_number_change_moves_a_booking_under_way_to_the_new_number() {
     assert!(old_turns.to_string().contains(new), "the old conversation records where it went: {old_turns}");
     let (_, new_turns) = server.admin("GET", &format!("/admin/conversations/{PHONE_NUMBER_ID}:{new}"), json!({})).await;
     assert!(new_turns.to_string().contains("moved here"), "the new one records where it came from: {new_turns}");
+    server.assert_replays().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -189,6 +191,7 @@ async fn deleted_and_edited_messages_quick_replies_and_opt_outs() {
     assert!(!replies.is_empty());
     let replies = c.text("start").await;
     assert_says(&replies, "Welcome back");
+    server.assert_replays().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -233,4 +236,5 @@ async fn a_voice_note_is_transcribed_when_speech_to_text_is_configured() {
     // A note that cannot be fetched is answered with the ask to type.
     let replies = c.deliver_raw("audio", json!({"id": "voice-missing", "mime_type": "audio/ogg", "voice": true})).await;
     assert_says(&replies, "voice notes");
+    server.assert_replays().await;
 }

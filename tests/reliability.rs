@@ -91,6 +91,7 @@ async fn a_stuck_customer_climbs_the_ladder_to_a_person_and_back() {
         .map(|r| (r.status().as_u16(), ()))
         .unwrap();
     assert_eq!(status, 401, "the admin API needs the token");
+    server.assert_replays().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,6 +129,7 @@ async fn recovery_buttons_continue_start_over_and_talk_to_a_person() {
     for w in ["upset", "stuck", "recovery", "handoff"] {
         assert!(whats.contains(&w.to_string()), "{w} in {whats:?}");
     }
+    server.assert_replays().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

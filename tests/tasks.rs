@@ -85,6 +85,7 @@ async fn two_bookings_and_a_complaint_in_between_all_complete() {
     for question in ["first and last name", "Which car", "Where should we come", "Which service", "What is it about"] {
         assert!(times_asked(&fakes.graph, wa, question) <= 1, "{question:?} was asked more than once");
     }
+    server.assert_replays().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,6 +128,7 @@ async fn a_journey_left_for_the_menu_is_offered_again_and_kept() {
     assert_says(&r, "Now, back to your request: Make a complaint");
     assert_says(&r, "What is it about");
     assert!(fakes.erp.docs("Sales Order").is_empty());
+    server.assert_replays().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,6 +149,7 @@ async fn beyond_five_requests_put_aside_the_oldest_is_closed_and_the_customer_to
     let list = r.last().unwrap();
     let rows = carewell::channel::whatsapp::render::offered_options(list);
     assert_eq!(rows.len(), 6, "the one in front and five put aside: {list}");
+    server.assert_replays().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,4 +168,5 @@ async fn the_menu_carries_on_an_open_journey_instead_of_starting_a_duplicate() {
     let r = c.text("my requests").await;
     let rows = carewell::channel::whatsapp::render::offered_options(r.last().unwrap());
     assert_eq!(rows.len(), 1, "one booking, not two: {rows:?}");
+    server.assert_replays().await;
 }

@@ -43,6 +43,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Decide stored turns again and print any difference from what was decided then (reads
+    /// DATABASE_URL and FLOWS_DIR; exit 1 on a difference).
+    Replay {
+        /// A conversation id, a customer's number, `<conversation id>#<turn>`, or `--all`.
+        key: Option<String>,
+        /// Every conversation in the database.
+        #[arg(long, conflicts_with = "key")]
+        all: bool,
+    },
     /// Run conversation tests (YAML) through the real pipeline against fakes; `--coverage` for the
     /// steps and transitions they took.
     Simulate(simulate::SimulateArgs),
@@ -181,6 +190,31 @@ pub fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("explain: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }),
+        Command::Replay { key, all } => runtime(async move {
+            let result = async {
+                let settings = Settings::from_env().map_err(|e| e.to_string())?;
+                let flows = crate::flow::FlowSet::load(&settings.flows_dir).map_err(|e| e.to_string())?;
+                let store = open_store().await?;
+                let results = match (key, all) {
+                    (Some(key), _) => crate::replay::replay(&store, &flows, &key).await,
+                    (None, true) => crate::replay::replay_all(&store, &flows).await,
+                    (None, false) => {
+                        return Err::<bool, String>("name a conversation (or a turn: id#n), or pass --all".into());
+                    }
+                }
+                .map_err(|e| e.to_string())?;
+                print!("{}", crate::replay::render(&results));
+                Ok(results.iter().all(|r| r.differences.is_empty()))
+            };
+            match result.await {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("replay: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -70,6 +70,8 @@ pub struct Server {
     child: Child,
     pub db: Db,
     pub log_path: std::path::PathBuf,
+    /// The flows directory the server loaded.
+    pub flows_dir: std::path::PathBuf,
 }
 
 impl Drop for Server {
@@ -119,6 +121,11 @@ impl Server {
         for (k, v) in extra {
             cmd.env(k, v);
         }
+        let flows_dir = extra
+            .iter()
+            .find(|(k, _)| *k == "FLOWS_DIR")
+            .map(|(_, v)| std::path::PathBuf::from(v))
+            .unwrap_or_else(|| std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/flows")));
         let mut child = cmd.spawn().expect("start carewell serve");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
@@ -131,7 +138,7 @@ impl Server {
                 }
             }
         };
-        Server { url, child, db: db.clone(), log_path }
+        Server { url, child, db: db.clone(), log_path, flows_dir }
     }
 
     /// SIGKILLs the server (no clean shutdown).
@@ -186,6 +193,24 @@ impl Server {
         let resp = req.bearer_auth(ADMIN_TOKEN).send().await.unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Decides every turn stored in the server's database again and fails on any difference
+    /// from what was decided then (`carewell replay`); returns how many turns were replayed.
+    pub async fn assert_replays(&self) -> usize {
+        self.settle().await;
+        let store = self.store().await;
+        let flows = carewell::flow::FlowSet::load(&self.flows_dir).unwrap();
+        let results = carewell::replay::replay_all(&store, &flows).await.unwrap();
+        let differ: Vec<_> = results.iter().filter(|r| !r.differences.is_empty()).cloned().collect();
+        assert!(
+            differ.is_empty(),
+            "stored turns decide differently when replayed:\n{}",
+            carewell::replay::render(&differ)
+        );
+        let replayed = results.iter().filter(|r| r.skipped.is_none()).count();
+        assert!(replayed > 0, "nothing was replayed:\n{}", carewell::replay::render(&results));
+        replayed
     }
 
     /// Opens the database the server uses.

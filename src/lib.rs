@@ -14,6 +14,7 @@ pub mod config;
 pub mod engine;
 pub mod erp;
 pub mod explain;
+#[cfg(feature = "fakes")]
 pub mod fakes;
 pub mod flow;
 pub mod guard;
@@ -23,6 +24,7 @@ pub mod pipeline;
 pub mod record;
 pub mod replay;
 pub mod server;
+pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod text;

@@ -113,7 +113,7 @@ async fn every_real_payload_gets_what_a_business_expects_twice_over_a_restart() 
 }
 
 fn signed_envelope(value: Value) -> String {
-    carewell::cli::chat::to_ascii_json(&json!({
+    carewell::channel::whatsapp::envelope::to_ascii_json(&json!({
         "object": "whatsapp_business_account",
         "entry": [{"id": "880011223344556", "changes": [{"field": "messages", "value": value}]}]
     }))

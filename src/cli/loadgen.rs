@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::channel::whatsapp::envelope::{envelope, to_ascii_json};
 use crate::channel::whatsapp::signature::sign;
-use crate::cli::chat::{envelope, to_ascii_json};
 use crate::fakes::{FakeErp, FakeGraph, FakeLlm, LlmMode, PHONE_NUMBER_ID};
 
 const SECRET: &str = "loadgen-app-secret";

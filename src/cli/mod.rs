@@ -1,7 +1,9 @@
 //! The command line: `serve`, `chat`, `flows check`, `flows schema`.
 
 pub mod chat;
+#[cfg(feature = "fakes")]
 pub mod loadgen;
+#[cfg(feature = "fakes")]
 pub mod simulate;
 
 use std::path::PathBuf;
@@ -53,9 +55,12 @@ pub enum Command {
         all: bool,
     },
     /// Run conversation tests (YAML) through the real pipeline against fakes; `--coverage` for the
-    /// steps and transitions they took.
+    /// steps and transitions they took (built with `--features fakes`).
+    #[cfg(feature = "fakes")]
     Simulate(simulate::SimulateArgs),
-    /// Run many customers through whole journeys against fakes on loopback and report the numbers.
+    /// Run many customers through whole journeys against fakes on loopback and report the numbers
+    /// (built with `--features fakes`).
+    #[cfg(feature = "fakes")]
     Loadgen(loadgen::LoadArgs),
     /// Inspect and re-drive the outbox (reads DATABASE_URL).
     Outbox {
@@ -257,6 +262,7 @@ pub fn main() -> ExitCode {
                 }
             }
         }),
+        #[cfg(feature = "fakes")]
         Command::Simulate(args) => runtime(async move {
             match simulate::run(args).await {
                 Ok(true) => ExitCode::SUCCESS,
@@ -267,6 +273,7 @@ pub fn main() -> ExitCode {
                 }
             }
         }),
+        #[cfg(feature = "fakes")]
         Command::Loadgen(args) => runtime(async move {
             match loadgen::run(args).await {
                 Ok(()) => ExitCode::SUCCESS,
@@ -315,7 +322,7 @@ pub fn main() -> ExitCode {
                         return ExitCode::FAILURE;
                     }
                 };
-                match crate::server::serve(app).await {
+                match crate::startup::serve(app).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
                         eprintln!("server stopped: {e}");

@@ -19,8 +19,8 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::channel::whatsapp::envelope::{envelope, to_ascii_json};
 use crate::channel::whatsapp::signature::sign;
-use crate::cli::chat::{envelope, to_ascii_json};
 use crate::fakes::{FakeErp, FakeGraph, FakeLlm, LlmMode, PHONE_NUMBER_ID};
 
 const SECRET: &str = "simulate-app-secret";
@@ -293,7 +293,7 @@ async fn run_test(test: &ConversationTest, flows_dir: &Path) -> Result<Outcome, 
         http_workers: 1,
     };
     let app = crate::pipeline::App::build(settings).await.map_err(|e| e.to_string())?;
-    let (addrs, server) = crate::server::start(app.clone()).map_err(|e| e.to_string())?;
+    let (addrs, server) = crate::startup::start(app.clone()).map_err(|e| e.to_string())?;
     let handle = server.handle();
     tokio::spawn(server);
     let mut h = Harness {

@@ -94,7 +94,7 @@ async fn send(app: web::Data<App>, req: HttpRequest, body: web::Json<SendBody>) 
     if let Some(context) = message.get("context").and_then(Value::as_str).map(String::from) {
         message["context"] = json!({"from": INSPECTOR_NUMBER, "id": context});
     }
-    let envelope = crate::cli::chat::envelope(INSPECTOR_NUMBER, &customer, "Inspector", message);
+    let envelope = crate::channel::whatsapp::envelope::envelope(INSPECTOR_NUMBER, &customer, "Inspector", message);
     match webhook::parse(envelope.to_string().as_bytes()) {
         Ok(n) => super::accept(&app, &n).await,
         Err(e) => problem(actix_web::http::StatusCode::BAD_REQUEST, e.code(), &e.to_string()),

@@ -231,9 +231,12 @@ async fn sandbox_messages(app: web::Data<App>, q: web::Query<SandboxQuery>) -> H
     HttpResponse::Ok().json(json!({"messages": out}))
 }
 
-/// Binds the HTTP server and starts the background tasks (worker, outbox, scheduler, reload).
-/// Returns the bound addresses and the server future, which runs until the server stops.
-pub fn start(app: Arc<App>) -> std::io::Result<(Vec<std::net::SocketAddr>, actix_web::dev::Server)> {
+/// Binds the HTTP server (the routes above, with a request log). Returns the bound addresses and
+/// the server future, which runs until it stops; the background tasks are started by
+/// `startup`.
+///
+/// Errors: the address cannot be bound.
+pub fn bind(app: Arc<App>) -> std::io::Result<(Vec<std::net::SocketAddr>, actix_web::dev::Server)> {
     let data = web::Data::from(app.clone());
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
@@ -244,19 +247,5 @@ pub fn start(app: Arc<App>) -> std::io::Result<(Vec<std::net::SocketAddr>, actix
     .workers(app.settings.http_workers)
     .bind((app.settings.host.as_str(), app.settings.port))?;
     let addrs = server.addrs();
-    tokio::spawn(crate::pipeline::worker::run(app.clone()));
-    tokio::spawn(crate::pipeline::outbox::run(app.clone()));
-    tokio::spawn(crate::pipeline::scheduler::run(app.clone()));
-    tokio::spawn(crate::pipeline::reload::run(app.clone()));
     Ok((addrs, server.run()))
-}
-
-/// Starts the HTTP server and the background tasks; returns when the server stops.
-pub async fn serve(app: Arc<App>) -> std::io::Result<()> {
-    let (addrs, server) = start(app)?;
-    for a in &addrs {
-        // Printed on stdout so scripts and tests can find the port when PORT=0.
-        println!("listening on http://{a}");
-    }
-    server.await
 }

@@ -7,8 +7,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use carewell::channel::whatsapp::envelope::{envelope, to_ascii_json};
 use carewell::channel::whatsapp::signature::sign;
-use carewell::cli::chat::{envelope, to_ascii_json};
 pub use carewell::fakes::*;
 use serde_json::{Value, json};
 

@@ -2,6 +2,7 @@
 //! Facts and limits come from `../shared/reference/whatsapp-cloud-api.md`.
 
 pub mod client;
+pub mod envelope;
 pub mod render;
 pub mod signature;
 pub mod webhook;

@@ -276,3 +276,49 @@ async fn an_event_the_phase_does_not_accept_is_refused_and_recorded() {
         d.trace
     );
 }
+
+/// Copies the sample flows and prompts into a fresh folder, with `messages` as `flows/messages.yaml`,
+/// and loads them.
+fn flows_with_messages(tag: &str, messages: &str) -> Result<FlowSet, carewell::flow::FlowError> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let copy = std::env::temp_dir().join(format!("carewell-engine-{tag}-{}", std::process::id()));
+    for folder in ["flows", "prompts"] {
+        std::fs::create_dir_all(copy.join(folder)).unwrap();
+        for entry in std::fs::read_dir(root.join(folder)).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), copy.join(folder).join(entry.file_name())).unwrap();
+            }
+        }
+    }
+    std::fs::write(copy.join("flows/messages.yaml"), messages).unwrap();
+    let flows = FlowSet::load(&copy.join("flows"));
+    std::fs::remove_dir_all(&copy).ok();
+    flows
+}
+
+#[tokio::test]
+async fn a_translated_messages_file_changes_every_fixed_sentence_without_touching_code() {
+    let french = "welcome: \"Bonjour ! Bienvenue chez {business}. Comment pouvons-nous vous aider ?\"\n\
+                  stale_button: \"Ce bouton appartient à une question précédente : je le laisse de côté.\"\n\
+                  menu_button: \"Menu principal\"\n\
+                  cancelled: \"Pas de souci, j'arrête ici.\"\n";
+    let flows = flows_with_messages("fr", french).unwrap();
+    let mut r = Run { flows, state: ConversationState::new("971500006020"), last: None };
+    let d = r.say("bonjour").await;
+    assert!(said(&d).starts_with("Bonjour ! Bienvenue chez"), "{}", said(&d));
+    assert!(!said(&d).contains("Welcome"), "{}", said(&d));
+    let d = r.event(EventKind::Choice { id: "m|a_flow_since_removed".into(), title: "Old".into() }).await;
+    assert!(said(&d).contains("Ce bouton appartient à une question précédente"), "{}", said(&d));
+    // A key left out keeps its built-in default.
+    let english = Run::new("971500006021").flows;
+    assert_eq!(r.flows.business.messages.not_understood, english.business.messages.not_understood);
+}
+
+#[test]
+fn a_messages_file_with_a_placeholder_the_key_does_not_take_is_refused() {
+    let error = flows_with_messages("bad", "cancelled: \"Bye {first_name}\"\n").err().expect("a broken messages file is refused");
+    let error = error.to_string();
+    assert!(error.contains("cancelled") && error.contains("first_name"), "{error}");
+    assert!(!error.contains("flow.unknown_prompt"), "only the messages file is broken: {error}");
+}

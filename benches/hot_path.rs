@@ -69,6 +69,7 @@ fn benches(c: &mut Criterion) {
                 &options,
                 &set.business,
                 &now,
+                None,
             ))
         })
     });

@@ -29,9 +29,11 @@ impl Run {
 
     async fn try_event(&mut self, kind: EventKind) -> Result<Decision, EngineError> {
         let n = self.state.turns as i64 + 1;
-        let event = InboundEvent::internal(format!("wamid.{n}"), self.state.customer.clone(), WEDNESDAY_10AM + n * 60, kind);
+        let event =
+            InboundEvent::internal(format!("wamid.{n}"), self.state.customer.clone(), WEDNESDAY_10AM + n * 60, kind);
         let plan = engine::plan(&self.flows, &self.state, &event, None);
-        let guards = Guards { erp: Arc::new(ErpClient::new(None, std::time::Duration::from_secs(60)).unwrap()), llm: None };
+        let guards =
+            Guards { erp: Arc::new(ErpClient::new(None, std::time::Duration::from_secs(60)).unwrap()), llm: None };
         let g = guards.run(&self.flows, &plan, jiff::Timestamp::from_second(event.timestamp).unwrap()).await;
         let d = engine::decide(&self.flows, &self.state, &event, &g)?;
         self.state = d.state.clone();
@@ -49,7 +51,8 @@ impl Run {
 
     async fn press(&mut self, title: &str) -> Decision {
         let d = self.last.clone().expect("a reply to press");
-        let option = options(&d).into_iter().find(|(_, t)| t == title).unwrap_or_else(|| panic!("no {title:?} in {}", said(&d)));
+        let option =
+            options(&d).into_iter().find(|(_, t)| t == title).unwrap_or_else(|| panic!("no {title:?} in {}", said(&d)));
         self.event(EventKind::Choice { id: option.0, title: option.1 }).await
     }
 
@@ -102,7 +105,11 @@ async fn collect_steps_fill_and_move_on_and_branches_choose() {
     assert_eq!(r.phase(), "collecting");
     assert!(said(&d).contains("first and last name"));
     let d = r.say("Jane Doe").await;
-    assert_eq!(edges(&d), vec![("name".into(), "service".into()), ("service".into(), "plan".into())], "service known: skipped");
+    assert_eq!(
+        edges(&d),
+        vec![("name".into(), "service".into()), ("service".into(), "plan".into())],
+        "service known: skipped"
+    );
     let d = r.press("Subscription").await;
     assert_eq!(edges(&d), vec![("plan".into(), "frequency".into())], "the branch for a subscription");
     let mut once = Run::new("971500006002");
@@ -144,7 +151,12 @@ async fn a_failed_write_ends_on_the_failure_step_and_cancel_ends_on_its_own() {
     let d = r.press("Confirm").await;
     let journey_id = d.erp[0].journey_id.clone();
     let d = r
-        .event(EventKind::ErpOutcome { journey_id, action: "create_booking".into(), reference: None, error: Some("erp.status: 500".into()) })
+        .event(EventKind::ErpOutcome {
+            journey_id,
+            action: "create_booking".into(),
+            reference: None,
+            error: Some("erp.status: 500".into()),
+        })
         .await;
     assert!(said(&d).contains("couldn't complete the booking"), "{}", said(&d));
     let mut c = Run::new("971500006005");
@@ -238,7 +250,12 @@ async fn a_journey_put_aside_comes_back_when_the_one_in_front_ends() {
     let d = r.press("Confirm").await;
     let journey_id = d.erp[0].journey_id.clone();
     let d = r
-        .event(EventKind::ErpOutcome { journey_id, action: "create_complaint".into(), reference: Some("ISS-1".into()), error: None })
+        .event(EventKind::ErpOutcome {
+            journey_id,
+            action: "create_complaint".into(),
+            reference: Some("ISS-1".into()),
+            error: None,
+        })
         .await;
     assert!(said(&d).contains("Now, back to your request"), "{}", said(&d));
     assert_eq!(r.step(), "booking/name");
@@ -317,7 +334,9 @@ async fn a_translated_messages_file_changes_every_fixed_sentence_without_touchin
 
 #[test]
 fn a_messages_file_with_a_placeholder_the_key_does_not_take_is_refused() {
-    let error = flows_with_messages("bad", "cancelled: \"Bye {first_name}\"\n").err().expect("a broken messages file is refused");
+    let Err(error) = flows_with_messages("bad", "cancelled: \"Bye {first_name}\"\n") else {
+        panic!("a broken messages file is refused");
+    };
     let error = error.to_string();
     assert!(error.contains("cancelled") && error.contains("first_name"), "{error}");
     assert!(!error.contains("flow.unknown_prompt"), "only the messages file is broken: {error}");

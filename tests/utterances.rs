@@ -100,8 +100,7 @@ fn the_extractors_read_customers_words_and_never_a_wrong_value() {
         };
         let others: Vec<String> =
             flow.slots.keys().filter(|s| !focus.contains(s) && !filled.contains(s)).cloned().collect();
-        let found =
-            extract::extract_with_day(&case.say, &flow, &focus, &others, &options_of, &flows.business, &now, None);
+        let found = extract::extract(&case.say, &flow, &focus, &others, &options_of, &flows.business, &now, None);
         let got: BTreeMap<String, String> = found.slots.iter().map(|(k, v)| (k.clone(), v.value.display())).collect();
         for (slot, want) in &case.expect {
             let t = tally.entry(slot.clone()).or_default();

@@ -9,11 +9,30 @@
 //!
 //! A reply-button id may have 256 characters, a list row's 200 (reference §7).
 
+use super::event::{Reply, ReplyOption};
 use super::state::Journey;
 
 /// The id of a step's option.
 pub fn encode(journey: &Journey, step: &str, value: &str) -> String {
     format!("b|{}|{}|{step}|{}|{value}", journey.flow, journey.version, journey.tag())
+}
+
+/// A message with reply buttons of the journey's `step`: `options` are `(value, title)` pairs,
+/// at most three (WhatsApp's limit on reply buttons, reference §7); `button` titles the list
+/// the channel falls back to.
+pub fn step_choices(journey: &Journey, step: &str, body: String, options: &[(&str, &str)], button: &str) -> Reply {
+    Reply::Choices {
+        body,
+        options: options
+            .iter()
+            .map(|(value, title)| ReplyOption {
+                id: encode(journey, step, value),
+                title: (*title).into(),
+                description: None,
+            })
+            .collect(),
+        button: button.into(),
+    }
 }
 
 /// A step option's id, read back.

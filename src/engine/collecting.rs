@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::buttons;
-use super::event::{EventKind, Extracted, Reply, ReplyOption};
+use super::event::{EventKind, Extracted};
 use super::phase::{PhaseEvent, State as Phase};
 use super::state::{PendingValue, SlotSource, SlotValue};
 use super::turn::{Next, Turn};
@@ -140,16 +140,9 @@ fn ask_to_confirm(t: &mut Turn<'_>, flow: &Flow, slot: &str, read: Extracted) ->
         t.step_source(),
     );
     t.phase(PhaseEvent::AskValue(PendingValue { slot: slot.to_string(), value: read.value, evidence: read.evidence }));
-    let b = |v: &str, title: &str| ReplyOption {
-        id: buttons::encode(&j, &j.step, v),
-        title: title.into(),
-        description: None,
-    };
-    t.replies.push(Reply::Choices {
-        body: Messages::fill(&m.confirm_value, &[("value", &shown), ("label", &label)]),
-        options: vec![b("pending:yes", &m.yes_button), b("pending:no", &m.no_button)],
-        button: m.choose_button.clone(),
-    });
+    let body = Messages::fill(&m.confirm_value, &[("value", &shown), ("label", &label)]);
+    let options = [("pending:yes", m.yes_button.as_str()), ("pending:no", &m.no_button)];
+    t.replies.push(buttons::step_choices(&j, &j.step, body, &options, &m.choose_button));
     Ok(Next::Stay)
 }
 

@@ -245,15 +245,7 @@ impl EventKind {
     /// Whether the customer expects an answer to it: a message they wrote, sent, picked or shared
     /// (not a reaction, an edit or a notification).
     pub fn expects_answer(&self) -> bool {
-        matches!(
-            self,
-            EventKind::Text { .. }
-                | EventKind::Choice { .. }
-                | EventKind::Location { .. }
-                | EventKind::Media { .. }
-                | EventKind::Contacts { .. }
-                | EventKind::Unsupported { .. }
-        )
+        self.from_customer() && !matches!(self, EventKind::Reaction { .. } | EventKind::Edited { .. })
     }
 
     /// Whether it is a notification about the customer rather than something they wrote to the

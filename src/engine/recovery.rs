@@ -78,20 +78,12 @@ pub fn summary(t: &mut Turn<'_>, flow: &Flow, reason: &str) -> Result<(), Engine
     }
     body.push(' ');
     body.push_str(&m.recovery_question);
-    let b = |v: &str, title: &str| ReplyOption {
-        id: buttons::encode(&j, &j.step, v),
-        title: title.into(),
-        description: None,
-    };
-    t.replies.push(Reply::Choices {
-        body,
-        options: vec![
-            b("recover:continue", &m.continue_button),
-            b("recover:restart", &m.start_over_button),
-            b("recover:human", &m.person_button),
-        ],
-        button: m.choose_button.clone(),
-    });
+    let options = [
+        ("recover:continue", m.continue_button.as_str()),
+        ("recover:restart", &m.start_over_button),
+        ("recover:human", &m.person_button),
+    ];
+    t.replies.push(buttons::step_choices(&j, &j.step, body, &options, &m.choose_button));
     Ok(())
 }
 

@@ -72,21 +72,10 @@ pub fn enter(t: &mut Turn<'_>, reprompt: Option<String>) -> Result<Next, EngineE
                 body = format!("{reason}\n\n{body}");
             }
             let m = t.msg();
-            let b = |v: &str, title: &str| ReplyOption {
-                id: buttons::encode(&j, &step.id, v),
-                title: title.into(),
-                description: None,
-            };
             t.note("ask", format!("summary at step {}", step.id), Some(step.source.clone()));
-            t.replies.push(Reply::Choices {
-                body,
-                options: vec![
-                    b("confirm", &m.confirm_button),
-                    b("change", &m.change_button),
-                    b("cancel", &m.cancel_button),
-                ],
-                button: m.choose_button.clone(),
-            });
+            let options =
+                [("confirm", m.confirm_button.as_str()), ("change", &m.change_button), ("cancel", &m.cancel_button)];
+            t.replies.push(buttons::step_choices(&j, &step.id, body, &options, &m.choose_button));
             t.phase(PhaseEvent::Summary);
             Ok(Next::Stay)
         }

@@ -231,16 +231,8 @@ impl Guards {
         let lookup_view = GuardResults { lookups: results.lookups.clone(), ..Default::default() };
         let options = |slot: &str| crate::engine::slot_options(&lookup_view, &flow, slot);
         let pending_day = plan.pending_day.as_deref().and_then(|d| d.parse::<jiff::civil::Date>().ok());
-        let found = extract::extract_with_day(
-            text,
-            &flow,
-            &plan.focus,
-            &plan.others,
-            &options,
-            &flows.business,
-            &now,
-            pending_day,
-        );
+        let found =
+            extract::extract(text, &flow, &plan.focus, &plan.others, &options, &flows.business, &now, pending_day);
         results.runs.push(GuardRun {
             guard: "parser".into(),
             outcome: if plan.focus.iter().all(|f| found.slots.contains_key(f)) {

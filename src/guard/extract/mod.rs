@@ -54,22 +54,10 @@ pub struct Found {
 }
 
 /// Reads `text` for the `focus` slots (the current question) and, conservatively, for `others`.
-pub fn extract(
-    text: &str,
-    flow: &Flow,
-    focus: &[String],
-    others: &[String],
-    options: &dyn Fn(&str) -> Vec<ChoiceOption>,
-    business: &Business,
-    now: &Zoned,
-) -> Found {
-    extract_with_day(text, flow, focus, others, options, business, now, None)
-}
-
-/// Like [`extract`], with a day the customer gave earlier without a time: a time alone ("3pm")
-/// is then read on that day.
+/// `pending_day` is a day the customer gave earlier without a time: a time alone ("3pm") is then
+/// read on that day.
 #[allow(clippy::too_many_arguments)]
-pub fn extract_with_day(
+pub fn extract(
     text: &str,
     flow: &Flow,
     focus: &[String],

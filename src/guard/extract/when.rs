@@ -25,31 +25,9 @@ pub enum When {
 static TIME_TOKEN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^(\d{1,2})([:.]\d{2})?(am|pm)$|^(\d{1,2})[:.](\d{2})$").unwrap_or_else(|_| unreachable!())
 });
-const DAY_WORDS: &[&str] = &[
-    "today",
-    "tomorrow",
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-    "mon",
-    "tue",
-    "tues",
-    "wed",
-    "thu",
-    "thur",
-    "thurs",
-    "fri",
-    "sat",
-    "sun",
-    "next",
-];
 
 /// Weekday names and their short forms.
-const WEEKDAYS: &[&str] = &[
+pub(super) const WEEKDAYS: &[&str] = &[
     "monday",
     "tuesday",
     "wednesday",
@@ -101,7 +79,7 @@ fn prepare_time_words(text: &str) -> Vec<String> {
     }
     // A bare hour right after a day word.
     for k in 1..words.len() {
-        if DAY_WORDS.contains(&words[k - 1].as_str()) {
+        if is_day_word(&words[k - 1]) {
             if let Ok(h) = words[k].parse::<u32>() {
                 if (1..=12).contains(&h) {
                     words[k] = if (7..=11).contains(&h) { format!("{h}am") } else { format!("{h}pm") };
@@ -127,9 +105,7 @@ pub fn parse_when(text: &str, now: &Zoned, _business: &Business) -> When {
         .collect();
     let is_time = |w: &str| TIME_TOKEN.is_match(w) || w == "12:00" || w == "00:00";
     let is_day = |w: &str| {
-        DAY_WORDS.contains(&w)
-            || w.contains('/')
-            || w.contains('-') && w.chars().filter(|c| c.is_ascii_digit()).count() >= 4
+        is_day_word(w) || w.contains('/') || w.contains('-') && w.chars().filter(|c| c.is_ascii_digit()).count() >= 4
     };
     // Only words that can belong to a date: a window like "street jumeirah 1 monday" is not one.
     let date_ish = |w: &str| {
@@ -182,7 +158,7 @@ const MONTHS: &[&str] = &["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug"
 pub fn names_a_day(evidence: &str) -> bool {
     evidence
         .split(' ')
-        .any(|w| DAY_WORDS.contains(&w) || w.contains('/') || w.chars().filter(|c| c.is_ascii_digit()).count() >= 4)
+        .any(|w| is_day_word(w) || w.contains('/') || w.chars().filter(|c| c.is_ascii_digit()).count() >= 4)
 }
 
 /// Checks a visit time against the business's days, hours and lead time.
@@ -250,7 +226,8 @@ pub fn visit_slots(now: &Zoned, business: &Business) -> Vec<ChoiceOption> {
     out
 }
 
-/// Whether a folded word names a day ("tomorrow", "tue", "monday").
+/// Whether a folded word names a day: a weekday or its short form ("tue", "monday"), "today",
+/// "tomorrow", or "next" (as in "next Tuesday").
 pub fn is_day_word(w: &str) -> bool {
-    DAY_WORDS.contains(&w)
+    matches!(w, "today" | "tomorrow" | "next") || WEEKDAYS.contains(&w)
 }

@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 pub const GRAPH_TOKEN: &str = "test-graph-token";
 /// The business number the fake Graph API serves.
 pub const PHONE_NUMBER_ID: &str = "109876543210987";
+/// A second business number of the same business (a customer may write to either).
+pub const SECOND_PHONE_NUMBER_ID: &str = "109876543210988";
 /// The API key and secret the fake ERP accepts (`Authorization: token key:secret`).
 pub const ERP_KEY: (&str, &str) = ("test-key", "test-secret");
 /// The bearer token the fake LLM accepts.
@@ -191,7 +193,7 @@ async fn graph_send(
         return HttpResponse::Unauthorized()
             .json(json!({"error": {"message": "Invalid OAuth access token", "code": 190}}));
     }
-    if path.1 != PHONE_NUMBER_ID {
+    if path.1 != PHONE_NUMBER_ID && path.1 != SECOND_PHONE_NUMBER_ID {
         return HttpResponse::BadRequest().json(json!({"error": {"message": "unknown phone number id", "code": 100}}));
     }
     let b = body.into_inner();
@@ -211,6 +213,7 @@ async fn graph_send(
     let mut stored = b.clone();
     stored["_wamid"] = json!(wamid);
     stored["_received_ms"] = json!(jiff::Timestamp::now().as_millisecond());
+    stored["_from"] = json!(path.1);
     let to = b["to"].as_str().or(b["recipient"].as_str()).unwrap_or_default().to_string();
     l.sent.push(stored);
     l.by_to.entry(to).or_default().push(n);

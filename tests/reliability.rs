@@ -23,19 +23,6 @@ async fn records(server: &Server, conversation_id: &str) -> Vec<Value> {
     store.turns_of(conversation_id).await.unwrap().iter().map(|t| serde_json::from_str(&t.record).unwrap()).collect()
 }
 
-/// The typed journey as a list of messages (no waiting needed between them).
-fn script() -> Vec<String> {
-    vec![
-        "I'd like to book a full wash".into(),
-        "Jane Doe".into(),
-        "one time".into(),
-        "Toyota Corolla ABC-1234".into(),
-        "Villa 12, Al Wasl Road, Jumeirah".into(),
-        format!("{} 10am", open_day()),
-        "yes".into(),
-    ]
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_customer_climbs_the_ladder_to_a_person_and_back() {
     let fakes = Fakes::new(None);
@@ -208,7 +195,7 @@ async fn an_adversarial_or_absent_llm_cannot_move_the_journey() {
     assert!(outcomes.contains(&"llm.transport".to_string()), "{outcomes:?}");
     assert!(outcomes.contains(&"llm.circuit_open".to_string()), "{outcomes:?}");
     // The journey still completes with the parsers.
-    let mut rest = script();
+    let mut rest = booking_script();
     rest.remove(0);
     for m in rest {
         c.text(&m).await;
@@ -225,7 +212,7 @@ async fn explain_names_the_subsystem_and_step_of_each_failure() {
     let mut c = Customer::new(&server, &fakes.graph, "971500000206");
     c.text("book a full wash").await;
     c.text("people call me by my nickname mostly").await;
-    for m in script().into_iter().skip(1) {
+    for m in booking_script().into_iter().skip(1) {
         c.text(&m).await;
     }
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_carewell"))
@@ -364,7 +351,7 @@ async fn sigkill_at_random_points_loses_nothing_and_duplicates_no_booking() {
     let server = Arc::new(Mutex::new(Some(Server::start(&db, &fakes))));
     let url = Arc::new(Mutex::new(server.lock().unwrap().as_ref().unwrap().url.clone()));
     let customers: Vec<String> = (0..16).map(|i| format!("9715000004{i:02}")).collect();
-    let messages = script();
+    let messages = booking_script();
 
     // Build every customer's signed messages up front.
     let mut scripts = Vec::new();
@@ -459,7 +446,7 @@ async fn two_processes_on_one_postgres_equal_serial_processing() {
     let a = Server::start(&db, &fakes);
     let b = Server::start(&db, &fakes);
     let customers: Vec<String> = (0..8).map(|i| format!("9715000005{i:02}")).collect();
-    let messages = script();
+    let messages = booking_script();
     let mut deliveries = 0;
     let mut scripts = Vec::new();
     for wa in &customers {

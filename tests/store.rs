@@ -136,9 +136,15 @@ async fn a_commit_keeps_the_lease_while_rows_are_pending_and_gives_it_back_after
         assert_eq!(store.turns_of(CONVERSATION).await.unwrap().len(), 1, "{backend}");
         assert_eq!(store.next_inbox(CONVERSATION).await.unwrap().map(|r| r.id), Some(second.id), "{backend}");
 
-        // The same effect queued again (a repeated key) is skipped.
+        // An effect whose key is already queued fails the whole commit: nothing is written, and
+        // the effect is not dropped.
+        let repeated =
+            store.commit_and_next(commit("p1", 1, second.id, 2, vec![outbox("out.2"), outbox("out.3")])).await;
+        assert!(matches!(repeated, Err(StoreError::Query(_))), "{backend}: {repeated:?}");
+        assert_eq!(store.turns_of(CONVERSATION).await.unwrap().len(), 1, "{backend}: nothing written");
+        assert_eq!(store.next_inbox(CONVERSATION).await.unwrap().map(|r| r.id), Some(second.id), "{backend}");
         let (next, released) =
-            store.commit_and_next(commit("p1", 1, second.id, 2, vec![outbox("out.2"), outbox("out.3")])).await.unwrap();
+            store.commit_and_next(commit("p1", 1, second.id, 2, vec![outbox("out.3")])).await.unwrap();
         assert!(next.is_none() && released, "{backend}: nothing pending, lease given back");
         let conv = store.conversation(CONVERSATION).await.unwrap().unwrap();
         assert_eq!((conv.version, conv.lease_owner.as_deref(), conv.state.as_str()), (2, None, "{\"turns\":2}"));

@@ -17,7 +17,7 @@ pub fn on_outcome(t: &mut Turn<'_>) -> Result<Next, EngineError> {
     if let Some(to) = t.state.moved_to.clone() {
         // The journey went to the customer's new number: so does its ERP answer.
         t.note("forwarded", format!("ERP answer for journey {journey_id} forwarded to the new number {to}"), None);
-        let id = format!("moved:{}:{journey_id}:{action}", t.state.customer);
+        let id = format!("moved:{}", t.event.message_id);
         let event = InboundEvent::internal(id, to.clone(), t.now, t.event.kind.clone());
         t.forwards.push(Forward { customer: to, event });
         return Ok(Next::Stay);

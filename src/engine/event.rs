@@ -307,6 +307,13 @@ pub struct GuardResults {
     /// ([`super::GuardPlan::alternative`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alternative: Option<Box<GuardResults>>,
+    /// A key minted for this turn by whoever runs it (a UUIDv7 string: unique across business
+    /// numbers, databases and instances). A journey that asks the ERP for a write this turn names
+    /// its writes with it (`Journey::write_key`), so that no other journey's write, in this
+    /// database or in one reset or shared with another, can be taken for it. Absent in records
+    /// stored before keys were minted: the journey's id names its writes then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minted_key: Option<String>,
 }
 
 /// What a typed message is about and how the customer seems to feel: the typed output of the

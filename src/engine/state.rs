@@ -222,6 +222,12 @@ pub struct Journey {
     /// ladder's summary: the next time they are stuck there, a person takes over instead.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub recovered: u32,
+    /// What names this journey's ERP writes (their idempotency keys are `<write_key>:<action>`):
+    /// the turn's minted key ([`super::GuardResults::minted_key`]) the first time the journey
+    /// asks for a write, kept for its later attempts (a retry after a failure finds the document
+    /// an earlier attempt made instead of making a second).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_key: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -198,8 +198,12 @@ fn request_erp(
     let Some(decl) = t.flows.actions.get(action) else {
         return Err(EngineError::UnknownStep { flow: flow.id.clone(), step: format!("{} (action {action})", step.id) });
     };
+    if t.journey()?.write_key.is_none() {
+        let minted = t.guards.minted_key.clone();
+        t.journey_mut()?.write_key = minted;
+    }
     let j = t.journey()?.clone();
-    let key = format!("{}:{}", j.id, action);
+    let key = format!("{}:{}", j.write_key.as_deref().unwrap_or(&j.id), action);
     let mut context = t.state.template_context();
     context.insert("idempotency_key".into(), key.clone().into());
     match erp_actions::render_action(action, decl, &context, &key) {

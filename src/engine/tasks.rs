@@ -45,6 +45,7 @@ pub fn start(
         erp: None,
         erp_reasks: 0,
         recovered: 0,
+        write_key: None,
     };
     let prefilled = fill_from_profile(t, flow, &mut journey);
     t.state.journey = Some(journey);

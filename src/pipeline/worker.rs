@@ -230,6 +230,9 @@ async fn process(
         guards.runs.insert(0, run);
         guards.transcript = text;
     }
+    // Names any ERP write this turn asks for (see `GuardResults::minted_key`); stored with the
+    // record, so a replay names it alike.
+    guards.minted_key = Some(uuid::Uuid::now_v7().to_string());
     let guards_ms = guards_started.elapsed().as_millis() as u64;
     // The turn commits in its event's lane (`lane_of`): a button or list reply ahead of a
     // burst, typed text with the burst in arrival order (a promotion's thousands of answers are

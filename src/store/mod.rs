@@ -289,7 +289,8 @@ pub struct NewOutbox {
     pub conversation_id: String,
     /// [`OutboxKind::as_str`].
     pub kind: String,
-    /// Unique: a repeated commit cannot queue the same effect twice.
+    /// Unique: a commit whose key is already queued fails whole (an effect is never queued twice
+    /// nor dropped).
     pub idempotency_key: String,
     /// JSON to send.
     pub payload: String,

@@ -145,8 +145,8 @@ pub(super) struct Committed {
 }
 
 /// Commits a turn in one statement: the state (only if the version and lease still hold), the
-/// inbox row marked processed, the turn record, the outbox rows (a repeated idempotency key is
-/// skipped), the lookup snapshot the record names (if new), and — when no other row of the
+/// inbox row marked processed, the turn record, the outbox rows (a key already queued fails the
+/// whole statement: an effect is never dropped), the lookup snapshot the record names (if new), and — when no other row of the
 /// conversation is pending — the lease given back.
 /// Returns no row when the version or lease no longer held (nothing written).
 ///
@@ -265,7 +265,7 @@ impl QueryFragment<Pg> for CommitAndNext<'_> {
         out.push_bind_param::<Array<BigInt>, _>(&self.outbox_updated)?;
         out.push_sql(
             ") WITH ORDINALITY AS q(conversation_id, kind, key, payload, status, due, created, updated, n) \
-             ORDER BY q.n ON CONFLICT (idempotency_key) DO NOTHING), snap AS (INSERT INTO \
+             ORDER BY q.n), snap AS (INSERT INTO \
              lookup_snapshots (hash, body, created_at) SELECT h, b, ",
         );
         out.push_bind_param::<BigInt, _>(&self.now_ms)?;

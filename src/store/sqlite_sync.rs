@@ -43,8 +43,10 @@ fn write_turn(c: &mut SqliteConnection, commit: &TurnCommit) -> QueryResult<()> 
             .do_nothing()
             .execute(c)?;
     }
+    // No `ON CONFLICT`: an effect whose key is already queued means two turns made the same
+    // key, and the turn fails (and is retried, then set aside) rather than lose its effect.
     for row in &commit.outbox {
-        diesel::insert_into(outbox::table).values(row).on_conflict(outbox::idempotency_key).do_nothing().execute(c)?;
+        diesel::insert_into(outbox::table).values(row).execute(c)?;
     }
     Ok(())
 }

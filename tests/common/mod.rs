@@ -226,6 +226,8 @@ pub struct Customer<'a> {
     pub server: &'a Server,
     pub graph: &'a FakeGraph,
     pub wa_id: String,
+    /// The business number written to.
+    pub phone_number_id: String,
     pub name: String,
     counter: usize,
     seen: usize,
@@ -233,11 +235,25 @@ pub struct Customer<'a> {
 
 impl<'a> Customer<'a> {
     pub fn new(server: &'a Server, graph: &'a FakeGraph, wa_id: &str) -> Self {
-        Customer { server, graph, wa_id: wa_id.into(), name: "Jane".into(), counter: 0, seen: 0 }
+        Customer::on_number(server, graph, wa_id, PHONE_NUMBER_ID)
+    }
+
+    /// A customer writing to the business number `phone_number_id`; `replies` are the messages
+    /// sent from that number.
+    pub fn on_number(server: &'a Server, graph: &'a FakeGraph, wa_id: &str, phone_number_id: &str) -> Self {
+        Customer {
+            server,
+            graph,
+            wa_id: wa_id.into(),
+            phone_number_id: phone_number_id.into(),
+            name: "Jane".into(),
+            counter: 0,
+            seen: 0,
+        }
     }
 
     pub fn conversation_id(&self) -> String {
-        format!("{PHONE_NUMBER_ID}:{}", self.wa_id)
+        format!("{}:{}", self.phone_number_id, self.wa_id)
     }
 
     fn next_id(&mut self) -> String {
@@ -253,7 +269,7 @@ impl<'a> Customer<'a> {
         if let Some(c) = context {
             m["context"] = json!({"from": "15550000000", "id": c});
         }
-        (to_ascii_json(&envelope(PHONE_NUMBER_ID, &self.wa_id, &self.name, m)), id)
+        (to_ascii_json(&envelope(&self.phone_number_id, &self.wa_id, &self.name, m)), id)
     }
 
     async fn deliver(&mut self, kind: &str, object: Value, context: Option<&str>) -> Vec<Value> {
@@ -264,9 +280,9 @@ impl<'a> Customer<'a> {
         self.replies()
     }
 
-    /// Messages received since the last call.
+    /// Messages received from this customer's business number since the last call.
     pub fn replies(&mut self) -> Vec<Value> {
-        let all = self.graph.sent_to(&self.wa_id);
+        let all = self.received();
         let new = all[self.seen..].to_vec();
         self.seen = all.len();
         new
@@ -284,9 +300,15 @@ impl<'a> Customer<'a> {
         self.deliver("location", json!({"latitude": lat, "longitude": lon, "name": name, "address": name}), None).await
     }
 
+    /// Every message received from this customer's business number.
+    pub fn received(&self) -> Vec<Value> {
+        let all = self.graph.sent_to(&self.wa_id);
+        all.into_iter().filter(|m| m["_from"] == self.phone_number_id.as_str()).collect()
+    }
+
     /// Presses the option titled `title` of the newest interactive message received.
     pub async fn press(&mut self, title: &str) -> Vec<Value> {
-        let all = self.graph.sent_to(&self.wa_id);
+        let all = self.received();
         let last =
             all.iter().rev().find(|m| m["type"] == "interactive").cloned().expect("no interactive message to press");
         self.press_in(&last, title).await
@@ -308,6 +330,19 @@ pub fn find_option(message: &Value, title: &str) -> Option<(String, String, &'st
         .into_iter()
         .find(|o| o.title.starts_with(title))
         .map(|o| (o.id, o.title, if o.reply_kind == "button_reply" { "button" } else { "list" }))
+}
+
+/// A typed booking from first message to "yes" at the summary (no waiting needed between them).
+pub fn booking_script() -> Vec<String> {
+    vec![
+        "I'd like to book a full wash".into(),
+        "Jane Doe".into(),
+        "one time".into(),
+        "Toyota Corolla ABC-1234".into(),
+        "Villa 12, Al Wasl Road, Jumeirah".into(),
+        format!("{} 10am", open_day()),
+        "yes".into(),
+    ]
 }
 
 /// A weekday name 2–6 days ahead on which the business is open (not Friday), so "<day> 10am" is

@@ -67,3 +67,40 @@ async fn a_reset_database_against_an_erp_with_earlier_documents_makes_a_new_book
     let second = orders[1]["name"].as_str().unwrap();
     assert_says(&c.received(), &format!("Reference: {second}"));
 }
+
+/// Text that looks like a template or breaks careless quoting: placeholders of two syntaxes,
+/// quotes, a backslash and 4-byte emoji.
+const AWKWARD: &str = "the wash left ${x} and {{y}} marks, \"quoted\", back\\slash, 🚗🧽💦";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customers_words_that_look_like_templates_reach_the_erp_as_written() {
+    let fakes = Fakes::new(None);
+    let server = Server::start(&sqlite(), &fakes);
+
+    // A complaint's free-text description.
+    let mut c = Customer::new(&server, &fakes.graph, "971500007003");
+    c.text("I want to make a complaint").await;
+    c.press("Service quality").await;
+    assert_says(&c.text(AWKWARD).await, "I'll file this complaint");
+    assert_says(&c.press("Confirm").await, "Your complaint is filed");
+    let issues = fakes.erp.docs("Issue");
+    assert_eq!(issues.len(), 1);
+    assert_eq!(issues[0]["description"], AWKWARD, "sent as written");
+
+    // A booking's address (free text with a house number and a street).
+    let address = "Villa 12 \"Palm View\", Al Wasl Road {{gate 2}} ${x}, back\\slash 🏠🌴 Jumeirah".to_string();
+    let mut b = Customer::new(&server, &fakes.graph, "971500007004");
+    for m in booking_script() {
+        let m = if m.starts_with("Villa 12") { address.clone() } else { m };
+        let r = b.text(&m).await;
+        if texts(&r).contains("Just to be sure") {
+            b.press("Yes").await;
+        }
+    }
+    server.settle().await;
+    assert_says(&b.received(), "You're booked");
+    let orders = fakes.erp.docs("Sales Order");
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0]["service_address"], address.as_str(), "sent as written");
+    server.assert_replays().await;
+}

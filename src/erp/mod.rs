@@ -16,7 +16,9 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::flow::erp_actions::{CatalogDecl, LookupDecl, LookupSource, RenderedAction, render, validate};
+use crate::flow::erp_actions::{
+    CatalogDecl, LookupDecl, LookupSource, RenderedAction, fill_references, render, validate,
+};
 use crate::flow::graph::ChoiceOption;
 
 /// ERP failures, each with a stable code.
@@ -312,7 +314,9 @@ impl ErpClient {
         };
         let mut names: Map<String, Value> = Map::new();
         for doc in &action.documents {
-            let body = render(&doc.body, &names, &[]).map_err(ErpError::InvalidBody)?;
+            // The body was rendered once, by the engine; only references to the documents
+            // written before this one are filled in now.
+            let body = fill_references(&doc.body, &names).map_err(ErpError::InvalidBody)?;
             let errors = validate(&doc.schema, &body);
             if !errors.is_empty() {
                 let text =
@@ -321,7 +325,7 @@ impl ErpClient {
             }
             let filters: Vec<Value> = match (&doc.find_by, &doc.idempotency_field) {
                 (Some(f), _) => {
-                    let f = render(&Value::Object(f.clone()), &names, &[]).map_err(ErpError::InvalidBody)?;
+                    let f = fill_references(&Value::Object(f.clone()), &names).map_err(ErpError::InvalidBody)?;
                     f.as_object().map(|m| m.iter().map(|(k, v)| json!([k, "=", v])).collect()).unwrap_or_default()
                 }
                 (None, Some(field)) => vec![json!([field, "=", action.idempotency_key])],
@@ -355,8 +359,8 @@ impl ErpClient {
             names.insert(doc.alias.clone(), json!({ "name": name }));
         }
         for (attachment, bytes) in action.attachments.iter().zip(files) {
-            let target = render(&Value::String(attachment.name.clone()), &names, &[]).map_err(ErpError::InvalidBody)?;
-            let target = target.as_str().unwrap_or_default().to_string();
+            let target = fill_references(&attachment.name, &names).map_err(ErpError::InvalidBody)?;
+            let target = target.as_str().map(String::from).unwrap_or_else(|| target.to_string());
             let filters = vec![
                 json!(["attached_to_doctype", "=", attachment.doctype]),
                 json!(["attached_to_name", "=", target]),

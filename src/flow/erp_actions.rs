@@ -164,8 +164,9 @@ pub struct RenderedAttachment {
     pub file_name: String,
     /// Attached to this doctype.
     pub doctype: String,
-    /// Attached to this document (may be a late `${alias.name}` placeholder).
-    pub name: String,
+    /// Attached to this document: a name, or a reference to a document of the same action
+    /// written first (see [`fill_references`]).
+    pub name: Value,
 }
 
 /// One document write. Frappe has no idempotency keys (reference §7): a write is made safe to
@@ -207,14 +208,22 @@ pub struct BodyProblem {
     pub message: String,
 }
 
-/// The marker left for a reference to an earlier document, filled in at dispatch time.
-pub const PENDING_PREFIX: &str = "${";
+/// The key of the object that stands for a reference to a document written earlier in the same
+/// action (`{"$ref": "customer.name"}`), left by [`render`] for a name in `keep` and replaced by
+/// [`fill_references`] once that document is written.
+pub const REFERENCE_KEY: &str = "$ref";
+
+/// The key of the object that stands for a text with such references inside
+/// (`{"$concat": ["Visit for ", {"$ref": "customer.name"}]}`).
+pub const CONCAT_KEY: &str = "$concat";
 
 /// Renders a template: every string `${a.b}` is looked up in `context` (`${a.b?}` is optional:
 /// null, or nothing inside a longer string, when there is no value). A string that is exactly one
 /// placeholder keeps the JSON type of the value found; inside a longer string the value is
-/// written as text. `keep` lists top-level names that are left as placeholders (documents not
-/// written yet). A missing value is reported, never sent as empty.
+/// written as text. `keep` lists top-level names left as references (documents not written yet):
+/// a [`REFERENCE_KEY`] object, or a [`CONCAT_KEY`] one inside a longer string. Values are
+/// inserted once and never read as templates again, so a customer's words that look like a
+/// placeholder (`${x}`) are sent as written. A missing value is reported, never sent as empty.
 pub fn render(template: &Value, context: &Map<String, Value>, keep: &[&str]) -> Result<Value, String> {
     match template {
         Value::String(s) => render_string(s, context, keep),
@@ -248,11 +257,12 @@ fn lookup<'a>(context: &'a Map<String, Value>, path: &str) -> Option<&'a Value> 
 }
 
 fn render_string(s: &str, context: &Map<String, Value>, keep: &[&str]) -> Result<Value, String> {
+    let kept = |path: &str| keep.iter().any(|k| path.split('.').next() == Some(*k));
     let trimmed = s.trim();
     if trimmed.starts_with("${") && trimmed.ends_with('}') && trimmed.matches("${").count() == 1 {
         let path = &trimmed[2..trimmed.len() - 1];
-        if keep.iter().any(|k| path.split('.').next() == Some(*k)) {
-            return Ok(Value::String(s.to_string()));
+        if kept(path) {
+            return Ok(reference(path));
         }
         // `${name?}`: optional, null when the slot is empty.
         if let Some(optional) = path.strip_suffix('?') {
@@ -263,31 +273,91 @@ fn render_string(s: &str, context: &Map<String, Value>, keep: &[&str]) -> Result
             .cloned()
             .ok_or_else(|| format!("no value for ${{{path}}}"));
     }
-    let mut out = String::new();
+    // Text, with a reference part wherever a kept name stands.
+    let mut parts: Vec<Value> = Vec::new();
+    let mut text = String::new();
     let mut rest = s;
     while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
+        text.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let end = after.find('}').ok_or_else(|| format!("unclosed placeholder in {s:?}"))?;
         let path = &after[..end];
-        if keep.iter().any(|k| path.split('.').next() == Some(*k)) {
-            out.push_str(&rest[start..start + 2 + end + 1]);
+        if kept(path) {
+            parts.push(Value::String(std::mem::take(&mut text)));
+            parts.push(reference(path));
         } else {
             let (path, optional) = match path.strip_suffix('?') {
                 Some(p) => (p, true),
                 None => (path, false),
             };
             match lookup(context, path) {
-                Some(Value::String(v)) => out.push_str(v),
+                Some(Value::String(v)) => text.push_str(v),
                 Some(Value::Null) | None if optional => {}
                 Some(Value::Null) | None => return Err(format!("no value for ${{{path}}}")),
-                Some(other) => out.push_str(&other.to_string()),
+                Some(other) => text.push_str(&other.to_string()),
             }
         }
         rest = &after[end + 1..];
     }
-    out.push_str(rest);
-    Ok(Value::String(out))
+    text.push_str(rest);
+    if parts.is_empty() {
+        return Ok(Value::String(text));
+    }
+    parts.push(Value::String(text));
+    parts.retain(|p| p.as_str() != Some(""));
+    Ok(serde_json::json!({ CONCAT_KEY: parts }))
+}
+
+/// The object standing for a reference to `path` (`customer.name`).
+fn reference(path: &str) -> Value {
+    serde_json::json!({ REFERENCE_KEY: path })
+}
+
+/// The path of a reference object, if `value` is one.
+fn reference_path(value: &Value) -> Option<&str> {
+    let map = value.as_object().filter(|m| m.len() == 1)?;
+    map.get(REFERENCE_KEY)?.as_str()
+}
+
+/// The parts of a text-with-references object, if `value` is one.
+fn concat_parts(value: &Value) -> Option<&Vec<Value>> {
+    let map = value.as_object().filter(|m| m.len() == 1)?;
+    map.get(CONCAT_KEY)?.as_array()
+}
+
+/// Replaces the references [`render`] left (to documents written earlier in the same action)
+/// by their values in `written` (alias → the document's fields, `{"customer": {"name": …}}`).
+/// Nothing else is read: strings stay as they are, whatever they hold.
+///
+/// Errors: a reference to a document or field not in `written`.
+pub fn fill_references(value: &Value, written: &Map<String, Value>) -> Result<Value, String> {
+    if let Some(path) = reference_path(value) {
+        return lookup(written, path)
+            .filter(|v| !v.is_null())
+            .cloned()
+            .ok_or_else(|| format!("no value for ${{{path}}}"));
+    }
+    if let Some(parts) = concat_parts(value) {
+        let mut text = String::new();
+        for part in parts {
+            match fill_references(part, written)? {
+                Value::String(s) => text.push_str(&s),
+                other => text.push_str(&other.to_string()),
+            }
+        }
+        return Ok(Value::String(text));
+    }
+    match value {
+        Value::Array(items) => {
+            items.iter().map(|v| fill_references(v, written)).collect::<Result<_, _>>().map(Value::Array)
+        }
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| fill_references(v, written).map(|v| (k.clone(), v)))
+            .collect::<Result<Map<_, _>, _>>()
+            .map(Value::Object),
+        other => Ok(other.clone()),
+    }
 }
 
 /// Lists the `${…}` placeholder paths used in a template, for the flow checker.
@@ -448,8 +518,9 @@ pub fn render_action(
         let mime_type =
             media.and_then(|m| m.get("mime_type")).and_then(Value::as_str).unwrap_or("application/octet-stream");
         let target = render(&Value::String(a.name.clone()), context, &aliases);
+        let usable = |t: &Value| t.as_str().is_some_and(|s| !s.is_empty()) || reference_path(t).is_some();
         match (media_id, target) {
-            (Some(id), Ok(Value::String(target))) => {
+            (Some(id), Ok(target)) if usable(&target) => {
                 let digest: String = idempotency_key
                     .bytes()
                     .fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
@@ -500,8 +571,10 @@ pub fn render_action(
 /// Stands in a non-empty string for every late placeholder, so a body can be validated before
 /// the documents it refers to exist.
 fn with_pending_filled(body: &Value) -> Value {
+    if reference_path(body).is_some() || concat_parts(body).is_some() {
+        return Value::String("pending".into());
+    }
     match body {
-        Value::String(s) if s.contains(PENDING_PREFIX) => Value::String("pending".into()),
         Value::Array(items) => Value::Array(items.iter().map(with_pending_filled).collect()),
         Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), with_pending_filled(v))).collect()),
         other => other.clone(),
@@ -531,7 +604,28 @@ mod tests {
             render(&json!({"f": "${nope?}", "s": "a${nope?}b"}), &ctx, &[]).unwrap(),
             json!({"f": null, "s": "ab"})
         );
-        assert_eq!(render(&json!("${customer.name}"), &ctx, &["customer"]).unwrap(), json!("${customer.name}"));
+        assert_eq!(render(&json!("${customer.name}"), &ctx, &["customer"]).unwrap(), json!({"$ref": "customer.name"}));
+    }
+
+    #[test]
+    fn references_are_filled_once_and_customers_words_are_never_read_as_templates() {
+        let words = "streaks ${x} {{y}} \"quoted\" back\\slash 🚗🧽 ${customer.name}";
+        let ctx = json!({"description": words, "first_name": "Jane"});
+        let body = render(
+            &json!({"customer": "${customer.name}", "text": "${description}", "title": "Complaint of ${first_name} for ${customer.name}"}),
+            ctx.as_object().unwrap(),
+            &["customer"],
+        )
+        .unwrap();
+        assert_eq!(body["text"], words, "inserted as written");
+        let written = json!({"customer": {"name": "CUST-0001"}});
+        let filled = fill_references(&body, written.as_object().unwrap()).unwrap();
+        assert_eq!(
+            filled,
+            json!({"customer": "CUST-0001", "text": words, "title": "Complaint of Jane for CUST-0001"}),
+            "only the references were filled"
+        );
+        assert!(fill_references(&body, &Map::new()).is_err(), "a reference to a document not written yet");
     }
 
     #[test]

@@ -284,6 +284,14 @@ pub struct ErpLog {
     pub slow_commits: usize,
     /// Naming-series counter.
     pub counter: usize,
+    /// Every request, in order: method and doctype (`File` for an upload).
+    pub requests: Vec<(String, String)>,
+    /// How long every request takes before it is answered (a slow site).
+    pub latency: Duration,
+    /// Fields declared unique (doctype, field): a POST repeating a value is refused with
+    /// `UniqueValidationError`, as Frappe does for a unique custom field (reference §7). Without
+    /// one, a repeated POST creates a second document, as Frappe does.
+    pub unique: Vec<(String, String)>,
 }
 
 /// The fake Frappe site: `GET`/`POST /api/resource/{doctype}`, with the catalog of
@@ -327,6 +335,21 @@ impl FakeErp {
         FakeErp { url, log }
     }
 
+    /// Declares `field` of `doctype` unique, as a site with that custom field set to Unique.
+    pub fn declare_unique(&self, doctype: &str, field: &str) {
+        self.log.lock().unwrap().unique.push((doctype.to_string(), field.to_string()));
+    }
+
+    /// Makes every request take `latency` before it is answered.
+    pub fn set_latency(&self, latency: Duration) {
+        self.log.lock().unwrap().latency = latency;
+    }
+
+    /// Every request received: method and doctype.
+    pub fn requests(&self) -> Vec<(String, String)> {
+        self.log.lock().unwrap().requests.clone()
+    }
+
     /// Adds a document as if it had been made in the ERP (a customer's earlier booking).
     pub fn insert(&self, doctype: &str, doc: Value) {
         self.log.lock().unwrap().docs.entry(doctype.to_string()).or_default().push(doc);
@@ -367,6 +390,18 @@ impl FakeErp {
     /// The documents of a doctype, in creation order.
     pub fn docs(&self, doctype: &str) -> Vec<Value> {
         self.log.lock().unwrap().docs.get(doctype).cloned().unwrap_or_default()
+    }
+}
+
+/// Logs a request and waits the site's latency before it is handled.
+async fn erp_request(log: &Mutex<ErpLog>, method: &str, doctype: &str) {
+    let latency = {
+        let mut l = log.lock().unwrap();
+        l.requests.push((method.to_string(), doctype.to_string()));
+        l.latency
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
     }
 }
 
@@ -418,6 +453,7 @@ async fn erp_upload_file(log: web::Data<Arc<Mutex<ErpLog>>>, req: HttpRequest, b
     if !erp_auth_ok(&req) {
         return HttpResponse::Unauthorized().json(json!({"exc_type": "AuthenticationError"}));
     }
+    erp_request(&log, "POST", "File").await;
     let content_type = req.headers().get("Content-Type").and_then(|h| h.to_str().ok()).unwrap_or_default();
     let Some(boundary) = content_type.split("boundary=").nth(1).map(|b| b.trim_matches('"').to_string()) else {
         return HttpResponse::BadRequest().json(json!({"exc_type": "ValidationError"}));
@@ -488,6 +524,7 @@ async fn erp_update(
         return HttpResponse::Unauthorized().json(json!({"exc_type": "AuthenticationError"}));
     }
     let (doctype, name) = path.into_inner();
+    erp_request(&log, "PUT", &doctype).await;
     let mut l = log.lock().unwrap();
     l.puts.push((doctype.clone(), name.clone(), body.0.clone()));
     if l.fail_posts > 0 {
@@ -517,6 +554,7 @@ async fn erp_list(
     if !erp_auth_ok(&req) {
         return HttpResponse::Unauthorized().json(json!({"exc_type": "AuthenticationError"}));
     }
+    erp_request(&log, "GET", &doctype).await;
     let filters: Value = q.get("filters").and_then(|f| serde_json::from_str(f).ok()).unwrap_or(json!([]));
     let fields: Vec<String> =
         q.get("fields").and_then(|f| serde_json::from_str(f).ok()).unwrap_or_else(|| vec!["name".into()]);
@@ -546,6 +584,7 @@ async fn erp_create(
         return HttpResponse::Unauthorized().json(json!({"exc_type": "AuthenticationError"}));
     }
     let doctype = doctype.into_inner();
+    erp_request(&log, "POST", &doctype).await;
     let mut doc = body.into_inner();
     let slow = {
         let mut l = log.lock().unwrap();
@@ -554,11 +593,14 @@ async fn erp_create(
             l.fail_posts -= 1;
             return HttpResponse::InternalServerError().json(json!({"exc_type": "OperationalError", "_server_messages": "[\"{\\\"message\\\": \\\"Database is busy\\\"}\"]"}));
         }
-        // A unique custom field: a repeated key is refused as Frappe does (reference §7).
-        if let Some(key) = doc.get("wa_idempotency_key").cloned() {
-            if l.docs.get(&doctype).into_iter().flatten().any(|d| d["wa_idempotency_key"] == key) {
+        // A field declared unique: a repeated value is refused as Frappe does (reference §7).
+        // Any other repeated POST makes a second document, as Frappe does.
+        let unique: Vec<String> = l.unique.iter().filter(|(d, _)| *d == doctype).map(|(_, f)| f.clone()).collect();
+        for field in unique {
+            let Some(value) = doc.get(&field).filter(|v| !v.is_null()).cloned() else { continue };
+            if l.docs.get(&doctype).into_iter().flatten().any(|d| d[&field] == value) {
                 return HttpResponse::build(actix_web::http::StatusCode::EXPECTATION_FAILED)
-                    .json(json!({"exc_type": "UniqueValidationError", "_server_messages": "[\"{\\\"message\\\": \\\"Duplicate key\\\"}\"]"}));
+                    .json(json!({"exc_type": "UniqueValidationError", "_server_messages": "[\"{\\\"message\\\": \\\"Duplicate entry\\\"}\"]"}));
             }
         }
         if doctype == "Sales Order"
@@ -572,7 +614,19 @@ async fn erp_create(
         }
         l.counter += 1;
         let name = match doctype.as_str() {
-            "Customer" => doc["customer_name"].as_str().unwrap_or("Customer").to_string(),
+            // Named after the customer; a second one of the same name gets a suffix, as Frappe's
+            // naming does.
+            "Customer" => {
+                let base = doc["customer_name"].as_str().unwrap_or("Customer").to_string();
+                let taken =
+                    l.docs.get("Customer").into_iter().flatten().filter(|d| {
+                        d["name"].as_str().is_some_and(|n| n == base || n.starts_with(&format!("{base}-")))
+                    });
+                match taken.count() {
+                    0 => base,
+                    n => format!("{base}-{n}"),
+                }
+            }
             "Sales Order" => format!("SAL-ORD-2026-{:05}", l.counter),
             other => format!("{}-{:05}", other.to_uppercase().replace(' ', "-"), l.counter),
         };

@@ -116,10 +116,7 @@ async fn booking_by_text_alone_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn booking_by_text_alone_on_postgres() {
-    let Some(db) = postgres().await else {
-        eprintln!("TEST_POSTGRES_URL is unset: the PostgreSQL run is skipped (make test sets it)");
-        return;
-    };
+    let db = postgres().await;
     let fakes = Fakes::new(None);
     let server = Server::start(&db, &fakes);
     let mut c = Customer::new(&server, &fakes.graph, "971500000103");
@@ -400,10 +397,7 @@ async fn restart_mid_journey_loses_nothing_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_mid_journey_loses_nothing_on_postgres() {
-    let Some(db) = postgres().await else {
-        eprintln!("TEST_POSTGRES_URL is unset: the PostgreSQL run is skipped (make test sets it)");
-        return;
-    };
+    let db = postgres().await;
     restart_mid_journey(db, "971500000112").await;
 }
 

@@ -104,3 +104,147 @@ async fn customers_words_that_look_like_templates_reach_the_erp_as_written() {
     assert_eq!(orders[0]["service_address"], address.as_str(), "sent as written");
     server.assert_replays().await;
 }
+
+/// Sends every customer's typed booking, customers in parallel and each one's messages in order,
+/// without waiting for answers.
+async fn book_all(server: &Server, graph: &FakeGraph, customers: &[String]) {
+    let mut bodies: Vec<Vec<String>> = Vec::new();
+    for wa in customers {
+        let mut c = Customer::new(server, graph, wa);
+        bodies.push(booking_script().iter().map(|m| c.body("text", serde_json::json!({"body": m}), None).0).collect());
+    }
+    let url = server.url.clone();
+    let mut tasks = tokio::task::JoinSet::new();
+    for script in bodies {
+        let url = url.clone();
+        tasks.spawn(async move {
+            let client = reqwest::Client::new();
+            for body in script {
+                let signature = carewell::channel::whatsapp::signature::sign(SECRET.as_bytes(), body.as_bytes());
+                let sent = client
+                    .post(format!("{url}/webhooks/whatsapp"))
+                    .header("X-Hub-Signature-256", signature)
+                    .header("Content-Type", "application/json")
+                    .body(body)
+                    .send()
+                    .await;
+                assert!(matches!(sent, Ok(r) if r.status().is_success()));
+                tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_of_erp_retries_does_not_hold_back_a_new_customers_answer() {
+    let fakes = Fakes::new(None);
+    // Every ERP write fails (HTTP 500) and waits half a minute or more for its retry.
+    fakes.erp.log.lock().unwrap().fail_posts = usize::MAX;
+    let server =
+        Server::start_with(&sqlite(), &fakes, &[("OUTBOX_BASE_DELAY_MS", "30000"), ("RATE_IP_PER_SECOND", "100000")]);
+    let customers: Vec<String> = (0..210).map(|i| format!("971500008{i:03}")).collect();
+    book_all(&server, &fakes.graph, &customers).await;
+    // Wait until every booking's write has failed once and waits for its retry.
+    let started = std::time::Instant::now();
+    loop {
+        let failed = fakes.erp.log.lock().unwrap().posts.len();
+        let health = server.health().await;
+        if failed >= customers.len() && health["inbox"]["pending"] == 0 {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 120, "the bookings did not reach the ERP: {failed} writes, {health}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let waiting = server.health().await["outbox"]["pending"].as_i64().unwrap();
+    assert!(waiting >= customers.len() as i64, "{waiting} rows wait for a retry");
+
+    let mut newcomer = Customer::new(&server, &fakes.graph, "971500009999");
+    let (body, _) = newcomer.body("text", serde_json::json!({"body": "hi"}), None);
+    let sent_at = std::time::Instant::now();
+    let (status, _) = server.post_webhook(&body, Some(SECRET)).await;
+    assert_eq!(status, 200);
+    while fakes.graph.count_to("971500009999") == 0 {
+        assert!(
+            sent_at.elapsed() < std::time::Duration::from_secs(2),
+            "no answer within 2 s behind {waiting} rows waiting for their retry"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    eprintln!("answered in {} ms behind {waiting} rows waiting for a retry", sent_at.elapsed().as_millis());
+    assert_says(&newcomer.replies(), "Welcome");
+    // The customers whose writes wait were told it takes longer, not held behind their write.
+    for wa in customers.iter().take(5) {
+        assert_says(&fakes.graph.sent_to(wa), "slow to answer");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erp_write_slower_than_its_claim_is_made_once_by_one_of_two_processes() {
+    let fakes = Fakes::new(None);
+    // Every ERP request takes 9 s (within the 10 s timeout): a booking's four requests take
+    // 36 s, longer than the 30 s claim on its outbox row.
+    fakes.erp.set_latency(std::time::Duration::from_secs(9));
+    let db = postgres().await;
+    let settings = [("OUTBOX_CLAIM_MS", "30000"), ("ERP_TIMEOUT_MS", "10000")];
+    let a = Server::start_with(&db, &fakes, &settings);
+    let b = Server::start_with(&db, &fakes, &settings);
+    let wa = "971500007010";
+    let mut c = Customer::new(&a, &fakes.graph, wa);
+    let mut script = booking_script();
+    let yes = script.pop().unwrap();
+    for m in script {
+        c.text(&m).await;
+    }
+    let (body, _) = c.body("text", serde_json::json!({"body": yes}), None);
+    assert_eq!(a.post_webhook(&body, Some(SECRET)).await.0, 200);
+    // The write goes on while both processes' dispatchers keep passing over the outbox.
+    let started = std::time::Instant::now();
+    while !texts(&fakes.graph.sent_to(wa)).contains("You're booked") {
+        assert!(started.elapsed().as_secs() < 90, "no confirmation after 90 s: {:?}", fakes.erp.requests());
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    a.settle().await;
+    b.settle().await;
+    let writes: Vec<(String, String)> = fakes
+        .erp
+        .requests()
+        .into_iter()
+        .filter(|(_, doctype)| ["Customer", "Sales Order"].contains(&doctype.as_str()))
+        .collect();
+    let expected = [("GET", "Customer"), ("POST", "Customer"), ("GET", "Sales Order"), ("POST", "Sales Order")];
+    assert_eq!(
+        writes,
+        expected.iter().map(|(m, d)| (m.to_string(), d.to_string())).collect::<Vec<_>>(),
+        "exactly one sequence of requests for the row"
+    );
+    assert_eq!(fakes.erp.docs("Customer").len(), 1);
+    assert_eq!(fakes.erp.docs("Sales Order").len(), 1);
+    assert_eq!(texts(&fakes.graph.sent_to(wa)).matches("You're booked").count(), 1, "confirmed once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_erp_write_sent_again_by_an_operator_is_told_to_its_conversation() {
+    let fakes = Fakes::new(None);
+    fakes.erp.log.lock().unwrap().fail_posts = 1;
+    let server = Server::start_with(&sqlite(), &fakes, &[("OUTBOX_MAX_ATTEMPTS", "1")]);
+    let wa = "971500007020";
+    let mut c = Customer::new(&server, &fakes.graph, wa);
+    book(&mut c).await;
+    server.settle().await;
+    assert_says(&c.received(), "couldn't complete the booking");
+    let (status, dead) = server.admin("GET", "/admin/outbox/dead", serde_json::json!({})).await;
+    assert_eq!(status, 200);
+    let id = dead["dead"][0]["id"].as_i64().expect("the write is dead-lettered");
+    c.replies();
+    let (status, _) = server.admin("POST", &format!("/admin/outbox/{id}/redrive"), serde_json::json!({})).await;
+    assert_eq!(status, 200);
+    server.settle().await;
+    let orders = fakes.erp.docs("Sales Order");
+    assert_eq!(orders.len(), 1, "written when sent again");
+    let name = orders[0]["name"].as_str().unwrap();
+    assert_says(&c.replies(), &format!("went through after all. Reference: {name}"));
+    server.assert_replays().await;
+}

@@ -1,4 +1,4 @@
-//! The store's contract, on SQLite and on PostgreSQL (when `TEST_POSTGRES_URL` is set): inbox
+//! The store's contract, on SQLite and on PostgreSQL (`TEST_POSTGRES_URL`, by default the local server): inbox
 //! deduplication and arrival order, the conversation lease, a turn's all-or-nothing commit with
 //! the next pending row and the lease given back only when nothing is pending, and the outbox's
 //! order, idempotency keys, claims and sent marks. The two backends run different statements for
@@ -7,15 +7,13 @@
 mod common;
 
 use carewell::store::{
-    DatabaseUrl, Lane, LookupSnapshot, NewInbox, NewOutbox, NewTurn, Store, StoreError, TurnCommit, now_ms,
+    DatabaseUrl, Lane, LookupSnapshot, NewInbox, NewOutbox, NewTurn, OutboxStatus, Store, StoreError, TurnCommit,
+    now_ms,
 };
 use common::{Db, postgres, sqlite};
 
 async fn stores() -> Vec<(String, Store)> {
-    let mut dbs = vec![sqlite()];
-    if let Some(pg) = postgres().await {
-        dbs.push(pg);
-    }
+    let dbs = vec![sqlite(), postgres().await];
     let mut out = Vec::new();
     for db in dbs {
         let url = match &db {
@@ -198,33 +196,42 @@ async fn outbox_rows_are_claimed_once_and_marked_sent_with_their_results() {
         store.acquire_lease(CONVERSATION, "971500000001", "100", "{}", "p1", now_ms() + 30_000).await.unwrap();
         let row = store.next_inbox(CONVERSATION).await.unwrap().unwrap();
         store.commit_and_next(commit("p1", 0, row.id, 1, vec![outbox("a"), outbox("b"), outbox("c")])).await.unwrap();
-        let ids: Vec<i64> = store.pending_outbox(10).await.unwrap().iter().map(|r| r.id).collect();
-        assert_eq!(ids.len(), 3, "{backend}");
         let now = now_ms() + 1;
-        let claimed = store.claim_outbox_rows(&ids, now, 60_000, Lane::Interactive).await.unwrap();
-        assert_eq!(claimed.len(), 3, "{backend}");
+        let ids: Vec<i64> = store.due_outbox(now, 10).await.unwrap().iter().map(|r| r.id).collect();
+        assert_eq!(ids.len(), 3, "{backend}");
+        let claims = store.claim_outbox_rows(&ids, now, 60_000, "p1", Lane::Interactive).await.unwrap();
+        assert_eq!(
+            claims.iter().map(|c| (c.id, c.attempt)).collect::<Vec<_>>(),
+            ids.iter().map(|id| (*id, 1)).collect::<Vec<_>>(),
+            "{backend}"
+        );
         assert!(
-            store.claim_outbox_rows(&ids, now, 60_000, Lane::Interactive).await.unwrap().is_empty(),
+            store.claim_outbox_rows(&ids, now, 60_000, "p2", Lane::Interactive).await.unwrap().is_empty(),
             "{backend}: claimed once"
         );
-        store
-            .outbox_sent_many(&[(ids[0], "wamid.out.a".into()), (ids[2], "wamid.out.c".into())], Lane::Bulk)
+        assert!(store.due_outbox(now, 10).await.unwrap().is_empty(), "{backend}: claimed rows are not due");
+        let lost = store
+            .outbox_sent_many(&[(claims[0], "wamid.out.a".into()), (claims[2], "wamid.out.c".into())], Lane::Bulk)
             .await
             .unwrap();
+        assert!(lost.is_empty(), "{backend}");
         let rows = store.outbox_of(CONVERSATION, None, 0).await.unwrap();
-        let seen: Vec<(&str, Option<&str>, i32)> =
-            rows.iter().map(|r| (r.status.as_str(), r.result.as_deref(), r.attempts)).collect();
+        let seen: Vec<(&str, Option<&str>, Option<&str>)> =
+            rows.iter().map(|r| (r.status.as_str(), r.result.as_deref(), r.claim_owner.as_deref())).collect();
         assert_eq!(
             seen,
-            vec![("sent", Some("wamid.out.a"), 1), ("pending", None, 0), ("sent", Some("wamid.out.c"), 1)],
+            vec![
+                ("sent", Some("wamid.out.a"), Some("p1")),
+                ("pending", None, Some("p1")),
+                ("sent", Some("wamid.out.c"), Some("p1"))
+            ],
             "{backend}"
         );
-        store.unclaim_outbox_rows(&[ids[1]], now).await.unwrap();
-        assert_eq!(
-            store.claim_outbox_rows(&ids, now, 60_000, Lane::Interactive).await.unwrap(),
-            vec![ids[1]],
-            "{backend}"
-        );
+        // Given back unattempted: due again at once, the attempt not counted.
+        store.unclaim_outbox_rows(&[claims[1]], now).await.unwrap();
+        let again = store.claim_outbox_rows(&ids, now, 60_000, "p1", Lane::Interactive).await.unwrap();
+        assert_eq!(again.iter().map(|c| (c.id, c.attempt)).collect::<Vec<_>>(), vec![(ids[1], 1)], "{backend}");
+        assert!(again[0].token > claims[1].token, "{backend}: a new claim takes a new token");
         // The interactive pass reads one conversation's pending rows only, sent ones left out.
         let of = |ids: Vec<String>| {
             let store = &store;
@@ -233,6 +240,75 @@ async fn outbox_rows_are_claimed_once_and_marked_sent_with_their_results() {
         assert_eq!(of(vec![CONVERSATION.into()]).await, vec![ids[1]], "{backend}");
         assert!(of(vec!["100:971500000999".into()]).await.is_empty(), "{backend}");
         assert!(of(vec![]).await.is_empty(), "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn a_claim_that_expired_and_was_taken_again_can_change_nothing() {
+    for (backend, store) in stores().await {
+        store.insert_inbox(&[inbox("wamid.1")]).await.unwrap();
+        store.acquire_lease(CONVERSATION, "971500000001", "100", "{}", "p1", now_ms() + 30_000).await.unwrap();
+        let row = store.next_inbox(CONVERSATION).await.unwrap().unwrap();
+        store.commit_and_next(commit("p1", 0, row.id, 1, vec![outbox("a")])).await.unwrap();
+        let now = now_ms() + 1;
+        let id = store.due_outbox(now, 10).await.unwrap()[0].id;
+        // p1 claims for 10 ms; later, its claim expired, p2 takes the row.
+        let old = store.claim_outbox_rows(&[id], now, 10, "p1", Lane::Bulk).await.unwrap()[0];
+        let later = now + 1_000;
+        let new = store.claim_outbox_rows(&[id], later, 60_000, "p2", Lane::Bulk).await.unwrap()[0];
+        assert_eq!((new.attempt, new.token), (2, old.token + 1), "{backend}");
+        // Nothing p1 does with its old claim lands.
+        assert_eq!(store.extend_outbox_claims(&[old], later + 60_000).await.unwrap(), vec![id], "{backend}");
+        assert!(!store.outbox_retry(old, later, "erp.timeout: late").await.unwrap(), "{backend}");
+        assert!(!store.outbox_dead(old, "erp.status: late").await.unwrap(), "{backend}");
+        let event = NewInbox { dedup_key: "erp:old".into(), ..inbox("erp:old") };
+        assert!(!store.outbox_done_with_event(old, "SAL-1", OutboxStatus::Sent, event).await.unwrap(), "{backend}");
+        assert_eq!(
+            store.outbox_sent_many(&[(old, "wamid.x".into())], Lane::Bulk).await.unwrap(),
+            vec![id],
+            "{backend}"
+        );
+        store.unclaim_outbox_rows(&[old], later).await.unwrap();
+        let r = store.outbox_row(id).await.unwrap().unwrap();
+        assert_eq!((r.status.as_str(), r.claim_owner.as_deref(), r.attempts), ("pending", Some("p2"), 2), "{backend}");
+        assert!(r.next_attempt_at > later + 30_000, "{backend}: p2's claim stands");
+        assert!(store.next_inbox(CONVERSATION).await.unwrap().is_none(), "{backend}: no event for the old claim");
+        // p2's claim works.
+        let event = inbox("erp:new");
+        assert!(store.outbox_done_with_event(new, "SAL-1", OutboxStatus::Sent, event).await.unwrap(), "{backend}");
+        assert_eq!(store.outbox_row(id).await.unwrap().unwrap().status, "sent", "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn due_rows_skip_retries_and_what_waits_behind_them_but_not_other_queues() {
+    for (backend, store) in stores().await {
+        store.insert_inbox(&[inbox("wamid.1")]).await.unwrap();
+        store.acquire_lease(CONVERSATION, "971500000001", "100", "{}", "p1", now_ms() + 30_000).await.unwrap();
+        let row = store.next_inbox(CONVERSATION).await.unwrap().unwrap();
+        let mut write = outbox("write");
+        write.kind = "erp".into();
+        let rows = vec![write, outbox("m1"), outbox("m2")];
+        store.commit_and_next(commit("p1", 0, row.id, 1, rows)).await.unwrap();
+        let now = now_ms() + 1;
+        let due = store.due_outbox(now, 10).await.unwrap();
+        assert_eq!(due.len(), 3, "{backend}");
+        // The ERP write fails and waits for its retry, and the first message too.
+        let claims = store.claim_outbox_rows(&[due[0].id, due[1].id], now, 60_000, "p1", Lane::Bulk).await.unwrap();
+        for c in &claims {
+            assert!(store.outbox_retry(*c, now + 60_000, "erp.timeout: slow").await.unwrap(), "{backend}");
+        }
+        let keys: Vec<String> =
+            store.due_outbox(now, 10).await.unwrap().into_iter().map(|r| r.idempotency_key).collect();
+        assert!(keys.is_empty(), "{backend}: m2 waits behind m1 (its queue), and nothing else is due: {keys:?}");
+        // m1's retry comes (taken, then given back due now): both messages go while the ERP
+        // write still waits.
+        let m1 = store.claim_outbox_rows(&[due[1].id], now + 61_000, 10, "p1", Lane::Bulk).await.unwrap();
+        assert_eq!(m1.len(), 1, "{backend}");
+        store.unclaim_outbox_rows(&m1, now).await.unwrap();
+        let keys: Vec<String> =
+            store.due_outbox(now, 10).await.unwrap().into_iter().map(|r| r.idempotency_key).collect();
+        assert_eq!(keys, vec!["m1", "m2"], "{backend}: the ERP write's retry holds back only ERP writes");
     }
 }
 

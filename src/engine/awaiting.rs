@@ -23,6 +23,21 @@ pub fn on_outcome(t: &mut Turn<'_>) -> Result<Next, EngineError> {
         return Ok(Next::Stay);
     }
     if t.state.journey.as_ref().is_none_or(|j| &j.id != journey_id) {
+        if let (Some(r), None) = (reference, error) {
+            // A write given up on went through later (sent again by an operator): the customer
+            // is told, whatever they are doing now.
+            if !t.state.references.contains(r) {
+                t.state.references.push(r.clone());
+                t.note(
+                    "erp_outcome",
+                    format!("ERP accepted {action} late, for journey {journey_id} which has ended: reference {r}"),
+                    None,
+                );
+                let body = Messages::fill(&t.msg().erp_late_success, &[("reference", r)]);
+                t.say(body);
+                return Ok(Next::Stay);
+            }
+        }
         t.note("ignored", format!("ERP answer for journey {journey_id} which is no longer under way"), None);
         return Ok(Next::Stay);
     }

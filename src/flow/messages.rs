@@ -152,12 +152,18 @@ pub struct Messages {
     pub erp_refused_value: String,
     /// A lookup could not reach the ERP.
     pub lookup_failed: String,
+    /// A write that had been given up on went through later (an operator sent it again) after
+    /// its journey ended. `{reference}`.
+    pub erp_late_success: String,
 
     // ------------------------------------------------------------ people
     /// The "talk to a person" button (at most 20 characters).
     pub person_button: String,
     /// A person has been asked to take over.
     pub handed_off: String,
+    /// A message (or the conversation's stored state) could not be read and was set aside for a
+    /// person to look at.
+    pub message_set_aside: String,
     /// A person took the conversation over. `{agent}`.
     pub agent_joined: String,
     /// The person gave the conversation back.
@@ -206,6 +212,7 @@ pub const PLACEHOLDERS: &[(&str, &[&str])] = &[
     ("request_waiting", &["request"]),
     ("erp_waiting", &["request"]),
     ("erp_refused_value", &["labels", "why"]),
+    ("erp_late_success", &["reference"]),
     ("agent_joined", &["agent"]),
     ("recovery_known", &["known"]),
     ("recovery_missing", &["missing"]),
@@ -358,9 +365,13 @@ impl Default for Messages {
             lookup_failed: s(
                 "Sorry, I can't reach our system to look that up right now. Please try again in a few minutes, or write \"talk to a person\".",
             ),
+            erp_late_success: s("Good news: your earlier request went through after all. Reference: {reference}."),
             person_button: s("Talk to a person"),
             handed_off: s(
                 "I've asked a member of our team to help you. They'll reply here shortly — everything you've told me is saved.",
+            ),
+            message_set_aside: s(
+                "Sorry, something went wrong reading your last message. I've passed it to a member of our team, who will reply here shortly.",
             ),
             agent_joined: s("You're now chatting with {agent} from our team."),
             agent_left: s("Thanks for your patience! You're back with our booking assistant."),

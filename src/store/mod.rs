@@ -94,19 +94,22 @@ const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5
 macro_rules! with_conn {
     ($store:expr, |$conn:ident| $body:expr) => {
         match &$store.pools {
-            Pools::Sqlite(pool) => {
-                let mut guard = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
-                let $conn: &mut SqliteConn = &mut *guard;
+            $crate::store::Pools::Sqlite(pool) => {
+                let mut guard = pool.get().await.map_err(|e| $crate::store::StoreError::Pool(e.to_string()))?;
+                let $conn: &mut $crate::store::SqliteConn = &mut *guard;
                 $body
             }
-            Pools::Postgres(pool) => {
-                let mut guard = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
-                let $conn: &mut AsyncPgConnection = &mut *guard;
+            $crate::store::Pools::Postgres(pool) => {
+                let mut guard = pool.get().await.map_err(|e| $crate::store::StoreError::Pool(e.to_string()))?;
+                let $conn: &mut diesel_async::AsyncPgConnection = &mut *guard;
                 $body
             }
         }
     };
 }
+
+mod outbox_queue;
+pub use outbox_queue::{Claim, DUE_PER_CONVERSATION, NewOutbox, OutboxKind, OutboxRow, OutboxStatus};
 
 /// A new inbox row: built by `pipeline::inbox::row`, the one way every producer (the webhook,
 /// the admin API, the outbox, the scheduler) queues an event.
@@ -225,147 +228,6 @@ pub struct TurnRow {
     pub record: String,
     /// Unix ms.
     pub created_at: i64,
-}
-
-/// What an outbox row does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OutboxKind {
-    /// A message to send through the WhatsApp Graph API.
-    WhatsApp,
-    /// A write to the ERP.
-    Erp,
-    /// An event for another conversation's inbox (a conversation moved to a new number).
-    Inbox,
-}
-
-impl OutboxKind {
-    /// As stored in the `kind` column.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutboxKind::WhatsApp => "whatsapp",
-            OutboxKind::Erp => "erp",
-            OutboxKind::Inbox => "inbox",
-        }
-    }
-
-    /// From the `kind` column; `None` for a kind this build does not know.
-    pub fn parse(s: &str) -> Option<OutboxKind> {
-        [OutboxKind::WhatsApp, OutboxKind::Erp, OutboxKind::Inbox].into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-/// Where an outbox row is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OutboxStatus {
-    /// Waiting to be done (or retried).
-    Pending,
-    /// Done: sent, written or delivered.
-    Sent,
-    /// Given up on after its attempts (the dead letter), or refused for good.
-    Dead,
-}
-
-impl OutboxStatus {
-    /// As stored in the `status` column.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutboxStatus::Pending => "pending",
-            OutboxStatus::Sent => "sent",
-            OutboxStatus::Dead => "dead",
-        }
-    }
-
-    /// From the `status` column.
-    pub fn parse(s: &str) -> Option<OutboxStatus> {
-        [OutboxStatus::Pending, OutboxStatus::Sent, OutboxStatus::Dead].into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-/// A new outbox row.
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = outbox)]
-pub struct NewOutbox {
-    /// Conversation.
-    pub conversation_id: String,
-    /// [`OutboxKind::as_str`].
-    pub kind: String,
-    /// Unique: a commit whose key is already queued fails whole (an effect is never queued twice
-    /// nor dropped).
-    pub idempotency_key: String,
-    /// JSON to send.
-    pub payload: String,
-    /// [`OutboxStatus::Pending`].
-    pub status: String,
-    /// Unix ms.
-    pub next_attempt_at: i64,
-    /// Unix ms.
-    pub created_at: i64,
-    /// Unix ms.
-    pub updated_at: i64,
-}
-
-impl NewOutbox {
-    /// A pending row of `kind` for `conversation_id`, due now (`now`: Unix ms).
-    pub fn pending(
-        conversation_id: &str,
-        kind: OutboxKind,
-        idempotency_key: String,
-        payload: String,
-        now: i64,
-    ) -> Self {
-        NewOutbox {
-            conversation_id: conversation_id.to_string(),
-            kind: kind.as_str().to_string(),
-            idempotency_key,
-            payload,
-            status: OutboxStatus::Pending.as_str().to_string(),
-            next_attempt_at: now,
-            created_at: now,
-            updated_at: now,
-        }
-    }
-}
-
-/// A stored outbox row.
-#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
-#[diesel(table_name = outbox)]
-pub struct OutboxRow {
-    /// Id (queue order).
-    pub id: i64,
-    /// Conversation.
-    pub conversation_id: String,
-    /// [`OutboxKind::as_str`].
-    pub kind: String,
-    /// Idempotency key.
-    pub idempotency_key: String,
-    /// Payload JSON.
-    pub payload: String,
-    /// [`OutboxStatus::as_str`].
-    pub status: String,
-    /// Attempts made.
-    pub attempts: i32,
-    /// Unix ms.
-    pub next_attempt_at: i64,
-    /// Last failure.
-    pub last_error: Option<String>,
-    /// Result (wamid or ERP reference).
-    pub result: Option<String>,
-    /// Unix ms.
-    pub created_at: i64,
-    /// Unix ms.
-    pub updated_at: i64,
-}
-
-impl OutboxRow {
-    /// Its kind; `None` for a kind this build does not know.
-    pub fn kind(&self) -> Option<OutboxKind> {
-        OutboxKind::parse(&self.kind)
-    }
-
-    /// Its status.
-    pub fn status(&self) -> Option<OutboxStatus> {
-        OutboxStatus::parse(&self.status)
-    }
 }
 
 /// Everything one turn writes, in one transaction.
@@ -867,93 +729,6 @@ impl Store {
         Ok(fresh.iter().any(|f| *f))
     }
 
-    /// Claims due outbox rows for this process in one statement, by moving their next attempt
-    /// `lease_ms` ahead; returns the ids claimed (another process may have taken some). `lane`:
-    /// the lane of the pass (interactive replies, or the backlog's).
-    pub async fn claim_outbox_rows(
-        &self,
-        ids: &[i64],
-        now: i64,
-        lease_ms: i64,
-        lane: Lane,
-    ) -> Result<Vec<i64>, StoreError> {
-        if ids.is_empty() {
-            return Ok(vec![]);
-        }
-        if let Pools::Postgres(pool) = &self.pools {
-            let mut conn = self.pg_conn(pool, lane).await?;
-            let statement = pg_statements::ClaimOutbox { ids, now_ms: now, until_ms: now + lease_ms };
-            let claimed: Vec<pg_statements::ClaimedId> = statement.load(&mut *conn).await?;
-            return Ok(claimed.into_iter().map(|c| c.id).collect());
-        }
-        let ids = ids.to_vec();
-        Ok(self.sqlite_group(lane, move |c| sqlite_sync::claim_outbox_rows(c, &ids, now, now + lease_ms)).await??)
-    }
-
-    /// Gives claimed rows back (they are due again at once).
-    pub async fn unclaim_outbox_rows(&self, ids: &[i64], now: i64) -> Result<(), StoreError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let ids = ids.to_vec();
-        with_conn!(self, |conn| {
-            diesel::update(outbox::table)
-                .filter(outbox::id.eq_any(&ids))
-                .filter(outbox::status.eq(OutboxStatus::Pending.as_str()))
-                .set(outbox::next_attempt_at.eq(now))
-                .execute(conn)
-                .await?;
-            Ok(())
-        })
-    }
-
-    /// Dead-lettered outbox rows, oldest first.
-    pub async fn dead_outbox(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
-        self.outbox_with_status(OutboxStatus::Dead.as_str(), limit).await
-    }
-
-    /// Puts dead rows back in the queue with a fresh attempt count: one row, or all with `None`.
-    /// Returns how many.
-    pub async fn redrive(&self, id: Option<i64>) -> Result<usize, StoreError> {
-        with_conn!(self, |conn| {
-            let now = now_ms();
-            let set = (
-                outbox::status.eq(OutboxStatus::Pending.as_str()),
-                outbox::attempts.eq(0),
-                outbox::next_attempt_at.eq(now),
-                outbox::updated_at.eq(now),
-            );
-            let n = match id {
-                Some(id) => {
-                    diesel::update(outbox::table)
-                        .filter(outbox::status.eq(OutboxStatus::Dead.as_str()))
-                        .filter(outbox::id.eq(id))
-                        .set(set)
-                        .execute(conn)
-                        .await?
-                }
-                None => {
-                    diesel::update(outbox::table)
-                        .filter(outbox::status.eq(OutboxStatus::Dead.as_str()))
-                        .set(set)
-                        .execute(conn)
-                        .await?
-                }
-            };
-            Ok(n)
-        })
-    }
-
-    /// An outbox row by id.
-    pub async fn outbox_row(&self, id: i64) -> Result<Option<OutboxRow>, StoreError> {
-        Ok(with_conn!(self, |conn| outbox::table
-            .find(id)
-            .select(OutboxRow::as_select())
-            .first(conn)
-            .await
-            .optional()?))
-    }
-
     /// Conversations, most recently updated first (for operators' lists).
     pub async fn recent_conversations(&self, limit: i64) -> Result<Vec<ConversationRow>, StoreError> {
         Ok(with_conn!(self, |conn| {
@@ -976,11 +751,6 @@ impl Store {
                 .await?;
             Ok(inbox::table.find(inbox_id).select(inbox::attempts).first(conn).await?)
         })
-    }
-
-    /// Pending outbox rows in queue order, due or not (the dispatcher keeps per-conversation order).
-    pub async fn pending_outbox(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
-        self.outbox_with_status(OutboxStatus::Pending.as_str(), limit).await
     }
 
     /// The lookup results stored under `hash` (see [`LookupSnapshot`]), as JSON.
@@ -1028,176 +798,6 @@ impl Store {
         }))
     }
 
-    /// Pending outbox rows of some conversations, in queue order, due or not (at most `limit`).
-    pub async fn pending_outbox_of(
-        &self,
-        conversation_ids: &[String],
-        limit: i64,
-    ) -> Result<Vec<OutboxRow>, StoreError> {
-        if conversation_ids.is_empty() {
-            return Ok(vec![]);
-        }
-        match &self.pools {
-            Pools::Sqlite(main) => {
-                // The reserved reader, and all the conversations' queries in one blocking trip.
-                let pool = self.sqlite_interactive_reads.as_ref().unwrap_or(main);
-                let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
-                let ids = conversation_ids.to_vec();
-                Ok(conn.spawn_blocking(move |c| sqlite_sync::pending_outbox_of(c, &ids, limit)).await?)
-            }
-            Pools::Postgres(pool) => {
-                // A reserved connection while the pool has a queue.
-                let mut conn = self.pg_conn(pool, Lane::Interactive).await?;
-                Ok(outbox::table
-                    .filter(outbox::status.eq(OutboxStatus::Pending.as_str()))
-                    .filter(outbox::conversation_id.eq_any(conversation_ids))
-                    .order(outbox::id)
-                    .limit(limit)
-                    .select(OutboxRow::as_select())
-                    .load(&mut *conn)
-                    .await?)
-            }
-        }
-    }
-
-    /// Outbox rows with a status, in queue order.
-    async fn outbox_with_status(&self, status: &str, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
-        let status = status.to_string();
-        Ok(with_conn!(self, |conn| {
-            outbox::table
-                .filter(outbox::status.eq(&status))
-                .order(outbox::id)
-                .limit(limit)
-                .select(OutboxRow::as_select())
-                .load(conn)
-                .await?
-        }))
-    }
-
-    /// Marks sent outbox rows done with their results (wamids), in one statement (SQLite: one
-    /// trip to the blocking pool). `lane`: the lane of the pass that sent them.
-    pub async fn outbox_sent_many(&self, sent: &[(i64, String)], lane: Lane) -> Result<(), StoreError> {
-        if sent.is_empty() {
-            return Ok(());
-        }
-        if let Pools::Sqlite(_) = &self.pools {
-            let sent = sent.to_vec();
-            return Ok(self.sqlite_group(lane, move |c| sqlite_sync::outbox_sent_many(c, &sent)).await??);
-        }
-        if let Pools::Postgres(pool) = &self.pools {
-            let mut conn = self.pg_conn(pool, lane).await?;
-            pg_statements::MarkSent::new(sent, now_ms()).execute(&mut *conn).await?;
-        }
-        Ok(())
-    }
-
-    /// Marks an outbox row done with its result.
-    pub async fn outbox_sent(&self, id: i64, result: &str) -> Result<(), StoreError> {
-        let r = result.to_string();
-        with_conn!(self, |conn| {
-            diesel::update(outbox::table.find(id))
-                .set((
-                    outbox::status.eq(OutboxStatus::Sent.as_str()),
-                    outbox::result.eq(Some(&r)),
-                    outbox::attempts.eq(outbox::attempts + 1),
-                    outbox::updated_at.eq(now_ms()),
-                ))
-                .execute(conn)
-                .await?;
-            Ok(())
-        })
-    }
-
-    /// Marks an outbox row done and queues the inbox event that tells its conversation, in one
-    /// transaction (so an ERP answer is never lost between the two).
-    pub async fn outbox_done_with_event(
-        &self,
-        id: i64,
-        result: &str,
-        status: &str,
-        event: NewInbox,
-    ) -> Result<(), StoreError> {
-        let (r, st) = (result.to_string(), status.to_string());
-        with_conn!(self, |conn| {
-            conn.transaction::<_, StoreError, _>(async move |c| {
-                diesel::update(outbox::table.find(id))
-                    .set((
-                        outbox::status.eq(&st),
-                        outbox::result.eq(Some(&r)),
-                        outbox::attempts.eq(outbox::attempts + 1),
-                        outbox::updated_at.eq(now_ms()),
-                    ))
-                    .execute(c)
-                    .await?;
-                diesel::insert_into(inbox::table)
-                    .values(&event)
-                    .on_conflict(inbox::dedup_key)
-                    .do_nothing()
-                    .execute(c)
-                    .await?;
-                Ok(())
-            })
-            .await
-        })
-    }
-
-    /// Schedules another attempt.
-    pub async fn outbox_retry(&self, id: i64, next_attempt_at: i64, error: &str) -> Result<(), StoreError> {
-        let e = error.to_string();
-        with_conn!(self, |conn| {
-            diesel::update(outbox::table.find(id))
-                .set((
-                    outbox::attempts.eq(outbox::attempts + 1),
-                    outbox::next_attempt_at.eq(next_attempt_at),
-                    outbox::last_error.eq(Some(&e)),
-                    outbox::updated_at.eq(now_ms()),
-                ))
-                .execute(conn)
-                .await?;
-            Ok(())
-        })
-    }
-
-    /// Gives up on a row: it stays visible with status `dead`.
-    pub async fn outbox_dead(&self, id: i64, error: &str) -> Result<(), StoreError> {
-        let e = error.to_string();
-        with_conn!(self, |conn| {
-            diesel::update(outbox::table.find(id))
-                .set((
-                    outbox::status.eq(OutboxStatus::Dead.as_str()),
-                    outbox::attempts.eq(outbox::attempts + 1),
-                    outbox::last_error.eq(Some(&e)),
-                    outbox::updated_at.eq(now_ms()),
-                ))
-                .execute(conn)
-                .await?;
-            Ok(())
-        })
-    }
-
-    /// Outbox rows of a conversation, in order, optionally only `kind` and after `after_id`.
-    pub async fn outbox_of(
-        &self,
-        conversation_id: &str,
-        kind: Option<&str>,
-        after_id: i64,
-    ) -> Result<Vec<OutboxRow>, StoreError> {
-        let cid = conversation_id.to_string();
-        let k = kind.map(String::from);
-        Ok(with_conn!(self, |conn| {
-            let mut q = outbox::table
-                .filter(outbox::conversation_id.eq(&cid))
-                .filter(outbox::id.gt(after_id))
-                .order(outbox::id)
-                .select(OutboxRow::as_select())
-                .into_boxed();
-            if let Some(k) = &k {
-                q = q.filter(outbox::kind.eq(k.clone()));
-            }
-            q.load(conn).await?
-        }))
-    }
-
     /// Turns of a conversation, in order.
     pub async fn turns_of(&self, conversation_id: &str) -> Result<Vec<TurnRow>, StoreError> {
         let cid = conversation_id.to_string();
@@ -1209,23 +809,6 @@ impl Store {
                 .load(conn)
                 .await?
         }))
-    }
-
-    /// The outbox backlog: pending rows and the creation time (Unix ms) of the oldest.
-    pub async fn outbox_backlog(&self) -> Result<(i64, Option<i64>), StoreError> {
-        with_conn!(self, |conn| {
-            let n: i64 = outbox::table
-                .filter(outbox::status.eq(OutboxStatus::Pending.as_str()))
-                .count()
-                .get_result(conn)
-                .await?;
-            let oldest: Option<i64> = outbox::table
-                .filter(outbox::status.eq(OutboxStatus::Pending.as_str()))
-                .select(diesel::dsl::min(outbox::created_at))
-                .first(conn)
-                .await?;
-            Ok((n, oldest))
-        })
     }
 
     /// The database's size in bytes (SQLite: pages × page size; PostgreSQL: `pg_database_size`).

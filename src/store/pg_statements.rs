@@ -333,21 +333,35 @@ impl QueryFragment<Pg> for InsertInbox<'_> {
     }
 }
 
-/// An outbox row id returned by [`ClaimOutbox`].
+/// An outbox row id, returned by [`MarkSent`] for each row it marked.
 #[derive(Debug, QueryableByName)]
 pub(super) struct ClaimedId {
     #[diesel(sql_type = BigInt)]
     pub id: i64,
 }
 
-/// Claims due pending outbox rows by moving their next attempt to `until_ms`, skipping rows
-/// another statement holds locked; returns the ids claimed.
+/// A claim taken by [`ClaimOutbox`]: the row, its new fencing token and attempt count.
+#[derive(Debug, QueryableByName)]
+pub(super) struct ClaimedRow {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub claim_token: i64,
+    #[diesel(sql_type = Integer)]
+    pub attempts: i32,
+}
+
+/// Claims due pending outbox rows for `owner` by moving their next attempt to `until_ms`,
+/// counting an attempt and taking each row's next fencing token, skipping rows another statement
+/// holds locked; returns the claims.
 pub(super) struct ClaimOutbox<'a> {
     pub ids: &'a [i64],
     /// Unix ms.
     pub now_ms: i64,
     /// Unix ms.
     pub until_ms: i64,
+    /// The claiming process's instance id.
+    pub owner: &'a str,
 }
 fixed_statement!(ClaimOutbox);
 
@@ -358,28 +372,34 @@ impl QueryFragment<Pg> for ClaimOutbox<'_> {
         // its rows in another order); it is not due for this pass anyway.
         out.push_sql("UPDATE outbox SET next_attempt_at = ");
         out.push_bind_param::<BigInt, _>(&self.until_ms)?;
+        out.push_sql(", claim_owner = ");
+        out.push_bind_param::<Text, _>(self.owner)?;
+        out.push_sql(", claim_token = claim_token + 1, attempts = attempts + 1");
         out.push_sql(" WHERE id IN (SELECT id FROM outbox WHERE id = ANY(");
         out.push_bind_param::<Array<BigInt>, _>(self.ids)?;
         out.push_sql(") AND status = 'pending' AND next_attempt_at <= ");
         out.push_bind_param::<BigInt, _>(&self.now_ms)?;
-        out.push_sql(" FOR UPDATE SKIP LOCKED) RETURNING id");
+        out.push_sql(" FOR UPDATE SKIP LOCKED) RETURNING id, claim_token, attempts");
         Ok(())
     }
 }
 
-/// Marks outbox rows sent, each with its result (the wamid).
+/// Marks outbox rows sent, each with its result (the wamid), each only while the claim that
+/// sent it holds (its fencing token); returns the ids marked.
 pub(super) struct MarkSent<'a> {
     ids: Vec<i64>,
+    tokens: Vec<i64>,
     results: Vec<&'a str>,
     now_ms: i64,
 }
 fixed_statement!(MarkSent);
 
 impl<'a> MarkSent<'a> {
-    /// The statement for `(id, result)` pairs, at `now_ms`.
-    pub(super) fn new(sent: &'a [(i64, String)], now_ms: i64) -> Self {
+    /// The statement for `(claim, result)` pairs, at `now_ms`.
+    pub(super) fn new(sent: &'a [(super::Claim, String)], now_ms: i64) -> Self {
         MarkSent {
-            ids: sent.iter().map(|(id, _)| *id).collect(),
+            ids: sent.iter().map(|(c, _)| c.id).collect(),
+            tokens: sent.iter().map(|(c, _)| c.token).collect(),
             results: sent.iter().map(|(_, r)| r.as_str()).collect(),
             now_ms,
         }
@@ -388,15 +408,18 @@ impl<'a> MarkSent<'a> {
 
 impl QueryFragment<Pg> for MarkSent<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql(
-            "UPDATE outbox SET status = 'sent', result = s.result, attempts = outbox.attempts + 1, updated_at = ",
-        );
+        out.push_sql("UPDATE outbox SET status = 'sent', result = s.result, updated_at = ");
         out.push_bind_param::<BigInt, _>(&self.now_ms)?;
         out.push_sql(" FROM unnest(");
         out.push_bind_param::<Array<BigInt>, _>(&self.ids)?;
         out.push_sql(", ");
+        out.push_bind_param::<Array<BigInt>, _>(&self.tokens)?;
+        out.push_sql(", ");
         out.push_bind_param::<Array<Text>, _>(&self.results)?;
-        out.push_sql(") AS s(id, result) WHERE outbox.id = s.id");
+        out.push_sql(
+            ") AS s(id, token, result) WHERE outbox.id = s.id AND outbox.claim_token = s.token \
+             AND outbox.status = 'pending' RETURNING outbox.id",
+        );
         Ok(())
     }
 }

@@ -62,6 +62,8 @@ diesel::table! {
         result -> Nullable<Text>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        claim_owner -> Nullable<Text>,
+        claim_token -> BigInt,
     }
 }
 

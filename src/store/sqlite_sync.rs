@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 
 use super::schema::{conversations, inbox, lookup_snapshots, outbox, turns};
-use super::{NewInbox, OutboxRow, OutboxStatus, TurnCommit, now_ms};
+use super::{Claim, NewInbox, OutboxRow, OutboxStatus, TurnCommit, now_ms};
 
 /// A turn's writes, inside the caller's transaction; `Err(RollbackTransaction)` when the version
 /// or lease no longer holds.
@@ -125,32 +125,51 @@ pub fn commit_and_next(c: &mut SqliteConnection, commit: &TurnCommit) -> QueryRe
     Ok((next, released))
 }
 
-/// Claims due pending outbox rows by moving their next attempt to `until_ms`; returns the ids
-/// claimed.
-pub fn claim_outbox_rows(c: &mut SqliteConnection, ids: &[i64], now: i64, until_ms: i64) -> QueryResult<Vec<i64>> {
-    diesel::update(outbox::table)
+/// Claims due pending outbox rows for `owner` by moving their next attempt to `until_ms`,
+/// counting an attempt and taking each row's next fencing token; returns the claims.
+pub fn claim_outbox_rows(
+    c: &mut SqliteConnection,
+    ids: &[i64],
+    now: i64,
+    until_ms: i64,
+    owner: &str,
+) -> QueryResult<Vec<Claim>> {
+    let rows: Vec<(i64, i64, i32)> = diesel::update(outbox::table)
         .filter(outbox::id.eq_any(ids))
         .filter(outbox::status.eq(OutboxStatus::Pending.as_str()))
         .filter(outbox::next_attempt_at.le(now))
-        .set(outbox::next_attempt_at.eq(until_ms))
-        .returning(outbox::id)
-        .get_results(c)
+        .set((
+            outbox::next_attempt_at.eq(until_ms),
+            outbox::claim_owner.eq(Some(owner)),
+            outbox::claim_token.eq(outbox::claim_token + 1),
+            outbox::attempts.eq(outbox::attempts + 1),
+        ))
+        .returning((outbox::id, outbox::claim_token, outbox::attempts))
+        .get_results(c)?;
+    Ok(rows.into_iter().map(|(id, token, attempt)| Claim { id, token, attempt }).collect())
 }
 
-/// Marks outbox rows sent with their results.
-pub fn outbox_sent_many(c: &mut SqliteConnection, sent: &[(i64, String)]) -> QueryResult<()> {
+/// Marks outbox rows sent with their results, each only while its claim holds; returns the ids
+/// marked.
+pub fn outbox_sent_many(c: &mut SqliteConnection, sent: &[(Claim, String)]) -> QueryResult<Vec<i64>> {
     let now = now_ms();
-    for (id, result) in sent {
-        diesel::update(outbox::table.find(*id))
+    let mut marked = Vec::with_capacity(sent.len());
+    for (claim, result) in sent {
+        let n = diesel::update(outbox::table)
+            .filter(outbox::id.eq(claim.id))
+            .filter(outbox::claim_token.eq(claim.token))
+            .filter(outbox::status.eq(OutboxStatus::Pending.as_str()))
             .set((
                 outbox::status.eq(OutboxStatus::Sent.as_str()),
                 outbox::result.eq(Some(result)),
-                outbox::attempts.eq(outbox::attempts + 1),
                 outbox::updated_at.eq(now),
             ))
             .execute(c)?;
+        if n == 1 {
+            marked.push(claim.id);
+        }
     }
-    Ok(())
+    Ok(marked)
 }
 
 /// Creates the conversation if it is new, then takes its lease if it is free, expired or already

@@ -39,16 +39,25 @@ pub fn sqlite() -> Db {
     Db::Sqlite(dir.join(format!("{}.db", uuid::Uuid::new_v4().simple())).display().to_string())
 }
 
-/// A fresh PostgreSQL database on the server named by `TEST_POSTGRES_URL` (the Makefile sets it to
-/// the local server), or `None` when it is unset.
-pub async fn postgres() -> Option<Db> {
-    let admin = std::env::var("TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())?;
+/// The PostgreSQL server the tests use when `TEST_POSTGRES_URL` is not set.
+pub const DEFAULT_TEST_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A fresh PostgreSQL database on the server named by `TEST_POSTGRES_URL` (by default the local
+/// one, as the Makefile and CI set it). A test that needs PostgreSQL fails when it is missing:
+/// it never passes by skipping.
+pub async fn postgres() -> Db {
+    let admin = std::env::var("TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| DEFAULT_TEST_POSTGRES_URL.to_string());
     use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
     let name = format!("carewell_test_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = AsyncPgConnection::establish(&admin).await.expect("TEST_POSTGRES_URL must reach PostgreSQL");
+    let mut conn = AsyncPgConnection::establish(&admin).await.unwrap_or_else(|e| {
+        panic!("this test needs PostgreSQL at {admin} (TEST_POSTGRES_URL): {e}; start it (see README, Tests) or point TEST_POSTGRES_URL at one")
+    });
     conn.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
     let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
-    Some(Db::Postgres(format!("{base}/{name}")))
+    Db::Postgres(format!("{base}/{name}"))
 }
 
 // ---------------------------------------------------------------- the server under test

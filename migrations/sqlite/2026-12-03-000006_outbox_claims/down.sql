@@ -1,0 +1,3 @@
+DROP INDEX outbox_due;
+ALTER TABLE outbox DROP COLUMN claim_token;
+ALTER TABLE outbox DROP COLUMN claim_owner;

@@ -77,6 +77,8 @@ pub struct Timeline {
     pub state: Value,
     /// Turns.
     pub entries: Vec<Entry>,
+    /// What was set aside unread (the quarantine), newest first.
+    pub set_aside: Vec<crate::store::QuarantineRow>,
 }
 
 fn subsystem(code: &str) -> String {
@@ -92,6 +94,7 @@ fn describe(event: &InboundEvent) -> String {
         EventKind::ErpOutcome { action, error, .. } => {
             format!("ERP failed {action}: {}", error.as_deref().unwrap_or_default())
         }
+        EventKind::SetAside { what, quarantine_id, .. } => format!("{what} set aside (quarantine #{quarantine_id})"),
         other => other.name().replace('_', " "),
     }
 }
@@ -128,6 +131,11 @@ fn entry(t: &crate::store::TurnRow, outbox: &[crate::store::OutboxRow]) -> Entry
     };
     let step_at = record.trace.iter().find_map(|d| at(&d.source));
     let mut failures = Vec::new();
+    if let EventKind::SetAside { error, .. } = &record.event.kind {
+        // The code of what failed leads the error ("store.corrupt_event: …").
+        let code = error.split(':').next().unwrap_or("worker.set_aside").to_string();
+        failures.push(Failure { subsystem: subsystem(&code), code, detail: error.clone(), at: None });
+    }
     if t.outcome != "ok" {
         let detail = record
             .error
@@ -239,7 +247,14 @@ pub async fn build(store: &Store, key: &str) -> Result<Vec<Timeline>, StoreError
             }),
             None => serde_json::json!({"error": "record.unreadable: the stored state does not parse"}),
         };
-        out.push(Timeline { conversation_id: c.id.clone(), customer: c.customer.clone(), state: summary, entries });
+        let set_aside = store.quarantined(Some(&c.id), 100).await?;
+        out.push(Timeline {
+            conversation_id: c.id.clone(),
+            customer: c.customer.clone(),
+            state: summary,
+            entries,
+            set_aside,
+        });
     }
     Ok(out)
 }
@@ -247,6 +262,15 @@ pub async fn build(store: &Store, key: &str) -> Result<Vec<Timeline>, StoreError
 /// The timeline as text for a terminal.
 pub fn render(t: &Timeline) -> String {
     let mut out = format!("conversation {} (customer +{})\nnow: {}\n", t.conversation_id, t.customer, t.state);
+    for q in &t.set_aside {
+        out.push_str(&format!(
+            "   !! SET ASIDE #{} ({}{}): {}\n",
+            q.id,
+            q.kind,
+            q.inbox_id.map(|i| format!(", inbox row {i}")).unwrap_or_default(),
+            q.error
+        ));
+    }
     for e in &t.entries {
         let when =
             jiff::Timestamp::from_millisecond(e.at).map(|ts| ts.strftime("%H:%M:%S").to_string()).unwrap_or_default();

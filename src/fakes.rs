@@ -1,7 +1,7 @@
 //! Loopback fakes of the outside world — the WhatsApp Graph API, a Frappe ERP and an
 //! OpenAI-compatible LLM — realistic enough to exercise the real server: they check
 //! authentication and WhatsApp's message limits (`../shared/reference/whatsapp-cloud-api.md` §7,
-//! §11), name documents and refuse duplicate keys as Frappe does (`frappe-rest-api.md` §7, §9),
+//! §11), name documents and refuse values of fields declared unique as Frappe does (`frappe-rest-api.md` §7, §9),
 //! and can be told to fail, time out or lie. Used by the end-to-end tests and the load generator;
 //! never by the service itself.
 
@@ -40,6 +40,21 @@ where
         let _ = rt.block_on(running);
     });
     format!("http://{addr}")
+}
+
+// ---------------------------------------------------------------- injected faults
+
+/// The environment variable that makes the server panic inside its guards when a typed message
+/// contains its value (read only in builds with the `fakes` feature: tests, never production).
+pub const PANIC_IN_GUARDS_ENV: &str = "CAREWELL_FAULT_PANIC_IN_GUARDS";
+
+/// Panics when `text` contains the value of [`PANIC_IN_GUARDS_ENV`]: a deliberate bug, for the
+/// tests that show a panic in a turn neither blocks its conversation nor the process.
+pub fn injected_guard_panic(text: Option<&str>) {
+    let Ok(trigger) = std::env::var(PANIC_IN_GUARDS_ENV) else { return };
+    if !trigger.is_empty() && text.is_some_and(|t| t.contains(&trigger)) {
+        panic!("injected fault: a panic inside the guards");
+    }
 }
 
 // ---------------------------------------------------------------- fake Graph API

@@ -248,3 +248,37 @@ async fn a_dead_erp_write_sent_again_by_an_operator_is_told_to_its_conversation(
     assert_says(&c.replies(), &format!("went through after all. Reference: {name}"));
     server.assert_replays().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_blip_in_the_middle_of_a_turn_gives_the_real_answer_late_and_no_apology() {
+    // The LLM takes 1.5 s, so the turn is under way when the database goes away.
+    let llm = FakeLlm::start_with_latency(LlmMode::Good, vec![], std::time::Duration::from_millis(1500));
+    let fakes = Fakes::new(Some(llm.clone()));
+    let Db::Postgres(url) = postgres().await else { unreachable!() };
+    let proxy = BlipProxy::start(&BlipProxy::target_of(&url)).await;
+    let db = Db::Postgres(proxy.url_through(&url));
+    let server = Server::start_with(&db, &fakes, &[("LLM_TIMEOUT_MS", "5000"), ("LLM_BUDGET_MS", "5000")]);
+    let mut c = Customer::new(&server, &fakes.graph, "971500007030");
+    let (body, _) = c.body("text", serde_json::json!({"body": "I'd like to book a full wash"}), None);
+    assert_eq!(server.post_webhook(&body, Some(SECRET)).await.0, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // PostgreSQL is gone for about a second: every connection cut, new ones refused.
+    proxy.cut(std::time::Duration::from_millis(1200));
+    let started = std::time::Instant::now();
+    while fakes.graph.count_to(&c.wa_id) == 0 {
+        assert!(started.elapsed().as_secs() < 30, "no answer after the blip:\n{}", server.log());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    server.settle().await;
+    let replies = c.replies();
+    assert_says(&replies, "first and last name");
+    let all = texts(&replies);
+    assert!(!all.contains("something went wrong"), "no apology:\n{all}");
+    assert!(server.log().contains("the database is unavailable"), "the blip was seen and waited out");
+    let store = server.store().await;
+    let turns = store.turns_of(&c.conversation_id()).await.unwrap();
+    assert_eq!(turns.len(), 1, "one turn, committed once");
+    assert_eq!(turns[0].outcome, "ok");
+    let calls = llm.log.lock().unwrap().calls;
+    assert!(calls >= 2, "the turn was under way when the database went, and was decided again: {calls} LLM calls");
+}

@@ -57,6 +57,7 @@ fn dispatch(t: &mut Turn<'_>) -> Result<Next, EngineError> {
         EventKind::Tick => return Ok(anywhere::on_tick(t)),
         EventKind::ErpDelayed { .. } => return Ok(awaiting::on_delay(t)),
         EventKind::ErpOutcome { .. } => return awaiting::on_outcome(t),
+        EventKind::SetAside { .. } => return Ok(people::on_set_aside(t)),
         _ => {}
     }
     // The customer's own messages.

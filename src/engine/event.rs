@@ -199,6 +199,17 @@ pub enum EventKind {
         #[serde(default)]
         error: Option<String>,
     },
+    /// Something of this conversation could not be read and was set aside for a person (the
+    /// worker's quarantine): a stored inbound event, the stored state, or a turn that failed on
+    /// every attempt. The conversation is handed to a person.
+    SetAside {
+        /// What was set aside: `inbox_event`, `state` or `turn`.
+        what: String,
+        /// The quarantine entry's id (admin API, `explain`).
+        quarantine_id: i64,
+        /// Why, with the failing subsystem's code.
+        error: String,
+    },
 }
 
 impl EventKind {
@@ -218,6 +229,7 @@ impl EventKind {
             EventKind::AgentRelease { .. } => "agent_release",
             EventKind::Tick => "tick",
             EventKind::ErpDelayed { .. } => "erp_delayed",
+            EventKind::SetAside { .. } => "set_aside",
             EventKind::NumberChanged { .. } => "number_changed",
             EventKind::SystemNotice { .. } => "system_notice",
             EventKind::Deleted { .. } => "deleted",

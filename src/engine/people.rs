@@ -6,6 +6,21 @@ use super::phase::{Handoff, PhaseEvent};
 use super::turn::{Next, Turn};
 use crate::flow::messages::Messages;
 
+/// Something of this conversation was set aside unread (see [`EventKind::SetAside`]): the
+/// customer is told a person will look at it, and the conversation is handed to one (unless a
+/// person has it already).
+pub fn on_set_aside(t: &mut Turn<'_>) -> Next {
+    let EventKind::SetAside { what, quarantine_id, error } = &t.event.kind else { return Next::Stay };
+    let reason = format!("{what} set aside unread (quarantine {quarantine_id}): {error}");
+    t.note("set_aside", reason.clone(), None);
+    if t.state.handoff().is_none() {
+        let handoff = Handoff { since: t.now, reason, agent: None };
+        t.phase(PhaseEvent::HandOff(handoff));
+    }
+    t.say(t.msg().message_set_aside.clone());
+    Next::Stay
+}
+
 /// An agent's action (from the admin API).
 pub fn on_agent(t: &mut Turn<'_>) -> Next {
     match &t.event.kind {

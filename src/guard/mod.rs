@@ -76,6 +76,8 @@ impl Guards {
     /// replay reads "tomorrow" the same way). Never fails: a failing guard is recorded with its
     /// code and the engine takes the flow's fallback.
     pub async fn run(&self, flows: &FlowSet, plan: &GuardPlan, now: jiff::Timestamp) -> GuardResults {
+        #[cfg(feature = "fakes")]
+        crate::fakes::injected_guard_panic(plan.text.as_deref());
         let mut results = self.read(flows, plan, now, true, None).await;
         if let Some(text) = &plan.understand {
             let mut reading = understand::deterministic(flows, text);

@@ -22,6 +22,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/conversations/{key}/takeover", web::post().to(takeover))
             .route("/conversations/{key}/reply", web::post().to(reply))
             .route("/conversations/{key}/release", web::post().to(release))
+            .route("/quarantine", web::get().to(quarantined))
             .route("/outbox/dead", web::get().to(dead))
             .route("/outbox/{id}/redrive", web::post().to(redrive)),
     );
@@ -162,6 +163,21 @@ async fn release(
 ) -> HttpResponse {
     guarded!(app, req);
     agent_event(&app, &key, EventKind::AgentRelease { agent: body.agent.clone() }).await
+}
+
+/// What the worker set aside unread, newest first (`?conversation=<id>` for one conversation).
+async fn quarantined(app: web::Data<App>, req: HttpRequest, q: web::Query<QuarantineQuery>) -> HttpResponse {
+    guarded!(app, req);
+    match app.store.quarantined(q.conversation.as_deref(), 500).await {
+        Ok(rows) => HttpResponse::Ok().json(json!({"set_aside": rows})),
+        Err(e) => problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct QuarantineQuery {
+    #[serde(default)]
+    conversation: Option<String>,
 }
 
 async fn dead(app: web::Data<App>, req: HttpRequest) -> HttpResponse {

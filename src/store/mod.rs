@@ -48,6 +48,31 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the failure is the database's, not the work's: it could not be reached, a
+    /// connection broke (a restart, a network blip), SQLite was busy, or PostgreSQL refused a
+    /// serializable transaction. Trying the same work again later may succeed, so such a failure
+    /// is never counted against the message being processed.
+    pub fn is_transient(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind as Kind, Error as E};
+        match self {
+            StoreError::Pool(_) => true,
+            StoreError::Query(E::DatabaseError(
+                Kind::ClosedConnection | Kind::UnableToSendCommand | Kind::SerializationFailure,
+                _,
+            )) => true,
+            StoreError::Query(E::BrokenTransactionManager) => true,
+            // PostgreSQL's shutdown and start-up refusals (SQLSTATE 57P01–57P03) and SQLite's
+            // busy database arrive without a kind of their own: known by their message.
+            StoreError::Query(E::DatabaseError(Kind::Unknown, info)) => {
+                let m = info.message();
+                ["terminating connection", "the database system is", "database is locked", "connection"]
+                    .iter()
+                    .any(|needle| m.contains(needle))
+            }
+            _ => false,
+        }
+    }
+
     /// The stable code.
     pub fn code(&self) -> &'static str {
         match self {
@@ -109,7 +134,9 @@ macro_rules! with_conn {
 }
 
 mod outbox_queue;
+mod quarantine;
 pub use outbox_queue::{Claim, DUE_PER_CONVERSATION, NewOutbox, OutboxKind, OutboxRow, OutboxStatus};
+pub use quarantine::{QuarantineKind, QuarantineRow};
 
 /// A new inbox row: built by `pipeline::inbox::row`, the one way every producer (the webhook,
 /// the admin API, the outbox, the scheduler) queues an event.

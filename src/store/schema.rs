@@ -94,3 +94,15 @@ diesel::table! {
         created_at -> BigInt,
     }
 }
+
+diesel::table! {
+    quarantine (id) {
+        id -> BigInt,
+        conversation_id -> Text,
+        kind -> Text,
+        inbox_id -> Nullable<BigInt>,
+        body -> Text,
+        error -> Text,
+        created_at -> BigInt,
+    }
+}

@@ -60,8 +60,8 @@ impl Batcher {
     /// Errors: [`StoreError::Pool`] when the file cannot be opened or set up, or the thread
     /// cannot be started.
     pub(super) fn start(path: &str) -> Result<Batcher, StoreError> {
-        let mut conn = SqliteConnection::establish(path).map_err(|e| StoreError::Pool(e.to_string()))?;
-        conn.batch_execute(super::SQLITE_PRAGMAS).map_err(|e| StoreError::Pool(e.to_string()))?;
+        let mut conn = open_writer(path)?;
+        let writer_path = path.to_string();
         let (queue, mut jobs) = mpsc::unbounded_channel::<(Lane, Job)>();
         let alive = std::sync::Arc::new(());
         let finish_checkpoint = std::sync::Arc::new(AtomicBool::new(false));
@@ -85,7 +85,17 @@ impl Batcher {
                     }
                     let bulk_before = lanes.bulk.len();
                     let batch = lanes.next_batch();
-                    run_batch(&mut conn, batch, bulk_before - lanes.bulk.len());
+                    let clean = run_batch(&mut conn, batch, bulk_before - lanes.bulk.len());
+                    if !clean {
+                        // A call panicked inside its savepoint: diesel's transaction bookkeeping
+                        // no longer matches SQLite's, and the batch's transaction (with the write
+                        // lock) may still be open. A new connection starts clean; closing the
+                        // old one rolls back whatever it held.
+                        match open_writer(&writer_path) {
+                            Ok(fresh) => conn = fresh,
+                            Err(e) => tracing::error!(code = e.code(), error = %e, "cannot reopen the SQLite writer connection"),
+                        }
+                    }
                 }
             })
             .map_err(|e| StoreError::Pool(format!("cannot start the SQLite writer thread: {e}")))?;
@@ -118,6 +128,15 @@ impl Batcher {
             .await
             .map_err(|_| StoreError::Pool("the SQLite batch could not be run (the writer thread stopped)".into()))?
     }
+}
+
+/// Opens a connection to the SQLite file at `path` with the store's settings.
+///
+/// Errors: [`StoreError::Pool`] when it cannot be opened or set up.
+fn open_writer(path: &str) -> Result<SqliteConnection, StoreError> {
+    let mut conn = SqliteConnection::establish(path).map_err(|e| StoreError::Pool(e.to_string()))?;
+    conn.batch_execute(super::SQLITE_PRAGMAS).map_err(|e| StoreError::Pool(e.to_string()))?;
+    Ok(conn)
 }
 
 /// What `PRAGMA wal_checkpoint` reports: whether it was blocked, the WAL's frames, and how many
@@ -233,27 +252,44 @@ impl Lanes {
 }
 
 /// One transaction for all of `jobs` (the last `bulk` of them from the bulk lane); each job's
-/// result is delivered after the commit.
-fn run_batch(c: &mut SqliteConnection, jobs: Vec<Job>, bulk: usize) {
+/// result is delivered after the commit. Returns false when the connection must not be used
+/// again (a job panicked, or a transaction is still open after the batch).
+fn run_batch(c: &mut SqliteConnection, jobs: Vec<Job>, bulk: usize) -> bool {
     let started = std::time::Instant::now();
     let size = jobs.len();
     let mut delivers: Vec<Deliver> = Vec::with_capacity(jobs.len());
+    let mut panicked = false;
     let outcome = c.immediate_transaction::<_, DieselError, _>(|c| {
         for job in jobs {
             // A panic (a bug) rolls the whole batch back; the jobs not yet run are dropped, and
             // their callers get an error rather than waiting forever.
             match std::panic::catch_unwind(AssertUnwindSafe(|| job(c))) {
                 Ok(deliver) => delivers.push(deliver),
-                Err(_) => return Err(DieselError::RollbackTransaction),
+                Err(_) => {
+                    panicked = true;
+                    return Err(DieselError::RollbackTransaction);
+                }
             }
         }
         Ok(())
     });
-    let error = outcome.err().map(|e| e.to_string());
+    let error = match (&outcome, panicked) {
+        (_, true) => Some("a call panicked; the batch was rolled back".to_string()),
+        (Err(e), false) => Some(e.to_string()),
+        (Ok(()), false) => None,
+    };
     for deliver in delivers {
         deliver(error.as_deref());
     }
+    if panicked {
+        tracing::error!(code = "store.panicked", calls = size, "a SQLite call panicked; its batch was rolled back");
+    }
     tracing::debug!(calls = size, bulk, us = started.elapsed().as_micros() as u64, "SQLite batch committed");
+    use diesel::connection::TransactionManager;
+    let open = diesel::connection::AnsiTransactionManager::transaction_manager_status_mut(c)
+        .transaction_depth()
+        .map_or(true, |depth| depth.is_some());
+    !panicked && !open
 }
 
 #[cfg(test)]
@@ -278,6 +314,44 @@ mod tests {
         let (i, b) = (interactive - l.interactive.len(), bulk - l.bulk.len());
         assert_eq!(n, i + b);
         (i, b)
+    }
+
+    #[tokio::test]
+    async fn a_call_that_panics_fails_its_batch_and_the_writer_goes_on() {
+        use diesel::RunQueryDsl;
+        let path = std::env::temp_dir().join(format!("carewell-batch-{}.db", std::process::id()));
+        let path = path.display().to_string();
+        let batcher = Batcher::start(&path).unwrap();
+        let create =
+            batcher.run(Lane::Interactive, |c| diesel::sql_query("CREATE TABLE t (n INTEGER)").execute(c)).await;
+        assert!(matches!(create, Ok(Ok(0))), "{create:?}");
+        // A deliberately panicking call, inside its savepoint, after a write.
+        let panicking = batcher
+            .run(Lane::Interactive, |c| -> QueryResult<usize> {
+                diesel::sql_query("INSERT INTO t VALUES (1)").execute(c)?;
+                panic!("a bug in a store call");
+            })
+            .await;
+        assert!(panicking.is_err(), "its caller gets an error: {panicking:?}");
+        // The next batches run: no transaction left open, no write lock kept.
+        for n in 2..4 {
+            let insert = batcher
+                .run(Lane::Bulk, move |c| diesel::sql_query(format!("INSERT INTO t VALUES ({n})")).execute(c))
+                .await;
+            assert!(matches!(insert, Ok(Ok(1))), "{insert:?}");
+        }
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let rows = batcher
+            .run(Lane::Interactive, |c| diesel::sql_query("SELECT count(*) AS n FROM t").get_result::<Count>(c))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rows.n, 2, "the panicking call's write was rolled back, the later ones kept");
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

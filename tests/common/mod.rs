@@ -222,6 +222,24 @@ impl Server {
         replayed
     }
 
+    /// Runs one SQL statement on the server's database behind its back (to damage a row the way a
+    /// bug or a bad migration could).
+    pub async fn sql(&self, statement: &str) {
+        use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+        match &self.db {
+            Db::Sqlite(path) => {
+                use diesel::Connection;
+                use diesel::connection::SimpleConnection;
+                let mut conn = diesel::SqliteConnection::establish(path).unwrap();
+                conn.batch_execute(statement).unwrap();
+            }
+            Db::Postgres(url) => {
+                let mut conn = diesel_async::AsyncPgConnection::establish(url).await.unwrap();
+                conn.batch_execute(statement).await.unwrap();
+            }
+        }
+    }
+
     /// Opens the database the server uses.
     pub async fn store(&self) -> carewell::store::Store {
         let url = carewell::store::DatabaseUrl::parse(Some(&self.db.url())).unwrap();
@@ -402,4 +420,64 @@ pub fn texts(messages: &[Value]) -> String {
 pub fn assert_says(replies: &[Value], needle: &str) {
     let all = texts(replies);
     assert!(all.contains(needle), "expected a reply containing {needle:?}, got:\n{all}");
+}
+
+// ---------------------------------------------------------------- a network between us and a database
+
+/// A TCP proxy on loopback in front of a server (PostgreSQL), that can cut every connection and
+/// refuse new ones for a while: what the service sees of a database restart or a network blip.
+pub struct BlipProxy {
+    /// The port to connect to instead of the server's.
+    pub port: u16,
+    down_until: std::sync::Arc<std::sync::Mutex<Option<Instant>>>,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl BlipProxy {
+    /// Starts forwarding a free loopback port to `target` (`host:port`).
+    pub async fn start(target: &str) -> BlipProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let down_until: std::sync::Arc<std::sync::Mutex<Option<Instant>>> = Default::default();
+        let connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Default::default();
+        let (down, conns, target) = (down_until.clone(), connections.clone(), target.to_string());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else { return };
+                if down.lock().unwrap().is_some_and(|until| Instant::now() < until) {
+                    drop(inbound);
+                    continue;
+                }
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                conns.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        BlipProxy { port, down_until, connections }
+    }
+
+    /// Cuts every open connection and refuses new ones for `duration`.
+    pub fn cut(&self, duration: Duration) {
+        *self.down_until.lock().unwrap() = Some(Instant::now() + duration);
+        for c in self.connections.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+
+    /// `url` (`scheme://user@host:port/db`) through this proxy.
+    pub fn url_through(&self, url: &str) -> String {
+        let (head, rest) = url.split_once('@').expect("a URL with user@host");
+        let (_, path) = rest.split_once('/').expect("a URL with a database");
+        format!("{head}@127.0.0.1:{}/{path}", self.port)
+    }
+
+    /// The `host:port` of `url`.
+    pub fn target_of(url: &str) -> String {
+        let (_, rest) = url.split_once('@').expect("a URL with user@host");
+        rest.split_once('/').map(|(host, _)| host.to_string()).expect("a URL with a database")
+    }
 }

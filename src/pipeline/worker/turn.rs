@@ -1,217 +1,88 @@
-//! The conversation worker: takes inbox rows one conversation at a time (a lease row in the
-//! database, so this holds across processes), in arrival order, and for each runs the turn:
-//! load state → plan guards → run guards → decide (pure) → commit state, turn record and outbox
-//! rows in one transaction.
+//! One turn: plan → guards (the speech-to-text guard first for a voice note) → decide (pure) →
+//! the turn record → one commit of the state, the record and the outbox rows.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::json;
-use tokio::sync::Semaphore;
-use tracing::{Instrument, error, info_span, warn};
+use tracing::{Instrument, error, warn};
 
-use super::App;
-use super::queue::{self, ErpWrite, Forward, Payload, Send};
 use crate::channel::whatsapp::render::render;
 use crate::engine::{self, ConversationState, InboundEvent};
+use crate::pipeline::App;
+use crate::pipeline::queue::{self, ErpWrite, Forward, Payload, Send};
 use crate::record::{FlowRef, Timings, TurnRecord};
 use crate::store::{ConversationRow, InboxRow, Lane, NewTurn, StoreError, TurnCommit, now_ms};
 
-/// Attempts at one inbox row before it is recorded as failed and skipped (so one poisoned message
-/// cannot block a conversation forever).
-pub const MAX_TURN_ATTEMPTS: i32 = 5;
+/// What a committed turn leaves: the new state's JSON, the conversation's next pending row, and
+/// whether the lease was given back (no row left).
+pub type Processed = (String, Option<InboxRow>, bool);
 
-/// Runs the worker until the process stops.
-pub async fn run(app: Arc<App>) {
-    let permits = Arc::new(Semaphore::new(app.settings.worker_concurrency));
-    let active: Arc<Mutex<HashSet<String>>> = Arc::default();
-    let dirty: Arc<Mutex<HashSet<String>>> = Arc::default();
-    let polled: Arc<Mutex<Vec<String>>> = Arc::default();
-    tokio::spawn(poll(app.clone(), polled.clone()));
-    loop {
-        // Conversations this process just stored rows for, interactive ones first (a stable
-        // sort keeps arrival order within a lane), then those the poll found.
-        let mut ids: Vec<(String, Lane, bool)> =
-            app.ready.lock().map(|mut q| q.drain(..).map(|(id, lane)| (id, lane, false)).collect()).unwrap_or_default();
-        ids.sort_by_key(|(_, lane, _)| *lane != Lane::Interactive);
-        let found = polled.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
-        ids.extend(found.into_iter().map(|id| (id, Lane::Bulk, true)));
-        for (id, lane, from_poll) in ids {
-            let fresh = active.lock().map(|mut a| a.insert(id.clone())).unwrap_or(false);
-            if !fresh {
-                // Being drained now. A row stored here meanwhile is looked for when that drain
-                // ends; one the poll found needs nothing (the drain reads rows until none is
-                // left, and the next poll sees any stored after).
-                if !from_poll && let Ok(mut d) = dirty.lock() {
-                    d.insert(id);
-                }
-                continue;
-            }
-            let Ok(permit) = permits.clone().acquire_owned().await else { return };
-            let (app, active, dirty) = (app.clone(), active.clone(), dirty.clone());
-            tokio::spawn(async move {
-                let emptied = drain(&app, &id, lane).await;
-                if let Ok(mut a) = active.lock() {
-                    a.remove(&id);
-                }
-                drop(permit);
-                // A row stored while the drain was finishing is taken at once.
-                let again = dirty.lock().map(|mut d| d.remove(&id)).unwrap_or(false);
-                if emptied && again {
-                    app.wake(&id, Lane::Interactive);
-                }
-            });
-        }
-        tokio::select! {
-            _ = app.inbox_notify.notified() => {}
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-        }
-    }
-}
-
-/// Every 250 ms, reads the conversations with pending rows (stored by other processes, or left
-/// by a crash) for the worker, beside it so that a slow read never holds up the conversations
-/// this process just woke.
-async fn poll(app: Arc<App>, polled: Arc<Mutex<Vec<String>>>) {
-    loop {
-        match app.store.pending_conversations(2048).await {
-            Ok(ids) if !ids.is_empty() => {
-                if let Ok(mut p) = polled.lock() {
-                    *p = ids;
-                }
-                app.inbox_notify.notify_one();
-            }
-            Ok(_) => {}
-            Err(e) => error!(code = e.code(), error = %e, "cannot read the inbox"),
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// Processes every pending row of one conversation while holding its lease. Returns true when
-/// it stopped because no row was left (not because of another process's lease or an error).
-/// `lane`: how soon its first row is taken when the database is busy.
-async fn drain(app: &App, conversation_id: &str, lane: Lane) -> bool {
-    let until = || now_ms() + app.settings.lease.as_millis() as i64;
-    tracing::debug!(conversation_id, ?lane, "drain started");
-    // Lease, load and read the next row together; a conversation seen for the first time is
-    // created first.
-    let (mut conv, mut next) = match app.store.lease_load_next(conversation_id, &app.instance_id, until(), lane).await {
-        Ok(Some(found)) => found,
-        Ok(None) => {
-            let Ok(Some(row)) = app.store.next_inbox(conversation_id).await else { return true };
-            let Ok(event) = serde_json::from_str::<InboundEvent>(&row.event) else {
-                let _ = app.store.inbox_failed(row.id, "store.corrupt_event: the inbox row does not parse").await;
-                return false;
-            };
-            let initial = serde_json::to_string(&ConversationState::new(&event.customer)).unwrap_or_default();
-            match app
-                .store
-                .acquire_lease(
-                    conversation_id,
-                    &event.customer,
-                    &row.phone_number_id,
-                    &initial,
-                    &app.instance_id,
-                    until(),
-                )
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => return false,
-                Err(e) => {
-                    error!(code = e.code(), error = %e, conversation_id, "cannot take the lease");
-                    return false;
-                }
-            }
-            match app.store.lease_load_next(conversation_id, &app.instance_id, until(), lane).await {
-                Ok(Some(found)) => found,
-                _ => return false,
-            }
-        }
+/// One turn, in a task of its own so that a panic anywhere in it (the guards, the LLM client, a
+/// bug) fails this turn alone: see [`TurnFailure`].
+pub async fn process_isolated(
+    app: Arc<App>,
+    row: InboxRow,
+    event: InboundEvent,
+    conv: ConversationRow,
+    state: ConversationState,
+) -> Result<Processed, TurnFailure> {
+    let span = tracing::Span::current();
+    let task = tokio::spawn(async move { process(&app, &row, &event, &conv, state).await }.instrument(span));
+    match task.await {
+        Ok(result) => result.map_err(TurnFailure::Store),
         Err(e) => {
-            error!(code = e.code(), error = %e, conversation_id, "cannot take the lease");
-            return false;
-        }
-    };
-    tracing::debug!(conversation_id, "lease taken");
-    let mut lease_until = until();
-    let mut emptied = false;
-    let mut released = false;
-    loop {
-        if lease_until - now_ms() < app.settings.lease.as_millis() as i64 / 2 {
-            match app.store.lease_load_next(conversation_id, &app.instance_id, until(), Lane::Interactive).await {
-                Ok(Some((c, n))) => {
-                    conv = c;
-                    next = n;
-                    lease_until = until();
-                }
-                _ => break,
-            }
-        }
-        let Some(row) = next.take() else {
-            emptied = true;
-            break;
-        };
-        let event: InboundEvent = match serde_json::from_str(&row.event) {
-            Ok(e) => e,
-            Err(e) => {
-                error!(code = "store.corrupt_event", error = %e, inbox_id = row.id, "an inbox row does not parse; it is skipped");
-                let _ = app.store.inbox_failed(row.id, &format!("store.corrupt_event: {e}")).await;
-                break;
-            }
-        };
-        let span = info_span!("turn", conversation_id, inbox_id = row.id, message_id = %event.message_id, turn = tracing::field::Empty);
-        match process(app, &row, &event, &conv).instrument(span).await {
-            Ok((state, following, gave_back)) => {
-                conv.version += 1;
-                conv.state = state;
-                if event.kind.from_customer() {
-                    conv.last_inbound_at = Some(row.received_at);
-                }
-                next = following;
-                if gave_back {
-                    released = true;
-                    emptied = true;
-                    break;
-                }
-            }
-            Err(StoreError::LeaseLost(_)) => {
-                warn!(code = "store.lease_lost", conversation_id, "another worker took this conversation; leaving it");
-                break;
-            }
-            Err(e) => {
-                error!(code = e.code(), error = %e, conversation_id, inbox_id = row.id, "turn failed; will retry");
-                let attempts = app.store.inbox_failed(row.id, &e.to_string()).await.unwrap_or(MAX_TURN_ATTEMPTS);
-                tokio::time::sleep(Duration::from_millis(200 * attempts as u64)).await;
-                if attempts >= MAX_TURN_ATTEMPTS {
-                    let _ = record_failed(app, &row, &event, &e.to_string(), e.code()).await;
-                }
-                break;
-            }
+            let what = match e.try_into_panic() {
+                Ok(panic) => panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown".into()),
+                Err(_) => "the turn's task was cancelled".into(),
+            };
+            Err(TurnFailure::Panicked(what))
         }
     }
-    if !released {
-        let _ = app.store.release_lease(conversation_id, &app.instance_id).await;
-    }
-    emptied
 }
 
-/// One turn, against the conversation as loaded under the lease. Returns the new state's JSON,
-/// the conversation's next pending row, and whether the lease was given back (no row left).
+/// Why a turn was not committed.
+#[derive(Debug, thiserror::Error)]
+pub enum TurnFailure {
+    /// The store failed (see [`StoreError::is_transient`] for whether it was the database's
+    /// fault or the turn's).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The turn panicked (a bug): nothing of it was committed.
+    #[error("worker.panicked: the turn panicked ({0}); nothing of it was committed")]
+    Panicked(String),
+}
+
+impl TurnFailure {
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TurnFailure::Store(e) => e.code(),
+            TurnFailure::Panicked(_) => "worker.panicked",
+        }
+    }
+
+    /// Whether trying the turn again later may succeed without anything changing (the database
+    /// was unavailable): such a failure is not counted against the message.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, TurnFailure::Store(e) if e.is_transient())
+    }
+}
+
+/// One turn, against the conversation as loaded under the lease and its parsed `state`.
 async fn process(
     app: &App,
     row: &InboxRow,
     event: &InboundEvent,
     conv: &ConversationRow,
-) -> Result<(String, Option<InboxRow>, bool), StoreError> {
+    state: ConversationState,
+) -> Result<Processed, StoreError> {
     let started = Instant::now();
     app.metrics.observe("inbox_wait", (now_ms() - row.received_at).max(0) as f64 / 1000.0);
-    let state = serde_json::from_str::<ConversationState>(&conv.state).unwrap_or_else(|e| {
-        error!(code = "store.corrupt_state", error = %e, "stored state does not parse; starting afresh");
-        ConversationState::new(&event.customer)
-    });
     let (version, phone_number_id) = (conv.version, conv.phone_number_id.clone());
     let flows = app.flows_for(&state).await;
     let guards_started = Instant::now();
@@ -242,7 +113,7 @@ async fn process(
     // the runtime's queue of ready tasks stays short and a button press is not scheduled behind
     // thousands of them.
     let used_llm = guards.runs.iter().any(|r| r.guard == "llm");
-    let lane = if used_llm { Lane::Bulk } else { super::lane_of(&event.kind) };
+    let lane = if used_llm { Lane::Bulk } else { crate::pipeline::lane_of(&event.kind) };
     let bulk_slot = if used_llm { app.bulk_turn_slots.acquire().await.ok() } else { None };
     let decide_started = Instant::now();
     // The engine is pure and should never panic; if a bug makes it, the turn is recorded as an
@@ -463,79 +334,4 @@ fn observe_turn(
             _ => {}
         }
     }
-}
-
-/// Records a turn that could not be processed after [`MAX_TURN_ATTEMPTS`], and apologises.
-async fn record_failed(
-    app: &App,
-    row: &InboxRow,
-    event: &InboundEvent,
-    error: &str,
-    code: &str,
-) -> Result<(), StoreError> {
-    let conv = app.store.conversation(&row.conversation_id).await?;
-    let (state, version) = match &conv {
-        Some(c) => (
-            serde_json::from_str::<ConversationState>(&c.state)
-                .unwrap_or_else(|_| ConversationState::new(&event.customer)),
-            c.version,
-        ),
-        None => return Ok(()),
-    };
-    let mut st = state.clone();
-    st.turns += 1;
-    let now = now_ms();
-    let apology = engine::Reply::Text { body: app.flows().business.messages.something_went_wrong.clone() };
-    let send = Send {
-        phone_number_id: row.phone_number_id.clone(),
-        to: event.customer.clone(),
-        body: render(&event.customer, &apology),
-        received_at: None,
-    };
-    let record = TurnRecord {
-        inbox_id: row.id,
-        message_id: event.message_id.clone(),
-        event: event.clone(),
-        state_before: Some(state.clone()),
-        plan: Default::default(),
-        guards: Default::default(),
-        lookup_snapshot: None,
-        trace: vec![engine::TraceEntry::new("error", error.to_string(), None)],
-        replies: vec![apology],
-        erp: vec![],
-        forwards: vec![],
-        step_before: "-".into(),
-        step_after: "-".into(),
-        outcome: code.into(),
-        error: Some(error.to_string()),
-        flow_versions: Default::default(),
-        journey_flow: None,
-        timings: Timings::default(),
-    };
-    app.store
-        .commit_turn(TurnCommit {
-            conversation_id: row.conversation_id.clone(),
-            owner: app.instance_id.clone(),
-            expected_version: version,
-            state: serde_json::to_string(&st).unwrap_or_default(),
-            inbox_id: row.id,
-            turn: NewTurn {
-                conversation_id: row.conversation_id.clone(),
-                seq: st.turns as i64,
-                inbox_id: row.id,
-                flow: None,
-                step_before: "-".into(),
-                step_after: "-".into(),
-                outcome: code.into(),
-                record: record.to_json(),
-                created_at: now,
-            },
-            outbox: vec![Payload::Send(send).row(&row.conversation_id, format!("{}:failed", row.dedup_key), now)],
-            last_inbound_at: None,
-            wake_at: None,
-            previous_inbound_at: conv.as_ref().and_then(|c| c.last_inbound_at),
-            lane: Lane::Interactive,
-            lookup_snapshot: None,
-        })
-        .await
 }

@@ -1,0 +1,293 @@
+//! The conversation worker: takes inbox rows one conversation at a time (a lease row in the
+//! database, so this holds across processes), in arrival order, and for each runs the turn
+//! ([`turn`]): load state → plan guards → run guards → decide (pure) → commit state, turn record
+//! and outbox rows in one transaction.
+//!
+//! What can go wrong, and what happens then: the database unavailable (a restart, a blip) — the
+//! turn is tried again later, never counted against the message; a row or a stored state that
+//! does not parse, or a turn that fails on every attempt (a bug, a panic) — it is set aside for a
+//! person ([`set_aside`]) and the conversation's later messages go on.
+
+pub mod set_aside;
+pub mod turn;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tracing::{Instrument, error, info_span, warn};
+
+use super::App;
+use crate::engine::{ConversationState, InboundEvent};
+use crate::store::{ConversationRow, InboxRow, Lane, QuarantineKind, StoreError, now_ms};
+use turn::TurnFailure;
+
+/// Attempts at one inbox row before it is set aside for a person (so one poisoned message
+/// cannot block a conversation forever). Failures of the database itself are not counted.
+pub const MAX_TURN_ATTEMPTS: i32 = 5;
+
+/// How long a drain waits before giving its conversation back after the database failed.
+const DATABASE_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Marks a conversation as being drained in this process, until dropped (also when the drain
+/// panics).
+struct Draining {
+    active: Arc<Mutex<HashSet<String>>>,
+    id: String,
+}
+
+impl Drop for Draining {
+    fn drop(&mut self) {
+        if let Ok(mut a) = self.active.lock() {
+            a.remove(&self.id);
+        }
+    }
+}
+
+/// Runs the worker until the process stops.
+pub async fn run(app: Arc<App>) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(app.settings.worker_concurrency));
+    let active: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let dirty: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let polled: Arc<Mutex<Vec<String>>> = Arc::default();
+    tokio::spawn(poll(app.clone(), polled.clone()));
+    loop {
+        // Conversations this process just stored rows for, interactive ones first (a stable
+        // sort keeps arrival order within a lane), then those the poll found.
+        let mut ids: Vec<(String, Lane, bool)> =
+            app.ready.lock().map(|mut q| q.drain(..).map(|(id, lane)| (id, lane, false)).collect()).unwrap_or_default();
+        ids.sort_by_key(|(_, lane, _)| *lane != Lane::Interactive);
+        let found = polled.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
+        ids.extend(found.into_iter().map(|id| (id, Lane::Bulk, true)));
+        for (id, lane, from_poll) in ids {
+            let fresh = active.lock().map(|mut a| a.insert(id.clone())).unwrap_or(false);
+            if !fresh {
+                // Being drained now. A row stored here meanwhile is looked for when that drain
+                // ends; one the poll found needs nothing (the drain reads rows until none is
+                // left, and the next poll sees any stored after).
+                if !from_poll && let Ok(mut d) = dirty.lock() {
+                    d.insert(id);
+                }
+                continue;
+            }
+            let Ok(permit) = permits.clone().acquire_owned().await else { return };
+            let (app, dirty) = (app.clone(), dirty.clone());
+            let draining = Draining { active: active.clone(), id: id.clone() };
+            tokio::spawn(async move {
+                let emptied = drain(&app, &id, lane).await;
+                drop(draining);
+                drop(permit);
+                // A row stored while the drain was finishing is taken at once.
+                let again = dirty.lock().map(|mut d| d.remove(&id)).unwrap_or(false);
+                if emptied && again {
+                    app.wake(&id, Lane::Interactive);
+                }
+            });
+        }
+        tokio::select! {
+            _ = app.inbox_notify.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+    }
+}
+
+/// Every 250 ms, reads the conversations with pending rows (stored by other processes, or left
+/// by a crash) for the worker, beside it so that a slow read never holds up the conversations
+/// this process just woke.
+async fn poll(app: Arc<App>, polled: Arc<Mutex<Vec<String>>>) {
+    loop {
+        match app.store.pending_conversations(2048).await {
+            Ok(ids) if !ids.is_empty() => {
+                if let Ok(mut p) = polled.lock() {
+                    *p = ids;
+                }
+                app.inbox_notify.notify_one();
+            }
+            Ok(_) => {}
+            Err(e) => error!(code = e.code(), error = %e, "cannot read the inbox"),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Takes the conversation's lease and reads its next row, creating the conversation when it is
+/// seen for the first time; `None` when another process holds it, nothing is pending, or the
+/// store failed (logged).
+async fn lease(app: &App, conversation_id: &str, lane: Lane) -> Option<(ConversationRow, Option<InboxRow>)> {
+    let until = now_ms() + app.settings.lease.as_millis() as i64;
+    match app.store.lease_load_next(conversation_id, &app.instance_id, until, lane).await {
+        Ok(Some(found)) => return Some(found),
+        Ok(None) => {}
+        Err(e) => {
+            error!(code = e.code(), error = %e, conversation_id, "cannot take the lease");
+            return None;
+        }
+    }
+    let row = match app.store.next_inbox(conversation_id).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return None,
+        Err(e) => {
+            error!(code = e.code(), error = %e, conversation_id, "cannot read the inbox");
+            return None;
+        }
+    };
+    let Some((customer, _)) = customer_and_event(&row) else {
+        // Not even its customer can be read: set aside before the conversation exists.
+        let _ = set_aside_unreadable(app, &row).await;
+        return None;
+    };
+    let initial = serde_json::to_string(&ConversationState::new(&customer)).unwrap_or_default();
+    match app
+        .store
+        .acquire_lease(conversation_id, &customer, &row.phone_number_id, &initial, &app.instance_id, until)
+        .await
+    {
+        Ok(true) => app.store.lease_load_next(conversation_id, &app.instance_id, until, lane).await.ok().flatten(),
+        Ok(false) => None,
+        Err(e) => {
+            error!(code = e.code(), error = %e, conversation_id, "cannot take the lease");
+            None
+        }
+    }
+}
+
+/// The customer of an inbox row and its event, when the event parses.
+fn customer_and_event(row: &InboxRow) -> Option<(String, InboundEvent)> {
+    let event: InboundEvent = serde_json::from_str(&row.event).ok()?;
+    Some((event.customer.clone(), event))
+}
+
+/// Sets aside an inbox row whose event does not parse.
+async fn set_aside_unreadable(app: &App, row: &InboxRow) -> Result<(), StoreError> {
+    let why = match serde_json::from_str::<InboundEvent>(&row.event) {
+        Err(e) => format!("store.corrupt_event: the inbox row does not parse: {e}"),
+        Ok(_) => return Ok(()),
+    };
+    set_aside::row(app, row, QuarantineKind::InboxEvent, &why).await.inspect_err(|e| {
+        error!(code = e.code(), error = %e, inbox_id = row.id, "cannot set an unreadable inbox row aside; it is tried again")
+    })
+}
+
+/// Processes every pending row of one conversation while holding its lease. Returns true when
+/// it stopped because no row was left (not because of another process's lease or an error).
+/// `lane`: how soon its first row is taken when the database is busy.
+async fn drain(app: &Arc<App>, conversation_id: &str, lane: Lane) -> bool {
+    tracing::debug!(conversation_id, ?lane, "drain started");
+    let Some((mut conv, mut next)) = lease(app, conversation_id, lane).await else { return false };
+    let half_lease = app.settings.lease.as_millis() as i64 / 2;
+    let mut lease_until = now_ms() + app.settings.lease.as_millis() as i64;
+    let mut emptied = false;
+    let mut released = false;
+    loop {
+        if lease_until - now_ms() < half_lease {
+            let until = now_ms() + app.settings.lease.as_millis() as i64;
+            match app.store.lease_load_next(conversation_id, &app.instance_id, until, Lane::Interactive).await {
+                Ok(Some((c, n))) => {
+                    (conv, next, lease_until) = (c, n, until);
+                }
+                _ => break,
+            }
+        }
+        let Some(row) = next.take() else {
+            emptied = true;
+            break;
+        };
+        let Some((_, event)) = customer_and_event(&row) else {
+            if set_aside_unreadable(app, &row).await.is_err() {
+                break;
+            }
+            match reread(app, conversation_id).await {
+                Some((c, n)) => (conv, next) = (c, n),
+                None => break,
+            }
+            continue;
+        };
+        let state = match serde_json::from_str::<ConversationState>(&conv.state) {
+            Ok(state) => state,
+            Err(e) => match set_aside::state(app, &conv, &format!("store.corrupt_state: {e}")).await {
+                Ok((c, fresh)) => {
+                    conv = c;
+                    fresh
+                }
+                Err(e) => {
+                    error!(code = e.code(), error = %e, conversation_id, "cannot set an unreadable state aside");
+                    break;
+                }
+            },
+        };
+        let span = info_span!("turn", conversation_id, inbox_id = row.id, message_id = %event.message_id, turn = tracing::field::Empty);
+        let from_customer = event.kind.from_customer();
+        let outcome =
+            turn::process_isolated(app.clone(), row.clone(), event, conv.clone(), state).instrument(span).await;
+        match outcome {
+            Ok((state, following, gave_back)) => {
+                conv.version += 1;
+                conv.state = state;
+                if from_customer {
+                    conv.last_inbound_at = Some(row.received_at);
+                }
+                next = following;
+                if gave_back {
+                    released = true;
+                    emptied = true;
+                    break;
+                }
+            }
+            Err(TurnFailure::Store(StoreError::LeaseLost(_))) => {
+                warn!(code = "store.lease_lost", conversation_id, "another worker took this conversation; leaving it");
+                break;
+            }
+            Err(failure) => {
+                if !after_failure(app, &row, &failure).await {
+                    break;
+                }
+                match reread(app, conversation_id).await {
+                    Some((c, n)) => (conv, next) = (c, n),
+                    None => break,
+                }
+            }
+        }
+    }
+    if !released {
+        let _ = app.store.release_lease(conversation_id, &app.instance_id).await;
+    }
+    emptied
+}
+
+/// The conversation and its next row again, under the lease (after something was set aside).
+async fn reread(app: &App, conversation_id: &str) -> Option<(ConversationRow, Option<InboxRow>)> {
+    let until = now_ms() + app.settings.lease.as_millis() as i64;
+    app.store.lease_load_next(conversation_id, &app.instance_id, until, Lane::Interactive).await.ok().flatten()
+}
+
+/// Handles a turn that was not committed; returns whether the drain goes on with the next row
+/// (the failed one was set aside) rather than giving the conversation back to try again later.
+async fn after_failure(app: &App, row: &InboxRow, failure: &TurnFailure) -> bool {
+    let code = failure.code();
+    app.metrics.errors.with_label_values(&[code]).inc();
+    if failure.is_transient() {
+        // The database's failure, not the message's: nothing is counted; the row is taken again
+        // once the database answers (this drain gives the conversation back; the poll or the
+        // lease's end brings it back).
+        warn!(code, error = %failure, inbox_id = row.id, "the database is unavailable; the turn will be tried again");
+        tokio::time::sleep(DATABASE_BACKOFF).await;
+        return false;
+    }
+    error!(code, error = %failure, inbox_id = row.id, "turn failed");
+    match app.store.inbox_failed(row.id, &failure.to_string()).await {
+        Ok(attempts) if attempts >= MAX_TURN_ATTEMPTS => {
+            let why = format!("{failure} (after {attempts} attempts)");
+            set_aside::row(app, row, QuarantineKind::Turn, &why).await.is_ok()
+        }
+        Ok(attempts) => {
+            tokio::time::sleep(Duration::from_millis(200 * attempts as u64)).await;
+            false
+        }
+        Err(e) => {
+            // Not counted this time: the row is simply tried again.
+            error!(code = e.code(), error = %e, inbox_id = row.id, "could not count a failed turn; it will be tried again");
+            tokio::time::sleep(DATABASE_BACKOFF).await;
+            false
+        }
+    }
+}

@@ -76,6 +76,11 @@ pub struct Settings {
     pub rate_ip_per_second: u32,
     /// Requests per second one IP address may make to the admin API.
     pub rate_admin_per_second: u32,
+    /// The header a trusted reverse proxy puts the client's address in (`X-Forwarded-For`,
+    /// `X-Real-IP`, `Forwarded`), for the per-address rate limits; `None` (the default) uses the
+    /// connection's address. Set it only behind a proxy that sets or appends this header: a
+    /// client can write any header it likes.
+    pub trusted_proxy_header: Option<String>,
     /// Messages per second sent from the business number (WhatsApp's default is 80: reference §10).
     pub outbound_per_second: u32,
     /// How long a process keeps an outbox row it claimed before another may take it.
@@ -175,6 +180,7 @@ impl Settings {
             rate_sender_per_minute: number("RATE_SENDER_PER_MINUTE", 30u32)?.max(1),
             rate_ip_per_second: number("RATE_IP_PER_SECOND", 200u32)?.max(1),
             rate_admin_per_second: number("RATE_ADMIN_PER_SECOND", 10u32)?.max(1),
+            trusted_proxy_header: var("TRUSTED_PROXY_HEADER").filter(|h| !h.trim().is_empty()),
             outbound_per_second: number("OUTBOUND_PER_SECOND", 80u32)?.max(1),
             outbox_claim: Duration::from_millis(number("OUTBOX_CLAIM_MS", 30_000u64)?.max(1000)),
             lease: Duration::from_millis(number("LEASE_MS", 30_000u64)?.max(1000)),

@@ -282,3 +282,30 @@ async fn a_database_blip_in_the_middle_of_a_turn_gives_the_real_answer_late_and_
     let calls = llm.log.lock().unwrap().calls;
     assert!(calls >= 2, "the turn was under way when the database went, and was decided again: {calls} LLM calls");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_configured_secret_reaches_the_log_of_a_full_run() {
+    let llm = FakeLlm::start(LlmMode::Good, vec![]);
+    let fakes = Fakes::new(Some(llm));
+    // A password in the database URL (the local server trusts loopback and never asks for it).
+    let Db::Postgres(url) = postgres().await else { unreachable!() };
+    let password = "Pg-pa55word-never-logged";
+    let db = Db::Postgres(url.replacen("postgres@", &format!("postgres:{password}@"), 1));
+    let server = Server::start_with(&db, &fakes, &[("RUST_LOG", "debug")]);
+    let mut c = Customer::new(&server, &fakes.graph, "971500007040");
+    book(&mut c).await;
+    server.settle().await;
+    // The inspector opened with its token in the address, the admin API, a forged webhook.
+    // (It answers 409 here: it talks to the sandbox, and this run has a Graph API.)
+    let page = reqwest::get(format!("{}/inspector?token={ADMIN_TOKEN}", server.url)).await.unwrap();
+    assert_eq!(page.status().as_u16(), 409);
+    server.admin("GET", "/admin/conversations", serde_json::json!({})).await;
+    let (body, _) = c.body("text", serde_json::json!({"body": "hi"}), None);
+    assert_eq!(server.post_webhook(&body, Some("a-forged-secret")).await.0, 401);
+    let log = server.log();
+    assert!(log.contains("GET /inspector 409"), "the request logger ran:\n{log}");
+    assert!(log.contains("postgres:****@"), "the URL is logged without its password:\n{log}");
+    for secret in [SECRET, ADMIN_TOKEN, GRAPH_TOKEN, ERP_KEY.1, "test-llm-key", password] {
+        assert!(!log.contains(secret), "{secret:?} appears in the log");
+    }
+}

@@ -403,7 +403,7 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
         }
         None => format!("sqlite://{}", workdir.join("load.db").display()),
     };
-    eprintln!("starting {} server(s) on {db_url} …", args.servers);
+    eprintln!("starting {} server(s) on {} …", args.servers, crate::store::without_credentials(&db_url));
     let mut servers = Vec::new();
     for _ in 0..args.servers.max(1) {
         servers.push(start_server(&db_url, &graph, &erp, llm.as_ref(), &workdir, args.server_log.as_deref())?);

@@ -45,7 +45,7 @@ fn authorize(app: &App, req: &HttpRequest) -> Result<(), HttpResponse> {
     let Some(token) = &app.settings.admin_token else {
         return Err(problem(StatusCode::NOT_FOUND, "server.admin_off", "the admin API is off: set ADMIN_TOKEN"));
     };
-    if let Some(ip) = req.peer_addr().map(|a| a.ip()) {
+    if let Some(ip) = super::client_ip(req, app.settings.trusted_proxy_header.as_deref()) {
         if app.limits.admin.check_key(&ip).is_err() {
             return Err(problem(
                 StatusCode::TOO_MANY_REQUESTS,

@@ -63,9 +63,30 @@ async fn verify(app: web::Data<App>, q: web::Query<VerifyQuery>) -> HttpResponse
     }
 }
 
+/// The client's address for the per-address rate limits: from `trusted_header` when it is set
+/// and the request carries it (the last entry of a list: the one the trusted proxy appended;
+/// `for=` of a `Forwarded` element, with its quotes, brackets and port), otherwise the
+/// connection's.
+pub(crate) fn client_ip(req: &HttpRequest, trusted_header: Option<&str>) -> Option<std::net::IpAddr> {
+    let forwarded = trusted_header
+        .and_then(|name| req.headers().get(name))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|last| {
+            let last = last.split(';').find(|p| p.trim().to_ascii_lowercase().starts_with("for=")).unwrap_or(last);
+            let value = last.trim().trim_start_matches("for=").trim_start_matches("For=").trim_matches('"');
+            value
+                .parse::<std::net::IpAddr>()
+                .ok()
+                .or_else(|| value.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+                .or_else(|| value.trim_start_matches('[').split(']').next().and_then(|v| v.parse().ok()))
+        });
+    forwarded.or_else(|| req.peer_addr().map(|a| a.ip()))
+}
+
 /// Receives a notification.
 async fn receive(app: web::Data<App>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    if let Some(ip) = req.peer_addr().map(|a| a.ip()) {
+    if let Some(ip) = client_ip(&req, app.settings.trusted_proxy_header.as_deref()) {
         if app.limits.ip.check_key(&ip).is_err() {
             warn!(code = "server.rate_limited", %ip, "webhook refused: too many requests from this address");
             app.metrics.webhooks.with_label_values(&["rate_limited"]).inc();
@@ -242,10 +263,39 @@ pub fn bind(app: Arc<App>) -> std::io::Result<(Vec<std::net::SocketAddr>, actix_
         actix_web::App::new()
             .app_data(data.clone())
             .configure(routes)
-            .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("http"))
+            // The path without its query: `/inspector?token=…` must not reach the log.
+            .wrap(
+                actix_web::middleware::Logger::new("%{method}xi %U %s %Dms")
+                    .custom_request_replace("method", |req| req.method().to_string())
+                    .log_target("http"),
+            )
     })
     .workers(app.settings.http_workers)
     .bind((app.settings.host.as_str(), app.settings.port))?;
     let addrs = server.addrs();
     Ok((addrs, server.run()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn the_client_address_comes_from_a_trusted_header_only_when_one_is_configured() {
+        let peer: std::net::SocketAddr = "10.0.0.2:55000".parse().unwrap();
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let req = |name: &str, value: &str| {
+            TestRequest::default().peer_addr(peer).insert_header((name, value)).to_http_request()
+        };
+        let xff = req("X-Forwarded-For", "203.0.113.9, 198.51.100.7");
+        assert_eq!(client_ip(&xff, None), Some(ip("10.0.0.2")), "off by default: the header is the client's to write");
+        assert_eq!(client_ip(&xff, Some("X-Forwarded-For")), Some(ip("198.51.100.7")), "the entry the proxy appended");
+        let real = req("X-Real-IP", "2001:db8::7");
+        assert_eq!(client_ip(&real, Some("x-real-ip")), Some(ip("2001:db8::7")));
+        let fwd = req("Forwarded", "for=192.0.2.60;proto=http, for=\"[2001:db8:cafe::17]:4711\"");
+        assert_eq!(client_ip(&fwd, Some("Forwarded")), Some(ip("2001:db8:cafe::17")));
+        let junk = req("X-Forwarded-For", "not-an-address");
+        assert_eq!(client_ip(&junk, Some("X-Forwarded-For")), Some(ip("10.0.0.2")), "unreadable: the connection's");
+    }
 }

@@ -33,17 +33,17 @@ pub enum StoreError {
     #[error("store.query: {0}")]
     Query(#[from] diesel::result::Error),
     /// No connection could be had.
-    #[error("store.pool: {0}; check DATABASE_URL and that the database is up")]
+    #[error("store.pool: {}; check DATABASE_URL and that the database is up", without_credentials(.0))]
     Pool(String),
     /// Migrations failed.
-    #[error("store.migration: {0}")]
+    #[error("store.migration: {}", without_credentials(.0))]
     Migration(String),
     /// Another worker took the conversation's lease meanwhile; the turn was not committed and
     /// will be processed again.
     #[error("store.lease_lost: conversation {0} is being processed elsewhere; this turn was rolled back")]
     LeaseLost(String),
     /// DATABASE_URL is not understood.
-    #[error("store.url: {0:?} is neither postgres://… nor sqlite://…; see README, Configuration")]
+    #[error("store.url: {:?} is neither postgres://… nor sqlite://…; see README, Configuration", without_credentials(.0))]
     Url(String),
 }
 
@@ -331,13 +331,31 @@ pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
-/// Where the database is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `text` with the password of every URL in it (`scheme://user:password@host`) replaced by
+/// `****`, so that no log line or error message carries a database password.
+pub fn without_credentials(text: &str) -> String {
+    static CREDENTIALS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^@\s]*@").unwrap_or_else(|_| unreachable!())
+    });
+    CREDENTIALS.replace_all(text, "$head:****@").into_owned()
+}
+
+/// Where the database is. Its `Debug` form hides a password in the URL.
+#[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
     /// A SQLite file.
     Sqlite(String),
     /// A PostgreSQL URL.
     Postgres(String),
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            DatabaseUrl::Postgres(url) => f.debug_tuple("Postgres").field(&without_credentials(url)).finish(),
+        }
+    }
 }
 
 impl DatabaseUrl {
@@ -914,5 +932,23 @@ impl Store {
                 .await?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show_in_urls_errors_or_debug_output() {
+        let url = "postgres://app:s3cr%21t@db.internal:5432/carewell";
+        assert_eq!(without_credentials(url), "postgres://app:****@db.internal:5432/carewell");
+        assert_eq!(without_credentials("postgres://app@db/x"), "postgres://app@db/x", "no password, nothing to hide");
+        let parsed = DatabaseUrl::parse(Some(url)).unwrap();
+        assert!(!format!("{parsed:?}").contains("s3cr"), "{parsed:?}");
+        let bad = DatabaseUrl::parse(Some("mysql://root:hunter2@db/x")).unwrap_err().to_string();
+        assert!(bad.starts_with("store.url") && !bad.contains("hunter2"), "{bad}");
+        let pool = StoreError::Pool(format!("cannot connect to {url}: refused")).to_string();
+        assert!(!pool.contains("s3cr"), "{pool}");
     }
 }

@@ -309,3 +309,35 @@ async fn no_configured_secret_reaches_the_log_of_a_full_run() {
         assert!(!log.contains(secret), "{secret:?} appears in the log");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_attempts_all_ended_unrecorded_reaches_the_dead_letter_and_the_customer_is_told() {
+    let fakes = Fakes::new(None);
+    // The ERP write fails and waits a long time for its retry.
+    fakes.erp.log.lock().unwrap().fail_posts = usize::MAX;
+    let server = Server::start_with(&sqlite(), &fakes, &[("OUTBOX_BASE_DELAY_MS", "600000")]);
+    let mut c = Customer::new(&server, &fakes.graph, "971500007050");
+    let mut script = booking_script();
+    let yes = script.pop().unwrap();
+    for m in script {
+        c.text(&m).await;
+    }
+    let (body, _) = c.body("text", serde_json::json!({"body": yes}), None);
+    assert_eq!(server.post_webhook(&body, Some(SECRET)).await.0, 200);
+    let started = std::time::Instant::now();
+    while fakes.erp.log.lock().unwrap().posts.is_empty() {
+        assert!(started.elapsed().as_secs() < 10, "the write was not attempted");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // As if seven more attempts had been claimed and then lost their outcome (crashes, a store
+    // that could not record them): the row is due with every attempt used.
+    server.sql("UPDATE outbox SET attempts = 8, next_attempt_at = 0 WHERE kind = 'erp' AND status = 'pending'").await;
+    server.settle().await;
+    let (_, dead) = server.admin("GET", "/admin/outbox/dead", serde_json::json!({})).await;
+    let row = &dead["dead"][0];
+    assert_eq!(row["kind"], "erp", "{dead}");
+    assert!(row["result"].as_str().unwrap().starts_with("outbox.attempts_exhausted"), "{row}");
+    assert_says(&c.received(), "couldn't complete the booking");
+    assert!(server.log().contains("outbox.attempts_exhausted"));
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tracing::error;
 
-use super::effects::{forward, send_message, write_erp};
+use super::effects::{erp_given_up, forward, send_message, write_erp};
 use super::keeper::ClaimKeeper;
 use crate::pipeline::App;
 use crate::pipeline::queue::Payload;
@@ -154,6 +154,24 @@ async fn give_back_claims(app: &App, claims: &[Claim]) {
     }
 }
 
+/// Dead-letters a row whose every attempt ended without a recorded outcome.
+async fn give_up(app: &App, row: &OutboxRow, claim: Claim) {
+    let why = "outbox.attempts_exhausted: every attempt ended without a recorded outcome";
+    error!(
+        code = "outbox.attempts_exhausted",
+        outbox_id = row.id,
+        attempts = claim.attempt - 1,
+        "outbox row dead-lettered: {why}"
+    );
+    app.metrics.errors.with_label_values(&["outbox.attempts_exhausted"]).inc();
+    match Payload::of(row) {
+        Ok(Payload::Erp(write)) => erp_given_up(app, row, claim, &write, why).await,
+        _ => {
+            let _ = app.store.outbox_dead(claim, why).await;
+        }
+    }
+}
+
 /// Works through one queue's claimed rows in order; returns the messages it sent (marked by the
 /// pass). Stops at a row that waits for a retry (later rows wait behind it) or whose claim was
 /// lost, giving the rest back; an ERP write goes on in a task of its own, and the rest of its
@@ -167,13 +185,11 @@ async fn work_queue(app: Arc<App>, rows: Vec<(OutboxRow, Claim)>, keeper: Arc<Cl
             break;
         }
         if claim.attempt as u32 > app.settings.outbox_max_attempts {
-            // Earlier attempts ended without an outcome (a crash, a store failure) as often as a
-            // row may be attempted at all.
-            let why = "outbox.attempts_exhausted: every attempt ended without a recorded outcome";
+            // Earlier attempts ended without a recorded outcome (a crash, a store failure) as
+            // often as a row may be attempted at all: it goes to the dead letter, and an ERP
+            // write's conversation is told it failed.
             keeper.release(row.id);
-            if let Ok(true) = app.store.outbox_dead(claim, why).await {
-                error!(code = "outbox.attempts_exhausted", outbox_id = row.id, "outbox row dead-lettered: {why}");
-            }
+            give_up(&app, &row, claim).await;
             continue;
         }
         let finished = match Payload::of(&row) {

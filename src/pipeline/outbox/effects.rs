@@ -205,6 +205,27 @@ pub async fn write_erp(app: &App, row: &OutboxRow, claim: Claim, write: &ErpWrit
             (None, Some(format!("{}: {e}", e.code())), OutboxStatus::Dead)
         }
     };
+    record_erp_outcome(app, row, claim, write, reference, error, status).await;
+}
+
+/// Dead-letters an ERP write given up on without an answer from the ERP, telling its
+/// conversation that it failed (`why`).
+pub async fn erp_given_up(app: &App, row: &OutboxRow, claim: Claim, write: &ErpWrite, why: &str) {
+    record_erp_outcome(app, row, claim, write, None, Some(why.to_string()), OutboxStatus::Dead).await;
+}
+
+/// Closes an ERP row under `claim` with the event that tells its conversation the outcome (its
+/// key names this claim, so a write sent again by an operator is told again).
+async fn record_erp_outcome(
+    app: &App,
+    row: &OutboxRow,
+    claim: Claim,
+    write: &ErpWrite,
+    reference: Option<String>,
+    error: Option<String>,
+    status: OutboxStatus,
+) {
+    let request = &write.request;
     let event = InboundEvent::internal(
         format!("erp:{}:{}", row.id, claim.token),
         write.customer.clone(),
@@ -217,7 +238,7 @@ pub async fn write_erp(app: &App, row: &OutboxRow, claim: Claim, write: &ErpWrit
         },
     );
     let inbox = queue::inbox_row(&write.phone_number_id, &event, now_ms());
-    let result = reference.clone().unwrap_or_else(|| error.clone().unwrap_or_default());
+    let result = reference.unwrap_or_else(|| error.unwrap_or_default());
     match app.store.outbox_done_with_event(claim, &result, status, inbox).await {
         Ok(true) => {
             observe_sent(app, None, OutboxKind::Erp, status);

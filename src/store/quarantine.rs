@@ -51,6 +51,31 @@ pub struct QuarantineRow {
     pub created_at: i64,
 }
 
+/// A new quarantine entry.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = quarantine)]
+struct NewEntry {
+    conversation_id: String,
+    kind: String,
+    inbox_id: Option<i64>,
+    body: String,
+    error: String,
+    created_at: i64,
+}
+
+impl NewEntry {
+    fn new(conversation_id: &str, kind: QuarantineKind, inbox_id: Option<i64>, body: &str, error: &str) -> NewEntry {
+        NewEntry {
+            conversation_id: conversation_id.to_string(),
+            kind: kind.as_str().to_string(),
+            inbox_id,
+            body: body.to_string(),
+            error: error.to_string(),
+            created_at: now_ms(),
+        }
+    }
+}
+
 impl Store {
     /// Sets an inbox row aside (`kind` [`QuarantineKind::InboxEvent`] or
     /// [`QuarantineKind::Turn`]): the entry, the row marked processed with the error, and the
@@ -67,15 +92,9 @@ impl Store {
         with_conn!(self, |conn| {
             conn.transaction::<_, StoreError, _>(async move |c| {
                 let now = now_ms();
+                let entry = NewEntry::new(&row.conversation_id, kind, Some(row.id), &row.event, &error);
                 let id: i64 = diesel::insert_into(quarantine::table)
-                    .values((
-                        quarantine::conversation_id.eq(&row.conversation_id),
-                        quarantine::kind.eq(kind.as_str()),
-                        quarantine::inbox_id.eq(Some(row.id)),
-                        quarantine::body.eq(&row.event),
-                        quarantine::error.eq(&error),
-                        quarantine::created_at.eq(now),
-                    ))
+                    .values(&entry)
                     .returning(quarantine::id)
                     .get_result(c)
                     .await?;
@@ -130,15 +149,9 @@ impl Store {
                 if n != 1 {
                     return Err(StoreError::LeaseLost(cid.clone()));
                 }
+                let entry = NewEntry::new(&cid, QuarantineKind::State, None, &old, &error);
                 let id: i64 = diesel::insert_into(quarantine::table)
-                    .values((
-                        quarantine::conversation_id.eq(&cid),
-                        quarantine::kind.eq(QuarantineKind::State.as_str()),
-                        quarantine::inbox_id.eq(None::<i64>),
-                        quarantine::body.eq(&old),
-                        quarantine::error.eq(&error),
-                        quarantine::created_at.eq(now),
-                    ))
+                    .values(&entry)
                     .returning(quarantine::id)
                     .get_result(c)
                     .await?;

@@ -7,7 +7,7 @@
 mod common;
 
 use carewell::store::{
-    DatabaseUrl, Lane, LookupSnapshot, NewInbox, NewOutbox, NewTurn, OutboxStatus, Store, StoreError, TurnCommit,
+    DatabaseUrl, Lane, LookupSnapshot, NewInbox, NewOutbox, NewTurn, OutboxKind, OutboxStatus, Store, StoreError, TurnCommit,
     now_ms,
 };
 use common::{Db, postgres, sqlite};
@@ -39,17 +39,7 @@ fn inbox(key: &str) -> NewInbox {
 }
 
 fn outbox(key: &str) -> NewOutbox {
-    let now = now_ms();
-    NewOutbox {
-        conversation_id: CONVERSATION.into(),
-        kind: "whatsapp".into(),
-        idempotency_key: key.into(),
-        payload: format!("{{\"text\":\"{key}\"}}"),
-        status: "pending".into(),
-        next_attempt_at: now,
-        created_at: now,
-        updated_at: now,
-    }
+    NewOutbox::pending(CONVERSATION, OutboxKind::WhatsApp, key.into(), format!("{{\"text\":\"{key}\"}}"), now_ms())
 }
 
 fn commit(owner: &str, version: i64, inbox_id: i64, seq: i64, outbox: Vec<NewOutbox>) -> TurnCommit {
@@ -119,8 +109,10 @@ async fn a_commit_keeps_the_lease_while_rows_are_pending_and_gives_it_back_after
             "{backend}"
         );
 
-        let (next, released) =
+        let done =
             store.commit_and_next(commit("p1", 0, first.id, 1, vec![outbox("out.1"), outbox("out.2")])).await.unwrap();
+        assert_eq!(done.outbox_ids.len(), 2, "{backend}: the queued rows' ids");
+        let (next, released) = (done.next, done.released);
         let second = next.expect("wamid.2 is next");
         assert_eq!((second.dedup_key.as_str(), released), ("wamid.2", false), "{backend}");
         assert!(
@@ -141,8 +133,8 @@ async fn a_commit_keeps_the_lease_while_rows_are_pending_and_gives_it_back_after
         assert!(matches!(repeated, Err(StoreError::Query(_))), "{backend}: {repeated:?}");
         assert_eq!(store.turns_of(CONVERSATION).await.unwrap().len(), 1, "{backend}: nothing written");
         assert_eq!(store.next_inbox(CONVERSATION).await.unwrap().map(|r| r.id), Some(second.id), "{backend}");
-        let (next, released) =
-            store.commit_and_next(commit("p1", 1, second.id, 2, vec![outbox("out.3")])).await.unwrap();
+        let done = store.commit_and_next(commit("p1", 1, second.id, 2, vec![outbox("out.3")])).await.unwrap();
+        let (next, released) = (done.next, done.released);
         assert!(next.is_none() && released, "{backend}: nothing pending, lease given back");
         let conv = store.conversation(CONVERSATION).await.unwrap().unwrap();
         assert_eq!((conv.version, conv.lease_owner.as_deref(), conv.state.as_str()), (2, None, "{\"turns\":2}"));
@@ -180,7 +172,7 @@ async fn lookup_snapshots_are_stored_once_with_the_turn_that_names_them() {
 
         let mut one = commit("p1", 0, first, 1, vec![]);
         one.lookup_snapshot = Some(snapshot.clone());
-        let (next, _) = store.commit_and_next(one).await.unwrap();
+        let next = store.commit_and_next(one).await.unwrap().next;
         let mut two = commit("p1", 1, next.expect("the second row").id, 2, vec![]);
         two.lookup_snapshot = Some(snapshot.clone());
         store.commit_and_next(two).await.unwrap();

@@ -38,7 +38,7 @@ pub struct App {
     pub speech: Option<crate::llm::speech::SpeechClient>,
     /// Wakes the worker when the inbox grows.
     pub inbox_notify: Notify,
-    /// Wakes the dispatcher when the outbox grows.
+    /// Wakes the backlog dispatcher (rows due at once: given back, re-driven).
     pub outbox_notify: Notify,
     /// This process's lease-owner id.
     pub instance_id: String,
@@ -52,13 +52,10 @@ pub struct App {
     /// Conversations that just got an inbox row in this process, with the lane their turn starts
     /// in: the worker takes them at once instead of waiting for its next database poll.
     pub ready: std::sync::Mutex<std::collections::VecDeque<(String, Lane)>>,
-    /// Conversations whose interactive turn just queued replies: the dispatcher sends these
-    /// ahead of its backlog (see `outbox::run_interactive`).
-    pub outbox_interactive: std::sync::Mutex<Vec<String>>,
-    /// Wakes the dispatcher's interactive pass.
-    pub outbox_interactive_notify: Notify,
-    /// What the dispatcher's backlog pass is doing.
-    pub outbox_backlog: outbox::Backlog,
+    /// Where turns hand the outbox rows they queued (and claimed) to this process's dispatcher.
+    pub outbox_handoff: outbox::handoff::Handoff,
+    /// When the next retry this process scheduled is due (wakes the backlog).
+    pub outbox_due: outbox::DueTimer,
     /// Hashes of lookup snapshots this process has stored (a turn naming one of them does not
     /// send it again).
     pub lookup_snapshots_stored: moka::future::Cache<String, ()>,
@@ -168,9 +165,8 @@ impl App {
             limits: Limits::new(&settings),
             metrics: crate::metrics::Metrics::new(),
             ready: Default::default(),
-            outbox_interactive: Default::default(),
-            outbox_interactive_notify: Notify::new(),
-            outbox_backlog: Default::default(),
+            outbox_handoff: Default::default(),
+            outbox_due: Default::default(),
             lookup_snapshots_stored: moka::future::Cache::new(10_000),
             bulk_turn_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
@@ -261,19 +257,6 @@ impl App {
             q.push_back((conversation_id.to_string(), lane));
         }
         self.inbox_notify.notify_one();
-    }
-
-    /// Tells the dispatcher that a turn of `conversation_id` queued rows; an interactive turn's
-    /// go ahead of a backlog (see `outbox::run_interactive`).
-    pub fn outbox_queued(&self, conversation_id: &str, lane: Lane) {
-        if lane == Lane::Interactive && self.outbox_backlog.would_wait() {
-            if let Ok(mut q) = self.outbox_interactive.lock() {
-                q.push(conversation_id.to_string());
-            }
-            self.outbox_interactive_notify.notify_one();
-        } else {
-            self.outbox_notify.notify_one();
-        }
     }
 
     /// Whether outbound messages stay in the local sandbox.

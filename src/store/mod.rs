@@ -286,6 +286,19 @@ pub struct TurnCommit {
     pub lookup_snapshot: Option<LookupSnapshot>,
 }
 
+/// What a committed turn leaves: the conversation's next pending row, whether the lease was
+/// given back (no row left), and the ids of the outbox rows it queued, in the order of
+/// [`TurnCommit::outbox`].
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// The next pending row.
+    pub next: Option<InboxRow>,
+    /// Whether the lease was given back.
+    pub released: bool,
+    /// The queued outbox rows' ids.
+    pub outbox_ids: Vec<i64>,
+}
+
 /// ERP lookup results stored once per content (table `lookup_snapshots`); a turn record names
 /// them by `hash` instead of repeating them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -542,37 +555,32 @@ impl Store {
     }
 
     /// Commits a turn (see [`Store::commit_turn`]), then reads the conversation's next pending
-    /// row; with none left, gives the lease back. Returns the next row and whether the lease was
-    /// released. SQLite does it all in one trip to the blocking pool, PostgreSQL in one prepared
-    /// statement.
+    /// row; with none left, gives the lease back. SQLite does it all in one trip to the blocking
+    /// pool, PostgreSQL in one prepared statement.
     ///
     /// Errors: [`StoreError::LeaseLost`] when another worker changed the conversation meanwhile
     /// (nothing written).
-    pub async fn commit_and_next(&self, commit: TurnCommit) -> Result<(Option<InboxRow>, bool), StoreError> {
+    pub async fn commit_and_next(&self, commit: TurnCommit) -> Result<Committed, StoreError> {
         let id = commit.conversation_id.clone();
         let lane = commit.lane;
-        let (committed, next, released) = match &self.pools {
+        let committed = match &self.pools {
             Pools::Sqlite(_) => match self.sqlite_group(lane, move |c| sqlite_sync::commit_and_next(c, &commit)).await?
             {
-                Ok((next, released)) => (true, next, released),
-                Err(diesel::result::Error::RollbackTransaction) => (false, None, false),
+                Ok(done) => Some(done),
+                Err(diesel::result::Error::RollbackTransaction) => None,
                 Err(e) => return Err(e.into()),
             },
             Pools::Postgres(pool) => {
                 let mut conn = self.pg_conn(pool, lane).await?;
                 let rows: Vec<pg_statements::Committed> =
                     pg_statements::CommitAndNext::new(&commit, now_ms()).load(&mut *conn).await?;
-                match rows.into_iter().next() {
-                    Some(row) => {
-                        let next = row.next.into_row();
-                        let released = next.is_none();
-                        (true, next, released)
-                    }
-                    None => (false, None, false),
-                }
+                rows.into_iter().next().map(|row| {
+                    let next = row.next.into_row();
+                    Committed { released: next.is_none(), next, outbox_ids: row.outbox_ids }
+                })
             }
         };
-        if committed { Ok((next, released)) } else { Err(StoreError::LeaseLost(id)) }
+        committed.ok_or(StoreError::LeaseLost(id))
     }
 
     /// Conversations with unprocessed inbox rows, oldest first, at most `limit`.
@@ -871,6 +879,31 @@ impl Store {
             let s: Size = diesel::sql_query(sql).get_result(conn).await?;
             Ok(s.bytes)
         })
+    }
+
+    /// PostgreSQL's activity counters for this database (`pg_stat_database` and
+    /// `pg_stat_user_tables`): transactions committed and rolled back, and rows inserted and
+    /// updated per table (`"<table>.ins"`, `"<table>.upd"`); empty on SQLite. For the load
+    /// generator's transactions-per-message figure.
+    pub async fn activity_counters(&self) -> Result<std::collections::BTreeMap<String, i64>, StoreError> {
+        #[derive(QueryableByName)]
+        struct Counter {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            name: String,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            value: i64,
+        }
+        let Pools::Postgres(pool) = &self.pools else { return Ok(Default::default()) };
+        let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+        let rows: Vec<Counter> = diesel::sql_query(
+            "SELECT 'xact_commit' AS name, xact_commit::BIGINT AS value FROM pg_stat_database WHERE datname = current_database() \
+             UNION ALL SELECT 'xact_rollback', xact_rollback::BIGINT FROM pg_stat_database WHERE datname = current_database() \
+             UNION ALL SELECT relname || '.ins', n_tup_ins::BIGINT FROM pg_stat_user_tables \
+             UNION ALL SELECT relname || '.upd', n_tup_upd::BIGINT FROM pg_stat_user_tables",
+        )
+        .load(&mut *conn)
+        .await?;
+        Ok(rows.into_iter().map(|c| (c.name, c.value)).collect())
     }
 
     /// The operating-system process ids of PostgreSQL's sessions on this database (every

@@ -90,6 +90,12 @@ pub struct NewOutbox {
     pub created_at: i64,
     /// Unix ms.
     pub updated_at: i64,
+    /// The process that claims it as it is queued (see [`NewOutbox::claimed_by`]).
+    pub claim_owner: Option<String>,
+    /// 1 when claimed as it is queued, else 0.
+    pub claim_token: i64,
+    /// 1 when claimed as it is queued (the first attempt), else 0.
+    pub attempts: i32,
 }
 
 impl NewOutbox {
@@ -110,7 +116,43 @@ impl NewOutbox {
             next_attempt_at: now,
             created_at: now,
             updated_at: now,
+            claim_owner: None,
+            claim_token: 0,
+            attempts: 0,
         }
+    }
+
+    /// The row claimed by `owner` until `until_ms` as it is queued: the process that made it
+    /// does it at once (no read, no claim statement), and another process only after the claim
+    /// runs out (a crash). Its claim is `Claim { id, token: 1, attempt: 1 }`.
+    pub fn claimed_by(mut self, owner: &str, until_ms: i64) -> Self {
+        self.claim_owner = Some(owner.to_string());
+        self.claim_token = 1;
+        self.attempts = 1;
+        self.next_attempt_at = until_ms;
+        self
+    }
+
+    /// The stored row it becomes under `id`, and its claim when it was claimed as queued.
+    pub fn stored(&self, id: i64) -> (OutboxRow, Option<Claim>) {
+        let row = OutboxRow {
+            id,
+            conversation_id: self.conversation_id.clone(),
+            kind: self.kind.clone(),
+            idempotency_key: self.idempotency_key.clone(),
+            payload: self.payload.clone(),
+            status: self.status.clone(),
+            attempts: self.attempts,
+            next_attempt_at: self.next_attempt_at,
+            last_error: None,
+            result: None,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            claim_owner: self.claim_owner.clone(),
+            claim_token: self.claim_token,
+        };
+        let claim = self.claim_owner.is_some().then_some(Claim { id, token: self.claim_token, attempt: self.attempts });
+        (row, claim)
     }
 }
 
@@ -224,25 +266,26 @@ impl Store {
         Ok(())
     }
 
-    /// Extends claims until `until_ms`; returns the ids whose claim is no longer held (another
-    /// process took the row after this claim expired, or it is no longer pending).
+    /// Extends claims until `until_ms`, in one statement; returns the ids whose claim is no
+    /// longer held (another process took the row after this claim expired, or it is no longer
+    /// pending).
     pub async fn extend_outbox_claims(&self, claims: &[Claim], until_ms: i64) -> Result<Vec<i64>, StoreError> {
-        let mut lost = Vec::new();
-        for claim in claims {
-            let n = with_conn!(self, |conn| {
-                diesel::update(outbox::table)
-                    .filter(outbox::id.eq(claim.id))
-                    .filter(outbox::claim_token.eq(claim.token))
-                    .filter(outbox::status.eq(OutboxStatus::Pending.as_str()))
-                    .set(outbox::next_attempt_at.eq(until_ms))
-                    .execute(conn)
-                    .await?
-            });
-            if n == 0 {
-                lost.push(claim.id);
-            }
+        if claims.is_empty() {
+            return Ok(vec![]);
         }
-        Ok(lost)
+        let extended: std::collections::HashSet<i64> = match &self.pools {
+            Pools::Postgres(pool) => {
+                let mut conn = self.pg_conn(pool, Lane::Interactive).await?;
+                let rows: Vec<pg_statements::ClaimedId> =
+                    pg_statements::ExtendClaims::new(claims, until_ms).load(&mut *conn).await?;
+                rows.into_iter().map(|r| r.id).collect()
+            }
+            Pools::Sqlite(_) => {
+                let claims = claims.to_vec();
+                self.sqlite_group(Lane::Interactive, move |c| sqlite_sync::extend_claims(c, &claims, until_ms)).await??.into_iter().collect()
+            }
+        };
+        Ok(claims.iter().map(|c| c.id).filter(|id| !extended.contains(id)).collect())
     }
 
     /// Dead-lettered outbox rows, oldest first.

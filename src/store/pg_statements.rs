@@ -36,6 +36,19 @@ macro_rules! fixed_statement {
     };
 }
 
+/// [`fixed_statement!`] for a statement type without a lifetime.
+macro_rules! fixed_statement_owned {
+    ($name:ident) => {
+        impl QueryId for $name {
+            type QueryId = $name;
+            const HAS_STATIC_QUERY_ID: bool = true;
+        }
+        impl Query for $name {
+            type SqlType = Untyped;
+        }
+    };
+}
+
 /// The columns of a conversation row, in [`ConversationRow`]'s order.
 const CONVERSATION_COLUMNS: &str = "id, customer, phone_number_id, state, version, lease_owner, lease_until, \
      last_inbound_at, created_at, updated_at, wake_at";
@@ -142,6 +155,9 @@ pub(super) struct Committed {
     pub committed: String,
     #[diesel(embed)]
     pub next: NextInbox,
+    /// The queued outbox rows' ids, in queue order.
+    #[diesel(sql_type = Array<BigInt>)]
+    pub outbox_ids: Vec<i64>,
 }
 
 /// Commits a turn in one statement: the state (only if the version and lease still hold), the
@@ -166,6 +182,9 @@ pub(super) struct CommitAndNext<'a> {
     pub outbox_due: Vec<i64>,
     pub outbox_created: Vec<i64>,
     pub outbox_updated: Vec<i64>,
+    pub outbox_owners: Vec<Option<&'a str>>,
+    pub outbox_tokens: Vec<i64>,
+    pub outbox_attempts: Vec<i32>,
     pub snapshot_hash: Option<&'a str>,
     pub snapshot_body: Option<&'a str>,
 }
@@ -187,6 +206,9 @@ impl<'a> CommitAndNext<'a> {
             outbox_due: rows.iter().map(|r| r.next_attempt_at).collect(),
             outbox_created: rows.iter().map(|r| r.created_at).collect(),
             outbox_updated: rows.iter().map(|r| r.updated_at).collect(),
+            outbox_owners: rows.iter().map(|r| r.claim_owner.as_deref()).collect(),
+            outbox_tokens: rows.iter().map(|r| r.claim_token).collect(),
+            outbox_attempts: rows.iter().map(|r| r.attempts).collect(),
             snapshot_hash: commit.lookup_snapshot.as_ref().map(|s| s.hash.as_str()),
             snapshot_body: commit.lookup_snapshot.as_ref().map(|s| s.body.as_str()),
         }
@@ -245,8 +267,9 @@ impl QueryFragment<Pg> for CommitAndNext<'_> {
         out.push_bind_param::<BigInt, _>(&t.created_at)?;
         out.push_sql(
             " FROM c), queued AS (INSERT INTO outbox (conversation_id, kind, idempotency_key, payload, \
-             status, next_attempt_at, created_at, updated_at) SELECT q.conversation_id, q.kind, q.key, \
-             q.payload, q.status, q.due, q.created, q.updated FROM c CROSS JOIN unnest(",
+             status, next_attempt_at, created_at, updated_at, claim_owner, claim_token, attempts) SELECT \
+             q.conversation_id, q.kind, q.key, q.payload, q.status, q.due, q.created, q.updated, q.owner, \
+             q.token, q.attempts FROM c CROSS JOIN unnest(",
         );
         out.push_bind_param::<Array<Text>, _>(&self.outbox_conversations)?;
         out.push_sql(", ");
@@ -263,9 +286,15 @@ impl QueryFragment<Pg> for CommitAndNext<'_> {
         out.push_bind_param::<Array<BigInt>, _>(&self.outbox_created)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<BigInt>, _>(&self.outbox_updated)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.outbox_owners)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<BigInt>, _>(&self.outbox_tokens)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Integer>, _>(&self.outbox_attempts)?;
         out.push_sql(
-            ") WITH ORDINALITY AS q(conversation_id, kind, key, payload, status, due, created, updated, n) \
-             ORDER BY q.n), snap AS (INSERT INTO \
+            ") WITH ORDINALITY AS q(conversation_id, kind, key, payload, status, due, created, updated, owner, \
+             token, attempts, n) ORDER BY q.n RETURNING id), snap AS (INSERT INTO \
              lookup_snapshots (hash, body, created_at) SELECT h, b, ",
         );
         out.push_bind_param::<BigInt, _>(&self.now_ms)?;
@@ -275,7 +304,7 @@ impl QueryFragment<Pg> for CommitAndNext<'_> {
         out.push_bind_param::<Nullable<Text>, _>(&self.snapshot_body)?;
         out.push_sql("::text AS b) s WHERE s.h IS NOT NULL ON CONFLICT (hash) DO NOTHING) SELECT c.id AS committed, ");
         out.push_sql(NEXT_COLUMNS);
-        out.push_sql(" FROM c LEFT JOIN i ON true");
+        out.push_sql(", ARRAY(SELECT id FROM queued ORDER BY id) AS outbox_ids FROM c LEFT JOIN i ON true");
         Ok(())
     }
 }
@@ -418,6 +447,37 @@ impl QueryFragment<Pg> for MarkSent<'_> {
         out.push_bind_param::<Array<Text>, _>(&self.results)?;
         out.push_sql(
             ") AS s(id, token, result) WHERE outbox.id = s.id AND outbox.claim_token = s.token \
+             AND outbox.status = 'pending' RETURNING outbox.id",
+        );
+        Ok(())
+    }
+}
+
+/// Extends outbox claims (each while its fencing token still holds); returns the ids extended.
+pub(super) struct ExtendClaims {
+    ids: Vec<i64>,
+    tokens: Vec<i64>,
+    until_ms: i64,
+}
+fixed_statement_owned!(ExtendClaims);
+
+impl ExtendClaims {
+    /// The statement for `claims`, until `until_ms`.
+    pub(super) fn new(claims: &[super::Claim], until_ms: i64) -> Self {
+        ExtendClaims { ids: claims.iter().map(|c| c.id).collect(), tokens: claims.iter().map(|c| c.token).collect(), until_ms }
+    }
+}
+
+impl QueryFragment<Pg> for ExtendClaims {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("UPDATE outbox SET next_attempt_at = ");
+        out.push_bind_param::<BigInt, _>(&self.until_ms)?;
+        out.push_sql(" FROM unnest(");
+        out.push_bind_param::<Array<BigInt>, _>(&self.ids)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<BigInt>, _>(&self.tokens)?;
+        out.push_sql(
+            ") AS k(id, token) WHERE outbox.id = k.id AND outbox.claim_token = k.token \
              AND outbox.status = 'pending' RETURNING outbox.id",
         );
         Ok(())

@@ -13,7 +13,7 @@ use super::{Claim, NewInbox, OutboxRow, OutboxStatus, TurnCommit, now_ms};
 
 /// A turn's writes, inside the caller's transaction; `Err(RollbackTransaction)` when the version
 /// or lease no longer holds.
-fn write_turn(c: &mut SqliteConnection, commit: &TurnCommit) -> QueryResult<()> {
+fn write_turn(c: &mut SqliteConnection, commit: &TurnCommit) -> QueryResult<Vec<i64>> {
     let now = now_ms();
     let n = diesel::update(conversations::table)
         .filter(conversations::id.eq(&commit.conversation_id))
@@ -45,10 +45,11 @@ fn write_turn(c: &mut SqliteConnection, commit: &TurnCommit) -> QueryResult<()> 
     }
     // No `ON CONFLICT`: an effect whose key is already queued means two turns made the same
     // key, and the turn fails (and is retried, then set aside) rather than lose its effect.
+    let mut ids = Vec::with_capacity(commit.outbox.len());
     for row in &commit.outbox {
-        diesel::insert_into(outbox::table).values(row).execute(c)?;
+        ids.push(diesel::insert_into(outbox::table).values(row).returning(outbox::id).get_result(c)?);
     }
-    Ok(())
+    Ok(ids)
 }
 
 /// Inserts inbox rows; returns the dedup keys that were new.
@@ -109,10 +110,11 @@ pub fn lease_load_next(
 }
 
 /// Commits a turn, then reads the conversation's next pending row; with none left, gives the
-/// lease back, all in the caller's transaction. Returns the next row and whether the lease was
-/// released; `Err(RollbackTransaction)` when the version or lease no longer held.
-pub fn commit_and_next(c: &mut SqliteConnection, commit: &TurnCommit) -> QueryResult<(Option<super::InboxRow>, bool)> {
-    write_turn(c, commit)?;
+/// lease back, all in the caller's transaction. Returns the next row, whether the lease was
+/// released and the queued outbox rows' ids; `Err(RollbackTransaction)` when the version or
+/// lease no longer held.
+pub fn commit_and_next(c: &mut SqliteConnection, commit: &TurnCommit) -> QueryResult<super::Committed> {
+    let outbox_ids = write_turn(c, commit)?;
     let next = next_inbox(c, &commit.conversation_id)?;
     if next.is_none() {
         diesel::update(conversations::table)
@@ -122,7 +124,7 @@ pub fn commit_and_next(c: &mut SqliteConnection, commit: &TurnCommit) -> QueryRe
             .execute(c)?;
     }
     let released = next.is_none();
-    Ok((next, released))
+    Ok(super::Committed { next, released, outbox_ids })
 }
 
 /// Claims due pending outbox rows for `owner` by moving their next attempt to `until_ms`,
@@ -170,6 +172,23 @@ pub fn outbox_sent_many(c: &mut SqliteConnection, sent: &[(Claim, String)]) -> Q
         }
     }
     Ok(marked)
+}
+
+/// Extends claims until `until_ms`, each only while it holds; returns the ids extended.
+pub fn extend_claims(c: &mut SqliteConnection, claims: &[Claim], until_ms: i64) -> QueryResult<Vec<i64>> {
+    let mut extended = Vec::with_capacity(claims.len());
+    for claim in claims {
+        let n = diesel::update(outbox::table)
+            .filter(outbox::id.eq(claim.id))
+            .filter(outbox::claim_token.eq(claim.token))
+            .filter(outbox::status.eq(OutboxStatus::Pending.as_str()))
+            .set(outbox::next_attempt_at.eq(until_ms))
+            .execute(c)?;
+        if n == 1 {
+            extended.push(claim.id);
+        }
+    }
+    Ok(extended)
 }
 
 /// Creates the conversation if it is new, then takes its lease if it is free, expired or already

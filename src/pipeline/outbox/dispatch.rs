@@ -23,7 +23,7 @@ const PARALLEL_QUEUES: usize = 32;
 /// A queue: the rows of one conversation and one kind leave in the order they were queued
 /// (messages after messages, ERP writes after ERP writes; an ERP write under way does not hold
 /// back the messages of its conversation, such as the notice that it is taking long).
-type QueueKey = (String, String);
+pub type QueueKey = (String, String);
 
 /// Runs one pass over `rows` (in queue order); returns how many rows it claimed. `lane`: the
 /// pass's lane in the store (the backlog's pass is bulk); `started`: when it began reading the
@@ -31,7 +31,7 @@ type QueueKey = (String, String);
 pub async fn dispatch(app: &Arc<App>, rows: Vec<OutboxRow>, lane: Lane, started: std::time::Instant) -> usize {
     let read_ms = started.elapsed().as_millis() as u64;
     let now = now_ms();
-    let queues = queues_of(app, rows, lane, now);
+    let queues = queues_of(rows, now);
     // Claim them so another pass or process does not do them too; a claim runs out after
     // OUTBOX_CLAIM_MS unless kept, so rows of a crashed process are done by the next one.
     let ids: Vec<i64> = queues.iter().flat_map(|(_, rows)| rows.iter().map(|r| r.id)).collect();
@@ -76,7 +76,6 @@ pub async fn dispatch(app: &Arc<App>, rows: Vec<OutboxRow>, lane: Lane, started:
         Err(e) => error!(code = e.code(), error = %e, "could not mark sent outbox rows; they will be sent again"),
     }
     drop(keeper);
-    app.outbox_backlog.marked(&sent_in_pass.iter().map(|(c, _)| c.id).collect::<Vec<_>>());
     if done > 0 {
         tracing::debug!(
             ?lane,
@@ -91,9 +90,8 @@ pub async fn dispatch(app: &Arc<App>, rows: Vec<OutboxRow>, lane: Lane, started:
 }
 
 /// Groups `rows` into queues, in order, leaving out every queue's rows from the first that is
-/// not due (a retry's wait, or another pass's claim) and rows this process sent but has not
-/// marked yet.
-fn queues_of(app: &App, rows: Vec<OutboxRow>, lane: Lane, now: i64) -> Vec<(QueueKey, Vec<OutboxRow>)> {
+/// not due (a retry's wait, or another claim).
+fn queues_of(rows: Vec<OutboxRow>, now: i64) -> Vec<(QueueKey, Vec<OutboxRow>)> {
     let mut held: HashSet<QueueKey> = HashSet::new();
     let mut queues: Vec<(QueueKey, Vec<OutboxRow>)> = Vec::new();
     for row in rows {
@@ -101,16 +99,7 @@ fn queues_of(app: &App, rows: Vec<OutboxRow>, lane: Lane, now: i64) -> Vec<(Queu
         if held.contains(&key) {
             continue;
         }
-        if app.outbox_backlog.is_sent_unmarked(row.id) {
-            // Sent by another pass that marks it at its end: the next rows may go.
-            continue;
-        }
         if row.next_attempt_at > now {
-            // An interactive reply behind this process's own pass is handed back by that pass
-            // once the row is sent.
-            if lane == Lane::Interactive {
-                app.outbox_backlog.want(&row.conversation_id);
-            }
             held.insert(key);
             continue;
         }
@@ -148,9 +137,14 @@ fn claimed_prefixes(
 }
 
 /// Gives claims back unattempted, logging a failure (the claims then simply run out).
-async fn give_back_claims(app: &App, claims: &[Claim]) {
-    if let Err(e) = app.store.unclaim_outbox_rows(claims, now_ms()).await {
-        error!(code = e.code(), error = %e, "could not give outbox claims back; they run out instead");
+pub async fn give_back_claims(app: &App, claims: &[Claim]) {
+    if claims.is_empty() {
+        return;
+    }
+    match app.store.unclaim_outbox_rows(claims, now_ms()).await {
+        // Due again at once: the backlog takes them (behind any row they wait for).
+        Ok(()) => app.outbox_notify.notify_one(),
+        Err(e) => error!(code = e.code(), error = %e, "could not give outbox claims back; they run out instead"),
     }
 }
 
@@ -176,12 +170,16 @@ async fn give_up(app: &App, row: &OutboxRow, claim: Claim) {
 /// pass). Stops at a row that waits for a retry (later rows wait behind it) or whose claim was
 /// lost, giving the rest back; an ERP write goes on in a task of its own, and the rest of its
 /// queue is given back to wait for it.
-async fn work_queue(app: Arc<App>, rows: Vec<(OutboxRow, Claim)>, keeper: Arc<ClaimKeeper>) -> Vec<(Claim, String)> {
-    let conversation_id = rows.first().map(|(r, _)| r.conversation_id.clone()).unwrap_or_default();
+pub async fn work_queue(app: Arc<App>, rows: Vec<(OutboxRow, Claim)>, keeper: Arc<ClaimKeeper>) -> Vec<(Claim, String)> {
     let mut rows = rows.into_iter();
     let mut sent: Vec<(Claim, String)> = Vec::new();
     while let Some((row, claim)) = rows.next() {
         if keeper.is_lost(row.id) {
+            // Another process does this row now (its claim ran out here); the later rows wait
+            // for it there, so their claims are given back.
+            let rest: Vec<Claim> = rows.map(|(_, c)| c).collect();
+            rest.iter().for_each(|c| keeper.release(c.id));
+            give_back_claims(&app, &rest).await;
             break;
         }
         if claim.attempt as u32 > app.settings.outbox_max_attempts {
@@ -235,15 +233,6 @@ async fn work_queue(app: Arc<App>, rows: Vec<(OutboxRow, Claim)>, keeper: Arc<Cl
             give_back_claims(&app, &rest).await;
             break;
         }
-    }
-    sent.iter().for_each(|(c, _)| app.outbox_backlog.sent(c.id));
-    if app.outbox_backlog.take_wanted(&conversation_id) {
-        // An interactive reply waited for these rows: it goes now, not when this pass's marks
-        // are written (or when the backlog reaches it).
-        if let Ok(mut q) = app.outbox_interactive.lock() {
-            q.push(conversation_id);
-        }
-        app.outbox_interactive_notify.notify_one();
     }
     sent
 }

@@ -52,6 +52,7 @@ pub async fn retry_or_dead(app: &App, row: &OutboxRow, claim: Claim, code: &str,
         );
         let at = now_ms() + delay.as_millis() as i64;
         not_recorded(app, row, "retry", app.store.outbox_retry(claim, at, &format!("{code}: {error}")).await);
+        app.outbox_due.due_at(at);
         false
     } else {
         error!(code, error, outbox_id = row.id, attempts = attempt, "outbox row dead-lettered");

@@ -45,7 +45,14 @@ impl ClaimKeeper {
                 if claims.is_empty() {
                     continue;
                 }
-                match app.store.extend_outbox_claims(&claims, now_ms() + claim_ms).await {
+                let extended = app.store.extend_outbox_claims(&claims, now_ms() + claim_ms).await;
+                // A claim released while the statement ran is finished, not lost (its row may
+                // have been marked sent meanwhile).
+                let extended = extended.map(|lost| {
+                    let kept = shared.claims.lock().map(|c| c.iter().map(|k| k.id).collect::<HashSet<_>>()).unwrap_or_default();
+                    lost.into_iter().filter(|id| kept.contains(id)).collect::<Vec<_>>()
+                });
+                match extended {
                     Ok(lost) if !lost.is_empty() => {
                         warn!(code = "outbox.claim_lost", rows = ?lost, "outbox claims expired and were taken elsewhere; their work stops here");
                         app.metrics.errors.with_label_values(&["outbox.claim_lost"]).inc();
@@ -65,6 +72,13 @@ impl ClaimKeeper {
             }
         });
         ClaimKeeper { kept, task }
+    }
+
+    /// Starts extending `claims` too.
+    pub fn add(&self, claims: impl IntoIterator<Item = Claim>) {
+        if let Ok(mut c) = self.kept.claims.lock() {
+            c.extend(claims);
+        }
     }
 
     /// Stops extending the claim of row `id` (its work is finished: retried, dead or done).

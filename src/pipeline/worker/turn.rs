@@ -215,7 +215,10 @@ async fn process(
     tracing::Span::current().record("turn", seq);
     let flow = new_state.journey.as_ref().or(state.journey.as_ref()).map(|j| j.flow.clone()).or(plan.flow.clone());
     let is_customer = event.kind.from_customer();
-    let has_replies = !outbox.is_empty();
+    // Claimed by this process as they are queued: handed to its dispatcher after the commit.
+    let claimed_until = now_ms + app.settings.outbox_claim.as_millis() as i64;
+    let outbox: Vec<_> = outbox.into_iter().map(|r| r.claimed_by(&app.instance_id, claimed_until)).collect();
+    let queued = outbox.clone();
     let commit_started = started.elapsed().as_secs_f64();
     let state_json = serde_json::to_string(&new_state).unwrap_or_default();
     let commit = app.store.commit_and_next(TurnCommit {
@@ -244,7 +247,8 @@ async fn process(
     });
     // The commit waits in the store's bulk lane without holding a slot.
     drop(bulk_slot);
-    let (following, released) = commit.await?;
+    let committed = commit.await?;
+    let (following, released) = (committed.next, committed.released);
     if let Some(snapshot) = lookup_snapshot {
         app.lookup_snapshots_stored.insert(snapshot.hash, ()).await;
     }
@@ -252,9 +256,15 @@ async fn process(
     let llm_s: f64 = guards.runs.iter().filter(|r| r.guard == "llm").map(|r| r.latency_ms as f64 / 1000.0).sum();
     app.metrics.observe("commit", (total - commit_started).max(0.0));
     app.metrics.observe("engine", (total - llm_s).max(0.0));
-    if has_replies {
-        app.outbox_queued(&row.conversation_id, lane);
-    }
+    let handed: Vec<_> = queued
+        .iter()
+        .zip(&committed.outbox_ids)
+        .filter_map(|(new, id)| {
+            let (row, claim) = new.stored(*id);
+            claim.map(|c| (row, c))
+        })
+        .collect();
+    app.outbox_handoff.send(lane, handed);
     tracing::info!(
         turn = seq,
         kind = event.kind.name(),

@@ -81,8 +81,13 @@ pub struct Settings {
     /// connection's address. Set it only behind a proxy that sets or appends this header: a
     /// client can write any header it likes.
     pub trusted_proxy_header: Option<String>,
-    /// Messages per second sent from the business number (WhatsApp's default is 80: reference §10).
+    /// Messages per second WhatsApp accepts from one business number, across every process
+    /// (`OUTBOUND_PER_SECOND`; WhatsApp's default is 80, up to 1,000 once upgraded: reference
+    /// §10, "Throughput"). Each process paces each number at this divided by `instances`.
     pub outbound_per_second: u32,
+    /// Service processes sharing the business numbers (`INSTANCES`, default 1): each paces its
+    /// sends at `outbound_per_second / instances` per number, so together they stay within it.
+    pub instances: u32,
     /// How long a process keeps an outbox row it claimed before another may take it.
     pub outbox_claim: Duration,
     /// How long a worker holds a conversation's lease before another process may take it over.
@@ -182,6 +187,7 @@ impl Settings {
             rate_admin_per_second: number("RATE_ADMIN_PER_SECOND", 10u32)?.max(1),
             trusted_proxy_header: var("TRUSTED_PROXY_HEADER").filter(|h| !h.trim().is_empty()),
             outbound_per_second: number("OUTBOUND_PER_SECOND", 80u32)?.max(1),
+            instances: number("INSTANCES", 1u32)?.max(1),
             outbox_claim: Duration::from_millis(number("OUTBOX_CLAIM_MS", 30_000u64)?.max(1000)),
             lease: Duration::from_millis(number("LEASE_MS", 30_000u64)?.max(1000)),
             http_workers: number("HTTP_WORKERS", 1usize)?.max(1),

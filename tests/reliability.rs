@@ -559,3 +559,31 @@ async fn oversized_bodies_are_refused_and_a_flooding_sender_is_kept_but_not_answ
     assert_eq!(recs.len(), 6, "every message is kept and recorded");
     assert_eq!(recs.iter().filter(|r| r["trace"][0]["what"] == "throttled").count(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whatsapps_signed_deliveries_are_never_throttled_by_address_but_refused_ones_are() {
+    let fakes = Fakes::new(None);
+    // Five refusals a second per address: far below what WhatsApp delivers from one address.
+    let server =
+        Server::start_with(&sqlite(), &fakes, &[("RATE_IP_PER_SECOND", "5"), ("RATE_SENDER_PER_MINUTE", "1000")]);
+    let mut statuses = Vec::new();
+    for i in 0..40 {
+        let mut c = Customer::new(&server, &fakes.graph, &format!("97150000{:04}", 7100 + i));
+        let (body, _) = c.body("text", serde_json::json!({"body": "hi"}), None);
+        statuses.push(server.post_webhook(&body, Some(SECRET)).await.0);
+    }
+    assert!(statuses.iter().all(|s| *s == 200), "every signed delivery from one address is taken: {statuses:?}");
+    let mut forged = Vec::new();
+    for _ in 0..20 {
+        let mut c = Customer::new(&server, &fakes.graph, "971500007999");
+        let (body, _) = c.body("text", serde_json::json!({"body": "hi"}), None);
+        forged.push(server.post_webhook(&body, Some("not-the-app-secret")).await.0);
+    }
+    assert_eq!(forged[0], 401, "a forged signature is refused");
+    assert!(forged.contains(&429), "an address over its refusals gets 429: {forged:?}");
+    assert!(forged.iter().all(|s| *s == 401 || *s == 429), "{forged:?}");
+    // The signed deliveries still pass from the address that was refused.
+    let mut c = Customer::new(&server, &fakes.graph, "971500007998");
+    let (body, _) = c.body("text", serde_json::json!({"body": "hi"}), None);
+    assert_eq!(server.post_webhook(&body, Some(SECRET)).await.0, 200);
+}

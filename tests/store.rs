@@ -7,8 +7,8 @@
 mod common;
 
 use carewell::store::{
-    DatabaseUrl, Lane, LookupSnapshot, NewInbox, NewOutbox, NewTurn, OutboxKind, OutboxStatus, Store, StoreError, TurnCommit,
-    now_ms,
+    DatabaseUrl, Lane, LookupSnapshot, NewInbox, NewOutbox, NewTurn, OutboxKind, OutboxStatus, Store, StoreError,
+    TurnCommit, now_ms,
 };
 use common::{Db, postgres, sqlite};
 
@@ -151,6 +151,77 @@ async fn a_commit_keeps_the_lease_while_rows_are_pending_and_gives_it_back_after
             store.lease_load_next(CONVERSATION, "p2", now_ms() + 30_000, Lane::Interactive).await.unwrap().is_some(),
             "{backend}"
         );
+    }
+}
+
+#[tokio::test]
+async fn storing_a_message_takes_the_lease_only_when_its_turn_can_start_at_once() {
+    for (backend, store) in stores().await {
+        let until = now_ms() + 30_000;
+        // A conversation not created yet: stored, no lease (the worker creates it).
+        let (fresh, leased) =
+            store.insert_inbox_and_lease(&[inbox("wamid.1")], CONVERSATION, "p1", until).await.unwrap();
+        assert_eq!((fresh, leased.is_none()), (vec![true], true), "{backend}");
+        assert!(store.acquire_lease(CONVERSATION, "971500000001", "100", "{}", "p1", until).await.unwrap());
+        let (_, first) = store.lease_load_next(CONVERSATION, "p1", until, Lane::Interactive).await.unwrap().unwrap();
+        let first = first.unwrap();
+        // Held by a live owner (p1, finishing wamid.1): stored, not leased.
+        let (fresh, leased) =
+            store.insert_inbox_and_lease(&[inbox("wamid.2")], CONVERSATION, "p2", until).await.unwrap();
+        assert_eq!((fresh, leased.is_none()), (vec![true], true), "{backend}: p1 holds it");
+        let done = store.commit_and_next(commit("p1", 0, first.id, 1, vec![])).await.unwrap();
+        let second = done.next.expect("wamid.2 next");
+        let done = store.commit_and_next(commit("p1", 1, second.id, 2, vec![])).await.unwrap();
+        assert!(done.released, "{backend}");
+        // Free, nothing pending: leased with the new row, ready for its turn.
+        let (fresh, leased) = store
+            .insert_inbox_and_lease(&[inbox("wamid.3"), inbox("wamid.4")], CONVERSATION, "p2", until)
+            .await
+            .unwrap();
+        assert_eq!(fresh, vec![true, true], "{backend}");
+        let (conv, row) = leased.expect("leased by p2");
+        assert_eq!(
+            (conv.version, conv.lease_owner.as_deref(), row.dedup_key.as_str()),
+            (2, Some("p2"), "wamid.3"),
+            "{backend}"
+        );
+        // The turn commits under that lease and goes on with the next stored row.
+        let done = store.commit_and_next(commit("p2", 2, row.id, 3, vec![])).await.unwrap();
+        assert_eq!(done.next.map(|r| r.dedup_key), Some("wamid.4".to_string()), "{backend}");
+        // A duplicate delivery takes nothing.
+        let (fresh, leased) =
+            store.insert_inbox_and_lease(&[inbox("wamid.3")], CONVERSATION, "p3", until).await.unwrap();
+        assert_eq!((fresh, leased.is_none()), (vec![false], true), "{backend}");
+        // An earlier row still pending (wamid.4, p2's lease given up): the new row waits its turn.
+        store.release_lease(CONVERSATION, "p2").await.unwrap();
+        let (fresh, leased) =
+            store.insert_inbox_and_lease(&[inbox("wamid.5")], CONVERSATION, "p3", until).await.unwrap();
+        assert_eq!((fresh, leased.is_none()), (vec![true], true), "{backend}: wamid.4 comes first");
+        assert_eq!(store.conversation(CONVERSATION).await.unwrap().unwrap().lease_owner, None, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn the_safety_poll_finds_only_rows_nobody_is_working_on() {
+    for (backend, store) in stores().await {
+        let mut old = inbox("wamid.1");
+        old.received_at = now_ms() - 5_000;
+        store.insert_inbox(&[old]).await.unwrap();
+        let now = now_ms();
+        assert_eq!(
+            store.orphaned_conversations(now - 1000, now, 10).await.unwrap(),
+            vec![CONVERSATION],
+            "{backend}: no conversation, no lease"
+        );
+        assert!(store.acquire_lease(CONVERSATION, "971500000001", "100", "{}", "p1", now + 30_000).await.unwrap());
+        assert!(store.orphaned_conversations(now - 1000, now, 10).await.unwrap().is_empty(), "{backend}: p1 is on it");
+        assert_eq!(
+            store.orphaned_conversations(now - 1000, now + 60_000, 10).await.unwrap(),
+            vec![CONVERSATION],
+            "{backend}: p1's lease ended (p1 died)"
+        );
+        store.release_lease(CONVERSATION, "p1").await.unwrap();
+        assert!(store.orphaned_conversations(now - 10_000, now, 10).await.unwrap().is_empty(), "{backend}: too recent");
     }
 }
 

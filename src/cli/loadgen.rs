@@ -68,6 +68,10 @@ pub struct LoadArgs {
     /// Print the report as JSON as well.
     #[arg(long)]
     pub json: bool,
+    /// Run the journeys against a do-nothing bot instead of the service (`cli::baseline`): the
+    /// ceiling of this machine for this load generator, to print beside the service's numbers.
+    #[arg(long, conflicts_with_all = ["postgres", "llm_latency_ms", "llm_waiters"])]
+    pub baseline: bool,
     /// The servers' log filter (`RUST_LOG` syntax, for instance `info`); when given, their logs
     /// are kept in the work directory (printed at the end) instead of being removed.
     #[arg(long)]
@@ -93,12 +97,13 @@ fn start_server(
     llm: Option<&FakeLlm>,
     workdir: &std::path::Path,
     log_filter: Option<&str>,
+    baseline: bool,
 ) -> Result<ServerProc, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let log = std::fs::File::create(workdir.join(format!("server-{}.log", uuid::Uuid::new_v4().simple())))
         .map_err(|e| e.to_string())?;
     let mut cmd = Command::new(exe);
-    cmd.arg("serve")
+    cmd.arg(if baseline { "baseline-bot" } else { "serve" })
         .env("PORT", "0")
         .env("DATABASE_URL", db_url)
         .env("WHATSAPP_APP_SECRET", SECRET)
@@ -406,7 +411,15 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
     eprintln!("starting {} server(s) on {} …", args.servers, crate::store::without_credentials(&db_url));
     let mut servers = Vec::new();
     for _ in 0..args.servers.max(1) {
-        servers.push(start_server(&db_url, &graph, &erp, llm.as_ref(), &workdir, args.server_log.as_deref())?);
+        servers.push(start_server(
+            &db_url,
+            &graph,
+            &erp,
+            llm.as_ref(),
+            &workdir,
+            args.server_log.as_deref(),
+            args.baseline,
+        )?);
     }
     let shared = Arc::new(Shared {
         graph: graph.clone(),
@@ -452,6 +465,14 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // PostgreSQL's counters before the measured journeys (its statistics reach the view within
+    // about a second).
+    let store =
+        crate::store::Store::connect(&crate::store::DatabaseUrl::parse(Some(&db_url)).map_err(|e| e.to_string())?, 2)
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let counters_before = store.activity_counters().await.unwrap_or_default();
     let started = Instant::now();
     let permits = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
     let mut tasks = Vec::new();
@@ -526,10 +547,18 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
     for stage in ["inbox_wait", "guards", "decide", "commit"] {
         stages.insert(stage.to_string(), json!(stage_p99(&shared.http, &servers[0].url, stage).await));
     }
-    let store =
-        crate::store::Store::connect(&crate::store::DatabaseUrl::parse(Some(&db_url)).map_err(|e| e.to_string())?, 2)
-            .await
-            .map_err(|e| e.to_string())?;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let counters_after = store.activity_counters().await.unwrap_or_default();
+    // Per inbound message of the measured journeys (the load generator's own few reads included).
+    let per_message: serde_json::Map<String, Value> = counters_after
+        .iter()
+        .filter_map(|(name, after)| {
+            let delta = after - counters_before.get(name).copied().unwrap_or(0);
+            (delta > 0).then(|| {
+                (name.clone(), json!(((delta as f64 / journey_messages.max(1) as f64) * 100.0).round() / 100.0))
+            })
+        })
+        .collect();
     let db_bytes = store.database_bytes().await.unwrap_or(0);
     // PostgreSQL's share, when it runs on this machine: its sessions' CPU time (the servers'
     // connections are still open).
@@ -541,7 +570,8 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
     let llm_calls = llm.as_ref().map_or(0, |l| l.calls());
     let report = json!({
         "mode": format!("{:?}", args.mode).to_lowercase(),
-        "database": if args.postgres.is_some() { "postgres" } else { "sqlite" },
+        "bot": if args.baseline { "do-nothing baseline" } else { "carewell" },
+        "database": if args.baseline { "none" } else if args.postgres.is_some() { "postgres" } else { "sqlite" },
         "servers": args.servers,
         "conversations": args.conversations,
         "concurrency": args.concurrency,
@@ -564,9 +594,11 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
         "llm_calls_per_journey": if completed > 0 { llm_calls as f64 / (completed + args.llm_waiters) as f64 } else { 0.0 },
         "server_cpu_seconds": (cpu * 100.0).round() / 100.0,
         "database_cpu_seconds": (database_cpu * 100.0).round() / 100.0,
+        "database_per_message": per_message,
         "loadgen_cpu_seconds": (own_cpu * 100.0).round() / 100.0,
         "server_peak_rss_mib": rss / 1024,
         "database_bytes_per_conversation": db_bytes / (args.conversations + args.llm_waiters).max(1) as i64,
+        "outbound_per_inbound_message": ((graph.all_sent().len() as f64 / journey_messages.max(1) as f64) * 100.0).round() / 100.0,
         "errors": shared.errors.load(Ordering::Relaxed),
         "error_causes": shared.error_causes.lock().map(|c| json!(*c)).unwrap_or_default(),
         "erp_orders": orders.len(),
@@ -583,6 +615,15 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
         println!("server logs kept in {}", workdir.display());
     } else {
         let _ = std::fs::remove_dir_all(&workdir);
+    }
+    // The run's database goes with it (its numbers are in the report).
+    drop(servers);
+    drop(store);
+    if let (Some(admin), Some(name)) = (&args.postgres, db_url.rsplit('/').next()) {
+        use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+        if let Ok(mut conn) = AsyncPgConnection::establish(admin).await {
+            let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+        }
     }
     let bookings = if args.mode == Mode::Greet { 0 } else { args.conversations };
     if completed != args.conversations || orders.len() != bookings || keys.len() != orders.len() {

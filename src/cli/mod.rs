@@ -1,5 +1,7 @@
 //! The command line: `serve`, `chat`, `flows check`, `flows schema`.
 
+#[cfg(feature = "fakes")]
+pub mod baseline;
 pub mod chat;
 #[cfg(feature = "fakes")]
 pub mod loadgen;
@@ -62,6 +64,10 @@ pub enum Command {
     /// (built with `--features fakes`).
     #[cfg(feature = "fakes")]
     Loadgen(loadgen::LoadArgs),
+    /// A do-nothing bot for `loadgen --baseline` (see `cli::baseline`).
+    #[cfg(feature = "fakes")]
+    #[command(hide = true)]
+    BaselineBot,
     /// Inspect and re-drive the outbox (reads DATABASE_URL).
     Outbox {
         /// What to do.
@@ -269,6 +275,16 @@ pub fn main() -> ExitCode {
                 Ok(false) => ExitCode::FAILURE,
                 Err(e) => {
                     eprintln!("simulate: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }),
+        #[cfg(feature = "fakes")]
+        Command::BaselineBot => runtime(async move {
+            match baseline::run().await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("baseline-bot: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -18,7 +18,19 @@ use crate::erp::ErpClient;
 use crate::flow::FlowSet;
 use crate::guard::Guards;
 use crate::llm::LlmClient;
-use crate::store::{Lane, Store};
+use crate::store::{ConversationRow, InboxRow, Lane, Store};
+
+/// A conversation the worker should take up: it has new inbox rows; `leased` when this process
+/// already holds its lease, with the conversation as stored and the row to process first.
+#[derive(Debug)]
+pub struct Ready {
+    /// `phone_number_id:wa_id`.
+    pub conversation_id: String,
+    /// How soon its first turn runs when the database is busy.
+    pub lane: Lane,
+    /// The conversation and its first row, read by the statement that took the lease.
+    pub leased: Option<Box<(ConversationRow, InboxRow)>>,
+}
 
 /// Everything the service shares between requests and background tasks.
 pub struct App {
@@ -51,7 +63,7 @@ pub struct App {
     pub metrics: crate::metrics::Metrics,
     /// Conversations that just got an inbox row in this process, with the lane their turn starts
     /// in: the worker takes them at once instead of waiting for its next database poll.
-    pub ready: std::sync::Mutex<std::collections::VecDeque<(String, Lane)>>,
+    pub ready: std::sync::Mutex<std::collections::VecDeque<Ready>>,
     /// Where turns hand the outbox rows they queued (and claimed) to this process's dispatcher.
     pub outbox_handoff: outbox::handoff::Handoff,
     /// When the next retry this process scheduled is due (wakes the backlog).
@@ -80,12 +92,22 @@ pub fn lane_of(kind: &EventKind) -> Lane {
 pub struct Limits {
     /// Per customer (wa_id), per minute.
     pub sender: governor::DefaultKeyedRateLimiter<String>,
-    /// Per IP address on the webhook.
+    /// Per IP address on the webhook, counting only refused requests (a bad signature, a
+    /// malformed body): WhatsApp's signed deliveries come from a few addresses at up to the
+    /// number's throughput and are never throttled by address.
     pub ip: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
     /// Per IP address on the admin API.
     pub admin: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
-    /// Outbound sends from the business number.
-    pub outbound: governor::DefaultDirectRateLimiter,
+    /// Outbound sends per business number (`phone_number_id`), this process's share of its
+    /// throughput: `OUTBOUND_PER_SECOND / INSTANCES`.
+    pub outbound: governor::DefaultKeyedRateLimiter<String>,
+}
+
+/// Sends per second per business number for one of `instances` processes: its share of the
+/// number's throughput `per_second`, rounded down so that together they stay within it (at
+/// least one).
+pub fn outbound_share(per_second: u32, instances: u32) -> u32 {
+    (per_second / instances.max(1)).max(1)
 }
 
 impl Limits {
@@ -99,12 +121,13 @@ impl Limits {
             ),
             ip: RateLimiter::keyed(Quota::per_second(nz(s.rate_ip_per_second))),
             admin: RateLimiter::keyed(Quota::per_second(nz(s.rate_admin_per_second))),
-            outbound: RateLimiter::direct(Quota::per_second(nz(s.outbound_per_second))),
+            outbound: RateLimiter::keyed(Quota::per_second(nz(outbound_share(s.outbound_per_second, s.instances)))),
         }
     }
 
     /// Forgets keys that have been idle (keyed limiters keep keys until told).
     pub fn forget_idle(&self) {
+        self.outbound.retain_recent();
         self.sender.retain_recent();
         self.ip.retain_recent();
         self.admin.retain_recent();
@@ -253,8 +276,19 @@ impl App {
 
     /// Tells the worker that `conversation_id` has new inbox rows; its next turn starts in `lane`.
     pub fn wake(&self, conversation_id: &str, lane: Lane) {
+        self.ready_push(Ready { conversation_id: conversation_id.to_string(), lane, leased: None });
+    }
+
+    /// Hands the worker a conversation whose lease this process took as its row was stored
+    /// (`Store::insert_inbox_and_lease`), with the row to process first.
+    pub fn wake_leased(&self, conversation: ConversationRow, row: InboxRow, lane: Lane) {
+        let conversation_id = conversation.id.clone();
+        self.ready_push(Ready { conversation_id, lane, leased: Some(Box::new((conversation, row))) });
+    }
+
+    fn ready_push(&self, ready: Ready) {
         if let Ok(mut q) = self.ready.lock() {
-            q.push_back((conversation_id.to_string(), lane));
+            q.push_back(ready);
         }
         self.inbox_notify.notify_one();
     }
@@ -268,6 +302,15 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_process_paces_a_number_at_its_share_of_the_numbers_throughput() {
+        assert_eq!(outbound_share(80, 1), 80, "one process: the whole default throughput");
+        assert_eq!(outbound_share(80, 3), 26, "three processes: 26 each, 78 together (never over 80)");
+        assert_eq!(outbound_share(1000, 4), 250);
+        assert_eq!(outbound_share(2, 3), 1, "at least one a second");
+        assert_eq!(outbound_share(80, 0), 80, "an instance count of 0 is read as 1");
+    }
 
     #[test]
     fn events_no_llm_reads_start_in_the_interactive_lane() {

@@ -85,20 +85,29 @@ pub(crate) fn client_ip(req: &HttpRequest, trusted_header: Option<&str>) -> Opti
 }
 
 /// Receives a notification.
+///
+/// Only refused requests count against their address's limit (`RATE_IP_PER_SECOND`): WhatsApp
+/// delivers from a few addresses at up to the business number's throughput (1,000 a second on
+/// the highest tier), and a valid signature proves the sender. An address over its limit of
+/// refusals gets 429 instead of 401 or 400.
 async fn receive(app: web::Data<App>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    if let Some(ip) = client_ip(&req, app.settings.trusted_proxy_header.as_deref()) {
-        if app.limits.ip.check_key(&ip).is_err() {
-            warn!(code = "server.rate_limited", %ip, "webhook refused: too many requests from this address");
+    let over_limit = || {
+        let ip = client_ip(&req, app.settings.trusted_proxy_header.as_deref())?;
+        app.limits.ip.check_key(&ip).is_err().then(|| {
+            warn!(code = "server.rate_limited", %ip, "webhook refused: too many refused requests from this address");
             app.metrics.webhooks.with_label_values(&["rate_limited"]).inc();
-            return problem(
+            problem(
                 actix_web::http::StatusCode::TOO_MANY_REQUESTS,
                 "server.rate_limited",
-                "too many requests from this address; retry later",
-            );
-        }
-    }
+                "too many refused requests from this address; retry later",
+            )
+        })
+    };
     let header = req.headers().get("X-Hub-Signature-256").and_then(|h| h.to_str().ok());
     if let Err(e) = signature::verify(app.settings.app_secret.as_bytes(), &body, header) {
+        if let Some(refused) = over_limit() {
+            return refused;
+        }
         warn!(code = e.code(), "webhook refused: bad signature");
         app.metrics.webhooks.with_label_values(&["bad_signature"]).inc();
         app.metrics.errors.with_label_values(&[e.code()]).inc();
@@ -107,6 +116,9 @@ async fn receive(app: web::Data<App>, req: HttpRequest, body: web::Bytes) -> Htt
     let notification = match webhook::parse(&body) {
         Ok(n) => n,
         Err(e) => {
+            if let Some(refused) = over_limit() {
+                return refused;
+            }
             warn!(code = e.code(), error = %e, "webhook refused: malformed body");
             app.metrics.webhooks.with_label_values(&["malformed"]).inc();
             app.metrics.errors.with_label_values(&[e.code()]).inc();
@@ -151,14 +163,27 @@ pub(crate) async fn accept(app: &App, notification: &webhook::Notification) -> H
         info!(duplicates = known, "webhook: messages already stored (seen recently)");
     }
     if !rows.is_empty() {
-        match app.store.insert_inbox(&rows).await {
-            Ok(fresh) => {
+        // One conversation's messages (nearly every webhook): stored and leased for the worker
+        // in one statement, so its turn needs no statement of its own to begin.
+        let one_conversation = rows.iter().all(|r| r.conversation_id == rows[0].conversation_id);
+        let stored = if one_conversation {
+            let until = now_ms() + app.settings.lease.as_millis() as i64;
+            app.store.insert_inbox_and_lease(&rows, &rows[0].conversation_id, &app.instance_id, until).await
+        } else {
+            app.store.insert_inbox(&rows).await.map(|fresh| (fresh, None))
+        };
+        match stored {
+            Ok((fresh, leased)) => {
                 let new = fresh.iter().filter(|f| **f).count();
                 info!(messages = rows.len(), new, duplicates = rows.len() - new, "webhook stored");
+                let mut leased = leased;
                 for ((r, fresh), lane) in rows.iter().zip(&fresh).zip(&lanes) {
                     app.seen.insert(r.dedup_key.clone(), ()).await;
                     if *fresh {
-                        app.wake(&r.conversation_id, *lane);
+                        match leased.take() {
+                            Some((conversation, row)) => app.wake_leased(conversation, row, *lane),
+                            None => app.wake(&r.conversation_id, *lane),
+                        }
                     }
                 }
                 app.metrics.webhooks.with_label_values(&["stored"]).inc_by(new as u64);

@@ -179,6 +179,10 @@ pub struct InboxRow {
     pub last_error: Option<String>,
 }
 
+/// What storing one conversation's inbound events gave: per event (its key, or whether it was
+/// new) and, when the lease was taken with them, the conversation and the row to process first.
+pub type Stored<T> = (Vec<T>, Option<(ConversationRow, InboxRow)>);
+
 /// A stored conversation.
 #[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = conversations)]
@@ -530,6 +534,52 @@ impl Store {
         Ok(rows.iter().map(|r| inserted.contains(&r.dedup_key)).collect())
     }
 
+    /// Stores one conversation's inbound events like [`Store::insert_inbox`] (see [`Stored`]) and, in the same
+    /// statement (SQLite: the same trip to the writer), takes the conversation's lease for
+    /// `owner` until `until_ms` when that is safe at once: the conversation exists, an event was
+    /// new, its lease is free or ended and no earlier event of it is pending. Returns, for each
+    /// event, whether it was new, and with the lease the conversation and the first new row, for
+    /// the worker to process without reading them again.
+    ///
+    /// Errors: as [`Store::insert_inbox`]; `rows` must all belong to `conversation_id`.
+    pub async fn insert_inbox_and_lease(
+        &self,
+        rows: &[NewInbox],
+        conversation_id: &str,
+        owner: &str,
+        until_ms: i64,
+    ) -> Result<Stored<bool>, StoreError> {
+        if rows.is_empty() {
+            return Ok((vec![], None));
+        }
+        let (inserted, leased) = match &self.pools {
+            Pools::Postgres(pool) => {
+                let mut conn = self.pg_conn(pool, Lane::Interactive).await?;
+                let statement = pg_statements::InsertInboxAndLease {
+                    insert: pg_statements::InsertInbox::new(rows),
+                    conversation_id,
+                    owner,
+                    until_ms,
+                    now_ms: now_ms(),
+                };
+                let mut found: Vec<pg_statements::StoredAndLeased> = statement.load(&mut *conn).await?;
+                match found.pop() {
+                    Some(mut row) => (std::mem::take(&mut row.inserted), row.leased()),
+                    None => (vec![], None),
+                }
+            }
+            Pools::Sqlite(_) => {
+                let (rows, cid, own) = (rows.to_vec(), conversation_id.to_string(), owner.to_string());
+                self.sqlite_group(Lane::Interactive, move |c| {
+                    sqlite_sync::insert_inbox_and_lease(c, &rows, &cid, &own, until_ms)
+                })
+                .await??
+            }
+        };
+        let inserted: std::collections::HashSet<String> = inserted.into_iter().collect();
+        Ok((rows.iter().map(|r| inserted.contains(&r.dedup_key)).collect(), leased))
+    }
+
     /// Takes an existing conversation's lease, loads it and reads its oldest pending inbox row
     /// (SQLite: in one trip to the blocking pool); `None` when it does not exist yet or another
     /// live owner holds it. `lane`: how soon, when the database is busy.
@@ -583,11 +633,27 @@ impl Store {
         committed.ok_or(StoreError::LeaseLost(id))
     }
 
-    /// Conversations with unprocessed inbox rows, oldest first, at most `limit`.
-    pub async fn pending_conversations(&self, limit: i64) -> Result<Vec<String>, StoreError> {
+    /// Conversations that nobody is working on although they have unprocessed inbox rows stored
+    /// before `stored_before` (Unix ms): no live lease (free, or ended before `now`), oldest
+    /// row first, at most `limit`. Rows a process is handling as they arrive do not show up, so
+    /// a safety poll of several processes does not chase each other's conversations.
+    pub async fn orphaned_conversations(
+        &self,
+        stored_before: i64,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        use diesel::dsl::{exists, not};
         let ids: Vec<String> = with_conn!(self, |conn| {
             inbox::table
                 .filter(inbox::processed_at.is_null())
+                .filter(inbox::received_at.lt(stored_before))
+                .filter(not(exists(
+                    conversations::table
+                        .filter(conversations::id.eq(inbox::conversation_id))
+                        .filter(conversations::lease_owner.is_not_null())
+                        .filter(conversations::lease_until.ge(now)),
+                )))
                 .order(inbox::id)
                 .select(inbox::conversation_id)
                 .limit(limit * 4)

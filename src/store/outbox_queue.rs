@@ -282,7 +282,10 @@ impl Store {
             }
             Pools::Sqlite(_) => {
                 let claims = claims.to_vec();
-                self.sqlite_group(Lane::Interactive, move |c| sqlite_sync::extend_claims(c, &claims, until_ms)).await??.into_iter().collect()
+                self.sqlite_group(Lane::Interactive, move |c| sqlite_sync::extend_claims(c, &claims, until_ms))
+                    .await??
+                    .into_iter()
+                    .collect()
             }
         };
         Ok(claims.iter().map(|c| c.id).filter(|id| !extended.contains(id)).collect())

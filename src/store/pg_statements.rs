@@ -341,6 +341,15 @@ impl<'a> InsertInbox<'a> {
 
 impl QueryFragment<Pg> for InsertInbox<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        self.walk_rows(&mut out)?;
+        out.push_sql(" RETURNING dedup_key");
+        Ok(())
+    }
+}
+
+impl<'a> InsertInbox<'a> {
+    /// The INSERT without its RETURNING clause.
+    fn walk_rows<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         out.push_sql(
             "INSERT INTO inbox (dedup_key, conversation_id, phone_number_id, event, received_at) \
              SELECT r.dedup_key, r.conversation_id, r.phone_number_id, r.event, r.received_at FROM unnest(",
@@ -356,8 +365,113 @@ impl QueryFragment<Pg> for InsertInbox<'_> {
         out.push_bind_param::<Array<BigInt>, _>(&self.received)?;
         out.push_sql(
             ") WITH ORDINALITY AS r(dedup_key, conversation_id, phone_number_id, event, received_at, n) \
-             ORDER BY r.n ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key",
+             ORDER BY r.n ON CONFLICT (dedup_key) DO NOTHING",
         );
+        Ok(())
+    }
+}
+
+/// What [`InsertInboxAndLease`] returns: the keys stored (the others were duplicates) and, when
+/// it took the conversation's lease, the conversation and the first stored row (all null
+/// otherwise).
+#[derive(Debug, QueryableByName)]
+pub(super) struct StoredAndLeased {
+    #[diesel(sql_type = Array<Text>)]
+    pub inserted: Vec<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    lc_id: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    lc_customer: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    lc_phone_number_id: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    lc_state: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    lc_version: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    lc_lease_owner: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    lc_lease_until: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    lc_last_inbound_at: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    lc_created_at: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    lc_updated_at: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    lc_wake_at: Option<i64>,
+    #[diesel(embed)]
+    pub next: NextInbox,
+}
+
+impl StoredAndLeased {
+    /// The leased conversation and its row to process, if the lease was taken.
+    pub(super) fn leased(self) -> Option<(ConversationRow, InboxRow)> {
+        let conversation = ConversationRow {
+            id: self.lc_id?,
+            customer: self.lc_customer?,
+            phone_number_id: self.lc_phone_number_id?,
+            state: self.lc_state?,
+            version: self.lc_version?,
+            lease_owner: self.lc_lease_owner,
+            lease_until: self.lc_lease_until,
+            last_inbound_at: self.lc_last_inbound_at,
+            created_at: self.lc_created_at?,
+            updated_at: self.lc_updated_at?,
+            wake_at: self.lc_wake_at,
+        };
+        Some((conversation, self.next.into_row()?))
+    }
+}
+
+/// Stores one conversation's inbound rows ([`InsertInbox`]) and, in the same statement, takes
+/// the conversation's lease for the worker when that is safe without a second trip: the
+/// conversation exists, a row was new, the lease is free or ended, and no earlier row of it is
+/// pending (in the statement's snapshot; a row another worker is finishing counts as pending,
+/// so a stale snapshot only ever declines). The worker then processes the first new row with
+/// no lease-and-load statement of its own.
+pub(super) struct InsertInboxAndLease<'a> {
+    pub insert: InsertInbox<'a>,
+    pub conversation_id: &'a str,
+    pub owner: &'a str,
+    /// Unix ms.
+    pub until_ms: i64,
+    /// Unix ms: a lease that ended before this is free.
+    pub now_ms: i64,
+}
+fixed_statement!(InsertInboxAndLease);
+
+impl QueryFragment<Pg> for InsertInboxAndLease<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("WITH ins AS (");
+        self.insert.walk_rows(&mut out)?;
+        out.push_sql(
+            " RETURNING id, dedup_key, conversation_id, phone_number_id, event, received_at, processed_at, \
+             attempts, last_error), c AS (UPDATE conversations SET lease_owner = ",
+        );
+        out.push_bind_param::<Text, _>(self.owner)?;
+        out.push_sql(", lease_until = ");
+        out.push_bind_param::<BigInt, _>(&self.until_ms)?;
+        out.push_sql(" WHERE id = ");
+        out.push_bind_param::<Text, _>(self.conversation_id)?;
+        out.push_sql(" AND (lease_owner IS NULL OR lease_until < ");
+        out.push_bind_param::<BigInt, _>(&self.now_ms)?;
+        out.push_sql(
+            ") AND EXISTS (SELECT 1 FROM ins) AND NOT EXISTS (SELECT 1 FROM inbox p WHERE p.conversation_id = ",
+        );
+        out.push_bind_param::<Text, _>(self.conversation_id)?;
+        out.push_sql(" AND p.processed_at IS NULL) RETURNING ");
+        out.push_sql(CONVERSATION_COLUMNS);
+        out.push_sql(
+            "), i AS (SELECT * FROM ins WHERE EXISTS (SELECT 1 FROM c) ORDER BY id LIMIT 1) \
+             SELECT ARRAY(SELECT dedup_key FROM ins) AS inserted, c.id AS lc_id, c.customer AS lc_customer, \
+             c.phone_number_id AS lc_phone_number_id, c.state AS lc_state, c.version AS lc_version, \
+             c.lease_owner AS lc_lease_owner, c.lease_until AS lc_lease_until, \
+             c.last_inbound_at AS lc_last_inbound_at, c.created_at AS lc_created_at, \
+             c.updated_at AS lc_updated_at, c.wake_at AS lc_wake_at, ",
+        );
+        out.push_sql(NEXT_COLUMNS);
+        out.push_sql(" FROM (SELECT 1) AS one LEFT JOIN c ON true LEFT JOIN i ON true");
         Ok(())
     }
 }
@@ -464,7 +578,11 @@ fixed_statement_owned!(ExtendClaims);
 impl ExtendClaims {
     /// The statement for `claims`, until `until_ms`.
     pub(super) fn new(claims: &[super::Claim], until_ms: i64) -> Self {
-        ExtendClaims { ids: claims.iter().map(|c| c.id).collect(), tokens: claims.iter().map(|c| c.token).collect(), until_ms }
+        ExtendClaims {
+            ids: claims.iter().map(|c| c.id).collect(),
+            tokens: claims.iter().map(|c| c.token).collect(),
+            until_ms,
+        }
     }
 }
 

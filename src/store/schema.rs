@@ -106,3 +106,6 @@ diesel::table! {
         created_at -> BigInt,
     }
 }
+
+// The safety poll reads inbox rows whose conversation has no live lease (a correlated subquery).
+diesel::allow_tables_to_appear_in_same_query!(conversations, inbox);

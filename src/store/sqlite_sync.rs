@@ -63,6 +63,39 @@ pub fn insert_inbox(c: &mut SqliteConnection, rows: &[NewInbox]) -> QueryResult<
     Ok(fresh)
 }
 
+/// [`insert_inbox`] for one conversation's rows, then takes its lease for the worker when a row
+/// was new, the conversation exists, its lease is free or ended and no earlier row of it is
+/// pending; returns the new keys and, with the lease, the conversation and its first new row.
+pub fn insert_inbox_and_lease(
+    c: &mut SqliteConnection,
+    rows: &[NewInbox],
+    conversation_id: &str,
+    owner: &str,
+    until_ms: i64,
+) -> QueryResult<super::Stored<String>> {
+    let fresh = insert_inbox(c, rows)?;
+    let Some(first_key) = fresh.first() else { return Ok((fresh, None)) };
+    let first: super::InboxRow =
+        inbox::table.filter(inbox::dedup_key.eq(first_key)).select(super::InboxRow::as_select()).first(c)?;
+    let earlier: i64 = inbox::table
+        .filter(inbox::conversation_id.eq(conversation_id))
+        .filter(inbox::processed_at.is_null())
+        .filter(inbox::id.lt(first.id))
+        .count()
+        .get_result(c)?;
+    if earlier > 0 {
+        return Ok((fresh, None));
+    }
+    let leased = diesel::update(conversations::table)
+        .filter(conversations::id.eq(conversation_id))
+        .filter(conversations::lease_owner.is_null().or(conversations::lease_until.lt(now_ms())))
+        .set((conversations::lease_owner.eq(Some(owner)), conversations::lease_until.eq(Some(until_ms))))
+        .returning(super::ConversationRow::as_returning())
+        .get_result(c)
+        .optional()?;
+    Ok((fresh, leased.map(|conv| (conv, first))))
+}
+
 fn next_inbox(c: &mut SqliteConnection, conversation_id: &str) -> QueryResult<Option<super::InboxRow>> {
     inbox::table
         .filter(inbox::conversation_id.eq(conversation_id))

@@ -170,7 +170,11 @@ async fn give_up(app: &App, row: &OutboxRow, claim: Claim) {
 /// pass). Stops at a row that waits for a retry (later rows wait behind it) or whose claim was
 /// lost, giving the rest back; an ERP write goes on in a task of its own, and the rest of its
 /// queue is given back to wait for it.
-pub async fn work_queue(app: Arc<App>, rows: Vec<(OutboxRow, Claim)>, keeper: Arc<ClaimKeeper>) -> Vec<(Claim, String)> {
+pub async fn work_queue(
+    app: Arc<App>,
+    rows: Vec<(OutboxRow, Claim)>,
+    keeper: Arc<ClaimKeeper>,
+) -> Vec<(Claim, String)> {
     let mut rows = rows.into_iter();
     let mut sent: Vec<(Claim, String)> = Vec::new();
     while let Some((row, claim)) = rows.next() {

@@ -87,7 +87,7 @@ pub async fn send_message(
         observe_sent(app, Some(payload), OutboxKind::WhatsApp, OutboxStatus::Sent);
         return true;
     };
-    app.limits.outbound.until_ready().await;
+    app.limits.outbound.until_key_ready(&payload.phone_number_id).await;
     let started = std::time::Instant::now();
     let outcome = graph.send(&payload.phone_number_id, &payload.body).await;
     app.metrics.observe("outbox_send", started.elapsed().as_secs_f64());

@@ -45,7 +45,10 @@ impl Handoff {
         if !rows.is_empty() && self.tx.send((lane, rows)).is_err() {
             // The dispatcher has stopped (the process is ending): the claims run out and the
             // backlog of the next process does the rows.
-            warn!(code = "outbox.handoff_closed", "the outbox hand-off has stopped; rows wait for their claim to run out");
+            warn!(
+                code = "outbox.handoff_closed",
+                "the outbox hand-off has stopped; rows wait for their claim to run out"
+            );
         }
     }
 }
@@ -166,7 +169,9 @@ async fn mark_sent(app: Arc<App>, mut rx: mpsc::UnboundedReceiver<(Claim, String
                 app.metrics.errors.with_label_values(&["outbox.claim_lost"]).inc();
             }
             Ok(_) => {}
-            Err(e) => error!(code = e.code(), error = %e, "could not mark sent outbox rows; they are sent again when their claims run out"),
+            Err(e) => {
+                error!(code = e.code(), error = %e, "could not mark sent outbox rows; they are sent again when their claims run out")
+            }
         }
     }
 }
@@ -199,9 +204,10 @@ mod tests {
         let (key, rows) = q.next_ready().unwrap();
         assert_eq!(key, ("a".to_string(), "whatsapp".to_string()));
         assert_eq!(rows.iter().map(|(r, _)| r.id).collect::<Vec<_>>(), vec![1, 2], "in queue order");
-        let id = tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-            tokio::spawn(async {}).id()
-        });
+        let id = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(async { tokio::spawn(async {}).id() });
         q.busy.insert(id, (key.clone(), vec![1, 2]));
         // More rows for the queue under way wait for it.
         q.add(Lane::Bulk, vec![row(5, "a", "whatsapp")]);

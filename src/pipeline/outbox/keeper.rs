@@ -49,7 +49,11 @@ impl ClaimKeeper {
                 // A claim released while the statement ran is finished, not lost (its row may
                 // have been marked sent meanwhile).
                 let extended = extended.map(|lost| {
-                    let kept = shared.claims.lock().map(|c| c.iter().map(|k| k.id).collect::<HashSet<_>>()).unwrap_or_default();
+                    let kept = shared
+                        .claims
+                        .lock()
+                        .map(|c| c.iter().map(|k| k.id).collect::<HashSet<_>>())
+                        .unwrap_or_default();
                     lost.into_iter().filter(|id| kept.contains(id)).collect::<Vec<_>>()
                 });
                 match extended {

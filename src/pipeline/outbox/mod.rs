@@ -91,7 +91,8 @@ pub struct DueTimer {
 impl DueTimer {
     /// A row will be due at `at_ms` (Unix ms).
     pub fn due_at(&self, at_ms: i64) {
-        let _ = self.next.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n == 0 || at_ms < n).then_some(at_ms));
+        let _ =
+            self.next.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n == 0 || at_ms < n).then_some(at_ms));
     }
 
     /// How long to wait before reading the backlog: until the earliest announced due time, at

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tracing::{Instrument, error, info_span, warn};
 
-use super::App;
+use super::{App, Ready};
 use crate::engine::{ConversationState, InboundEvent};
 use crate::store::{ConversationRow, InboxRow, Lane, QuarantineKind, StoreError, now_ms};
 use turn::TurnFailure;
@@ -54,17 +54,18 @@ pub async fn run(app: Arc<App>) {
     loop {
         // Conversations this process just stored rows for, interactive ones first (a stable
         // sort keeps arrival order within a lane), then those the poll found.
-        let mut ids: Vec<(String, Lane, bool)> =
-            app.ready.lock().map(|mut q| q.drain(..).map(|(id, lane)| (id, lane, false)).collect()).unwrap_or_default();
-        ids.sort_by_key(|(_, lane, _)| *lane != Lane::Interactive);
+        let mut ids: Vec<(Ready, bool)> =
+            app.ready.lock().map(|mut q| q.drain(..).map(|r| (r, false)).collect()).unwrap_or_default();
+        ids.sort_by_key(|(r, _)| r.lane != Lane::Interactive);
         let found = polled.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
-        ids.extend(found.into_iter().map(|id| (id, Lane::Bulk, true)));
-        for (id, lane, from_poll) in ids {
+        ids.extend(found.into_iter().map(|id| (Ready { conversation_id: id, lane: Lane::Bulk, leased: None }, true)));
+        for (Ready { conversation_id: id, lane, leased }, from_poll) in ids {
             let fresh = active.lock().map(|mut a| a.insert(id.clone())).unwrap_or(false);
             if !fresh {
                 // Being drained now. A row stored here meanwhile is looked for when that drain
                 // ends; one the poll found needs nothing (the drain reads rows until none is
-                // left, and the next poll sees any stored after).
+                // left, and the next poll sees any stored after). A lease taken with the row
+                // is this process's, so that drain's successor takes it as its own.
                 if !from_poll && let Ok(mut d) = dirty.lock() {
                     d.insert(id);
                 }
@@ -74,7 +75,7 @@ pub async fn run(app: Arc<App>) {
             let (app, dirty) = (app.clone(), dirty.clone());
             let draining = Draining { active: active.clone(), id: id.clone() };
             tokio::spawn(async move {
-                let emptied = drain(&app, &id, lane).await;
+                let emptied = drain(&app, &id, lane, leased.map(|l| *l)).await;
                 drop(draining);
                 drop(permit);
                 // A row stored while the drain was finishing is taken at once.
@@ -86,17 +87,29 @@ pub async fn run(app: Arc<App>) {
         }
         tokio::select! {
             _ = app.inbox_notify.notified() => {}
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = tokio::time::sleep(SAFETY_POLL) => {}
         }
     }
 }
 
-/// Every 250 ms, reads the conversations with pending rows (stored by other processes, or left
-/// by a crash) for the worker, beside it so that a slow read never holds up the conversations
-/// this process just woke.
+/// How often the safety poll reads the inbox for rows nobody took.
+const SAFETY_POLL: Duration = Duration::from_secs(1);
+
+/// How old an unprocessed row must be before the safety poll takes it: rows are taken as they
+/// arrive by the process that stored them (its webhook took the lease or woke its worker), so
+/// the poll looks only for rows whose process died, or that a race between processes left
+/// behind.
+const ORPHANED_AFTER_MS: i64 = 1000;
+
+/// Every [`SAFETY_POLL`], reads the conversations with rows nobody is working on (stored by a
+/// process that stopped, or left by a race between processes) for the worker, beside it so that
+/// a slow read never holds up the conversations this process just woke. Rows this process
+/// stores wake its worker at once; no LISTEN/NOTIFY between processes is needed, because the
+/// process that stores a row is the one that takes it.
 async fn poll(app: Arc<App>, polled: Arc<Mutex<Vec<String>>>) {
     loop {
-        match app.store.pending_conversations(2048).await {
+        let now = now_ms();
+        match app.store.orphaned_conversations(now - ORPHANED_AFTER_MS, now, 2048).await {
             Ok(ids) if !ids.is_empty() => {
                 if let Ok(mut p) = polled.lock() {
                     *p = ids;
@@ -106,7 +119,7 @@ async fn poll(app: Arc<App>, polled: Arc<Mutex<Vec<String>>>) {
             Ok(_) => {}
             Err(e) => error!(code = e.code(), error = %e, "cannot read the inbox"),
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(SAFETY_POLL).await;
     }
 }
 
@@ -170,12 +183,17 @@ async fn set_aside_unreadable(app: &App, row: &InboxRow) -> Result<(), StoreErro
 
 /// Processes every pending row of one conversation while holding its lease. Returns true when
 /// it stopped because no row was left (not because of another process's lease or an error).
-/// `lane`: how soon its first row is taken when the database is busy.
-async fn drain(app: &Arc<App>, conversation_id: &str, lane: Lane) -> bool {
-    tracing::debug!(conversation_id, ?lane, "drain started");
-    let Some((mut conv, mut next)) = lease(app, conversation_id, lane).await else { return false };
+/// `lane`: how soon its first row is taken when the database is busy; `leased`: the
+/// conversation and its first row when the lease was taken as the row was stored.
+async fn drain(app: &Arc<App>, conversation_id: &str, lane: Lane, leased: Option<(ConversationRow, InboxRow)>) -> bool {
+    tracing::debug!(conversation_id, ?lane, leased = leased.is_some(), "drain started");
+    let found = match leased {
+        Some((conv, row)) => Some((conv, Some(row))),
+        None => lease(app, conversation_id, lane).await,
+    };
+    let Some((mut conv, mut next)) = found else { return false };
     let half_lease = app.settings.lease.as_millis() as i64 / 2;
-    let mut lease_until = now_ms() + app.settings.lease.as_millis() as i64;
+    let mut lease_until = conv.lease_until.unwrap_or_else(|| now_ms() + app.settings.lease.as_millis() as i64);
     let mut emptied = false;
     let mut released = false;
     loop {

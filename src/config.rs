@@ -92,6 +92,11 @@ pub struct Settings {
     pub outbox_claim: Duration,
     /// How long a worker holds a conversation's lease before another process may take it over.
     pub lease: Duration,
+    /// Where hand-offs are posted for the team (`HANDOFF_WEBHOOK_URL`), if anywhere.
+    pub team_webhook: Option<TeamWebhook>,
+    /// Staff WhatsApp numbers (digits, `HANDOFF_STAFF_NUMBERS`, comma-separated) told of each
+    /// hand-off; none by default.
+    pub staff_numbers: Vec<String>,
     /// HTTP worker threads (`HTTP_WORKERS`); each is a thread beside the runtime's own, so on a
     /// small machine fewer means fewer thread switches (see BENCHMARKS.md).
     pub http_workers: usize,
@@ -99,6 +104,39 @@ pub struct Settings {
 
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+/// Where hand-offs are posted for the team: a signed JSON POST per hand-off
+/// (`pipeline::queue::HandoffNotice`).
+#[derive(Debug, Clone)]
+pub struct TeamWebhook {
+    /// `HANDOFF_WEBHOOK_URL`.
+    pub url: String,
+    /// `HANDOFF_WEBHOOK_SECRET`: the HMAC-SHA256 key of the `X-Carewell-Signature` header.
+    pub secret: String,
+    /// Per POST (`HANDOFF_WEBHOOK_TIMEOUT_MS`, default 5 s).
+    pub timeout: Duration,
+}
+
+/// Staff numbers from a comma-separated list: digits only (a leading `+`, spaces and dashes are
+/// dropped), 8 to 15 of them (E.164). Errors name the entry that is not a number.
+fn staff_numbers(list: &str) -> Result<Vec<String>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|n| {
+            let digits: String = n.chars().filter(|c| !matches!(c, '+' | ' ' | '-')).collect();
+            if (8..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) {
+                Ok(digits)
+            } else {
+                Err(ConfigError::Invalid {
+                    name: "HANDOFF_STAFF_NUMBERS",
+                    value: n.to_string(),
+                    why: "each entry must be a phone number in international format, e.g. +971501234567".into(),
+                })
+            }
+        })
+        .collect()
 }
 
 fn number<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError> {
@@ -191,6 +229,37 @@ impl Settings {
             outbox_claim: Duration::from_millis(number("OUTBOX_CLAIM_MS", 30_000u64)?.max(1000)),
             lease: Duration::from_millis(number("LEASE_MS", 30_000u64)?.max(1000)),
             http_workers: number("HTTP_WORKERS", 1usize)?.max(1),
+            team_webhook: match var("HANDOFF_WEBHOOK_URL") {
+                Some(url) => Some(TeamWebhook {
+                    url,
+                    secret: var("HANDOFF_WEBHOOK_SECRET").ok_or(ConfigError::Invalid {
+                        name: "HANDOFF_WEBHOOK_SECRET",
+                        value: String::new(),
+                        why: "required with HANDOFF_WEBHOOK_URL: the receiver checks each POST's signature with it"
+                            .into(),
+                    })?,
+                    timeout: Duration::from_millis(number("HANDOFF_WEBHOOK_TIMEOUT_MS", 5_000u64)?),
+                }),
+                None => None,
+            },
+            staff_numbers: staff_numbers(var("HANDOFF_STAFF_NUMBERS").as_deref().unwrap_or_default())?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staff_numbers_are_read_as_digits_and_a_wrong_one_is_named() {
+        assert_eq!(staff_numbers("").unwrap(), Vec::<String>::new());
+        assert_eq!(
+            staff_numbers("+971 50 000 9900, 971-50-111-2222").unwrap(),
+            vec!["971500009900".to_string(), "971501112222".to_string()]
+        );
+        let err = staff_numbers("+971500009900, front desk").unwrap_err().to_string();
+        assert!(err.contains("HANDOFF_STAFF_NUMBERS") && err.contains("front desk"), "{err}");
+        assert!(staff_numbers("12345").is_err(), "too short for a phone number");
     }
 }

@@ -168,6 +168,9 @@ pub struct Messages {
     pub agent_joined: String,
     /// The person gave the conversation back.
     pub agent_left: String,
+    /// Sent to the staff numbers (`HANDOFF_STAFF_NUMBERS`) when a conversation is handed to a
+    /// person. `{customer}` (the number, with +), `{reason}`, `{queue}`.
+    pub handoff_staff_alert: String,
     /// An upset customer is acknowledged and offered a person.
     pub upset: String,
     /// Shorter, above the recovery summary.
@@ -214,6 +217,7 @@ pub const PLACEHOLDERS: &[(&str, &[&str])] = &[
     ("erp_refused_value", &["labels", "why"]),
     ("erp_late_success", &["reference"]),
     ("agent_joined", &["agent"]),
+    ("handoff_staff_alert", &["customer", "reason", "queue"]),
     ("recovery_known", &["known"]),
     ("recovery_missing", &["missing"]),
     ("offer", &["offer"]),
@@ -374,6 +378,9 @@ impl Default for Messages {
                 "Sorry, something went wrong reading your last message. I've passed it to a member of our team, who will reply here shortly.",
             ),
             agent_joined: s("You're now chatting with {agent} from our team."),
+            handoff_staff_alert: s(
+                "A customer is waiting for a person: {customer} ({queue} queue). Why: {reason}. Take it over in the console.",
+            ),
             agent_left: s("Thanks for your patience! You're back with our booking assistant."),
             upset: s(
                 "I'm sorry — I can hear this has been frustrating. I'll help you put it right here, or a member of our team can take over right away.",

@@ -5,6 +5,7 @@ pub mod outbox;
 pub mod queue;
 pub mod reload;
 pub mod scheduler;
+pub mod team;
 pub mod worker;
 
 use std::sync::{Arc, RwLock};
@@ -46,6 +47,8 @@ pub struct App {
     pub erp: Arc<ErpClient>,
     /// The Graph API client; `None` in the sandbox.
     pub graph: Option<GraphClient>,
+    /// For the team's hand-off webhook (per-request timeouts are set by the caller).
+    pub http: reqwest::Client,
     /// Speech to text for voice notes; `None` unless `SPEECH_BASE_URL` is set.
     pub speech: Option<crate::llm::speech::SpeechClient>,
     /// Wakes the worker when the inbox grows.
@@ -181,6 +184,7 @@ impl App {
             store,
             erp,
             graph,
+            http: reqwest::Client::new(),
             speech,
             inbox_notify: Notify::new(),
             outbox_notify: Notify::new(),

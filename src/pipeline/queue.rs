@@ -76,6 +76,28 @@ pub struct Forward {
     pub event: InboundEvent,
 }
 
+/// What the team's hand-off webhook receives (`HANDOFF_WEBHOOK_URL`), as JSON, signed with
+/// `X-Carewell-Signature: sha256=<hex HMAC-SHA256 of the body with HANDOFF_WEBHOOK_SECRET>` (the
+/// same scheme WhatsApp uses for its webhooks).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HandoffNotice {
+    /// Always `handoff.waiting`.
+    pub event: String,
+    /// The record's idempotency key: a receiver that sees it twice (a retried POST) ignores the
+    /// second.
+    pub key: String,
+    /// `phone_number_id:wa_id`.
+    pub conversation_id: String,
+    /// The customer's number (wa_id).
+    pub customer: String,
+    /// Why the conversation was handed off.
+    pub reason: String,
+    /// The team queue.
+    pub queue: String,
+    /// When it was handed off (Unix ms).
+    pub since: i64,
+}
+
 /// An outbox row's payload, by kind.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload {
@@ -85,6 +107,10 @@ pub enum Payload {
     Erp(ErpWrite),
     /// [`OutboxKind::Inbox`].
     Forward(Forward),
+    /// [`OutboxKind::Handoff`].
+    Handoff(crate::store::NewHandoff),
+    /// [`OutboxKind::Webhook`].
+    Webhook(HandoffNotice),
 }
 
 impl Payload {
@@ -94,6 +120,8 @@ impl Payload {
             Payload::Send(_) => OutboxKind::WhatsApp,
             Payload::Erp(_) => OutboxKind::Erp,
             Payload::Forward(_) => OutboxKind::Inbox,
+            Payload::Handoff(_) => OutboxKind::Handoff,
+            Payload::Webhook(_) => OutboxKind::Webhook,
         }
     }
 
@@ -103,6 +131,8 @@ impl Payload {
             Payload::Send(p) => serde_json::to_string(p),
             Payload::Erp(p) => serde_json::to_string(p),
             Payload::Forward(p) => serde_json::to_string(p),
+            Payload::Handoff(p) => serde_json::to_string(p),
+            Payload::Webhook(p) => serde_json::to_string(p),
         }
         .unwrap_or_default()
     }
@@ -123,6 +153,8 @@ impl Payload {
             OutboxKind::WhatsApp => Payload::Send(serde_json::from_str(&row.payload).map_err(bad)?),
             OutboxKind::Erp => Payload::Erp(serde_json::from_str(&row.payload).map_err(bad)?),
             OutboxKind::Inbox => Payload::Forward(serde_json::from_str(&row.payload).map_err(bad)?),
+            OutboxKind::Handoff => Payload::Handoff(serde_json::from_str(&row.payload).map_err(bad)?),
+            OutboxKind::Webhook => Payload::Webhook(serde_json::from_str(&row.payload).map_err(bad)?),
         })
     }
 }

@@ -1,6 +1,7 @@
 //! The admin API, for operators and agents: read a conversation (transcript, slots, timeline
-//! with failures), take it over, reply to the customer, give it back to the bot, and see and
-//! re-drive dead outbox rows. Every call needs `Authorization: Bearer $ADMIN_TOKEN`; without
+//! with failures), take it over, reply to the customer, give it back to the bot, list the
+//! hand-offs waiting for a person and resolve them with a note, and see and re-drive dead
+//! outbox rows. Every call needs `Authorization: Bearer $ADMIN_TOKEN`; without
 //! `ADMIN_TOKEN` the admin API is off. Agent actions go through the conversation's inbox, so they
 //! are applied in order with the customer's messages and recorded as turns.
 
@@ -11,7 +12,7 @@ use serde_json::json;
 use super::problem;
 use crate::engine::{EventKind, InboundEvent};
 use crate::pipeline::App;
-use crate::store::now_ms;
+use crate::store::{HandoffStatus, now_ms};
 
 /// Registers the admin routes under `/admin`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -22,6 +23,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/conversations/{key}/takeover", web::post().to(takeover))
             .route("/conversations/{key}/reply", web::post().to(reply))
             .route("/conversations/{key}/release", web::post().to(release))
+            .route("/handoffs", web::get().to(handoffs))
+            .route("/handoffs/{id}/resolve", web::post().to(resolve))
             .route("/quarantine", web::get().to(quarantined))
             .route("/outbox/dead", web::get().to(dead))
             .route("/outbox/{id}/redrive", web::post().to(redrive)),
@@ -110,25 +113,36 @@ struct AgentBody {
     text: Option<String>,
 }
 
-async fn agent_event(app: &App, key: &str, kind: EventKind) -> HttpResponse {
+/// Queues an agent's action for the conversation `key` (an id or a customer's number); returns
+/// the 202 answer and the conversation's id, or the error answer.
+async fn agent_event(app: &App, key: &str, kind: EventKind) -> Result<(HttpResponse, String), HttpResponse> {
     use actix_web::http::StatusCode;
     let conv = match app.store.conversation(key).await {
         Ok(Some(c)) => Some(c),
         Ok(None) => {
             app.store.conversations_of(key.trim_start_matches('+')).await.ok().and_then(|v| v.into_iter().next())
         }
-        Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
+        Err(e) => return Err(problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string())),
     };
     let Some(conv) = conv else {
-        return problem(StatusCode::NOT_FOUND, "server.no_conversation", "no conversation for that id or number");
+        return Err(problem(StatusCode::NOT_FOUND, "server.no_conversation", "no conversation for that id or number"));
     };
     let id = format!("admin:{}", uuid::Uuid::now_v7());
     let event = InboundEvent::internal(id.clone(), conv.customer.clone(), now_ms() / 1000, kind);
     match crate::pipeline::queue::enqueue(app, &conv.phone_number_id, &event, crate::pipeline::lane_of(&event.kind))
         .await
     {
-        Ok(_) => HttpResponse::Accepted().json(json!({"queued": id, "conversation_id": conv.id})),
-        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
+        Ok(_) => Ok((HttpResponse::Accepted().json(json!({"queued": id, "conversation_id": conv.id})), conv.id)),
+        Err(e) => Err(problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string())),
+    }
+}
+
+/// Records what an agent did to the conversation's hand-offs; a failure is logged (the action
+/// itself is queued and happens: the record catches up on the next action).
+async fn record_handoffs(app: &App, what: Result<usize, crate::store::StoreError>) {
+    if let Err(e) = what {
+        tracing::error!(code = e.code(), error = %e, "could not record an agent's action on a hand-off");
+        app.metrics.errors.with_label_values(&[e.code()]).inc();
     }
 }
 
@@ -139,7 +153,13 @@ async fn takeover(
     body: web::Json<AgentBody>,
 ) -> HttpResponse {
     guarded!(app, req);
-    agent_event(&app, &key, EventKind::AgentTakeover { agent: body.agent.clone() }).await
+    match agent_event(&app, &key, EventKind::AgentTakeover { agent: body.agent.clone() }).await {
+        Ok((answer, conversation_id)) => {
+            record_handoffs(&app, app.store.handoffs_taken(&conversation_id, &body.agent).await).await;
+            answer
+        }
+        Err(answer) => answer,
+    }
 }
 
 async fn reply(
@@ -152,7 +172,9 @@ async fn reply(
     let Some(text) = body.text.clone().filter(|t| !t.trim().is_empty()) else {
         return problem(actix_web::http::StatusCode::BAD_REQUEST, "server.empty_reply", "give the reply in `text`");
     };
-    agent_event(&app, &key, EventKind::AgentMessage { agent: body.agent.clone(), text }).await
+    match agent_event(&app, &key, EventKind::AgentMessage { agent: body.agent.clone(), text }).await {
+        Ok((answer, _)) | Err(answer) => answer,
+    }
 }
 
 async fn release(
@@ -162,7 +184,103 @@ async fn release(
     body: web::Json<AgentBody>,
 ) -> HttpResponse {
     guarded!(app, req);
-    agent_event(&app, &key, EventKind::AgentRelease { agent: body.agent.clone() }).await
+    match agent_event(&app, &key, EventKind::AgentRelease { agent: body.agent.clone() }).await {
+        Ok((answer, conversation_id)) => {
+            let closed = app.store.handoffs_closed(&conversation_id, HandoffStatus::Released, &body.agent, None).await;
+            record_handoffs(&app, closed).await;
+            answer
+        }
+        Err(answer) => answer,
+    }
+}
+
+#[derive(Deserialize)]
+struct HandoffQuery {
+    /// `waiting` (the default), `taken`, `resolved`, `released` or `all`.
+    #[serde(default)]
+    status: Option<String>,
+}
+
+/// Hand-offs, oldest first, with how long each has waited (`waiting_seconds`: until an agent
+/// took it, or until now). `?status=` as [`HandoffQuery`].
+async fn handoffs(app: web::Data<App>, req: HttpRequest, q: web::Query<HandoffQuery>) -> HttpResponse {
+    guarded!(app, req);
+    let wanted = q.status.as_deref().unwrap_or("waiting");
+    let status = match wanted {
+        "all" => None,
+        s => match HandoffStatus::parse(s) {
+            Some(s) => Some(s),
+            None => {
+                return problem(
+                    actix_web::http::StatusCode::BAD_REQUEST,
+                    "server.bad_status",
+                    "status must be waiting, taken, resolved, released or all",
+                );
+            }
+        },
+    };
+    match app.store.handoffs(status, 500).await {
+        Ok(rows) => {
+            let now = now_ms();
+            let listed: Vec<_> = rows
+                .iter()
+                .map(|h| {
+                    let until = h.taken_at.or(h.closed_at).unwrap_or(now);
+                    let mut v = json!(h);
+                    v["waiting_seconds"] = json!((until - h.created_at).max(0) / 1000);
+                    v
+                })
+                .collect();
+            HttpResponse::Ok().json(json!({"handoffs": listed}))
+        }
+        Err(e) => problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct ResolveBody {
+    agent: String,
+    note: String,
+}
+
+/// Resolves a hand-off with a note and gives its conversation back to the bot.
+async fn resolve(
+    app: web::Data<App>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Json<ResolveBody>,
+) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    guarded!(app, req);
+    if body.note.trim().is_empty() || body.agent.trim().is_empty() {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "server.resolve_incomplete",
+            "give the `agent` who resolved it and a `note`",
+        );
+    }
+    let found = match id.parse::<i64>() {
+        Ok(id) => app.store.handoff(id).await,
+        Err(_) => return problem(StatusCode::BAD_REQUEST, "server.bad_id", "give a hand-off id"),
+    };
+    let handoff = match found {
+        Ok(Some(h)) => h,
+        Ok(None) => return problem(StatusCode::NOT_FOUND, "server.no_handoff", "no hand-off with that id"),
+        Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
+    };
+    if matches!(HandoffStatus::parse(&handoff.status), Some(HandoffStatus::Resolved | HandoffStatus::Released)) {
+        return problem(StatusCode::CONFLICT, "server.handoff_closed", "this hand-off is already closed");
+    }
+    let closed = app
+        .store
+        .handoffs_closed(&handoff.conversation_id, HandoffStatus::Resolved, &body.agent, Some(body.note.trim()))
+        .await;
+    if let Err(e) = closed {
+        return problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string());
+    }
+    match agent_event(&app, &handoff.conversation_id, EventKind::AgentRelease { agent: body.agent.clone() }).await {
+        Ok((answer, _)) | Err(answer) => answer,
+    }
 }
 
 /// What the worker set aside unread, newest first (`?conversation=<id>` for one conversation).

@@ -133,8 +133,10 @@ macro_rules! with_conn {
     };
 }
 
+mod handoffs;
 mod outbox_queue;
 mod quarantine;
+pub use handoffs::{HandoffRow, HandoffStatus, NewHandoff};
 pub use outbox_queue::{Claim, DUE_PER_CONVERSATION, NewOutbox, OutboxKind, OutboxRow, OutboxStatus};
 pub use quarantine::{QuarantineKind, QuarantineRow};
 

@@ -24,6 +24,10 @@ pub enum OutboxKind {
     Erp,
     /// An event for another conversation's inbox (a conversation moved to a new number).
     Inbox,
+    /// A hand-off record to write (`store::NewHandoff`).
+    Handoff,
+    /// A signed POST to the team's hand-off webhook (`HANDOFF_WEBHOOK_URL`).
+    Webhook,
 }
 
 impl OutboxKind {
@@ -33,12 +37,16 @@ impl OutboxKind {
             OutboxKind::WhatsApp => "whatsapp",
             OutboxKind::Erp => "erp",
             OutboxKind::Inbox => "inbox",
+            OutboxKind::Handoff => "handoff",
+            OutboxKind::Webhook => "webhook",
         }
     }
 
     /// From the `kind` column; `None` for a kind this build does not know.
     pub fn parse(s: &str) -> Option<OutboxKind> {
-        [OutboxKind::WhatsApp, OutboxKind::Erp, OutboxKind::Inbox].into_iter().find(|k| k.as_str() == s)
+        [OutboxKind::WhatsApp, OutboxKind::Erp, OutboxKind::Inbox, OutboxKind::Handoff, OutboxKind::Webhook]
+            .into_iter()
+            .find(|k| k.as_str() == s)
     }
 }
 

@@ -107,5 +107,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    handoffs (id) {
+        id -> BigInt,
+        idempotency_key -> Text,
+        conversation_id -> Text,
+        customer -> Text,
+        reason -> Text,
+        queue -> Text,
+        status -> Text,
+        created_at -> BigInt,
+        taken_by -> Nullable<Text>,
+        taken_at -> Nullable<BigInt>,
+        closed_by -> Nullable<Text>,
+        closed_at -> Nullable<BigInt>,
+        note -> Nullable<Text>,
+    }
+}
+
 // The safety poll reads inbox rows whose conversation has no live lease (a correlated subquery).
 diesel::allow_tables_to_appear_in_same_query!(conversations, inbox);

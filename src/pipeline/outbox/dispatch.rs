@@ -9,6 +9,7 @@ use tracing::error;
 
 use super::effects::{erp_given_up, forward, send_message, write_erp};
 use super::keeper::ClaimKeeper;
+use super::team::{post_notice, record_handoff};
 use crate::pipeline::App;
 use crate::pipeline::queue::Payload;
 use crate::store::{Claim, Lane, OutboxRow, now_ms};
@@ -212,6 +213,18 @@ pub async fn work_queue(
             Ok(Payload::Forward(f)) => {
                 let finished = forward(&app, &row, claim, &f).await;
                 keeper.release(row.id);
+                finished
+            }
+            Ok(Payload::Handoff(h)) => {
+                let finished = record_handoff(&app, &row, claim, &h).await;
+                keeper.release(row.id);
+                finished
+            }
+            Ok(Payload::Webhook(notice)) => {
+                let finished = post_notice(&app, &row, claim, &notice, &mut sent).await;
+                if !sent.iter().any(|(c, _)| c.id == row.id) {
+                    keeper.release(row.id);
+                }
                 finished
             }
             Ok(Payload::Erp(write)) => {

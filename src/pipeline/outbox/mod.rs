@@ -17,6 +17,7 @@ pub mod dispatch;
 pub mod effects;
 pub mod handoff;
 pub mod keeper;
+pub mod team;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

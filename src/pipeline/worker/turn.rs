@@ -172,6 +172,15 @@ async fn process(
         };
         outbox.push(Payload::Forward(f).row(&row.conversation_id, forward.event.message_id.clone(), now_ms));
     }
+    outbox.extend(crate::pipeline::team::handoff_rows(
+        app,
+        &row.conversation_id,
+        &row.dedup_key,
+        &sender,
+        &state,
+        &new_state,
+        now_ms,
+    ));
     // The lookup results (most of a record's bytes, and the same for many turns) are stored once
     // per content and named by hash.
     let mut stored_guards = guards.clone();

@@ -296,6 +296,38 @@ async fn an_event_the_phase_does_not_accept_is_refused_and_recorded() {
 
 /// Copies the sample flows and prompts into a fresh folder, with `messages` as `flows/messages.yaml`,
 /// and loads them.
+/// What the bot says to `body` as a first message at `at` (Unix seconds).
+async fn first_answer_at(body: &str, at: i64) -> String {
+    let flows = FlowSet::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("flows")).unwrap();
+    let state = ConversationState::new("971500000042");
+    let event = InboundEvent::internal(
+        "wamid.1".to_string(),
+        state.customer.clone(),
+        at,
+        EventKind::Text { body: body.into() },
+    );
+    let plan = engine::plan(&flows, &state, &event, None);
+    let guards = Guards { erp: Arc::new(ErpClient::new(None, std::time::Duration::from_secs(60)).unwrap()), llm: None };
+    let g = guards.run(&flows, &plan, jiff::Timestamp::from_second(at).unwrap()).await;
+    said(&engine::decide(&flows, &state, &event, &g).unwrap())
+}
+
+#[tokio::test]
+async fn a_customer_handed_off_outside_business_hours_is_told_when_the_team_is_back() {
+    let hour = 3600;
+    let open = first_answer_at("I want to talk to a person", WEDNESDAY_10AM).await;
+    assert!(open.contains("reply here shortly"), "{open}");
+    // 21:00 on Wednesday (closes 19:00): back on Thursday at opening.
+    let evening = first_answer_at("I want to talk to a person", WEDNESDAY_10AM + 11 * hour).await;
+    assert!(evening.contains("closed right now") && evening.contains("Thursday at 08:00"), "{evening}");
+    // 06:00 on Thursday: back the same morning.
+    let early = first_answer_at("I want to talk to a person", WEDNESDAY_10AM + 20 * hour).await;
+    assert!(early.contains("Thursday at 08:00"), "{early}");
+    // 21:00 on Thursday: Friday is closed (business.yaml), so Saturday.
+    let thursday_night = first_answer_at("I want to talk to a person", WEDNESDAY_10AM + 35 * hour).await;
+    assert!(thursday_night.contains("Saturday at 08:00"), "{thursday_night}");
+}
+
 fn flows_with_messages(tag: &str, messages: &str) -> Result<FlowSet, carewell::flow::FlowError> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let copy = std::env::temp_dir().join(format!("carewell-engine-{tag}-{}", std::process::id()));

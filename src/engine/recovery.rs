@@ -93,7 +93,18 @@ pub fn hand_off(t: &mut Turn<'_>, reason: String) {
     let source = t.step_source();
     t.phase(PhaseEvent::HandOff(handoff));
     t.note("handoff", format!("handed to a person: {reason}"), source);
-    t.say(t.msg().handed_off.clone());
+    let told = match t.flows.business.team_back_at(t.now) {
+        None => t.msg().handed_off.clone(),
+        Some(back) => Messages::fill(
+            &t.msg().handed_off_after_hours,
+            &[
+                ("weekday", &back.strftime("%A").to_string()),
+                ("time", &back.strftime("%H:%M").to_string()),
+                ("date", &back.strftime("%Y-%m-%d").to_string()),
+            ],
+        ),
+    };
+    t.say(told);
 }
 
 /// An upset customer is acknowledged first and offered a person (once every few turns, and not

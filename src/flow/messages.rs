@@ -161,6 +161,9 @@ pub struct Messages {
     pub person_button: String,
     /// A person has been asked to take over.
     pub handed_off: String,
+    /// The same outside business hours (`business.yaml`): when the team is back. `{weekday}`
+    /// (in English, as `closed_weekdays`), `{time}` (`HH:MM`), `{date}` (`YYYY-MM-DD`).
+    pub handed_off_after_hours: String,
     /// A message (or the conversation's stored state) could not be read and was set aside for a
     /// person to look at.
     pub message_set_aside: String,
@@ -217,6 +220,7 @@ pub const PLACEHOLDERS: &[(&str, &[&str])] = &[
     ("erp_refused_value", &["labels", "why"]),
     ("erp_late_success", &["reference"]),
     ("agent_joined", &["agent"]),
+    ("handed_off_after_hours", &["weekday", "time", "date"]),
     ("handoff_staff_alert", &["customer", "reason", "queue"]),
     ("recovery_known", &["known"]),
     ("recovery_missing", &["missing"]),
@@ -373,6 +377,9 @@ impl Default for Messages {
             person_button: s("Talk to a person"),
             handed_off: s(
                 "I've asked a member of our team to help you. They'll reply here shortly — everything you've told me is saved.",
+            ),
+            handed_off_after_hours: s(
+                "I've asked a member of our team to help you. We're closed right now, so they'll reply here when we open, {weekday} at {time}. Everything you've told me is saved.",
             ),
             message_set_aside: s(
                 "Sorry, something went wrong reading your last message. I've passed it to a member of our team, who will reply here shortly.",

@@ -119,6 +119,26 @@ pub struct Business {
     pub messages: messages::Messages,
 }
 
+impl Business {
+    /// When the team is next at work, if it is not now: `None` while open (an open weekday,
+    /// between `opens` and `closes` in the business's time zone), otherwise the next opening
+    /// (today's, if it is still to come). `now`: Unix seconds. Holidays are not known yet.
+    pub fn team_back_at(&self, now: i64) -> Option<jiff::Zoned> {
+        let now = jiff::Timestamp::from_second(now).ok()?.to_zoned(self.time_zone.clone());
+        let open_day = |d: jiff::civil::Date| !self.closed_weekdays.contains(&d.weekday());
+        let today = now.date();
+        if open_day(today) && now.time() >= self.opens && now.time() < self.closes {
+            return None;
+        }
+        (0..14)
+            .filter_map(|n| today.checked_add(jiff::Span::new().days(n)).ok())
+            .filter(|d| open_day(*d))
+            .map(|d| d.to_datetime(self.opens))
+            .find(|at| *at > now.datetime())
+            .and_then(|at| at.to_zoned(self.time_zone.clone()).ok())
+    }
+}
+
 /// `fixtures/knowledge.yaml`: the facts enquiries are answered from.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]

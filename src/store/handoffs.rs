@@ -100,10 +100,7 @@ impl Store {
     pub async fn outbox_done_with_handoff(&self, claim: Claim, handoff: NewHandoff) -> Result<bool, StoreError> {
         with_conn!(self, |conn| {
             conn.transaction::<_, StoreError, _>(async move |c| {
-                let n = diesel::update(outbox::table)
-                    .filter(outbox::id.eq(claim.id))
-                    .filter(outbox::claim_token.eq(claim.token))
-                    .filter(outbox::status.eq(OutboxStatus::Pending.as_str()))
+                let n = diesel::update(super::outbox_queue::under_claim(claim))
                     .set((
                         outbox::status.eq(OutboxStatus::Sent.as_str()),
                         outbox::result.eq(Some("recorded")),

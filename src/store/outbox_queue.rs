@@ -222,6 +222,25 @@ pub struct Claim {
     pub attempt: i32,
 }
 
+/// The outbox row of `claim`, only while the claim holds: same fencing token, still pending. Every
+/// write a claim holder makes goes through it, so a holder whose claim ran out (and was taken
+/// again) changes nothing.
+pub(super) type UnderClaim = diesel::dsl::Filter<
+    diesel::dsl::Filter<
+        diesel::dsl::Filter<outbox::table, diesel::dsl::Eq<outbox::id, i64>>,
+        diesel::dsl::Eq<outbox::claim_token, i64>,
+    >,
+    diesel::dsl::Eq<outbox::status, &'static str>,
+>;
+
+/// See [`UnderClaim`].
+pub(super) fn under_claim(claim: Claim) -> UnderClaim {
+    outbox::table
+        .filter(outbox::id.eq(claim.id))
+        .filter(outbox::claim_token.eq(claim.token))
+        .filter(outbox::status.eq(OutboxStatus::Pending.as_str()))
+}
+
 /// At most this many rows of one conversation in one read of the due rows (see
 /// [`Store::due_outbox`]), so a conversation with a long queue cannot fill a pass.
 pub const DUE_PER_CONVERSATION: i64 = 16;
@@ -262,10 +281,7 @@ impl Store {
     pub async fn unclaim_outbox_rows(&self, claims: &[Claim], now: i64) -> Result<(), StoreError> {
         for claim in claims {
             with_conn!(self, |conn| {
-                diesel::update(outbox::table)
-                    .filter(outbox::id.eq(claim.id))
-                    .filter(outbox::claim_token.eq(claim.token))
-                    .filter(outbox::status.eq(OutboxStatus::Pending.as_str()))
+                diesel::update(under_claim(*claim))
                     .set((outbox::next_attempt_at.eq(now), outbox::attempts.eq(outbox::attempts - 1)))
                     .execute(conn)
                     .await?
@@ -439,10 +455,7 @@ impl Store {
         let r = result.to_string();
         with_conn!(self, |conn| {
             conn.transaction::<_, StoreError, _>(async move |c| {
-                let n = diesel::update(outbox::table)
-                    .filter(outbox::id.eq(claim.id))
-                    .filter(outbox::claim_token.eq(claim.token))
-                    .filter(outbox::status.eq(OutboxStatus::Pending.as_str()))
+                let n = diesel::update(under_claim(claim))
                     .set((
                         outbox::status.eq(status.as_str()),
                         outbox::result.eq(Some(&r)),
@@ -470,10 +483,7 @@ impl Store {
     pub async fn outbox_retry(&self, claim: Claim, next_attempt_at: i64, error: &str) -> Result<bool, StoreError> {
         let e = error.to_string();
         let n = with_conn!(self, |conn| {
-            diesel::update(outbox::table)
-                .filter(outbox::id.eq(claim.id))
-                .filter(outbox::claim_token.eq(claim.token))
-                .filter(outbox::status.eq(OutboxStatus::Pending.as_str()))
+            diesel::update(under_claim(claim))
                 .set((
                     outbox::next_attempt_at.eq(next_attempt_at),
                     outbox::last_error.eq(Some(&e)),
@@ -490,10 +500,7 @@ impl Store {
     pub async fn outbox_dead(&self, claim: Claim, error: &str) -> Result<bool, StoreError> {
         let e = error.to_string();
         let n = with_conn!(self, |conn| {
-            diesel::update(outbox::table)
-                .filter(outbox::id.eq(claim.id))
-                .filter(outbox::claim_token.eq(claim.token))
-                .filter(outbox::status.eq(OutboxStatus::Pending.as_str()))
+            diesel::update(under_claim(claim))
                 .set((
                     outbox::status.eq(OutboxStatus::Dead.as_str()),
                     outbox::last_error.eq(Some(&e)),

@@ -190,10 +190,7 @@ pub fn outbox_sent_many(c: &mut SqliteConnection, sent: &[(Claim, String)]) -> Q
     let now = now_ms();
     let mut marked = Vec::with_capacity(sent.len());
     for (claim, result) in sent {
-        let n = diesel::update(outbox::table)
-            .filter(outbox::id.eq(claim.id))
-            .filter(outbox::claim_token.eq(claim.token))
-            .filter(outbox::status.eq(OutboxStatus::Pending.as_str()))
+        let n = diesel::update(super::outbox_queue::under_claim(*claim))
             .set((
                 outbox::status.eq(OutboxStatus::Sent.as_str()),
                 outbox::result.eq(Some(result)),
@@ -211,10 +208,7 @@ pub fn outbox_sent_many(c: &mut SqliteConnection, sent: &[(Claim, String)]) -> Q
 pub fn extend_claims(c: &mut SqliteConnection, claims: &[Claim], until_ms: i64) -> QueryResult<Vec<i64>> {
     let mut extended = Vec::with_capacity(claims.len());
     for claim in claims {
-        let n = diesel::update(outbox::table)
-            .filter(outbox::id.eq(claim.id))
-            .filter(outbox::claim_token.eq(claim.token))
-            .filter(outbox::status.eq(OutboxStatus::Pending.as_str()))
+        let n = diesel::update(super::outbox_queue::under_claim(*claim))
             .set(outbox::next_attempt_at.eq(until_ms))
             .execute(c)?;
         if n == 1 {

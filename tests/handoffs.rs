@@ -104,6 +104,14 @@ async fn a_hand_off_reaches_the_team_and_is_resolved_with_a_note(db: Db) {
     assert_eq!(code, 409, "a closed hand-off cannot be resolved again");
     let (code, _) = server.admin("GET", "/admin/handoffs?status=lost", json!({})).await;
     assert_eq!(code, 400);
+    // A hand-off during a complaint waits in the queue its flow file names.
+    let mut d = Customer::new(&server, &fakes.graph, "971500007301");
+    d.text("I want to make a complaint").await;
+    assert_says(&d.text("I want to talk to a person").await, "member of our team");
+    wait_for("the complaint's staff alert", || fakes.graph.sent_to(STAFF).len() == 2).await;
+    assert!(text_of(&fakes.graph.sent_to(STAFF)[1]).contains("complaints queue"));
+    let waiting = handoffs(&server, "waiting").await;
+    assert_eq!(waiting.iter().map(|h| h["queue"].as_str().unwrap_or("")).collect::<Vec<_>>(), vec!["complaints"]);
     server.assert_replays().await;
 }
 

@@ -105,6 +105,10 @@ pub struct FlowFile {
     /// One reminder to a customer who went quiet in the middle of this journey.
     #[serde(default)]
     pub reminder: Option<ReminderDecl>,
+    /// The team queue a hand-off during this journey waits in (`complaints`, `sales`…): it is
+    /// in the hand-off record, the staff alert and the team's webhook. Default `support`.
+    #[serde(default)]
+    pub handoff_queue: Option<Located<String>>,
 }
 
 /// The escalation ladder of the stuck-state detector. A turn "without progress" is one in which the

@@ -290,6 +290,10 @@ pub struct Flow {
     pub recovery: Recovery,
     /// The reminder, if any.
     pub reminder: Option<Reminder>,
+    /// The team queue of hand-offs during this journey (`None`: the default queue). Left out
+    /// of the JSON when unset, so flows without one keep their hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff_queue: Option<String>,
 }
 
 /// The stuck-state ladder (see [`super::format::RecoveryDecl`]).

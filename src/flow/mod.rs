@@ -1162,7 +1162,26 @@ pub fn compile_flow(
             return None;
         }
     }
+    if let Some(q) = &f.handoff_queue {
+        let ok = !q.value.is_empty()
+            && q.value.len() <= 40
+            && q.value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if !ok {
+            problems.push(FlowProblem {
+                file: file.into(),
+                line: q.line,
+                column: q.column,
+                code: "flow.handoff_queue",
+                message: format!(
+                    "handoff_queue {:?} must be 1 to 40 lowercase letters, digits, '_' or '-' (e.g. sales)",
+                    q.value
+                ),
+            });
+            return None;
+        }
+    }
     let mut flow = Flow {
+        handoff_queue: f.handoff_queue.as_ref().map(|q| q.value.clone()),
         hash: String::new(),
         recovery: graph::Recovery {
             rephrase_after: r.rephrase_after,

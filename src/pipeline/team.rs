@@ -5,6 +5,7 @@
 //! dead-lettered like any other.
 
 use crate::engine::{ConversationState, Reply};
+use crate::flow::FlowSet;
 use crate::flow::messages::Messages;
 use crate::pipeline::App;
 use crate::pipeline::queue::{HandoffNotice, Payload, Send};
@@ -12,6 +13,18 @@ use crate::store::{HandoffStatus, NewHandoff, NewOutbox};
 
 /// The queue hand-offs wait in unless a flow names another.
 pub const DEFAULT_QUEUE: &str = "support";
+
+/// The queue a hand-off from `before` to `after` waits in: the `handoff_queue` of the journey
+/// under way (its flow file), or [`DEFAULT_QUEUE`].
+pub fn queue_of(flows: &FlowSet, before: &ConversationState, after: &ConversationState) -> String {
+    after
+        .journey
+        .as_ref()
+        .or(before.journey.as_ref())
+        .and_then(|j| flows.flow(&j.flow))
+        .and_then(|f| f.handoff_queue.clone())
+        .unwrap_or_else(|| DEFAULT_QUEUE.to_string())
+}
 
 /// The outbox rows that tell the team of a hand-off this turn made, if it made one: it did when
 /// `before` had no hand-off and `after` has one that no agent started (an agent taking over
@@ -31,20 +44,21 @@ pub fn handoff_rows(
     // The phase keeps Unix seconds; the store and the webhook speak milliseconds.
     let since_ms = h.since * 1000;
     let customer = after.customer.clone();
+    let flows = app.flows();
+    let queue = queue_of(&flows, before, after);
     let record = NewHandoff {
         idempotency_key: key.clone(),
         conversation_id: conversation_id.to_string(),
         customer: customer.clone(),
         reason: h.reason.clone(),
-        queue: DEFAULT_QUEUE.to_string(),
+        queue: queue.clone(),
         status: HandoffStatus::Waiting.as_str().to_string(),
         created_at: since_ms,
     };
     let mut rows = vec![Payload::Handoff(record).row(conversation_id, key.clone(), now)];
-    let flows = app.flows();
     let alert = Messages::fill(
         &flows.business.messages.handoff_staff_alert,
-        &[("customer", &format!("+{customer}")), ("reason", &h.reason), ("queue", DEFAULT_QUEUE)],
+        &[("customer", &format!("+{customer}")), ("reason", &h.reason), ("queue", &queue)],
     );
     for (i, staff) in app.settings.staff_numbers.iter().enumerate() {
         let send = Send {
@@ -62,10 +76,44 @@ pub fn handoff_rows(
             conversation_id: conversation_id.to_string(),
             customer,
             reason: h.reason.clone(),
-            queue: DEFAULT_QUEUE.into(),
+            queue,
             since: since_ms,
         };
         rows.push(Payload::Webhook(notice).row(conversation_id, format!("{key}:webhook"), now));
     }
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hand_off_waits_in_its_journeys_queue_or_the_default_one() {
+        let flows = FlowSet::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("flows")).unwrap();
+        let idle = ConversationState::new("971500000001");
+        assert_eq!(queue_of(&flows, &idle, &idle), DEFAULT_QUEUE, "no journey: the default queue");
+        let in_journey = |flow: &str| {
+            let mut s = idle.clone();
+            s.journey = Some(crate::engine::Journey {
+                id: format!("{flow}-1"),
+                flow: flow.to_string(),
+                version: 1,
+                flow_hash: None,
+                step: "start".into(),
+                slots: Default::default(),
+                no_progress: 0,
+                last_text: None,
+                step_since: 0,
+                reminded: false,
+                erp: None,
+                erp_reasks: 0,
+                recovered: 0,
+                write_key: None,
+            });
+            s
+        };
+        assert_eq!(queue_of(&flows, &idle, &in_journey("complaint")), "complaints", "complaint.flow.yaml names it");
+        assert_eq!(queue_of(&flows, &in_journey("booking"), &idle), DEFAULT_QUEUE, "booking names none");
+    }
 }

@@ -63,6 +63,9 @@ pub struct TurnRecord {
     /// Events for other conversations.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forwards: Vec<Forward>,
+    /// Places the turn held, booked and let go (`engine::capacity`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<crate::engine::capacity::HoldChange>,
     /// `flow/step` before, or `-`.
     #[serde(default)]
     pub step_before: String,

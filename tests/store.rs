@@ -66,6 +66,7 @@ fn commit(owner: &str, version: i64, inbox_id: i64, seq: i64, outbox: Vec<NewOut
         previous_inbound_at: None,
         lane: Lane::Interactive,
         lookup_snapshot: None,
+        holds: vec![],
     }
 }
 

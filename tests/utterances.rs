@@ -67,7 +67,7 @@ fn the_extractors_read_customers_words_and_never_a_wrong_value() {
     let now = jiff::Timestamp::from_second(WEDNESDAY_10AM).unwrap().to_zoned(flows.business.time_zone.clone());
     let mut lookups = BTreeMap::new();
     lookups.insert("catalog".to_string(), catalog());
-    lookups.insert("visit_slots".to_string(), extract::visit_slots(&now, &flows.business));
+    lookups.insert("visit_slots".to_string(), extract::visit_slots(&now, &flows.business, None));
     let view = GuardResults { lookups, ..Default::default() };
     let options_of = |slot: &str| match flow.slots.get(slot).map(|s| &s.options) {
         Some(OptionSource::Static(items)) => items.clone(),

@@ -116,6 +116,7 @@ fn start_server(
         .env("RATE_IP_PER_SECOND", "100000")
         .env("OUTBOUND_PER_SECOND", "100000")
         .env("RUST_LOG", log_filter.unwrap_or("warn"))
+        .env("FLOWS_DIR", workdir.join("flows"))
         .stdout(Stdio::piped())
         .stderr(log);
     if let Some(l) = llm {
@@ -385,6 +386,35 @@ async fn stage_p99(http: &reqwest::Client, url: &str, stage: &str) -> Option<f64
     buckets.iter().find(|(_, c)| *c >= total * 0.99).map(|(le, _)| *le * 1000.0)
 }
 
+/// Copies `flows/` (as `FLOWS_DIR` names it, `flows` by default) into `workdir/flows` with the
+/// crews' capacity lifted: thousands of customers booking the first offered time measure the
+/// service, not how fast the sample business's three crews are booked up (the holds are still
+/// taken and written, as in production); `prompts/` and `fixtures/` are linked beside it.
+/// Errors: a folder cannot be read, written or linked.
+fn lift_capacity(workdir: &std::path::Path) -> Result<(), String> {
+    let from = std::path::PathBuf::from(std::env::var("FLOWS_DIR").unwrap_or_else(|_| "flows".into()));
+    let to = workdir.join("flows");
+    std::fs::create_dir_all(&to).map_err(|e| format!("{}: {e}", to.display()))?;
+    let crews = regex::Regex::new(r"(?m)^(\s*crews:\s*)\d+").map_err(|e| e.to_string())?;
+    for entry in std::fs::read_dir(&from).map_err(|e| format!("{}: {e}", from.display()))? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if !path.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = crews.replace_all(&text, "${1}1000000").into_owned();
+        let target = to.join(path.file_name().unwrap_or_default());
+        std::fs::write(&target, text).map_err(|e| format!("{}: {e}", target.display()))?;
+    }
+    // The prompts and fixtures sit beside flows/: linked, not copied.
+    let root = std::fs::canonicalize(&from).map_err(|e| format!("{}: {e}", from.display()))?;
+    let root = root.parent().unwrap_or(std::path::Path::new("."));
+    for sibling in ["prompts", "fixtures"] {
+        std::os::unix::fs::symlink(root.join(sibling), workdir.join(sibling)).map_err(|e| format!("{sibling}: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Runs the load and prints the report. Errors: a fake or a server could not start.
 pub async fn run(args: LoadArgs) -> Result<(), String> {
     if args.servers > 1 && args.postgres.is_none() {
@@ -392,6 +422,7 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
     }
     let workdir = std::env::temp_dir().join(format!("carewell-load-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&workdir).map_err(|e| e.to_string())?;
+    lift_capacity(&workdir)?;
     let graph = FakeGraph::start();
     let erp = FakeErp::start();
     let llm =

@@ -58,6 +58,9 @@ pub fn on_outcome(t: &mut Turn<'_>) -> Result<Next, EngineError> {
     let ok = reference.is_some() && error.is_none();
     if let Some(r) = reference {
         t.state.references.push(r.clone());
+        if ok {
+            super::capacity::booked(t, journey_id, r);
+        }
     }
     t.journey_mut()?.erp =
         Some(ErpStatus { action: action.clone(), reference: reference.clone(), error: error.clone() });

@@ -59,6 +59,9 @@ pub fn on_text(t: &mut Turn<'_>, body: &str) -> Result<Next, EngineError> {
     }
     let reason =
         t.rejected.take().or_else(|| t.guards.problem.clone()).unwrap_or_else(|| t.msg().not_understood.clone());
+    if let Some(next) = full_day(t, &flow) {
+        return Ok(next);
+    }
     if let Some(day) = &t.guards.date_only {
         // Half an answer: keep the day, ask only for the time.
         t.phase(PhaseEvent::DayOnly(day.clone()));
@@ -245,4 +248,21 @@ pub fn on_file(t: &mut Turn<'_>, slot: &str) -> Result<Next, EngineError> {
     t.correcting = false;
     t.progressed();
     Ok(Next::Enter(None))
+}
+
+/// A day named without a time whose windows are all full: said so, and the first free times
+/// after it offered instead of asking the time.
+fn full_day(t: &mut Turn<'_>, flow: &Flow) -> Option<Next> {
+    let day: jiff::civil::Date = t.guards.date_only.as_deref()?.parse().ok()?;
+    if !super::capacity::day_full(t, flow, day) {
+        return None;
+    }
+    let slot = super::capacity::capacity_slot(&t.flows.business, flow)?.to_string();
+    let after = day.to_string();
+    let next: Vec<String> =
+        t.options(flow, &slot).into_iter().map(|o| o.id).filter(|id| id.as_str() > after.as_str()).take(3).collect();
+    t.note("full", format!("{day} has no free window; offering the next free times"), t.step_source());
+    t.offer_instead = Some((slot, next));
+    let shown = day.strftime("%A %-d %B").to_string();
+    Some(Next::Enter(Some(Messages::fill(&t.msg().day_full, &[("day", &shown)]))))
 }

@@ -35,7 +35,10 @@ pub fn decide(
     let event = &as_read(flows, state, event, guards.transcript.as_deref());
     let mut t = Turn::new(flows, guards, state, event);
     begin(&mut t);
-    let first = dispatch(&mut t)?;
+    let first = match super::capacity::lapsed(&mut t) {
+        Some(next) => next,
+        None => dispatch(&mut t)?,
+    };
     run(&mut t, first)?;
     Ok(finish(t))
 }
@@ -319,7 +322,9 @@ fn finish(mut t: Turn<'_>) -> Decision {
             _ => Some((body, 1)),
         };
     }
+    let holds = super::capacity::hold_changes(&mut t);
     Decision {
+        holds,
         step_before: step_label(t.before),
         step_after: step_label(&t.state),
         state: t.state,

@@ -326,6 +326,10 @@ pub struct GuardResults {
     /// stored before keys were minted: the journey's id names its writes then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minted_key: Option<String>,
+    /// Places taken in the visit windows, when the business declares a capacity and the turn
+    /// read `visit_slots` ([`super::capacity`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability: Option<super::capacity::Availability>,
 }
 
 /// What a typed message is about and how the customer seems to feel: the typed output of the

@@ -27,6 +27,7 @@
 pub mod anywhere;
 pub mod awaiting;
 pub mod buttons;
+pub mod capacity;
 pub mod collecting;
 pub mod driver;
 pub mod event;
@@ -150,6 +151,9 @@ pub struct Decision {
     /// customer's new number), queued through the outbox in this turn's commit.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forwards: Vec<Forward>,
+    /// Places this turn holds, books and lets go ([`capacity`]), applied in its commit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<capacity::HoldChange>,
 }
 
 /// An event for another conversation of the same business number.

@@ -97,6 +97,12 @@ pub fn on_press(t: &mut Turn<'_>, id: &str, title: &str) -> Result<Next, EngineE
                 return Ok(Next::Enter(Some(t.msg().not_understood.clone())));
             }
             match option_value(t, &flow, slot, option) {
+                Some(value) if super::capacity::refusal(t, &flow, slot, &value).is_some() => {
+                    let why = super::capacity::refusal(t, &flow, slot, &value).unwrap_or_default();
+                    t.note("full", format!("{slot} {:?} refused: its window is full", value.display()), source);
+                    t.offer_instead = Some((slot.to_string(), super::capacity::nearest(t, &flow, slot, &value)));
+                    Ok(Next::Enter(Some(why)))
+                }
                 Some(value) => {
                     t.fill(&flow, slot, value, SlotSource::Button, format!("button {title:?}"));
                     t.progressed();

@@ -324,6 +324,10 @@ pub struct ConversationState {
     /// Set when the customer moved to a new number: the WhatsApp id this conversation went to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moved_to: Option<String>,
+    /// Places this conversation holds while confirming ([`super::capacity`]): journey id → the
+    /// window (`YYYY-MM-DDTHH:MM:SS`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub holds: BTreeMap<String, String>,
 }
 
 /// What a conversation hands to the conversation of the customer's new number: the profile,
@@ -371,6 +375,7 @@ impl ConversationState {
             unmatched: None,
             opted_out: false,
             moved_to: None,
+            holds: BTreeMap::new(),
         }
     }
 

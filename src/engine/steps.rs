@@ -63,6 +63,8 @@ pub fn enter(t: &mut Turn<'_>, reprompt: Option<String>) -> Result<Next, EngineE
                 };
                 return Ok(Next::Go { step: target, why: why.into(), source: Some(source), reprompt });
             }
+            // A value refused on the way (a full time) says why, though other answers moved on.
+            let reprompt = reprompt.or_else(|| t.rejected.take());
             ask(t, &flow, &step, &missing, reprompt)?;
             Ok(Next::Stay)
         }
@@ -156,11 +158,13 @@ fn ask(
     t.note(what, format!("step {} asks for {}", step.id, missing.join(", ")), Some(step.source.clone()));
     let mut options = if missing.len() == 1 { t.options(flow, &missing[0]) } else { vec![] };
     // The customer's words fit several options: only those are offered again.
-    if let Some(ids) = missing
-        .first()
-        .filter(|_| t.guards.flow.as_deref() == Some(flow.id.as_str()))
-        .and_then(|s| t.guards.candidates.get(s))
-    {
+    let instead = t.offer_instead.take().filter(|(s, ids)| missing.first() == Some(s) && !ids.is_empty());
+    if let Some(ids) = instead.as_ref().map(|(_, ids)| ids).or_else(|| {
+        missing
+            .first()
+            .filter(|_| t.guards.flow.as_deref() == Some(flow.id.as_str()))
+            .and_then(|s| t.guards.candidates.get(s))
+    }) {
         let narrowed: Vec<ChoiceOption> = options.iter().filter(|o| ids.contains(&o.id)).cloned().collect();
         if narrowed.len() >= 2 {
             options = narrowed;

@@ -97,8 +97,14 @@ pub struct Turn<'a> {
     pub correcting: bool,
     /// Read the message with what the guards found for the flow it may switch to.
     pub digressing: bool,
-    /// Why a value the guards read was refused (an amount above what is due), for the reprompt.
+    /// Why a value the guards read was refused (an amount above what is due, a full time), for
+    /// the reprompt.
     pub rejected: Option<String>,
+    /// The options to offer again for a refused value (a full time's nearest free ones): slot →
+    /// option ids.
+    pub offer_instead: Option<(String, Vec<String>)>,
+    /// Bookings this turn recorded against holds ([`super::capacity::booked`]).
+    pub holds: Vec<super::capacity::HoldChange>,
 }
 
 impl<'a> Turn<'a> {
@@ -124,6 +130,8 @@ impl<'a> Turn<'a> {
             correcting: false,
             digressing: false,
             rejected: None,
+            offer_instead: None,
+            holds: vec![],
         }
     }
 
@@ -251,6 +259,18 @@ impl<'a> Turn<'a> {
             ));
             false
         });
+        // A time whose window is full (or was just taken) is refused, with the nearest free ones.
+        take.retain(|(name, ex)| {
+            let Some(why) = super::capacity::refusal(self, flow, name, &ex.value) else { return true };
+            rejected = Some(why);
+            false
+        });
+        if let Some((name, ex)) =
+            read.slots.iter().find(|(n, ex)| super::capacity::refusal(self, flow, n, &ex.value).is_some())
+        {
+            self.note("full", format!("{name} {:?} refused: its window is full", ex.value.display()), None);
+            self.offer_instead = Some((name.clone(), super::capacity::nearest(self, flow, name, &ex.value)));
+        }
         if rejected.is_some() {
             self.rejected = rejected;
         }

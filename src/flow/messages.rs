@@ -99,8 +99,16 @@ pub struct Messages {
     pub lead_time: String,
     /// A closed day. `{weekday}` (from `weekdays`).
     pub closed_day: String,
+    /// A date without visits (a holiday). `{date}`.
+    pub closed_date: String,
     /// Outside visiting hours. `{opens}`, `{closes}`.
     pub outside_hours: String,
+    /// A time whose window has no place left; the nearest free times follow. `{time}`.
+    pub slot_full: String,
+    /// The last place of a time went to another customer a moment ago. `{time}`.
+    pub slot_just_taken: String,
+    /// A day named without a time has no place left; the next free times follow. `{day}`.
+    pub day_full: String,
     /// A time the clock skips (a daylight-saving gap).
     pub no_such_time: String,
     /// Weekday names, Monday first, for `closed_day`.
@@ -210,7 +218,11 @@ pub const PLACEHOLDERS: &[(&str, &[&str])] = &[
     ("what_time_on", &["day"]),
     ("lead_time", &["minutes"]),
     ("closed_day", &["weekday"]),
+    ("closed_date", &["date"]),
     ("outside_hours", &["opens", "closes"]),
+    ("slot_full", &["time"]),
+    ("slot_just_taken", &["time"]),
+    ("day_full", &["day"]),
     ("amount_mismatch", &["amount", "due", "what"]),
     ("back_to_request", &["request"]),
     ("too_many_requests", &["request"]),
@@ -331,7 +343,13 @@ impl Default for Messages {
             time_passed: s("That time has already passed."),
             lead_time: s("We need at least {minutes} minutes' notice."),
             closed_day: s("Sorry, we don't visit on {weekday}s."),
+            closed_date: s("Sorry, we don't visit on {date}."),
             outside_hours: s("We visit between {opens} and {closes}."),
+            slot_full: s("Sorry, {time} is fully booked. The nearest free times are below."),
+            slot_just_taken: s(
+                "Sorry, another customer took the last place at {time} a moment ago. The free times now are below.",
+            ),
+            day_full: s("Sorry, {day} is fully booked. The next free times are below."),
             no_such_time: s("Sorry, that time does not exist here."),
             weekdays: ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
                 .iter()

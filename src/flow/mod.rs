@@ -29,7 +29,7 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use business::BusinessFile;
+use business::{BusinessFile, compile_business};
 use erp_actions::{ActionDecl, CatalogDecl, ErpFile, LookupDecl};
 use format::{FlowFile, Located, SlotType};
 use graph::{
@@ -205,8 +205,14 @@ impl FlowSet {
 
         let overrides = business_file.as_ref().map(|b| b.messages.clone()).unwrap_or_default();
         let messages = load_messages(flows_dir, &display, &overrides, &mut problems);
-        let business =
-            business_file.and_then(|b| compile_business(&display(&business_path), b, &mut problems)).map(|mut b| {
+        let lookups: IndexMap<String, LookupDecl> = erp_file
+            .as_ref()
+            .map(|e| e.lookups.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect())
+            .unwrap_or_default();
+        let lookup_names: Vec<&String> = lookups.keys().collect();
+        let business = business_file
+            .and_then(|b| compile_business(&display(&business_path), b, &lookup_names, &mut problems))
+            .map(|mut b| {
                 b.messages = messages;
                 b
             });
@@ -218,10 +224,6 @@ impl FlowSet {
         if let Some(erp) = &erp_file {
             check_actions(&display(&erp_path), erp, &mut problems);
         }
-        let lookups: IndexMap<String, LookupDecl> = erp_file
-            .as_ref()
-            .map(|e| e.lookups.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect())
-            .unwrap_or_default();
         let known_lookups: Vec<String> =
             KNOWN_LOOKUPS.iter().map(|l| l.to_string()).chain(lookups.keys().cloned()).collect();
         for path in paths {
@@ -351,85 +353,6 @@ fn parse_yaml<T: serde::de::DeserializeOwned>(file: &str, text: &str, problems: 
 
 fn at<T>(file: &str, l: &Located<T>, code: &'static str, message: String) -> FlowProblem {
     FlowProblem { file: file.into(), line: l.line, column: l.column, code, message }
-}
-
-fn parse_hhmm(s: &str) -> Option<jiff::civil::Time> {
-    let (h, m) = s.split_once(':')?;
-    jiff::civil::Time::new(h.trim().parse().ok()?, m.trim().parse().ok()?, 0, 0).ok()
-}
-
-fn compile_business(file: &str, b: BusinessFile, problems: &mut Vec<FlowProblem>) -> Option<Business> {
-    let before = problems.len();
-    let tz = match jiff::tz::TimeZone::get(&b.time_zone.value) {
-        Ok(tz) => Some(tz),
-        Err(_) => {
-            problems.push(at(
-                file,
-                &b.time_zone,
-                "flow.business",
-                format!(
-                    "unknown time zone {:?}: use an IANA name such as \"Asia/Dubai\" or \"Europe/London\"",
-                    b.time_zone.value
-                ),
-            ));
-            None
-        }
-    };
-    let mut time = |l: &Located<String>| {
-        let t = parse_hhmm(&l.value);
-        if t.is_none() {
-            problems.push(at(
-                file,
-                l,
-                "flow.business",
-                format!("{:?} is not a time: write HH:MM, e.g. \"09:30\"", l.value),
-            ));
-        }
-        t
-    };
-    let visit_times: Vec<_> = b.visit_slots.times.iter().filter_map(&mut time).collect();
-    let opens = time(&b.visit_slots.opens);
-    let closes = time(&b.visit_slots.closes);
-    let mut closed = Vec::new();
-    for day in &b.visit_slots.closed_weekdays {
-        use jiff::civil::Weekday::*;
-        let w = match day.to_lowercase().as_str() {
-            "monday" => Monday,
-            "tuesday" => Tuesday,
-            "wednesday" => Wednesday,
-            "thursday" => Thursday,
-            "friday" => Friday,
-            "saturday" => Saturday,
-            "sunday" => Sunday,
-            other => {
-                problems.push(FlowProblem {
-                    file: file.into(),
-                    line: 0,
-                    column: 0,
-                    code: "flow.business",
-                    message: format!("closed_weekdays: {other:?} is not a weekday (write e.g. \"friday\")"),
-                });
-                continue;
-            }
-        };
-        closed.push(w);
-    }
-    if problems.len() != before {
-        return None;
-    }
-    Some(Business {
-        name: b.name,
-        time_zone_name: b.time_zone.value,
-        time_zone: tz?,
-        currency: b.currency,
-        visit_times,
-        days_ahead: b.visit_slots.days_ahead,
-        closed_weekdays: closed,
-        opens: opens?,
-        closes: closes?,
-        lead_time: jiff::SignedDuration::from_mins(i64::from(b.visit_slots.lead_time_minutes)),
-        messages: messages::Messages::default(),
-    })
 }
 
 /// The SHA-256 of a compiled flow's JSON (its `hash` empty), in hex.

@@ -23,6 +23,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::engine::capacity::{Availability, HeldPlace};
 use crate::engine::{Extracted, GuardPlan, GuardResults, GuardRun, SlotSource, Understanding};
 use crate::erp::ErpClient;
 use crate::flow::graph::{ChoiceOption, Flow};
@@ -73,12 +74,19 @@ pub struct Guards {
 
 impl Guards {
     /// Works out the [`GuardResults`] for `plan` at time `now` (the message's timestamp, so that a
-    /// replay reads "tomorrow" the same way). Never fails: a failing guard is recorded with its
-    /// code and the engine takes the flow's fallback.
-    pub async fn run(&self, flows: &FlowSet, plan: &GuardPlan, now: jiff::Timestamp) -> GuardResults {
+    /// replay reads "tomorrow" the same way); `held` lists the places other conversations hold
+    /// (counted when the business declares a capacity). Never fails: a failing guard is recorded
+    /// with its code and the engine takes the flow's fallback.
+    pub async fn run(
+        &self,
+        flows: &FlowSet,
+        plan: &GuardPlan,
+        now: jiff::Timestamp,
+        held: &[HeldPlace],
+    ) -> GuardResults {
         #[cfg(feature = "fakes")]
         crate::fakes::injected_guard_panic(plan.text.as_deref());
-        let mut results = self.read(flows, plan, now, true, None).await;
+        let mut results = self.read(flows, plan, now, true, None, held).await;
         if let Some(text) = &plan.understand {
             let mut reading = understand::deterministic(flows, text);
             // Naming a service the catalog sells ("Interior Cleaning") asks for the journey that
@@ -114,10 +122,11 @@ impl Guards {
             results.understanding = Some(reading);
             if let Some(flow) = picked {
                 let flow_plan = whole_message_plan(&flow, plan.understand.clone(), &plan.customer);
-                let read = self.read(flows, &flow_plan, now, false, None).await;
+                let read = self.read(flows, &flow_plan, now, false, None, held).await;
                 results.flow = read.flow;
                 results.slots = read.slots;
                 results.lookups.extend(read.lookups);
+                results.availability = read.availability.or(results.availability.take());
                 results.failed_lookups.extend(read.failed_lookups);
                 results.runs.extend(read.runs);
             }
@@ -126,7 +135,7 @@ impl Guards {
             // A possible digression: the parsers read the text for the other flow as well.
             let alt_plan = whole_message_plan(alt, plan.text.clone(), &plan.customer);
             // Its lookups were read for this turn already (the plan includes them): reused.
-            let mut read = self.read(flows, &alt_plan, now, false, Some(&results.lookups)).await;
+            let mut read = self.read(flows, &alt_plan, now, false, Some(&results.lookups), held).await;
             read.lookups.clear();
             results.alternative = Some(Box::new(read));
         }
@@ -165,6 +174,7 @@ impl Guards {
         now: jiff::Timestamp,
         use_llm: bool,
         known: Option<&BTreeMap<String, Vec<ChoiceOption>>>,
+        held: &[HeldPlace],
     ) -> GuardResults {
         let mut results = GuardResults { flow: plan.flow.clone(), ..Default::default() };
         let flow = match (plan.flow.as_deref(), plan.flow_version) {
@@ -188,7 +198,11 @@ impl Guards {
                     Err(e) => (vec![], e.code().to_string(), json!({"error": e.to_string()})),
                 },
                 "visit_slots" => {
-                    (extract::visit_slots(&now, &flows.business), "ok".into(), json!({"from": now.to_string()}))
+                    let (availability, outcome, mut detail) = self.availability(flows, plan, &now, held).await;
+                    let options = extract::visit_slots(&now, &flows.business, availability.as_ref());
+                    detail["from"] = json!(now.to_string());
+                    results.availability = availability;
+                    (options, outcome, detail)
                 }
                 "knowledge" => {
                     let catalog = self.erp.catalog(&flows.catalog, &flows.root).await.map(|c| c.0).unwrap_or_default();
@@ -199,10 +213,7 @@ impl Guards {
                 }
                 other => match flows.lookups.get(other) {
                     Some(decl) => {
-                        let mut context = serde_json::Map::new();
-                        context.insert("wa_id".into(), json!(plan.customer));
-                        context.insert("customer_phone".into(), json!(format!("+{}", plan.customer)));
-                        context.insert("today".into(), json!(now.date().to_string()));
+                        let context = lookup_context(plan, &now);
                         match self.erp.lookup(decl, &context, &flows.root).await {
                             Ok(rows) => {
                                 let n = rows.len();
@@ -401,4 +412,44 @@ async fn llm_guard(
         }),
     };
     (run, filled)
+}
+
+/// What a lookup's filters may name: `${wa_id}`, `${customer_phone}` and `${today}` (in the
+/// business's time zone).
+fn lookup_context(plan: &GuardPlan, now: &jiff::Zoned) -> serde_json::Map<String, serde_json::Value> {
+    let mut context = serde_json::Map::new();
+    context.insert("wa_id".into(), json!(plan.customer));
+    context.insert("customer_phone".into(), json!(format!("+{}", plan.customer)));
+    context.insert("today".into(), json!(now.date().to_string()));
+    context
+}
+
+impl Guards {
+    /// The places taken per window, when the business declares a capacity: the ERP's bookings
+    /// (its `capacity.booked` lookup) and `held`, the other conversations' holds. A failed ERP
+    /// read is recorded with its code and the holds alone are counted (the commit's hold still
+    /// keeps two customers of this service off one place).
+    async fn availability(
+        &self,
+        flows: &FlowSet,
+        plan: &GuardPlan,
+        now: &jiff::Zoned,
+        held: &[HeldPlace],
+    ) -> (Option<Availability>, String, serde_json::Value) {
+        let Some(capacity) = &flows.business.capacity else { return (None, "ok".into(), json!({})) };
+        let mut booked = vec![];
+        let mut outcome = "ok".to_string();
+        let mut detail = json!({"held": held.len()});
+        if let Some(decl) = capacity.booked.as_ref().and_then(|name| flows.lookups.get(name)) {
+            match self.erp.lookup(decl, &lookup_context(plan, now), &flows.root).await {
+                Ok(rows) => booked = rows.into_iter().map(|o| (o.id, o.title)).collect(),
+                Err(e) => {
+                    outcome = e.code().to_string();
+                    detail["error"] = json!(e.to_string());
+                }
+            }
+        }
+        detail["booked"] = json!(booked.len());
+        (Some(Availability::count(&flows.business, &booked, held)), outcome, detail)
+    }
 }

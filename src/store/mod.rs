@@ -42,6 +42,11 @@ pub enum StoreError {
     /// will be processed again.
     #[error("store.lease_lost: conversation {0} is being processed elsewhere; this turn was rolled back")]
     LeaseLost(String),
+    /// The turn held a place in a visit window whose last place another conversation took
+    /// first; nothing of the turn was committed. Not a failure: the worker decides the turn
+    /// again with the window marked as taken.
+    #[error(transparent)]
+    HoldRefused(#[from] HoldRefused),
     /// DATABASE_URL is not understood.
     #[error("store.url: {:?} is neither postgres://… nor sqlite://…; see README, Configuration", without_credentials(.0))]
     Url(String),
@@ -80,6 +85,7 @@ impl StoreError {
             StoreError::Pool(_) => "store.pool",
             StoreError::Migration(_) => "store.migration",
             StoreError::LeaseLost(_) => "store.lease_lost",
+            StoreError::HoldRefused(_) => "store.hold_refused",
             StoreError::Url(_) => "store.url",
         }
     }
@@ -134,10 +140,12 @@ macro_rules! with_conn {
 }
 
 mod handoffs;
+mod holds;
 mod measures;
 mod outbox_queue;
 mod quarantine;
 pub use handoffs::{HandoffRow, HandoffStatus, NewHandoff};
+pub use holds::HoldRefused;
 pub use outbox_queue::{Claim, DUE_PER_CONVERSATION, NewOutbox, OutboxKind, OutboxRow, OutboxStatus};
 pub use quarantine::{QuarantineKind, QuarantineRow};
 
@@ -291,6 +299,9 @@ pub struct TurnCommit {
     pub lane: Lane,
     /// The lookup results the turn record names by hash, when they may not be stored yet.
     pub lookup_snapshot: Option<LookupSnapshot>,
+    /// Places the turn holds, books and lets go, applied first; a refused one undoes the commit
+    /// ([`StoreError::HoldRefused`]).
+    pub holds: Vec<crate::engine::capacity::HoldChange>,
 }
 
 /// What a committed turn leaves: the conversation's next pending row, whether the lease was
@@ -621,8 +632,29 @@ impl Store {
             {
                 Ok(done) => Some(done),
                 Err(diesel::result::Error::RollbackTransaction) => None,
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(holds::refused_window(&e).map(|w| HoldRefused(w).into()).unwrap_or(e.into())),
             },
+            Pools::Postgres(pool) if !commit.holds.is_empty() => {
+                let mut conn = self.pg_conn(pool, lane).await?;
+                let now = now_ms();
+                let commit = &commit;
+                let done = conn
+                    .transaction::<_, diesel::result::Error, _>(async move |c| {
+                        holds::apply_pg(c, &commit.conversation_id, &commit.holds, now).await?;
+                        let rows: Vec<pg_statements::Committed> =
+                            pg_statements::CommitAndNext::new(commit, now).load(c).await?;
+                        rows.into_iter().next().ok_or(diesel::result::Error::RollbackTransaction)
+                    })
+                    .await;
+                match done {
+                    Ok(row) => {
+                        let next = row.next.into_row();
+                        Some(Committed { released: next.is_none(), next, outbox_ids: row.outbox_ids })
+                    }
+                    Err(diesel::result::Error::RollbackTransaction) => None,
+                    Err(e) => return Err(holds::refused_window(&e).map(|w| HoldRefused(w).into()).unwrap_or(e.into())),
+                }
+            }
             Pools::Postgres(pool) => {
                 let mut conn = self.pg_conn(pool, lane).await?;
                 let rows: Vec<pg_statements::Committed> =

@@ -125,5 +125,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    slot_holds (id) {
+        id -> BigInt,
+        conversation_id -> Text,
+        journey_id -> Text,
+        window_start -> Text,
+        crew -> Integer,
+        expires_at -> BigInt,
+        erp_name -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
 // The safety poll reads inbox rows whose conversation has no live lease (a correlated subquery).
 diesel::allow_tables_to_appear_in_same_query!(conversations, inbox);

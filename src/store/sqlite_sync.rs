@@ -147,6 +147,7 @@ pub fn lease_load_next(
 /// released and the queued outbox rows' ids; `Err(RollbackTransaction)` when the version or
 /// lease no longer held.
 pub fn commit_and_next(c: &mut SqliteConnection, commit: &TurnCommit) -> QueryResult<super::Committed> {
+    super::holds::apply_sqlite(c, &commit.conversation_id, &commit.holds, super::now_ms())?;
     let outbox_ids = write_turn(c, commit)?;
     let next = next_inbox(c, &commit.conversation_id)?;
     if next.is_none() {

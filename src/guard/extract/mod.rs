@@ -33,6 +33,7 @@ use crate::engine::{Extracted, SlotSource, SlotValue};
 use crate::flow::Business;
 use crate::flow::format::SlotType;
 use crate::flow::graph::{ChoiceOption, Flow};
+use crate::flow::messages::Messages;
 use crate::text::western_digits;
 
 /// What the extractors found, and what made the asked slots unreadable.
@@ -110,11 +111,12 @@ pub fn extract(
                     Err(problem) if focused => found.problem = Some(problem),
                     Err(_) => {}
                 },
-                When::DateOnly(d) if focused => match check_visit_time(d.to_datetime(business.opens), now, business) {
-                    Err(problem) if problem.contains("don't visit") => found.problem = Some(problem),
+                When::DateOnly(d) if focused => match business.hours_on(*d) {
+                    None => found.problem = Some(when::closed_reason(*d, business)),
                     _ => {
                         found.date_only = Some(*d);
-                        found.problem = Some(format!("What time on {}?", d.strftime("%a %-d %b")));
+                        let day = d.strftime("%a %-d %b").to_string();
+                        found.problem = Some(Messages::fill(&business.messages.what_time_on, &[("day", &day)]));
                     }
                 },
                 _ => {}

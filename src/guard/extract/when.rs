@@ -5,11 +5,13 @@
 use std::sync::LazyLock;
 
 use jiff::Zoned;
-use jiff::civil::{DateTime, Weekday};
+use jiff::civil::DateTime;
 use regex::Regex;
 
+use crate::engine::capacity::Availability;
 use crate::flow::Business;
 use crate::flow::graph::ChoiceOption;
+use crate::flow::messages::Messages;
 
 /// What a message says about a day and time.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,66 +163,84 @@ pub fn names_a_day(evidence: &str) -> bool {
         .any(|w| is_day_word(w) || w.contains('/') || w.chars().filter(|c| c.is_ascii_digit()).count() >= 4)
 }
 
-/// Checks a visit time against the business's days, hours and lead time.
+/// Checks a visit time against the business's days, hours (per weekday, holidays, special
+/// days) and lead time; the reason, in the business's words (`messages.yaml`), when it fails.
 pub fn check_visit_time(dt: DateTime, now: &Zoned, business: &Business) -> Result<(), String> {
+    let m = &business.messages;
     let Ok(zoned) = dt.to_zoned(business.time_zone.clone()) else {
-        return Err("Sorry, that time does not exist here.".into());
+        return Err(m.no_such_time.clone());
     };
     if zoned.timestamp() <= now.timestamp() {
-        return Err("That time has already passed.".into());
+        return Err(m.time_passed.clone());
     }
     if zoned.timestamp() < now.timestamp() + business.lead_time {
-        return Err(format!("We need at least {} minutes' notice.", business.lead_time.as_mins()));
+        return Err(Messages::fill(&m.lead_time, &[("minutes", &business.lead_time.as_mins().to_string())]));
     }
-    if business.closed_weekdays.contains(&dt.weekday()) {
-        return Err(format!("Sorry, we don't visit on {}s.", weekday_name(dt.weekday())));
-    }
-    if dt.time() < business.opens || dt.time() >= business.closes {
-        return Err(format!(
-            "We visit between {} and {}.",
-            business.opens.strftime("%H:%M"),
-            business.closes.strftime("%H:%M")
+    let Some(hours) = business.hours_on(dt.date()) else {
+        return Err(closed_reason(dt.date(), business));
+    };
+    if dt.time() < hours.opens || dt.time() >= hours.closes {
+        return Err(Messages::fill(
+            &m.outside_hours,
+            &[
+                ("opens", &hours.opens.strftime("%H:%M").to_string()),
+                ("closes", &hours.closes.strftime("%H:%M").to_string()),
+            ],
         ));
     }
     Ok(())
 }
 
-fn weekday_name(w: Weekday) -> &'static str {
-    match w {
-        Weekday::Monday => "Monday",
-        Weekday::Tuesday => "Tuesday",
-        Weekday::Wednesday => "Wednesday",
-        Weekday::Thursday => "Thursday",
-        Weekday::Friday => "Friday",
-        Weekday::Saturday => "Saturday",
-        Weekday::Sunday => "Sunday",
+/// Why there are no visits on `date`, in the business's words: its weekday is closed, or the
+/// date is a holiday.
+pub fn closed_reason(date: jiff::civil::Date, business: &Business) -> String {
+    let m = &business.messages;
+    let offset = date.weekday().to_monday_zero_offset() as usize;
+    if business.weekly[offset].is_none() {
+        let name = m.weekdays.get(offset).cloned().unwrap_or_default();
+        Messages::fill(&m.closed_day, &[("weekday", &name)])
+    } else {
+        Messages::fill(&m.closed_date, &[("date", &date.strftime("%A %-d %B").to_string())])
     }
 }
 
+/// The most days looked at for free times (a month of full days is reported as none free).
+const HORIZON_DAYS: i64 = 60;
+
 /// The visit times offered in a list: the business's times on open days from `now`, respecting
-/// the lead time, at most 10 (WhatsApp's list limit, reference §7).
-pub fn visit_slots(now: &Zoned, business: &Business) -> Vec<ChoiceOption> {
+/// the lead time and, when places are counted, only windows with a place left; days closed or
+/// full are skipped, so `days_ahead` days with a free time are offered (up to 60 days on). At
+/// most 10 (WhatsApp's list limit, reference §7).
+pub fn visit_slots(now: &Zoned, business: &Business, availability: Option<&Availability>) -> Vec<ChoiceOption> {
     let mut out = Vec::new();
     let today = now.date();
-    for d in 0..=i64::from(business.days_ahead) {
+    let mut days_offered = 0;
+    for d in 0..HORIZON_DAYS {
         let Ok(day) = today.checked_add(jiff::Span::new().days(d)) else { break };
-        if business.closed_weekdays.contains(&day.weekday()) {
+        let free: Vec<DateTime> = business
+            .times_on(day)
+            .into_iter()
+            .filter(|dt| check_visit_time(*dt, now, business).is_ok())
+            .filter(|dt| availability.is_none_or(|a| a.is_free(&dt.to_string())))
+            .collect();
+        if free.is_empty() {
             continue;
         }
-        for t in &business.visit_times {
-            let dt = day.to_datetime(*t);
-            if check_visit_time(dt, now, business).is_ok() {
-                out.push(ChoiceOption {
-                    id: dt.to_string(),
-                    title: dt.strftime("%a %-d %b %H:%M").to_string(),
-                    description: None,
-                    synonyms: vec![],
-                    price: None,
-                });
-            }
+        for dt in free {
+            out.push(ChoiceOption {
+                id: dt.to_string(),
+                title: dt.strftime("%a %-d %b %H:%M").to_string(),
+                description: None,
+                synonyms: vec![],
+                price: None,
+            });
             if out.len() == crate::flow::MAX_LIST_ROWS {
                 return out;
             }
+        }
+        days_offered += 1;
+        if days_offered > business.days_ahead {
+            break;
         }
     }
     out

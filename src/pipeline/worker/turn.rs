@@ -83,7 +83,6 @@ async fn process(
 ) -> Result<Processed, StoreError> {
     let started = Instant::now();
     app.metrics.observe("inbox_wait", (now_ms() - row.received_at).max(0) as f64 / 1000.0);
-    let (version, phone_number_id) = (conv.version, conv.phone_number_id.clone());
     let flows = app.flows_for(&state).await;
     let guards_started = Instant::now();
     // A voice note is heard first (when speech to text is configured): the turn then reads what
@@ -96,7 +95,13 @@ async fn process(
     } else {
         jiff::Timestamp::from_millisecond(row.received_at).unwrap_or_else(|_| jiff::Timestamp::now())
     };
-    let mut guards = app.guards.run(&flows, &plan, now).await;
+    // Places other customers hold, when the business counts them and this turn may read times.
+    let reads_times = plan.lookups.iter().any(|l| l == "visit_slots") || plan.understand.is_some();
+    let held = match (&flows.business.capacity, reads_times) {
+        (Some(_), true) => app.store.held_places(&row.conversation_id, now_ms()).await?,
+        _ => vec![],
+    };
+    let mut guards = app.guards.run(&flows, &plan, now, &held).await;
     if let Some((run, text)) = heard {
         guards.runs.insert(0, run);
         guards.transcript = text;
@@ -115,6 +120,50 @@ async fn process(
     let used_llm = guards.runs.iter().any(|r| r.guard == "llm");
     let lane = if used_llm { Lane::Bulk } else { crate::pipeline::lane_of(&event.kind) };
     let bulk_slot = if used_llm { app.bulk_turn_slots.acquire().await.ok() } else { None };
+    // Decided again, with the window marked as taken, when the turn's hold is refused because
+    // another customer took the window's last place first (at most twice: the second decision
+    // cannot hold the same window).
+    let mut slot = bulk_slot;
+    for _ in 0..3 {
+        let decided = Decided { flows: &flows, plan: &plan, guards: &guards, guards_ms, started, lane };
+        match decide_and_commit(app, row, event, conv, &state, decided, slot.take()).await {
+            Err(StoreError::HoldRefused(refused)) => {
+                warn!(window = %refused.0, "the turn's place was taken meanwhile; deciding it again");
+                guards
+                    .availability
+                    .get_or_insert_with(|| engine::capacity::Availability::count(&flows.business, &[], &[]))
+                    .just_taken
+                    .push(refused.0);
+            }
+            done => return done,
+        }
+    }
+    Err(StoreError::HoldRefused(crate::store::HoldRefused("several windows".into())))
+}
+
+/// What the guard phase of a turn produced, for [`decide_and_commit`].
+struct Decided<'a> {
+    flows: &'a crate::flow::FlowSet,
+    plan: &'a engine::GuardPlan,
+    guards: &'a engine::GuardResults,
+    guards_ms: u64,
+    started: Instant,
+    lane: Lane,
+}
+
+/// Decides the turn and commits it (state, record, outbox rows, holds) under the lease.
+async fn decide_and_commit(
+    app: &App,
+    row: &InboxRow,
+    event: &InboundEvent,
+    conv: &ConversationRow,
+    state: &ConversationState,
+    decided: Decided<'_>,
+    bulk_slot: Option<tokio::sync::SemaphorePermit<'_>>,
+) -> Result<Processed, StoreError> {
+    let Decided { flows, plan, guards, guards_ms, started, lane } = decided;
+    let (version, phone_number_id) = (conv.version, conv.phone_number_id.clone());
+    let state = state.clone();
     let decide_started = Instant::now();
     // The engine is pure and should never panic; if a bug makes it, the turn is recorded as an
     // engine failure with an apology instead of the message being retried forever.
@@ -131,8 +180,20 @@ async fn process(
     let decide_us = decide_started.elapsed().as_micros() as u64;
 
     let sender = app.settings.phone_number_id.clone().unwrap_or(phone_number_id);
-    let (new_state, replies, erp, trace, step_before, step_after, outcome, forwards, error_text) = match decision {
-        Ok(d) => (d.state, d.replies, d.erp, d.trace, d.step_before, d.step_after, "ok".to_string(), d.forwards, None),
+    let (new_state, replies, erp, trace, step_before, step_after, outcome, forwards, error_text, holds) = match decision
+    {
+        Ok(d) => (
+            d.state,
+            d.replies,
+            d.erp,
+            d.trace,
+            d.step_before,
+            d.step_after,
+            "ok".to_string(),
+            d.forwards,
+            None,
+            d.holds,
+        ),
         Err(e) => {
             error!(code = e.code(), error = %e, "the engine refused this turn");
             let apology = engine::Reply::Text { body: flows.business.messages.something_went_wrong.clone() };
@@ -141,7 +202,7 @@ async fn process(
             st.turns += 1;
             let trace = vec![engine::TraceEntry::new("error", e.to_string(), None)];
             let text = Some(e.to_string());
-            (st, vec![apology], vec![], trace, label.clone(), label, e.code().to_string(), vec![], text)
+            (st, vec![apology], vec![], trace, label.clone(), label, e.code().to_string(), vec![], text, vec![])
         }
     };
     let now_ms = now_ms();
@@ -206,6 +267,7 @@ async fn process(
         replies,
         erp,
         forwards,
+        holds: holds.clone(),
         step_before: step_before.clone(),
         step_after: step_after.clone(),
         outcome: outcome.clone(),
@@ -253,6 +315,7 @@ async fn process(
         previous_inbound_at: conv.last_inbound_at,
         lane,
         lookup_snapshot: lookup_snapshot.clone(),
+        holds,
     });
     // The commit waits in the store's bulk lane without holding a slot.
     drop(bulk_slot);

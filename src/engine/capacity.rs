@@ -1,0 +1,285 @@
+//! Places against the crews' capacity: which visit windows are free (as the guards found them),
+//! refusing a time that is full, and the holds a turn takes, keeps, books and lets go.
+//!
+//! A customer who has chosen a time holds a place in its window while they confirm; the hold is
+//! written in the same commit as the turn ([`HoldChange`], applied by the store), so of two
+//! customers racing for the last place exactly one gets it. The other's turn is decided again
+//! with the window in [`Availability::just_taken`]: the time is refused and fresh times offered.
+//! A hold is let go when its journey ends without a booking (cancelled, the ERP refused), when
+//! the customer changes the time, and when the customer goes quiet (it lapses after
+//! `capacity.hold_minutes`, each message starting the minutes again). Once the ERP has the
+//! booking the hold stays, named by the document, until the visit: the ERP's own list of
+//! bookings may lag, and a moved booking's earlier hold is replaced.
+
+use std::collections::BTreeMap;
+
+use jiff::civil::{Date, DateTime};
+use serde::{Deserialize, Serialize};
+
+use super::phase::State as Phase;
+use super::state::SlotValue;
+use super::turn::{Next, Turn};
+use crate::flow::Business;
+use crate::flow::format::SlotType;
+use crate::flow::graph::{Flow, OptionSource};
+use crate::flow::messages::Messages;
+
+/// Places taken in the visit windows, as the guards found them for this turn (recorded with the
+/// turn, so a replay decides alike). Windows are named by their start, `YYYY-MM-DDTHH:MM:SS` in
+/// the business's time zone.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Availability {
+    /// Places in each window (`capacity.crews`).
+    pub crews: u32,
+    /// Windows with places taken by others: window → what takes them.
+    #[serde(default)]
+    pub load: BTreeMap<String, Load>,
+    /// Windows whose last place another customer took while this turn committed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub just_taken: Vec<String>,
+}
+
+/// What takes places in one window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Load {
+    /// Visits the ERP has that no hold here stands for (booked by phone, on the website).
+    pub booked: u32,
+    /// Holds of other conversations (still confirming, or booked through this service).
+    pub held: u32,
+}
+
+/// A place held by a conversation, as the store lists them: its window and, once booked, the
+/// ERP document it stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldPlace {
+    /// The window, `YYYY-MM-DDTHH:MM:SS`.
+    pub window: String,
+    /// The ERP document's name, once the booking is written.
+    pub erp_name: Option<String>,
+}
+
+impl Availability {
+    /// Counts the places taken per window from the ERP's bookings (`(document name, visit
+    /// time)`, the time as the ERP writes it: `YYYY-MM-DD HH:MM:SS`) and the holds of other
+    /// conversations. A booking a hold stands for (same document name) counts once, as the hold;
+    /// a booking at a time no window covers is ignored.
+    pub fn count(business: &Business, booked: &[(String, String)], held: &[HeldPlace]) -> Availability {
+        let crews = business.capacity.as_ref().map(|c| c.crews).unwrap_or(u32::MAX);
+        let mut load: BTreeMap<String, Load> = BTreeMap::new();
+        for h in held {
+            load.entry(h.window.clone()).or_default().held += 1;
+        }
+        for (name, at) in booked {
+            if held.iter().any(|h| h.erp_name.as_deref() == Some(name.as_str())) {
+                continue;
+            }
+            let Some(window) = parse_civil(at).and_then(|dt| business.window_of(dt)) else { continue };
+            load.entry(window.to_string()).or_default().booked += 1;
+        }
+        Availability { crews, load, just_taken: vec![] }
+    }
+
+    /// Whether `window` has a place left for this conversation.
+    pub fn is_free(&self, window: &str) -> bool {
+        !self.just_taken.iter().any(|w| w == window)
+            && self.load.get(window).is_none_or(|l| l.booked.saturating_add(l.held) < self.crews)
+    }
+
+    /// How many holds `window` may have in all (the crews less the ERP's own bookings): what the
+    /// store checks as it takes a hold.
+    pub fn places_for_holds(&self, window: &str) -> u32 {
+        self.crews.saturating_sub(self.load.get(window).map(|l| l.booked).unwrap_or(0))
+    }
+}
+
+/// What a turn does to its conversation's holds; the store applies them in the turn's commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "hold", rename_all = "snake_case")]
+pub enum HoldChange {
+    /// Hold a place in `window` for the journey until `until_ms` (Unix ms), moving its earlier
+    /// hold; refused when `places` live holds are already there (another conversation's).
+    Hold {
+        /// The journey (its id).
+        journey: String,
+        /// The window.
+        window: String,
+        /// Holds the window may have in all.
+        places: u32,
+        /// When the hold lapses, Unix ms.
+        until_ms: i64,
+    },
+    /// The ERP has the booking: the hold stays, as document `erp_name`, until `until_ms` (the
+    /// visit), and replaces any other hold of that document (a booking moved). Never refused:
+    /// the booking exists.
+    Booked {
+        /// The journey.
+        journey: String,
+        /// The window.
+        window: String,
+        /// The ERP document.
+        erp_name: String,
+        /// Until when it counts, Unix ms.
+        until_ms: i64,
+    },
+    /// Let the journey's place go (unless it was booked).
+    Release {
+        /// The journey.
+        journey: String,
+    },
+}
+
+/// Reads a civil date-time as the ERP or the engine writes it (`2026-12-03 10:00:00`,
+/// `2026-12-03T10:00:00`).
+pub fn parse_civil(text: &str) -> Option<DateTime> {
+    text.trim().replacen(' ', "T", 1).parse().ok()
+}
+
+/// The slot of `flow` whose times count against the crews: a date-time slot listing
+/// `visit_slots`, when the business declares a capacity.
+pub fn capacity_slot<'f>(business: &Business, flow: &'f Flow) -> Option<&'f str> {
+    business.capacity.as_ref()?;
+    flow.slots
+        .values()
+        .find(|s| s.kind == SlotType::DateTime && matches!(&s.options, OptionSource::Lookup(l) if l == "visit_slots"))
+        .map(|s| s.name.as_str())
+}
+
+/// The window a slot value falls in, for a date-time.
+fn window_of_value(business: &Business, value: &SlotValue) -> Option<String> {
+    match value {
+        SlotValue::DateTime { civil, .. } => {
+            parse_civil(civil).and_then(|dt| business.window_of(dt)).map(|w| w.to_string())
+        }
+        _ => None,
+    }
+}
+
+/// Why `value` may not fill `slot`: its window is full (or was just taken). `None` when it may,
+/// and whenever the guards did not count places (no capacity declared, or not read this turn).
+pub fn refusal(t: &Turn<'_>, flow: &Flow, slot: &str, value: &SlotValue) -> Option<String> {
+    let business = &t.flows.business;
+    if capacity_slot(business, flow) != Some(slot) {
+        return None;
+    }
+    let availability = t.guards.availability.as_ref()?;
+    let window = window_of_value(business, value)?;
+    if availability.is_free(&window) {
+        return None;
+    }
+    let shown = parse_civil(&window).map(|w| w.strftime("%a %-d %b %H:%M").to_string()).unwrap_or(window.clone());
+    let text = if availability.just_taken.contains(&window) { &t.msg().slot_just_taken } else { &t.msg().slot_full };
+    Some(Messages::fill(text, &[("time", &shown)]))
+}
+
+/// The offered times nearest to `value` (at most three, in order of time), for a refused time.
+pub fn nearest(t: &Turn<'_>, flow: &Flow, slot: &str, value: &SlotValue) -> Vec<String> {
+    let Some(wanted) = (match value {
+        SlotValue::DateTime { civil, .. } => parse_civil(civil),
+        _ => None,
+    }) else {
+        return vec![];
+    };
+    let mut offered: Vec<DateTime> = t.options(flow, slot).iter().filter_map(|o| parse_civil(&o.id)).collect();
+    offered.sort_by_key(|o| (o.duration_since(wanted).as_secs()).abs());
+    let mut near: Vec<DateTime> = offered.into_iter().take(3).collect();
+    near.sort();
+    near.iter().map(|d| d.to_string()).collect()
+}
+
+/// Whether every window of `day` is full (or the day has none): a customer who names only that
+/// day is offered the next free times instead of being asked the time.
+pub fn day_full(t: &Turn<'_>, flow: &Flow, day: Date) -> bool {
+    let business = &t.flows.business;
+    let (Some(_), Some(availability)) = (capacity_slot(business, flow), t.guards.availability.as_ref()) else {
+        return false;
+    };
+    business.times_on(day).iter().all(|w| !availability.is_free(&w.to_string()))
+}
+
+/// A hold that lapsed while the customer was away and went to someone else (its window is in
+/// `just_taken`): the time is cleared and asked again, with the reason, before anything else is
+/// done with the message.
+pub fn lapsed(t: &mut Turn<'_>) -> Option<Next> {
+    let availability = t.guards.availability.as_ref()?;
+    if !t.event.kind.from_customer() || matches!(t.state.phase().state(), Phase::AwaitingErp { .. }) {
+        return None;
+    }
+    let j = t.state.journey.as_ref()?;
+    let window = t.state.holds.get(&j.id)?.clone();
+    if !availability.just_taken.contains(&window) {
+        return None;
+    }
+    let flow = t.flow().ok()?;
+    let slot = capacity_slot(&t.flows.business, &flow)?.to_string();
+    let step = flow.step_collecting(&slot)?.id.clone();
+    let value = j.slots.get(&slot)?.value.clone();
+    let why = refusal(t, &flow, &slot, &value)?;
+    if let Some(j) = t.state.journey.as_mut() {
+        j.slots.remove(&slot);
+    }
+    t.note("hold_lapsed", format!("the place held at {window} lapsed and was taken; asking the time again"), None);
+    Some(Next::Go { step, why: "the held time was taken".into(), source: None, reprompt: Some(why) })
+}
+
+/// The holds this turn takes, keeps and lets go, from the state it leaves (its journey in front
+/// holds the window of its chosen time, every turn starting the minutes again) and the holds
+/// the conversation had; bookings the turn recorded ([`Turn::holds`]) come first. Updates
+/// `state.holds`.
+pub fn hold_changes(t: &mut Turn<'_>) -> Vec<HoldChange> {
+    let business = &t.flows.business;
+    let Some(capacity) = business.capacity.as_ref() else { return std::mem::take(&mut t.holds) };
+    let mut changes = std::mem::take(&mut t.holds);
+    let booked: Vec<String> = changes
+        .iter()
+        .filter_map(|c| match c {
+            HoldChange::Booked { journey, .. } => Some(journey.clone()),
+            _ => None,
+        })
+        .collect();
+    for j in &booked {
+        t.state.holds.remove(j);
+    }
+    let front = t.state.journey.as_ref().and_then(|j| {
+        let flow = t.flows.flow_of(j)?;
+        let slot = capacity_slot(business, flow)?;
+        let window = window_of_value(business, &j.slots.get(slot)?.value)?;
+        (!booked.contains(&j.id)).then(|| (j.id.clone(), window))
+    });
+    // Only a hold that was already waiting on the ERP before this turn is kept whatever the
+    // count: one confirmed now is checked like any other.
+    let awaiting = matches!(t.before.phase().state(), Phase::AwaitingErp { .. });
+    if let Some((journey, window)) = front {
+        let places = t.guards.availability.as_ref().map(|a| a.places_for_holds(&window)).unwrap_or(capacity.crews);
+        let until_ms = (t.now + capacity.hold.as_secs()) * 1000;
+        // While the ERP write is out, the hold keeps its window whatever the lookups say now.
+        let places = if awaiting && t.state.holds.get(&journey) == Some(&window) { u32::MAX } else { places };
+        t.state.holds.insert(journey.clone(), window.clone());
+        changes.push(HoldChange::Hold { journey, window, places, until_ms });
+    }
+    let front_id = t.state.journey.as_ref().map(|j| j.id.clone());
+    let front_holds = changes.iter().any(|c| matches!(c, HoldChange::Hold { .. }));
+    let aside: Vec<String> = t.state.suspended.iter().map(|j| j.id.clone()).collect();
+    let gone: Vec<String> = t
+        .state
+        .holds
+        .keys()
+        .filter(|id| !aside.contains(id) && (front_id.as_ref() != Some(*id) || !front_holds))
+        .cloned()
+        .collect();
+    for journey in gone {
+        t.state.holds.remove(&journey);
+        changes.push(HoldChange::Release { journey });
+    }
+    changes
+}
+
+/// The ERP accepted the journey's booking: its hold is kept as the document, until the visit.
+pub fn booked(t: &mut Turn<'_>, journey: &str, erp_name: &str) {
+    let Some(window) = t.state.holds.get(journey).cloned() else { return };
+    let until_ms = parse_civil(&window)
+        .and_then(|w| w.to_zoned(t.flows.business.time_zone.clone()).ok())
+        .map(|z| z.timestamp().as_millisecond() + 86_400_000)
+        .unwrap_or((t.now + 86_400) * 1000);
+    t.note("hold_booked", format!("the place at {window} is now booking {erp_name}"), None);
+    t.holds.push(HoldChange::Booked { journey: journey.to_string(), window, erp_name: erp_name.to_string(), until_ms });
+}

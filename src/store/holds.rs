@@ -1,0 +1,249 @@
+//! Places held in visit windows (table `slot_holds`): applied in a turn's commit, so the place a
+//! customer is told they have is theirs exactly when the turn that told them is committed.
+//!
+//! Taking a place counts the window's live holds and takes the lowest free crew number, in the
+//! commit's transaction: on PostgreSQL after a transaction-scoped advisory lock on the window
+//! (two processes racing for one window take turns; other windows are not held up), on SQLite
+//! under its single writer. The unique `(window_start, crew)` index is a second wall. A refused
+//! place undoes the whole commit ([`HoldRefused`]); the worker decides the turn again knowing
+//! the window was just taken.
+
+use diesel::result::Error as DieselError;
+use diesel::{BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, QueryResult};
+
+use super::schema::slot_holds;
+use super::{Store, StoreError};
+use crate::engine::capacity::{HeldPlace, HoldChange};
+
+/// The commit was undone because the window's last place went to another conversation.
+#[derive(Debug, thiserror::Error)]
+#[error("store.hold_refused: the last place at {0} was taken by another conversation")]
+pub struct HoldRefused(pub String);
+
+/// The diesel error that carries a refusal out of a transaction (and rolls it back).
+fn refused(window: &str) -> DieselError {
+    DieselError::QueryBuilderError(Box::new(HoldRefused(window.to_string())))
+}
+
+/// The refused window, when `e` is a refusal.
+pub(super) fn refused_window(e: &DieselError) -> Option<String> {
+    match e {
+        DieselError::QueryBuilderError(inner) => inner.downcast_ref::<HoldRefused>().map(|r| r.0.clone()),
+        _ => None,
+    }
+}
+
+/// The lowest crew number not in `taken`.
+fn free_crew(taken: &[i32]) -> i32 {
+    (0..).find(|c| !taken.contains(c)).unwrap_or(0)
+}
+
+/// A new hold row.
+#[derive(diesel::Insertable)]
+#[diesel(table_name = slot_holds)]
+struct NewHold<'a> {
+    conversation_id: &'a str,
+    journey_id: &'a str,
+    window_start: &'a str,
+    crew: i32,
+    expires_at: i64,
+    erp_name: Option<&'a str>,
+    created_at: i64,
+}
+
+/// The same steps for SQLite's synchronous connection and PostgreSQL's asynchronous one: `$run`
+/// turns a query into its result (`.execute(c)` or `.execute(c).await`). The caller has made
+/// sure no other transaction takes places in the same windows meanwhile.
+macro_rules! apply_changes {
+    ($c:ident, $conversation:expr, $changes:expr, $now:expr, $run:ident) => {{
+        let conversation: &str = $conversation;
+        for change in $changes {
+            let mine = || slot_holds::conversation_id.eq(conversation);
+            match change {
+                HoldChange::Hold { journey, window, places, until_ms } => {
+                    let existing: Option<String> = $run!(
+                        slot_holds::table
+                            .filter(mine())
+                            .filter(slot_holds::journey_id.eq(journey))
+                            .select(slot_holds::window_start)
+                            .first($c)
+                    )
+                    .optional()?;
+                    if existing.as_deref() == Some(window.as_str()) {
+                        $run!(
+                            diesel::update(slot_holds::table.filter(mine()).filter(slot_holds::journey_id.eq(journey)))
+                                .set(slot_holds::expires_at.eq(until_ms))
+                                .execute($c)
+                        )?;
+                        continue;
+                    }
+                    $run!(
+                        diesel::delete(slot_holds::table.filter(mine()).filter(slot_holds::journey_id.eq(journey)))
+                            .execute($c)
+                    )?;
+                    $run!(
+                        diesel::delete(
+                            slot_holds::table
+                                .filter(slot_holds::window_start.eq(window))
+                                .filter(slot_holds::expires_at.le($now)),
+                        )
+                        .execute($c)
+                    )?;
+                    let taken: Vec<i32> = $run!(
+                        slot_holds::table.filter(slot_holds::window_start.eq(window)).select(slot_holds::crew).load($c)
+                    )?;
+                    if taken.len() as u64 >= u64::from(*places) {
+                        return Err(refused(window));
+                    }
+                    $run!(
+                        diesel::insert_into(slot_holds::table)
+                            .values(NewHold {
+                                conversation_id: conversation,
+                                journey_id: journey,
+                                window_start: window,
+                                crew: free_crew(&taken),
+                                expires_at: *until_ms,
+                                erp_name: None,
+                                created_at: $now,
+                            })
+                            .execute($c)
+                    )?;
+                }
+                HoldChange::Booked { journey, window, erp_name, until_ms } => {
+                    // A booking moved: the hold of its earlier time goes.
+                    $run!(
+                        diesel::delete(slot_holds::table.filter(slot_holds::erp_name.eq(erp_name)).filter(
+                            slot_holds::conversation_id.ne(conversation).or(slot_holds::journey_id.ne(journey))
+                        ),)
+                        .execute($c)
+                    )?;
+                    let n = $run!(
+                        diesel::update(slot_holds::table.filter(mine()).filter(slot_holds::journey_id.eq(journey)))
+                            .set((slot_holds::erp_name.eq(erp_name), slot_holds::expires_at.eq(until_ms)))
+                            .execute($c)
+                    )?;
+                    if n == 0 {
+                        // The hold lapsed while the ERP wrote: the booking exists all the same.
+                        let taken: Vec<i32> = $run!(
+                            slot_holds::table
+                                .filter(slot_holds::window_start.eq(window))
+                                .select(slot_holds::crew)
+                                .load($c)
+                        )?;
+                        $run!(
+                            diesel::insert_into(slot_holds::table)
+                                .values(NewHold {
+                                    conversation_id: conversation,
+                                    journey_id: journey,
+                                    window_start: window,
+                                    crew: free_crew(&taken),
+                                    expires_at: *until_ms,
+                                    erp_name: Some(erp_name),
+                                    created_at: $now,
+                                })
+                                .execute($c)
+                        )?;
+                    }
+                }
+                HoldChange::Release { journey } => {
+                    $run!(
+                        diesel::delete(
+                            slot_holds::table
+                                .filter(mine())
+                                .filter(slot_holds::journey_id.eq(journey))
+                                .filter(slot_holds::erp_name.is_null()),
+                        )
+                        .execute($c)
+                    )?;
+                }
+            }
+        }
+        Ok::<(), DieselError>(())
+    }};
+}
+
+macro_rules! sync_run {
+    ($e:expr) => {
+        $e
+    };
+}
+
+macro_rules! async_run {
+    ($e:expr) => {
+        $e.await
+    };
+}
+
+/// Applies a turn's hold changes on SQLite, inside the commit's savepoint (SQLite's one writer
+/// orders the takers). Errors: a refusal ([`refused_window`]) or a query failure; either undoes
+/// the savepoint.
+pub(super) fn apply_sqlite(
+    c: &mut diesel::SqliteConnection,
+    conversation: &str,
+    changes: &[HoldChange],
+    now: i64,
+) -> QueryResult<()> {
+    use diesel::RunQueryDsl;
+    apply_changes!(c, conversation, changes, now, sync_run)
+}
+
+/// Applies a turn's hold changes on PostgreSQL, inside the commit's transaction; each window
+/// taken is first locked for the rest of the transaction (`pg_advisory_xact_lock`).
+pub(super) async fn apply_pg(
+    c: &mut diesel_async::AsyncPgConnection,
+    conversation: &str,
+    changes: &[HoldChange],
+    now: i64,
+) -> QueryResult<()> {
+    use diesel_async::RunQueryDsl;
+    // Locked in one order, so two turns taking the same two windows cannot deadlock.
+    let mut windows: Vec<&String> = changes
+        .iter()
+        .filter_map(|ch| match ch {
+            HoldChange::Hold { window, .. } | HoldChange::Booked { window, .. } => Some(window),
+            HoldChange::Release { .. } => None,
+        })
+        .collect();
+    windows.sort();
+    windows.dedup();
+    for window in windows {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('slot_holds:' || $1, 0))")
+            .bind::<diesel::sql_types::Text, _>(window)
+            .execute(c)
+            .await?;
+    }
+    apply_changes!(c, conversation, changes, now, async_run)
+}
+
+impl Store {
+    /// The places held at `now` (Unix ms) by conversations other than `conversation_id`, and
+    /// its own that stand for written bookings: what counts against the crews when this
+    /// conversation chooses a time.
+    pub async fn held_places(&self, conversation_id: &str, now: i64) -> Result<Vec<HeldPlace>, StoreError> {
+        use diesel_async::RunQueryDsl;
+        let rows: Vec<(String, Option<String>)> = with_conn!(self, |conn| {
+            slot_holds::table
+                .filter(slot_holds::expires_at.gt(now))
+                .filter(slot_holds::conversation_id.ne(conversation_id).or(slot_holds::erp_name.is_not_null()))
+                .select((slot_holds::window_start, slot_holds::erp_name))
+                .load(conn)
+                .await?
+        });
+        Ok(rows.into_iter().map(|(window, erp_name)| HeldPlace { window, erp_name }).collect())
+    }
+
+    /// The live holds of one window at `now`: `(conversation, crew, ERP document)`, by crew
+    /// (for the admin API and tests).
+    pub async fn window_holds(&self, window: &str, now: i64) -> Result<Vec<(String, i32, Option<String>)>, StoreError> {
+        use diesel_async::RunQueryDsl;
+        Ok(with_conn!(self, |conn| {
+            slot_holds::table
+                .filter(slot_holds::window_start.eq(window))
+                .filter(slot_holds::expires_at.gt(now))
+                .order(slot_holds::crew)
+                .select((slot_holds::conversation_id, slot_holds::crew, slot_holds::erp_name))
+                .load(conn)
+                .await?
+        }))
+    }
+}

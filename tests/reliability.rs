@@ -364,7 +364,8 @@ async fn sigkill_at_random_points_loses_nothing_and_duplicates_nothing_on_postgr
 /// service's own idempotency keeps the documents single.
 async fn crash_test(db: Db, prefix: &str) {
     let fakes = Fakes::new(None);
-    let server = Arc::new(Mutex::new(Some(Server::start(&db, &fakes))));
+    let roomy = roomy_flows();
+    let server = Arc::new(Mutex::new(Some(Server::start_with(&db, &fakes, &[("FLOWS_DIR", &roomy)]))));
     let url = Arc::new(Mutex::new(server.lock().unwrap().as_ref().unwrap().url.clone()));
     let customers: Vec<String> = (0..CRASH_CUSTOMERS).map(|i| format!("{prefix}{i:03}")).collect();
     let messages = booking_script();
@@ -402,7 +403,7 @@ async fn crash_test(db: Db, prefix: &str) {
             s.kill();
             kills += 1;
         }
-        let fresh = Server::start(&db, &fakes);
+        let fresh = Server::start_with(&db, &fakes, &[("FLOWS_DIR", &roomy)]);
         *url.lock().unwrap() = fresh.url.clone();
         *server.lock().unwrap() = Some(fresh);
     }
@@ -459,8 +460,9 @@ async fn crash_test(db: Db, prefix: &str) {
 async fn two_processes_on_one_postgres_equal_serial_processing() {
     let db = postgres().await;
     let fakes = Fakes::new(None);
-    let a = Server::start(&db, &fakes);
-    let b = Server::start(&db, &fakes);
+    let roomy = roomy_flows();
+    let a = Server::start_with(&db, &fakes, &[("FLOWS_DIR", &roomy)]);
+    let b = Server::start_with(&db, &fakes, &[("FLOWS_DIR", &roomy)]);
     let customers: Vec<String> = (0..8).map(|i| format!("9715000005{i:02}")).collect();
     let messages = booking_script();
     let mut deliveries = 0;

@@ -384,6 +384,22 @@ pub fn open_day() -> String {
         .unwrap()
 }
 
+/// The `FLOWS_DIR` of a project copy whose crews never run out, for tests of delivery under load
+/// that book many customers at the same time (capacity has tests of its own).
+pub fn roomy_flows() -> String {
+    static ROOMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ROOMY
+        .get_or_init(|| {
+            let root = copy_project();
+            let path = root.join("flows/business.yaml");
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(text.contains("crews: 3"), "the sample business declares 3 crews");
+            std::fs::write(&path, text.replace("crews: 3", "crews: 1000000")).unwrap();
+            root.join("flows").to_str().unwrap().to_string()
+        })
+        .clone()
+}
+
 /// A copy of flows/, prompts/ and fixtures/ (with their subfolders) in a fresh directory; returns
 /// its root.
 pub fn copy_project() -> std::path::PathBuf {

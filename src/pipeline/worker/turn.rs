@@ -168,7 +168,7 @@ async fn decide_and_commit(
     // The engine is pure and should never panic; if a bug makes it, the turn is recorded as an
     // engine failure with an apology instead of the message being retried forever.
     let decision =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine::decide(&flows, &state, event, &guards)))
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine::decide(flows, &state, event, guards)))
             .unwrap_or_else(|panic| {
                 let what = panic
                     .downcast_ref::<&str>()
@@ -281,7 +281,7 @@ async fn decide_and_commit(
             .map(|j| FlowRef { id: j.flow.clone(), version: j.version }),
         timings: Timings { guards_ms, decide_us, total_ms: started.elapsed().as_millis() as u64 },
     };
-    observe_turn(app, &guards, &trace, &outcome, guards_ms, decide_us);
+    observe_turn(app, guards, &trace, &outcome, guards_ms, decide_us);
     let seq = new_state.turns as i64;
     tracing::Span::current().record("turn", seq);
     let flow = new_state.journey.as_ref().or(state.journey.as_ref()).map(|j| j.flow.clone()).or(plan.flow.clone());

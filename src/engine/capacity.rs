@@ -283,3 +283,61 @@ pub fn booked(t: &mut Turn<'_>, journey: &str, erp_name: &str) {
     t.note("hold_booked", format!("the place at {window} is now booking {erp_name}"), None);
     t.holds.push(HoldChange::Booked { journey: journey.to_string(), window, erp_name: erp_name.to_string(), until_ms });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn business() -> Business {
+        let flows = crate::flow::FlowSet::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("flows"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        flows.business.as_ref().clone()
+    }
+
+    #[test]
+    fn a_booking_a_hold_stands_for_counts_once_and_full_windows_are_not_offered() {
+        let b = business();
+        assert_eq!(b.capacity.as_ref().map(|c| c.crews), Some(3), "the sample has three crews");
+        // Tuesday 2030-01-08: 10:30 and 09:00 fall in the 09:00 window.
+        let booked = vec![
+            ("SO-1".to_string(), "2030-01-08 09:00:00".to_string()),
+            ("SO-2".to_string(), "2030-01-08 10:30:00".to_string()),
+            ("SO-3".to_string(), "2030-01-08 14:00:00".to_string()),
+        ];
+        let held = vec![
+            HeldPlace { window: "2030-01-08T09:00:00".into(), erp_name: Some("SO-1".into()) },
+            HeldPlace { window: "2030-01-08T09:00:00".into(), erp_name: None },
+        ];
+        let a = Availability::count(&b, &booked, &held);
+        assert_eq!(a.load["2030-01-08T09:00:00"], Load { booked: 1, held: 2 });
+        assert!(!a.is_free("2030-01-08T09:00:00"));
+        assert!(a.is_free("2030-01-08T14:00:00"));
+        assert_eq!(a.places_for_holds("2030-01-08T09:00:00"), 2, "three crews less one outside booking");
+        // Offered from Monday 2030-01-07 07:00: Tuesday's 09:00 is left out.
+        let now = jiff::civil::date(2030, 1, 7).at(7, 0, 0, 0).to_zoned(b.time_zone.clone()).unwrap();
+        let ids: Vec<String> =
+            crate::guard::extract::visit_slots(&now, &b, Some(&a)).into_iter().map(|o| o.id).collect();
+        assert!(ids.contains(&"2030-01-08T11:00:00".to_string()), "{ids:?}");
+        assert!(!ids.contains(&"2030-01-08T09:00:00".to_string()), "{ids:?}");
+    }
+
+    #[test]
+    fn a_full_day_is_skipped_and_the_next_open_days_offered() {
+        let b = business();
+        let now = jiff::civil::date(2030, 1, 7).at(19, 30, 0, 0).to_zoned(b.time_zone.clone()).unwrap();
+        // Tuesday 2030-01-08 is full in every window.
+        let held: Vec<HeldPlace> = ["09:00", "11:00", "14:00", "16:00"]
+            .iter()
+            .flat_map(|t| (0..3).map(move |_| HeldPlace { window: format!("2030-01-08T{t}:00"), erp_name: None }))
+            .collect();
+        let a = Availability::count(&b, &[], &held);
+        let days: std::collections::BTreeSet<String> = crate::guard::extract::visit_slots(&now, &b, Some(&a))
+            .into_iter()
+            .map(|o| o.id[..10].to_string())
+            .collect();
+        // Wednesday, Thursday, (Friday closed) Saturday: the full Tuesday does not count.
+        assert!(!days.contains("2030-01-08"), "{days:?}");
+        assert!(days.contains("2030-01-09") && days.contains("2030-01-10"), "{days:?}");
+        assert!(!days.contains("2030-01-11"), "Friday is closed: {days:?}");
+    }
+}

@@ -366,3 +366,81 @@ pub fn compile_business(
         messages: super::messages::Messages::default(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn business(extra: &str) -> Result<Business, Vec<FlowProblem>> {
+        let text = format!(
+            "name: Test\ntime_zone: Asia/Dubai\ncurrency: AED\nvisit_slots:\n  times: [\"09:00\", \"11:00\", \"14:00\", \"16:00\"]\n  closed_weekdays: [friday]\n  opens: \"08:00\"\n  closes: \"19:00\"\n{extra}"
+        );
+        let file: BusinessFile = serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        let booked = "booked_visits".to_string();
+        let mut problems = vec![];
+        compile_business("business.yaml", file, &[&booked], &mut problems).ok_or(problems)
+    }
+
+    fn date(s: &str) -> Date {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn hours_come_from_the_day_then_the_holiday_then_the_weekday() {
+        let b = business(
+            "  hours:\n    saturday: { opens: \"09:00\", closes: \"15:00\" }\n  holidays: [\"2030-01-07\"]\n  special_hours:\n    \"2030-01-11\": { opens: \"10:00\", closes: \"12:00\" }\n",
+        )
+        .unwrap();
+        // 2030-01-07 is a Monday (a holiday), 01-11 a Friday (closed, but with special hours),
+        // 01-12 a Saturday, 01-08 a Tuesday.
+        assert_eq!(b.hours_on(date("2030-01-07")), None);
+        assert_eq!(b.hours_on(date("2030-01-04")), None, "an ordinary Friday is closed");
+        let special = b.hours_on(date("2030-01-11")).unwrap();
+        assert_eq!((special.opens, special.closes), (Time::constant(10, 0, 0, 0), Time::constant(12, 0, 0, 0)));
+        assert_eq!(b.times_on(date("2030-01-11")), vec![date("2030-01-11").to_datetime(Time::constant(11, 0, 0, 0))]);
+        let saturday: Vec<String> = b.times_on(date("2030-01-12")).iter().map(|t| t.time().to_string()).collect();
+        assert_eq!(saturday, ["09:00:00", "11:00:00", "14:00:00"], "16:00 is after Saturday's closing");
+        assert_eq!(b.times_on(date("2030-01-08")).len(), 4);
+    }
+
+    #[test]
+    fn a_typed_time_counts_against_the_window_it_falls_in() {
+        let b = business("").unwrap();
+        let day = date("2030-01-08");
+        let at = |h, m| day.to_datetime(Time::constant(h, m, 0, 0));
+        assert_eq!(b.window_of(at(10, 0)), Some(at(9, 0)));
+        assert_eq!(b.window_of(at(11, 0)), Some(at(11, 0)));
+        assert_eq!(b.window_of(at(18, 30)), Some(at(16, 0)));
+        assert_eq!(b.window_of(at(8, 15)), Some(at(9, 0)), "before the first time: the first window");
+        assert_eq!(b.window_of(date("2030-01-04").to_datetime(Time::constant(10, 0, 0, 0))), None, "closed day");
+    }
+
+    #[test]
+    fn mistakes_in_hours_and_capacity_are_reported_with_what_to_write() {
+        let problems = business(
+            "  hours:\n    caturday: { opens: \"09:00\", closes: \"15:00\" }\n  holidays: [\"07/01/2030\"]\n  special_hours:\n    \"2030-01-11\": { opens: \"12:00\", closes: \"10:00\" }\n  capacity: { crews: 2, booked: booked_visitz }\n",
+        )
+        .unwrap_err();
+        let text: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+        let all = text.join("\n");
+        assert!(all.contains("\"caturday\" is not a weekday"), "{all}");
+        assert!(all.contains("\"07/01/2030\" is not a date: write YYYY-MM-DD"), "{all}");
+        assert!(all.contains("closing must come after opening"), "{all}");
+        assert!(all.contains("\"booked_visitz\", which erp.yaml does not declare (it has: booked_visits)"), "{all}");
+        assert!(problems.iter().all(|p| p.code == "flow.business"));
+        let zero = business("  capacity: { crews: 0 }\n").unwrap_err();
+        assert!(zero[0].message.contains("at least 1"), "{:?}", zero);
+    }
+
+    #[test]
+    fn the_team_is_back_at_the_next_opening_holidays_skipped() {
+        let b = business("  holidays: [\"2030-01-08\"]\n").unwrap();
+        // Monday 2030-01-07 at 20:00 in Dubai: Tuesday is a holiday, so Wednesday at 08:00.
+        let monday_evening = date("2030-01-07").to_datetime(Time::constant(20, 0, 0, 0));
+        let now = monday_evening.to_zoned(b.time_zone.clone()).unwrap().timestamp().as_second();
+        let back = b.team_back_at(now).unwrap();
+        assert_eq!(back.date(), date("2030-01-09"));
+        assert_eq!(back.time(), Time::constant(8, 0, 0, 0));
+        assert!(b.team_back_at(now - 10 * 3600).is_none(), "10:00 on Monday: open");
+    }
+}

@@ -158,6 +158,10 @@ async fn a_hold_lapses_is_released_and_once_booked_stays_until_moved() {
         store.commit_and_next(c).await.unwrap();
         assert!(store.window_holds(WINDOW, now_ms()).await.unwrap().is_empty(), "{db:?}");
         assert_eq!(store.window_holds(later, now_ms()).await.unwrap().len(), 1, "{db:?}");
+        // The sweep deletes only what no longer counts: nothing now, the booking after its visit.
+        assert_eq!(store.sweep_holds(now_ms()).await.unwrap(), 0, "{db:?}");
+        assert_eq!(store.sweep_holds(now + 86_400_000).await.unwrap(), 1, "{db:?}");
+        assert!(store.window_holds(later, now_ms()).await.unwrap().is_empty(), "{db:?}");
     }
 }
 

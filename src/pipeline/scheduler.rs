@@ -15,11 +15,23 @@ use crate::store::now_ms;
 /// How often the scheduler looks for due wake-ups.
 pub const INTERVAL: Duration = Duration::from_secs(1);
 
+/// How often holds that lapsed or whose visit is past are deleted (`slot_holds`).
+pub const SWEEP_HOLDS_EVERY: Duration = Duration::from_secs(600);
+
 /// Runs until the process stops.
 pub async fn run(app: Arc<App>) {
+    let mut last_sweep = std::time::Instant::now();
     loop {
         if let Err(e) = tick(&app).await {
             error!(code = e.code(), error = %e, "scheduler pass failed");
+        }
+        if last_sweep.elapsed() >= SWEEP_HOLDS_EVERY {
+            last_sweep = std::time::Instant::now();
+            match app.store.sweep_holds(now_ms()).await {
+                Ok(0) => {}
+                Ok(n) => info!(holds = n, "lapsed and past holds deleted"),
+                Err(e) => error!(code = e.code(), error = %e, "sweeping the holds failed"),
+            }
         }
         app.limits.forget_idle();
         tokio::time::sleep(INTERVAL).await;

@@ -216,6 +216,16 @@ pub(super) async fn apply_pg(
 }
 
 impl Store {
+    /// Deletes the holds that no longer count at `now` (Unix ms): lapsed ones, and booked ones
+    /// whose visit is past. Returns how many went. (A take in a window also clears that window's
+    /// lapsed holds; this keeps the table small where nobody takes a place again.)
+    pub async fn sweep_holds(&self, now: i64) -> Result<usize, StoreError> {
+        use diesel_async::RunQueryDsl;
+        Ok(with_conn!(self, |conn| {
+            diesel::delete(slot_holds::table.filter(slot_holds::expires_at.le(now))).execute(conn).await?
+        }))
+    }
+
     /// The places held at `now` (Unix ms) by conversations other than `conversation_id`, and
     /// its own that stand for written bookings: what counts against the crews when this
     /// conversation chooses a time.

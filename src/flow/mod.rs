@@ -12,6 +12,7 @@
 //! `{placeholders}` in texts name declared slots; option titles fit WhatsApp's limits (20
 //! characters for a reply button, 24 for a list row: `../shared/reference/whatsapp-cloud-api.md` §7).
 
+mod analysis;
 pub mod business;
 mod compile;
 pub use business::Business;

@@ -51,6 +51,21 @@ struct NewHold<'a> {
     created_at: i64,
 }
 
+impl<'a> NewHold<'a> {
+    /// A hold in `window` on the lowest crew not in `taken`.
+    fn place(
+        conversation_id: &'a str,
+        journey_id: &'a str,
+        window_start: &'a str,
+        taken: &[i32],
+        expires_at: i64,
+        erp_name: Option<&'a str>,
+        created_at: i64,
+    ) -> Self {
+        NewHold { conversation_id, journey_id, window_start, crew: free_crew(taken), expires_at, erp_name, created_at }
+    }
+}
+
 /// The same steps for SQLite's synchronous connection and PostgreSQL's asynchronous one: `$run`
 /// turns a query into its result (`.execute(c)` or `.execute(c).await`). The caller has made
 /// sure no other transaction takes places in the same windows meanwhile.
@@ -97,15 +112,7 @@ macro_rules! apply_changes {
                     }
                     $run!(
                         diesel::insert_into(slot_holds::table)
-                            .values(NewHold {
-                                conversation_id: conversation,
-                                journey_id: journey,
-                                window_start: window,
-                                crew: free_crew(&taken),
-                                expires_at: *until_ms,
-                                erp_name: None,
-                                created_at: $now,
-                            })
+                            .values(NewHold::place(conversation, journey, window, &taken, *until_ms, None, $now))
                             .execute($c)
                     )?;
                 }
@@ -132,15 +139,15 @@ macro_rules! apply_changes {
                         )?;
                         $run!(
                             diesel::insert_into(slot_holds::table)
-                                .values(NewHold {
-                                    conversation_id: conversation,
-                                    journey_id: journey,
-                                    window_start: window,
-                                    crew: free_crew(&taken),
-                                    expires_at: *until_ms,
-                                    erp_name: Some(erp_name),
-                                    created_at: $now,
-                                })
+                                .values(NewHold::place(
+                                    conversation,
+                                    journey,
+                                    window,
+                                    &taken,
+                                    *until_ms,
+                                    Some(erp_name.as_str()),
+                                    $now
+                                ))
                                 .execute($c)
                         )?;
                     }

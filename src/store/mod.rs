@@ -19,7 +19,7 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use schema::{conversations, flow_versions, inbox, lookup_snapshots, message_statuses, turns};
+use schema::{conversations, inbox};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -144,196 +144,14 @@ mod holds;
 mod measures;
 mod outbox_queue;
 mod quarantine;
+mod records;
+mod rows;
 pub use handoffs::{HandoffRow, HandoffStatus, NewHandoff};
 pub use holds::HoldRefused;
 pub use outbox_queue::{Claim, DUE_PER_CONVERSATION, NewOutbox, OutboxKind, OutboxRow, OutboxStatus};
 pub use quarantine::{QuarantineKind, QuarantineRow};
 
-/// A new inbox row: built by `pipeline::inbox::row`, the one way every producer (the webhook,
-/// the admin API, the outbox, the scheduler) queues an event.
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = inbox)]
-pub struct NewInbox {
-    /// wamid or `erp:<outbox id>`.
-    pub dedup_key: String,
-    /// `phone_number_id:wa_id`.
-    pub conversation_id: String,
-    /// The business number.
-    pub phone_number_id: String,
-    /// The event as JSON.
-    pub event: String,
-    /// Unix ms.
-    pub received_at: i64,
-}
-
-/// A stored inbox row.
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = inbox)]
-pub struct InboxRow {
-    /// Arrival order.
-    pub id: i64,
-    /// Dedup key.
-    pub dedup_key: String,
-    /// Conversation.
-    pub conversation_id: String,
-    /// Business number.
-    pub phone_number_id: String,
-    /// Event JSON.
-    pub event: String,
-    /// Unix ms.
-    pub received_at: i64,
-    /// Unix ms, once processed.
-    pub processed_at: Option<i64>,
-    /// Failed attempts.
-    pub attempts: i32,
-    /// Last failure.
-    pub last_error: Option<String>,
-}
-
-/// What storing one conversation's inbound events gave: per event (its key, or whether it was
-/// new) and, when the lease was taken with them, the conversation and the row to process first.
-pub type Stored<T> = (Vec<T>, Option<(ConversationRow, InboxRow)>);
-
-/// A stored conversation.
-#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
-#[diesel(table_name = conversations)]
-pub struct ConversationRow {
-    /// `phone_number_id:wa_id`.
-    pub id: String,
-    /// The customer's wa_id.
-    pub customer: String,
-    /// The business number.
-    pub phone_number_id: String,
-    /// State JSON.
-    pub state: String,
-    /// Optimistic version, +1 per committed turn.
-    pub version: i64,
-    /// Who holds the lease.
-    pub lease_owner: Option<String>,
-    /// Until when (Unix ms).
-    pub lease_until: Option<i64>,
-    /// Last inbound message (Unix ms), for the 24-hour window.
-    pub last_inbound_at: Option<i64>,
-    /// Unix ms.
-    pub created_at: i64,
-    /// Unix ms.
-    pub updated_at: i64,
-    /// When the scheduler should wake it (Unix ms).
-    pub wake_at: Option<i64>,
-}
-
-/// A new turn record.
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = turns)]
-pub struct NewTurn {
-    /// Conversation.
-    pub conversation_id: String,
-    /// Turn number in the conversation.
-    pub seq: i64,
-    /// The inbox row it processed.
-    pub inbox_id: i64,
-    /// Flow id, if in a journey.
-    pub flow: Option<String>,
-    /// `flow/step` before.
-    pub step_before: String,
-    /// `flow/step` after.
-    pub step_after: String,
-    /// `ok` or an error code.
-    pub outcome: String,
-    /// The full record (JSON).
-    pub record: String,
-    /// Unix ms.
-    pub created_at: i64,
-}
-
-/// A stored turn.
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = turns)]
-pub struct TurnRow {
-    /// Id.
-    pub id: i64,
-    /// Conversation.
-    pub conversation_id: String,
-    /// Turn number.
-    pub seq: i64,
-    /// Inbox row.
-    pub inbox_id: i64,
-    /// Flow.
-    pub flow: Option<String>,
-    /// Before.
-    pub step_before: String,
-    /// After.
-    pub step_after: String,
-    /// Outcome.
-    pub outcome: String,
-    /// Record JSON.
-    pub record: String,
-    /// Unix ms.
-    pub created_at: i64,
-}
-
-/// Everything one turn writes, in one transaction.
-#[derive(Debug, Clone)]
-pub struct TurnCommit {
-    /// Conversation.
-    pub conversation_id: String,
-    /// The lease owner committing.
-    pub owner: String,
-    /// The version the state was read at.
-    pub expected_version: i64,
-    /// The new state JSON.
-    pub state: String,
-    /// The inbox row processed.
-    pub inbox_id: i64,
-    /// Its turn record.
-    pub turn: NewTurn,
-    /// Effects to queue.
-    pub outbox: Vec<NewOutbox>,
-    /// Unix ms of the customer's message, when it was one.
-    pub last_inbound_at: Option<i64>,
-    /// When the scheduler should wake the conversation (Unix ms), if ever.
-    pub wake_at: Option<i64>,
-    /// The stored `last_inbound_at`, kept when this turn is not a customer's message.
-    pub previous_inbound_at: Option<i64>,
-    /// How soon the commit should run when the database is busy.
-    pub lane: Lane,
-    /// The lookup results the turn record names by hash, when they may not be stored yet.
-    pub lookup_snapshot: Option<LookupSnapshot>,
-    /// Places the turn holds, books and lets go, applied first; a refused one undoes the commit
-    /// ([`StoreError::HoldRefused`]).
-    pub holds: Vec<crate::engine::capacity::HoldChange>,
-}
-
-/// What a committed turn leaves: the conversation's next pending row, whether the lease was
-/// given back (no row left), and the ids of the outbox rows it queued, in the order of
-/// [`TurnCommit::outbox`].
-#[derive(Debug, Clone)]
-pub struct Committed {
-    /// The next pending row.
-    pub next: Option<InboxRow>,
-    /// Whether the lease was given back.
-    pub released: bool,
-    /// The queued outbox rows' ids.
-    pub outbox_ids: Vec<i64>,
-}
-
-/// ERP lookup results stored once per content (table `lookup_snapshots`); a turn record names
-/// them by `hash` instead of repeating them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LookupSnapshot {
-    /// SHA-256 of `body`, hex.
-    pub hash: String,
-    /// The lookups as JSON (an object: lookup name → rows).
-    pub body: String,
-}
-
-impl LookupSnapshot {
-    /// The snapshot of `body` (lookup results as JSON).
-    pub fn of(body: String) -> LookupSnapshot {
-        use sha2::Digest;
-        LookupSnapshot { hash: hex::encode(sha2::Sha256::digest(body.as_bytes())), body }
-    }
-}
+pub use rows::{Committed, ConversationRow, InboxRow, LookupSnapshot, NewInbox, NewTurn, Stored, TurnCommit, TurnRow};
 
 /// How soon a hot-path call should run when the database is busy.
 ///
@@ -822,61 +640,6 @@ impl Store {
         self.commit_and_next(commit).await.map(|_| ())
     }
 
-    /// Conversations whose wake-up time has come: (id, customer, phone_number_id, wake_at).
-    pub async fn due_wakeups(&self, now: i64, limit: i64) -> Result<Vec<(String, String, String, i64)>, StoreError> {
-        let rows: Vec<(String, String, String, Option<i64>)> = with_conn!(self, |conn| {
-            conversations::table
-                .filter(conversations::wake_at.le(now))
-                .order(conversations::wake_at)
-                .limit(limit)
-                .select((
-                    conversations::id,
-                    conversations::customer,
-                    conversations::phone_number_id,
-                    conversations::wake_at,
-                ))
-                .load(conn)
-                .await?
-        });
-        Ok(rows.into_iter().filter_map(|(a, b, c, w)| w.map(|w| (a, b, c, w))).collect())
-    }
-
-    /// Queues the wake-up event of a conversation and clears its wake-up time, once: a second
-    /// process doing the same finds the time already cleared, and the event's key is unique.
-    pub async fn queue_wakeup(&self, conversation_id: &str, wake_at: i64, event: NewInbox) -> Result<bool, StoreError> {
-        let cid = conversation_id.to_string();
-        with_conn!(self, |conn| {
-            conn.transaction::<_, StoreError, _>(async move |c| {
-                let n = diesel::update(conversations::table)
-                    .filter(conversations::id.eq(&cid))
-                    .filter(conversations::wake_at.eq(wake_at))
-                    .set(conversations::wake_at.eq(None::<i64>))
-                    .execute(c)
-                    .await?;
-                if n == 1 {
-                    diesel::insert_into(inbox::table)
-                        .values(&event)
-                        .on_conflict(inbox::dedup_key)
-                        .do_nothing()
-                        .execute(c)
-                        .await?;
-                }
-                Ok(n == 1)
-            })
-            .await
-        })
-    }
-
-    /// Sets when a conversation should be woken (Unix ms), as if time had passed; for operators
-    /// ("remind now") and tests.
-    pub async fn set_wake_at(&self, conversation_id: &str, at: Option<i64>) -> Result<(), StoreError> {
-        let cid = conversation_id.to_string();
-        with_conn!(self, |conn| {
-            diesel::update(conversations::table.find(&cid)).set(conversations::wake_at.eq(at)).execute(conn).await?;
-            Ok(())
-        })
-    }
-
     /// Stores an event for a conversation (agent actions, ERP notices); false if its key was seen.
     pub async fn insert_event(&self, event: NewInbox) -> Result<bool, StoreError> {
         let fresh = self.insert_inbox(&[event]).await?;
@@ -904,91 +667,6 @@ impl Store {
                 .execute(conn)
                 .await?;
             Ok(inbox::table.find(inbox_id).select(inbox::attempts).first(conn).await?)
-        })
-    }
-
-    /// The lookup results stored under `hash` (see [`LookupSnapshot`]), as JSON.
-    pub async fn lookup_snapshot(&self, hash: &str) -> Result<Option<String>, StoreError> {
-        let h = hash.to_string();
-        Ok(with_conn!(self, |conn| {
-            lookup_snapshots::table.find(&h).select(lookup_snapshots::body).first::<String>(conn).await.optional()?
-        }))
-    }
-
-    /// Stores compiled flows by content hash (`(hash, flow id, version, body JSON)`); one already
-    /// stored is left as it is.
-    pub async fn store_flow_versions(&self, versions: &[(String, String, i32, String)]) -> Result<(), StoreError> {
-        let now = now_ms();
-        let rows: Vec<_> = versions
-            .iter()
-            .map(|(h, id, v, body)| {
-                (
-                    flow_versions::hash.eq(h.clone()),
-                    flow_versions::flow_id.eq(id.clone()),
-                    flow_versions::version.eq(*v),
-                    flow_versions::body.eq(body.clone()),
-                    flow_versions::created_at.eq(now),
-                )
-            })
-            .collect();
-        with_conn!(self, |conn| {
-            for row in &rows {
-                diesel::insert_into(flow_versions::table)
-                    .values(row.clone())
-                    .on_conflict(flow_versions::hash)
-                    .do_nothing()
-                    .execute(conn)
-                    .await?;
-            }
-            Ok::<(), StoreError>(())
-        })
-    }
-
-    /// The compiled flow stored under `hash`, as JSON.
-    pub async fn flow_version(&self, hash: &str) -> Result<Option<String>, StoreError> {
-        let h = hash.to_string();
-        Ok(with_conn!(self, |conn| {
-            flow_versions::table.find(&h).select(flow_versions::body).first::<String>(conn).await.optional()?
-        }))
-    }
-
-    /// Turns of a conversation, in order.
-    pub async fn turns_of(&self, conversation_id: &str) -> Result<Vec<TurnRow>, StoreError> {
-        let cid = conversation_id.to_string();
-        Ok(with_conn!(self, |conn| {
-            turns::table
-                .filter(turns::conversation_id.eq(&cid))
-                .order(turns::seq)
-                .select(TurnRow::as_select())
-                .load(conn)
-                .await?
-        }))
-    }
-
-    /// Records a delivery receipt; a repeated one changes nothing.
-    pub async fn record_status(
-        &self,
-        message_id: &str,
-        status: &str,
-        recipient: &str,
-        timestamp: i64,
-        detail: Option<String>,
-    ) -> Result<(), StoreError> {
-        let (m, s, r) = (message_id.to_string(), status.to_string(), recipient.to_string());
-        with_conn!(self, |conn| {
-            diesel::insert_into(message_statuses::table)
-                .values((
-                    message_statuses::message_id.eq(&m),
-                    message_statuses::status.eq(&s),
-                    message_statuses::recipient.eq(&r),
-                    message_statuses::timestamp.eq(timestamp),
-                    message_statuses::detail.eq(detail.clone()),
-                ))
-                .on_conflict((message_statuses::message_id, message_statuses::status))
-                .do_nothing()
-                .execute(conn)
-                .await?;
-            Ok(())
         })
     }
 }

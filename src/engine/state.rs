@@ -58,6 +58,11 @@ pub enum SlotValue {
         /// The amount.
         value: f64,
     },
+    /// A whole number of things (cars in a fleet).
+    Number {
+        /// The number.
+        value: u64,
+    },
     /// An address, typed or from a WhatsApp location message.
     Address {
         /// The address text (the place's name and address for a location).
@@ -91,6 +96,16 @@ impl SlotValue {
             SlotValue::Address { text, .. } => text.clone(),
             SlotValue::Media { media_id, .. } => media_id.clone(),
             SlotValue::Amount { value } => format!("{value:.2}"),
+            SlotValue::Number { value } => value.to_string(),
+        }
+    }
+
+    /// The number a branch compares (`at_least`, `below`): a number's or an amount's value.
+    pub fn as_number(&self) -> Option<f64> {
+        match self {
+            SlotValue::Number { value } => Some(*value as f64),
+            SlotValue::Amount { value } => Some(*value),
+            _ => None,
         }
     }
 
@@ -112,6 +127,7 @@ impl SlotValue {
                 None => format!("📎 {}", if mime_type.starts_with("image/") { "photo" } else { "file" }),
             },
             SlotValue::Amount { value } => format!("{value:.2}"),
+            SlotValue::Number { value } => value.to_string(),
         }
     }
 
@@ -135,6 +151,7 @@ impl SlotValue {
                 json!({"value": media_id, "media_id": media_id, "mime_type": mime_type, "caption": caption, "filename": filename})
             }
             SlotValue::Amount { value } => json!(value),
+            SlotValue::Number { value } => json!(value),
         }
     }
 }

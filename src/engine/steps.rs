@@ -84,7 +84,7 @@ pub fn enter(t: &mut Turn<'_>, reprompt: Option<String>) -> Result<Next, EngineE
         StepKind::Erp { action, say, on_failure, .. } => {
             request_erp(t, &flow, &step, action, say.as_deref(), on_failure)
         }
-        StepKind::End { text, offer, offer_person } => {
+        StepKind::End { text, offer, offer_person, handoff } => {
             let body = t.render(&flow, text);
             if *offer_person {
                 let m = t.msg();
@@ -101,6 +101,10 @@ pub fn enter(t: &mut Turn<'_>, reprompt: Option<String>) -> Result<Next, EngineE
             t.state.journey = None;
             t.phase(PhaseEvent::Left);
             t.state.journeys_completed += 1;
+            if *handoff {
+                // The queue is the flow's `handoff_queue` (the pipeline reads it from the journey).
+                super::recovery::hand_off(t, format!("journey {} ended at {}, which hands over to a person", flow.id, step.id));
+            }
             Ok(Next::Ended)
         }
     }

@@ -331,6 +331,12 @@ pub fn condition_holds(state: &ConversationState, j: &Journey, c: &Condition) ->
         Condition::Stage(any) => any.contains(&state.stage),
         Condition::Equals { slot, value } => j.slots.get(slot).is_some_and(|s| s.value.id() == *value),
         Condition::NotEquals { slot, value } => j.slots.get(slot).is_none_or(|s| s.value.id() != *value),
+        Condition::AtLeast { slot, value } => {
+            j.slots.get(slot).and_then(|s| s.value.as_number()).is_some_and(|n| n >= *value)
+        }
+        Condition::Below { slot, value } => {
+            j.slots.get(slot).and_then(|s| s.value.as_number()).is_some_and(|n| n < *value)
+        }
     }
 }
 

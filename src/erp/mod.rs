@@ -314,6 +314,16 @@ impl ErpClient {
         };
         let mut names: Map<String, Value> = Map::new();
         for doc in &action.documents {
+            if doc.find_only {
+                // Looked up, never written: a later `${alias.name?}` is null when none matches.
+                let f = doc.find_by.clone().unwrap_or_default();
+                let f = fill_references(&Value::Object(f), &names).map_err(ErpError::InvalidBody)?;
+                let filters: Vec<Value> =
+                    f.as_object().map(|m| m.iter().map(|(k, v)| json!([k, "=", v])).collect()).unwrap_or_default();
+                let found = self.find(s, &doc.doctype, &filters).await?;
+                names.insert(doc.alias.clone(), json!({ "name": found }));
+                continue;
+            }
             // The body was rendered once, by the engine; only references to the documents
             // written before this one are filled in now.
             let body = fill_references(&doc.body, &names).map_err(ErpError::InvalidBody)?;

@@ -151,6 +151,7 @@ const SAMPLE_NUMBER: &str = "+971500000001";
 
 /// The sample ERP documents, by doctype.
 const SAMPLE_FIXTURES: &[(&str, &str)] = &[
+    ("Customer", include_str!("../../fixtures/erp/customers.json")),
     ("Sales Order", include_str!("../../fixtures/erp/sales_orders.json")),
     ("Subscription", include_str!("../../fixtures/erp/subscriptions.json")),
     ("Sales Invoice", include_str!("../../fixtures/erp/sales_invoices.json")),
@@ -364,6 +365,7 @@ async fn erp_create(
                 }
             }
             "Sales Order" => format!("SAL-ORD-2026-{:05}", l.counter),
+            "Lead" => format!("CRM-LEAD-2026-{:05}", l.counter),
             other => format!("{}-{:05}", other.to_uppercase().replace(' ', "-"), l.counter),
         };
         doc["name"] = json!(name);

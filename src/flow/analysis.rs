@@ -70,6 +70,7 @@ pub(super) fn sample_context(slots: &IndexMap<String, Slot>) -> serde_json::Map<
                 filename: None,
             },
             SlotType::Amount => SlotValue::Amount { value: 10.0 },
+            SlotType::Number => SlotValue::Number { value: slot.range.map_or(1, |r| r.0) },
             SlotType::Choice => match &slot.options {
                 OptionSource::Static(items) => items
                     .first()

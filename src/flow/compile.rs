@@ -7,6 +7,11 @@ use super::analysis::{definitely_filled, sample_context};
 use super::*;
 
 /// Placeholders every text may use besides slot names.
+/// The smallest number a `number` slot takes unless it says `min`.
+const DEFAULT_NUMBER_MIN: u64 = 1;
+/// The largest number a `number` slot takes unless it says `max`.
+const DEFAULT_NUMBER_MAX: u64 = 100_000;
+
 const BUILTIN_PLACEHOLDERS: &[&str] = &["business", "summary", "erp.reference", "erp.error"];
 
 /// Compiles one parsed flow file, pushing every problem; returns the flow only when it has none.
@@ -117,8 +122,31 @@ pub fn compile_flow(
                 options,
                 opening: decl.value.opening && decl.value.kind == SlotType::Text,
                 at_most: decl.value.at_most.as_ref().map(|a| a.value.clone()),
+                range: (decl.value.kind == SlotType::Number).then(|| {
+                    (decl.value.min.unwrap_or(DEFAULT_NUMBER_MIN), decl.value.max.unwrap_or(DEFAULT_NUMBER_MAX))
+                }),
+                units: decl.value.units.iter().map(|u| crate::text::fold(u)).collect(),
             },
         );
+        let shaped = decl.value.min.is_some() || decl.value.max.is_some() || !decl.value.units.is_empty();
+        if shaped && decl.value.kind != SlotType::Number {
+            problems.push(at(
+                file,
+                decl,
+                "flow.slot",
+                format!("slot {name:?}: `min`, `max` and `units` belong on a number slot"),
+            ));
+        }
+        if let (Some(lo), Some(hi)) = (decl.value.min, decl.value.max) {
+            if lo > hi {
+                problems.push(at(
+                    file,
+                    decl,
+                    "flow.slot",
+                    format!("slot {name:?}: `min` ({lo}) is larger than `max` ({hi})"),
+                ));
+            }
+        }
     }
     for (name, decl) in &f.slots {
         if let Some(limit) = &decl.value.at_most {
@@ -280,22 +308,42 @@ pub fn compile_flow(
             for b in &d.branches {
                 check_target(problems, &b.goto, id);
                 let w = &b.when;
-                let when = match (&w.slot, &w.equals, &w.not_equals, &w.emotion, &w.stage) {
-                    (Some(slot), Some(v), None, None, None) => {
-                        Condition::Equals { slot: slot.value.clone(), value: v.clone() }
+                let tests = [w.equals.is_some(), w.not_equals.is_some(), w.at_least.is_some(), w.below.is_some()];
+                let one_test = tests.iter().filter(|t| **t).count() == 1;
+                let when = match (&w.slot, &w.emotion, &w.stage) {
+                    (Some(slot), None, None) if one_test => {
+                        let slot_name = slot.value.clone();
+                        let numeric = f
+                            .slots
+                            .get(&slot_name)
+                            .is_some_and(|s| matches!(s.value.kind, SlotType::Number | SlotType::Amount));
+                        if (w.at_least.is_some() || w.below.is_some()) && !numeric {
+                            problems.push(at(
+                                file,
+                                slot,
+                                "flow.condition",
+                                format!(
+                                    "branch of step {id:?}: `at_least` and `below` compare a number or amount slot; {slot_name:?} is not one"
+                                ),
+                            ));
+                        }
+                        match (&w.equals, &w.not_equals, w.at_least, w.below) {
+                            (Some(v), ..) => Condition::Equals { slot: slot_name, value: v.clone() },
+                            (_, Some(v), ..) => Condition::NotEquals { slot: slot_name, value: v.clone() },
+                            (_, _, Some(v), _) => Condition::AtLeast { slot: slot_name, value: v },
+                            (_, _, _, Some(v)) => Condition::Below { slot: slot_name, value: v },
+                            _ => continue,
+                        }
                     }
-                    (Some(slot), None, Some(v), None, None) => {
-                        Condition::NotEquals { slot: slot.value.clone(), value: v.clone() }
-                    }
-                    (None, None, None, Some(e), None) => Condition::Emotion(e.value.clone()),
-                    (None, None, None, None, Some(s)) => Condition::Stage(s.value.clone()),
+                    (None, Some(e), None) if !tests.contains(&true) => Condition::Emotion(e.value.clone()),
+                    (None, None, Some(s)) if !tests.contains(&true) => Condition::Stage(s.value.clone()),
                     _ => {
                         problems.push(at(
                             file,
                             &b.goto,
                             "flow.condition",
                             format!(
-                                "branch of step {id:?}: write `slot` with exactly one of `equals` or `not_equals`, or `emotion`, or `stage`"
+                                "branch of step {id:?}: write `slot` with exactly one of `equals`, `not_equals`, `at_least` or `below`; or `emotion`; or `stage`"
                             ),
                         ));
                         continue;
@@ -444,7 +492,7 @@ pub fn compile_flow(
                     format!("step {id:?}: a complaint journey never shows an offer; remove `offer: true`"),
                 ));
             }
-            StepKind::End { text: end.value.clone(), offer: d.offer, offer_person: d.offer_person }
+            StepKind::End { text: end.value.clone(), offer: d.offer, offer_person: d.offer_person, handoff: d.handoff }
         } else {
             continue;
         };

@@ -10,6 +10,7 @@ fn label(flow: &Flow, id: &str) -> String {
         StepKind::Collect { slots, .. } => format!("{id}\\nasks {}", slots.join(", ")),
         StepKind::Confirm { .. } => format!("{id}\\nsummary"),
         StepKind::Erp { action, .. } => format!("{id}\\nERP {action}"),
+        StepKind::End { handoff: true, .. } => format!("{id}\\nend, to a person"),
         StepKind::End { .. } => format!("{id}\\nend"),
     }
 }
@@ -18,6 +19,8 @@ fn condition(c: &Condition) -> String {
     match c {
         Condition::Equals { slot, value } => format!("{slot} = {value}"),
         Condition::NotEquals { slot, value } => format!("{slot} ≠ {value}"),
+        Condition::AtLeast { slot, value } => format!("{slot} ≥ {value}"),
+        Condition::Below { slot, value } => format!("{slot} < {value}"),
         Condition::Emotion(e) => {
             format!("customer {}", e.iter().map(|e| format!("{e:?}").to_lowercase()).collect::<Vec<_>>().join(" or "))
         }

@@ -191,9 +191,16 @@ pub struct DocumentDecl {
     /// so it is safe to repeat as it is (Frappe reference §2).
     #[serde(default)]
     pub update: Option<String>,
-    /// The body template.
+    /// Only look the document up by `find_by`, never create it: a customer the ERP may or may
+    /// not know (a lead linked to its existing Customer). When none matches, `${<as>.name?}` is
+    /// null in later bodies. Such a document has no `body` or `schema`.
+    #[serde(default)]
+    pub find_only: bool,
+    /// The body template (not with `find_only`).
+    #[serde(default)]
     pub body: Value,
-    /// The JSON Schema (draft 2020-12) the rendered body must satisfy.
+    /// The JSON Schema (draft 2020-12) the rendered body must satisfy (not with `find_only`).
+    #[serde(default)]
     pub schema: Value,
 }
 
@@ -332,6 +339,10 @@ fn concat_parts(value: &Value) -> Option<&Vec<Value>> {
 /// Errors: a reference to a document or field not in `written`.
 pub fn fill_references(value: &Value, written: &Map<String, Value>) -> Result<Value, String> {
     if let Some(path) = reference_path(value) {
+        // `${customer.name?}`: a document looked up and not found leaves null.
+        if let Some(optional) = path.strip_suffix('?') {
+            return Ok(lookup(written, optional).cloned().unwrap_or(Value::Null));
+        }
         return lookup(written, path)
             .filter(|v| !v.is_null())
             .cloned()
@@ -342,6 +353,7 @@ pub fn fill_references(value: &Value, written: &Map<String, Value>) -> Result<Va
         for part in parts {
             match fill_references(part, written)? {
                 Value::String(s) => text.push_str(&s),
+                Value::Null => {}
                 other => text.push_str(&other.to_string()),
             }
         }
@@ -445,6 +457,9 @@ pub struct RenderedDocument {
     /// The `name` of the existing document to update (`PUT`), rendered from the journey.
     #[serde(default)]
     pub update: Option<String>,
+    /// Only looked up by `find_by`, never written.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub find_only: bool,
 }
 
 /// Renders and validates `action` from `context` (the journey's slot values plus `wa_id`,
@@ -498,8 +513,10 @@ pub fn render_action(
         if let (Some(field), Value::Object(map)) = (&doc.idempotency_field, &mut body) {
             map.insert(field.clone(), Value::String(idempotency_key.to_string()));
         }
-        for (at, message) in validate(&doc.schema, &with_pending_filled(&body)) {
-            problems.push(BodyProblem { document: doc.alias.clone(), at, message });
+        if !doc.find_only {
+            for (at, message) in validate(&doc.schema, &with_pending_filled(&body)) {
+                problems.push(BodyProblem { document: doc.alias.clone(), at, message });
+            }
         }
         documents.push(RenderedDocument {
             alias: doc.alias.clone(),
@@ -509,6 +526,7 @@ pub fn render_action(
             body,
             schema: doc.schema.clone(),
             update,
+            find_only: doc.find_only,
         });
     }
     let mut attachments = Vec::new();

@@ -197,6 +197,9 @@ pub enum SlotType {
     Media,
     /// An amount of money ("150", "AED 75.50", "150 dirhams").
     Amount,
+    /// A whole number of things ("20", "twenty cars", "a fleet of 35 vans", "a dozen"); `min`,
+    /// `max` and `units` shape it.
+    Number,
 }
 
 /// One slot: a typed piece of data the journey collects.
@@ -224,6 +227,17 @@ pub struct SlotDecl {
     /// amount may not exceed; a larger amount is asked for again with the reason.
     #[serde(default)]
     pub at_most: Option<Located<String>>,
+    /// For a `number` slot: the smallest number taken (default 1).
+    #[serde(default)]
+    pub min: Option<u64>,
+    /// For a `number` slot: the largest number taken (default 100000).
+    #[serde(default)]
+    pub max: Option<u64>,
+    /// For a `number` slot: the words that say what is counted (`[cars, vehicles, vans]`), so a
+    /// number is read from a sentence only next to one of them ("we run 20 vans") and never from
+    /// "villa 12"; a message that is only a number is read whenever the number is asked.
+    #[serde(default)]
+    pub units: Vec<String>,
 }
 
 /// Where a slot's options come from: a fixed list, or a named lookup.
@@ -313,6 +327,11 @@ pub struct StepDecl {
     /// bot cannot answer).
     #[serde(default)]
     pub offer_person: bool,
+    /// With `end`: after the closing message, hand the conversation to a person in the flow's
+    /// `handoff_queue` (a large fleet to the sales team): the team is told through the outbox
+    /// and the customer when a person will answer.
+    #[serde(default)]
+    pub handoff: bool,
 }
 
 /// A guarded transition: `goto` when `when` holds.
@@ -345,6 +364,13 @@ pub struct ConditionDecl {
     /// Holds when the slot's stored id differs from this.
     #[serde(default)]
     pub not_equals: Option<String>,
+    /// Holds when the slot (a `number` or an `amount`) is at least this (`{slot: cars,
+    /// at_least: 10}`).
+    #[serde(default)]
+    pub at_least: Option<f64>,
+    /// Holds when the slot (a `number` or an `amount`) is below this; an empty slot is not.
+    #[serde(default)]
+    pub below: Option<f64>,
 }
 
 /// The summary step.

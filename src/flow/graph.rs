@@ -72,6 +72,13 @@ pub struct Slot {
     pub opening: bool,
     /// For an amount: the choice slot whose option amount it may not exceed.
     pub at_most: Option<String>,
+    /// For a number: the smallest and largest numbers taken. Left out of the JSON for other
+    /// slots, so flows without numbers keep their hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<(u64, u64)>,
+    /// For a number: the words that say what is counted, normalised.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub units: Vec<String>,
 }
 
 /// How the customer seems to feel, read from each typed message by the intent-and-emotion
@@ -138,6 +145,20 @@ pub enum Condition {
         slot: String,
         /// The id compared with.
         value: String,
+    },
+    /// The slot's number (a `number` or an `amount`) is at least the value.
+    AtLeast {
+        /// The slot tested.
+        slot: String,
+        /// The bound.
+        value: f64,
+    },
+    /// The slot's number is below the value (an empty slot is not).
+    Below {
+        /// The slot tested.
+        slot: String,
+        /// The bound.
+        value: f64,
     },
     /// The emotion of the customer's latest message is one of these.
     Emotion(Vec<Emotion>),
@@ -207,6 +228,10 @@ pub enum StepKind {
         offer: bool,
         /// Send it with a "Talk to a person" button.
         offer_person: bool,
+        /// Then hand the conversation to a person in the flow's queue. Left out of the JSON
+        /// when false, so flows without it keep their hash.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        handoff: bool,
     },
 }
 

@@ -424,6 +424,33 @@ fn check_actions(file: &str, erp: &ErpFile, problems: &mut Vec<FlowProblem>) {
             ));
         }
         for doc in &action.value.documents {
+            if doc.find_only {
+                if doc.find_by.is_none() || !doc.body.is_null() || !doc.schema.is_null() || doc.update.is_some() {
+                    problems.push(at(
+                        file,
+                        action,
+                        "flow.erp",
+                        format!(
+                            "action {name:?}, document {:?}: a `find_only` document is looked up by `find_by` \
+                             and never written: give it `find_by` and no `body`, `schema` or `update`",
+                            doc.alias
+                        ),
+                    ));
+                }
+                continue;
+            }
+            if doc.body.is_null() || doc.schema.is_null() {
+                problems.push(at(
+                    file,
+                    action,
+                    "flow.erp",
+                    format!(
+                        "action {name:?}, document {:?}: give it a `body` and the `schema` that body must satisfy",
+                        doc.alias
+                    ),
+                ));
+                continue;
+            }
             if let Err(e) = jsonschema::validator_for(&doc.schema) {
                 problems.push(at(
                     file,

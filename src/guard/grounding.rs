@@ -102,6 +102,14 @@ pub fn ground(
                 _ => Err(format!("amount {:?} is not in the quote", a.value)),
             }
         }
+        SlotType::Number => {
+            let value: u64 = a.value.trim().parse().map_err(|_| format!("{:?} is not a whole number", a.value))?;
+            let (lo, hi) = decl.range.unwrap_or((0, u64::MAX));
+            match extract::find_count(quote, true, &decl.units) {
+                Some((found, _)) if found == value && (lo..=hi).contains(&value) => Ok(SlotValue::Number { value }),
+                _ => Err(format!("number {:?} is not in the quote", a.value)),
+            }
+        }
         SlotType::Address => {
             if !value_in_quote() {
                 return Err(format!("address {:?} is not in its quote", a.value));

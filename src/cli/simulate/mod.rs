@@ -151,6 +151,9 @@ pub struct Expect {
     /// Whether the conversation is handed to a person after the turn.
     #[serde(default)]
     pub handoff: Option<bool>,
+    /// The queue of the conversation's latest hand-off record (`sales`, `support`…).
+    #[serde(default)]
+    pub handoff_queue: Option<String>,
     /// No reply at all (the bot stays silent).
     #[serde(default)]
     pub silent: bool,
@@ -422,8 +425,9 @@ async fn run_test(test: &ConversationTest, flows_dir: &Path) -> Result<Outcome, 
                 .or(v["value"].as_str())
                 .or(v["civil"].as_str())
                 .or(v["text"].as_str())
-                .unwrap_or("(empty)")
-                .to_string();
+                .map(String::from)
+                .or(v["value"].as_number().map(|n| n.to_string()))
+                .unwrap_or_else(|| "(empty)".into());
             if have != *want {
                 problems.push(format!("expected slot {slot} = {want:?}, it is {have:?}"));
             }
@@ -450,6 +454,15 @@ async fn run_test(test: &ConversationTest, flows_dir: &Path) -> Result<Outcome, 
                 conv.as_ref().and_then(|c| serde_json::from_str::<crate::engine::ConversationState>(&c.state).ok());
             if typed.and_then(|s| s.handoff()).is_some() != want {
                 problems.push(format!("expected handoff = {want}"));
+            }
+        }
+        if let Some(want) = &e.handoff_queue {
+            let records = h.store.handoffs(None, 1000).await.map_err(|e| e.to_string())?;
+            let latest = records.iter().filter(|r| r.conversation_id == conversation_id).max_by_key(|r| r.id);
+            match latest {
+                Some(r) if r.queue == *want => {}
+                Some(r) => problems.push(format!("expected a hand-off in the {want} queue, it is in {}", r.queue)),
+                None => problems.push(format!("expected a hand-off in the {want} queue, there is no hand-off record")),
             }
         }
         if !problems.is_empty() {

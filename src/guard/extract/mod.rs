@@ -11,6 +11,7 @@
 pub mod address;
 pub mod amount;
 pub mod choice;
+pub mod count;
 pub mod names;
 pub mod plates;
 pub mod vehicles;
@@ -24,6 +25,7 @@ use jiff::Zoned;
 pub use address::{AddressShape, address, address_shape, street_address};
 pub use amount::find_amount;
 pub use choice::{ChoiceRead, match_option, read_choice};
+pub use count::find_count;
 pub use names::{NameRead, find_name, name_shaped};
 pub use plates::{PlateRead, find_plate, plate_shaped};
 pub use vehicles::{CarRead, find_car};
@@ -89,7 +91,14 @@ pub fn extract(
         }
         (w, _) => w,
     };
-    let name = find_name(text, asked(SlotType::GivenName) || asked(SlotType::FamilyName));
+    let name_asked = asked(SlotType::GivenName) || asked(SlotType::FamilyName);
+    // While a free-text question is open its answer ("Acme Logistics") is not read as a name
+    // unless introduced as one.
+    let name = if asked(SlotType::Text) && !name_asked {
+        names::introduced_name(text, false)
+    } else {
+        find_name(text, name_asked)
+    };
 
     for slot in &wanted {
         let Some(decl) = flow.slots.get(slot.as_str()) else { continue };
@@ -189,6 +198,18 @@ pub fn extract(
                     put(&mut found, slot, SlotValue::Amount { value }, &ev);
                 } else if focused {
                     found.problem = Some("How much did you pay? Please type the amount, for example 150.".into());
+                }
+            }
+            SlotType::Number => {
+                let (lo, hi) = decl.range.unwrap_or((0, u64::MAX));
+                match find_count(text, focused, &decl.units) {
+                    Some((value, ev)) if (lo..=hi).contains(&value) => {
+                        put(&mut found, slot, SlotValue::Number { value }, &ev)
+                    }
+                    Some(_) if focused => {
+                        found.problem = Some(format!("Please type a number from {lo} to {hi}."));
+                    }
+                    _ => {}
                 }
             }
             SlotType::Text if focused => {

@@ -128,6 +128,12 @@ fn read(words: &[&str]) -> NameRead {
 /// Reads a name from `text`. `asked`: the name is the open question, so the message itself may
 /// be the name ("omar haddad"), and lower case is fine after "I'm".
 pub fn find_name(text: &str, asked: bool) -> Option<NameRead> {
+    introduced_name(text, asked).or_else(|| bare_name(text, asked))
+}
+
+/// A name after an introduction only ("I'm Jane Doe", "this is Omar"): what is read while another
+/// free-text question is open, whose answer ("Acme Logistics") may look like a name.
+pub fn introduced_name(text: &str, asked: bool) -> Option<NameRead> {
     // After an introduction, anywhere.
     for m in INTRO.find_iter(text) {
         let lead = fold(m.as_str());
@@ -157,6 +163,12 @@ pub fn find_name(text: &str, asked: bool) -> Option<NameRead> {
             }
         }
     }
+    None
+}
+
+/// A message that is a name by itself: when asked, the whole message; otherwise a sentence of its
+/// own of two to four capitalised name words.
+fn bare_name(text: &str, asked: bool) -> Option<NameRead> {
     if asked {
         // The message is the name, after a greeting ("Hi, Omar Haddad", "omar haddad here").
         let rest = LEAD.replace(text.trim(), "");

@@ -7,85 +7,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use carewell::engine::{self, ConversationState, Decision, EngineError, EventKind, InboundEvent, Reply};
+mod common;
+
+use carewell::engine::{self, ConversationState, EventKind, InboundEvent};
 use carewell::erp::ErpClient;
 use carewell::flow::FlowSet;
 use carewell::guard::Guards;
-
-/// Wednesday 2 December 2026, 10:00 in Dubai.
-const WEDNESDAY_10AM: i64 = 1_796_191_200;
-
-struct Run {
-    flows: FlowSet,
-    state: ConversationState,
-    last: Option<Decision>,
-}
-
-impl Run {
-    fn new(customer: &str) -> Run {
-        let flows = FlowSet::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("flows")).unwrap();
-        Run { flows, state: ConversationState::new(customer), last: None }
-    }
-
-    async fn try_event(&mut self, kind: EventKind) -> Result<Decision, EngineError> {
-        let n = self.state.turns as i64 + 1;
-        let event =
-            InboundEvent::internal(format!("wamid.{n}"), self.state.customer.clone(), WEDNESDAY_10AM + n * 60, kind);
-        let plan = engine::plan(&self.flows, &self.state, &event, None);
-        let guards =
-            Guards { erp: Arc::new(ErpClient::new(None, std::time::Duration::from_secs(60)).unwrap()), llm: None };
-        let g = guards.run(&self.flows, &plan, jiff::Timestamp::from_second(event.timestamp).unwrap(), &[]).await;
-        let d = engine::decide(&self.flows, &self.state, &event, &g)?;
-        self.state = d.state.clone();
-        self.last = Some(d.clone());
-        Ok(d)
-    }
-
-    async fn event(&mut self, kind: EventKind) -> Decision {
-        self.try_event(kind).await.unwrap()
-    }
-
-    async fn say(&mut self, body: &str) -> Decision {
-        self.event(EventKind::Text { body: body.into() }).await
-    }
-
-    async fn press(&mut self, title: &str) -> Decision {
-        let d = self.last.clone().expect("a reply to press");
-        let option =
-            options(&d).into_iter().find(|(_, t)| t == title).unwrap_or_else(|| panic!("no {title:?} in {}", said(&d)));
-        self.event(EventKind::Choice { id: option.0, title: option.1 }).await
-    }
-
-    fn step(&self) -> String {
-        self.state.journey.as_ref().map(|j| format!("{}/{}", j.flow, j.step)).unwrap_or_else(|| "-".into())
-    }
-
-    fn phase(&self) -> &'static str {
-        self.state.phase().name()
-    }
-}
-
-fn said(d: &Decision) -> String {
-    d.replies.iter().map(|r| r.body().to_string()).collect::<Vec<_>>().join("\n---\n")
-}
-
-fn options(d: &Decision) -> Vec<(String, String)> {
-    d.replies
-        .iter()
-        .flat_map(|r| match r {
-            Reply::Choices { options, .. } => options.iter().map(|o| (o.id.clone(), o.title.clone())).collect(),
-            _ => vec![],
-        })
-        .collect()
-}
-
-fn edges(d: &Decision) -> Vec<(String, String)> {
-    d.trace.iter().filter_map(|e| e.edge.clone()).collect()
-}
-
-fn has(d: &Decision, what: &str) -> bool {
-    d.trace.iter().any(|e| e.what == what)
-}
+use common::engine_run::*;
 
 /// A booking at its summary.
 async fn at_summary(r: &mut Run) {
@@ -353,7 +281,7 @@ async fn a_translated_messages_file_changes_every_fixed_sentence_without_touchin
                   menu_button: \"Menu principal\"\n\
                   cancelled: \"Pas de souci, j'arrête ici.\"\n";
     let flows = flows_with_messages("fr", french).unwrap();
-    let mut r = Run { flows, state: ConversationState::new("971500006020"), last: None };
+    let mut r = Run { flows, state: ConversationState::new("971500006020"), last: None, clock: WEDNESDAY_10AM + 60 };
     let d = r.say("bonjour").await;
     assert!(said(&d).starts_with("Bonjour ! Bienvenue chez"), "{}", said(&d));
     assert!(!said(&d).contains("Welcome"), "{}", said(&d));

@@ -7,17 +7,28 @@ use super::turn::{Next, Turn};
 use super::{EngineError, EventKind, steps, tasks};
 use crate::flow::graph::StepKind;
 
-/// The scheduler woke the conversation: one reminder to a customer who went quiet mid-journey,
-/// inside WhatsApp's 24-hour window, unless a person has the conversation or they opted out.
+/// The scheduler woke the conversation: the visits' reminders and ratings that are due (see
+/// [`super::visits`]), and one reminder to a customer who went quiet mid-journey, inside
+/// WhatsApp's 24-hour window, unless a person has the conversation or they opted out.
 pub fn on_tick(t: &mut Turn<'_>) -> Next {
+    let visits_acted = super::visits::on_tick(t);
     let window_open = t.now - t.state.last_customer_at < 24 * 3600 - 60;
     let handed = t.state.handoff().is_some();
     let flow = t.flow().ok();
     let due = match (&flow, t.state.journey.as_ref()) {
-        (Some(f), Some(j)) => window_open && !handed && !j.reminded && f.reminder.is_some() && !t.state.opted_out,
+        (Some(f), Some(j)) => {
+            // A wake-up is the journey's unless the visits had something due; then the journey's
+            // reminder goes only if its own time has come too.
+            let reached = !visits_acted
+                || f.reminder.as_ref().is_some_and(|r| t.now >= t.state.last_customer_at + r.after_seconds);
+            window_open && !handed && !j.reminded && reached && !t.state.opted_out
+        }
         _ => false,
     };
     let (true, Some(flow)) = (due, flow) else {
+        if visits_acted {
+            return Next::Stay;
+        }
         t.note(
             "ignored",
             "wake-up with nothing to do (no journey, reminded already, handed off, opted out or window closed)".into(),

@@ -60,6 +60,9 @@ pub fn on_outcome(t: &mut Turn<'_>) -> Result<Next, EngineError> {
         t.state.references.push(r.clone());
         if ok {
             super::capacity::booked(t, journey_id, r);
+            if let Ok(flow) = t.flow() {
+                super::visits::on_erp_success(t, &flow, r);
+            }
         }
     }
     t.journey_mut()?.erp =

@@ -5,7 +5,9 @@
 //!   [`Journey::tag`]; `value` is `set:slot=option`, `confirm`, `change:step`, `pending:yes`…);
 //! - `m|flow`: a journey in the main menu;
 //! - `t|journey id`: an open request;
-//! - `h|person`: "talk to a person".
+//! - `h|person`: "talk to a person";
+//! - `v|a<n>|reference`, `v|r<n>|reference`: a visit reminder's answer, a rating (see
+//!   [`super::visits`]).
 //!
 //! A reply-button id may have 256 characters, a list row's 200 (reference §7).
 
@@ -97,5 +99,5 @@ pub fn task_id(id: &str) -> Option<&str> {
 /// Whether the id is one this engine made (a template's quick reply, set by whoever sent the
 /// template, is not).
 pub fn is_ours(id: &str) -> bool {
-    ["b|", "m|", "t|", "h|"].iter().any(|p| id.starts_with(p))
+    ["b|", "m|", "t|", "h|", "v|"].iter().any(|p| id.starts_with(p))
 }

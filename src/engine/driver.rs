@@ -7,6 +7,7 @@ use super::event::{EventKind, InboundEvent};
 use super::phase::{PhaseEvent, State as Phase};
 use super::state::ConversationState;
 use super::turn::{Next, Turn, step_label};
+use super::visits;
 use super::words::{
     CANCEL_WORDS, MENU_WORDS, OPEN_TASKS_WORDS, OPT_IN_WORDS, PERSON_WORDS, RESTART_WORDS, asks_to_opt_out, has_any,
     is_one_of,
@@ -69,6 +70,16 @@ fn dispatch(t: &mut Turn<'_>) -> Result<Next, EngineError> {
     }
     let in_journey = t.state.journey.is_some();
     let phase = t.state.phase().state().clone();
+    if let EventKind::Choice { id, .. } = &kind {
+        if let Some(pressed) = visits::parse(id) {
+            return Ok(visits::on_press(t, pressed));
+        }
+    }
+    if let (EventKind::Text { body }, false) = (&kind, in_journey) {
+        if let Some(next) = visits::typed_rating(t, body) {
+            return Ok(next);
+        }
+    }
     Ok(match (&kind, &phase) {
         (EventKind::Choice { id, .. }, _) if id == buttons::PERSON => {
             Next::HandOff("the customer asked for a person".into())
@@ -308,13 +319,20 @@ fn finish(mut t: Turn<'_>) -> Decision {
     update_stage(&mut t);
     let reminder = t.flow().ok().and_then(|f| f.reminder.clone());
     let awaiting = matches!(t.state.phase().state(), Phase::AwaitingErp { .. } | Phase::HandedOff { .. });
-    t.state.wake_at = match (&t.state.journey, reminder) {
+    // The journey's reminder falls due a while after the customer's last message; a wake-up
+    // settles it (sent, or not wanted), so it is not armed again by the wake-up itself.
+    let journey_wake = match (&t.state.journey, reminder) {
         (None, _) | (_, None) => None,
         (Some(_), _) if awaiting => None,
-        (Some(j), Some(r)) if t.event.kind.from_customer() && !j.reminded => Some(t.event.timestamp + r.after_seconds),
-        (Some(_), _) if matches!(t.event.kind, EventKind::Tick) => None,
-        (Some(_), _) => t.state.wake_at,
+        (Some(j), Some(r)) if !j.reminded && t.state.last_customer_at > 0 => {
+            let due = t.state.last_customer_at + r.after_seconds;
+            // A wake-up at or after that moment settled it; an earlier one (a visit's) did not.
+            (!matches!(t.event.kind, EventKind::Tick) || due > t.now).then_some(due)
+        }
+        (Some(_), _) => None,
     };
+    let visit_wake = visits::next_due(t.flows, &t.state, t.now);
+    t.state.wake_at = [journey_wake, visit_wake].into_iter().flatten().min();
     if let Some(question) = t.replies.iter().rev().find(|r| is_question(r)) {
         let body = question.body().to_string();
         t.state.last_question = match t.state.last_question.take() {

@@ -404,13 +404,29 @@ pub enum Reply {
         /// The label of the list's button ("Choose").
         button: String,
     },
+    /// An approved template message: the only kind WhatsApp delivers outside the 24-hour
+    /// customer-service window (`../shared/reference/whatsapp-cloud-api.md` §8).
+    Template {
+        /// What the customer reads, as the flow words it (for transcripts and records; WhatsApp
+        /// shows the approved template's own text with `parameters` in it).
+        body: String,
+        /// The template's approved name.
+        name: String,
+        /// Its language code.
+        language: String,
+        /// The body parameters `{{1}}`, `{{2}}`…, in order.
+        parameters: Vec<String>,
+        /// Quick-reply buttons: each option's id is the payload WhatsApp echoes back when it is
+        /// pressed; the title is the button's approved label.
+        options: Vec<ReplyOption>,
+    },
 }
 
 impl Reply {
     /// The text of the reply.
     pub fn body(&self) -> &str {
         match self {
-            Reply::Text { body } | Reply::Choices { body, .. } => body,
+            Reply::Text { body } | Reply::Choices { body, .. } | Reply::Template { body, .. } => body,
         }
     }
 }

@@ -43,6 +43,7 @@ pub mod steps;
 pub mod summary;
 pub mod tasks;
 pub mod turn;
+pub mod visits;
 pub mod words;
 
 use serde::{Deserialize, Serialize};

@@ -124,7 +124,9 @@ pub fn plan(flows: &FlowSet, state: &ConversationState, event: &InboundEvent, tr
             .iter()
             .find(|j| Some(j.id.as_str()) == buttons::task_id(id))
             .and_then(|j| flows.flow_of(j).cloned()),
-        (EventKind::Choice { id, .. }, None) => buttons::menu_flow(id).and_then(|f| flows.flow(f).cloned()),
+        (EventKind::Choice { id, .. }, None) => buttons::menu_flow(id)
+            .and_then(|f| flows.flow(f).cloned())
+            .or_else(|| super::visits::answer_flow(flows, state, id)),
         _ => None,
     };
     let Some(flow) = flow else { return plan };
@@ -134,6 +136,7 @@ pub fn plan(flows: &FlowSet, state: &ConversationState, event: &InboundEvent, tr
     let mut involved: Vec<Arc<Flow>> = vec![flow.clone()];
     if let EventKind::Choice { id, .. } = &event.kind {
         involved.extend(buttons::menu_flow(id).and_then(|f| flows.flow(f).cloned()));
+        involved.extend(super::visits::answer_flow(flows, state, id));
     }
     involved.extend(state.suspended.iter().filter_map(|j| flows.flow_of(j).cloned()));
     if let (EventKind::Text { body }, Some(_)) = (&event.kind, &state.journey) {

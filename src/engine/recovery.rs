@@ -116,7 +116,7 @@ pub fn acknowledge_upset(t: &mut Turn<'_>) {
         Reply::Choices { options, .. } => {
             options.iter().any(|o| o.id.ends_with("recover:human") || o.id == buttons::PERSON)
         }
-        Reply::Text { .. } => false,
+        Reply::Text { .. } | Reply::Template { .. } => false,
     });
     let handed = t.state.handoff().is_some();
     if !typed || !t.state.mood.is_upset() || recent || person_offered || handed || t.event.throttled {

@@ -345,6 +345,38 @@ pub struct ConversationState {
     /// window (`YYYY-MM-DDTHH:MM:SS`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub holds: BTreeMap<String, String>,
+    /// Visits this customer booked through a journey whose flow declares `visit: books`, kept
+    /// for their reminder and rating ([`super::visits`]); at most [`super::visits::KEPT`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub visits: Vec<Visit>,
+}
+
+/// A booked visit, with what was sent about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Visit {
+    /// The ERP's reference of the booking (the Sales Order's name).
+    pub reference: String,
+    /// The flow that booked it (its `visit` rule words the reminder and rating).
+    pub flow: String,
+    /// When it starts, `YYYY-MM-DDTHH:MM:SS` in the business's time zone.
+    pub at: String,
+    /// The same instant, in Unix seconds.
+    pub at_unix: i64,
+    /// The booking journey's slots, for the reminder's and rating's placeholders.
+    pub slots: BTreeMap<String, FilledSlot>,
+    /// The reminder is behind us: sent, or not wanted (booked too late for one, opted out,
+    /// visit past).
+    #[serde(default)]
+    pub reminded: bool,
+    /// The customer confirmed the visit from the reminder.
+    #[serde(default)]
+    pub confirmed: bool,
+    /// Unix seconds at which the rating was asked, or given up (the customer had opted out).
+    #[serde(default)]
+    pub rating_asked_at: Option<i64>,
+    /// The customer's rating, 1 to 5.
+    #[serde(default)]
+    pub rating: Option<u8>,
 }
 
 /// What a conversation hands to the conversation of the customer's new number: the profile,
@@ -393,6 +425,7 @@ impl ConversationState {
             opted_out: false,
             moved_to: None,
             holds: BTreeMap::new(),
+            visits: Vec::new(),
         }
     }
 

@@ -103,7 +103,10 @@ pub fn enter(t: &mut Turn<'_>, reprompt: Option<String>) -> Result<Next, EngineE
             t.state.journeys_completed += 1;
             if *handoff {
                 // The queue is the flow's `handoff_queue` (the pipeline reads it from the journey).
-                super::recovery::hand_off(t, format!("journey {} ended at {}, which hands over to a person", flow.id, step.id));
+                super::recovery::hand_off(
+                    t,
+                    format!("journey {} ended at {}, which hands over to a person", flow.id, step.id),
+                );
             }
             Ok(Next::Ended)
         }

@@ -6,12 +6,12 @@ use super::analysis::{definitely_filled, sample_context};
 #[allow(unused_imports)]
 use super::*;
 
-/// Placeholders every text may use besides slot names.
 /// The smallest number a `number` slot takes unless it says `min`.
 const DEFAULT_NUMBER_MIN: u64 = 1;
 /// The largest number a `number` slot takes unless it says `max`.
 const DEFAULT_NUMBER_MAX: u64 = 100_000;
 
+/// Placeholders every text may use besides slot names.
 const BUILTIN_PLACEHOLDERS: &[&str] = &["business", "summary", "erp.reference", "erp.error"];
 
 /// Compiles one parsed flow file, pushing every problem; returns the flow only when it has none.
@@ -637,7 +637,12 @@ pub fn compile_flow(
             return None;
         }
     }
+    let visit = match &f.visit {
+        Some(v) => Some(super::visits::compile_visit(file, v, &slots, problems)?),
+        None => None,
+    };
     let mut flow = Flow {
+        visit,
         handoff_queue: f.handoff_queue.as_ref().map(|q| q.value.clone()),
         hash: String::new(),
         recovery: graph::Recovery {

@@ -60,11 +60,36 @@ pub fn edges(flow: &Flow) -> Vec<(String, String, String, bool)> {
             StepKind::Erp { on_success, on_failure, .. } => {
                 out.push((step.id.clone(), on_success.clone(), "ERP ok".into(), false));
                 out.push((step.id.clone(), on_failure.clone(), "ERP failed".into(), false));
+                if visit_label(flow).is_some() {
+                    out.push((on_success.clone(), "visit".into(), "visit booked".into(), true));
+                }
             }
             StepKind::End { .. } => {}
         }
     }
     out
+}
+
+/// What follows a visit this flow books (its reminder and its answers, its rating), for the
+/// diagrams' `visit` node; `None` when the flow books none or nothing follows.
+fn visit_label(flow: &Flow) -> Option<String> {
+    let v = flow.visit.as_ref()?;
+    let mut parts = Vec::new();
+    if let Some(r) = &v.reminder {
+        let answers: Vec<String> = r
+            .answers
+            .iter()
+            .map(|a| match &a.start {
+                Some((f, _)) => format!("{} → {f}", a.title),
+                None => a.title.clone(),
+            })
+            .collect();
+        parts.push(format!("reminder {}h before: {}", r.before_seconds / 3600, answers.join(" · ")));
+    }
+    if let Some(r) = &v.rating {
+        parts.push(format!("rating 1–5 {}h after (below {}: a person offered)", r.after_seconds / 3600, r.low_below));
+    }
+    (!parts.is_empty()).then(|| parts.join("\\n"))
 }
 
 /// The flow as a Mermaid flowchart.
@@ -87,6 +112,9 @@ pub fn mermaid(flow: &Flow) -> String {
         out.push_str(&node);
     }
     out.push_str("    handoff>\"person takes over\"]\n");
+    if let Some(v) = visit_label(flow) {
+        out.push_str(&format!("    visit[/\"{}\"/]\n", v.replace("\\n", "<br/>")));
+    }
     for (from, to, label, recovery) in edges(flow) {
         let arrow = if recovery { "-.->" } else { "-->" };
         out.push_str(&format!("    {from} {arrow}|{}| {to}\n", label.replace('|', "/")));
@@ -115,6 +143,9 @@ pub fn dot(flow: &Flow) -> String {
         out.push_str(&format!("  \"{}\" [label=\"{}\", shape={shape}];\n", step.id, label(flow, &step.id)));
     }
     out.push_str("  \"handoff\" [label=\"person takes over\", shape=cds, style=dashed];\n");
+    if let Some(v) = visit_label(flow) {
+        out.push_str(&format!("  \"visit\" [label=\"{v}\", shape=note, style=dashed];\n"));
+    }
     for (from, to, label, recovery) in edges(flow) {
         let style = if recovery { ", style=dashed, color=gray40" } else { "" };
         out.push_str(&format!("  \"{from}\" -> \"{to}\" [label=\"{label}\"{style}];\n"));
@@ -140,5 +171,9 @@ mod tests {
         let d = dot(flow);
         assert!(d.contains("\"summary\" -> \"submit\" [label=\"Confirm\"]"), "{d}");
         assert!(d.contains("style=dashed"), "{d}");
+        // What follows the booked visit: the reminder's answers and the rating.
+        assert!(m.contains("booked -.->|visit booked| visit"), "{m}");
+        assert!(m.contains("reminder 24h before: Confirm · Reschedule → reschedule · Cancel → cancel"), "{m}");
+        assert!(d.contains("rating 1–5 3h after"), "{d}");
     }
 }

@@ -109,6 +109,120 @@ pub struct FlowFile {
     /// in the hand-off record, the staff alert and the team's webhook. Default `support`.
     #[serde(default)]
     pub handoff_queue: Option<Located<String>>,
+    /// What this journey does to a customer's visit once the ERP accepted its write (books,
+    /// moves or cancels one), and for a booking journey the reminder before the visit and the
+    /// rating after it.
+    #[serde(default)]
+    pub visit: Option<Located<VisitDecl>>,
+}
+
+/// A journey's part in a visit's life. Exactly one of `books`, `moves` (with `to`) or `cancels`.
+/// The visit is named by the ERP's reference (a booking's) or by the choice slot whose option id
+/// is that reference (the booking being moved or cancelled).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VisitDecl {
+    /// The `date_time` slot that is the visit booked by this journey (`visit_time`).
+    #[serde(default)]
+    pub books: Option<Located<String>>,
+    /// The choice slot naming the visit this journey moves (`booking`)…
+    #[serde(default)]
+    pub moves: Option<Located<String>>,
+    /// …and the `date_time` slot it moves to (`new_time`).
+    #[serde(default)]
+    pub to: Option<Located<String>>,
+    /// The choice slot naming the visit this journey cancels (`booking`).
+    #[serde(default)]
+    pub cancels: Option<Located<String>>,
+    /// With `books`: a reminder before the visit with answers (Confirm / Reschedule / Cancel).
+    #[serde(default)]
+    pub reminder: Option<VisitReminderDecl>,
+    /// With `books`: after the visit, one message asking for a rating from 1 to 5.
+    #[serde(default)]
+    pub rating: Option<RatingDecl>,
+}
+
+/// The reminder before a visit. Inside WhatsApp's 24-hour window it is `text` with one reply
+/// button per answer; outside it, the approved `template` with the answers as its quick-reply
+/// buttons (`../shared/reference/whatsapp-cloud-api.md` §7–8). Customers who opted out get none.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VisitReminderDecl {
+    /// Hours before the visit it is sent (default 24: the day before). A visit booked later
+    /// than that gets none: the confirmation was just sent.
+    #[serde(default = "default_hours_before")]
+    pub hours_before: u32,
+    /// The reminder; `{slot}` placeholders name the booking's slots.
+    pub text: Located<String>,
+    /// The approved template sent instead outside the 24-hour window.
+    pub template: TemplateDecl,
+    /// The answers, one reply button each (WhatsApp allows at most 3, reference §7).
+    pub answers: Vec<Located<AnswerDecl>>,
+}
+
+fn default_hours_before() -> u32 {
+    24
+}
+
+/// One answer to a reminder: a reply (`say`), or a journey started (`start`) with the visit's
+/// reference put in its choice slot `fill`, so the customer is not asked which booking.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerDecl {
+    /// The button's title (at most 20 characters).
+    pub title: Located<String>,
+    /// The reply, with the booking's `{slot}` placeholders; the visit is marked confirmed.
+    #[serde(default)]
+    pub say: Option<String>,
+    /// The journey this answer starts (`reschedule`, `cancel`).
+    #[serde(default)]
+    pub start: Option<Located<String>>,
+    /// That journey's choice slot that receives the visit's reference (`booking`).
+    #[serde(default)]
+    pub fill: Option<Located<String>>,
+}
+
+/// A template message: its approved name, language and body parameters.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateDecl {
+    /// The template's name as approved in WhatsApp Manager (`visit_reminder`).
+    pub name: String,
+    /// Its language code as registered (`en`, `en_US`, `ar`).
+    pub language: String,
+    /// The body's `{{1}}`, `{{2}}`… in order, each a text with `{slot}` placeholders.
+    #[serde(default)]
+    pub parameters: Vec<String>,
+}
+
+/// The rating after a visit: sent `hours_after` the visit's time (as `text` with a list of 1–5
+/// inside the 24-hour window, as the `template` outside it; the customer may also type the
+/// number). A rating below `low_below` is answered with `sorry` and a "Talk to a person" button.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RatingDecl {
+    /// Hours after the visit's start time (default 3).
+    #[serde(default = "default_hours_after")]
+    pub hours_after: u32,
+    /// The question; `{slot}` placeholders name the booking's slots.
+    pub text: Located<String>,
+    /// The approved template sent instead outside the 24-hour window.
+    pub template: TemplateDecl,
+    /// The reply to a rating of `low_below` or more; `{rating}` is the number.
+    pub thanks: String,
+    /// Ratings below this are low (default 3).
+    #[serde(default = "default_low_below")]
+    pub low_below: u8,
+    /// The reply to a low rating, sent with a "Talk to a person" button.
+    pub sorry: String,
+}
+
+fn default_hours_after() -> u32 {
+    3
+}
+
+fn default_low_below() -> u8 {
+    3
 }
 
 /// The escalation ladder of the stuck-state detector. A turn "without progress" is one in which the

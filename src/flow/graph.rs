@@ -319,6 +319,96 @@ pub struct Flow {
     /// of the JSON when unset, so flows without one keep their hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handoff_queue: Option<String>,
+    /// What this journey does to a visit, with the booking's reminder and rating. Left out of
+    /// the JSON when unset, so flows without one keep their hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visit: Option<VisitRule>,
+}
+
+/// What a journey does to a visit once the ERP accepted its write (see
+/// [`super::format::VisitDecl`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum VisitEffect {
+    /// The ERP's reference is a new visit at the time in this `date_time` slot.
+    Books {
+        /// The slot.
+        time: String,
+    },
+    /// The visit named by the choice slot `visit` moves to the time in slot `to`.
+    Moves {
+        /// The choice slot naming the visit.
+        visit: String,
+        /// The `date_time` slot.
+        to: String,
+    },
+    /// The visit named by the choice slot `visit` is cancelled.
+    Cancels {
+        /// The choice slot naming the visit.
+        visit: String,
+    },
+}
+
+/// A journey's visit rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VisitRule {
+    /// What it does to the visit.
+    pub effect: VisitEffect,
+    /// The reminder before a booked visit.
+    pub reminder: Option<VisitReminder>,
+    /// The rating after it.
+    pub rating: Option<Rating>,
+}
+
+/// A template message as declared (texts still hold `{slot}` placeholders).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Template {
+    /// Approved name.
+    pub name: String,
+    /// Language code.
+    pub language: String,
+    /// Body parameters, in order.
+    pub parameters: Vec<String>,
+}
+
+/// One answer to a visit reminder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VisitAnswer {
+    /// Button title.
+    pub title: String,
+    /// A reply (the visit is then confirmed).
+    pub say: Option<String>,
+    /// A journey to start, and its choice slot that receives the visit's reference.
+    pub start: Option<(String, String)>,
+}
+
+/// The reminder before a visit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VisitReminder {
+    /// Seconds before the visit.
+    pub before_seconds: i64,
+    /// The text inside the 24-hour window.
+    pub text: String,
+    /// The template outside it.
+    pub template: Template,
+    /// The answers (at most 3).
+    pub answers: Vec<VisitAnswer>,
+}
+
+/// The rating after a visit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rating {
+    /// Seconds after the visit's start.
+    pub after_seconds: i64,
+    /// The question inside the 24-hour window.
+    pub text: String,
+    /// The template outside it.
+    pub template: Template,
+    /// The reply to a good rating.
+    pub thanks: String,
+    /// Ratings below this are low.
+    pub low_below: u8,
+    /// The reply to a low one (with a "Talk to a person" button).
+    pub sorry: String,
 }
 
 /// The stuck-state ladder (see [`super::format::RecoveryDecl`]).

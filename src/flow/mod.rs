@@ -22,6 +22,7 @@ pub mod erp_actions;
 pub mod format;
 pub mod graph;
 pub mod messages;
+mod visits;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -250,6 +251,7 @@ impl FlowSet {
                 }
             }
         }
+        visits::check_answers(&flows, &mut problems);
         match (business, erp_file) {
             (Some(business), Some(erp)) if problems.is_empty() => {
                 let archive = flows.values().map(|f: &Arc<Flow>| ((f.id.clone(), f.version), f.clone())).collect();

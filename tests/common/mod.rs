@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use carewell::channel::whatsapp::envelope::{envelope, to_ascii_json};
 use carewell::channel::whatsapp::signature::sign;
 pub use carewell::fakes::*;
+
+pub mod engine_run;
 use serde_json::{Value, json};
 
 pub const SECRET: &str = "test-app-secret";

@@ -73,6 +73,22 @@ pub fn render(to: &str, reply: &Reply) -> Value {
                 });
             }
         }
+        Reply::Template { name, language, parameters, options, .. } => {
+            body["type"] = json!("template");
+            let mut components = Vec::new();
+            if !parameters.is_empty() {
+                let params: Vec<Value> = parameters.iter().map(|p| json!({"type": "text", "text": p})).collect();
+                components.push(json!({"type": "body", "parameters": params}));
+            }
+            // Quick replies: the approved template holds the labels; we give each its payload.
+            for (i, o) in options.iter().enumerate() {
+                components.push(json!({
+                    "type": "button", "sub_type": "quick_reply", "index": i.to_string(),
+                    "parameters": [{"type": "payload", "payload": truncate(&o.id, MAX_BUTTON_ID)}]
+                }));
+            }
+            body["template"] = json!({"name": name, "language": {"code": language}, "components": components});
+        }
     }
     body
 }
@@ -112,6 +128,28 @@ mod tests {
             button: "Choose".into(),
         };
         assert_eq!(render("1", &r)["interactive"]["type"], "list");
+    }
+
+    #[test]
+    fn a_template_carries_its_parameters_and_quick_reply_payloads() {
+        let r = Reply::Template {
+            body: "Hi Jane, see you Sat 10:00".into(),
+            name: "visit_reminder".into(),
+            language: "en".into(),
+            parameters: vec!["Jane".into(), "Sat 10:00".into()],
+            options: vec![opt(0, "Confirm"), opt(1, "Cancel")],
+        };
+        let b = render("971500000001", &r);
+        assert_eq!(b["type"], "template");
+        assert_eq!(b["template"]["name"], "visit_reminder");
+        assert_eq!(b["template"]["language"]["code"], "en");
+        let c = &b["template"]["components"];
+        assert_eq!(c[0]["type"], "body");
+        assert_eq!(c[0]["parameters"][1], serde_json::json!({"type": "text", "text": "Sat 10:00"}));
+        assert_eq!(c[2]["sub_type"], "quick_reply");
+        assert_eq!(c[2]["index"], "1");
+        assert_eq!(c[2]["parameters"][0]["payload"], "id1");
+        assert!(b.get("text").is_none() && b.get("interactive").is_none());
     }
 }
 

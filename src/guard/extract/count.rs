@@ -8,10 +8,58 @@ use crate::text::{Token, tokens};
 /// Words that may stand around a number that is the whole answer ("about 20", "we have 20",
 /// "20 or so", "20+").
 const FILLER: &[&str] = &[
-    "about", "around", "approx", "approximately", "roughly", "nearly", "almost", "maybe", "perhaps", "like",
-    "some", "over", "more", "than", "at", "least", "up", "to", "we", "have", "got", "own", "run", "i", "think",
-    "its", "it", "is", "are", "there", "total", "in", "of", "our", "my", "so", "or", "ish", "plus", "just",
-    "exactly", "currently", "right", "now", "a", "an", "the", "fleet", "units", "unit", "pcs", "only",
+    "about",
+    "around",
+    "approx",
+    "approximately",
+    "roughly",
+    "nearly",
+    "almost",
+    "maybe",
+    "perhaps",
+    "like",
+    "some",
+    "over",
+    "more",
+    "than",
+    "at",
+    "least",
+    "up",
+    "to",
+    "we",
+    "have",
+    "got",
+    "own",
+    "run",
+    "i",
+    "think",
+    "its",
+    "it",
+    "is",
+    "are",
+    "there",
+    "total",
+    "in",
+    "of",
+    "our",
+    "my",
+    "so",
+    "or",
+    "ish",
+    "plus",
+    "just",
+    "exactly",
+    "currently",
+    "right",
+    "now",
+    "a",
+    "an",
+    "the",
+    "fleet",
+    "units",
+    "unit",
+    "pcs",
+    "only",
 ];
 
 /// One number written in a message: its value and the tokens it spans.
@@ -27,8 +75,26 @@ struct Written {
 /// The value of a number word below a hundred, or of a multiplier word.
 fn word_value(w: &str) -> Option<u64> {
     const SMALL: &[&str] = &[
-        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-        "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
     ];
     const TENS: &[&str] = &["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"];
     if let Some(i) = SMALL.iter().position(|s| *s == w) {
@@ -125,11 +191,10 @@ pub fn find_count(text: &str, focused: bool, units: &[String]) -> Option<(u64, S
     for n in &found {
         let after = (n.last + 1..=(n.last + 3).min(toks.len().saturating_sub(1)))
             .find(|&k| k < toks.len() && is_unit(&toks[k].text, units));
-        let before = n
-            .first
-            .checked_sub(1)
-            .filter(|&k| is_unit(&toks[k].text, units))
-            .or_else(|| n.first.checked_sub(2).filter(|&k| toks[k + 1].text == "of" && is_unit(&toks[k].text, units)));
+        let before =
+            n.first.checked_sub(1).filter(|&k| is_unit(&toks[k].text, units)).or_else(|| {
+                n.first.checked_sub(2).filter(|&k| toks[k + 1].text == "of" && is_unit(&toks[k].text, units))
+            });
         match (after, before) {
             (Some(k), _) => beside.push((n.value, quote(n.first, k))),
             (None, Some(k)) => beside.push((n.value, quote(k, n.last))),

@@ -26,15 +26,7 @@ async fn booked(customer: &str, reference: &str) -> Run {
     let d = r.say("Saturday 11am").await;
     assert_eq!(r.step(), "booking/summary", "{}", said(&d));
     let d = r.press("Confirm").await;
-    let journey_id = d.erp[0].journey_id.clone();
-    let d = r
-        .event(EventKind::ErpOutcome {
-            journey_id,
-            action: "create_booking".into(),
-            reference: Some(reference.into()),
-            error: None,
-        })
-        .await;
+    let d = r.erp_answers(&d, Some(reference), None).await;
     assert!(said(&d).contains("You're booked"), "{}", said(&d));
     r
 }
@@ -106,14 +98,7 @@ async fn inside_the_window_the_reminder_has_buttons_and_reschedule_starts_with_t
     let d = r.say("Sunday 2pm").await;
     assert_eq!(r.step(), "reschedule/summary", "{}", said(&d));
     let d = r.press("Confirm").await;
-    let journey_id = d.erp[0].journey_id.clone();
-    r.event(EventKind::ErpOutcome {
-        journey_id,
-        action: "reschedule_booking".into(),
-        reference: Some(BOOKED.into()),
-        error: None,
-    })
-    .await;
+    r.erp_answers(&d, Some(BOOKED), None).await;
     // The reminder and the rating follow the visit to its new time.
     let visit = &r.state.visits[0];
     assert_eq!(visit.at, "2026-12-06T14:00:00");
@@ -131,15 +116,7 @@ async fn cancel_from_the_reminder_cancels_that_booking_and_nothing_follows_it() 
     assert!(said(&d).contains("Shall I cancel your booking") && said(&d).contains(BOOKED), "{}", said(&d));
     let d = r.press("Confirm").await;
     assert_eq!(d.erp[0].action.action, "cancel_booking");
-    let journey_id = d.erp[0].journey_id.clone();
-    let d = r
-        .event(EventKind::ErpOutcome {
-            journey_id,
-            action: "cancel_booking".into(),
-            reference: Some(BOOKED.into()),
-            error: None,
-        })
-        .await;
+    let d = r.erp_answers(&d, Some(BOOKED), None).await;
     assert!(said(&d).contains("is cancelled"), "{}", said(&d));
     assert!(r.state.visits.is_empty());
     assert_eq!(r.state.wake_at, None);
@@ -203,14 +180,7 @@ async fn a_visit_booked_less_than_a_day_ahead_gets_no_reminder_but_is_rated() {
     r.say("Villa 12, Al Wasl Road, Jumeirah").await;
     r.say("tomorrow 9am").await;
     let d = r.press("Confirm").await;
-    let journey_id = d.erp[0].journey_id.clone();
-    r.event(EventKind::ErpOutcome {
-        journey_id,
-        action: "create_booking".into(),
-        reference: Some("SAL-ORD-9006".into()),
-        error: None,
-    })
-    .await;
+    r.erp_answers(&d, Some("SAL-ORD-9006"), None).await;
     let visit = &r.state.visits[0];
     assert!(visit.reminded, "booked less than 24 hours ahead: the confirmation was the reminder");
     assert_eq!(r.state.wake_at, Some(visit.at_unix + 3 * HOUR));

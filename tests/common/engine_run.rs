@@ -44,6 +44,18 @@ impl Run {
         self.try_event(kind).await.unwrap()
     }
 
+    /// The ERP's answer to the write `d` queued: `reference` on success, else `error`.
+    pub async fn erp_answers(&mut self, d: &Decision, reference: Option<&str>, error: Option<&str>) -> Decision {
+        let request = d.erp.first().expect("the turn queued an ERP write");
+        self.event(EventKind::ErpOutcome {
+            journey_id: request.journey_id.clone(),
+            action: request.action.action.clone(),
+            reference: reference.map(String::from),
+            error: error.map(String::from),
+        })
+        .await
+    }
+
     pub async fn say(&mut self, body: &str) -> Decision {
         self.event(EventKind::Text { body: body.into() }).await
     }

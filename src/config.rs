@@ -68,8 +68,11 @@ pub struct Settings {
     pub outbox_base_delay: Duration,
     /// `json` for JSON logs.
     pub log_json: bool,
-    /// Bearer token of the admin API; the admin API is off without it.
+    /// The break-glass bearer token of the admin API (`ADMIN_TOKEN`): every permission, for
+    /// when nobody can log in. Off unless set; leave it unset in production once an owner exists.
     pub admin_token: Option<String>,
+    /// A console session ends after this long without a request (`SESSION_IDLE_MINUTES`, 30).
+    pub session_idle: Duration,
     /// Messages a customer may send per minute before further ones are kept but not answered.
     pub rate_sender_per_minute: u32,
     /// Requests per second one IP address may make to the webhook.
@@ -220,6 +223,7 @@ impl Settings {
             outbox_base_delay: Duration::from_millis(number("OUTBOX_BASE_DELAY_MS", 500u64)?),
             log_json: var("LOG_FORMAT").is_some_and(|v| v == "json"),
             admin_token: var("ADMIN_TOKEN"),
+            session_idle: Duration::from_secs(60 * number("SESSION_IDLE_MINUTES", 30u64)?.max(1)),
             rate_sender_per_minute: number("RATE_SENDER_PER_MINUTE", 30u32)?.max(1),
             rate_ip_per_second: number("RATE_IP_PER_SECOND", 200u32)?.max(1),
             rate_admin_per_second: number("RATE_ADMIN_PER_SECOND", 10u32)?.max(1),

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `chat`, `flows check`, `flows schema`.
+//! The command line: `serve`, `chat`, `flows check`, `flows schema`, `users`, `outbox`…
 
 #[cfg(feature = "fakes")]
 pub mod baseline;
@@ -7,6 +7,7 @@ pub mod chat;
 pub mod loadgen;
 #[cfg(feature = "fakes")]
 pub mod simulate;
+pub mod users;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,6 +69,13 @@ pub enum Command {
     #[cfg(feature = "fakes")]
     #[command(hide = true)]
     BaselineBot,
+    /// The console's users (reads DATABASE_URL): `users add --name alice --role owner` makes
+    /// the first owner, the password read from standard input.
+    Users {
+        /// What to do.
+        #[command(subcommand)]
+        command: users::UsersCommand,
+    },
     /// Inspect and re-drive the outbox (reads DATABASE_URL).
     Outbox {
         /// What to do.
@@ -230,6 +238,7 @@ pub fn main() -> ExitCode {
                 }
             }
         }),
+        Command::Users { command } => runtime(users::run(command)),
         Command::Outbox { command } => runtime(async move {
             let result = async {
                 let store = open_store().await?;

@@ -104,6 +104,9 @@ pub struct Limits {
     /// Outbound sends per business number (`phone_number_id`), this process's share of its
     /// throughput: `OUTBOUND_PER_SECOND / INSTANCES`.
     pub outbound: governor::DefaultKeyedRateLimiter<String>,
+    /// Per API key (by id), each at its own `per_minute`.
+    pub keys:
+        std::sync::Mutex<std::collections::HashMap<i64, (u32, std::sync::Arc<governor::DefaultDirectRateLimiter>)>>,
 }
 
 /// Sends per second per business number for one of `instances` processes: its share of the
@@ -125,7 +128,27 @@ impl Limits {
             ip: RateLimiter::keyed(Quota::per_second(nz(s.rate_ip_per_second))),
             admin: RateLimiter::keyed(Quota::per_second(nz(s.rate_admin_per_second))),
             outbound: RateLimiter::keyed(Quota::per_second(nz(outbound_share(s.outbound_per_second, s.instances)))),
+            keys: Default::default(),
         }
+    }
+
+    /// Whether API key `id` may make one more request at `per_minute` (its limiter is made on
+    /// first use, and again when its rate changes).
+    pub fn key_allows(&self, id: i64, per_minute: i32) -> bool {
+        use governor::{Quota, RateLimiter};
+        let rate = u32::try_from(per_minute).unwrap_or(1).max(1);
+        let limiter = {
+            let Ok(mut keys) = self.keys.lock() else { return false };
+            let entry = keys.entry(id).or_insert_with(|| {
+                (0, std::sync::Arc::new(RateLimiter::direct(Quota::per_minute(std::num::NonZeroU32::MIN))))
+            });
+            if entry.0 != rate {
+                let quota = Quota::per_minute(std::num::NonZeroU32::new(rate).unwrap_or(std::num::NonZeroU32::MIN));
+                *entry = (rate, std::sync::Arc::new(RateLimiter::direct(quota)));
+            }
+            entry.1.clone()
+        };
+        limiter.check().is_ok()
     }
 
     /// Forgets keys that have been idle (keyed limiters keep keys until told).

@@ -1,14 +1,16 @@
 //! The admin API, for operators and agents: read a conversation (transcript, slots, timeline
 //! with failures), take it over, reply to the customer, give it back to the bot, list the
 //! hand-offs waiting for a person and resolve them with a note, and see and re-drive dead
-//! outbox rows. Every call needs `Authorization: Bearer $ADMIN_TOKEN`; without
-//! `ADMIN_TOKEN` the admin API is off. Agent actions go through the conversation's inbox, so they
+//! outbox rows. Every call needs a caller with the route's permission (see [`super::auth`]):
+//! a console session, an API key, or the break-glass `ADMIN_TOKEN`; every change is written to
+//! the audit trail with who did it. Agent actions go through the conversation's inbox, so they
 //! are applied in order with the customer's messages and recorded as turns.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::auth::{Permission, Principal, record};
 use super::problem;
 use crate::engine::{EventKind, InboundEvent};
 use crate::pipeline::App;
@@ -27,7 +29,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/handoffs/{id}/resolve", web::post().to(resolve))
             .route("/quarantine", web::get().to(quarantined))
             .route("/outbox/dead", web::get().to(dead))
-            .route("/outbox/{id}/redrive", web::post().to(redrive)),
+            .route("/outbox/{id}/redrive", web::post().to(redrive))
+            .configure(super::console::routes)
+            .configure(super::privacy::routes),
     );
 }
 
@@ -43,43 +47,27 @@ pub fn same_secret(a: &str, b: &str) -> bool {
     mac(a) == mac(b)
 }
 
-fn authorize(app: &App, req: &HttpRequest) -> Result<(), HttpResponse> {
-    use actix_web::http::StatusCode;
-    let Some(token) = &app.settings.admin_token else {
-        return Err(problem(StatusCode::NOT_FOUND, "server.admin_off", "the admin API is off: set ADMIN_TOKEN"));
-    };
-    if let Some(ip) = super::client_ip(req, app.settings.trusted_proxy_header.as_deref()) {
-        if app.limits.admin.check_key(&ip).is_err() {
-            return Err(problem(
-                StatusCode::TOO_MANY_REQUESTS,
-                "server.rate_limited",
-                "too many admin requests; slow down",
-            ));
+macro_rules! guarded {
+    ($app:expr, $req:expr, $permission:expr) => {
+        match super::auth::caller(&$app, &$req, $permission).await {
+            Ok(p) => p,
+            Err(resp) => return resp,
         }
-    }
-    let given = req
-        .headers()
-        .get("Authorization")
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if same_secret(given, token) {
-        Ok(())
-    } else {
-        Err(problem(StatusCode::UNAUTHORIZED, "server.admin_unauthorized", "send Authorization: Bearer <ADMIN_TOKEN>"))
-    }
+    };
 }
 
-macro_rules! guarded {
-    ($app:expr, $req:expr) => {
-        if let Err(resp) = authorize(&$app, &$req) {
-            return resp;
-        }
-    };
+/// The name an action is recorded under: a user acts as themselves; a key or the break-glass
+/// token may name the agent (`agent` in the body), else its own name.
+fn agent_name(p: &Principal, given: Option<&str>) -> String {
+    match (&p.actor, given.map(str::trim).filter(|g| !g.is_empty())) {
+        (super::auth::Actor::User { name, .. }, _) => name.clone(),
+        (_, Some(g)) => g.to_string(),
+        (_, None) => p.name(),
+    }
 }
 
 async fn list(app: web::Data<App>, req: HttpRequest) -> HttpResponse {
-    guarded!(app, req);
+    guarded!(app, req, Permission::Read);
     match app.store.recent_conversations(200).await {
         Ok(rows) => HttpResponse::Ok().json(json!({"conversations": rows.iter().map(|c| {
             let state: Option<crate::engine::ConversationState> = serde_json::from_str(&c.state).ok();
@@ -94,7 +82,7 @@ async fn list(app: web::Data<App>, req: HttpRequest) -> HttpResponse {
 }
 
 async fn show(app: web::Data<App>, req: HttpRequest, key: web::Path<String>) -> HttpResponse {
-    guarded!(app, req);
+    guarded!(app, req, Permission::Read);
     match crate::explain::build(&app.store, &key).await {
         Ok(t) if t.is_empty() => problem(
             actix_web::http::StatusCode::NOT_FOUND,
@@ -106,9 +94,11 @@ async fn show(app: web::Data<App>, req: HttpRequest, key: web::Path<String>) -> 
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct AgentBody {
-    agent: String,
+    /// The agent's name, for a key or the break-glass token (a user acts as themselves).
+    #[serde(default)]
+    agent: Option<String>,
     #[serde(default)]
     text: Option<String>,
 }
@@ -152,10 +142,12 @@ async fn takeover(
     key: web::Path<String>,
     body: web::Json<AgentBody>,
 ) -> HttpResponse {
-    guarded!(app, req);
-    match agent_event(&app, &key, EventKind::AgentTakeover { agent: body.agent.clone() }).await {
+    let p = guarded!(app, req, Permission::Act);
+    let agent = agent_name(&p, body.agent.as_deref());
+    match agent_event(&app, &key, EventKind::AgentTakeover { agent: agent.clone() }).await {
         Ok((answer, conversation_id)) => {
-            record_handoffs(&app, app.store.handoffs_taken(&conversation_id, &body.agent).await).await;
+            record_handoffs(&app, app.store.handoffs_taken(&conversation_id, &agent).await).await;
+            record(&app, &p, "conversation.takeover", &conversation_id, "ok", json!({"agent": agent})).await;
             answer
         }
         Err(answer) => answer,
@@ -168,12 +160,19 @@ async fn reply(
     key: web::Path<String>,
     body: web::Json<AgentBody>,
 ) -> HttpResponse {
-    guarded!(app, req);
+    let p = guarded!(app, req, Permission::Act);
     let Some(text) = body.text.clone().filter(|t| !t.trim().is_empty()) else {
         return problem(actix_web::http::StatusCode::BAD_REQUEST, "server.empty_reply", "give the reply in `text`");
     };
-    match agent_event(&app, &key, EventKind::AgentMessage { agent: body.agent.clone(), text }).await {
-        Ok((answer, _)) | Err(answer) => answer,
+    let agent = agent_name(&p, body.agent.as_deref());
+    let chars = text.chars().count();
+    match agent_event(&app, &key, EventKind::AgentMessage { agent: agent.clone(), text }).await {
+        Ok((answer, conversation_id)) => {
+            record(&app, &p, "conversation.reply", &conversation_id, "ok", json!({"agent": agent, "chars": chars}))
+                .await;
+            answer
+        }
+        Err(answer) => answer,
     }
 }
 
@@ -183,11 +182,13 @@ async fn release(
     key: web::Path<String>,
     body: web::Json<AgentBody>,
 ) -> HttpResponse {
-    guarded!(app, req);
-    match agent_event(&app, &key, EventKind::AgentRelease { agent: body.agent.clone() }).await {
+    let p = guarded!(app, req, Permission::Act);
+    let agent = agent_name(&p, body.agent.as_deref());
+    match agent_event(&app, &key, EventKind::AgentRelease { agent: agent.clone() }).await {
         Ok((answer, conversation_id)) => {
-            let closed = app.store.handoffs_closed(&conversation_id, HandoffStatus::Released, &body.agent, None).await;
+            let closed = app.store.handoffs_closed(&conversation_id, HandoffStatus::Released, &agent, None).await;
             record_handoffs(&app, closed).await;
+            record(&app, &p, "conversation.release", &conversation_id, "ok", json!({"agent": agent})).await;
             answer
         }
         Err(answer) => answer,
@@ -204,7 +205,7 @@ struct HandoffQuery {
 /// Hand-offs, oldest first, with how long each has waited (`waiting_seconds`: until an agent
 /// took it, or until now). `?status=` as [`HandoffQuery`].
 async fn handoffs(app: web::Data<App>, req: HttpRequest, q: web::Query<HandoffQuery>) -> HttpResponse {
-    guarded!(app, req);
+    guarded!(app, req, Permission::Read);
     let wanted = q.status.as_deref().unwrap_or("waiting");
     let status = match wanted {
         "all" => None,
@@ -239,7 +240,9 @@ async fn handoffs(app: web::Data<App>, req: HttpRequest, q: web::Query<HandoffQu
 
 #[derive(Deserialize)]
 struct ResolveBody {
-    agent: String,
+    /// For a key or the break-glass token: the agent's name.
+    #[serde(default)]
+    agent: Option<String>,
     note: String,
 }
 
@@ -251,14 +254,15 @@ async fn resolve(
     body: web::Json<ResolveBody>,
 ) -> HttpResponse {
     use actix_web::http::StatusCode;
-    guarded!(app, req);
-    if body.note.trim().is_empty() || body.agent.trim().is_empty() {
+    let p = guarded!(app, req, Permission::Act);
+    if body.note.trim().is_empty() {
         return problem(
             StatusCode::BAD_REQUEST,
             "server.resolve_incomplete",
-            "give the `agent` who resolved it and a `note`",
+            "give a `note` saying how it was resolved",
         );
     }
+    let agent = agent_name(&p, body.agent.as_deref());
     let found = match id.parse::<i64>() {
         Ok(id) => app.store.handoff(id).await,
         Err(_) => return problem(StatusCode::BAD_REQUEST, "server.bad_id", "give a hand-off id"),
@@ -273,19 +277,21 @@ async fn resolve(
     }
     let closed = app
         .store
-        .handoffs_closed(&handoff.conversation_id, HandoffStatus::Resolved, &body.agent, Some(body.note.trim()))
+        .handoffs_closed(&handoff.conversation_id, HandoffStatus::Resolved, &agent, Some(body.note.trim()))
         .await;
     if let Err(e) = closed {
         return problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string());
     }
-    match agent_event(&app, &handoff.conversation_id, EventKind::AgentRelease { agent: body.agent.clone() }).await {
+    let detail = json!({"agent": agent, "handoff": handoff.id, "note": body.note.trim()});
+    record(&app, &p, "handoff.resolve", &handoff.conversation_id, "ok", detail).await;
+    match agent_event(&app, &handoff.conversation_id, EventKind::AgentRelease { agent }).await {
         Ok((answer, _)) | Err(answer) => answer,
     }
 }
 
 /// What the worker set aside unread, newest first (`?conversation=<id>` for one conversation).
 async fn quarantined(app: web::Data<App>, req: HttpRequest, q: web::Query<QuarantineQuery>) -> HttpResponse {
-    guarded!(app, req);
+    guarded!(app, req, Permission::Read);
     match app.store.quarantined(q.conversation.as_deref(), 500).await {
         Ok(rows) => HttpResponse::Ok().json(json!({"set_aside": rows})),
         Err(e) => problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
@@ -299,7 +305,7 @@ struct QuarantineQuery {
 }
 
 async fn dead(app: web::Data<App>, req: HttpRequest) -> HttpResponse {
-    guarded!(app, req);
+    guarded!(app, req, Permission::Read);
     match app.store.dead_outbox(500).await {
         Ok(rows) => HttpResponse::Ok().json(json!({"dead": rows})),
         Err(e) => problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
@@ -307,7 +313,7 @@ async fn dead(app: web::Data<App>, req: HttpRequest) -> HttpResponse {
 }
 
 async fn redrive(app: web::Data<App>, req: HttpRequest, id: web::Path<String>) -> HttpResponse {
-    guarded!(app, req);
+    let p = guarded!(app, req, Permission::Operate);
     let target = if id.as_str() == "all" { None } else { id.parse::<i64>().ok() };
     if target.is_none() && id.as_str() != "all" {
         return problem(actix_web::http::StatusCode::BAD_REQUEST, "server.bad_id", "give an outbox id or `all`");
@@ -315,6 +321,7 @@ async fn redrive(app: web::Data<App>, req: HttpRequest, id: web::Path<String>) -
     match app.store.redrive(target).await {
         Ok(n) => {
             app.outbox_notify.notify_one();
+            record(&app, &p, "outbox.redrive", id.as_str(), "ok", json!({"redriven": n})).await;
             HttpResponse::Ok().json(json!({"redriven": n}))
         }
         Err(e) => problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),

@@ -13,7 +13,10 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 pub mod admin;
+pub mod auth;
+pub mod console;
 pub mod inspector;
+pub mod privacy;
 
 use crate::channel::whatsapp::{signature, webhook};
 use crate::pipeline::App;

@@ -139,6 +139,7 @@ macro_rules! with_conn {
     };
 }
 
+mod console;
 mod handoffs;
 mod holds;
 mod measures;
@@ -146,6 +147,7 @@ mod outbox_queue;
 mod quarantine;
 mod records;
 mod rows;
+pub use console::{ApiKeyRow, AuditFilter, AuditRow, NewApiKey, NewAudit, UserRow, secret_digest};
 pub use handoffs::{HandoffRow, HandoffStatus, NewHandoff};
 pub use holds::HoldRefused;
 pub use outbox_queue::{Claim, DUE_PER_CONVERSATION, NewOutbox, OutboxKind, OutboxRow, OutboxStatus};

@@ -138,5 +138,57 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        name -> Text,
+        role -> Text,
+        password_hash -> Text,
+        created_at -> BigInt,
+        disabled_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    sessions (token_hash) {
+        token_hash -> Text,
+        user_id -> BigInt,
+        created_at -> BigInt,
+        last_seen_at -> BigInt,
+        address -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> BigInt,
+        name -> Text,
+        scopes -> Text,
+        key_hash -> Text,
+        per_minute -> Integer,
+        created_by -> Text,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> BigInt,
+        at -> BigInt,
+        actor -> Text,
+        actor_kind -> Text,
+        action -> Text,
+        target -> Text,
+        outcome -> Text,
+        address -> Nullable<Text>,
+        detail -> Text,
+    }
+}
+
+diesel::joinable!(sessions -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(sessions, users);
+
 // The safety poll reads inbox rows whose conversation has no live lease (a correlated subquery).
 diesel::allow_tables_to_appear_in_same_query!(conversations, inbox);

@@ -12,6 +12,7 @@ pub mod channel;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod erasure;
 pub mod erp;
 pub mod explain;
 #[cfg(feature = "fakes")]

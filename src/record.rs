@@ -83,6 +83,10 @@ pub struct TurnRecord {
     /// The flow the turn's journey ran on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journey_flow: Option<FlowRef>,
+    /// Unix ms at which the customer's words were erased from this record (see
+    /// [`crate::erasure`]): it still says what was decided, and replay skips it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased_at: Option<i64>,
     /// Stage timings.
     #[serde(default)]
     pub timings: Timings,

@@ -92,6 +92,10 @@ async fn replay_turn(
             return Ok(result);
         }
     };
+    if let Some(at) = record.erased_at {
+        result.skipped = Some(format!("the customer's words were erased from it (at {at} ms)"));
+        return Ok(result);
+    }
     let Some(before) = record.state_before.clone() else {
         result.skipped = Some("the record was written before states were kept".into());
         return Ok(result);

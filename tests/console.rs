@@ -2,7 +2,7 @@
 //! made offline, logins (the same answer for a wrong name and a wrong password, rate limited,
 //! recorded with the address), session cookies, roles (an agent acts as themselves, a viewer
 //! only reads), API keys (shown once, scoped, rate limited, refused once revoked), a customer's
-//! data export, and the audit trail of it all.
+//! data export and erasure, and the audit trail of it all.
 
 mod common;
 
@@ -173,6 +173,29 @@ async fn accounts_roles_keys_and_the_audit_trail(db: Db) {
     assert!(doc.to_string().contains("book a full wash") && doc.to_string().contains("Hi, Adam here"), "{doc}");
     assert_eq!(agent.call("GET", "/admin/customers/971500008001/export", json!({})).await.0, 403);
     assert_eq!(owner.call("GET", "/admin/customers/971500009999/export", json!({})).await.0, 404);
+
+    // Erasure: the words go, the turns and their decisions stay.
+    let store = server.store().await;
+    let turns_before = store.turns_of(&conversation).await.unwrap().len();
+    assert_eq!(agent.call("POST", "/admin/customers/971500008001/erase", json!({})).await.0, 403);
+    let (status, erased, _) = owner.call("POST", "/admin/customers/971500008001/erase", json!({})).await;
+    assert_eq!(status, 200, "{erased}");
+    assert_eq!(erased["turns"].as_u64(), Some(turns_before as u64));
+    let (_, doc, _) = owner.call("GET", "/admin/customers/971500008001/export", json!({})).await;
+    let text = doc["conversations"].to_string();
+    for gone in ["book a full wash", "Hi, Adam here"] {
+        assert!(!text.contains(gone), "{gone:?} is still held: {text}");
+    }
+    let turns = store.turns_of(&conversation).await.unwrap();
+    assert_eq!(turns.len(), turns_before, "the turns remain");
+    for t in &turns {
+        let record = carewell::record::TurnRecord::parse(&t.record).expect("an erased record still parses");
+        assert!(record.erased_at.is_some());
+    }
+    assert!(turns.iter().any(|t| t.step_after.starts_with("booking/")), "the decisions remain");
+    let state = store.conversation(&conversation).await.unwrap().unwrap().state;
+    let state: carewell::engine::ConversationState = serde_json::from_str(&state).unwrap();
+    assert!(state.profile.is_empty() && state.journey.is_none() && state.turns >= 3, "{state:?}");
 
     // The audit trail: who did what, from where, filtered.
     let (status, trail, _) = owner.call("GET", "/admin/audit?actor=adam", json!({})).await;

@@ -1,8 +1,11 @@
-//! What is held about one customer, for their right of access: `GET
-//! /admin/customers/{number}/export` (permission `privacy`) answers, as one JSON document, each
-//! of their conversations (its state: profile, journeys, visits; its transcript and timeline;
-//! every turn record), their hand-offs and the audit entries about them. The export is itself
-//! recorded in the audit trail.
+//! What is held about one customer (permission `privacy`, each call recorded in the audit trail):
+//!
+//! - `GET /admin/customers/{number}/export`, their right of access: as one JSON document, each of
+//!   their conversations (its state: profile, journeys, visits; its transcript and timeline;
+//!   every turn record), their hand-offs and the audit entries about them;
+//! - `POST /admin/customers/{number}/erase`, their right to erasure: their texts and slots go
+//!   from every row of their conversations, the turns stay with their decisions and counts (see
+//!   [`crate::erasure`]).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -15,7 +18,96 @@ use crate::store::{AuditFilter, now_ms};
 
 /// Registers the routes (inside the `/admin` scope).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/customers/{number}/export", web::get().to(export));
+    cfg.route("/customers/{number}/export", web::get().to(export))
+        .route("/customers/{number}/erase", web::post().to(erase));
+}
+
+/// The digits of a customer's WhatsApp number; `None` when it cannot be one.
+fn number_of(raw: &str) -> Option<String> {
+    let digits: String = raw.trim().trim_start_matches('+').chars().filter(char::is_ascii_digit).collect();
+    (digits.len() >= 6).then_some(digits)
+}
+
+async fn erase(app: web::Data<App>, req: HttpRequest, number: web::Path<String>) -> HttpResponse {
+    let p = match auth::caller(&app, &req, Permission::Privacy).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    let Some(customer) = number_of(&number) else {
+        return problem(StatusCode::BAD_REQUEST, "server.bad_number", "give the customer's WhatsApp number");
+    };
+    let conversations = match app.store.conversations_of(&customer).await {
+        Ok(c) => c,
+        Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
+    };
+    if conversations.is_empty() {
+        return problem(StatusCode::NOT_FOUND, "server.no_customer", "nothing is held about that number");
+    }
+    let mut erased_turns = 0;
+    for conv in &conversations {
+        match erase_conversation(&app, &conv.id).await {
+            Ok(n) => erased_turns += n,
+            Err(resp) => {
+                record(&app, &p, "customer.erase", &customer, "failed", json!({"conversation": conv.id})).await;
+                return resp;
+            }
+        }
+    }
+    let detail = json!({"conversations": conversations.len(), "turns": erased_turns});
+    record(&app, &p, "customer.erase", &customer, "ok", detail.clone()).await;
+    HttpResponse::Ok().json(detail)
+}
+
+/// Erases one conversation's rows; tries again (three times) when a turn was committed
+/// meanwhile. Returns how many turn records were erased.
+async fn erase_conversation(app: &App, conversation_id: &str) -> Result<usize, HttpResponse> {
+    use crate::erasure::{Redactor, erase_record, erase_state};
+    let unavailable = |e: crate::store::StoreError| problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string());
+    for _ in 0..3 {
+        let Some(mut rows) = app.store.conversation_rows(conversation_id).await.map_err(unavailable)? else {
+            return Ok(0);
+        };
+        let state: crate::engine::ConversationState = serde_json::from_str(&rows.state).map_err(|e| {
+            problem(
+                StatusCode::CONFLICT,
+                "server.state_unreadable",
+                &format!("the conversation's state does not parse ({e}); see the quarantine"),
+            )
+        })?;
+        let events: Vec<Value> = rows.inbox.iter().filter_map(|(_, e)| serde_json::from_str(e).ok()).collect();
+        let redactor = Redactor::new(&state, &events);
+        let now = now_ms();
+        rows.state = erase_state(&state, &redactor).to_string();
+        let rewrite = |text: &mut String, from_customer: bool| {
+            if let Ok(mut v) = serde_json::from_str::<Value>(text) {
+                redactor.json(&mut v, from_customer);
+                *text = v.to_string();
+            } else {
+                *text = crate::erasure::ERASED.to_string();
+            }
+        };
+        rows.inbox.iter_mut().for_each(|(_, e)| rewrite(e, true));
+        rows.outbox.iter_mut().for_each(|(_, p)| rewrite(p, false));
+        rows.quarantine.iter_mut().for_each(|(_, b)| rewrite(b, true));
+        for (_, record) in rows.turns.iter_mut() {
+            let mut v: Value = serde_json::from_str(record).unwrap_or(Value::Null);
+            erase_record(&mut v, &redactor, now);
+            *record = v.to_string();
+        }
+        for (_, reason, note) in rows.handoffs.iter_mut() {
+            *reason = redactor.text(reason);
+            *note = note.as_deref().map(|n| redactor.text(n));
+        }
+        let turns = rows.turns.len();
+        if app.store.rewrite_conversation_rows(rows, now).await.map_err(unavailable)? {
+            return Ok(turns);
+        }
+    }
+    Err(problem(
+        StatusCode::CONFLICT,
+        "server.erase_busy",
+        "the conversation kept taking turns while it was being erased; try again",
+    ))
 }
 
 async fn export(app: web::Data<App>, req: HttpRequest, number: web::Path<String>) -> HttpResponse {
@@ -23,10 +115,9 @@ async fn export(app: web::Data<App>, req: HttpRequest, number: web::Path<String>
         Ok(p) => p,
         Err(resp) => return resp,
     };
-    let customer: String = number.trim().trim_start_matches('+').chars().filter(char::is_ascii_digit).collect();
-    if customer.len() < 6 {
+    let Some(customer) = number_of(&number) else {
         return problem(StatusCode::BAD_REQUEST, "server.bad_number", "give the customer's WhatsApp number");
-    }
+    };
     match document(&app, &customer).await {
         Ok(doc) if doc["conversations"].as_array().is_some_and(|c| c.is_empty()) => {
             problem(StatusCode::NOT_FOUND, "server.no_customer", "nothing is held about that number")

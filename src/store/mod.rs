@@ -140,6 +140,7 @@ macro_rules! with_conn {
 }
 
 mod console;
+mod erasure;
 mod handoffs;
 mod holds;
 mod measures;
@@ -148,6 +149,7 @@ mod quarantine;
 mod records;
 mod rows;
 pub use console::{ApiKeyRow, AuditFilter, AuditRow, NewApiKey, NewAudit, UserRow, secret_digest};
+pub use erasure::ConversationRows;
 pub use handoffs::{HandoffRow, HandoffStatus, NewHandoff};
 pub use holds::HoldRefused;
 pub use outbox_queue::{Claim, DUE_PER_CONVERSATION, NewOutbox, OutboxKind, OutboxRow, OutboxStatus};

@@ -258,6 +258,7 @@ async fn decide_and_commit(
     let record = TurnRecord {
         inbox_id: row.id,
         message_id: event.message_id.clone(),
+        erased_at: None,
         event: event.clone(),
         state_before: Some(state.clone()),
         plan: plan.clone(),

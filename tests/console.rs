@@ -115,6 +115,10 @@ async fn accounts_roles_keys_and_the_audit_trail(db: Db) {
         .await;
     assert_eq!(status, 403);
 
+    // The inspector lets in a session that may act (this server is not on the sandbox: 409 once in).
+    assert_eq!(agent.call("GET", "/inspector", json!({})).await.0, 409);
+    assert_eq!(Caller::anonymous(&server).call("GET", "/inspector", json!({})).await.0, 401);
+
     // The agent takes the conversation over and replies as themselves; the viewer only reads.
     let conversation = customer.conversation_id();
     let (status, body, _) =

@@ -215,6 +215,13 @@ pub async fn authenticate(app: &App, req: &HttpRequest) -> Result<Principal, Htt
             ));
         }
     }
+    identify(app, req).await
+}
+
+/// [`authenticate`] without the per-address limit, for pages that poll (the inspector); an API
+/// key still has its own limit.
+pub async fn identify(app: &App, req: &HttpRequest) -> Result<Principal, HttpResponse> {
+    let ip = super::client_ip(req, app.settings.trusted_proxy_header.as_deref());
     let address = ip.map(|i| i.to_string());
     let unavailable = |e: crate::store::StoreError| problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string());
     if let Some(token) = session_token(req) {

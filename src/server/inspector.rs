@@ -1,4 +1,5 @@
-//! The inspector page, for operators (behind `ADMIN_TOKEN`): chat as a WhatsApp customer would,
+//! The inspector page, for operators (a console session that may act on conversations, or the
+//! break-glass `ADMIN_TOKEN`): chat as a WhatsApp customer would,
 //! with buttons and lists rendered, and see beside the chat the journey's step, its slots, the last
 //! guard results, and the flow's steps with the current one marked. Messages go through the same
 //! webhook pipeline and sandbox as `chat`. The conversation just held can be exported as a
@@ -27,24 +28,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/inspector/api/export", web::get().to(export));
 }
 
-fn authorized(app: &App, req: &HttpRequest, query_token: Option<&str>) -> Result<(), HttpResponse> {
+/// Lets in a caller who may act on conversations (a console session, an API key with `act`, the
+/// break-glass token as a header), or the break-glass token in the page's query string (a
+/// browser opening a link cannot send a header); the inspector then needs the sandbox.
+async fn authorized(app: &App, req: &HttpRequest, query_token: Option<&str>) -> Result<(), HttpResponse> {
     use actix_web::http::StatusCode;
-    let Some(token) = &app.settings.admin_token else {
-        return Err(problem(StatusCode::NOT_FOUND, "server.admin_off", "the inspector is off: set ADMIN_TOKEN"));
+    let by_query = match (&app.settings.admin_token, query_token) {
+        (Some(token), Some(given)) => super::admin::same_secret(given, token),
+        _ => false,
     };
-    let given = req
-        .headers()
-        .get("Authorization")
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .or(query_token)
-        .unwrap_or_default();
-    if !super::admin::same_secret(given, token) {
-        return Err(problem(
-            StatusCode::UNAUTHORIZED,
-            "server.admin_unauthorized",
-            "open /inspector?token=<ADMIN_TOKEN>",
-        ));
+    if !by_query {
+        // The page polls while a reply is on its way: no per-address limit here.
+        let p = super::auth::identify(app, req).await?;
+        super::auth::require(&p, super::auth::Permission::Act)?;
     }
     if !app.is_sandbox() {
         return Err(problem(
@@ -62,7 +58,7 @@ struct TokenQuery {
 }
 
 async fn page(app: web::Data<App>, req: HttpRequest, q: web::Query<TokenQuery>) -> HttpResponse {
-    if let Err(r) = authorized(&app, &req, q.token.as_deref()) {
+    if let Err(r) = authorized(&app, &req, q.token.as_deref()).await {
         return r;
     }
     HttpResponse::Ok().content_type("text/html; charset=utf-8").body(PAGE)
@@ -76,7 +72,7 @@ struct SendBody {
 
 /// Wraps the page's message in WhatsApp's envelope and takes it through the webhook's pipeline.
 async fn send(app: web::Data<App>, req: HttpRequest, body: web::Json<SendBody>) -> HttpResponse {
-    if let Err(r) = authorized(&app, &req, None) {
+    if let Err(r) = authorized(&app, &req, None).await {
         return r;
     }
     let customer: String = body.customer.chars().filter(char::is_ascii_digit).collect();
@@ -107,7 +103,7 @@ struct CustomerQuery {
 }
 
 async fn state(app: web::Data<App>, req: HttpRequest, q: web::Query<CustomerQuery>) -> HttpResponse {
-    if let Err(r) = authorized(&app, &req, None) {
+    if let Err(r) = authorized(&app, &req, None).await {
         return r;
     }
     let unavailable = |e: crate::store::StoreError| {
@@ -179,7 +175,7 @@ async fn state(app: web::Data<App>, req: HttpRequest, q: web::Query<CustomerQuer
 /// The conversation as a conversation test (YAML) for `carewell simulate`: each customer turn,
 /// with the first line of the bot's answer and the step reached as expectations.
 async fn export(app: web::Data<App>, req: HttpRequest, q: web::Query<CustomerQuery>) -> HttpResponse {
-    if let Err(r) = authorized(&app, &req, None) {
+    if let Err(r) = authorized(&app, &req, None).await {
         return r;
     }
     let conversation_id = format!("{INSPECTOR_NUMBER}:{}", q.customer);

@@ -26,6 +26,7 @@ pub mod record;
 pub mod replay;
 pub mod server;
 pub mod startup;
+pub mod stats;
 pub mod store;
 pub mod telemetry;
 pub mod text;

@@ -62,6 +62,7 @@ async fn turn(store: &Store, id: &str, owner: &str, version: i64, holds: Vec<Hol
         lane: Lane::Interactive,
         lookup_snapshot: None,
         holds,
+        counts: vec![],
     }
 }
 

@@ -67,6 +67,7 @@ fn commit(owner: &str, version: i64, inbox_id: i64, seq: i64, outbox: Vec<NewOut
         lane: Lane::Interactive,
         lookup_snapshot: None,
         holds: vec![],
+        counts: vec![],
     }
 }
 

@@ -31,7 +31,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/outbox/dead", web::get().to(dead))
             .route("/outbox/{id}/redrive", web::post().to(redrive))
             .configure(super::console::routes)
-            .configure(super::privacy::routes),
+            .configure(super::privacy::routes)
+            .configure(super::dashboard::routes),
     );
 }
 

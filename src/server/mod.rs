@@ -15,6 +15,7 @@ use tracing::{info, warn};
 pub mod admin;
 pub mod auth;
 pub mod console;
+pub mod dashboard;
 pub mod inspector;
 pub mod privacy;
 

@@ -348,3 +348,24 @@ impl Store {
         }))
     }
 }
+
+impl Store {
+    /// The dashboard's counts of the days `from` to `to` (`YYYY-MM-DD`, both included), each
+    /// summed over its shards: (day, flow, metric, n), by day.
+    pub async fn daily_counts(&self, from: &str, to: &str) -> Result<Vec<(String, String, String, i64)>, StoreError> {
+        use super::schema::daily_counts as d;
+        let rows: Vec<(String, String, String, i64)> = with_conn!(self, |conn| {
+            d::table
+                .filter(d::day.ge(from))
+                .filter(d::day.le(to))
+                .select((d::day, d::flow, d::metric, d::n))
+                .load(conn)
+                .await?
+        });
+        let mut summed: std::collections::BTreeMap<(String, String, String), i64> = Default::default();
+        for (day, flow, metric, n) in rows {
+            *summed.entry((day, flow, metric)).or_default() += n;
+        }
+        Ok(summed.into_iter().map(|((day, flow, metric), n)| (day, flow, metric, n)).collect())
+    }
+}

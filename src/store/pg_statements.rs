@@ -12,8 +12,8 @@
 //!
 //! Each statement also does in one round trip what took several: taking the lease returns the
 //! next pending inbox row; committing a turn writes the state, the inbox mark, the turn record and
-//! the outbox rows, reads the next pending row and gives the lease back when there is none, as one
-//! atomic statement (no `BEGIN`/`COMMIT`).
+//! the outbox rows and the dashboard's counts, reads the next pending row and gives the lease back
+//! when there is none, as one atomic statement (no `BEGIN`/`COMMIT`).
 
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
@@ -187,6 +187,11 @@ pub(super) struct CommitAndNext<'a> {
     pub outbox_attempts: Vec<i32>,
     pub snapshot_hash: Option<&'a str>,
     pub snapshot_body: Option<&'a str>,
+    pub count_days: Vec<&'a str>,
+    pub count_flows: Vec<&'a str>,
+    pub count_metrics: Vec<&'a str>,
+    pub count_ns: Vec<i64>,
+    pub count_shard: i32,
 }
 fixed_statement!(CommitAndNext);
 
@@ -211,6 +216,11 @@ impl<'a> CommitAndNext<'a> {
             outbox_attempts: rows.iter().map(|r| r.attempts).collect(),
             snapshot_hash: commit.lookup_snapshot.as_ref().map(|s| s.hash.as_str()),
             snapshot_body: commit.lookup_snapshot.as_ref().map(|s| s.body.as_str()),
+            count_days: commit.counts.iter().map(|k| k.day.as_str()).collect(),
+            count_flows: commit.counts.iter().map(|k| k.flow.as_str()).collect(),
+            count_metrics: commit.counts.iter().map(|k| k.metric.as_str()).collect(),
+            count_ns: commit.counts.iter().map(|k| k.n).collect(),
+            count_shard: crate::stats::shard_of(&commit.conversation_id),
         }
     }
 }
@@ -302,7 +312,23 @@ impl QueryFragment<Pg> for CommitAndNext<'_> {
         out.push_bind_param::<Nullable<Text>, _>(&self.snapshot_hash)?;
         out.push_sql("::text AS h, ");
         out.push_bind_param::<Nullable<Text>, _>(&self.snapshot_body)?;
-        out.push_sql("::text AS b) s WHERE s.h IS NOT NULL ON CONFLICT (hash) DO NOTHING) SELECT c.id AS committed, ");
+        out.push_sql(
+            "::text AS b) s WHERE s.h IS NOT NULL ON CONFLICT (hash) DO NOTHING), counted AS (INSERT INTO \
+             daily_counts (day, flow, metric, shard, n) SELECT k.day, k.flow, k.metric, ",
+        );
+        out.push_bind_param::<Integer, _>(&self.count_shard)?;
+        out.push_sql(", k.n FROM c CROSS JOIN unnest(");
+        out.push_bind_param::<Array<Text>, _>(&self.count_days)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.count_flows)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.count_metrics)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<BigInt>, _>(&self.count_ns)?;
+        out.push_sql(
+            ") AS k(day, flow, metric, n) ON CONFLICT (day, flow, metric, shard) DO UPDATE SET \
+             n = daily_counts.n + excluded.n) SELECT c.id AS committed, ",
+        );
         out.push_sql(NEXT_COLUMNS);
         out.push_sql(", ARRAY(SELECT id FROM queued ORDER BY id) AS outbox_ids FROM c LEFT JOIN i ON true");
         Ok(())

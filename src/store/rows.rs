@@ -159,6 +159,9 @@ pub struct TurnCommit {
     /// Places the turn holds, books and lets go, applied first; a refused one undoes the commit
     /// ([`StoreError::HoldRefused`]).
     pub holds: Vec<crate::engine::capacity::HoldChange>,
+    /// What the turn adds to the dashboard's figures ([`crate::stats::counts`]), one per day,
+    /// flow and metric; added to `daily_counts` with the turn.
+    pub counts: Vec<crate::stats::Count>,
 }
 
 /// What a committed turn leaves: the conversation's next pending row, whether the lease was

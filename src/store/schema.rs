@@ -187,6 +187,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    daily_counts (day, flow, metric, shard) {
+        day -> Text,
+        flow -> Text,
+        metric -> Text,
+        shard -> Integer,
+        n -> BigInt,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(sessions, users);
 

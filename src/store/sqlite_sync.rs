@@ -43,6 +43,16 @@ fn write_turn(c: &mut SqliteConnection, commit: &TurnCommit) -> QueryResult<Vec<
             .do_nothing()
             .execute(c)?;
     }
+    let shard = crate::stats::shard_of(&commit.conversation_id);
+    for k in &commit.counts {
+        use super::schema::daily_counts as d;
+        diesel::insert_into(d::table)
+            .values((d::day.eq(&k.day), d::flow.eq(&k.flow), d::metric.eq(&k.metric), d::shard.eq(shard), d::n.eq(k.n)))
+            .on_conflict((d::day, d::flow, d::metric, d::shard))
+            .do_update()
+            .set(d::n.eq(d::n + diesel::upsert::excluded(d::n)))
+            .execute(c)?;
+    }
     // No `ON CONFLICT`: an effect whose key is already queued means two turns made the same
     // key, and the turn fails (and is retried, then set aside) rather than lose its effect.
     let mut ids = Vec::with_capacity(commit.outbox.len());

@@ -293,6 +293,7 @@ async fn decide_and_commit(
     let queued = outbox.clone();
     let commit_started = started.elapsed().as_secs_f64();
     let state_json = serde_json::to_string(&new_state).unwrap_or_default();
+    let counts = crate::stats::counts(&record, &app.flows().business.time_zone);
     let commit = app.store.commit_and_next(TurnCommit {
         conversation_id: row.conversation_id.clone(),
         owner: app.instance_id.clone(),
@@ -317,6 +318,7 @@ async fn decide_and_commit(
         lane,
         lookup_snapshot: lookup_snapshot.clone(),
         holds,
+        counts,
     });
     // The commit waits in the store's bulk lane without holding a slot.
     drop(bulk_slot);

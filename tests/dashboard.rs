@@ -1,0 +1,74 @@
+//! The dashboard's figures, kept by the commits, agree with what happened, on SQLite and on
+//! PostgreSQL: three customers (one books, one stops after giving a name, one asks for a person)
+//! are counted by hand here, and the turns and journeys are also counted by a scan of the stored
+//! turn records, which the dashboard never does.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+async fn figures_agree_with_what_happened(db: Db) {
+    let fakes = Fakes::new(None);
+    let server = Server::start(&db, &fakes);
+    let mut booker = Customer::new(&server, &fakes.graph, "971500009101");
+    for line in booking_script() {
+        booker.text(&line).await;
+    }
+    let mut quitter = Customer::new(&server, &fakes.graph, "971500009102");
+    quitter.text("book a full wash").await;
+    quitter.text("Jane Doe").await;
+    let mut asker = Customer::new(&server, &fakes.graph, "971500009103");
+    asker.text("hi").await;
+    asker.text("I want to talk to a person").await;
+    server.settle().await;
+
+    let (status, d) = server.admin("GET", "/admin/dashboard", Value::Null).await;
+    assert_eq!(status, 200, "{d}");
+    let booking = d["flows"].as_array().unwrap().iter().find(|f| f["flow"] == "booking").unwrap().clone();
+    // Counted by hand.
+    assert_eq!(d["totals"]["conversations"], 3, "{d}");
+    assert_eq!(d["totals"]["handed_off"], 1, "{d}");
+    assert_eq!((booking["started"].as_i64(), booking["ended"].as_i64()), (Some(2), Some(1)), "{booking}");
+    assert_eq!((booking["confirmed"].as_i64(), booking["abandoned"].as_i64()), (Some(1), Some(1)), "{booking}");
+    assert_eq!(booking["conversion"].as_f64(), Some(0.5));
+    let reached = |step: &str| {
+        booking["funnel"].as_array().unwrap().iter().find(|s| s["step"] == step).unwrap()["reached"].as_i64().unwrap()
+    };
+    assert_eq!((reached("name"), reached("summary"), reached("booked")), (2, 1, 1), "{booking}");
+
+    // Counted by a scan of the stored turns.
+    let store = server.store().await;
+    let mut turns = 0;
+    let mut starts = 0;
+    for c in [&booker, &quitter, &asker] {
+        for t in store.turns_of(&c.conversation_id()).await.unwrap() {
+            turns += 1;
+            let record = carewell::record::TurnRecord::parse(&t.record).unwrap();
+            starts +=
+                record.trace.iter().filter(|e| e.what == "start" && e.detail.starts_with("journey booking ")).count();
+        }
+    }
+    assert_eq!(d["totals"]["turns"].as_i64(), Some(turns), "{d}");
+    assert_eq!(booking["started"].as_i64(), Some(starts as i64));
+    let days: i64 = d["days"].as_array().unwrap().iter().map(|x| x["turns"].as_i64().unwrap()).sum();
+    assert_eq!(days, turns, "the days add up to the total");
+
+    // One flow, and a range with nothing in it.
+    let (_, only) = server.admin("GET", "/admin/dashboard?flow=complaint", Value::Null).await;
+    assert_eq!(only["flows"].as_array().unwrap().len(), 1);
+    let (_, empty) = server.admin("GET", "/admin/dashboard?from=2020-01-01&to=2020-01-31", Value::Null).await;
+    assert_eq!(empty["totals"]["turns"], 0);
+    let (status, _) = server.admin("GET", "/admin/dashboard?from=2020-02-01&to=2020-01-01", Value::Null).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboards_figures_agree_with_what_happened_on_sqlite() {
+    figures_agree_with_what_happened(sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboards_figures_agree_with_what_happened_on_postgres() {
+    figures_agree_with_what_happened(postgres().await).await;
+}

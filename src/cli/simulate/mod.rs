@@ -493,7 +493,10 @@ async fn run_test(test: &ConversationTest, flows_dir: &Path) -> Result<Outcome, 
         .filter_map(|t| crate::record::TurnRecord::parse(&t.record).ok())
         .collect();
     handle.stop(false).await;
-    let _ = std::fs::remove_file(&db);
+    // The database and SQLite's write-ahead log and shared-memory files beside it.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
     Ok(Outcome { failures, records })
 }
 

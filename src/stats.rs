@@ -10,6 +10,8 @@
 //! | `turns` | is committed (flow `""`) |
 //! | `failed_turns` | failed before or while deciding (flow `""`) |
 //! | `conversations` | is the first of its conversation (flow `""`) |
+//! | `new_customers` | is a customer's first message ever (flow `""`) |
+//! | `returning_customers` | is a known customer's first message of the day (flow `""`) |
 //! | `started` | starts a journey of the flow |
 //! | `ended` | ends a journey of the flow at an `end` step |
 //! | `confirmed` | gets the ERP's acceptance of the flow's write |
@@ -62,6 +64,20 @@ pub fn counts(record: &TurnRecord, zone: &jiff::tz::TimeZone) -> Vec<Count> {
     if record.state_before.as_ref().is_some_and(|s| s.turns == 0) {
         add("", "conversations".into());
     }
+    // A customer's first message of the day: a new customer's, or a returning one's.
+    if record.event.kind.from_customer() {
+        if let Some(before) = &record.state_before {
+            let last_day = (before.last_customer_at > 0)
+                .then(|| jiff::Timestamp::from_second(before.last_customer_at).ok())
+                .flatten()
+                .map(|t| t.to_zoned(zone.clone()).date().to_string());
+            match last_day {
+                None => add("", "new_customers".into()),
+                Some(d) if d != day => add("", "returning_customers".into()),
+                Some(_) => {}
+            }
+        }
+    }
     // The flow a `journey <flow> …` detail names.
     let named =
         |detail: &str| detail.strip_prefix("journey ").and_then(|r| r.split_whitespace().next()).map(String::from);
@@ -106,4 +122,44 @@ pub fn counts(record: &TurnRecord, zone: &jiff::tz::TimeZone) -> Vec<Count> {
         }
     }
     by.into_iter().map(|((flow, metric), n)| Count { day: day.clone(), flow, metric, n }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(last_customer_at: i64, turns: u64, timestamp: i64) -> TurnRecord {
+        let state = json_state(last_customer_at, turns);
+        let text = serde_json::json!({
+            "inbox_id": 1, "message_id": "wamid.1",
+            "event": {"message_id": "wamid.1", "customer": "971500000001", "timestamp": timestamp,
+                      "kind": {"type": "text", "body": "hi"}},
+            "state_before": state, "trace": [], "replies": [], "erp": [],
+            "step_before": "-", "step_after": "-", "outcome": "ok",
+        });
+        TurnRecord::parse(&text.to_string()).expect("a record")
+    }
+
+    fn json_state(last_customer_at: i64, turns: u64) -> serde_json::Value {
+        let mut s = serde_json::to_value(crate::engine::ConversationState::new("971500000001")).unwrap_or_default();
+        s["last_customer_at"] = last_customer_at.into();
+        s["turns"] = turns.into();
+        s
+    }
+
+    fn metrics(r: &TurnRecord) -> Vec<String> {
+        counts(r, &jiff::tz::TimeZone::UTC).into_iter().map(|c| c.metric).collect()
+    }
+
+    #[test]
+    fn a_customer_is_new_once_and_returning_on_a_later_day_only() {
+        const DAY: i64 = 86_400;
+        let first = metrics(&record(0, 0, 100 * DAY));
+        assert!(first.contains(&"new_customers".into()) && first.contains(&"conversations".into()), "{first:?}");
+        let same_day = metrics(&record(100 * DAY, 2, 100 * DAY + 60));
+        assert!(!same_day.iter().any(|m| m.ends_with("_customers")), "{same_day:?}");
+        let next_day = metrics(&record(100 * DAY, 5, 101 * DAY + 60));
+        assert!(next_day.contains(&"returning_customers".into()), "{next_day:?}");
+        assert!(next_day.contains(&"turns".into()) && !next_day.contains(&"conversations".into()));
+    }
 }

@@ -28,6 +28,10 @@ async fn figures_agree_with_what_happened(db: Db) {
     let booking = d["flows"].as_array().unwrap().iter().find(|f| f["flow"] == "booking").unwrap().clone();
     // Counted by hand.
     assert_eq!(d["totals"]["conversations"], 3, "{d}");
+    assert_eq!(
+        (d["totals"]["new_customers"].as_i64(), d["totals"]["returning_customers"].as_i64()),
+        (Some(3), Some(0))
+    );
     assert_eq!(d["totals"]["handed_off"], 1, "{d}");
     assert_eq!((booking["started"].as_i64(), booking["ended"].as_i64()), (Some(2), Some(1)), "{booking}");
     assert_eq!((booking["confirmed"].as_i64(), booking["abandoned"].as_i64()), (Some(1), Some(1)), "{booking}");

@@ -3,7 +3,7 @@
 //! from `daily_counts`, which every turn's commit keeps up to date ([`crate::stats`]), never from
 //! a scan of the turns.
 //!
-//! The answer: `totals` (turns, conversations, failed turns, upset customers, LLM calls and
+//! The answer: `totals` (turns, conversations, new and returning customers, failed turns, upset customers, LLM calls and
 //! failures, hand-offs, ratings by star), `days` (turns and conversations per day) and, per flow,
 //! journeys `started`, `ended`, ERP-`confirmed`, `handed_off`, `stuck`, `abandoned` (started and
 //! neither ended nor handed off), the `conversion` from started to confirmed, and the `funnel`:
@@ -121,6 +121,7 @@ pub fn figures(
         "from": from, "to": to, "time_zone": flows.business.time_zone_name,
         "totals": {
             "turns": get("", "turns"), "conversations": get("", "conversations"),
+            "new_customers": get("", "new_customers"), "returning_customers": get("", "returning_customers"),
             "failed_turns": get("", "failed_turns"), "upset": get("", "upset"),
             "llm_calls": get("", "llm_calls"), "llm_failures": get("", "llm_failures"),
             "handed_off": handed_off, "ratings": ratings,

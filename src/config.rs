@@ -100,6 +100,9 @@ pub struct Settings {
     /// Staff WhatsApp numbers (digits, `HANDOFF_STAFF_NUMBERS`, comma-separated) told of each
     /// hand-off; none by default.
     pub staff_numbers: Vec<String>,
+    /// What the LLM's provider charges per million tokens, in the currency of its bill
+    /// (`LLM_PRICE_PER_MILLION_TOKENS`, a decimal; unset: the dashboard shows tokens, not cost).
+    pub llm_price_per_million_tokens: Option<f64>,
     /// HTTP worker threads (`HTTP_WORKERS`); each is a thread beside the runtime's own, so on a
     /// small machine fewer means fewer thread switches (see BENCHMARKS.md).
     pub http_workers: usize,
@@ -233,6 +236,16 @@ impl Settings {
             outbox_claim: Duration::from_millis(number("OUTBOX_CLAIM_MS", 30_000u64)?.max(1000)),
             lease: Duration::from_millis(number("LEASE_MS", 30_000u64)?.max(1000)),
             http_workers: number("HTTP_WORKERS", 1usize)?.max(1),
+            llm_price_per_million_tokens: match var("LLM_PRICE_PER_MILLION_TOKENS") {
+                None => None,
+                Some(v) => Some(v.parse::<f64>().ok().filter(|p| p.is_finite() && *p >= 0.0).ok_or_else(|| {
+                    ConfigError::Invalid {
+                        name: "LLM_PRICE_PER_MILLION_TOKENS",
+                        value: v.clone(),
+                        why: "expected a price such as 0.60".into(),
+                    }
+                })?),
+            },
             team_webhook: match var("HANDOFF_WEBHOOK_URL") {
                 Some(url) => Some(TeamWebhook {
                     url,

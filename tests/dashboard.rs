@@ -41,20 +41,60 @@ async fn figures_agree_with_what_happened(db: Db) {
     };
     assert_eq!((reached("name"), reached("summary"), reached("booked")), (2, 1, 1), "{booking}");
 
-    // Counted by a scan of the stored turns.
+    // Counted by a scan of the stored turns; the one booking's time from start to confirmation.
     let store = server.store().await;
     let mut turns = 0;
     let mut starts = 0;
+    let (mut booking_started, mut booking_confirmed) = (None, None);
     for c in [&booker, &quitter, &asker] {
         for t in store.turns_of(&c.conversation_id()).await.unwrap() {
             turns += 1;
             let record = carewell::record::TurnRecord::parse(&t.record).unwrap();
-            starts +=
+            let started =
                 record.trace.iter().filter(|e| e.what == "start" && e.detail.starts_with("journey booking ")).count();
+            starts += started;
+            if c.conversation_id() == booker.conversation_id() {
+                if started > 0 {
+                    booking_started = Some(record.event.timestamp);
+                }
+                if record.trace.iter().any(|e| e.what == "erp_outcome" && e.detail.starts_with("ERP accepted")) {
+                    booking_confirmed = Some(record.event.timestamp);
+                }
+            }
         }
     }
     assert_eq!(d["totals"]["turns"].as_i64(), Some(turns), "{d}");
     assert_eq!(booking["started"].as_i64(), Some(starts as i64));
+    let (Some(a), Some(b)) = (booking_started, booking_confirmed) else {
+        panic!("the booking has a start and a confirmation")
+    };
+    assert_eq!(booking["median_seconds_to_book"].as_i64(), Some(b - a), "{booking}");
+    assert_eq!(d["totals"]["dead_letters"], 0);
+
+    // The CSV holds the same counts: summed, they give the dashboard's figures.
+    let csv = reqwest::Client::new()
+        .get(format!("{}/admin/dashboard.csv", server.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = csv.text().await.unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("day,flow,metric,count"));
+    let sum = |flow: &str, metric: &str| -> i64 {
+        csv.lines()
+            .skip(1)
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.split(',').collect();
+                (cells[1] == flow && cells[2] == metric).then(|| cells[3].parse::<i64>().unwrap())
+            })
+            .sum()
+    };
+    assert_eq!(sum("", "turns"), turns);
+    assert_eq!(sum("", "conversations"), 3);
+    assert_eq!((sum("booking", "started"), sum("booking", "confirmed")), (2, 1), "{csv}");
+    assert_eq!(sum("booking", "step:summary"), 1);
     let days: i64 = d["days"].as_array().unwrap().iter().map(|x| x["turns"].as_i64().unwrap()).sum();
     assert_eq!(days, turns, "the days add up to the total");
 

@@ -225,6 +225,10 @@ pub struct Journey {
     /// When the current step was entered (Unix seconds of the event that entered it).
     #[serde(default)]
     pub step_since: i64,
+    /// When the journey started (Unix seconds of the event that started it; 0 in journeys
+    /// started before it was kept): the dashboard's time to book is measured from it.
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub started_at: i64,
     /// Whether this journey's one reminder was sent (a fact of its history: it is reminded at
     /// most once, whatever step it is at).
     #[serde(default)]
@@ -248,6 +252,10 @@ pub struct Journey {
 }
 
 fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_i64(n: &i64) -> bool {
     *n == 0
 }
 

@@ -41,6 +41,7 @@ pub fn start(
         no_progress: 0,
         last_text: None,
         step_since: t.now,
+        started_at: t.now,
         reminded: false,
         erp: None,
         erp_reasks: 0,

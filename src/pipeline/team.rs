@@ -105,6 +105,7 @@ mod tests {
                 no_progress: 0,
                 last_text: None,
                 step_since: 0,
+                started_at: 0,
                 reminded: false,
                 erp: None,
                 erp_reasks: 0,

@@ -1,132 +1,147 @@
-//! The dashboard's figures: `GET /admin/dashboard?from=YYYY-MM-DD&to=YYYY-MM-DD&flow=<id>`
-//! (permission `read`; by default the last 30 days, in the business's time zone). They are read
-//! from `daily_counts`, which every turn's commit keeps up to date ([`crate::stats`]), never from
-//! a scan of the turns.
+//! The dashboard's figures as JSON and CSV:
+//! `GET /admin/dashboard?from=YYYY-MM-DD&to=YYYY-MM-DD&flow=<id>` and `GET /admin/dashboard.csv`
+//! with the same query (permission `read`; by default the last 30 days, in the business's time
+//! zone). They are read from `daily_counts`, which every turn's commit keeps up to date
+//! ([`crate::stats`]), never from a scan of the turns; what they mean is in
+//! [`crate::stats::figures`]. The console's dashboard page shows the same values.
 //!
-//! The answer: `totals` (turns, conversations, new and returning customers, failed turns, upset customers, LLM calls and
-//! failures, hand-offs, ratings by star), `days` (turns and conversations per day) and, per flow,
-//! journeys `started`, `ended`, ERP-`confirmed`, `handed_off`, `stuck`, `abandoned` (started and
-//! neither ended nor handed off), the `conversion` from started to confirmed, and the `funnel`:
-//! how many journeys reached each step, in the flow's order, and how many fewer than the step
-//! before (`dropped`).
-
-use std::collections::BTreeMap;
+//! The CSV holds the counts themselves, one row per day, flow and metric
+//! (`day,flow,metric,count`; flow empty for the conversation as a whole), so that a reporting
+//! tool can pivot them as it likes; with `flow`, only that flow's rows.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::auth::{self, Permission};
 use super::problem;
 use crate::pipeline::App;
+use crate::stats::figures::{self, CountRow, Dashboard};
 
-/// Registers the route (inside the `/admin` scope).
+/// Registers the routes (inside the `/admin` scope).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/dashboard", web::get().to(dashboard));
+    cfg.route("/dashboard", web::get().to(json)).route("/dashboard.csv", web::get().to(csv));
 }
 
-#[derive(Deserialize)]
-struct Range {
+/// The query of the dashboard's routes and page.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RangeQuery {
+    /// First day, `YYYY-MM-DD` (29 days before `to` by default).
     #[serde(default)]
-    from: Option<String>,
+    pub from: Option<String>,
+    /// Last day (today in the business's time zone by default).
     #[serde(default)]
-    to: Option<String>,
+    pub to: Option<String>,
+    /// One flow's id, or all flows (absent or empty).
     #[serde(default)]
-    flow: Option<String>,
+    pub flow: Option<String>,
 }
 
-async fn dashboard(app: web::Data<App>, req: HttpRequest, q: web::Query<Range>) -> HttpResponse {
-    if let Err(resp) = auth::caller(&app, &req, Permission::Read).await {
-        return resp;
-    }
+/// A checked range: days in order, a known flow.
+#[derive(Debug, Clone)]
+pub struct Range {
+    /// `YYYY-MM-DD`.
+    pub from: String,
+    /// `YYYY-MM-DD`, not before `from`.
+    pub to: String,
+    /// A flow of the flow set.
+    pub flow: Option<String>,
+}
+
+/// Checks `q` against the flow set. Errors (400, `server.bad_range` or `server.no_flow`) say
+/// what to give instead.
+pub fn range(app: &App, q: &RangeQuery) -> Result<Range, HttpResponse> {
     let flows = app.flows();
     let today = jiff::Timestamp::now().to_zoned(flows.business.time_zone.clone()).date();
-    let day = |given: &Option<String>, default: jiff::civil::Date| match given {
-        Some(d) => d.parse::<jiff::civil::Date>().map_err(|_| d.clone()),
-        None => Ok(default),
+    let day = |given: &Option<String>| given.as_deref().filter(|d| !d.is_empty()).map(str::parse::<jiff::civil::Date>);
+    let to = match day(&q.to) {
+        None => Ok(today),
+        Some(d) => d,
     };
-    let month_ago = today.checked_sub(jiff::Span::new().days(29)).unwrap_or(today);
-    let (from, to) = match (day(&q.from, month_ago), day(&q.to, today)) {
+    let from = match (day(&q.from), &to) {
+        (None, Ok(t)) => Ok(t.checked_sub(jiff::Span::new().days(29)).unwrap_or(*t)),
+        (None, Err(_)) => Ok(today),
+        (Some(d), _) => d,
+    };
+    let (from, to) = match (from, to) {
         (Ok(f), Ok(t)) if f <= t => (f.to_string(), t.to_string()),
         _ => {
-            return problem(
+            return Err(problem(
                 StatusCode::BAD_REQUEST,
                 "server.bad_range",
                 "give `from` and `to` as YYYY-MM-DD, `from` not after `to`",
-            );
+            ));
         }
     };
-    if let Some(f) = &q.flow {
+    let flow = q.flow.clone().filter(|f| !f.is_empty());
+    if let Some(f) = &flow {
         if flows.flow(f).is_none() {
-            return problem(StatusCode::BAD_REQUEST, "server.no_flow", &format!("no flow {f:?}"));
+            return Err(problem(StatusCode::BAD_REQUEST, "server.no_flow", &format!("no flow {f:?}")));
         }
     }
-    let rows = match app.store.daily_counts(&from, &to).await {
-        Ok(r) => r,
-        Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
-    };
-    HttpResponse::Ok().json(figures(&flows, &rows, &from, &to, q.flow.as_deref()))
+    Ok(Range { from, to, flow })
 }
 
-/// The dashboard's document from the summed `rows` (day, flow, metric, n) of `from`..`to`,
-/// for one flow or all.
-pub fn figures(
-    flows: &crate::flow::FlowSet,
-    rows: &[(String, String, String, i64)],
-    from: &str,
-    to: &str,
-    only: Option<&str>,
-) -> Value {
-    let mut by_flow: BTreeMap<&str, BTreeMap<&str, i64>> = BTreeMap::new();
-    let mut days: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
-    for (day, flow, metric, n) in rows {
-        *by_flow.entry(flow.as_str()).or_default().entry(metric.as_str()).or_default() += n;
-        if flow.is_empty() {
-            let d = days.entry(day.as_str()).or_default();
-            match metric.as_str() {
-                "turns" => d.0 += n,
-                "conversations" => d.1 += n,
-                _ => {}
-            }
-        }
+/// The range's summed counts and the dashboard made from them (with the dead letters waiting
+/// now). Errors: 503 when the database cannot be read.
+pub async fn load(app: &App, r: &Range) -> Result<(Dashboard, Vec<CountRow>), HttpResponse> {
+    let unavailable = |e: crate::store::StoreError| problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string());
+    let rows = app.store.daily_counts(&r.from, &r.to).await.map_err(unavailable)?;
+    let mut d = figures::dashboard(
+        &app.flows(),
+        &rows,
+        &r.from,
+        &r.to,
+        r.flow.as_deref(),
+        app.settings.llm_price_per_million_tokens,
+    );
+    d.totals.dead_letters = app.store.dead_letter_count().await.map_err(unavailable)?;
+    Ok((d, rows))
+}
+
+async fn json(app: web::Data<App>, req: HttpRequest, q: web::Query<RangeQuery>) -> HttpResponse {
+    if let Err(resp) = auth::caller(&app, &req, Permission::Read).await {
+        return resp;
     }
-    let get = |flow: &str, metric: &str| by_flow.get(flow).and_then(|m| m.get(metric)).copied().unwrap_or(0);
-    let ratings: BTreeMap<String, i64> = (1..=5).map(|n| (n.to_string(), get("", &format!("rating:{n}")))).collect();
-    let handed_off: i64 = by_flow.values().filter_map(|m| m.get("handed_off")).sum();
-    let mut per_flow = Vec::new();
-    for flow in flows.flows.values().filter(|f| only.is_none_or(|o| o == f.id)) {
-        let id = flow.id.as_str();
-        let started = get(id, "started");
-        let (ended, handed) = (get(id, "ended"), get(id, "handed_off"));
-        let confirmed = get(id, "confirmed");
-        let mut funnel = Vec::new();
-        let mut previous: Option<i64> = None;
-        for (i, step) in flow.steps.values().enumerate() {
-            let reached = if i == 0 { started } else { get(id, &format!("step:{}", step.id)) };
-            funnel.push(json!({
-                "step": step.id, "title": step.title, "reached": reached,
-                "dropped": previous.map(|p| (p - reached).max(0)),
-            }));
-            previous = Some(reached);
-        }
-        per_flow.push(json!({
-            "flow": id, "title": flow.title, "started": started, "ended": ended, "confirmed": confirmed,
-            "handed_off": handed, "stuck": get(id, "stuck"), "abandoned": (started - ended - handed).max(0),
-            "conversion": if started > 0 { confirmed as f64 / started as f64 } else { 0.0 },
-            "funnel": funnel,
-        }));
-    }
-    json!({
-        "from": from, "to": to, "time_zone": flows.business.time_zone_name,
-        "totals": {
-            "turns": get("", "turns"), "conversations": get("", "conversations"),
-            "new_customers": get("", "new_customers"), "returning_customers": get("", "returning_customers"),
-            "failed_turns": get("", "failed_turns"), "upset": get("", "upset"),
-            "llm_calls": get("", "llm_calls"), "llm_failures": get("", "llm_failures"),
-            "handed_off": handed_off, "ratings": ratings,
+    match range(&app, &q) {
+        Ok(r) => match load(&app, &r).await {
+            Ok((d, _)) => HttpResponse::Ok().json(d),
+            Err(resp) => resp,
         },
-        "days": days.iter().map(|(d, (t, c))| json!({"day": d, "turns": t, "conversations": c})).collect::<Vec<_>>(),
-        "flows": per_flow,
-    })
+        Err(resp) => resp,
+    }
+}
+
+async fn csv(app: web::Data<App>, req: HttpRequest, q: web::Query<RangeQuery>) -> HttpResponse {
+    if let Err(resp) = auth::caller(&app, &req, Permission::Read).await {
+        return resp;
+    }
+    csv_answer(&app, &q).await
+}
+
+/// The CSV download of the range's counts (also served to the console's session).
+pub async fn csv_answer(app: &App, q: &RangeQuery) -> HttpResponse {
+    let r = match range(app, q) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let rows = match load(app, &r).await {
+        Ok((_, rows)) => rows,
+        Err(resp) => return resp,
+    };
+    let kept = rows.iter().filter(|(_, flow, _, _)| r.flow.as_ref().is_none_or(|f| f == flow));
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let written = std::iter::once(out.write_record(["day", "flow", "metric", "count"]))
+        .chain(kept.map(|(day, flow, metric, n)| out.write_record([day, flow, metric, &n.to_string()])))
+        .collect::<Result<Vec<()>, _>>();
+    match (written, out.into_inner()) {
+        (Ok(_), Ok(body)) => HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .insert_header((
+                "Content-Disposition",
+                format!("attachment; filename=\"carewell-counts-{}-{}.csv\"", r.from, r.to),
+            ))
+            .body(body),
+        _ => problem(StatusCode::INTERNAL_SERVER_ERROR, "server.csv", "the CSV could not be written"),
+    }
 }

@@ -83,4 +83,11 @@ impl Store {
             Ok((inbox_n, pending, turns_n, out_pending, dead))
         })
     }
+
+    /// Outbox rows in the dead letter.
+    pub async fn dead_letter_count(&self) -> Result<i64, StoreError> {
+        with_conn!(self, |conn| {
+            Ok(outbox::table.filter(outbox::status.eq(OutboxStatus::Dead.as_str())).count().get_result(conn).await?)
+        })
+    }
 }

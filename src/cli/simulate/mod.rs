@@ -302,6 +302,7 @@ async fn run_test(test: &ConversationTest, flows_dir: &Path) -> Result<Outcome, 
         outbox_claim: Duration::from_secs(5),
         lease: Duration::from_secs(5),
         http_workers: 1,
+        llm_price_per_million_tokens: None,
     };
     let app = crate::pipeline::App::build(settings).await.map_err(|e| e.to_string())?;
     let (addrs, server) = crate::startup::start(app.clone()).map_err(|e| e.to_string())?;

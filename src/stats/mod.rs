@@ -20,7 +20,11 @@
 //! | `upset` | acknowledges an upset customer (flow `""`) |
 //! | `step:<id>` | enters step `<id>` of the flow (its funnel) |
 //! | `llm_calls`, `llm_failures` | runs the LLM guard, and it fails (flow `""`) |
+//! | `llm_tokens` | runs the LLM guard: `n` is the tokens its attempts used, as the LLM reported them (flow `""`) |
+//! | `time_to_book:<s>` | gets the ERP's acceptance `s` whole seconds after its journey started (a histogram with one-second bins, for an exact median) |
 //! | `rating:<n>` | stores a visit's rating `n` (flow `""`) |
+
+pub mod figures;
 
 use std::collections::BTreeMap;
 
@@ -56,13 +60,13 @@ pub fn counts(record: &TurnRecord, zone: &jiff::tz::TimeZone) -> Vec<Count> {
     let journey_flow =
         record.journey_flow.as_ref().map(|f| f.id.clone()).or_else(|| record.plan.flow.clone()).unwrap_or_default();
     let mut by: BTreeMap<(String, String), i64> = BTreeMap::new();
-    let mut add = |flow: &str, metric: String| *by.entry((flow.to_string(), metric)).or_default() += 1;
-    add("", "turns".into());
+    let mut add = |flow: &str, metric: String, n: i64| *by.entry((flow.to_string(), metric)).or_default() += n;
+    add("", "turns".into(), 1);
     if record.outcome != "ok" {
-        add("", "failed_turns".into());
+        add("", "failed_turns".into(), 1);
     }
     if record.state_before.as_ref().is_some_and(|s| s.turns == 0) {
-        add("", "conversations".into());
+        add("", "conversations".into(), 1);
     }
     // A customer's first message of the day: a new customer's, or a returning one's.
     if record.event.kind.from_customer() {
@@ -72,8 +76,8 @@ pub fn counts(record: &TurnRecord, zone: &jiff::tz::TimeZone) -> Vec<Count> {
                 .flatten()
                 .map(|t| t.to_zoned(zone.clone()).date().to_string());
             match last_day {
-                None => add("", "new_customers".into()),
-                Some(d) if d != day => add("", "returning_customers".into()),
+                None => add("", "new_customers".into(), 1),
+                Some(d) if d != day => add("", "returning_customers".into(), 1),
                 Some(_) => {}
             }
         }
@@ -86,23 +90,29 @@ pub fn counts(record: &TurnRecord, zone: &jiff::tz::TimeZone) -> Vec<Count> {
         match e.what.as_str() {
             "start" => {
                 if let Some(flow) = named(&e.detail) {
-                    add(&flow, "started".into());
+                    add(&flow, "started".into(), 1);
                     current = flow;
                 }
             }
             "end" => {
                 if let Some(flow) = named(&e.detail) {
-                    add(&flow, "ended".into());
+                    add(&flow, "ended".into(), 1);
                 }
             }
-            "erp_outcome" if e.detail.starts_with("ERP accepted") => add(&current, "confirmed".into()),
+            "erp_outcome" if e.detail.starts_with("ERP accepted") => {
+                add(&current, "confirmed".into(), 1);
+                let started = record.state_before.as_ref().and_then(|s| s.journey.as_ref()).map_or(0, |j| j.started_at);
+                if started > 0 {
+                    add(&current, format!("time_to_book:{}", (record.event.timestamp - started).max(0)), 1);
+                }
+            }
             // The bot handing over (an agent taking a conversation over is noted too, in other words).
-            "handoff" if e.detail.starts_with("handed to a person") => add(&current, "handed_off".into()),
-            "stuck" => add(&current, "stuck".into()),
-            "upset" => add("", "upset".into()),
+            "handoff" if e.detail.starts_with("handed to a person") => add(&current, "handed_off".into(), 1),
+            "stuck" => add(&current, "stuck".into(), 1),
+            "upset" => add("", "upset".into(), 1),
             "rating" => {
                 if let Some(n) = e.detail.split(" rated ").nth(1).and_then(|r| r.split_whitespace().next()) {
-                    add("", format!("rating:{n}"));
+                    add("", format!("rating:{n}"), 1);
                 }
             }
             _ => {}
@@ -111,14 +121,19 @@ pub fn counts(record: &TurnRecord, zone: &jiff::tz::TimeZone) -> Vec<Count> {
         // step further down the funnel).
         if let Some((from, to)) = &e.edge {
             if from != "(change)" {
-                add(&current, format!("step:{to}"));
+                add(&current, format!("step:{to}"), 1);
             }
         }
     }
     for run in record.guards.runs.iter().filter(|r| r.guard == "llm") {
-        add("", "llm_calls".into());
+        add("", "llm_calls".into(), 1);
         if run.outcome != "ok" {
-            add("", "llm_failures".into());
+            add("", "llm_failures".into(), 1);
+        }
+        let attempts = run.detail["attempts"].as_array().into_iter().flatten();
+        let tokens: u64 = attempts.filter_map(|a| a["tokens"].as_u64()).sum();
+        if tokens > 0 {
+            add("", "llm_tokens".into(), i64::try_from(tokens).unwrap_or(i64::MAX));
         }
     }
     by.into_iter().map(|((flow, metric), n)| Count { day: day.clone(), flow, metric, n }).collect()
@@ -161,5 +176,30 @@ mod tests {
         let next_day = metrics(&record(100 * DAY, 5, 101 * DAY + 60));
         assert!(next_day.contains(&"returning_customers".into()), "{next_day:?}");
         assert!(next_day.contains(&"turns".into()) && !next_day.contains(&"conversations".into()));
+    }
+
+    #[test]
+    fn a_confirmation_counts_its_time_to_book_and_an_llm_run_its_tokens() {
+        let mut r = record(1_000, 4, 1_000_600);
+        let mut state = r.state_before.clone().expect("a state");
+        let journey = serde_json::json!({"id": "booking-1", "flow": "booking", "version": 1, "step": "summary",
+                                          "slots": {}, "started_at": 1_000_000});
+        state.journey = Some(serde_json::from_value(journey).expect("a journey"));
+        r.state_before = Some(state);
+        r.journey_flow = Some(crate::record::FlowRef { id: "booking".into(), version: 1 });
+        r.trace.push(
+            serde_json::from_value(serde_json::json!({"what": "erp_outcome", "detail": "ERP accepted BK-1"}))
+                .expect("an entry"),
+        );
+        r.guards.runs.push(
+            serde_json::from_value(serde_json::json!({"guard": "llm", "outcome": "llm.timeout", "latency_ms": 9,
+            "detail": {"attempts": [{"tokens": 120}, {"tokens": null}, {"tokens": 30}]}}))
+            .expect("a run"),
+        );
+        let counts = counts(&r, &jiff::tz::TimeZone::UTC);
+        let n = |flow: &str, metric: &str| counts.iter().find(|c| c.flow == flow && c.metric == metric).map(|c| c.n);
+        assert_eq!(n("booking", "confirmed"), Some(1), "{counts:?}");
+        assert_eq!(n("booking", "time_to_book:600"), Some(1), "ten minutes from start to the ERP's acceptance");
+        assert_eq!((n("", "llm_calls"), n("", "llm_failures"), n("", "llm_tokens")), (Some(1), Some(1), Some(150)));
     }
 }

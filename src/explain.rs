@@ -85,7 +85,8 @@ fn subsystem(code: &str) -> String {
     code.split('.').next().unwrap_or("unknown").to_string()
 }
 
-fn describe(event: &InboundEvent) -> String {
+/// A turn's event in words: `text "…"`, `pressed "…"`, `location …`, what the ERP answered.
+pub fn describe(event: &InboundEvent) -> String {
     match &event.kind {
         EventKind::Text { body } => format!("text {body:?}"),
         EventKind::Choice { title, .. } => format!("pressed {title:?}"),

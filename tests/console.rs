@@ -6,9 +6,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use common::*;
 use serde_json::{Value, json};
 
@@ -62,21 +59,6 @@ impl Caller {
         }
         (status, body["error"]["code"].as_str().unwrap_or_default().to_string())
     }
-}
-
-fn users_add(db: &Db, name: &str, role: &str, password: &str) -> (bool, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_carewell"))
-        .args(["users", "add", "--name", name, "--role", role])
-        .env("DATABASE_URL", db.url())
-        .env("FLOWS_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/flows"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
 async fn accounts_roles_keys_and_the_audit_trail(db: Db) {

@@ -98,6 +98,41 @@ async fn figures_agree_with_what_happened(db: Db) {
     let days: i64 = d["days"].as_array().unwrap().iter().map(|x| x["turns"].as_i64().unwrap()).sum();
     assert_eq!(days, turns, "the days add up to the total");
 
+    // Transcript search: by words (any case, LIKE's wildcards taken literally), by number, as CSV.
+    let (status, found) = server.admin("GET", "/admin/transcripts?text=JANE", Value::Null).await;
+    assert_eq!(status, 200, "{found}");
+    let hits = found["hits"].as_array().unwrap();
+    let customers: std::collections::BTreeSet<&str> = hits.iter().filter_map(|h| h["customer"].as_str()).collect();
+    assert_eq!(customers.into_iter().collect::<Vec<_>>(), ["971500009101", "971500009102"], "{found}");
+    for h in hits {
+        assert_ne!(h["customer"], "971500009103", "the asker never wrote Jane: {h}");
+        let words = format!("{} {}", h["said"], h["replied"]).to_lowercase();
+        assert!(words.contains("jane"), "{h}");
+    }
+    let (_, wildcard) = server.admin("GET", "/admin/transcripts?text=%25", Value::Null).await;
+    assert_eq!(wildcard["hits"], serde_json::json!([]), "a % matches a %, not everything");
+    let quitters = store.turns_of(&quitter.conversation_id()).await.unwrap().len();
+    let (_, by_number) = server.admin("GET", "/admin/transcripts?number=9102", Value::Null).await;
+    assert_eq!(by_number["hits"].as_array().unwrap().len(), quitters, "{by_number}");
+    let (status, _) = server.admin("GET", "/admin/transcripts?flow=nosuch", Value::Null).await;
+    assert_eq!(status, 400);
+    let csv = reqwest::Client::new()
+        .get(format!("{}/admin/transcripts.csv?number=9103", server.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let askers = store.turns_of(&asker.conversation_id()).await.unwrap().len();
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        ["at", "customer", "flow", "step", "said", "replied", "outcome"]
+    );
+    assert_eq!(reader.records().count(), askers, "{csv}");
+
     // One flow, and a range with nothing in it.
     let (_, only) = server.admin("GET", "/admin/dashboard?flow=complaint", Value::Null).await;
     assert_eq!(only["flows"].as_array().unwrap().len(), 1);

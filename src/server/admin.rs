@@ -32,7 +32,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/outbox/{id}/redrive", web::post().to(redrive))
             .configure(super::console::routes)
             .configure(super::privacy::routes)
-            .configure(super::dashboard::routes),
+            .configure(super::dashboard::routes)
+            .configure(super::transcripts::routes),
     );
 }
 

@@ -72,14 +72,27 @@ fn decoy_hash() -> &'static str {
 }
 
 async fn login(app: web::Data<App>, req: HttpRequest, body: web::Json<LoginBody>) -> HttpResponse {
-    let address = super::client_ip(&req, app.settings.trusted_proxy_header.as_deref()).map(|i| i.to_string());
+    match sign_in(&app, &req, &body.name, &body.password).await {
+        Ok((user, cookie)) => HttpResponse::Ok().cookie(cookie).json(json!({"name": user.name, "role": user.role})),
+        Err(resp) => resp,
+    }
+}
+
+/// Checks a name and password and opens a session: the user and the session cookie to set.
+/// Errors: 429 (`server.login_rate_limited`) after too many failures, 401
+/// (`server.login_failed`, the same for an unknown name and a wrong password), 503. Every
+/// attempt is in the audit trail with the caller's address.
+pub async fn sign_in(
+    app: &App,
+    req: &HttpRequest,
+    name: &str,
+    password: &str,
+) -> Result<(crate::store::UserRow, Cookie<'static>), HttpResponse> {
+    let address = super::client_ip(req, app.settings.trusted_proxy_header.as_deref()).map(|i| i.to_string());
     let now = now_ms();
     let since = now - LOGIN_WINDOW_MINUTES * 60_000;
-    let name = body.name.trim().to_string();
-    let failures = match app.store.login_failures(address.as_deref(), &name, since).await {
-        Ok(n) => n,
-        Err(e) => return unavailable(e),
-    };
+    let name = name.trim().to_string();
+    let failures = app.store.login_failures(address.as_deref(), &name, since).await.map_err(unavailable)?;
     let attempt = |outcome: &str, action: &str| NewAudit {
         at: now,
         actor: name.clone(),
@@ -92,27 +105,22 @@ async fn login(app: web::Data<App>, req: HttpRequest, body: web::Json<LoginBody>
     };
     if failures >= LOGIN_FAILURES {
         let _ = app.store.audit(attempt("denied", "login.refused")).await;
-        return problem(
+        return Err(problem(
             StatusCode::TOO_MANY_REQUESTS,
             "server.login_rate_limited",
             &format!("too many failed logins; try again in {LOGIN_WINDOW_MINUTES} minutes"),
-        );
+        ));
     }
-    let user = match app.store.user_named(&name).await {
-        Ok(u) => u.filter(|u| u.disabled_at.is_none()),
-        Err(e) => return unavailable(e),
-    };
+    let user = app.store.user_named(&name).await.map_err(unavailable)?.filter(|u| u.disabled_at.is_none());
     let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| decoy_hash().to_string());
-    let password = body.password.clone();
+    let password = password.to_string();
     let matches = web::block(move || auth::verify_password(&password, &hash)).await.unwrap_or(false);
     let (Some(user), true) = (user, matches) else {
         let _ = app.store.audit(attempt("failed", "login.failed")).await;
-        return problem(StatusCode::UNAUTHORIZED, "server.login_failed", "wrong name or password");
+        return Err(problem(StatusCode::UNAUTHORIZED, "server.login_failed", "wrong name or password"));
     };
     let token = auth::new_secret();
-    if let Err(e) = app.store.create_session(&secret_digest(&token), user.id, address.as_deref(), now).await {
-        return unavailable(e);
-    }
+    app.store.create_session(&secret_digest(&token), user.id, address.as_deref(), now).await.map_err(unavailable)?;
     let _ = app.store.audit(NewAudit { actor_kind: "user".into(), ..attempt("ok", "login.ok") }).await;
     let cookie = Cookie::build(auth::SESSION_COOKIE, token)
         .http_only(true)
@@ -120,20 +128,27 @@ async fn login(app: web::Data<App>, req: HttpRequest, body: web::Json<LoginBody>
         .same_site(SameSite::Strict)
         .path("/")
         .finish();
-    HttpResponse::Ok().cookie(cookie).json(json!({"name": user.name, "role": user.role}))
+    Ok((user, cookie))
+}
+
+/// Ends the caller's session (recorded in the audit trail): the cookie that removes it.
+/// Errors: 503 when the store cannot end it.
+pub async fn sign_out(app: &App, req: &HttpRequest, p: &Principal) -> Result<Cookie<'static>, HttpResponse> {
+    if let Some(token) = auth::session_token(req) {
+        app.store.end_session(&secret_digest(&token)).await.map_err(unavailable)?;
+    }
+    record(app, p, "logout", &p.name(), "ok", json!({})).await;
+    let mut gone = Cookie::build(auth::SESSION_COOKIE, "").http_only(true).secure(true).path("/").finish();
+    gone.make_removal();
+    Ok(gone)
 }
 
 async fn logout(app: web::Data<App>, req: HttpRequest) -> HttpResponse {
     let p = caller!(app, req, Permission::Read);
-    if let Some(token) = auth::session_token(&req) {
-        if let Err(e) = app.store.end_session(&secret_digest(&token)).await {
-            return unavailable(e);
-        }
+    match sign_out(&app, &req, &p).await {
+        Ok(gone) => HttpResponse::Ok().cookie(gone).json(json!({"logged_out": true})),
+        Err(resp) => resp,
     }
-    record(&app, &p, "logout", &p.name(), "ok", json!({})).await;
-    let mut gone = Cookie::build(auth::SESSION_COOKIE, "").http_only(true).secure(true).path("/").finish();
-    gone.make_removal();
-    HttpResponse::Ok().cookie(gone).json(json!({"logged_out": true}))
 }
 
 async fn me(app: web::Data<App>, req: HttpRequest) -> HttpResponse {

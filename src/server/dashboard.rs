@@ -131,11 +131,12 @@ pub async fn csv_answer(app: &App, q: &RangeQuery) -> HttpResponse {
     };
     let kept = rows.iter().filter(|(_, flow, _, _)| r.flow.as_ref().is_none_or(|f| f == flow));
     let mut out = csv::Writer::from_writer(Vec::new());
-    let written = std::iter::once(out.write_record(["day", "flow", "metric", "count"]))
-        .chain(kept.map(|(day, flow, metric, n)| out.write_record([day, flow, metric, &n.to_string()])))
-        .collect::<Result<Vec<()>, _>>();
+    let mut written = out.write_record(["day", "flow", "metric", "count"]);
+    for (day, flow, metric, n) in kept {
+        written = written.and_then(|_| out.write_record([day, flow, metric, &n.to_string()]));
+    }
     match (written, out.into_inner()) {
-        (Ok(_), Ok(body)) => HttpResponse::Ok()
+        (Ok(()), Ok(body)) => HttpResponse::Ok()
             .content_type("text/csv; charset=utf-8")
             .insert_header((
                 "Content-Disposition",

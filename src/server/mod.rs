@@ -17,7 +17,9 @@ pub mod auth;
 pub mod console;
 pub mod dashboard;
 pub mod inspector;
+pub mod pages;
 pub mod privacy;
+pub mod transcripts;
 
 use crate::channel::whatsapp::{signature, webhook};
 use crate::pipeline::App;
@@ -35,7 +37,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics))
         .route("/sandbox/messages", web::get().to(sandbox_messages))
         .configure(admin::routes)
-        .configure(inspector::routes);
+        .configure(inspector::routes)
+        .configure(pages::routes);
 }
 
 pub(crate) fn problem(status: actix_web::http::StatusCode, code: &str, message: &str) -> HttpResponse {

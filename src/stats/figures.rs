@@ -24,7 +24,7 @@ pub struct Dashboard {
     pub flow: Option<String>,
     /// Figures of the whole range.
     pub totals: Totals,
-    /// One entry per day that has a count, in order.
+    /// One entry per day of the range (at most 400), in order, zeros included.
     pub days: Vec<Day>,
     /// One entry per flow (or the one asked for), in the flow set's order.
     pub flows: Vec<FlowFigures>,
@@ -139,10 +139,11 @@ pub fn dashboard(
     price: Option<f64>,
 ) -> Dashboard {
     let mut by_flow: BTreeMap<&str, BTreeMap<&str, i64>> = BTreeMap::new();
-    let mut days: BTreeMap<&str, Day> = BTreeMap::new();
+    let mut days: BTreeMap<String, Day> =
+        every_day(from, to).map(|d| (d.clone(), Day { day: d, ..Day::default() })).collect();
     for (day, flow, metric, n) in rows {
         *by_flow.entry(flow.as_str()).or_default().entry(metric.as_str()).or_default() += n;
-        let d = days.entry(day.as_str()).or_insert_with(|| Day { day: day.clone(), ..Day::default() });
+        let d = days.entry(day.clone()).or_insert_with(|| Day { day: day.clone(), ..Day::default() });
         let counted = only.is_none_or(|o| o == flow);
         match metric.as_str() {
             "turns" if flow.is_empty() => d.turns += n,
@@ -225,6 +226,17 @@ pub fn dashboard(
         days: days.into_values().collect(),
         flows: per_flow,
     }
+}
+
+/// Every day from `from` to `to` (`YYYY-MM-DD`, both included), at most 400 of them; none when
+/// either cannot be read.
+fn every_day(from: &str, to: &str) -> impl Iterator<Item = String> {
+    let (first, last) = (from.parse::<jiff::civil::Date>().ok(), to.parse::<jiff::civil::Date>().ok());
+    let span = first.zip(last);
+    span.into_iter()
+        .flat_map(|(first, last)| first.series(jiff::Span::new().days(1)).take_while(move |d| *d <= last))
+        .take(400)
+        .map(|d| d.to_string())
 }
 
 /// The lower median of the `time_to_book:<s>` histogram among one flow's metrics.

@@ -148,6 +148,7 @@ mod outbox_queue;
 mod quarantine;
 mod records;
 mod rows;
+mod search;
 pub use console::{ApiKeyRow, AuditFilter, AuditRow, NewApiKey, NewAudit, UserRow, secret_digest};
 pub use erasure::ConversationRows;
 pub use handoffs::{HandoffRow, HandoffStatus, NewHandoff};
@@ -156,6 +157,7 @@ pub use outbox_queue::{Claim, DUE_PER_CONVERSATION, NewOutbox, OutboxKind, Outbo
 pub use quarantine::{QuarantineKind, QuarantineRow};
 
 pub use rows::{Committed, ConversationRow, InboxRow, LookupSnapshot, NewInbox, NewTurn, Stored, TurnCommit, TurnRow};
+pub use search::TurnSearch;
 
 /// How soon a hot-path call should run when the database is busy.
 ///

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,7 @@ use carewell::channel::whatsapp::envelope::{envelope, to_ascii_json};
 use carewell::channel::whatsapp::signature::sign;
 pub use carewell::fakes::*;
 
+pub mod browser;
 pub mod engine_run;
 use serde_json::{Value, json};
 
@@ -498,4 +499,21 @@ impl BlipProxy {
         let (_, rest) = url.split_once('@').expect("a URL with user@host");
         rest.split_once('/').map(|(host, _)| host.to_string()).expect("a URL with a database")
     }
+}
+
+/// Runs `carewell users add` against `db` with `password` on standard input: whether it
+/// succeeded, and what it printed.
+pub fn users_add(db: &Db, name: &str, role: &str, password: &str) -> (bool, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_carewell"))
+        .args(["users", "add", "--name", name, "--role", role])
+        .env("DATABASE_URL", db.url())
+        .env("FLOWS_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/flows"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }

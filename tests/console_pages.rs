@@ -1,0 +1,155 @@
+//! The console's pages in a real browser (headless Chromium; see `common::browser`), on SQLite
+//! and on PostgreSQL: an owner logs in with the keyboard-reachable form, reads the dashboard
+//! (its figures agree with the JSON API's), filters it by flow, searches transcripts, opens a
+//! conversation's `explain` timeline and the audit trail, and logs out. Every page is checked
+//! for what a keyboard and a screen reader need (one `h1`, headings in order, labelled fields,
+//! named links and charts, captioned tables, text contrast of at least 4.5:1) and leaves a
+//! screenshot at `target/console-<page>.png`.
+
+mod common;
+
+use common::browser::Browser;
+use common::*;
+use serde_json::{Value, json};
+
+/// What a page lacks for a keyboard or screen-reader user, as a list of problems.
+const ACCESSIBILITY: &str = r#"
+const problems = [];
+if (document.querySelectorAll('h1').length !== 1) problems.push('not exactly one h1');
+if (!document.querySelector('main')) problems.push('no main landmark');
+if (!document.documentElement.lang) problems.push('no page language');
+if (!document.title.trim()) problems.push('no title');
+for (const n of document.querySelectorAll('nav')) if (!n.getAttribute('aria-label')) problems.push('unlabelled nav');
+for (const el of document.querySelectorAll('input, select, textarea'))
+  if (el.type !== 'hidden' && !(el.labels && el.labels.length) && !el.getAttribute('aria-label')) problems.push('unlabelled field ' + (el.id || el.name));
+for (const el of document.querySelectorAll('a, button'))
+  if (!el.textContent.trim() && !el.getAttribute('aria-label')) problems.push('nameless ' + el.outerHTML.slice(0, 60));
+for (const s of document.querySelectorAll('svg')) {
+  const ids = (s.getAttribute('aria-labelledby') || '').split(' ').filter(Boolean);
+  if (s.getAttribute('role') !== 'img' || !ids.length || ids.some(i => !(document.getElementById(i) || {}).textContent))
+    problems.push('chart without a name ' + s.id);
+}
+for (const t of document.querySelectorAll('table')) if (!t.querySelector('caption')) problems.push('table without caption');
+let level = 0;
+for (const h of document.querySelectorAll('h1, h2, h3, h4, h5, h6')) {
+  const l = +h.tagName[1];
+  if (l > level + 1) problems.push('heading skips to ' + h.tagName + ' ' + h.textContent);
+  level = l;
+}
+const rgb = c => (c.match(/[\d.]+/g) || []).map(Number);
+const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); })
+  .reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+const background = el => { for (; el; el = el.parentElement) { const c = rgb(getComputedStyle(el).backgroundColor); if (c.length < 4 || c[3] > 0) return c; } return [255, 255, 255]; };
+const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+const seen = new Set();
+while (walker.nextNode()) {
+  const el = walker.currentNode.parentElement;
+  if (!walker.currentNode.textContent.trim() || seen.has(el) || el.closest('svg, .skip')) continue;
+  seen.add(el);
+  const a = lum(rgb(getComputedStyle(el).color)), b = lum(background(el));
+  const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  if (ratio < 4.5) problems.push('contrast ' + ratio.toFixed(2) + ':1 for ' + el.tagName + ' ' + el.textContent.trim().slice(0, 30));
+}
+return problems;
+"#;
+
+async fn check_page(b: &Browser, name: &str) {
+    let problems = b.run(ACCESSIBILITY, json!([])).await;
+    assert_eq!(problems, json!([]), "{name}: {}", b.text().await);
+    b.screenshot(&format!("console-{name}")).await;
+}
+
+/// The figures in the row of the journeys table headed `title`.
+async fn journey_row(b: &Browser, title: &str) -> Vec<String> {
+    let script = "const row = [...document.querySelectorAll('#journeys + table tbody tr')].find(r => r.querySelector('th').textContent === arguments[0]); return row ? [...row.querySelectorAll('td')].map(td => td.textContent) : null;";
+    let cells = b.run(script, json!([title])).await;
+    serde_json::from_value(cells.clone()).unwrap_or_else(|_| panic!("no row {title:?} in the journeys table: {cells}"))
+}
+
+async fn the_console_in_a_browser(db: Db) {
+    let b = Browser::start().await;
+    let fakes = Fakes::new(None);
+    let server = Server::start(&db, &fakes);
+    let mut booker = Customer::new(&server, &fakes.graph, "971500009201");
+    for line in booking_script() {
+        booker.text(&line).await;
+    }
+    let mut quitter = Customer::new(&server, &fakes.graph, "971500009202");
+    quitter.text("book a full wash").await;
+    quitter.text("Samir Haddad").await;
+    server.settle().await;
+    let (ok, out) = users_add(&server.db, "olivia", "owner", "a long owner password");
+    assert!(ok, "{out}");
+    let (_, api) = server.admin("GET", "/admin/dashboard", Value::Null).await;
+    let booking = api["flows"].as_array().unwrap().iter().find(|f| f["flow"] == "booking").unwrap().clone();
+
+    // Nobody logged in: the login page. Its first Tab stop is the skip link.
+    b.open(&format!("{}/console", server.url)).await;
+    assert!(b.url().await.ends_with("/console/login"), "{}", b.url().await);
+    b.keys("\u{E004}").await;
+    assert_eq!(b.run("return document.activeElement.textContent", json!([])).await, "Skip to content");
+    b.type_into("#name", "olivia").await;
+    b.type_into("#password", "not the password").await;
+    b.click("form.stack button").await;
+    b.wait_for("Wrong name or password.").await;
+    check_page(&b, "login").await;
+    b.type_into("#password", "a long owner password").await;
+    b.keys("\u{E007}").await;
+
+    // The dashboard: the same figures as the API.
+    b.wait_for("Conversations begun").await;
+    assert!(b.url().await.ends_with("/console"), "{}", b.url().await);
+    let row = journey_row(&b, "Book a car-care service").await;
+    assert_eq!(row[0], booking["started"].to_string(), "{row:?} vs {booking}");
+    assert_eq!(row[2], booking["confirmed"].to_string(), "{row:?} vs {booking}");
+    assert_eq!((row[0].as_str(), row[2].as_str(), row[6].as_str()), ("2", "1", "50.0%"));
+    let page = b.text().await;
+    assert!(page.contains("Funnel: Book a car-care service") && page.contains("Dead letters now"), "{page}");
+    check_page(&b, "dashboard").await;
+    // One flow only.
+    b.run("document.getElementById('flow').value = 'complaint'", json!([])).await;
+    b.click("form.filters button").await;
+    b.wait_for("Funnel: Make a complaint").await;
+    assert!(b.url().await.contains("flow=complaint"));
+    assert!(!b.text().await.contains("Funnel: Book a car-care service"));
+
+    // Transcript search, then the conversation's timeline.
+    b.click("nav a[href='/console/conversations']").await;
+    b.wait_for("latest turns").await;
+    b.type_into("#text", "samir").await;
+    b.click("form.filters button").await;
+    b.wait_for("matching turns").await;
+    let page = b.text().await;
+    assert!(
+        page.contains("1 matching turns") && page.contains("Samir Haddad") && page.contains("+971500009202"),
+        "{page}"
+    );
+    assert!(!page.contains("+971500009201"), "the booker never wrote Samir: {page}");
+    check_page(&b, "conversations").await;
+    b.click("td a[href^='/console/explain/']").await;
+    b.wait_for("customer +971500009202").await;
+    check_page(&b, "explain").await;
+
+    // The audit trail holds the failed and the good login, from the browser's address.
+    b.click("nav a[href='/console/audit']").await;
+    b.wait_for("login.ok").await;
+    let page = b.text().await;
+    assert!(page.contains("login.failed") && page.contains("127.0.0.1"), "{page}");
+    check_page(&b, "audit").await;
+
+    // Logging out ends the session: the console asks to log in again.
+    b.click("header form button").await;
+    b.wait_for("Log in").await;
+    b.open(&format!("{}/console/audit", server.url)).await;
+    assert!(b.url().await.ends_with("/console/login"), "{}", b.url().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_works_in_a_browser_on_sqlite() {
+    the_console_in_a_browser(sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_works_in_a_browser_on_postgres() {
+    the_console_in_a_browser(postgres().await).await;
+}

@@ -80,6 +80,27 @@ async fn edits_apply_to_new_conversations_and_broken_edits_are_refused() {
     let r = c.text("book a full wash").await;
     assert!(texts(&r).contains("Lovely!"), "still answering with the last good version: {}", texts(&r));
 
+    // Asked for through the admin API, the reload is refused the same way; every reload, by the
+    // watcher or a person, is in the audit trail.
+    let (status, refused) = server.admin("POST", "/admin/flows/reload", serde_json::Value::Null).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (422, Some("flow.invalid")), "{refused}");
+    let why = refused["error"]["message"].as_str().unwrap();
+    assert!(why.contains("booking.flow.yaml:") && why.contains("flow.unknown_step"), "where and why: {why}");
+    let (_, audit) = server.admin("GET", "/admin/audit?action=flows.reload", serde_json::Value::Null).await;
+    let entries: Vec<(String, String)> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["actor"].as_str().unwrap().to_string(), e["outcome"].as_str().unwrap().to_string()))
+        .collect();
+    for expected in [("break-glass", "refused"), ("flow files", "refused"), ("flow files", "ok")] {
+        assert!(entries.contains(&(expected.0.to_string(), expected.1.to_string())), "{expected:?} in {entries:?}");
+    }
+    std::fs::write(&file, &v2).unwrap();
+    let (status, served) = server.admin("POST", "/admin/flows/reload", serde_json::Value::Null).await;
+    assert_eq!(status, 200, "{served}");
+    assert!(served["flows"].as_array().unwrap().iter().any(|f| f == "booking v2"), "{served}");
+
     // Every turn records the flow versions loaded when it ran.
     let turns = store.turns_of(&b.conversation_id()).await.unwrap();
     let record: serde_json::Value = serde_json::from_str(&turns[0].record).unwrap();

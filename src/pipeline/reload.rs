@@ -30,7 +30,47 @@ fn fingerprint(dir: &Path) -> Vec<(String, u64, Option<std::time::SystemTime>)> 
     out
 }
 
-/// Runs until the process stops.
+/// Loads the flow files again and, when the whole set checks, serves it from the next turn:
+/// the flows and versions now served (`"booking v3"`…). Errors: the set does not check (every
+/// problem with `file:line:col`); the last good version is still served.
+pub async fn reload_now(app: &App) -> Result<Vec<String>, crate::flow::FlowError> {
+    let mut fresh = FlowSet::load(&app.settings.flows_dir)?;
+    let current = app.flows();
+    fresh.inherit(&current);
+    let versions: Vec<String> = fresh.flows.values().map(|f| format!("{} v{}", f.id, f.version)).collect();
+    app.replace_flows(fresh);
+    if let Err(e) = app.store_flow_versions().await {
+        error!(code = e.code(), error = %e, "the new flow versions could not be stored; conversations on them will be moved if this process stops");
+    }
+    info!(flows = %versions.join(", "), "flows reloaded; conversations under way keep their version");
+    Ok(versions)
+}
+
+/// The audit entry of a reload by `actor` (`flow files` for the watcher) from `address`.
+pub fn audit_entry(
+    actor: &str,
+    actor_kind: &str,
+    address: Option<String>,
+    outcome: &Result<Vec<String>, crate::flow::FlowError>,
+) -> crate::store::NewAudit {
+    let (result, detail) = match outcome {
+        Ok(versions) => ("ok", serde_json::json!({"flows": versions})),
+        Err(e) => ("refused", serde_json::json!({"code": e.code(), "error": e.to_string()})),
+    };
+    crate::store::NewAudit {
+        at: crate::store::now_ms(),
+        actor: actor.into(),
+        actor_kind: actor_kind.into(),
+        action: "flows.reload".into(),
+        target: "flows".into(),
+        outcome: result.into(),
+        address,
+        detail: detail.to_string(),
+    }
+}
+
+/// Runs until the process stops; each reload it makes (or refuses) is in the audit trail, by
+/// `flow files`.
 pub async fn run(app: Arc<App>) {
     let flows_dir = app.settings.flows_dir.clone();
     let prompts_dir = flows_dir.parent().map(|p| p.join("prompts")).unwrap_or_else(|| "prompts".into());
@@ -42,18 +82,12 @@ pub async fn run(app: Arc<App>) {
             continue;
         }
         last = now;
-        match FlowSet::load(&flows_dir) {
-            Ok(mut fresh) => {
-                let current = app.flows();
-                fresh.inherit(&current);
-                let versions: Vec<String> = fresh.flows.values().map(|f| format!("{} v{}", f.id, f.version)).collect();
-                app.replace_flows(fresh);
-                if let Err(e) = app.store_flow_versions().await {
-                    error!(code = e.code(), error = %e, "the new flow versions could not be stored; conversations on them will be moved if this process stops");
-                }
-                info!(flows = %versions.join(", "), "flows reloaded; conversations under way keep their version");
-            }
-            Err(e) => error!(code = e.code(), error = %e, "flow edit refused; still serving the last good version"),
+        let outcome = reload_now(&app).await;
+        if let Err(e) = &outcome {
+            error!(code = e.code(), error = %e, "flow edit refused; still serving the last good version");
+        }
+        if let Err(e) = app.store.audit(audit_entry("flow files", "system", None, &outcome)).await {
+            error!(code = e.code(), error = %e, "the audit trail could not record a flow reload");
         }
     }
 }

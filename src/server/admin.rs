@@ -1,7 +1,7 @@
 //! The admin API, for operators and agents: read a conversation (transcript, slots, timeline
 //! with failures), take it over, reply to the customer, give it back to the bot, list the
-//! hand-offs waiting for a person and resolve them with a note, and see and re-drive dead
-//! outbox rows. Every call needs a caller with the route's permission (see [`super::auth`]):
+//! hand-offs waiting for a person and resolve them with a note, see and re-drive dead
+//! outbox rows, and reload the flow files. Every call needs a caller with the route's permission (see [`super::auth`]):
 //! a console session, an API key, or the break-glass `ADMIN_TOKEN`; every change is written to
 //! the audit trail with who did it. Agent actions go through the conversation's inbox, so they
 //! are applied in order with the customer's messages and recorded as turns.
@@ -30,6 +30,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/quarantine", web::get().to(quarantined))
             .route("/outbox/dead", web::get().to(dead))
             .route("/outbox/{id}/redrive", web::post().to(redrive))
+            .route("/flows/reload", web::post().to(reload_flows))
             .configure(super::console::routes)
             .configure(super::privacy::routes)
             .configure(super::dashboard::routes)
@@ -327,5 +328,22 @@ async fn redrive(app: web::Data<App>, req: HttpRequest, id: web::Path<String>) -
             HttpResponse::Ok().json(json!({"redriven": n}))
         }
         Err(e) => problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
+    }
+}
+
+/// `POST /admin/flows/reload` (permission `operate`): reads the flow files now rather than at the
+/// watcher's next look, and answers the flows served (`{"flows": ["booking v3", …]}`) or, when
+/// the set does not check, 422 with every problem (the last good version is still served).
+/// Either way the audit trail records who asked.
+async fn reload_flows(app: web::Data<App>, req: HttpRequest) -> HttpResponse {
+    let p = guarded!(app, req, Permission::Operate);
+    let outcome = crate::pipeline::reload::reload_now(&app).await;
+    let entry = crate::pipeline::reload::audit_entry(&p.name(), p.kind(), p.address.clone(), &outcome);
+    if let Err(e) = app.store.audit(entry).await {
+        tracing::error!(code = e.code(), error = %e, "the audit trail could not record a flow reload");
+    }
+    match outcome {
+        Ok(versions) => HttpResponse::Ok().json(json!({"flows": versions})),
+        Err(e) => problem(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, e.code(), &e.to_string()),
     }
 }

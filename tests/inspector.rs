@@ -62,5 +62,7 @@ async fn an_operator_books_through_the_inspector_in_a_real_browser() {
     d.click("#export").await;
     d.wait_for("Exported from the inspector").await;
 
+    let problems = d.accessibility_problems().await;
+    assert!(problems.is_empty(), "the inspector for a keyboard and a screen reader: {problems:?}");
     d.screenshot("inspector").await;
 }

@@ -8,6 +8,47 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+/// What a page lacks for a keyboard or screen-reader user, as a list of problems.
+pub const ACCESSIBILITY: &str = r#"
+const problems = [];
+if (document.querySelectorAll('h1').length !== 1) problems.push('not exactly one h1');
+if (!document.querySelector('main')) problems.push('no main landmark');
+if (!document.documentElement.lang) problems.push('no page language');
+if (!document.title.trim()) problems.push('no title');
+for (const n of document.querySelectorAll('nav')) if (!n.getAttribute('aria-label')) problems.push('unlabelled nav');
+for (const el of document.querySelectorAll('input, select, textarea'))
+  if (el.type !== 'hidden' && !(el.labels && el.labels.length) && !el.getAttribute('aria-label')) problems.push('unlabelled field ' + (el.id || el.name));
+for (const el of document.querySelectorAll('a, button'))
+  if (!el.textContent.trim() && !el.getAttribute('aria-label')) problems.push('nameless ' + el.outerHTML.slice(0, 60));
+for (const s of document.querySelectorAll('svg')) {
+  const ids = (s.getAttribute('aria-labelledby') || '').split(' ').filter(Boolean);
+  if (s.getAttribute('role') !== 'img' || !ids.length || ids.some(i => !(document.getElementById(i) || {}).textContent))
+    problems.push('chart without a name ' + s.id);
+}
+for (const t of document.querySelectorAll('table')) if (!t.querySelector('caption')) problems.push('table without caption');
+let level = 0;
+for (const h of document.querySelectorAll('h1, h2, h3, h4, h5, h6')) {
+  const l = +h.tagName[1];
+  if (l > level + 1) problems.push('heading skips to ' + h.tagName + ' ' + h.textContent);
+  level = l;
+}
+const rgb = c => (c.match(/[\d.]+/g) || []).map(Number);
+const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); })
+  .reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+const background = el => { for (; el; el = el.parentElement) { const c = rgb(getComputedStyle(el).backgroundColor); if (c.length < 4 || c[3] > 0) return c; } return [255, 255, 255]; };
+const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+const seen = new Set();
+while (walker.nextNode()) {
+  const el = walker.currentNode.parentElement;
+  if (!walker.currentNode.textContent.trim() || seen.has(el) || el.closest('svg, .skip')) continue;
+  seen.add(el);
+  const a = lum(rgb(getComputedStyle(el).color)), b = lum(background(el));
+  const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  if (ratio < 4.5) problems.push('contrast ' + ratio.toFixed(2) + ':1 for ' + el.tagName + ' ' + el.textContent.trim().slice(0, 30));
+}
+return problems;
+"#;
+
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// A browser session; ends (and stops chromedriver) when dropped.
@@ -138,6 +179,13 @@ impl Browser {
             );
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
+    }
+
+    /// What the page lacks for a keyboard or screen-reader user ([`ACCESSIBILITY`]); empty
+    /// when nothing.
+    pub async fn accessibility_problems(&self) -> Vec<String> {
+        let found = self.run(ACCESSIBILITY, json!([])).await;
+        serde_json::from_value(found.clone()).unwrap_or_else(|_| panic!("the accessibility check did not run: {found}"))
     }
 
     /// Writes a screenshot of the window to `target/<name>.png`; answers its path.

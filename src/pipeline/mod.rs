@@ -77,7 +77,17 @@ pub struct App {
     /// Turns back from the LLM that may finish their work (decide, record, commit) at once: one
     /// per CPU core (see `worker::process`).
     pub bulk_turn_slots: tokio::sync::Semaphore,
+    /// The live holds, read at most every [`HOLDS_FRESH`] by this process's turns together
+    /// (see [`App::held_places`]); emptied when this process commits a hold change.
+    pub live_holds: moka::future::Cache<(), Arc<Vec<crate::store::LiveHold>>>,
 }
+
+/// How long the turns of one process share one read of the live holds. A read only guides the
+/// times offered and accepted: the commit takes the place under the window's lock and refuses
+/// it when full (the turn is then decided again with the window marked as taken), so a read
+/// this old takes nothing a fresh one would not. Without it every turn of a booking journey
+/// (whose flow reads the times) costs one more query and transaction.
+pub const HOLDS_FRESH: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The lane an inbound event's turn starts in (see [`Lane`]): events that no LLM reads and that
 /// someone is watching for (a button or list reply, a location, an agent's action, the ERP's
@@ -218,6 +228,7 @@ impl App {
             outbox_handoff: Default::default(),
             outbox_due: Default::default(),
             lookup_snapshots_stored: moka::future::Cache::new(10_000),
+            live_holds: moka::future::Cache::builder().max_capacity(1).time_to_live(HOLDS_FRESH).build(),
             bulk_turn_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             ),
@@ -230,6 +241,30 @@ impl App {
         // Conversations started on these flows carry on with them after an edit or a restart.
         app.store_flow_versions().await?;
         Ok(app)
+    }
+
+    /// The places held at `now` (Unix ms) that count when `conversation_id` chooses a time
+    /// (see [`crate::store::LiveHold::counts_for`]), from a read at most [`HOLDS_FRESH`] old that
+    /// the process's turns share. Errors: the database cannot be read.
+    pub async fn held_places(
+        &self,
+        conversation_id: &str,
+        now: i64,
+    ) -> Result<Vec<crate::engine::capacity::HeldPlace>, crate::store::StoreError> {
+        let all = match self.live_holds.get(&()).await {
+            Some(all) => all,
+            None => {
+                // Errors keep their kind (a transient one makes the turn wait, not fail).
+                let all = Arc::new(self.store.live_holds(crate::store::now_ms()).await?);
+                self.live_holds.insert((), all.clone()).await;
+                all
+            }
+        };
+        Ok(all
+            .iter()
+            .filter(|h| h.counts_for(conversation_id, now))
+            .map(|h| crate::engine::capacity::HeldPlace { window: h.window.clone(), erp_name: h.erp_name.clone() })
+            .collect())
     }
 
     /// The current flows.

@@ -15,6 +15,27 @@ use super::schema::slot_holds;
 use super::{Store, StoreError};
 use crate::engine::capacity::{HeldPlace, HoldChange};
 
+/// A live hold, as [`Store::live_holds`] reads it.
+#[derive(Debug, Clone)]
+pub struct LiveHold {
+    /// The conversation holding it.
+    pub conversation_id: String,
+    /// The window, `YYYY-MM-DDTHH:MM:SS`.
+    pub window: String,
+    /// The ERP document it stands for, once written.
+    pub erp_name: Option<String>,
+    /// Unix ms when it lapses.
+    pub expires_at: i64,
+}
+
+impl LiveHold {
+    /// Whether it counts against the crews when `conversation_id` chooses a time at `now`:
+    /// another conversation's live hold, or its own that stands for a written booking.
+    pub fn counts_for(&self, conversation_id: &str, now: i64) -> bool {
+        self.expires_at > now && (self.conversation_id != conversation_id || self.erp_name.is_some())
+    }
+}
+
 /// The commit was undone because the window's last place went to another conversation.
 #[derive(Debug, thiserror::Error)]
 #[error("store.hold_refused: the last place at {0} was taken by another conversation")]
@@ -247,6 +268,34 @@ impl Store {
                 .await?
         });
         Ok(rows.into_iter().map(|(window, erp_name)| HeldPlace { window, erp_name }).collect())
+    }
+
+    /// Every hold live at `now` (Unix ms): `(conversation, window, ERP document, expires_at)`.
+    /// What [`crate::pipeline::App::held_places`] keeps for a moment and filters per
+    /// conversation, so that the turns of one process share one read.
+    pub async fn live_holds(&self, now: i64) -> Result<Vec<LiveHold>, StoreError> {
+        use diesel_async::RunQueryDsl;
+        let rows: Vec<(String, String, Option<String>, i64)> = with_conn!(self, |conn| {
+            slot_holds::table
+                .filter(slot_holds::expires_at.gt(now))
+                .select((
+                    slot_holds::conversation_id,
+                    slot_holds::window_start,
+                    slot_holds::erp_name,
+                    slot_holds::expires_at,
+                ))
+                .load(conn)
+                .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(conversation_id, window, erp_name, expires_at)| LiveHold {
+                conversation_id,
+                window,
+                erp_name,
+                expires_at,
+            })
+            .collect())
     }
 
     /// The live holds of one window at `now`: `(conversation, crew, ERP document)`, by crew

@@ -152,7 +152,7 @@ mod search;
 pub use console::{ApiKeyRow, AuditFilter, AuditRow, NewApiKey, NewAudit, UserRow, secret_digest};
 pub use erasure::ConversationRows;
 pub use handoffs::{HandoffRow, HandoffStatus, NewHandoff};
-pub use holds::HoldRefused;
+pub use holds::{HoldRefused, LiveHold};
 pub use outbox_queue::{Claim, DUE_PER_CONVERSATION, NewOutbox, OutboxKind, OutboxRow, OutboxStatus};
 pub use quarantine::{QuarantineKind, QuarantineRow};
 

@@ -84,6 +84,9 @@ pub struct Server {
     pub log_path: std::path::PathBuf,
     /// The flows directory the server loaded.
     pub flows_dir: std::path::PathBuf,
+    /// One client for the harness's own calls (health, webhooks, admin): its connections are
+    /// kept, and making a client (its TLS setup) is not paid on every call.
+    http: reqwest::Client,
 }
 
 impl Drop for Server {
@@ -150,7 +153,7 @@ impl Server {
                 }
             }
         };
-        Server { url, child, db: db.clone(), log_path, flows_dir }
+        Server { url, child, db: db.clone(), log_path, flows_dir, http: reqwest::Client::new() }
     }
 
     /// SIGKILLs the server (no clean shutdown).
@@ -165,7 +168,8 @@ impl Server {
 
     /// Posts a body with a signature made with `secret`; returns the HTTP status and body.
     pub async fn post_webhook(&self, body: &str, secret: Option<&str>) -> (u16, Value) {
-        let mut req = reqwest::Client::new()
+        let mut req = self
+            .http
             .post(format!("{}/webhooks/whatsapp", self.url))
             .header("Content-Type", "application/json")
             .body(body.to_string());
@@ -178,7 +182,7 @@ impl Server {
     }
 
     pub async fn health(&self) -> Value {
-        reqwest::get(format!("{}/health", self.url)).await.unwrap().json().await.unwrap()
+        self.http.get(format!("{}/health", self.url)).send().await.unwrap().json().await.unwrap()
     }
 
     /// Waits until the inbox and the outbox are empty (twice in a row).
@@ -193,15 +197,14 @@ impl Server {
                 quiet = 0;
             }
             assert!(started.elapsed() < Duration::from_secs(30), "the server did not settle: {h}\n{}", self.log());
-            tokio::time::sleep(Duration::from_millis(40)).await;
+            tokio::time::sleep(Duration::from_millis(15)).await;
         }
     }
 
     /// Calls the admin API.
     pub async fn admin(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
-        let client = reqwest::Client::new();
         let url = format!("{}{path}", self.url);
-        let req = if method == "GET" { client.get(url) } else { client.post(url).json(&body) };
+        let req = if method == "GET" { self.http.get(url) } else { self.http.post(url).json(&body) };
         let resp = req.bearer_auth(ADMIN_TOKEN).send().await.unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))

@@ -98,7 +98,7 @@ async fn process(
     // Places other customers hold, when the business counts them and this turn may read times.
     let reads_times = plan.lookups.iter().any(|l| l == "visit_slots") || plan.understand.is_some();
     let held = match (&flows.business.capacity, reads_times) {
-        (Some(_), true) => app.store.held_places(&row.conversation_id, now_ms()).await?,
+        (Some(_), true) => app.held_places(&row.conversation_id, now_ms()).await?,
         _ => vec![],
     };
     let mut guards = app.guards.run(&flows, &plan, now, &held).await;
@@ -317,12 +317,16 @@ async fn decide_and_commit(
         previous_inbound_at: conv.last_inbound_at,
         lane,
         lookup_snapshot: lookup_snapshot.clone(),
-        holds,
+        holds: holds.clone(),
         counts,
     });
     // The commit waits in the store's bulk lane without holding a slot.
     drop(bulk_slot);
     let committed = commit.await?;
+    if !holds.is_empty() {
+        // This process's next turns see the places it just took or gave back.
+        app.live_holds.invalidate_all();
+    }
     let (following, released) = (committed.next, committed.released);
     if let Some(snapshot) = lookup_snapshot {
         app.lookup_snapshots_stored.insert(snapshot.hash, ()).await;

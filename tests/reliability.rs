@@ -500,7 +500,14 @@ async fn two_processes_on_one_postgres_equal_serial_processing() {
     for wa in &customers {
         let cid = format!("{PHONE_NUMBER_ID}:{wa}");
         let turns = store.turns_of(&cid).await.unwrap();
-        let steps: Vec<String> = turns.iter().map(|t| t.step_after.clone()).collect();
+        // A busy machine may tell the customer their confirmation takes longer (an
+        // `erp_delayed` turn at the submit step): that depends on the ERP's speed, not on the
+        // order of processing.
+        let steps: Vec<String> = turns
+            .iter()
+            .filter(|t| carewell::record::TurnRecord::parse(&t.record).unwrap().event.kind.name() != "erp_delayed")
+            .map(|t| t.step_after.clone())
+            .collect();
         // Serial processing of the script gives exactly this sequence of steps.
         assert_eq!(
             steps,

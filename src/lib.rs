@@ -6,6 +6,7 @@
 //! (lease, guards, engine, one commit) → [`pipeline::outbox`] (WhatsApp sends, ERP writes).
 //! The pieces: [`channel`] (WhatsApp wire format), [`flow`] (flow files, checked and compiled),
 //! [`engine`] (state and the pure transition function), [`guard`] (extractors and the LLM guard),
+//! [`knowledge`] (the knowledge base enquiries are answered from, its ranking and checks),
 //! [`llm`], [`erp`], [`store`] (diesel, both databases), [`config`], [`cli`].
 
 pub mod channel;
@@ -19,6 +20,7 @@ pub mod explain;
 pub mod fakes;
 pub mod flow;
 pub mod guard;
+pub mod knowledge;
 pub mod llm;
 pub mod metrics;
 pub mod pipeline;

@@ -235,7 +235,7 @@ async fn first_answer_at(body: &str, at: i64) -> String {
         EventKind::Text { body: body.into() },
     );
     let plan = engine::plan(&flows, &state, &event, None);
-    let guards = Guards { erp: Arc::new(ErpClient::new(None, std::time::Duration::from_secs(60)).unwrap()), llm: None };
+    let guards = Guards::new(Arc::new(ErpClient::new(None, std::time::Duration::from_secs(60)).unwrap()), None);
     let g = guards.run(&flows, &plan, jiff::Timestamp::from_second(at).unwrap(), &[]).await;
     said(&engine::decide(&flows, &state, &event, &g).unwrap())
 }

@@ -173,10 +173,10 @@ async fn a_journey_whose_step_is_gone_is_moved_to_the_nearest_question() {
     let file = root.join("flows/booking.flow.yaml");
     let v1 = std::fs::read_to_string(&file).unwrap();
     let flows = carewell::flow::FlowSet::load(&root.join("flows")).unwrap();
-    let guards = carewell::guard::Guards {
-        erp: std::sync::Arc::new(carewell::erp::ErpClient::new(None, std::time::Duration::from_secs(60)).unwrap()),
-        llm: None,
-    };
+    let guards = carewell::guard::Guards::new(
+        std::sync::Arc::new(carewell::erp::ErpClient::new(None, std::time::Duration::from_secs(60)).unwrap()),
+        None,
+    );
     let mut state = ConversationState::new("971500000711");
     for (n, body) in ["book a full wash", "Jane Doe", "just once"].iter().enumerate() {
         let e = InboundEvent::internal(

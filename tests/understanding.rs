@@ -14,7 +14,7 @@ use carewell::guard::Guards;
 const WEDNESDAY_10AM: i64 = 1_796_191_200;
 
 fn guards() -> Guards {
-    Guards { erp: Arc::new(ErpClient::new(None, std::time::Duration::from_secs(60)).unwrap()), llm: None }
+    Guards::new(Arc::new(ErpClient::new(None, std::time::Duration::from_secs(60)).unwrap()), None)
 }
 
 fn flows_at(root: &Path) -> FlowSet {

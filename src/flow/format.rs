@@ -389,7 +389,8 @@ pub struct OptionItemDecl {
 pub struct LlmGuardDecl {
     /// A template under `prompts/` (without `.md`).
     pub prompt: Located<String>,
-    /// The output type; `slot_extraction` is the one the engine knows today.
+    /// The output type: `slot_extraction` (reads slots from typed text) or `knowledge_answer`
+    /// (words the `knowledge` lookup's answer from its passages, checked against them).
     pub output: Located<String>,
 }
 

@@ -48,7 +48,7 @@ pub const MAX_LIST_ROWS: usize = 10;
 pub const MAX_BUTTONS: usize = 3;
 
 /// The output types an LLM guard may name: each is a Rust type deriving `JsonSchema`.
-pub const KNOWN_OUTPUTS: &[&str] = &["slot_extraction"];
+pub const KNOWN_OUTPUTS: &[&str] = &["slot_extraction", "knowledge_answer"];
 
 /// One problem in a flow file, located.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -70,9 +70,16 @@ pub struct Guards {
     pub erp: Arc<ErpClient>,
     /// The LLM, when configured.
     pub llm: Option<Arc<LlmClient>>,
+    /// The knowledge base enquiries are answered from.
+    pub knowledge: Arc<crate::knowledge::Library>,
 }
 
 impl Guards {
+    /// Guards answering enquiries from the flow set's knowledge file (no database).
+    pub fn new(erp: Arc<ErpClient>, llm: Option<Arc<LlmClient>>) -> Guards {
+        Guards { erp, llm, knowledge: Arc::new(crate::knowledge::Library::new(None)) }
+    }
+
     /// Works out the [`GuardResults`] for `plan` at time `now` (the message's timestamp, so that a
     /// replay reads "tomorrow" the same way); `held` lists the places other conversations hold
     /// (counted when the business declares a capacity). Never fails: a failing guard is recorded
@@ -205,11 +212,9 @@ impl Guards {
                     (options, outcome, detail)
                 }
                 "knowledge" => {
-                    let catalog = self.erp.catalog(&flows.catalog, &flows.root).await.map(|c| c.0).unwrap_or_default();
-                    let facts = knowledge::closest(&flows.knowledge, &catalog, plan.text.as_deref());
-                    let ids: Vec<&str> = facts.iter().map(|f| f.id.as_str()).collect();
-                    let detail = json!({"matched": ids, "question": plan.text});
-                    (facts, "ok".into(), detail)
+                    let (options, outcome, detail, run) = self.knowledge(flows, &flow, plan.text.as_deref()).await;
+                    results.runs.extend(run);
+                    (options, outcome, detail)
                 }
                 other => match flows.lookups.get(other) {
                     Some(decl) => {
@@ -280,6 +285,9 @@ impl Guards {
             return results;
         }
         let (Some(llm), Some(guard), true) = (&self.llm, &flow.llm, use_llm) else { return results };
+        if guard.output != "slot_extraction" {
+            return results;
+        }
         if plan.focus.is_empty() && plan.others.is_empty() {
             return results;
         }
@@ -425,6 +433,40 @@ fn lookup_context(plan: &GuardPlan, now: &jiff::Zoned) -> serde_json::Map<String
 }
 
 impl Guards {
+    /// The `knowledge` lookup for `question`: the options, outcome and record, and the LLM's run
+    /// when the flow words its answers (see [`knowledge`]). When the knowledge base cannot be
+    /// read, the knowledge file's facts answer and the record says why.
+    async fn knowledge(
+        &self,
+        flows: &FlowSet,
+        flow: &Flow,
+        question: Option<&str>,
+    ) -> (Vec<ChoiceOption>, String, serde_json::Value, Option<GuardRun>) {
+        let catalog = self.erp.catalog(&flows.catalog, &flows.root).await.map(|c| c.0).unwrap_or_default();
+        let (shelf, trouble) = match self.knowledge.shelf(&flows.knowledge, &catalog).await {
+            Ok(shelf) => (shelf, None),
+            Err(e) => {
+                let items: Vec<crate::knowledge::Item> = flows.knowledge.iter().map(crate::knowledge::Item::from_fact).collect();
+                (Arc::new(crate::knowledge::Shelf::build(0, &items, &catalog)), Some(json!({"code": e.code(), "error": e.to_string()})))
+            }
+        };
+        let (mut options, mut detail) = knowledge::closest(&shelf, question);
+        if let Some(t) = trouble {
+            detail["fallback"] = t;
+        }
+        let mut run = None;
+        if let (Some(llm), Some(guard), Some(q), false) = (&self.llm, &flow.llm, question, options.is_empty()) {
+            if guard.output == knowledge::KNOWLEDGE_ANSWER {
+                let (r, worded) = knowledge::worded(llm, guard, &flows.business, &shelf, q).await;
+                run = Some(r);
+                if let Some(o) = worded {
+                    options = vec![o];
+                }
+            }
+        }
+        (options, "ok".into(), detail, run)
+    }
+
     /// The places taken per window, when the business declares a capacity: the ERP's bookings
     /// (its `capacity.booked` lookup) and `held`, the other conversations' holds. A failed ERP
     /// read is recorded with its code and the holds alone are counted (the commit's hold still

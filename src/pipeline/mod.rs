@@ -1,6 +1,7 @@
 //! The running service's moving parts, wired together: the shared [`App`], the conversation
 //! [`worker`] and the [`outbox`] dispatcher. The HTTP side lives in `server`.
 
+pub mod knowledge;
 pub mod outbox;
 pub mod queue;
 pub mod reload;
@@ -211,8 +212,10 @@ impl App {
             Some(s) => Some(crate::llm::speech::SpeechClient::new(s.clone())?),
             None => None,
         };
+        let source: Arc<dyn crate::knowledge::Source> = Arc::new(crate::store::KnowledgeSource(store.clone()));
+        let knowledge = Arc::new(crate::knowledge::Library::new(Some(source)));
         let app = Arc::new(App {
-            guards: Guards { erp: erp.clone(), llm },
+            guards: Guards { erp: erp.clone(), llm, knowledge },
             flows: RwLock::new(Arc::new(flows)),
             store,
             erp,
@@ -240,6 +243,9 @@ impl App {
         });
         // Conversations started on these flows carry on with them after an edit or a restart.
         app.store_flow_versions().await?;
+        if let Err(e) = app.import_knowledge_file().await {
+            tracing::error!(code = e.code(), error = %e, "the knowledge file could not be imported; enquiries are answered from the knowledge base as it is");
+        }
         Ok(app)
     }
 

@@ -42,6 +42,9 @@ pub async fn reload_now(app: &App) -> Result<Vec<String>, crate::flow::FlowError
     if let Err(e) = app.store_flow_versions().await {
         error!(code = e.code(), error = %e, "the new flow versions could not be stored; conversations on them will be moved if this process stops");
     }
+    if let Err(e) = app.import_knowledge_file().await {
+        error!(code = e.code(), error = %e, "the knowledge file could not be imported; enquiries are answered from the knowledge base as it is");
+    }
     info!(flows = %versions.join(", "), "flows reloaded; conversations under way keep their version");
     Ok(versions)
 }

@@ -24,6 +24,11 @@ use schema::{conversations, inbox};
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
+diesel::define_sql_function! {
+    /// SQL `lower(text)`, on both databases.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
 type SqliteConn = SyncConnectionWrapper<diesel::SqliteConnection>;
 
 /// Storage failures, each with a stable code.
@@ -143,6 +148,7 @@ mod console;
 mod erasure;
 mod handoffs;
 mod holds;
+mod knowledge;
 mod measures;
 mod outbox_queue;
 mod quarantine;
@@ -153,6 +159,7 @@ pub use console::{ApiKeyRow, AuditFilter, AuditRow, NewApiKey, NewAudit, UserRow
 pub use erasure::ConversationRows;
 pub use handoffs::{HandoffRow, HandoffStatus, NewHandoff};
 pub use holds::{HoldRefused, LiveHold};
+pub use knowledge::{KnowledgeRevision, KnowledgeSource};
 pub use outbox_queue::{Claim, DUE_PER_CONVERSATION, NewOutbox, OutboxKind, OutboxRow, OutboxStatus};
 pub use quarantine::{QuarantineKind, QuarantineRow};
 

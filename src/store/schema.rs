@@ -197,6 +197,34 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    knowledge_items (id) {
+        id -> Text,
+        kind -> Text,
+        title -> Text,
+        question -> Nullable<Text>,
+        also_asked -> Text,
+        answer -> Text,
+        keywords -> Text,
+        category -> Nullable<Text>,
+        source -> Nullable<Text>,
+        revision -> BigInt,
+        updated_at -> BigInt,
+        updated_by -> Text,
+    }
+}
+
+diesel::table! {
+    knowledge_revisions (revision) {
+        revision -> BigInt,
+        item_id -> Text,
+        action -> Text,
+        actor -> Text,
+        at -> BigInt,
+        content -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(sessions, users);
 

@@ -6,12 +6,8 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::schema::turns;
-use super::{Store, StoreError, TurnRow};
+use super::{Store, StoreError, TurnRow, lower};
 
-diesel::define_sql_function! {
-    /// SQL `lower(text)`, on both databases.
-    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
-}
 
 /// What to search for; every part given must match.
 #[derive(Debug, Clone, Default)]

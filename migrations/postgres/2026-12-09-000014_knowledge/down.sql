@@ -1,0 +1,2 @@
+DROP TABLE knowledge_revisions;
+DROP TABLE knowledge_items;

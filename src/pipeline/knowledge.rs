@@ -1,0 +1,47 @@
+//! Importing `fixtures/knowledge.yaml` into the knowledge base, at start and after each reload of
+//! the flows (see [`crate::knowledge::import`] for what is created, updated or kept).
+
+use tracing::{info, warn};
+
+use super::App;
+use crate::knowledge::KnowledgeError;
+use crate::knowledge::import::{self, KNOWLEDGE_FILE};
+
+/// What one import did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Imported {
+    /// Entries created from the file.
+    pub created: usize,
+    /// Entries rewritten from the file.
+    pub updated: usize,
+    /// Entries edited in the console since, left as they are.
+    pub kept: Vec<String>,
+}
+
+impl App {
+    /// Brings the file's facts into the knowledge base (nothing when they are all there).
+    ///
+    /// Errors: the base cannot be read or written, or a fact's title is taken by another item
+    /// ([`KnowledgeError::DuplicateTitle`]); the facts before it are imported.
+    pub async fn import_knowledge_file(&self) -> Result<Imported, KnowledgeError> {
+        let flows = self.flows();
+        let (_, stored) = self.store.knowledge_items().await?;
+        let plan = import::plan(&flows.knowledge, &stored);
+        let mut done = Imported { kept: plan.kept.clone(), ..Default::default() };
+        for item in plan.create {
+            self.store.save_knowledge_item(item, KNOWLEDGE_FILE, true).await?;
+            done.created += 1;
+        }
+        for item in plan.update {
+            self.store.save_knowledge_item(item, KNOWLEDGE_FILE, false).await?;
+            done.updated += 1;
+        }
+        if done.created + done.updated > 0 {
+            info!(created = done.created, updated = done.updated, "the knowledge file was imported into the knowledge base");
+        }
+        if !done.kept.is_empty() {
+            warn!(kept = ?done.kept, "entries of the knowledge file were edited in the console since; the console's wording is kept");
+        }
+        Ok(done)
+    }
+}

@@ -29,10 +29,8 @@ fn text(n: i64, body: &str) -> InboundEvent {
 #[tokio::test]
 async fn replaying_a_journey_gives_the_same_states_and_effects() {
     let flows = FlowSet::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("flows")).unwrap();
-    let guards = Guards {
-        erp: std::sync::Arc::new(ErpClient::new(None, std::time::Duration::from_secs(60)).unwrap()),
-        llm: None,
-    };
+    let guards =
+        Guards::new(std::sync::Arc::new(ErpClient::new(None, std::time::Duration::from_secs(60)).unwrap()), None);
     let script = [
         text(1, "I want to book a full wash, my name is Jane Doe"),
         text(2, "subscription"),

@@ -101,11 +101,19 @@ async fn llm_answer(state: web::Data<LlmState>, req: HttpRequest, body: web::Jso
             "{\"slots\": [{\"slot\": \"admin_override\", \"value\": \"confirm\", \"quote\": \"confirm\"}]}".to_string()
         }
         LlmMode::Liar => lie(&body, &user),
-        LlmMode::Good => script
-            .iter()
-            .find(|(k, _)| *k == user)
-            .map(|(_, v)| v.to_string())
-            .unwrap_or_else(|| "{\"slots\": []}".into()),
+        // A script line keyed `<schema name>:<message>` answers only that kind of question (a
+        // knowledge answer, not the intent guard's reading of the same words); one keyed by the
+        // message alone answers any.
+        LlmMode::Good => {
+            let schema_name = body["response_format"]["json_schema"]["name"].as_str().unwrap_or_default();
+            let named = format!("{schema_name}:{user}");
+            script
+                .iter()
+                .find(|(k, _)| *k == named)
+                .or_else(|| script.iter().find(|(k, _)| *k == user))
+                .map(|(_, v)| v.to_string())
+                .unwrap_or_else(|| "{\"slots\": []}".into())
+        }
     };
     HttpResponse::Ok().json(json!({
         "id": "chatcmpl-1", "object": "chat.completion", "model": body["model"],

@@ -177,8 +177,9 @@ pub fn compile_flow(
                 ));
             }
             if let Some(t) = &template {
+                let allowed = super::placeholders_for(&g.value.output.value);
                 for name in prompt_placeholders(t) {
-                    if !PROMPT_PLACEHOLDERS.contains(&name.as_str()) {
+                    if !allowed.contains(&name.as_str()) {
                         problems.push(at(
                             file,
                             &g.value.prompt,
@@ -186,11 +187,7 @@ pub fn compile_flow(
                             format!(
                                 "prompts/{}.md uses {{{{{name}}}}}, which the LLM guard does not fill; it fills {}",
                                 g.value.prompt.value,
-                                PROMPT_PLACEHOLDERS
-                                    .iter()
-                                    .map(|p| format!("{{{{{p}}}}}"))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
+                                allowed.iter().map(|p| format!("{{{{{p}}}}}")).collect::<Vec<_>>().join(", ")
                             ),
                         ));
                     }

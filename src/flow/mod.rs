@@ -490,8 +490,16 @@ pub fn text_placeholders(text: &str) -> Vec<String> {
     out
 }
 
-/// What the LLM guard fills in a prompt template.
+/// What the LLM guard fills in a prompt template of the output `slot_extraction`.
 pub const PROMPT_PLACEHOLDERS: &[&str] = &["business", "now", "time_zone", "question", "slots"];
+/// What is filled in a prompt template of the output `knowledge_answer` (see
+/// `crate::guard::knowledge::worded`).
+pub const KNOWLEDGE_PROMPT_PLACEHOLDERS: &[&str] = &["business", "passages"];
+
+/// The placeholders a prompt for `output` may use.
+pub fn placeholders_for(output: &str) -> &'static [&'static str] {
+    if output == "knowledge_answer" { KNOWLEDGE_PROMPT_PLACEHOLDERS } else { PROMPT_PLACEHOLDERS }
+}
 
 /// The `{{name}}` placeholders of a prompt template.
 pub fn prompt_placeholders(template: &str) -> Vec<String> {

@@ -59,7 +59,8 @@ pub fn closest(shelf: &Shelf, question: Option<&str>) -> (Vec<ChoiceOption>, Val
     let found = shelf.find(q);
     let matched: Vec<Value> = found.iter().map(|f| json!({"id": f.passage.id, "score": rounded(f.score)})).collect();
     let best_below = if found.is_empty() { shelf.ranked(q).first().map(|f| rounded(f.score)) } else { None };
-    let detail = json!({"question": q, "revision": shelf.revision, "matched": matched, "best_below_threshold": best_below});
+    let detail =
+        json!({"question": q, "revision": shelf.revision, "matched": matched, "best_below_threshold": best_below});
     (found.iter().map(|f| option(f.passage)).collect(), detail)
 }
 
@@ -95,7 +96,8 @@ pub async fn worded(
         found.iter().map(|f| format!("[{}] {}\n{}", f.passage.id, f.passage.title, f.passage.text)).collect();
     let system = guard.template.replace("{{business}}", &business.name).replace("{{passages}}", &listing.join("\n\n"));
     let mut attempts: Vec<Attempt> = Vec::new();
-    let answer = llm.structured(&system, question, KNOWLEDGE_ANSWER, &knowledge_answer_schema(&ids), &mut attempts).await;
+    let answer =
+        llm.structured(&system, question, KNOWLEDGE_ANSWER, &knowledge_answer_schema(&ids), &mut attempts).await;
     let mut detail = json!({"model": llm.model(), "prompt": guard.prompt, "output": guard.output, "offered": ids});
     let (outcome, option) = match answer {
         Err(e) => {

@@ -446,8 +446,12 @@ impl Guards {
         let (shelf, trouble) = match self.knowledge.shelf(&flows.knowledge, &catalog).await {
             Ok(shelf) => (shelf, None),
             Err(e) => {
-                let items: Vec<crate::knowledge::Item> = flows.knowledge.iter().map(crate::knowledge::Item::from_fact).collect();
-                (Arc::new(crate::knowledge::Shelf::build(0, &items, &catalog)), Some(json!({"code": e.code(), "error": e.to_string()})))
+                let items: Vec<crate::knowledge::Item> =
+                    flows.knowledge.iter().map(crate::knowledge::Item::from_fact).collect();
+                (
+                    Arc::new(crate::knowledge::Shelf::build(0, &items, &catalog)),
+                    Some(json!({"code": e.code(), "error": e.to_string()})),
+                )
             }
         };
         let (mut options, mut detail) = knowledge::closest(&shelf, question);

@@ -17,19 +17,120 @@ use crate::text::{Folded, fold, western_digits};
 
 /// Words that may open a sentence capitalised without being a name.
 pub const OPENERS: &[&str] = &[
-    "a", "absolutely", "after", "all", "also", "an", "and", "any", "as", "ask", "at", "before", "book", "both", "but",
-    "by", "call", "certainly", "choose", "contact", "currently", "each", "every", "for", "from", "good", "great",
-    "hello", "here", "hi", "however", "i", "if", "in", "it", "just", "let", "no", "not", "note", "of", "on", "once",
-    "our", "pay", "pick", "please", "prices", "reply", "sadly", "see", "send", "so", "sorry", "sure", "tap", "thank",
-    "thanks", "that", "the", "there", "these", "they", "this", "to", "unfortunately", "we", "what", "when", "while",
-    "with", "write", "yes", "you", "your",
+    "a",
+    "absolutely",
+    "after",
+    "all",
+    "also",
+    "an",
+    "and",
+    "any",
+    "as",
+    "ask",
+    "at",
+    "before",
+    "book",
+    "both",
+    "but",
+    "by",
+    "call",
+    "certainly",
+    "choose",
+    "contact",
+    "currently",
+    "each",
+    "every",
+    "for",
+    "from",
+    "good",
+    "great",
+    "hello",
+    "here",
+    "hi",
+    "however",
+    "i",
+    "if",
+    "in",
+    "it",
+    "just",
+    "let",
+    "no",
+    "not",
+    "note",
+    "of",
+    "on",
+    "once",
+    "our",
+    "pay",
+    "pick",
+    "please",
+    "prices",
+    "reply",
+    "sadly",
+    "see",
+    "send",
+    "so",
+    "sorry",
+    "sure",
+    "tap",
+    "thank",
+    "thanks",
+    "that",
+    "the",
+    "there",
+    "these",
+    "they",
+    "this",
+    "to",
+    "unfortunately",
+    "we",
+    "what",
+    "when",
+    "while",
+    "with",
+    "write",
+    "yes",
+    "you",
+    "your",
 ];
 
 /// Month and weekday names: an answer naming one must have it from its sources.
 const CALENDAR_WORDS: &[&str] = &[
-    "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
-    "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "monday",
-    "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "weekend", "weekends", "today", "tomorrow",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "sept",
+    "oct",
+    "nov",
+    "dec",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "weekend",
+    "weekends",
+    "today",
+    "tomorrow",
 ];
 
 static URL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\b(?:https?://|www\.)[^\s<>]+").expect("valid regex"));
@@ -145,7 +246,9 @@ mod tests {
 
     #[test]
     fn a_rewording_of_the_passage_passes() {
-        assert!(kinds("We come Saturday to Thursday from 8 to 18:00, and we are closed on Fridays.", &[HOURS]).is_empty());
+        assert!(
+            kinds("We come Saturday to Thursday from 8 to 18:00, and we are closed on Fridays.", &[HOURS]).is_empty()
+        );
         assert!(
             kinds("A Full Wash costs AED 75.00. You can call +97145550100 or email hello@carewell.example.", &[PRICE])
                 .is_empty()
@@ -157,10 +260,16 @@ mod tests {
         assert_eq!(kinds("A Full Wash costs AED 65.", &[PRICE]), [("number", "65".to_string())]);
         assert_eq!(kinds("We visit until 20:00 on Saturday.", &[HOURS]), [("number", "20:00".to_string())]);
         assert_eq!(kinds("Call us on 050 123 4567.", &[PRICE]), [("phone", "050 123 4567".to_string())]);
-        assert_eq!(kinds("We also come to Abu Dhabi.", &[HOURS]), [("name", "Abu".to_string()), ("name", "Dhabi".to_string())]);
+        assert_eq!(
+            kinds("We also come to Abu Dhabi.", &[HOURS]),
+            [("name", "Abu".to_string()), ("name", "Dhabi".to_string())]
+        );
         assert_eq!(kinds("Ajman is covered on Saturday.", &[HOURS]), [("name", "Ajman".to_string())]);
         assert_eq!(kinds("We are open on Sunday.", &[HOURS]), [("date", "Sunday".to_string())]);
-        assert_eq!(kinds("See https://other.example/deal.", &[PRICE]), [("url", "https://other.example/deal".to_string())]);
+        assert_eq!(
+            kinds("See https://other.example/deal.", &[PRICE]),
+            [("url", "https://other.example/deal".to_string())]
+        );
         assert_eq!(kinds("Write to sales@other.example", &[PRICE]), [("email", "sales@other.example".to_string())]);
     }
 

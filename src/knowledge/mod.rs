@@ -211,7 +211,8 @@ impl Shelf {
                 price: c.price,
             });
         }
-        let index = Index::build(passages.iter().map(|p| Fields { title: &p.title, keywords: &p.keywords, text: &p.text }));
+        let index =
+            Index::build(passages.iter().map(|p| Fields { title: &p.title, keywords: &p.keywords, text: &p.text }));
         Shelf { revision, passages, index, key: 0 }
     }
 
@@ -233,7 +234,11 @@ impl Shelf {
     /// Every passage ranked for `question`, best first, with no threshold (for the console's
     /// "why this answer" view and the benchmark).
     pub fn ranked(&self, question: &str) -> Vec<Found<'_>> {
-        self.index.search(question).into_iter().map(|h| Found { passage: &self.passages[h.passage], score: h.score }).collect()
+        self.index
+            .search(question)
+            .into_iter()
+            .map(|h| Found { passage: &self.passages[h.passage], score: h.score })
+            .collect()
     }
 
     /// What to offer when no question was asked: entries and catalog items (not documents'
@@ -412,7 +417,12 @@ mod tests {
             entry("areas", "Areas we serve", &["sharjah", "come to", "dubai"], "Dubai and Sharjah"),
             Item {
                 kind: ItemKind::Document,
-                ..entry("guide", "Care guide", &[], "## Ceramic coating\nLasts two years.\n\n## Leather\nConditioned twice a year.")
+                ..entry(
+                    "guide",
+                    "Care guide",
+                    &[],
+                    "## Ceramic coating\nLasts two years.\n\n## Leather\nConditioned twice a year.",
+                )
             },
         ];
         Shelf::build(3, &items, &catalog())

@@ -25,9 +25,9 @@ pub const KEYWORD_WEIGHT: f32 = 2.0;
 pub const STOP_WORDS: &[&str] = &[
     "a", "about", "am", "an", "and", "any", "anything", "are", "as", "at", "be", "been", "but", "by", "can", "could",
     "did", "do", "does", "for", "from", "get", "got", "had", "has", "have", "hello", "hi", "how", "i", "if", "in",
-    "is", "it", "its", "just", "know", "like", "me", "much", "my", "need", "of", "on", "or", "our", "please", "question",
-    "s", "so", "some", "tell", "thank", "thanks", "that", "the", "their", "them", "there", "they", "this", "to", "u",
-    "us", "want", "was", "we", "what", "which", "who", "will", "with", "would", "you", "your",
+    "is", "it", "its", "just", "know", "like", "me", "much", "my", "need", "of", "on", "or", "our", "please",
+    "question", "s", "so", "some", "tell", "thank", "thanks", "that", "the", "their", "them", "there", "they", "this",
+    "to", "u", "us", "want", "was", "we", "what", "which", "who", "will", "with", "would", "you", "your",
 ];
 
 /// The fields of one passage, as ranked.
@@ -158,9 +158,8 @@ mod tests {
     fn index(docs: &[(&str, &[&str], &str)]) -> (Index, Vec<Vec<String>>) {
         let keywords: Vec<Vec<String>> =
             docs.iter().map(|(_, k, _)| k.iter().map(|s| s.to_string()).collect()).collect();
-        let idx = Index::build(
-            docs.iter().zip(&keywords).map(|((title, _, text), k)| Fields { title, keywords: k, text }),
-        );
+        let idx =
+            Index::build(docs.iter().zip(&keywords).map(|((title, _, text), k)| Fields { title, keywords: k, text }));
         (idx, keywords)
     }
 

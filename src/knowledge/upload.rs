@@ -24,7 +24,8 @@ impl DocumentType {
     /// Errors: [`KnowledgeError::Unsupported`].
     pub fn of(name: &str, media_type: Option<&str>) -> Result<DocumentType, KnowledgeError> {
         let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
-        let media = media_type.map(|m| m.split(';').next().unwrap_or("").trim().to_ascii_lowercase()).unwrap_or_default();
+        let media =
+            media_type.map(|m| m.split(';').next().unwrap_or("").trim().to_ascii_lowercase()).unwrap_or_default();
         match (ext.as_str(), media.as_str()) {
             ("txt" | "text", _) | ("", "text/plain") => Ok(DocumentType::PlainText),
             ("md" | "markdown", _) | ("", "text/markdown") => Ok(DocumentType::Markdown),
@@ -47,9 +48,12 @@ pub fn read_document(name: &str, media_type: Option<&str>, bytes: &[u8]) -> Resu
         return Err(KnowledgeError::TooLarge { name: name.into(), bytes: bytes.len(), max: MAX_UPLOAD_BYTES });
     }
     let text = match DocumentType::of(name, media_type)? {
-        DocumentType::PlainText | DocumentType::Markdown => String::from_utf8(bytes.to_vec()).map_err(|_| {
-            KnowledgeError::NoText { name: name.into(), hint: ": it is not UTF-8 text; save it as UTF-8 and upload it again" }
-        })?,
+        DocumentType::PlainText | DocumentType::Markdown => {
+            String::from_utf8(bytes.to_vec()).map_err(|_| KnowledgeError::NoText {
+                name: name.into(),
+                hint: ": it is not UTF-8 text; save it as UTF-8 and upload it again",
+            })?
+        }
         DocumentType::Pdf => pdf_text(name, bytes)?,
     };
     let text = text.trim_start_matches('\u{feff}').replace("\r\n", "\n");

@@ -37,7 +37,11 @@ impl App {
             done.updated += 1;
         }
         if done.created + done.updated > 0 {
-            info!(created = done.created, updated = done.updated, "the knowledge file was imported into the knowledge base");
+            info!(
+                created = done.created,
+                updated = done.updated,
+                "the knowledge file was imported into the knowledge base"
+            );
         }
         if !done.kept.is_empty() {
             warn!(kept = ?done.kept, "entries of the knowledge file were edited in the console since; the console's wording is kept");

@@ -34,7 +34,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(super::console::routes)
             .configure(super::privacy::routes)
             .configure(super::dashboard::routes)
-            .configure(super::transcripts::routes),
+            .configure(super::transcripts::routes)
+            .configure(super::knowledge::routes),
     );
 }
 

@@ -59,7 +59,7 @@ impl Role {
     pub fn allows(self, p: Permission) -> bool {
         match self {
             Role::Owner | Role::Admin => true,
-            Role::Agent => matches!(p, Permission::Read | Permission::Act),
+            Role::Agent => matches!(p, Permission::Read | Permission::Act | Permission::Knowledge),
             Role::Viewer => p == Permission::Read,
         }
     }
@@ -82,11 +82,13 @@ pub enum Permission {
     Privacy,
     /// Read the audit trail.
     Audit,
+    /// Change the knowledge base and review what it answered (agents too: they know the answers).
+    Knowledge,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 7] = [
+    pub const ALL: [Permission; 8] = [
         Permission::Read,
         Permission::Act,
         Permission::Operate,
@@ -94,6 +96,7 @@ impl Permission {
         Permission::Users,
         Permission::Privacy,
         Permission::Audit,
+        Permission::Knowledge,
     ];
 
     /// Its scope name.
@@ -106,6 +109,7 @@ impl Permission {
             Permission::Users => "users",
             Permission::Privacy => "privacy",
             Permission::Audit => "audit",
+            Permission::Knowledge => "knowledge",
         }
     }
 

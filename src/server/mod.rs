@@ -17,6 +17,7 @@ pub mod auth;
 pub mod console;
 pub mod dashboard;
 pub mod inspector;
+pub mod knowledge;
 pub mod pages;
 pub mod privacy;
 pub mod transcripts;

@@ -64,7 +64,7 @@ pub struct KnowledgeRevision {
 
 /// What a save found.
 enum Saved {
-    Done(Item),
+    Done(Box<Item>),
     Duplicate,
     Missing,
 }
@@ -181,12 +181,12 @@ impl Store {
                 } else {
                     diesel::update(knowledge_items::table.find(&item.id)).set(values).execute(c).await?;
                 }
-                Ok(Saved::Done(item))
+                Ok(Saved::Done(Box::new(item)))
             })
             .await
         });
         match saved {
-            Ok(Saved::Done(item)) => Ok(item),
+            Ok(Saved::Done(item)) => Ok(*item),
             Ok(Saved::Duplicate) => Err(KnowledgeError::DuplicateTitle(title)),
             Ok(Saved::Missing) => Err(KnowledgeError::NotFound(id)),
             // Two saves of the same title at once: the unique index refuses the second.

@@ -8,7 +8,6 @@ use diesel_async::RunQueryDsl;
 use super::schema::turns;
 use super::{Store, StoreError, TurnRow, lower};
 
-
 /// What to search for; every part given must match.
 #[derive(Debug, Clone, Default)]
 pub struct TurnSearch {

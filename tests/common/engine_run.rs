@@ -31,8 +31,7 @@ impl Run {
         let event = InboundEvent::internal(format!("wamid.{n}"), self.state.customer.clone(), self.clock, kind);
         self.clock += 60;
         let plan = engine::plan(&self.flows, &self.state, &event, None);
-        let guards =
-            Guards::new(Arc::new(ErpClient::new(None, std::time::Duration::from_secs(60)).unwrap()), None);
+        let guards = Guards::new(Arc::new(ErpClient::new(None, std::time::Duration::from_secs(60)).unwrap()), None);
         let g = guards.run(&self.flows, &plan, jiff::Timestamp::from_second(event.timestamp).unwrap(), &[]).await;
         let d = engine::decide(&self.flows, &self.state, &event, &g)?;
         self.state = d.state.clone();

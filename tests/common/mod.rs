@@ -204,7 +204,12 @@ impl Server {
     /// Calls the admin API.
     pub async fn admin(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
         let url = format!("{}{path}", self.url);
-        let req = if method == "GET" { self.http.get(url) } else { self.http.post(url).json(&body) };
+        let req = match method {
+            "GET" => self.http.get(url),
+            "DELETE" => self.http.delete(url),
+            "PUT" => self.http.put(url).json(&body),
+            _ => self.http.post(url).json(&body),
+        };
         let resp = req.bearer_auth(ADMIN_TOKEN).send().await.unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))

@@ -183,3 +183,77 @@ async fn an_llm_words_answers_and_its_invented_price_is_caught() {
     assert_eq!(runs[0].1["why"], json!([{"kind": "number", "text": "50"}]), "{}", runs[0].1);
     server.assert_replays().await;
 }
+
+/// Ask → flagged → corrected → asked again: questions nothing answered, an answer called wrong,
+/// an answer thumbed down and an answer followed by a hand-off are flagged; similar questions
+/// come as one group; a person answers the group with a new entry and links another question to
+/// an existing one, and the same questions are then answered.
+async fn the_correction_loop(db: Db) {
+    let fakes = Fakes::new(None);
+    let server = Server::start(&db, &fakes);
+    let mut a = Customer::new(&server, &fakes.graph, "971500007011");
+    let mut b = Customer::new(&server, &fakes.graph, "971500007012");
+    let mut c = Customer::new(&server, &fakes.graph, "971500007013");
+    let mut d = Customer::new(&server, &fakes.graph, "971500007014");
+
+    assert_says(&a.text("Do you do ceramic coating?").await, "I don't have an answer to that");
+    assert_says(&b.text("Do you have ceramic coating available?").await, "I don't have an answer to that");
+    assert_says(&c.text("How long does it take?").await, "about 45 minutes");
+    c.text("No, that's wrong").await;
+    assert_says(&d.text("When are you open?").await, "closed on Fridays");
+    let answer_id = d.received().last().and_then(|m| m["id"].as_str().map(String::from));
+    d.deliver_raw("reaction", json!({"message_id": answer_id.unwrap_or_else(|| "wamid.OUT".into()), "emoji": "👎🏽"}))
+        .await;
+    assert_says(&a.text("Do you cover my area?").await, "anywhere in Dubai and Sharjah");
+    a.text("talk to a person").await;
+    server.settle().await;
+
+    let (status, review) = server.admin("GET", "/admin/knowledge/flags", Value::Null).await;
+    assert_eq!(status, 200, "{review}");
+    assert_eq!(review["open"], 5, "{review}");
+    let groups = review["groups"].as_array().unwrap();
+    let ceramic = &groups[0];
+    assert_eq!(ceramic["flags"].as_array().unwrap().len(), 2, "the two ceramic questions are one group: {review}");
+    assert_eq!(ceramic["reasons"], json!(["unknown"]));
+    let reason_of = |question: &str| {
+        groups.iter().find(|g| g["question"] == question).map(|g| g["reasons"][0].clone()).unwrap_or(Value::Null)
+    };
+    assert_eq!(reason_of("How long does it take?"), "wrong", "{review}");
+    assert_eq!(reason_of("When are you open?"), "thumbs_down", "{review}");
+    assert_eq!(reason_of("Do you cover my area?"), "handoff", "{review}");
+
+    // A new entry answers the ceramic group; the area question is linked to the areas entry.
+    let fix = json!({"flags": ceramic["flags"], "entry": {"title": "Ceramic coating", "answer": "Yes: ceramic coating is AED 900 and lasts two years."}});
+    let (status, done) = server.admin("POST", "/admin/knowledge/flags/resolve", fix).await;
+    assert_eq!((status, done["resolved"].as_i64()), (200, Some(2)), "{done}");
+    assert_eq!(done["item"]["question"], "Do you do ceramic coating?");
+    assert_eq!(done["item"]["also_asked"], json!(["Do you have ceramic coating available?"]));
+    let area = groups.iter().find(|g| g["question"] == "Do you cover my area?").unwrap();
+    let (status, linked) =
+        server.admin("POST", "/admin/knowledge/flags/resolve", json!({"flags": area["flags"], "link": "areas"})).await;
+    assert_eq!(status, 200, "{linked}");
+    let (status, both) = server
+        .admin(
+            "POST",
+            "/admin/knowledge/flags/resolve",
+            json!({"flags": area["flags"], "link": "areas", "entry": {"title": "x", "answer": "y"}}),
+        )
+        .await;
+    assert_eq!((status, both["error"]["code"].as_str()), (400, Some("knowledge.invalid")));
+
+    let mut e = Customer::new(&server, &fakes.graph, "971500007015");
+    assert_says(&e.text("Do you have ceramic coating available?").await, "AED 900 and lasts two years");
+    let (_, review) = server.admin("GET", "/admin/knowledge/flags", Value::Null).await;
+    assert_eq!(review["open"], 2, "two resolved groups, the wrong and thumbed-down answers remain: {review}");
+    server.assert_replays().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_correction_loop_on_sqlite() {
+    the_correction_loop(sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_correction_loop_on_postgres() {
+    the_correction_loop(postgres().await).await;
+}

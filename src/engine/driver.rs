@@ -341,8 +341,10 @@ fn finish(mut t: Turn<'_>) -> Decision {
         };
     }
     let holds = super::capacity::hold_changes(&mut t);
+    let flags = super::answers::review(&mut t);
     Decision {
         holds,
+        flags,
         step_before: step_label(t.before),
         step_after: step_label(&t.state),
         state: t.state,

@@ -21,7 +21,8 @@ pub struct InboundEvent {
     pub profile_name: Option<String>,
     /// When the customer sent it, Unix seconds.
     pub timestamp: i64,
-    /// The id of our message this one replies to (WhatsApp `context.id`).
+    /// The id of our message this one replies to (WhatsApp `context.id`), or reacts to
+    /// (`reaction.message_id`).
     #[serde(default)]
     pub context_id: Option<String>,
     /// What it is.
@@ -303,6 +304,9 @@ pub struct GuardResults {
     /// The intent and emotion of the typed message, when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub understanding: Option<Understanding>,
+    /// What the `knowledge` lookup answered a question with, when it read one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knowledge: Option<super::answers::KnowledgeReading>,
     /// For an asked choice the customer's words fit several options of ("wash" with two washes
     /// on offer): the ids of those options, so the question is asked again with only them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

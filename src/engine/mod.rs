@@ -24,6 +24,7 @@
 //! aside), `recovery.rs` (the stuck ladder, hand-offs). None of them calls the loop: they return
 //! [`turn::Next`].
 
+pub mod answers;
 pub mod anywhere;
 pub mod awaiting;
 pub mod buttons;
@@ -155,6 +156,9 @@ pub struct Decision {
     /// Places this turn holds, books and lets go ([`capacity`]), applied in its commit.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub holds: Vec<capacity::HoldChange>,
+    /// Questions whose answer a person should review ([`answers`]), queued in this turn's commit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<answers::QuestionFlag>,
 }
 
 /// An event for another conversation of the same business number.

@@ -320,6 +320,9 @@ pub struct ConversationState {
     /// The last question sent and how many times in a row it was sent.
     #[serde(default)]
     pub last_question: Option<(String, u32)>,
+    /// The last answer from the knowledge base, for a few turns ([`super::answers`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_answer: Option<super::answers::LastAnswer>,
     /// The emotion of the customer's latest typed message.
     #[serde(default)]
     pub mood: Emotion,
@@ -424,6 +427,7 @@ impl ConversationState {
             last_customer_at: 0,
             wake_at: None,
             last_question: None,
+            last_answer: None,
             mood: Emotion::Neutral,
             upset: false,
             stage: Stage::Greeting,

@@ -133,6 +133,7 @@ impl Guards {
                 results.flow = read.flow;
                 results.slots = read.slots;
                 results.lookups.extend(read.lookups);
+                results.knowledge = read.knowledge.or(results.knowledge.take());
                 results.availability = read.availability.or(results.availability.take());
                 results.failed_lookups.extend(read.failed_lookups);
                 results.runs.extend(read.runs);
@@ -213,6 +214,12 @@ impl Guards {
                 }
                 "knowledge" => {
                     let (options, outcome, detail, run) = self.knowledge(flows, &flow, plan.text.as_deref()).await;
+                    if let Some(question) = plan.text.clone() {
+                        let unsure = run.as_ref().is_some_and(|r| r.outcome == "knowledge.unsure");
+                        let passages = options.iter().map(|o| o.id.clone()).collect();
+                        results.knowledge =
+                            Some(crate::engine::answers::KnowledgeReading { question, passages, unsure });
+                    }
                     results.runs.extend(run);
                     (options, outcome, detail)
                 }

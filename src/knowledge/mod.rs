@@ -12,6 +12,7 @@
 pub mod check;
 pub mod import;
 pub mod rank;
+pub mod review;
 pub mod split;
 pub mod upload;
 

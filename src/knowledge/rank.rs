@@ -130,25 +130,26 @@ pub fn terms(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Cuts English plural and `-ing` endings: "batteries" → "battery", "prices" → "price",
-/// "washing" → "wash"; short words, "-ss", "-us" and "-is" words are kept as they are.
+/// Cuts English plural and then `-ing` endings: "batteries" → "battery", "prices" → "price",
+/// "washing" → "wash", "coatings" → "coat"; short words, "-ss", "-us" and "-is" words are kept as
+/// they are.
 pub fn stem(word: &str) -> String {
     if !word.is_ascii() || word.len() <= 3 {
         return word.to_string();
     }
-    if let Some(s) = word.strip_suffix("ies").filter(|s| s.len() >= 2) {
-        return format!("{s}y");
+    let singular = if let Some(s) = word.strip_suffix("ies").filter(|s| s.len() >= 2) {
+        format!("{s}y")
+    } else if let Some(s) = word.strip_suffix("sses") {
+        format!("{s}ss")
+    } else if word.ends_with('s') && !word.ends_with("ss") && !word.ends_with("us") && !word.ends_with("is") {
+        word[..word.len() - 1].to_string()
+    } else {
+        word.to_string()
+    };
+    match singular.strip_suffix("ing").filter(|s| s.len() >= 3) {
+        Some(s) => s.to_string(),
+        None => singular,
     }
-    if let Some(s) = word.strip_suffix("sses") {
-        return format!("{s}ss");
-    }
-    if let Some(s) = word.strip_suffix("ing").filter(|s| s.len() >= 3) {
-        return s.to_string();
-    }
-    if word.ends_with('s') && !word.ends_with("ss") && !word.ends_with("us") && !word.ends_with("is") {
-        return word[..word.len() - 1].to_string();
-    }
-    word.to_string()
 }
 
 #[cfg(test)]
@@ -168,6 +169,7 @@ mod tests {
         assert_eq!(terms("What are your PRICES?"), ["price"]);
         assert_eq!(terms("Opening hours on Fridays"), ["open", "hour", "friday"]);
         assert_eq!(terms("batteries, glass, bus"), ["battery", "glass", "bus"]);
+        assert_eq!(terms("coatings coating things"), ["coat", "coat", "thing"]);
         assert_eq!(terms("Do you come to Sharjah?"), ["come", "sharjah"]);
         assert!(terms("how much is it?").is_empty());
     }

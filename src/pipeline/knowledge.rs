@@ -1,5 +1,6 @@
 //! Importing `fixtures/knowledge.yaml` into the knowledge base, at start and after each reload of
-//! the flows (see [`crate::knowledge::import`] for what is created, updated or kept).
+//! the flows (see [`crate::knowledge::import`] for what is created, updated or kept); and the
+//! outbox rows that record a turn's flagged questions.
 
 use tracing::{info, warn};
 
@@ -48,4 +49,31 @@ impl App {
         }
         Ok(done)
     }
+}
+
+/// The outbox rows recording `flags` (a turn's [`crate::engine::Decision::flags`]) for
+/// `conversation_id`; `dedup_key`: the turn's inbox row's key, so a repeated turn queues nothing
+/// new.
+pub fn flag_rows(
+    conversation_id: &str,
+    dedup_key: &str,
+    flags: &[crate::engine::answers::QuestionFlag],
+    now: i64,
+) -> Vec<crate::store::NewOutbox> {
+    flags
+        .iter()
+        .map(|f| {
+            let key = format!("{dedup_key}:flag:{}", f.reason.as_str());
+            let flag = crate::store::NewFlag {
+                idempotency_key: key.clone(),
+                conversation_id: conversation_id.to_string(),
+                question: f.question.clone(),
+                reason: f.reason.as_str().to_string(),
+                passages: serde_json::to_string(&f.passages).unwrap_or_else(|_| "[]".into()),
+                evidence: f.evidence.clone(),
+                created_at: now,
+            };
+            super::queue::Payload::Flag(flag).row(conversation_id, key, now)
+        })
+        .collect()
 }

@@ -111,6 +111,8 @@ pub enum Payload {
     Handoff(crate::store::NewHandoff),
     /// [`OutboxKind::Webhook`].
     Webhook(HandoffNotice),
+    /// [`OutboxKind::KnowledgeFlag`].
+    Flag(crate::store::NewFlag),
 }
 
 impl Payload {
@@ -122,6 +124,7 @@ impl Payload {
             Payload::Forward(_) => OutboxKind::Inbox,
             Payload::Handoff(_) => OutboxKind::Handoff,
             Payload::Webhook(_) => OutboxKind::Webhook,
+            Payload::Flag(_) => OutboxKind::KnowledgeFlag,
         }
     }
 
@@ -133,6 +136,7 @@ impl Payload {
             Payload::Forward(p) => serde_json::to_string(p),
             Payload::Handoff(p) => serde_json::to_string(p),
             Payload::Webhook(p) => serde_json::to_string(p),
+            Payload::Flag(p) => serde_json::to_string(p),
         }
         .unwrap_or_default()
     }
@@ -155,6 +159,7 @@ impl Payload {
             OutboxKind::Inbox => Payload::Forward(serde_json::from_str(&row.payload).map_err(bad)?),
             OutboxKind::Handoff => Payload::Handoff(serde_json::from_str(&row.payload).map_err(bad)?),
             OutboxKind::Webhook => Payload::Webhook(serde_json::from_str(&row.payload).map_err(bad)?),
+            OutboxKind::KnowledgeFlag => Payload::Flag(serde_json::from_str(&row.payload).map_err(bad)?),
         })
     }
 }

@@ -12,6 +12,11 @@
 //!   `Content-Type`; with `id`, replaces that document's text.
 //! - `GET /admin/knowledge/search?q=…`: how a question ranks: every passage sharing a word, with
 //!   its score and whether it would be answered (see [`crate::knowledge::MIN_SCORE`]).
+//! - `GET /admin/knowledge/flags`: the open flagged questions, grouped by similarity, largest
+//!   group first ([`crate::knowledge::review`]).
+//! - `POST /admin/knowledge/flags/resolve`: [`Resolve`]: a group's flags answered by linking an
+//!   existing item (their wordings join its questions) or by a new entry; the same questions
+//!   are answered from it on their next asking.
 //!
 //! Errors: 400 `knowledge.invalid`, 404 `knowledge.not_found`, 409 `knowledge.duplicate_title`,
 //! 413 `knowledge.too_large`, 415 `knowledge.unsupported_type`, 422 `knowledge.no_text`, 503
@@ -39,6 +44,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/knowledge", web::get().to(list))
         .route("/knowledge", web::post().to(create))
         .route("/knowledge/search", web::get().to(search))
+        .route("/knowledge/flags", web::get().to(flags))
+        .route("/knowledge/flags/resolve", web::post().to(resolve))
         .service(
             web::resource("/knowledge/documents")
                 // Twice the limit, so that a file somewhat over it gets the typed answer below
@@ -332,6 +339,110 @@ async fn search(app: web::Data<App>, req: HttpRequest, q: web::Query<SearchQuery
         .collect();
     HttpResponse::Ok()
         .json(json!({"revision": shelf.revision, "min_score": crate::knowledge::MIN_SCORE, "passages": ranked}))
+}
+
+/// The most open flags read for review.
+pub const MAX_OPEN_FLAGS: i64 = 1_000;
+
+async fn flags(app: web::Data<App>, req: HttpRequest) -> HttpResponse {
+    if let Err(resp) = auth::caller(&app, &req, Permission::Read).await {
+        return resp;
+    }
+    match app.store.open_flags(MAX_OPEN_FLAGS).await {
+        Ok(rows) => {
+            let flags: Vec<(i64, String, String)> =
+                rows.iter().map(|r| (r.id, r.question.clone(), r.reason.clone())).collect();
+            HttpResponse::Ok().json(json!({"open": rows.len(), "groups": crate::knowledge::review::group(&flags)}))
+        }
+        Err(e) => error_response(&e.into()),
+    }
+}
+
+/// How a group of flagged questions is answered: exactly one of `link` and `entry`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resolve {
+    /// The flags (a group's `flags`).
+    pub flags: Vec<i64>,
+    /// An existing item that answers them: their wordings are added to its questions.
+    #[serde(default)]
+    pub link: Option<String>,
+    /// A new entry that answers them (its question defaults to the first flag's).
+    #[serde(default)]
+    pub entry: Option<EntryInput>,
+}
+
+async fn resolve(app: web::Data<App>, req: HttpRequest, body: web::Json<Resolve>) -> HttpResponse {
+    let p = match auth::caller(&app, &req, Permission::Knowledge).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    let Resolve { flags, link, entry } = body.into_inner();
+    let rows = match app.store.flags(&flags).await {
+        Ok(rows) if !rows.is_empty() => rows,
+        Ok(_) => return error_response(&KnowledgeError::Invalid("name at least one flagged question".into())),
+        Err(e) => return error_response(&e.into()),
+    };
+    let mut wordings: Vec<String> = Vec::new();
+    for r in &rows {
+        let q = r.question.trim().to_string();
+        if !q.is_empty() && !wordings.iter().any(|w| crate::text::fold(w) == crate::text::fold(&q)) {
+            wordings.push(q);
+        }
+    }
+    let saved = match (link, entry) {
+        (Some(id), None) => match app.store.knowledge_item(&id).await {
+            Ok(Some(mut item)) => {
+                for w in wordings {
+                    let known = item
+                        .question
+                        .iter()
+                        .chain(item.also_asked.iter())
+                        .any(|q| crate::text::fold(q) == crate::text::fold(&w));
+                    if !known {
+                        item.also_asked.push(w);
+                    }
+                }
+                app.store.save_knowledge_item(item, &p.name(), false).await
+            }
+            Ok(None) => Err(KnowledgeError::NotFound(id)),
+            Err(e) => Err(e.into()),
+        },
+        (None, Some(mut input)) => {
+            if input.question.as_deref().is_none_or(|q| q.trim().is_empty()) {
+                input.question = wordings.first().cloned();
+            }
+            let question = input.question.clone().unwrap_or_default();
+            input
+                .also_asked
+                .extend(wordings.into_iter().filter(|w| crate::text::fold(w) != crate::text::fold(&question)));
+            match entry_from(input, None) {
+                Ok(item) => app.store.save_knowledge_item(item, &p.name(), true).await,
+                Err(e) => Err(e),
+            }
+        }
+        _ => Err(KnowledgeError::Invalid("give exactly one of `link` (an item's id) and `entry` (a new entry)".into())),
+    };
+    match saved {
+        Ok(item) => {
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            let resolved = match app.store.resolve_flags(&ids, &p.name(), &item.id).await {
+                Ok(n) => n,
+                Err(e) => return error_response(&e.into()),
+            };
+            auth::record(
+                &app,
+                &p,
+                "knowledge.resolve",
+                &item.id,
+                "ok",
+                json!({"flags": ids, "revision": item.revision}),
+            )
+            .await;
+            HttpResponse::Ok().json(json!({"item": item, "resolved": resolved}))
+        }
+        Err(e) => error_response(&e),
+    }
 }
 
 #[cfg(test)]

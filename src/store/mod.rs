@@ -146,6 +146,7 @@ macro_rules! with_conn {
 
 mod console;
 mod erasure;
+mod flags;
 mod handoffs;
 mod holds;
 mod knowledge;
@@ -157,6 +158,7 @@ mod rows;
 mod search;
 pub use console::{ApiKeyRow, AuditFilter, AuditRow, NewApiKey, NewAudit, UserRow, secret_digest};
 pub use erasure::ConversationRows;
+pub use flags::{FlagRow, NewFlag};
 pub use handoffs::{HandoffRow, HandoffStatus, NewHandoff};
 pub use holds::{HoldRefused, LiveHold};
 pub use knowledge::{KnowledgeRevision, KnowledgeSource};

@@ -28,6 +28,8 @@ pub enum OutboxKind {
     Handoff,
     /// A signed POST to the team's hand-off webhook (`HANDOFF_WEBHOOK_URL`).
     Webhook,
+    /// A question flagged for review to record (`store::NewFlag`).
+    KnowledgeFlag,
 }
 
 impl OutboxKind {
@@ -39,14 +41,22 @@ impl OutboxKind {
             OutboxKind::Inbox => "inbox",
             OutboxKind::Handoff => "handoff",
             OutboxKind::Webhook => "webhook",
+            OutboxKind::KnowledgeFlag => "knowledge_flag",
         }
     }
 
     /// From the `kind` column; `None` for a kind this build does not know.
     pub fn parse(s: &str) -> Option<OutboxKind> {
-        [OutboxKind::WhatsApp, OutboxKind::Erp, OutboxKind::Inbox, OutboxKind::Handoff, OutboxKind::Webhook]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            OutboxKind::WhatsApp,
+            OutboxKind::Erp,
+            OutboxKind::Inbox,
+            OutboxKind::Handoff,
+            OutboxKind::Webhook,
+            OutboxKind::KnowledgeFlag,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 

@@ -225,6 +225,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    knowledge_flags (id) {
+        id -> BigInt,
+        idempotency_key -> Text,
+        conversation_id -> Text,
+        question -> Text,
+        reason -> Text,
+        passages -> Text,
+        evidence -> Nullable<Text>,
+        created_at -> BigInt,
+        resolved_at -> Nullable<BigInt>,
+        resolved_by -> Nullable<Text>,
+        resolution -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(sessions, users);
 

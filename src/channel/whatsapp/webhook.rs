@@ -176,7 +176,8 @@ fn read_messages(v: &Value, phone_number_id: &str, out: &mut Notification) {
             message_kind(m),
         );
         event.profile_name = name_of(&from);
-        event.context_id = s(m, "/context/id");
+        // A reaction names the message it reacts to in `reaction.message_id`, not in `context`.
+        event.context_id = s(m, "/context/id").or_else(|| s(m, "/reaction/message_id"));
         out.messages.push(Inbound { phone_number_id: phone_number_id.to_string(), event });
     }
     for st in v.get("statuses").and_then(Value::as_array).into_iter().flatten() {
@@ -334,6 +335,7 @@ mod tests {
             ["text", "choice", "choice", "choice", "media", "media", "location", "contacts", "reaction", "unsupported"]
         );
         assert_eq!(n.messages[1].event.context_id.as_deref(), Some("wamid.OUT"));
+        assert_eq!(n.messages[8].event.context_id.as_deref(), Some("wamid.OUT"), "a reaction names its message");
         assert_eq!(n.messages[0].event.profile_name.as_deref(), Some("Asha Rao"));
         assert_eq!(n.messages[0].phone_number_id, "109876543210987");
         assert_eq!(n.messages[0].event.timestamp, 1750091045);

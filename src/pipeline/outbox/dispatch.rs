@@ -220,6 +220,11 @@ pub async fn work_queue(
                 keeper.release(row.id);
                 finished
             }
+            Ok(Payload::Flag(flag)) => {
+                let finished = super::team::record_flag(&app, &row, claim, &flag).await;
+                keeper.release(row.id);
+                finished
+            }
             Ok(Payload::Webhook(notice)) => {
                 let finished = post_notice(&app, &row, claim, &notice, &mut sent).await;
                 if !sent.iter().any(|(c, _)| c.id == row.id) {

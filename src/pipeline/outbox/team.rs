@@ -24,6 +24,18 @@ pub async fn record_handoff(app: &App, row: &OutboxRow, claim: Claim, handoff: &
     }
 }
 
+/// Records a flagged question and closes its row in one transaction; like [`record_handoff`].
+pub async fn record_flag(app: &App, row: &OutboxRow, claim: Claim, flag: &crate::store::NewFlag) -> bool {
+    match app.store.outbox_done_with_flag(claim, flag.clone()).await {
+        Ok(true) => true,
+        Ok(false) => {
+            tracing::warn!(code = "outbox.claim_lost", outbox_id = row.id, "flagged question: claim taken elsewhere");
+            true
+        }
+        Err(e) => retry_or_dead(app, row, claim, e.code(), &e.to_string(), true).await,
+    }
+}
+
 /// Posts `notice` to the team's webhook; a 2xx answer closes the row (in the caller's batch of
 /// sent rows), anything else is retried with backoff and dead-lettered after the last attempt.
 /// Returns whether the row is finished.

@@ -180,6 +180,7 @@ async fn decide_and_commit(
     let decide_us = decide_started.elapsed().as_micros() as u64;
 
     let sender = app.settings.phone_number_id.clone().unwrap_or(phone_number_id);
+    let flags = decision.as_ref().map(|d| d.flags.clone()).unwrap_or_default();
     let (new_state, replies, erp, trace, step_before, step_after, outcome, forwards, error_text, holds) = match decision
     {
         Ok(d) => (
@@ -233,6 +234,7 @@ async fn decide_and_commit(
         };
         outbox.push(Payload::Forward(f).row(&row.conversation_id, forward.event.message_id.clone(), now_ms));
     }
+    outbox.extend(crate::pipeline::knowledge::flag_rows(&row.conversation_id, &row.dedup_key, &flags, now_ms));
     outbox.extend(crate::pipeline::team::handoff_rows(
         app,
         &row.conversation_id,

@@ -1,0 +1,124 @@
+//! Flagged questions (table `knowledge_flags`): written through the outbox, once per flagging
+//! turn; listed open for review; resolved in groups.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+use super::schema::{knowledge_flags, outbox};
+use super::{Claim, OutboxStatus, Store, StoreError, now_ms};
+
+/// A flag to record (see [`Store::outbox_done_with_flag`]).
+#[derive(Debug, Clone, PartialEq, Insertable, serde::Serialize, serde::Deserialize)]
+#[diesel(table_name = knowledge_flags)]
+pub struct NewFlag {
+    /// Unique per flagging turn and reason.
+    pub idempotency_key: String,
+    /// `phone_number_id:wa_id`.
+    pub conversation_id: String,
+    /// The customer's question.
+    pub question: String,
+    /// `unknown`, `unsure`, `thumbs_down`, `wrong` or `handoff`.
+    pub reason: String,
+    /// The passages it was answered from (JSON array of ids).
+    pub passages: String,
+    /// What showed it.
+    pub evidence: Option<String>,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+/// A flag as stored.
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = knowledge_flags)]
+pub struct FlagRow {
+    /// Id.
+    pub id: i64,
+    /// The conversation.
+    pub conversation_id: String,
+    /// The question.
+    pub question: String,
+    /// Why.
+    pub reason: String,
+    /// The passages (JSON array).
+    pub passages: String,
+    /// What showed it.
+    pub evidence: Option<String>,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms, once resolved.
+    pub resolved_at: Option<i64>,
+    /// Who resolved it.
+    pub resolved_by: Option<String>,
+    /// The item that now answers it.
+    pub resolution: Option<String>,
+}
+
+impl Store {
+    /// Closes an outbox row under `claim` and records `flag` in the same transaction (once: a
+    /// repeated key changes nothing). Returns false when the claim no longer holds.
+    pub async fn outbox_done_with_flag(&self, claim: Claim, flag: NewFlag) -> Result<bool, StoreError> {
+        with_conn!(self, |conn| {
+            conn.transaction::<_, StoreError, _>(async move |c| {
+                let n = diesel::update(super::outbox_queue::under_claim(claim))
+                    .set((
+                        outbox::status.eq(OutboxStatus::Sent.as_str()),
+                        outbox::result.eq(Some("recorded")),
+                        outbox::updated_at.eq(now_ms()),
+                    ))
+                    .execute(c)
+                    .await?;
+                if n == 0 {
+                    return Ok(false);
+                }
+                diesel::insert_into(knowledge_flags::table)
+                    .values(&flag)
+                    .on_conflict(knowledge_flags::idempotency_key)
+                    .do_nothing()
+                    .execute(c)
+                    .await?;
+                Ok(true)
+            })
+            .await
+        })
+    }
+
+    /// Flags not resolved yet, newest first, at most `limit`.
+    pub async fn open_flags(&self, limit: i64) -> Result<Vec<FlagRow>, StoreError> {
+        Ok(with_conn!(self, |conn| {
+            knowledge_flags::table
+                .filter(knowledge_flags::resolved_at.is_null())
+                .select(FlagRow::as_select())
+                .order(knowledge_flags::id.desc())
+                .limit(limit)
+                .load(conn)
+                .await?
+        }))
+    }
+
+    /// Flags by id.
+    pub async fn flags(&self, ids: &[i64]) -> Result<Vec<FlagRow>, StoreError> {
+        Ok(with_conn!(self, |conn| {
+            knowledge_flags::table
+                .filter(knowledge_flags::id.eq_any(ids))
+                .select(FlagRow::as_select())
+                .order(knowledge_flags::id)
+                .load(conn)
+                .await?
+        }))
+    }
+
+    /// Marks open flags `ids` resolved by `by` with the item `resolution`; returns how many.
+    pub async fn resolve_flags(&self, ids: &[i64], by: &str, resolution: &str) -> Result<usize, StoreError> {
+        Ok(with_conn!(self, |conn| {
+            diesel::update(knowledge_flags::table.filter(knowledge_flags::id.eq_any(ids)))
+                .filter(knowledge_flags::resolved_at.is_null())
+                .set((
+                    knowledge_flags::resolved_at.eq(Some(now_ms())),
+                    knowledge_flags::resolved_by.eq(Some(by)),
+                    knowledge_flags::resolution.eq(Some(resolution)),
+                ))
+                .execute(conn)
+                .await?
+        }))
+    }
+}

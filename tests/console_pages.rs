@@ -36,6 +36,8 @@ async fn the_console_in_a_browser(db: Db) {
     let mut quitter = Customer::new(&server, &fakes.graph, "971500009202");
     quitter.text("book a full wash").await;
     quitter.text("Samir Haddad").await;
+    let mut asker = Customer::new(&server, &fakes.graph, "971500009203");
+    assert_says(&asker.text("Do you do ceramic coating?").await, "I don't have an answer to that");
     server.settle().await;
     let (ok, out) = users_add(&server.db, "olivia", "owner", "a long owner password");
     assert!(ok, "{out}");
@@ -95,6 +97,25 @@ async fn the_console_in_a_browser(db: Db) {
     let page = b.text().await;
     assert!(page.contains("login.failed") && page.contains("127.0.0.1"), "{page}");
     check_page(&b, "audit").await;
+
+    // The knowledge base: an entry added by form, then the flagged question answered by a new
+    // entry on the review page; the customer's question is then answered.
+    b.click("nav a[href='/console/knowledge']").await;
+    b.wait_for("The knowledge base at revision").await;
+    check_page(&b, "knowledge").await;
+    b.type_into("#new-title", "Parking").await;
+    b.type_into("#new-answer", "Our van parks on the street or in your building's visitor parking.").await;
+    b.type_into("#new-keywords", "parking, park").await;
+    b.click("form[action='/console/knowledge/entries'] button").await;
+    b.wait_for("Saved parking").await;
+    b.click("a[href='/console/knowledge/review']").await;
+    b.wait_for("Do you do ceramic coating?").await;
+    check_page(&b, "knowledge-review").await;
+    b.type_into("#title-0", "Ceramic coating").await;
+    b.type_into("#answer-0", "Yes: ceramic coating is AED 900 and lasts two years.").await;
+    b.click("form[aria-label='Answer with a new entry'] button").await;
+    b.wait_for("Saved ceramic_coating").await;
+    assert_says(&asker.text("Do you do ceramic coating?").await, "AED 900 and lasts two years");
 
     // Logging out ends the session: the console asks to log in again.
     b.click("header form button").await;

@@ -178,11 +178,17 @@ async fn create(app: web::Data<App>, req: HttpRequest, body: web::Json<EntryInpu
         Ok(p) => p,
         Err(resp) => return resp,
     };
-    let saved = match entry_from(body.into_inner(), None) {
+    answer(add_entry(&app, &p, body.into_inner()).await, StatusCode::CREATED)
+}
+
+/// Stores a new entry by `p`, in the audit trail. Errors: see [`entry_from`] and
+/// [`crate::store::Store::save_knowledge_item`].
+pub async fn add_entry(app: &App, p: &auth::Principal, input: EntryInput) -> Result<Item, KnowledgeError> {
+    let saved = match entry_from(input, None) {
         Ok(item) => app.store.save_knowledge_item(item, &p.name(), true).await,
         Err(e) => Err(e),
     };
-    answer(&app, &p, "knowledge.create", saved, StatusCode::CREATED).await
+    audited(app, p, "knowledge.create", saved).await
 }
 
 async fn update(
@@ -218,7 +224,7 @@ async fn update(
         Ok(item) => app.store.save_knowledge_item(item, &p.name(), false).await,
         Err(e) => Err(e),
     };
-    answer(&app, &p, "knowledge.update", saved, StatusCode::OK).await
+    answer(audited(&app, &p, "knowledge.update", saved).await, StatusCode::OK)
 }
 
 async fn remove(app: web::Data<App>, req: HttpRequest, id: web::Path<String>) -> HttpResponse {
@@ -255,16 +261,32 @@ async fn upload(app: web::Data<App>, req: HttpRequest, q: web::Query<UploadQuery
         Err(resp) => return resp,
     };
     let media_type = req.headers().get("Content-Type").and_then(|v| v.to_str().ok());
-    let text = match read_document(&q.name, media_type, &body) {
+    let q = q.into_inner();
+    let status = if q.id.is_some() { StatusCode::OK } else { StatusCode::CREATED };
+    answer(add_document(&app, &p, &q.name, q.title, media_type, &body, q.id).await, status)
+}
+
+/// Reads an upload named `name` into a document titled `title` (the name without its extension
+/// when not given), new or replacing the document `replace`; by `p`, in the audit trail.
+/// Errors: see [`read_document`] and [`crate::store::Store::save_knowledge_item`].
+pub async fn add_document(
+    app: &App,
+    p: &auth::Principal,
+    name: &str,
+    title: Option<String>,
+    media_type: Option<&str>,
+    bytes: &[u8],
+    replace: Option<String>,
+) -> Result<Item, KnowledgeError> {
+    let text = match read_document(name, media_type, bytes) {
         Ok(t) => t,
         Err(e) => {
-            auth::record(&app, &p, "knowledge.upload", &q.name, "refused", json!({"code": e.code()})).await;
-            return error_response(&e);
+            auth::record(app, p, "knowledge.upload", name, "refused", json!({"code": e.code()})).await;
+            return Err(e);
         }
     };
-    let stem = q.name.rsplit_once('.').map_or(q.name.as_str(), |(s, _)| s);
-    let title = q.title.clone().filter(|t| !t.trim().is_empty()).unwrap_or_else(|| stem.to_string());
-    let replace = q.id.clone();
+    let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
+    let title = title.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| stem.to_string());
     let item = Item {
         id: replace.clone().unwrap_or_else(|| format!("doc_{}", id_from_title(&title))),
         kind: ItemKind::Document,
@@ -274,7 +296,7 @@ async fn upload(app: web::Data<App>, req: HttpRequest, q: web::Query<UploadQuery
         answer: text,
         keywords: vec![],
         category: None,
-        source: Some(q.name.clone()),
+        source: Some(name.to_string()),
         revision: 0,
     };
     let saved = match &replace {
@@ -288,23 +310,28 @@ async fn upload(app: web::Data<App>, req: HttpRequest, q: web::Query<UploadQuery
         },
         None => app.store.save_knowledge_item(item, &p.name(), true).await,
     };
-    let status = if replace.is_some() { StatusCode::OK } else { StatusCode::CREATED };
-    answer(&app, &p, "knowledge.upload", saved, status).await
+    audited(app, p, "knowledge.upload", saved).await
 }
 
-/// Records the change and answers it.
-async fn answer(
+/// Records a change that was made in the audit trail, and passes it on.
+async fn audited(
     app: &App,
     p: &auth::Principal,
     action: &str,
     saved: Result<Item, KnowledgeError>,
-    status: StatusCode,
-) -> HttpResponse {
+) -> Result<Item, KnowledgeError> {
+    if let Ok(item) = &saved {
+        auth::record(app, p, action, &item.id, "ok", json!({"revision": item.revision, "title": item.title})).await;
+    }
+    saved
+}
+
+/// The HTTP answer for a change: the item and how many passages it has, or the error.
+fn answer(saved: Result<Item, KnowledgeError>, status: StatusCode) -> HttpResponse {
     match saved {
         Ok(item) => {
             let passages =
                 if item.kind == ItemKind::Document { crate::knowledge::split::split(&item.answer).len() } else { 1 };
-            auth::record(app, p, action, &item.id, "ok", json!({"revision": item.revision, "title": item.title})).await;
             HttpResponse::build(status).json(json!({"item": item, "passages": passages}))
         }
         Err(e) => error_response(&e),
@@ -377,72 +404,57 @@ async fn resolve(app: web::Data<App>, req: HttpRequest, body: web::Json<Resolve>
         Ok(p) => p,
         Err(resp) => return resp,
     };
-    let Resolve { flags, link, entry } = body.into_inner();
-    let rows = match app.store.flags(&flags).await {
-        Ok(rows) if !rows.is_empty() => rows,
-        Ok(_) => return error_response(&KnowledgeError::Invalid("name at least one flagged question".into())),
-        Err(e) => return error_response(&e.into()),
-    };
+    match resolve_group(&app, &p, body.into_inner()).await {
+        Ok((item, resolved)) => HttpResponse::Ok().json(json!({"item": item, "resolved": resolved})),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// Answers a group of flagged questions as `r` says, by `p` (in the audit trail); returns the item
+/// that now answers them and how many flags were resolved. Errors: no flag named, both or
+/// neither of `link` and `entry`, an unknown item, or a store failure.
+pub async fn resolve_group(app: &App, p: &auth::Principal, r: Resolve) -> Result<(Item, usize), KnowledgeError> {
+    let Resolve { flags, link, entry } = r;
+    let rows = app.store.flags(&flags).await?;
+    if rows.is_empty() {
+        return Err(KnowledgeError::Invalid("name at least one flagged question".into()));
+    }
+    let same = |a: &str, b: &str| crate::text::fold(a) == crate::text::fold(b);
     let mut wordings: Vec<String> = Vec::new();
     for r in &rows {
         let q = r.question.trim().to_string();
-        if !q.is_empty() && !wordings.iter().any(|w| crate::text::fold(w) == crate::text::fold(&q)) {
+        if !q.is_empty() && !wordings.iter().any(|w| same(w, &q)) {
             wordings.push(q);
         }
     }
-    let saved = match (link, entry) {
-        (Some(id), None) => match app.store.knowledge_item(&id).await {
-            Ok(Some(mut item)) => {
-                for w in wordings {
-                    let known = item
-                        .question
-                        .iter()
-                        .chain(item.also_asked.iter())
-                        .any(|q| crate::text::fold(q) == crate::text::fold(&w));
-                    if !known {
-                        item.also_asked.push(w);
-                    }
+    let item = match (link, entry) {
+        (Some(id), None) => {
+            let Some(mut item) = app.store.knowledge_item(&id).await? else { return Err(KnowledgeError::NotFound(id)) };
+            for w in wordings {
+                if !item.question.iter().chain(item.also_asked.iter()).any(|q| same(q, &w)) {
+                    item.also_asked.push(w);
                 }
-                app.store.save_knowledge_item(item, &p.name(), false).await
             }
-            Ok(None) => Err(KnowledgeError::NotFound(id)),
-            Err(e) => Err(e.into()),
-        },
+            audited(app, p, "knowledge.update", app.store.save_knowledge_item(item, &p.name(), false).await).await?
+        }
         (None, Some(mut input)) => {
             if input.question.as_deref().is_none_or(|q| q.trim().is_empty()) {
                 input.question = wordings.first().cloned();
             }
             let question = input.question.clone().unwrap_or_default();
-            input
-                .also_asked
-                .extend(wordings.into_iter().filter(|w| crate::text::fold(w) != crate::text::fold(&question)));
-            match entry_from(input, None) {
-                Ok(item) => app.store.save_knowledge_item(item, &p.name(), true).await,
-                Err(e) => Err(e),
-            }
+            input.also_asked.extend(wordings.into_iter().filter(|w| !same(w, &question)));
+            add_entry(app, p, input).await?
         }
-        _ => Err(KnowledgeError::Invalid("give exactly one of `link` (an item's id) and `entry` (a new entry)".into())),
+        _ => {
+            return Err(KnowledgeError::Invalid(
+                "give exactly one of `link` (an item's id) and `entry` (a new entry)".into(),
+            ));
+        }
     };
-    match saved {
-        Ok(item) => {
-            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-            let resolved = match app.store.resolve_flags(&ids, &p.name(), &item.id).await {
-                Ok(n) => n,
-                Err(e) => return error_response(&e.into()),
-            };
-            auth::record(
-                &app,
-                &p,
-                "knowledge.resolve",
-                &item.id,
-                "ok",
-                json!({"flags": ids, "revision": item.revision}),
-            )
-            .await;
-            HttpResponse::Ok().json(json!({"item": item, "resolved": resolved}))
-        }
-        Err(e) => error_response(&e),
-    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let resolved = app.store.resolve_flags(&ids, &p.name(), &item.id).await?;
+    auth::record(app, p, "knowledge.resolve", &item.id, "ok", json!({"flags": ids, "revision": item.revision})).await;
+    Ok((item, resolved))
 }
 
 #[cfg(test)]

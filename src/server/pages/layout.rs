@@ -54,7 +54,9 @@ h3 { font-size: 16px; margin: 18px 0 6px; }
 form.filters { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-end; background: #fff; padding: 12px; border: 1px solid #c8ccc9; border-radius: 6px; }
 form.filters label, form.stack label { display: flex; flex-direction: column; font-weight: 600; font-size: 14px; gap: 2px; }
 form.stack { display: flex; flex-direction: column; gap: 12px; max-width: 320px; }
-input, select, button { font: inherit; padding: 6px 8px; border: 1px solid #6b716d; border-radius: 4px; background: #fff; color: #1a1a1a; }
+form.stack.wide { max-width: 640px; }
+textarea { width: 100%; }
+input, select, button, textarea { font: inherit; padding: 6px 8px; border: 1px solid #6b716d; border-radius: 4px; background: #fff; color: #1a1a1a; }
 button { background: #0d3b2e; color: #fff; border-color: #0d3b2e; cursor: pointer; }
 header button { background: #fff; color: #0d3b2e; }
 dl.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: 10px; margin: 0; }
@@ -77,9 +79,10 @@ pre { background: #fff; border: 1px solid #c8ccc9; padding: 12px; overflow-x: au
 "#;
 
 /// The console's sections, in the navigation's order: (path, label, permission needed).
-const SECTIONS: [(&str, &str, Permission); 4] = [
+const SECTIONS: [(&str, &str, Permission); 5] = [
     ("/console", "Dashboard", Permission::Read),
     ("/console/conversations", "Conversations", Permission::Read),
+    ("/console/knowledge", "Knowledge", Permission::Read),
     ("/console/audit", "Audit trail", Permission::Audit),
     ("/inspector", "Inspector", Permission::Act),
 ];

@@ -9,6 +9,8 @@
 //! - `GET /console/conversations` (`read`): transcript search ([`conversations`]),
 //!   `GET /console/conversations.csv`, `GET /console/explain/{conversation}`.
 //! - `GET /console/audit` (`audit`): the audit trail ([`audit`]).
+//! - `GET /console/knowledge` (`read`; changes `knowledge`): the knowledge base, its review of
+//!   flagged questions and each item's history ([`knowledge`]).
 //!
 //! A page asked for without a session redirects to the login page; without the permission it
 //! answers 403 with a page that says which one is missing.
@@ -16,6 +18,7 @@
 mod audit;
 mod conversations;
 mod dashboard;
+mod knowledge;
 pub mod layout;
 pub mod svg;
 
@@ -35,7 +38,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/console/logout", web::post().to(logout))
         .configure(dashboard::routes)
         .configure(conversations::routes)
-        .configure(audit::routes);
+        .configure(audit::routes)
+        .configure(knowledge::routes);
 }
 
 /// An HTML answer.

@@ -246,6 +246,13 @@ async fn the_correction_loop(db: Db) {
     let (_, review) = server.admin("GET", "/admin/knowledge/flags", Value::Null).await;
     assert_eq!(review["open"], 2, "two resolved groups, the wrong and thumbed-down answers remain: {review}");
     server.assert_replays().await;
+
+    // Erasing a customer erases their flagged questions too.
+    let (status, erased) = server.admin("POST", "/admin/customers/971500007013/erase", json!({})).await;
+    assert_eq!(status, 200, "{erased}");
+    let (_, review) = server.admin("GET", "/admin/knowledge/flags", Value::Null).await;
+    assert!(!review.to_string().contains("How long does it take?"), "{review}");
+    assert!(review.to_string().contains(carewell::erasure::ERASED), "{review}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -98,6 +98,11 @@ async fn erase_conversation(app: &App, conversation_id: &str) -> Result<usize, H
             *reason = redactor.text(reason);
             *note = note.as_deref().map(|n| redactor.text(n));
         }
+        // A flagged question is the customer's own words, whole.
+        for (_, question, evidence) in rows.flags.iter_mut() {
+            *question = crate::erasure::ERASED.to_string();
+            *evidence = evidence.as_ref().map(|_| crate::erasure::ERASED.to_string());
+        }
         let turns = rows.turns.len();
         if app.store.rewrite_conversation_rows(rows, now).await.map_err(unavailable)? {
             return Ok(turns);

@@ -1,12 +1,12 @@
 //! Reading and rewriting every row of one conversation that may hold the customer's words, for
 //! [`crate::erasure`]: the conversation's state, its inbound events, turn records, outbox
-//! payloads, set-aside rows and hand-off records. The rewrite is one transaction, and only if
+//! payloads, set-aside rows, hand-off records and flagged questions. The rewrite is one transaction, and only if
 //! no turn was committed since the rows were read (the conversation's version).
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
-use super::schema::{conversations, handoffs, inbox, outbox, quarantine, turns};
+use super::schema::{conversations, handoffs, inbox, knowledge_flags, outbox, quarantine, turns};
 use super::{Store, StoreError};
 
 /// The rows of one conversation that may hold the customer's words, as read (or as rewritten).
@@ -28,6 +28,8 @@ pub struct ConversationRows {
     pub quarantine: Vec<(i64, String)>,
     /// Hand-off records: (id, reason, note).
     pub handoffs: Vec<(i64, String, Option<String>)>,
+    /// Flagged questions: (id, question, evidence).
+    pub flags: Vec<(i64, String, Option<String>)>,
 }
 
 impl Store {
@@ -72,6 +74,11 @@ impl Store {
                         .select((handoffs::id, handoffs::reason, handoffs::note))
                         .load(conn)
                         .await?,
+                    flags: knowledge_flags::table
+                        .filter(knowledge_flags::conversation_id.eq(&cid))
+                        .select((knowledge_flags::id, knowledge_flags::question, knowledge_flags::evidence))
+                        .load(conn)
+                        .await?,
                 }),
             }
         }))
@@ -111,6 +118,12 @@ impl Store {
                 for (id, reason, note) in &rows.handoffs {
                     diesel::update(handoffs::table.find(id))
                         .set((handoffs::reason.eq(reason), handoffs::note.eq(note)))
+                        .execute(c)
+                        .await?;
+                }
+                for (id, question, evidence) in &rows.flags {
+                    diesel::update(knowledge_flags::table.find(id))
+                        .set((knowledge_flags::question.eq(question), knowledge_flags::evidence.eq(evidence)))
                         .execute(c)
                         .await?;
                 }

@@ -215,3 +215,28 @@ async fn a_journey_whose_step_is_gone_is_moved_to_the_nearest_question() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_of_the_knowledge_file_is_imported_and_answers_the_next_question() {
+    let root = copy_project();
+    let flows_dir = root.join("flows").display().to_string();
+    let fakes = Fakes::new(None);
+    let server = Server::start_with(&sqlite(), &fakes, &[("FLOWS_DIR", flows_dir.as_str())]);
+    let file = root.join("fixtures/knowledge.yaml");
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str(
+        "  - id: pets\n    title: Pets in the car\n    keywords: [pet, pets, dog, hair]\n    answer: \"We vacuum pet hair at no extra cost.\"\n",
+    );
+    std::fs::write(&file, text).unwrap();
+    let started = Instant::now();
+    loop {
+        let (_, base) = server.admin("GET", "/admin/knowledge", serde_json::Value::Null).await;
+        if base["items"].as_array().unwrap().iter().any(|i| i["id"] == "pets") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "the knowledge file was not imported: {base}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut c = Customer::new(&server, &fakes.graph, "971500000731");
+    assert_says(&c.text("Do you clean dog hair?").await, "pet hair at no extra cost");
+}

@@ -76,11 +76,15 @@ pub fn audit_entry(
 /// `flow files`.
 pub async fn run(app: Arc<App>) {
     let flows_dir = app.settings.flows_dir.clone();
-    let prompts_dir = flows_dir.parent().map(|p| p.join("prompts")).unwrap_or_else(|| "prompts".into());
-    let mut last = (fingerprint(&flows_dir), fingerprint(&prompts_dir));
+    let root = flows_dir.parent().map(Path::to_path_buf).unwrap_or_else(|| ".".into());
+    let prompts_dir = root.join("prompts");
+    // The knowledge file is imported on each reload (see `App::import_knowledge_file`).
+    let knowledge_file = root.join(crate::knowledge::import::KNOWLEDGE_FILE);
+    let file = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.len(), m.modified().ok()));
+    let mut last = (fingerprint(&flows_dir), fingerprint(&prompts_dir), file(&knowledge_file));
     loop {
         tokio::time::sleep(INTERVAL).await;
-        let now = (fingerprint(&flows_dir), fingerprint(&prompts_dir));
+        let now = (fingerprint(&flows_dir), fingerprint(&prompts_dir), file(&knowledge_file));
         if now == last {
             continue;
         }

@@ -247,7 +247,10 @@ async fn the_correction_loop(db: Db) {
     assert_eq!(review["open"], 2, "two resolved groups, the wrong and thumbed-down answers remain: {review}");
     server.assert_replays().await;
 
-    // Erasing a customer erases their flagged questions too.
+    // A customer's export holds their flagged questions; erasing them erases those too.
+    let (status, doc) = server.admin("GET", "/admin/customers/971500007013/export", Value::Null).await;
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["conversations"][0]["flagged_questions"][0]["question"], "How long does it take?", "{doc}");
     let (status, erased) = server.admin("POST", "/admin/customers/971500007013/erase", json!({})).await;
     assert_eq!(status, 200, "{erased}");
     let (_, review) = server.admin("GET", "/admin/knowledge/flags", Value::Null).await;

@@ -152,10 +152,11 @@ async fn document(app: &App, customer: &str) -> Result<Value, crate::store::Stor
             .map(|t| serde_json::from_str(&t.record).unwrap_or(Value::String(t.record.clone())))
             .collect();
         let timeline = crate::explain::build(&app.store, &conv.id).await?;
+        let flagged = app.store.flags_of(&conv.id).await?;
         ids.push(conv.id.clone());
         conversations.push(json!({
             "id": conv.id, "business_number": conv.phone_number_id, "state": state,
-            "timeline": timeline, "turns": turns,
+            "timeline": timeline, "turns": turns, "flagged_questions": flagged,
         }));
     }
     let handoffs: Vec<Value> = app

@@ -95,6 +95,18 @@ impl Store {
         }))
     }
 
+    /// The flags of one conversation, oldest first (for a customer's export).
+    pub async fn flags_of(&self, conversation_id: &str) -> Result<Vec<FlagRow>, StoreError> {
+        Ok(with_conn!(self, |conn| {
+            knowledge_flags::table
+                .filter(knowledge_flags::conversation_id.eq(conversation_id))
+                .select(FlagRow::as_select())
+                .order(knowledge_flags::id)
+                .load(conn)
+                .await?
+        }))
+    }
+
     /// Flags by id.
     pub async fn flags(&self, ids: &[i64]) -> Result<Vec<FlagRow>, StoreError> {
         Ok(with_conn!(self, |conn| {

@@ -1,7 +1,9 @@
 //! The `knowledge` lookup: the passages of the knowledge base and the catalog closest to the
 //! customer's question (see [`crate::knowledge`]), as the options of the flow's topic slot. With
 //! no question, the topics (entries and services) are listed; a question nothing answers gives
-//! no option, and the flow answers honestly ("I don't know").
+//! no option, and the flow answers honestly ("I don't know"). A question no keyword routes (see
+//! [`looks_like_question`]) is tried against the knowledge base too: answered, its flow is
+//! picked; not, it is flagged for review while the customer gets the menu.
 //!
 //! A flow whose LLM guard has the output `knowledge_answer` has its answer worded by the LLM from
 //! the best passages: the LLM must answer [`KnowledgeAnswer`], cite the passages it used, and say
@@ -47,6 +49,19 @@ pub fn knowledge_answer_schema(ids: &[String]) -> Value {
         items["enum"] = json!(ids);
     }
     schema
+}
+
+/// Words that open a question.
+const QUESTION_OPENERS: &[&str] = &[
+    "what", "when", "where", "which", "who", "why", "how", "do", "does", "did", "is", "are", "can", "could", "will",
+    "would", "should", "may",
+];
+
+/// Whether `text` reads as a question of at least three words: it ends with a question mark or
+/// opens with a question word ("is ceramic coating available", "how long is a wash").
+pub fn looks_like_question(text: &str) -> bool {
+    let words: Vec<String> = crate::text::fold(text).split_whitespace().map(String::from).collect();
+    words.len() >= 3 && (text.trim_end().ends_with('?') || QUESTION_OPENERS.contains(&words[0].as_str()))
 }
 
 /// The options for `question` (every topic without one) and the lookup's record: the question,
@@ -234,6 +249,15 @@ mod tests {
         assert_eq!(detail["matched"], json!([]));
         let (topics, _) = closest(&shelf(), None);
         assert_eq!(topics.len(), 3);
+    }
+
+    #[test]
+    fn questions_are_told_from_other_messages() {
+        assert!(looks_like_question("Is ceramic coating available?"));
+        assert!(looks_like_question("how long is a wash"));
+        assert!(looks_like_question("my car, tomorrow?"));
+        assert!(!looks_like_question("hi?"));
+        assert!(!looks_like_question("my car is dirty"));
     }
 
     #[test]

@@ -120,6 +120,22 @@ impl Guards {
                     reading = Understanding { emotion, ..answer };
                 }
             }
+            // A question nothing routed: the knowledge base may answer it (its flow is picked);
+            // one it cannot answer is noted, so it is flagged for review like any other.
+            if reading.intent == "other" && plan.flow.is_none() && knowledge::looks_like_question(text) {
+                match self.flow_answering(flows, text).await {
+                    Some((flow, true)) => reading = Understanding { intent: flow, confidence: 0.8, ..reading },
+                    Some((_, false)) => {
+                        let question = text.trim().to_string();
+                        results.knowledge = Some(crate::engine::answers::KnowledgeReading {
+                            question,
+                            passages: vec![],
+                            unsure: false,
+                        });
+                    }
+                    None => {}
+                }
+            }
             // A journey the intent guard picked (no keyword routed the text): its lookups and
             // slots are read now, so it starts knowing what the message said.
             let picked = flows
@@ -148,6 +164,29 @@ impl Guards {
             results.alternative = Some(Box::new(read));
         }
         results
+    }
+
+    /// The journey that answers from the knowledge base (the first in the menu whose choice slot
+    /// lists the `knowledge` lookup) and whether the knowledge base answers `text`; `None` when no
+    /// journey answers from it.
+    async fn flow_answering(&self, flows: &FlowSet, text: &str) -> Option<(String, bool)> {
+        let mut answering: Vec<&Arc<Flow>> = flows
+            .flows
+            .values()
+            .filter(|f| {
+                f.slots
+                    .values()
+                    .any(|s| matches!(&s.options, crate::flow::graph::OptionSource::Lookup(l) if l == "knowledge"))
+            })
+            .collect();
+        answering.sort_by_key(|f| (-f.priority, f.menu_position));
+        let flow = answering.first()?.id.clone();
+        let catalog = self.erp.catalog(&flows.catalog, &flows.root).await.map(|c| c.0).unwrap_or_default();
+        let answered = match self.knowledge.shelf(&flows.knowledge, &catalog).await {
+            Ok(shelf) => !shelf.find(text).is_empty(),
+            Err(_) => false,
+        };
+        Some((flow, answered))
     }
 
     /// The journey that books what `text` names from the catalog (a whole item title, case and

@@ -215,6 +215,14 @@ async fn the_correction_loop(db: Db) {
     let (status, review) = server.admin("GET", "/admin/knowledge/flags", Value::Null).await;
     assert_eq!(status, 200, "{review}");
     assert_eq!(review["open"], 6, "{review}");
+    // The dashboard counts the questions: seven read, four answered.
+    let (_, dashboard) = server.admin("GET", "/admin/dashboard", Value::Null).await;
+    let t = &dashboard["totals"];
+    assert_eq!(
+        (t["questions"].as_i64(), t["answered"].as_i64(), t["not_known"].as_i64()),
+        (Some(7), Some(4), Some(3)),
+        "{t}"
+    );
     let groups = review["groups"].as_array().unwrap();
     let ceramic = &groups[0];
     assert_eq!(ceramic["flags"].as_array().unwrap().len(), 3, "the three ceramic questions are one group: {review}");

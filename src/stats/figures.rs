@@ -67,6 +67,16 @@ pub struct Totals {
     pub ratings: BTreeMap<String, i64>,
     /// The mean rating, when there is one.
     pub rating_mean: Option<f64>,
+    /// Questions read against the knowledge base.
+    pub questions: i64,
+    /// Of those, answered from it.
+    pub answered: i64,
+    /// Of those, not known (the customer was offered a person, the question flagged).
+    pub not_known: i64,
+    /// Answers the LLM worded that passed the checks.
+    pub worded: i64,
+    /// `answered` per question (0 when there were none).
+    pub answer_rate: f64,
     /// Outbox rows in the dead letter now (not limited to the range: they wait for an
     /// operator to re-drive them); filled in by the caller, which reads the outbox.
     pub dead_letters: i64,
@@ -180,6 +190,11 @@ pub fn dashboard(
         llm_cost: price.map(|p| llm_tokens as f64 * p / 1_000_000.0),
         ratings,
         rating_mean: (rated > 0).then(|| stars as f64 / rated as f64),
+        questions: get("", "questions"),
+        answered: get("", "answered"),
+        not_known: get("", "not_known"),
+        worded: get("", "worded"),
+        answer_rate: share(get("", "answered"), get("", "questions")),
         dead_letters: 0,
     };
     let per_flow = flows

@@ -23,6 +23,8 @@
 //! | `llm_tokens` | runs the LLM guard: `n` is the tokens its attempts used, as the LLM reported them (flow `""`) |
 //! | `time_to_book:<s>` | gets the ERP's acceptance `s` whole seconds after its journey started (a histogram with one-second bins, for an exact median) |
 //! | `rating:<n>` | stores a visit's rating `n` (flow `""`) |
+//! | `questions`, `answered`, `not_known` | reads a question against the knowledge base, and answers it or not (flow `""`) |
+//! | `worded` | sends a knowledge answer the LLM worded and the checks let through (flow `""`) |
 
 pub mod figures;
 
@@ -125,7 +127,14 @@ pub fn counts(record: &TurnRecord, zone: &jiff::tz::TimeZone) -> Vec<Count> {
             }
         }
     }
+    if let Some(k) = &record.guards.knowledge {
+        add("", "questions".into(), 1);
+        add("", if k.passages.is_empty() { "not_known" } else { "answered" }.into(), 1);
+    }
     for run in record.guards.runs.iter().filter(|r| r.guard == "llm") {
+        if run.outcome == "ok" && run.detail["output"] == "knowledge_answer" {
+            add("", "worded".into(), 1);
+        }
         add("", "llm_calls".into(), 1);
         if run.outcome != "ok" {
             add("", "llm_failures".into(), 1);

@@ -147,6 +147,15 @@ fn figures(d: &Dashboard) -> String {
         card("Upset customers", &t.upset.to_string()),
         card("Dead letters now", &t.dead_letters.to_string()),
     ));
+    out.push_str(&format!(
+        r#"<h2 id="questions">Questions</h2><dl class="cards">{}{}{}{}{}</dl>
+<p class="muted">Questions read against the knowledge base; those not known are flagged for review on the <a href="/console/knowledge/review">Flagged questions</a> page. Worded: answers the language model rephrased from the knowledge base and that passed its checks.</p>"#,
+        card("Questions", &t.questions.to_string()),
+        card("Answered", &t.answered.to_string()),
+        card("Answer rate", &percent(t.answer_rate)),
+        card("Not known", &t.not_known.to_string()),
+        card("Worded", &t.worded.to_string()),
+    ));
     let cost = t.llm_cost.map_or_else(|| "price not set".to_string(), |c| format!("{c:.2}"));
     out.push_str(&format!(
         r#"<h2 id="llm">Language model</h2><dl class="cards">{}{}{}{}</dl>

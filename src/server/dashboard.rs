@@ -129,20 +129,10 @@ pub async fn csv_answer(app: &App, q: &RangeQuery) -> HttpResponse {
         Ok((_, rows)) => rows,
         Err(resp) => return resp,
     };
-    let kept = rows.iter().filter(|(_, flow, _, _)| r.flow.as_ref().is_none_or(|f| f == flow));
-    let mut out = csv::Writer::from_writer(Vec::new());
-    let mut written = out.write_record(["day", "flow", "metric", "count"]);
-    for (day, flow, metric, n) in kept {
-        written = written.and_then(|_| out.write_record([day, flow, metric, &n.to_string()]));
-    }
-    match (written, out.into_inner()) {
-        (Ok(()), Ok(body)) => HttpResponse::Ok()
-            .content_type("text/csv; charset=utf-8")
-            .insert_header((
-                "Content-Disposition",
-                format!("attachment; filename=\"carewell-counts-{}-{}.csv\"", r.from, r.to),
-            ))
-            .body(body),
-        _ => problem(StatusCode::INTERNAL_SERVER_ERROR, "server.csv", "the CSV could not be written"),
-    }
+    let kept = rows
+        .iter()
+        .filter(|(_, flow, _, _)| r.flow.as_ref().is_none_or(|f| f == flow))
+        .map(|(day, flow, metric, n)| vec![day.clone(), flow.clone(), metric.clone(), n.to_string()]);
+    let filename = format!("carewell-counts-{}-{}.csv", r.from, r.to);
+    super::csv_download(&filename, &["day", "flow", "metric", "count"], kept)
 }

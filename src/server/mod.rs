@@ -46,6 +46,27 @@ pub(crate) fn problem(status: actix_web::http::StatusCode, code: &str, message: 
     HttpResponse::build(status).json(json!({"error": {"code": code, "message": message}}))
 }
 
+/// A CSV download named `filename`: the `header` row, then `rows` (each as many fields as the
+/// header). Errors: 500 `server.csv` when a row cannot be written.
+pub(crate) fn csv_download<R, F>(filename: &str, header: &[&str], rows: R) -> HttpResponse
+where
+    R: IntoIterator<Item = Vec<F>>,
+    F: AsRef<[u8]>,
+{
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let mut written = out.write_record(header);
+    for row in rows {
+        written = written.and_then(|_| out.write_record(row));
+    }
+    match (written, out.into_inner()) {
+        (Ok(()), Ok(body)) => HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .insert_header(("Content-Disposition", format!("attachment; filename=\"{filename}\"")))
+            .body(body),
+        _ => problem(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, "server.csv", "the CSV could not be written"),
+    }
+}
+
 #[derive(Deserialize)]
 struct VerifyQuery {
     #[serde(rename = "hub.mode")]

@@ -160,19 +160,21 @@ pub async fn csv_answer(app: &App, q: &SearchQuery) -> HttpResponse {
         Ok(h) => h,
         Err(resp) => return resp,
     };
-    let mut out = csv::Writer::from_writer(Vec::new());
-    let mut written = out.write_record(["at", "customer", "flow", "step", "said", "replied", "outcome"]);
-    for h in &hits {
-        let replied = h.replied.join("\n\n");
-        let flow = h.flow.as_deref().unwrap_or("");
-        written =
-            written.and_then(|_| out.write_record([&h.at, &h.customer, flow, &h.step, &h.said, &replied, &h.outcome]));
-    }
-    match (written, out.into_inner()) {
-        (Ok(()), Ok(body)) => HttpResponse::Ok()
-            .content_type("text/csv; charset=utf-8")
-            .insert_header(("Content-Disposition", "attachment; filename=\"carewell-transcripts.csv\""))
-            .body(body),
-        _ => problem(StatusCode::INTERNAL_SERVER_ERROR, "server.csv", "the CSV could not be written"),
-    }
+    let rows = hits.iter().map(|h| {
+        let flow = h.flow.clone().unwrap_or_default();
+        vec![
+            h.at.clone(),
+            h.customer.clone(),
+            flow,
+            h.step.clone(),
+            h.said.clone(),
+            h.replied.join("\n\n"),
+            h.outcome.clone(),
+        ]
+    });
+    super::csv_download(
+        "carewell-transcripts.csv",
+        &["at", "customer", "flow", "step", "said", "replied", "outcome"],
+        rows,
+    )
 }

@@ -222,6 +222,12 @@ async fn an_edit_of_the_knowledge_file_is_imported_and_answers_the_next_question
     let flows_dir = root.join("flows").display().to_string();
     let fakes = Fakes::new(None);
     let server = Server::start_with(&sqlite(), &fakes, &[("FLOWS_DIR", flows_dir.as_str())]);
+    // An owner replaced a fact of the file by an entry of their own with the same title: the
+    // file's next import leaves theirs and still imports the rest.
+    let (status, _) = server.admin("DELETE", "/admin/knowledge/payment_methods", serde_json::Value::Null).await;
+    assert_eq!(status, 204);
+    let own = serde_json::json!({"title": "Ways to pay", "answer": "Card or cash, nothing else.", "keywords": ["pay", "card"]});
+    assert_eq!(server.admin("POST", "/admin/knowledge", own).await.0, 201);
     let file = root.join("fixtures/knowledge.yaml");
     let mut text = std::fs::read_to_string(&file).unwrap();
     text.push_str(
@@ -239,4 +245,9 @@ async fn an_edit_of_the_knowledge_file_is_imported_and_answers_the_next_question
     }
     let mut c = Customer::new(&server, &fakes.graph, "971500000731");
     assert_says(&c.text("Do you clean dog hair?").await, "pet hair at no extra cost");
+    let (_, base) = server.admin("GET", "/admin/knowledge", serde_json::Value::Null).await;
+    let titled: Vec<&serde_json::Value> =
+        base["items"].as_array().unwrap().iter().filter(|i| i["title"] == "Ways to pay").collect();
+    assert_eq!(titled.len(), 1, "{base}");
+    assert_eq!(titled[0]["answer"], "Card or cash, nothing else.");
 }

@@ -15,23 +15,37 @@ pub struct Imported {
     pub created: usize,
     /// Entries rewritten from the file.
     pub updated: usize,
-    /// Entries edited in the console since, left as they are.
+    /// Facts not imported: entries edited in the console since, left as they are, and facts
+    /// whose title an item written in the console has.
     pub kept: Vec<String>,
 }
 
 impl App {
     /// Brings the file's facts into the knowledge base (nothing when they are all there).
     ///
-    /// Errors: the base cannot be read or written, or a fact's title is taken by another item
-    /// ([`KnowledgeError::DuplicateTitle`]); the facts before it are imported.
+    /// Errors: the base cannot be read or written; the facts before the failure are imported.
     pub async fn import_knowledge_file(&self) -> Result<Imported, KnowledgeError> {
         let flows = self.flows();
         let (_, stored) = self.store.knowledge_items().await?;
         let plan = import::plan(&flows.knowledge, &stored);
         let mut done = Imported { kept: plan.kept.clone(), ..Default::default() };
         for item in plan.create {
-            self.store.save_knowledge_item(item, KNOWLEDGE_FILE, true).await?;
-            done.created += 1;
+            let id = item.id.clone();
+            match self.store.save_knowledge_item(item, KNOWLEDGE_FILE, true).await {
+                Ok(_) => done.created += 1,
+                // Another instance starting at the same moment imported it first.
+                Err(KnowledgeError::DuplicateTitle(title))
+                    if stored.iter().all(|i| !i.title.eq_ignore_ascii_case(&title)) =>
+                {
+                    info!(%title, "a fact of the knowledge file was imported by another instance");
+                }
+                // An item written in the console has its title: the console's stands.
+                Err(KnowledgeError::DuplicateTitle(title)) => {
+                    warn!(fact = %id, %title, "a fact of the knowledge file has the title of an item written in the console; it is not imported");
+                    done.kept.push(id);
+                }
+                Err(e) => return Err(e),
+            }
         }
         for item in plan.update {
             self.store.save_knowledge_item(item, KNOWLEDGE_FILE, false).await?;

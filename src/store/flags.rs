@@ -2,12 +2,12 @@
 //! turn; listed open for review; resolved in groups.
 
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 
-use super::schema::{knowledge_flags, outbox};
-use super::{Claim, OutboxStatus, Store, StoreError, now_ms};
+use super::schema::knowledge_flags;
+use super::{Store, StoreError, now_ms};
 
-/// A flag to record (see [`Store::outbox_done_with_flag`]).
+/// A flag to record (see [`Store::outbox_done_with_record`]).
 #[derive(Debug, Clone, PartialEq, Insertable, serde::Serialize, serde::Deserialize)]
 #[diesel(table_name = knowledge_flags)]
 pub struct NewFlag {
@@ -54,34 +54,6 @@ pub struct FlagRow {
 }
 
 impl Store {
-    /// Closes an outbox row under `claim` and records `flag` in the same transaction (once: a
-    /// repeated key changes nothing). Returns false when the claim no longer holds.
-    pub async fn outbox_done_with_flag(&self, claim: Claim, flag: NewFlag) -> Result<bool, StoreError> {
-        with_conn!(self, |conn| {
-            conn.transaction::<_, StoreError, _>(async move |c| {
-                let n = diesel::update(super::outbox_queue::under_claim(claim))
-                    .set((
-                        outbox::status.eq(OutboxStatus::Sent.as_str()),
-                        outbox::result.eq(Some("recorded")),
-                        outbox::updated_at.eq(now_ms()),
-                    ))
-                    .execute(c)
-                    .await?;
-                if n == 0 {
-                    return Ok(false);
-                }
-                diesel::insert_into(knowledge_flags::table)
-                    .values(&flag)
-                    .on_conflict(knowledge_flags::idempotency_key)
-                    .do_nothing()
-                    .execute(c)
-                    .await?;
-                Ok(true)
-            })
-            .await
-        })
-    }
-
     /// Flags not resolved yet, newest first, at most `limit`.
     pub async fn open_flags(&self, limit: i64) -> Result<Vec<FlagRow>, StoreError> {
         Ok(with_conn!(self, |conn| {

@@ -6,7 +6,7 @@
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
-use super::schema::{handoffs, outbox};
+use super::schema::{handoffs, knowledge_flags, outbox};
 use super::{Claim, OutboxStatus, Store, StoreError, now_ms};
 
 /// Where a hand-off is.
@@ -73,7 +73,16 @@ pub struct HandoffRow {
     pub note: Option<String>,
 }
 
-/// A hand-off to record (see [`Store::outbox_done_with_handoff`]).
+/// A row an outbox row writes when it is worked (see [`Store::outbox_done_with_record`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutboxRecord {
+    /// A hand-off record.
+    Handoff(NewHandoff),
+    /// A flagged question.
+    Flag(super::NewFlag),
+}
+
+/// A hand-off to record (see [`Store::outbox_done_with_record`]).
 #[derive(Debug, Clone, PartialEq, Insertable, serde::Serialize, serde::Deserialize)]
 #[diesel(table_name = handoffs)]
 pub struct NewHandoff {
@@ -94,10 +103,10 @@ pub struct NewHandoff {
 }
 
 impl Store {
-    /// Closes an outbox row under `claim` and records `handoff` in the same transaction (once:
-    /// a repeated key changes nothing). Returns false when the claim no longer holds (nothing
-    /// written).
-    pub async fn outbox_done_with_handoff(&self, claim: Claim, handoff: NewHandoff) -> Result<bool, StoreError> {
+    /// Closes an outbox row under `claim` and writes `record` in the same transaction (once: a
+    /// repeated idempotency key changes nothing). Returns false when the claim no longer holds
+    /// (nothing written).
+    pub async fn outbox_done_with_record(&self, claim: Claim, record: OutboxRecord) -> Result<bool, StoreError> {
         with_conn!(self, |conn| {
             conn.transaction::<_, StoreError, _>(async move |c| {
                 let n = diesel::update(super::outbox_queue::under_claim(claim))
@@ -111,12 +120,24 @@ impl Store {
                 if n == 0 {
                     return Ok(false);
                 }
-                diesel::insert_into(handoffs::table)
-                    .values(&handoff)
-                    .on_conflict(handoffs::idempotency_key)
-                    .do_nothing()
-                    .execute(c)
-                    .await?;
+                match &record {
+                    OutboxRecord::Handoff(h) => {
+                        diesel::insert_into(handoffs::table)
+                            .values(h)
+                            .on_conflict(handoffs::idempotency_key)
+                            .do_nothing()
+                            .execute(c)
+                            .await?
+                    }
+                    OutboxRecord::Flag(f) => {
+                        diesel::insert_into(knowledge_flags::table)
+                            .values(f)
+                            .on_conflict(knowledge_flags::idempotency_key)
+                            .do_nothing()
+                            .execute(c)
+                            .await?
+                    }
+                };
                 Ok(true)
             })
             .await

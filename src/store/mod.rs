@@ -159,7 +159,7 @@ mod search;
 pub use console::{ApiKeyRow, AuditFilter, AuditRow, NewApiKey, NewAudit, UserRow, secret_digest};
 pub use erasure::ConversationRows;
 pub use flags::{FlagRow, NewFlag};
-pub use handoffs::{HandoffRow, HandoffStatus, NewHandoff};
+pub use handoffs::{HandoffRow, HandoffStatus, NewHandoff, OutboxRecord};
 pub use holds::{HoldRefused, LiveHold};
 pub use knowledge::{KnowledgeRevision, KnowledgeSource};
 pub use outbox_queue::{Claim, DUE_PER_CONVERSATION, NewOutbox, OutboxKind, OutboxRow, OutboxStatus};

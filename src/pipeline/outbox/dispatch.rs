@@ -9,7 +9,7 @@ use tracing::error;
 
 use super::effects::{erp_given_up, forward, send_message, write_erp};
 use super::keeper::ClaimKeeper;
-use super::team::{post_notice, record_handoff};
+use super::team::{post_notice, record};
 use crate::pipeline::App;
 use crate::pipeline::queue::Payload;
 use crate::store::{Claim, Lane, OutboxRow, now_ms};
@@ -216,12 +216,12 @@ pub async fn work_queue(
                 finished
             }
             Ok(Payload::Handoff(h)) => {
-                let finished = record_handoff(&app, &row, claim, &h).await;
+                let finished = record(&app, &row, claim, crate::store::OutboxRecord::Handoff(h)).await;
                 keeper.release(row.id);
                 finished
             }
             Ok(Payload::Flag(flag)) => {
-                let finished = super::team::record_flag(&app, &row, claim, &flag).await;
+                let finished = record(&app, &row, claim, crate::store::OutboxRecord::Flag(flag)).await;
                 keeper.release(row.id);
                 finished
             }

@@ -1,4 +1,5 @@
-//! The outbox's hand-off effects: writing the hand-off record, and telling the team's webhook
+//! The outbox's hand-off effects: writing the hand-off record (and a flagged question, written
+//! the same way), and telling the team's webhook
 //! (a signed POST, retried and dead-lettered like every row). The WhatsApp alerts to the staff
 //! numbers are ordinary WhatsApp rows.
 
@@ -6,30 +7,19 @@ use super::effects::retry_or_dead;
 use crate::channel::whatsapp::signature::sign;
 use crate::pipeline::App;
 use crate::pipeline::queue::HandoffNotice;
-use crate::store::{Claim, NewHandoff, OutboxRow};
+use crate::store::{Claim, OutboxRecord, OutboxRow};
 
 /// The header carrying the body's HMAC-SHA256 (`sha256=<hex>`), keyed with
 /// `HANDOFF_WEBHOOK_SECRET`.
 pub const SIGNATURE_HEADER: &str = "X-Carewell-Signature";
 
-/// Writes the hand-off record and closes the row; returns whether the row is finished.
-pub async fn record_handoff(app: &App, row: &OutboxRow, claim: Claim, handoff: &NewHandoff) -> bool {
-    match app.store.outbox_done_with_handoff(claim, handoff.clone()).await {
+/// Writes `record` (a hand-off record, a flagged question) and closes the row in one
+/// transaction; returns whether the row is finished.
+pub async fn record(app: &App, row: &OutboxRow, claim: Claim, record: OutboxRecord) -> bool {
+    match app.store.outbox_done_with_record(claim, record).await {
         Ok(true) => true,
         Ok(false) => {
-            tracing::warn!(code = "outbox.claim_lost", outbox_id = row.id, "hand-off record: claim taken elsewhere");
-            true
-        }
-        Err(e) => retry_or_dead(app, row, claim, e.code(), &e.to_string(), true).await,
-    }
-}
-
-/// Records a flagged question and closes its row in one transaction; like [`record_handoff`].
-pub async fn record_flag(app: &App, row: &OutboxRow, claim: Claim, flag: &crate::store::NewFlag) -> bool {
-    match app.store.outbox_done_with_flag(claim, flag.clone()).await {
-        Ok(true) => true,
-        Ok(false) => {
-            tracing::warn!(code = "outbox.claim_lost", outbox_id = row.id, "flagged question: claim taken elsewhere");
+            tracing::warn!(code = "outbox.claim_lost", outbox_id = row.id, kind = %row.kind, "record: claim taken elsewhere");
             true
         }
         Err(e) => retry_or_dead(app, row, claim, e.code(), &e.to_string(), true).await,

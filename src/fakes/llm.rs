@@ -73,17 +73,18 @@ type LlmState = (Arc<Mutex<LlmLog>>, Arc<Vec<(String, Value)>>, LlmMode, Duratio
 
 async fn llm_answer(state: web::Data<LlmState>, req: HttpRequest, body: web::Json<Value>) -> HttpResponse {
     let (log, script, mode, latency) = state.get_ref();
-    if !latency.is_zero() {
-        tokio::time::sleep(*latency).await;
-    }
     if req.headers().get("Authorization").and_then(|h| h.to_str().ok()) != Some(format!("Bearer {LLM_KEY}").as_str()) {
         return HttpResponse::Unauthorized().json(json!({"error": {"message": "bad key"}}));
     }
     let body = body.into_inner();
+    // Counted when it arrives, so a test can act while the answer is still on its way.
     {
         let mut l = log.lock().unwrap();
         l.calls += 1;
         l.requests.push(body.clone());
+    }
+    if !latency.is_zero() {
+        tokio::time::sleep(*latency).await;
     }
     let user = body["messages"]
         .as_array()

@@ -5,6 +5,27 @@
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
+/// Weekday names (the seven full names first) and their short forms, folded.
+pub const WEEKDAYS: &[&str] = &[
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "mon",
+    "tue",
+    "tues",
+    "wed",
+    "thu",
+    "thur",
+    "thurs",
+    "fri",
+    "sat",
+    "sun",
+];
+
 /// Lowercases, strips accents (NFD then drops combining marks), turns punctuation other than
 /// `-`, `:`, `/`, `.` and `@` into spaces, and folds runs of whitespace into one space.
 ///

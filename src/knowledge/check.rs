@@ -94,13 +94,13 @@ pub const OPENERS: &[&str] = &[
     "your",
 ];
 
-/// Month and weekday names: an answer naming one must have it from its sources.
-const CALENDAR_WORDS: &[&str] = &[
+/// Month names an answer may only give from its sources (folded, in full: "may" is a common
+/// verb, and a capitalised "May" or "Sat" is checked as a name anyway).
+const MONTH_NAMES: &[&str] = &[
     "january",
     "february",
     "march",
     "april",
-    "may",
     "june",
     "july",
     "august",
@@ -108,30 +108,15 @@ const CALENDAR_WORDS: &[&str] = &[
     "october",
     "november",
     "december",
-    "jan",
-    "feb",
-    "mar",
-    "apr",
-    "jun",
-    "jul",
-    "aug",
-    "sep",
-    "sept",
-    "oct",
-    "nov",
-    "dec",
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-    "weekend",
-    "weekends",
-    "today",
-    "tomorrow",
 ];
+
+/// Whether a folded word names a day or month (the seven full weekday names of
+/// [`crate::text::WEEKDAYS`], [`MONTH_NAMES`], and a few relative days).
+fn is_calendar_word(f: &str) -> bool {
+    crate::text::WEEKDAYS[..7].contains(&f)
+        || MONTH_NAMES.contains(&f)
+        || matches!(f, "weekend" | "weekends" | "today" | "tomorrow")
+}
 
 static URL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\b(?:https?://|www\.)[^\s<>]+").expect("valid regex"));
 static EMAIL: LazyLock<Regex> =
@@ -201,7 +186,7 @@ pub fn unsupported(answer: &str, sources: &[&str]) -> Vec<Unsupported> {
         let starts = sentence_start || before.is_empty() || before.ends_with(['.', '!', '?', ':', '\n']);
         sentence_start = false;
         let f = fold(word);
-        if CALENDAR_WORDS.contains(&f.as_str()) {
+        if is_calendar_word(&f) {
             if !folded.has(&f) {
                 out.push(Unsupported { kind: "date", text: word.into() });
             }
@@ -266,6 +251,7 @@ mod tests {
         );
         assert_eq!(kinds("Ajman is covered on Saturday.", &[HOURS]), [("name", "Ajman".to_string())]);
         assert_eq!(kinds("We are open on Sunday.", &[HOURS]), [("date", "Sunday".to_string())]);
+        assert_eq!(kinds("you may come in march", &[HOURS]), [("date", "march".to_string())], "\"may\" is a verb");
         assert_eq!(
             kinds("See https://other.example/deal.", &[PRICE]),
             [("url", "https://other.example/deal".to_string())]

@@ -28,26 +28,7 @@ static TIME_TOKEN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^(\d{1,2})([:.]\d{2})?(am|pm)$|^(\d{1,2})[:.](\d{2})$").unwrap_or_else(|_| unreachable!())
 });
 
-/// Weekday names and their short forms.
-pub(super) const WEEKDAYS: &[&str] = &[
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-    "mon",
-    "tue",
-    "tues",
-    "wed",
-    "thu",
-    "thur",
-    "thurs",
-    "fri",
-    "sat",
-    "sun",
-];
+pub(super) use crate::text::WEEKDAYS;
 
 /// Prepares text for `interim`: joins "10 am" into "10am", reads "noon", drops filler words
 /// ("at", "on", "please"…) and turns a bare hour after a day word into a time ("tomorrow at 9" →

@@ -288,6 +288,26 @@ fn check_limits(b: &Value) -> Option<String> {
                 other => Some(format!("interactive type {other:?}")),
             }
         }
+        // A template needs its approved name and language; a text parameter may hold no new line,
+        // tab or more than four spaces in a row (the Cloud API refuses it, error 132018).
+        Some("template") => {
+            let t = &b["template"];
+            if chars(&t["name"]) == 0 || chars(&t["language"]["code"]) == 0 {
+                return Some("template needs name and language.code".into());
+            }
+            let texts = t["components"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|c| c["parameters"].as_array().into_iter().flatten())
+                .filter_map(|p| p["text"].as_str());
+            for text in texts {
+                if text.contains(['\n', '\t']) || text.contains("     ") {
+                    return Some(format!("132018: parameter {text:?} has a new line, a tab or 5 spaces in a row"));
+                }
+            }
+            None
+        }
         other => Some(format!("type {other:?}")),
     }
 }

@@ -77,7 +77,8 @@ pub fn render(to: &str, reply: &Reply) -> Value {
             body["type"] = json!("template");
             let mut components = Vec::new();
             if !parameters.is_empty() {
-                let params: Vec<Value> = parameters.iter().map(|p| json!({"type": "text", "text": p})).collect();
+                let params: Vec<Value> =
+                    parameters.iter().map(|p| json!({"type": "text", "text": template_parameter(p)})).collect();
                 components.push(json!({"type": "body", "parameters": params}));
             }
             // Quick replies: the approved template holds the labels; we give each its payload.
@@ -93,6 +94,17 @@ pub fn render(to: &str, reply: &Reply) -> Value {
     body
 }
 
+/// The most characters of a template's body (Meta's message template guidelines: a body has at
+/// most 1,024 characters), so also of one parameter.
+pub const MAX_TEMPLATE_BODY: usize = 1_024;
+
+/// A template body parameter as WhatsApp takes it: no new lines, tabs or runs of spaces (Meta's
+/// message template guidelines; the Cloud API refuses such a parameter, error 132018), at most
+/// [`MAX_TEMPLATE_BODY`] characters.
+pub fn template_parameter(text: &str) -> String {
+    truncate(&text.split_whitespace().collect::<Vec<_>>().join(" "), MAX_TEMPLATE_BODY)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +112,12 @@ mod tests {
 
     fn opt(i: usize, title: &str) -> ReplyOption {
         ReplyOption { id: format!("id{i}"), title: title.into(), description: None }
+    }
+
+    #[test]
+    fn template_parameters_lose_line_breaks_and_runs_of_spaces() {
+        assert_eq!(template_parameter("Hello,\n\nyour   reply\there"), "Hello, your reply here");
+        assert_eq!(template_parameter(&"x".repeat(2_000)).chars().count(), MAX_TEMPLATE_BODY);
     }
 
     #[test]

@@ -240,56 +240,71 @@ impl ErpClient {
     ) -> Result<Vec<ChoiceOption>, ErpError> {
         let mut options = Vec::new();
         for source in &decl.sources {
-            let filters = render(&Value::Array(source.filters.clone()), context, &[]).map_err(ErpError::InvalidBody)?;
-            let rows = match &self.settings {
-                None => {
-                    let Some(fixture) = &source.fixture else { continue };
-                    let path = root.join(fixture);
-                    let text = std::fs::read_to_string(&path)
-                        .map_err(|e| ErpError::Fixture(format!("{}: {e}", path.display())))?;
-                    let v: Value = serde_json::from_str(&text)
-                        .map_err(|e| ErpError::Fixture(format!("{}: {e}", path.display())))?;
-                    let today = context.get("today").and_then(Value::as_str).unwrap_or_default();
-                    let mut rows: Vec<Value> = v
-                        .get("data")
-                        .and_then(Value::as_array)
-                        .cloned()
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|r| relative_dates(r, today))
-                        .filter(|r| row_matches(r, &filters))
-                        .collect();
-                    if let Some((field, desc)) = source.order_by.as_deref().and_then(parse_order) {
-                        rows.sort_by(|a, b| compare(&a[field], &b[field]));
-                        if desc {
-                            rows.reverse();
-                        }
-                    }
-                    rows.truncate(source.limit);
-                    rows
-                }
-                Some(s) => {
-                    let mut fields = source.fields.clone();
-                    if !fields.contains(&source.id_field) {
-                        fields.push(source.id_field.clone());
-                    }
-                    let mut url = resource_url(s, &source.doctype, None)?;
-                    {
-                        let mut q = url.query_pairs_mut();
-                        q.append_pair("fields", &json!(fields).to_string())
-                            .append_pair("filters", &filters.to_string())
-                            .append_pair("limit_page_length", &source.limit.to_string());
-                        if let Some(o) = &source.order_by {
-                            q.append_pair("order_by", o);
-                        }
-                    }
-                    let v = self.send(s, self.http.get(url)).await?;
-                    v.get("data").and_then(Value::as_array).cloned().unwrap_or_default()
-                }
-            };
+            let rows = self.rows(source, context, root).await?;
             options.extend(rows.iter().filter_map(|r| row_option(source, r)));
         }
         Ok(options)
+    }
+
+    /// The rows of one list read, as the ERP (or, in the sandbox, the source's fixture, filtered
+    /// and ordered alike) answers them: JSON objects with the source's fields. `context` fills the
+    /// filters' placeholders. Never cached.
+    ///
+    /// Errors: as [`ErpClient::lookup`].
+    pub async fn rows(
+        &self,
+        source: &LookupSource,
+        context: &Map<String, Value>,
+        root: &Path,
+    ) -> Result<Vec<Value>, ErpError> {
+        let filters = render(&Value::Array(source.filters.clone()), context, &[]).map_err(ErpError::InvalidBody)?;
+        let rows = match &self.settings {
+            None => {
+                let Some(fixture) = &source.fixture else { return Ok(vec![]) };
+                let path = root.join(fixture);
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| ErpError::Fixture(format!("{}: {e}", path.display())))?;
+                let v: Value =
+                    serde_json::from_str(&text).map_err(|e| ErpError::Fixture(format!("{}: {e}", path.display())))?;
+                let today = context.get("today").and_then(Value::as_str).unwrap_or_default();
+                let mut rows: Vec<Value> = v
+                    .get("data")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|r| relative_dates(r, today))
+                    .filter(|r| row_matches(r, &filters))
+                    .collect();
+                if let Some((field, desc)) = source.order_by.as_deref().and_then(parse_order) {
+                    rows.sort_by(|a, b| compare(&a[field], &b[field]));
+                    if desc {
+                        rows.reverse();
+                    }
+                }
+                rows.truncate(source.limit);
+                rows
+            }
+            Some(s) => {
+                let mut fields = source.fields.clone();
+                if !fields.contains(&source.id_field) {
+                    fields.push(source.id_field.clone());
+                }
+                let mut url = resource_url(s, &source.doctype, None)?;
+                {
+                    let mut q = url.query_pairs_mut();
+                    q.append_pair("fields", &json!(fields).to_string())
+                        .append_pair("filters", &filters.to_string())
+                        .append_pair("limit_page_length", &source.limit.to_string());
+                    if let Some(o) = &source.order_by {
+                        q.append_pair("order_by", o);
+                    }
+                }
+                let v = self.send(s, self.http.get(url)).await?;
+                v.get("data").and_then(Value::as_array).cloned().unwrap_or_default()
+            }
+        };
+        Ok(rows)
     }
 
     /// Executes a rendered action and returns the reference (the `name` of its reference
@@ -572,7 +587,8 @@ pub fn server_messages(body: &Value) -> Option<String> {
     (!messages.is_empty()).then(|| messages.join(" | "))
 }
 
-fn strip_tags(s: &str) -> String {
+/// `s` without its HTML tags (Frappe's messages and text fields carry some).
+pub fn strip_tags(s: &str) -> String {
     let mut out = String::new();
     let mut in_tag = false;
     for c in s.chars() {

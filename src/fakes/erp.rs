@@ -129,6 +129,11 @@ impl FakeErp {
     }
 }
 
+/// Now as Frappe writes `creation` and `modified` (`YYYY-MM-DD HH:MM:SS.ffffff`, UTC here).
+fn frappe_now() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%d %H:%M:%S%.6f").to_string()
+}
+
 /// Logs a request and waits the site's latency before it is handled.
 async fn erp_request(log: &Mutex<ErpLog>, method: &str, doctype: &str) {
     let latency = {
@@ -277,6 +282,7 @@ async fn erp_update(
         for (k, v) in b {
             d.insert(k, v);
         }
+        d.insert("modified".into(), json!(frappe_now()));
         return HttpResponse::Ok().json(json!({"data": Value::Object(d.clone())}));
     }
     HttpResponse::BadRequest().finish()
@@ -371,6 +377,13 @@ async fn erp_create(
         doc["name"] = json!(name);
         doc["doctype"] = json!(doctype);
         doc["docstatus"] = json!(0);
+        // Frappe stamps every document, and an Issue starts Open (its doctype's default).
+        let now = frappe_now();
+        doc["creation"] = json!(now);
+        doc["modified"] = json!(now);
+        if doctype == "Issue" && doc.get("status").is_none_or(Value::is_null) {
+            doc["status"] = json!("Open");
+        }
         l.docs.entry(doctype.clone()).or_default().push(doc.clone());
         let slow = l.slow_commits > 0;
         if slow {

@@ -15,6 +15,7 @@ pub fn start(app: Arc<App>) -> std::io::Result<(Vec<std::net::SocketAddr>, actix
     tokio::spawn(crate::pipeline::outbox::run(app.clone()));
     tokio::spawn(crate::pipeline::outbox::handoff::run(app.clone()));
     tokio::spawn(crate::pipeline::scheduler::run(app.clone()));
+    tokio::spawn(crate::pipeline::tickets::run(app.clone()));
     tokio::spawn(crate::pipeline::reload::run(app));
     Ok((addrs, server))
 }

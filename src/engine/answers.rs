@@ -45,6 +45,9 @@ pub enum FlagReason {
     Wrong,
     /// The customer asked for a person after the answer.
     Handoff,
+    /// A person rejected a reply drafted from it for a support ticket (the reason is the
+    /// evidence).
+    RejectedReply,
 }
 
 impl FlagReason {
@@ -56,6 +59,7 @@ impl FlagReason {
             FlagReason::ThumbsDown => "thumbs_down",
             FlagReason::Wrong => "wrong",
             FlagReason::Handoff => "handoff",
+            FlagReason::RejectedReply => "rejected_reply",
         }
     }
 }

@@ -22,6 +22,10 @@ pub fn on_outcome(t: &mut Turn<'_>) -> Result<Next, EngineError> {
         t.forwards.push(Forward { customer: to, event });
         return Ok(Next::Stay);
     }
+    if journey_id.starts_with(super::replies::JOURNEY_PREFIX) {
+        super::replies::on_outcome(t, journey_id, action, reference.as_deref(), error.as_deref());
+        return Ok(Next::Stay);
+    }
     if t.state.journey.as_ref().is_none_or(|j| &j.id != journey_id) {
         if let (Some(r), None) = (reference, error) {
             // A write given up on went through later (sent again by an operator): the customer
@@ -86,6 +90,10 @@ pub fn on_outcome(t: &mut Turn<'_>) -> Result<Next, EngineError> {
 /// The outbox says an ERP write failed once and is being retried.
 pub fn on_delay(t: &mut Turn<'_>) -> Next {
     let EventKind::ErpDelayed { journey_id, action } = &t.event.kind else { return Next::Stay };
+    if journey_id.starts_with(super::replies::JOURNEY_PREFIX) {
+        t.note("erp_delayed", format!("ERP write {action} for a ticket reply failed once and is being retried"), None);
+        return Next::Stay;
+    }
     let awaited = t.state.journey.as_ref().is_some_and(|j| &j.id == journey_id)
         && matches!(t.state.phase().state(), Phase::AwaitingErp { .. });
     if awaited {

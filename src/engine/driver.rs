@@ -62,6 +62,7 @@ fn dispatch(t: &mut Turn<'_>) -> Result<Next, EngineError> {
         EventKind::ErpDelayed { .. } => return Ok(awaiting::on_delay(t)),
         EventKind::ErpOutcome { .. } => return awaiting::on_outcome(t),
         EventKind::SetAside { .. } => return Ok(people::on_set_aside(t)),
+        EventKind::TicketReply { .. } => return Ok(super::replies::on_ticket_reply(t)),
         _ => {}
     }
     // The customer's own messages.

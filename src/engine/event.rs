@@ -200,6 +200,20 @@ pub enum EventKind {
         #[serde(default)]
         error: Option<String>,
     },
+    /// A person approved (and perhaps edited) a reply to the customer's support ticket in the
+    /// console: it is sent to the customer and posted on the ticket (see `engine::replies`).
+    TicketReply {
+        /// The draft's id (`reply_drafts`).
+        draft: i64,
+        /// The ticket's ERP name.
+        ticket: String,
+        /// Its subject.
+        subject: String,
+        /// The reply as approved.
+        text: String,
+        /// Who approved it.
+        reviewer: String,
+    },
     /// Something of this conversation could not be read and was set aside for a person (the
     /// worker's quarantine): a stored inbound event, the stored state, or a turn that failed on
     /// every attempt. The conversation is handed to a person.
@@ -237,6 +251,7 @@ impl EventKind {
             EventKind::Edited { .. } => "edited",
             EventKind::MarketingPreference { .. } => "marketing_preference",
             EventKind::Transfer { .. } => "transfer",
+            EventKind::TicketReply { .. } => "ticket_reply",
         }
     }
 

@@ -39,6 +39,7 @@ pub mod phase;
 pub mod plan;
 pub mod press;
 pub mod recovery;
+pub mod replies;
 pub mod state;
 pub mod steps;
 pub mod summary;

@@ -26,7 +26,7 @@ const RATING_OPEN_SECONDS: i64 = 7 * 24 * 3600;
 /// While a person has the conversation, what falls due waits this long at a time.
 const POSTPONE_SECONDS: i64 = 1800;
 /// WhatsApp's customer-service window, less a minute's margin (reference §8).
-const WINDOW_SECONDS: i64 = 24 * 3600 - 60;
+pub(crate) const WINDOW_SECONDS: i64 = 24 * 3600 - 60;
 
 /// A press of a visit's button, read back from its id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

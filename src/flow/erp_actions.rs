@@ -24,6 +24,9 @@ pub struct ErpFile {
     /// a slot's `options: { lookup: <name> }` names one.
     #[serde(default)]
     pub lookups: IndexMap<String, Located<LookupDecl>>,
+    /// Support tickets the service drafts replies for (see [`super::tickets`]); none by default.
+    #[serde(default)]
+    pub tickets: Option<Located<super::tickets::TicketsDecl>>,
 }
 
 /// A read whose rows become a choice slot's options: the customer's upcoming bookings, unpaid

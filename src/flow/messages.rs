@@ -164,6 +164,14 @@ pub struct Messages {
     /// its journey ended. `{reference}`.
     pub erp_late_success: String,
 
+    // ------------------------------------------------------------ replies to tickets
+    /// The draft reply to a support ticket or complaint, for a person to approve or edit in the
+    /// console. `{subject}`, `{ticket}` (its ERP name), `{answer}` (from the knowledge base, or
+    /// `ticket_reply_unknown`), `{business}`.
+    pub ticket_reply_draft: String,
+    /// The draft's `{answer}` when the knowledge base has nothing on the ticket.
+    pub ticket_reply_unknown: String,
+
     // ------------------------------------------------------------ people
     /// The "talk to a person" button (at most 20 characters).
     pub person_button: String,
@@ -231,6 +239,7 @@ pub const PLACEHOLDERS: &[(&str, &[&str])] = &[
     ("erp_waiting", &["request"]),
     ("erp_refused_value", &["labels", "why"]),
     ("erp_late_success", &["reference"]),
+    ("ticket_reply_draft", &["subject", "ticket", "answer", "business"]),
     ("agent_joined", &["agent"]),
     ("handed_off_after_hours", &["weekday", "time", "date"]),
     ("handoff_staff_alert", &["customer", "reason", "queue"]),
@@ -392,6 +401,12 @@ impl Default for Messages {
                 "Sorry, I can't reach our system to look that up right now. Please try again in a few minutes, or write \"talk to a person\".",
             ),
             erp_late_success: s("Good news: your earlier request went through after all. Reference: {reference}."),
+            ticket_reply_draft: s(
+                "Hello, thank you for your message about \"{subject}\" (reference {ticket}).\n\n{answer}\n\n{business}",
+            ),
+            ticket_reply_unknown: s(
+                "A member of our team is looking into it and will get back to you within one working day.",
+            ),
             person_button: s("Talk to a person"),
             handed_off: s(
                 "I've asked a member of our team to help you. They'll reply here shortly — everything you've told me is saved.",

@@ -22,6 +22,7 @@ pub mod erp_actions;
 pub mod format;
 pub mod graph;
 pub mod messages;
+pub mod tickets;
 mod visits;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -137,6 +138,8 @@ pub struct FlowSet {
     pub understand_prompt: Option<String>,
     /// ERP reads of the customer's documents by name (`flows/erp.yaml`, `lookups`).
     pub lookups: IndexMap<String, LookupDecl>,
+    /// Support tickets the service drafts replies for (`flows/erp.yaml`, `tickets`), if any.
+    pub tickets: Option<tickets::Tickets>,
     /// The project root (parent of `flows/`), for fixtures.
     pub root: PathBuf,
     /// Every version of every flow loaded by this process, so a conversation keeps the version it
@@ -223,8 +226,12 @@ impl FlowSet {
             .as_ref()
             .map(|e| e.actions.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect())
             .unwrap_or_default();
+        let mut ticket_settings = None;
         if let Some(erp) = &erp_file {
             check_actions(&display(&erp_path), erp, &mut problems);
+            if let Some(t) = &erp.tickets {
+                ticket_settings = tickets::check(&display(&erp_path), t, &actions, &mut problems);
+            }
         }
         let known_lookups: Vec<String> =
             KNOWN_LOOKUPS.iter().map(|l| l.to_string()).chain(lookups.keys().cloned()).collect();
@@ -264,6 +271,7 @@ impl FlowSet {
                     lookups,
                     understand_prompt: prompts.get("understand").cloned(),
                     knowledge: knowledge.map(|k| k.facts).unwrap_or_default(),
+                    tickets: ticket_settings,
                     root,
                     archive,
                     by_hash,

@@ -7,6 +7,7 @@ pub mod queue;
 pub mod reload;
 pub mod scheduler;
 pub mod team;
+pub mod tickets;
 pub mod worker;
 
 use std::sync::{Arc, RwLock};

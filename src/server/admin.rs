@@ -35,7 +35,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(super::privacy::routes)
             .configure(super::dashboard::routes)
             .configure(super::transcripts::routes)
-            .configure(super::knowledge::routes),
+            .configure(super::knowledge::routes)
+            .configure(super::replies::routes),
     );
 }
 

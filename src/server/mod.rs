@@ -20,6 +20,7 @@ pub mod inspector;
 pub mod knowledge;
 pub mod pages;
 pub mod privacy;
+pub mod replies;
 pub mod transcripts;
 
 use crate::channel::whatsapp::{signature, webhook};

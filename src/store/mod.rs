@@ -154,6 +154,7 @@ mod measures;
 mod outbox_queue;
 mod quarantine;
 mod records;
+mod replies;
 mod rows;
 mod search;
 mod url;
@@ -165,6 +166,7 @@ pub use holds::{HoldRefused, LiveHold};
 pub use knowledge::{KnowledgeRevision, KnowledgeSource};
 pub use outbox_queue::{Claim, DUE_PER_CONVERSATION, NewOutbox, OutboxKind, OutboxRow, OutboxStatus};
 pub use quarantine::{QuarantineKind, QuarantineRow};
+pub use replies::{DraftRow, DraftStatus, NewDraft, Reviewed};
 
 pub use rows::{Committed, ConversationRow, InboxRow, LookupSnapshot, NewInbox, NewTurn, Stored, TurnCommit, TurnRow};
 pub use search::TurnSearch;

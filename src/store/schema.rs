@@ -241,6 +241,35 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    reply_drafts (id) {
+        id -> BigInt,
+        ticket -> Text,
+        conversation_id -> Text,
+        customer -> Text,
+        subject -> Text,
+        details -> Text,
+        draft -> Text,
+        passages -> Text,
+        worded_by -> Text,
+        ticket_modified -> Text,
+        status -> Text,
+        created_at -> BigInt,
+        reviewed_at -> Nullable<BigInt>,
+        reviewed_by -> Nullable<Text>,
+        final_text -> Nullable<Text>,
+        reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    poll_cursors (name) {
+        name -> Text,
+        value -> Text,
+        updated_at -> BigInt,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(sessions, users);
 

@@ -8,7 +8,7 @@ use super::*;
 fn answer(flow: &crate::flow::graph::Flow, slots: &[String], choose: Option<&str>) -> Turn {
     use crate::flow::format::SlotType;
     use crate::flow::graph::OptionSource;
-    let blank = Turn { send: None, press: None, location: None, image: None, expect: Expect::default() };
+    let blank = Turn { send: None, press: None, location: None, image: None, review: None, expect: Expect::default() };
     let kinds: Vec<(SlotType, &crate::flow::graph::Slot)> =
         slots.iter().filter_map(|s| flow.slots.get(s)).map(|d| (d.kind, d)).collect();
     if let Some((_, slot)) = kinds.iter().find(|(k, _)| *k == SlotType::Choice) {
@@ -108,6 +108,7 @@ pub fn generate(flow: &crate::flow::graph::Flow) -> Vec<ConversationTest> {
             press: None,
             location: None,
             image: None,
+            review: None,
             expect: Expect::default(),
         }];
         let mut erp_failures = 0;
@@ -141,8 +142,14 @@ pub fn generate(flow: &crate::flow::graph::Flow) -> Vec<ConversationTest> {
                     turns.push(answer(flow, slots, choose.as_deref()));
                 }
                 Some(StepKind::Confirm { .. }) => {
-                    let blank =
-                        Turn { send: None, press: None, location: None, image: None, expect: Expect::default() };
+                    let blank = Turn {
+                        send: None,
+                        press: None,
+                        location: None,
+                        image: None,
+                        review: None,
+                        expect: Expect::default(),
+                    };
                     if let Some(title) = h.strip_prefix("Change:") {
                         turns.push(Turn { press: Some("Change".into()), ..blank.clone() });
                         turns.push(Turn { press: Some(title.to_string()), ..blank });

@@ -24,6 +24,7 @@ use crate::channel::whatsapp::signature::sign;
 use crate::fakes::{FakeErp, FakeGraph, FakeLlm, LlmMode, PHONE_NUMBER_ID};
 
 mod generate;
+mod review;
 pub use generate::generate;
 
 const SECRET: &str = "simulate-app-secret";
@@ -105,6 +106,9 @@ pub struct Turn {
     /// Send an image with this caption.
     #[serde(default)]
     pub image: Option<String>,
+    /// A person reviews the draft reply to the customer's ticket (see [`review::Review`]).
+    #[serde(default)]
+    pub review: Option<review::Review>,
     /// What must follow.
     #[serde(default)]
     pub expect: Expect,
@@ -157,6 +161,10 @@ pub struct Expect {
     /// No reply at all (the bot stays silent).
     #[serde(default)]
     pub silent: bool,
+    /// A question of this conversation is flagged for review with this reason (`unknown`,
+    /// `rejected_reply`…).
+    #[serde(default)]
+    pub flagged: Option<String>,
 }
 
 struct Harness {
@@ -319,8 +327,10 @@ async fn run_test(test: &ConversationTest, flows_dir: &Path) -> Result<Outcome, 
     let mut failures = Vec::new();
     for (n, turn) in test.turns.iter().enumerate() {
         let seen = graph.count_to(&customer);
-        let docs_before: BTreeMap<String, usize> =
-            ["Customer", "Sales Order"].iter().map(|d| (d.to_string(), erp.docs(d).len())).collect();
+        let docs_before: BTreeMap<String, usize> = ["Customer", "Sales Order", "Issue", "Comment"]
+            .iter()
+            .map(|d| (d.to_string(), erp.docs(d).len()))
+            .collect();
         let what = if let Some(t) = &turn.send {
             h.deliver(&customer, "text", json!({"body": t}), None).await?;
             format!("send {t:?}")
@@ -366,8 +376,19 @@ async fn run_test(test: &ConversationTest, flows_dir: &Path) -> Result<Outcome, 
             )
             .await?;
             "send an image".to_string()
+        } else if let Some(r) = &turn.review {
+            match review::review(&app, &customer, r).await {
+                Ok(what) => {
+                    h.settle().await;
+                    what
+                }
+                Err(e) => {
+                    failures.push(format!("turn {} (review): {e}", n + 1));
+                    break;
+                }
+            }
         } else {
-            failures.push(format!("turn {}: give one of send, press, location, image", n + 1));
+            failures.push(format!("turn {}: give one of send, press, location, image, review", n + 1));
             break;
         };
         let replies: Vec<Value> = graph.sent_to(&customer).into_iter().skip(seen).collect();
@@ -465,6 +486,12 @@ async fn run_test(test: &ConversationTest, flows_dir: &Path) -> Result<Outcome, 
                 Some(r) if r.queue == *want => {}
                 Some(r) => problems.push(format!("expected a hand-off in the {want} queue, it is in {}", r.queue)),
                 None => problems.push(format!("expected a hand-off in the {want} queue, there is no hand-off record")),
+            }
+        }
+        if let Some(reason) = &e.flagged {
+            let flags = h.store.flags_of(&conversation_id).await.map_err(|e| e.to_string())?;
+            if !flags.iter().any(|f| f.reason == *reason) {
+                problems.push(format!("expected a question flagged {reason:?}"));
             }
         }
         if !problems.is_empty() {

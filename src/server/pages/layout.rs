@@ -79,10 +79,11 @@ pre { background: #fff; border: 1px solid #c8ccc9; padding: 12px; overflow-x: au
 "#;
 
 /// The console's sections, in the navigation's order: (path, label, permission needed).
-const SECTIONS: [(&str, &str, Permission); 5] = [
+const SECTIONS: [(&str, &str, Permission); 6] = [
     ("/console", "Dashboard", Permission::Read),
     ("/console/conversations", "Conversations", Permission::Read),
     ("/console/knowledge", "Knowledge", Permission::Read),
+    ("/console/replies", "Replies", Permission::Read),
     ("/console/audit", "Audit trail", Permission::Audit),
     ("/inspector", "Inspector", Permission::Act),
 ];

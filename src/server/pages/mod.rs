@@ -20,6 +20,7 @@ mod conversations;
 mod dashboard;
 mod knowledge;
 pub mod layout;
+mod replies;
 pub mod svg;
 
 use actix_web::http::StatusCode;
@@ -39,7 +40,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(dashboard::routes)
         .configure(conversations::routes)
         .configure(audit::routes)
-        .configure(knowledge::routes);
+        .configure(knowledge::routes)
+        .configure(replies::routes);
 }
 
 /// An HTML answer.

@@ -1,0 +1,2 @@
+DROP TABLE poll_cursors;
+DROP TABLE reply_drafts;

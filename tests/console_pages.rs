@@ -1,7 +1,8 @@
 //! The console's pages in a real browser (headless Chromium; see `common::browser`), on SQLite
 //! and on PostgreSQL: an owner logs in with the keyboard-reachable form, reads the dashboard
 //! (its figures agree with the JSON API's), filters it by flow, searches transcripts, opens a
-//! conversation's `explain` timeline and the audit trail, and logs out. Every page is checked
+//! conversation's `explain` timeline and the audit trail, answers a flagged question, edits and
+//! approves a complaint's draft reply, and logs out. Every page is checked
 //! for what a keyboard and a screen reader need (one `h1`, headings in order, labelled fields,
 //! named links and charts, captioned tables, text contrast of at least 4.5:1) and leaves a
 //! screenshot at `target/console-<page>.png`.
@@ -116,6 +117,30 @@ async fn the_console_in_a_browser(db: Db) {
     b.click("form[aria-label='Answer with a new entry'] button").await;
     b.wait_for("Saved ceramic_coating").await;
     assert_says(&asker.text("Do you do ceramic coating?").await, "AED 900 and lasts two years");
+
+    // A complaint's draft reply, edited and approved on the replies page, reaches the customer.
+    let mut complainer = Customer::new(&server, &fakes.graph, "971500009204");
+    complainer.text("hi").await;
+    complainer.press("Make a complaint").await;
+    complainer.press("Late or no-show").await;
+    complainer.text("Nobody came at 9").await;
+    assert_says(&complainer.press("Confirm").await, "Your complaint is filed");
+    let (status, polled) = server.admin("POST", "/admin/replies/poll", Value::Null).await;
+    assert_eq!((status, polled["drafted"].as_u64()), (200, Some(1)), "{polled}");
+    b.click("nav a[href='/console/replies']").await;
+    b.wait_for("Nobody came at 9").await;
+    check_page(&b, "replies").await;
+    let seen = fakes.graph.count_to("971500009204");
+    b.run(
+        "document.querySelector('textarea[name=text]').value = 'We are sorry nobody came. A crew will call you today.'",
+        json!([]),
+    )
+    .await;
+    b.click("form[action$='/approve'] button").await;
+    b.wait_for("Sent the reply to").await;
+    assert!(b.text().await.contains("No draft is waiting for review."), "{}", b.text().await);
+    let got = fakes.graph.wait_beyond("971500009204", seen, std::time::Duration::from_secs(10)).await;
+    assert_says(&got, "A crew will call you today.");
 
     // Logging out ends the session: the console asks to log in again.
     b.click("header form button").await;

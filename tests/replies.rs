@@ -4,7 +4,7 @@
 //! customer until a person approves it. An approved (edited) reply goes as text inside the
 //! 24-hour window and as the template outside it, and is posted on the ticket once even when
 //! the ERP fails the first post; a second approval changes nothing; a rejected draft flags the
-//! knowledge it used.
+//! knowledge it used. A customer's export holds the replies to them, and erasure erases them.
 
 mod common;
 
@@ -153,6 +153,23 @@ async fn complaints_get_reviewed_replies(db: Db) {
     assert_eq!(logged.iter().filter(|a| **a == "reply.approve").count(), 2, "{logged:?}");
     assert!(logged.contains(&"reply.reject"), "{logged:?}");
     server.assert_replays().await;
+
+    // The customer's export holds the reply to their complaint; erasing them erases their words
+    // in it.
+    let (status, doc) = server.admin("GET", &format!("/admin/customers/{wa}/export"), Value::Null).await;
+    assert_eq!(status, 200, "{doc}");
+    let held = &doc["conversations"][0]["ticket_replies"][0];
+    assert_eq!(
+        (held["ticket"].as_str(), held["final_text"].as_str()),
+        (Some(complaint.as_str()), Some(edited)),
+        "{doc}"
+    );
+    let (status, erased) = server.admin("POST", &format!("/admin/customers/{wa}/erase"), json!({})).await;
+    assert_eq!(status, 200, "{erased}");
+    let (_, left) = server.admin("GET", "/admin/replies?status=all", Value::Null).await;
+    let left = draft_for(&left, &complaint);
+    assert_eq!(left["details"], carewell::erasure::ERASED, "{left}");
+    assert_eq!(left["final_text"], carewell::erasure::ERASED, "{left}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

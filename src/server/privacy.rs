@@ -103,6 +103,11 @@ async fn erase_conversation(app: &App, conversation_id: &str) -> Result<usize, H
             *question = crate::erasure::ERASED.to_string();
             *evidence = evidence.as_ref().map(|_| crate::erasure::ERASED.to_string());
         }
+        // A ticket's subject and details are the customer's words, and the drafts quote them.
+        for (_, texts, sent) in rows.drafts.iter_mut() {
+            texts.iter_mut().for_each(|t| *t = crate::erasure::ERASED.to_string());
+            *sent = sent.as_ref().map(|_| crate::erasure::ERASED.to_string());
+        }
         let turns = rows.turns.len();
         if app.store.rewrite_conversation_rows(rows, now).await.map_err(unavailable)? {
             return Ok(turns);
@@ -153,10 +158,12 @@ async fn document(app: &App, customer: &str) -> Result<Value, crate::store::Stor
             .collect();
         let timeline = crate::explain::build(&app.store, &conv.id).await?;
         let flagged = app.store.flags_of(&conv.id).await?;
+        let replies = app.store.drafts_of(&conv.id).await?;
         ids.push(conv.id.clone());
         conversations.push(json!({
             "id": conv.id, "business_number": conv.phone_number_id, "state": state,
             "timeline": timeline, "turns": turns, "flagged_questions": flagged,
+            "ticket_replies": replies,
         }));
     }
     let handoffs: Vec<Value> = app

@@ -1,12 +1,12 @@
 //! Reading and rewriting every row of one conversation that may hold the customer's words, for
 //! [`crate::erasure`]: the conversation's state, its inbound events, turn records, outbox
-//! payloads, set-aside rows, hand-off records and flagged questions. The rewrite is one transaction, and only if
+//! payloads, set-aside rows, hand-off records, flagged questions and draft replies to their tickets. The rewrite is one transaction, and only if
 //! no turn was committed since the rows were read (the conversation's version).
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
-use super::schema::{conversations, handoffs, inbox, knowledge_flags, outbox, quarantine, turns};
+use super::schema::{conversations, handoffs, inbox, knowledge_flags, outbox, quarantine, reply_drafts, turns};
 use super::{Store, StoreError};
 
 /// The rows of one conversation that may hold the customer's words, as read (or as rewritten).
@@ -30,6 +30,8 @@ pub struct ConversationRows {
     pub handoffs: Vec<(i64, String, Option<String>)>,
     /// Flagged questions: (id, question, evidence).
     pub flags: Vec<(i64, String, Option<String>)>,
+    /// Draft replies to the customer's tickets: (id, [subject, details, draft], what was sent).
+    pub drafts: Vec<(i64, [String; 3], Option<String>)>,
 }
 
 impl Store {
@@ -79,6 +81,20 @@ impl Store {
                         .select((knowledge_flags::id, knowledge_flags::question, knowledge_flags::evidence))
                         .load(conn)
                         .await?,
+                    drafts: reply_drafts::table
+                        .filter(reply_drafts::conversation_id.eq(&cid))
+                        .select((
+                            reply_drafts::id,
+                            reply_drafts::subject,
+                            reply_drafts::details,
+                            reply_drafts::draft,
+                            reply_drafts::final_text,
+                        ))
+                        .load::<(i64, String, String, String, Option<String>)>(conn)
+                        .await?
+                        .into_iter()
+                        .map(|(id, subject, details, draft, sent)| (id, [subject, details, draft], sent))
+                        .collect(),
                 }),
             }
         }))
@@ -124,6 +140,17 @@ impl Store {
                 for (id, question, evidence) in &rows.flags {
                     diesel::update(knowledge_flags::table.find(id))
                         .set((knowledge_flags::question.eq(question), knowledge_flags::evidence.eq(evidence)))
+                        .execute(c)
+                        .await?;
+                }
+                for (id, [subject, details, draft], sent) in &rows.drafts {
+                    diesel::update(reply_drafts::table.find(id))
+                        .set((
+                            reply_drafts::subject.eq(subject),
+                            reply_drafts::details.eq(details),
+                            reply_drafts::draft.eq(draft),
+                            reply_drafts::final_text.eq(sent),
+                        ))
                         .execute(c)
                         .await?;
                 }

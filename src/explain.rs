@@ -96,6 +96,7 @@ pub fn describe(event: &InboundEvent) -> String {
             format!("ERP failed {action}: {}", error.as_deref().unwrap_or_default())
         }
         EventKind::SetAside { what, quarantine_id, .. } => format!("{what} set aside (quarantine #{quarantine_id})"),
+        EventKind::TicketReply { ticket, reviewer, .. } => format!("reply to ticket {ticket} approved by {reviewer}"),
         other => other.name().replace('_', " "),
     }
 }

@@ -100,6 +100,13 @@ pub struct Settings {
     /// Staff WhatsApp numbers (digits, `HANDOFF_STAFF_NUMBERS`, comma-separated) told of each
     /// hand-off; none by default.
     pub staff_numbers: Vec<String>,
+    /// The key that signs website chat sessions' tokens (`WIDGET_SECRET`; by default one derived
+    /// from `WHATSAPP_APP_SECRET`, the same in every instance given the same environment).
+    pub widget_secret: String,
+    /// Website chat requests per minute per address (`RATE_WEB_IP_PER_MINUTE`, 300).
+    pub rate_web_ip_per_minute: u32,
+    /// Website chat messages per minute per session (`RATE_WEB_SESSION_PER_MINUTE`, 30).
+    pub rate_web_session_per_minute: u32,
     /// What the LLM's provider charges per million tokens, in the currency of its bill
     /// (`LLM_PRICE_PER_MILLION_TOKENS`, a decimal; unset: the dashboard shows tokens, not cost).
     pub llm_price_per_million_tokens: Option<f64>,
@@ -170,6 +177,7 @@ impl Settings {
             None => None,
         };
         let app_secret = var("WHATSAPP_APP_SECRET").unwrap_or_else(|| DEV_APP_SECRET.into());
+        let widget_secret = var("WIDGET_SECRET").unwrap_or_else(|| derived_widget_secret(&app_secret));
         if graph.is_some() && app_secret == DEV_APP_SECRET {
             return Err(ConfigError::Invalid {
                 name: "WHATSAPP_APP_SECRET",
@@ -236,6 +244,9 @@ impl Settings {
             outbox_claim: Duration::from_millis(number("OUTBOX_CLAIM_MS", 30_000u64)?.max(1000)),
             lease: Duration::from_millis(number("LEASE_MS", 30_000u64)?.max(1000)),
             http_workers: number("HTTP_WORKERS", 1usize)?.max(1),
+            widget_secret,
+            rate_web_ip_per_minute: number("RATE_WEB_IP_PER_MINUTE", 300u32)?.max(1),
+            rate_web_session_per_minute: number("RATE_WEB_SESSION_PER_MINUTE", 30u32)?.max(1),
             llm_price_per_million_tokens: match var("LLM_PRICE_PER_MILLION_TOKENS") {
                 None => None,
                 Some(v) => Some(v.parse::<f64>().ok().filter(|p| p.is_finite() && *p >= 0.0).ok_or_else(|| {
@@ -261,6 +272,19 @@ impl Settings {
             },
             staff_numbers: staff_numbers(var("HANDOFF_STAFF_NUMBERS").as_deref().unwrap_or_default())?,
         })
+    }
+}
+
+/// The widget's session-signing key when `WIDGET_SECRET` is not set: HMAC-SHA256 of a fixed label
+/// under the app secret, in hex (never the app secret itself).
+fn derived_widget_secret(app_secret: &str) -> String {
+    use hmac::Mac;
+    match hmac::Hmac::<sha2::Sha256>::new_from_slice(app_secret.as_bytes()) {
+        Ok(mut mac) => {
+            mac.update(b"carewell website chat sessions");
+            hex::encode(mac.finalize().into_bytes())
+        }
+        Err(_) => app_secret.to_string(),
     }
 }
 

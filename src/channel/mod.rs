@@ -1,3 +1,5 @@
-//! Channels: how customers reach the engine. WhatsApp Cloud API is the one channel today.
+//! Channels: how customers reach the engine: the WhatsApp Cloud API, and the website chat
+//! widget.
 
+pub mod web;
 pub mod whatsapp;

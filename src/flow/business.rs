@@ -28,6 +28,9 @@ pub struct BusinessFile {
     /// existed): key → text.
     #[serde(default)]
     pub messages: IndexMap<String, String>,
+    /// Websites whose visitors chat through the widget (see [`super::web`]); none by default.
+    #[serde(default)]
+    pub web: Option<Located<super::web::WebDecl>>,
 }
 
 /// How offered visit times are made: on each open day from today, at each of `times` that falls
@@ -152,6 +155,8 @@ pub struct Business {
     pub capacity: Option<Capacity>,
     /// Every sentence the bot sends that is not in a flow file (`messages.yaml`).
     pub messages: super::messages::Messages,
+    /// Websites whose visitors chat through the widget, checked.
+    pub sites: Vec<super::web::Site>,
 }
 
 impl Business {
@@ -348,6 +353,10 @@ pub fn compile_business(
     if visit_times.is_empty() {
         problems.push(problem(0, 0, "visit_slots.times is empty: list at least one visit time, e.g. \"09:00\"".into()));
     }
+    let sites = match &b.web {
+        Some(web) => super::web::check(file, web, &b.name, problems),
+        None => vec![],
+    };
     if problems.len() != before {
         return None;
     }
@@ -364,6 +373,7 @@ pub fn compile_business(
         lead_time: jiff::SignedDuration::from_mins(i64::from(v.lead_time_minutes)),
         capacity,
         messages: super::messages::Messages::default(),
+        sites,
     })
 }
 

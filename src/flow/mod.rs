@@ -24,6 +24,7 @@ pub mod graph;
 pub mod messages;
 pub mod tickets;
 mod visits;
+pub mod web;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};

@@ -57,6 +57,9 @@ pub struct App {
     pub inbox_notify: Notify,
     /// Wakes the backlog dispatcher (rows due at once: given back, re-driven).
     pub outbox_notify: Notify,
+    /// Wakes the website visitors' browsers waiting in this process for replies (another
+    /// process's replies are found by their next read, within a second).
+    pub web_replies: Notify,
     /// This process's lease-owner id.
     pub instance_id: String,
     /// Rate limits (governor).
@@ -116,6 +119,10 @@ pub struct Limits {
     /// Outbound sends per business number (`phone_number_id`), this process's share of its
     /// throughput: `OUTBOUND_PER_SECOND / INSTANCES`.
     pub outbound: governor::DefaultKeyedRateLimiter<String>,
+    /// Website chat requests per address, per minute.
+    pub web_ip: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
+    /// Website chat messages per session, per minute.
+    pub web_session: governor::DefaultKeyedRateLimiter<String>,
     /// Per API key (by id), each at its own `per_minute`.
     pub keys:
         std::sync::Mutex<std::collections::HashMap<i64, (u32, std::sync::Arc<governor::DefaultDirectRateLimiter>)>>,
@@ -140,6 +147,13 @@ impl Limits {
             ip: RateLimiter::keyed(Quota::per_second(nz(s.rate_ip_per_second))),
             admin: RateLimiter::keyed(Quota::per_second(nz(s.rate_admin_per_second))),
             outbound: RateLimiter::keyed(Quota::per_second(nz(outbound_share(s.outbound_per_second, s.instances)))),
+            web_ip: RateLimiter::keyed(
+                Quota::per_minute(nz(s.rate_web_ip_per_minute)).allow_burst(nz(s.rate_web_ip_per_minute.min(60))),
+            ),
+            web_session: RateLimiter::keyed(
+                Quota::per_minute(nz(s.rate_web_session_per_minute))
+                    .allow_burst(nz(s.rate_web_session_per_minute.min(10))),
+            ),
             keys: Default::default(),
         }
     }
@@ -169,6 +183,8 @@ impl Limits {
         self.sender.retain_recent();
         self.ip.retain_recent();
         self.admin.retain_recent();
+        self.web_ip.retain_recent();
+        self.web_session.retain_recent();
     }
 }
 
@@ -225,6 +241,7 @@ impl App {
             speech,
             inbox_notify: Notify::new(),
             outbox_notify: Notify::new(),
+            web_replies: Notify::new(),
             instance_id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             limits: Limits::new(&settings),
             metrics: crate::metrics::Metrics::new(),

@@ -54,6 +54,21 @@ pub struct Send {
     pub received_at: Option<i64>,
 }
 
+/// A reply to a website visitor (the widget reads it; see `channel::web`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebReply {
+    /// The site's key.
+    pub site: String,
+    /// The visitor's session.
+    pub session: String,
+    /// The message as the widget shows it (see `channel::web::render`).
+    pub body: Value,
+    /// When the visitor's message that this answers arrived (Unix ms), for the reply-time
+    /// metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_at: Option<i64>,
+}
+
 /// A write to the ERP.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErpWrite {
@@ -113,6 +128,8 @@ pub enum Payload {
     Webhook(HandoffNotice),
     /// [`OutboxKind::KnowledgeFlag`].
     Flag(crate::store::NewFlag),
+    /// [`OutboxKind::Web`].
+    Web(WebReply),
 }
 
 impl Payload {
@@ -125,6 +142,7 @@ impl Payload {
             Payload::Handoff(_) => OutboxKind::Handoff,
             Payload::Webhook(_) => OutboxKind::Webhook,
             Payload::Flag(_) => OutboxKind::KnowledgeFlag,
+            Payload::Web(_) => OutboxKind::Web,
         }
     }
 
@@ -137,6 +155,7 @@ impl Payload {
             Payload::Handoff(p) => serde_json::to_string(p),
             Payload::Webhook(p) => serde_json::to_string(p),
             Payload::Flag(p) => serde_json::to_string(p),
+            Payload::Web(p) => serde_json::to_string(p),
         }
         .unwrap_or_default()
     }
@@ -160,6 +179,7 @@ impl Payload {
             OutboxKind::Handoff => Payload::Handoff(serde_json::from_str(&row.payload).map_err(bad)?),
             OutboxKind::Webhook => Payload::Webhook(serde_json::from_str(&row.payload).map_err(bad)?),
             OutboxKind::KnowledgeFlag => Payload::Flag(serde_json::from_str(&row.payload).map_err(bad)?),
+            OutboxKind::Web => Payload::Web(serde_json::from_str(&row.payload).map_err(bad)?),
         })
     }
 }

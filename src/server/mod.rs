@@ -22,6 +22,7 @@ pub mod pages;
 pub mod privacy;
 pub mod replies;
 pub mod transcripts;
+pub mod widget;
 
 use crate::channel::whatsapp::{signature, webhook};
 use crate::pipeline::App;
@@ -314,9 +315,11 @@ async fn sandbox_messages(app: web::Data<App>, q: web::Query<SandboxQuery>) -> H
 /// Errors: the address cannot be bound.
 pub fn bind(app: Arc<App>) -> std::io::Result<(Vec<std::net::SocketAddr>, actix_web::dev::Server)> {
     let data = web::Data::from(app.clone());
+    let for_workers = app.clone();
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(data.clone())
+            .service(widget::scope(for_workers.clone()))
             .configure(routes)
             // The path without its query: `/inspector?token=…` must not reach the log.
             .wrap(

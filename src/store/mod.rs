@@ -158,6 +158,7 @@ mod replies;
 mod rows;
 mod search;
 mod url;
+mod web;
 pub use console::{ApiKeyRow, AuditFilter, AuditRow, NewApiKey, NewAudit, UserRow, secret_digest};
 pub use erasure::ConversationRows;
 pub use flags::{FlagRow, NewFlag};
@@ -171,6 +172,7 @@ pub use replies::{DraftRow, DraftStatus, NewDraft, Reviewed};
 pub use rows::{Committed, ConversationRow, InboxRow, LookupSnapshot, NewInbox, NewTurn, Stored, TurnCommit, TurnRow};
 pub use search::TurnSearch;
 pub use url::{DatabaseUrl, without_credentials};
+pub use web::{WEB_SESSION_IDLE_MS, WebSessionRow};
 
 /// How soon a hot-path call should run when the database is busy.
 ///

@@ -30,6 +30,8 @@ pub enum OutboxKind {
     Webhook,
     /// A question flagged for review to record (`store::NewFlag`).
     KnowledgeFlag,
+    /// A reply to a website visitor, read by the widget (`channel::web`).
+    Web,
 }
 
 impl OutboxKind {
@@ -42,6 +44,7 @@ impl OutboxKind {
             OutboxKind::Handoff => "handoff",
             OutboxKind::Webhook => "webhook",
             OutboxKind::KnowledgeFlag => "knowledge_flag",
+            OutboxKind::Web => "web",
         }
     }
 
@@ -54,6 +57,7 @@ impl OutboxKind {
             OutboxKind::Handoff,
             OutboxKind::Webhook,
             OutboxKind::KnowledgeFlag,
+            OutboxKind::Web,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

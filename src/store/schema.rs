@@ -275,3 +275,14 @@ diesel::allow_tables_to_appear_in_same_query!(sessions, users);
 
 // The safety poll reads inbox rows whose conversation has no live lease (a correlated subquery).
 diesel::allow_tables_to_appear_in_same_query!(conversations, inbox);
+
+diesel::table! {
+    web_sessions (id) {
+        id -> Text,
+        site -> Text,
+        origin -> Text,
+        created_at -> BigInt,
+        last_seen_at -> BigInt,
+        closed_at -> Nullable<BigInt>,
+    }
+}

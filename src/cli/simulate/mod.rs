@@ -311,6 +311,9 @@ async fn run_test(test: &ConversationTest, flows_dir: &Path) -> Result<Outcome, 
         lease: Duration::from_secs(5),
         http_workers: 1,
         llm_price_per_million_tokens: None,
+        widget_secret: "simulate-widget-secret".into(),
+        rate_web_ip_per_minute: 10_000,
+        rate_web_session_per_minute: 10_000,
     };
     let app = crate::pipeline::App::build(settings).await.map_err(|e| e.to_string())?;
     let (addrs, server) = crate::startup::start(app.clone()).map_err(|e| e.to_string())?;

@@ -210,6 +210,14 @@ pub async fn work_queue(
                 }
                 finished
             }
+            Ok(Payload::Web(reply)) => {
+                // Stored is delivered: the visitor's browser reads the row itself. It is marked
+                // sent with the pass, and the browsers waiting in this process are woken.
+                sent.push((claim, format!("web-{}", row.id)));
+                super::effects::observe_web(&app, &reply);
+                app.web_replies.notify_waiters();
+                true
+            }
             Ok(Payload::Forward(f)) => {
                 let finished = forward(&app, &row, claim, &f).await;
                 keeper.release(row.id);

@@ -71,6 +71,14 @@ pub fn observe_sent(app: &App, send: Option<&Send>, kind: OutboxKind, status: Ou
     }
 }
 
+/// Counts a reply to a website visitor as sent, with the time from the visitor's message.
+pub fn observe_web(app: &App, reply: &super::super::queue::WebReply) {
+    app.metrics.outbox_done.with_label_values(&[OutboxKind::Web.as_str(), OutboxStatus::Sent.as_str()]).inc();
+    if let Some(received) = reply.received_at {
+        app.metrics.observe("reply", (now_ms() - received).max(0) as f64 / 1000.0);
+    }
+}
+
 /// Sends a WhatsApp message; on success pushes `(claim, wamid)` to `sent` (marked with the rest
 /// of the pass). Returns whether the row is finished (sent or dead) rather than waiting for a
 /// retry.

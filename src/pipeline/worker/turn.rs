@@ -10,7 +10,7 @@ use tracing::{Instrument, error, warn};
 use crate::channel::whatsapp::render::render;
 use crate::engine::{self, ConversationState, InboundEvent};
 use crate::pipeline::App;
-use crate::pipeline::queue::{self, ErpWrite, Forward, Payload, Send};
+use crate::pipeline::queue::{self, ErpWrite, Forward, Payload, Send, WebReply};
 use crate::record::{FlowRef, Timings, TurnRecord};
 use crate::store::{ConversationRow, InboxRow, Lane, NewTurn, StoreError, TurnCommit, now_ms};
 
@@ -179,7 +179,11 @@ async fn decide_and_commit(
             });
     let decide_us = decide_started.elapsed().as_micros() as u64;
 
-    let sender = app.settings.phone_number_id.clone().unwrap_or(phone_number_id);
+    // The configured sender number answers WhatsApp conversations; a web one keeps its site.
+    let sender = match crate::channel::web::site_of(&phone_number_id) {
+        Some(_) => phone_number_id,
+        None => app.settings.phone_number_id.clone().unwrap_or(phone_number_id),
+    };
     let flags = decision.as_ref().map(|d| d.flags.clone()).unwrap_or_default();
     let (new_state, replies, erp, trace, step_before, step_after, outcome, forwards, error_text, holds) = match decision
     {
@@ -208,14 +212,23 @@ async fn decide_and_commit(
     };
     let now_ms = now_ms();
     let mut outbox = Vec::new();
+    let site = crate::channel::web::site_of(&row.phone_number_id);
     for (i, reply) in replies.iter().enumerate() {
-        let send = Send {
-            phone_number_id: sender.clone(),
-            to: event.customer.clone(),
-            body: render(&event.customer, reply),
-            received_at: Some(row.received_at),
+        let payload = match site {
+            Some(site) => Payload::Web(WebReply {
+                site: site.to_string(),
+                session: event.customer.clone(),
+                body: crate::channel::web::render(reply),
+                received_at: Some(row.received_at),
+            }),
+            None => Payload::Send(Send {
+                phone_number_id: sender.clone(),
+                to: event.customer.clone(),
+                body: render(&event.customer, reply),
+                received_at: Some(row.received_at),
+            }),
         };
-        outbox.push(Payload::Send(send).row(&row.conversation_id, format!("{}:reply:{i}", row.dedup_key), now_ms));
+        outbox.push(payload.row(&row.conversation_id, format!("{}:reply:{i}", row.dedup_key), now_ms));
     }
     for request in &erp {
         let write = ErpWrite {

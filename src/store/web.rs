@@ -1,0 +1,76 @@
+//! Website chat sessions (table `web_sessions`): created for a site, kept alive by the visitor's
+//! requests, closed after [`WEB_SESSION_IDLE_MS`] without one.
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::schema::web_sessions;
+use super::{Store, StoreError};
+
+/// How long a session may stay idle before it is closed and its token refused: 30 minutes.
+pub const WEB_SESSION_IDLE_MS: i64 = 30 * 60 * 1000;
+
+/// A session as stored.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, serde::Serialize)]
+#[diesel(table_name = web_sessions)]
+pub struct WebSessionRow {
+    /// The session id (a UUID), also the conversation's customer.
+    pub id: String,
+    /// The site's key.
+    pub site: String,
+    /// The page origin that created it.
+    pub origin: String,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms of the visitor's latest request.
+    pub last_seen_at: i64,
+    /// Unix ms, once closed.
+    pub closed_at: Option<i64>,
+}
+
+impl Store {
+    /// Records a new session.
+    pub async fn create_web_session(&self, session: &WebSessionRow) -> Result<(), StoreError> {
+        with_conn!(self, |conn| {
+            diesel::insert_into(web_sessions::table).values(session).execute(conn).await?;
+            Ok(())
+        })
+    }
+
+    /// The session `id` as of `now` (Unix ms): closed when it has been idle for
+    /// [`WEB_SESSION_IDLE_MS`]; otherwise kept alive from `now` when the request is the
+    /// visitor's `activity` (a message), left as it was when it is the browser's (reading
+    /// replies). `None` when there is no such session.
+    pub async fn web_session(&self, id: &str, now: i64, activity: bool) -> Result<Option<WebSessionRow>, StoreError> {
+        let id = id.to_string();
+        Ok(with_conn!(self, |conn| {
+            diesel::update(web_sessions::table.find(&id))
+                .filter(web_sessions::closed_at.is_null())
+                .filter(web_sessions::last_seen_at.lt(now - WEB_SESSION_IDLE_MS))
+                .set(web_sessions::closed_at.eq(Some(now)))
+                .execute(conn)
+                .await?;
+            if activity {
+                diesel::update(web_sessions::table.find(&id))
+                    .filter(web_sessions::closed_at.is_null())
+                    .set(web_sessions::last_seen_at.eq(now))
+                    .execute(conn)
+                    .await?;
+            }
+            web_sessions::table.find(&id).select(WebSessionRow::as_select()).first(conn).await.optional()?
+        }))
+    }
+
+    /// Closes the session `id` at `now` (the visitor ended it); returns whether it was open.
+    pub async fn close_web_session(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        Ok(with_conn!(self, |conn| {
+            diesel::update(web_sessions::table.find(&id))
+                .filter(web_sessions::closed_at.is_null())
+                .set(web_sessions::closed_at.eq(Some(now)))
+                .execute(conn)
+                .await?
+                > 0
+        }))
+    }
+}

@@ -71,6 +71,15 @@ pub fn scope(
         .route("/sessions/{id}", web::delete().to(end))
 }
 
+/// The widget's script, `GET /widget.js` (one file, no dependencies; see its header).
+pub async fn script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/javascript; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=300"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .body(include_str!("widget.js"))
+}
+
 /// The session token: HMAC-SHA256 of the session id under the widget key, in hex.
 pub fn token_of(secret: &str, session: &str) -> String {
     hex::encode(mac(secret, session).finalize().into_bytes())

@@ -29,7 +29,7 @@ fn every_conversation_test_passes_and_covers_every_step_and_transition() {
     let (ok, out) = simulate(&args);
     assert!(ok, "{out}");
     assert!(out.contains(&format!("{} passed, 0 failed", files.len())), "{out}");
-    assert!(out.contains("booking      steps  12/12  100.0%   transitions  18/18  100.0%"), "{out}");
+    assert!(out.contains("booking      steps  13/13  100.0%   transitions  19/19  100.0%"), "{out}");
     assert!(out.contains("lead         steps  14/14  100.0%   transitions  19/19  100.0%"), "{out}");
     assert!(out.contains("cancel       steps   7/7   100.0%   transitions   7/7   100.0%"), "{out}");
     assert!(!out.contains("no test reaches") && !out.contains("no test takes"), "{out}");
@@ -58,8 +58,8 @@ fn a_broken_conversation_test_fails_with_a_readable_diff() {
 fn generated_shortest_paths_take_every_transition_and_pass() {
     let (ok, out) = simulate(&["--generate", "booking", "--coverage"]);
     assert!(ok, "{out}");
-    assert!(out.contains("generated 18 conversation(s)") && out.contains("18 passed, 0 failed"), "{out}");
-    assert!(out.contains("transitions  18/18  100.0%"), "{out}");
+    assert!(out.contains("generated 19 conversation(s)") && out.contains("19 passed, 0 failed"), "{out}");
+    assert!(out.contains("transitions  19/19  100.0%"), "{out}");
     // What the generated paths cannot reach is listed by name.
     assert!(out.contains("recovery paths not covered: rephrased, summary and choices, hand-off"), "{out}");
 }

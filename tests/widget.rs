@@ -140,6 +140,13 @@ async fn a_visitor_chats_through_the_session_api() {
     let (status, e, _) = Visitor::start(&server, "").await;
     assert_eq!((status, e["error"]["code"].as_str()), (403, Some("web.origin_refused")), "{e}");
 
+    // The demo page carries the widget only where a site allows the page's origin.
+    let resp = http.get(format!("{}/widget-demo", server.url)).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 404, "the test server's origin is not the sample site's");
+    let resp = http.get(format!("{}/widget.js", server.url)).send().await.unwrap();
+    assert_eq!(resp.headers()["content-type"], "application/javascript; charset=utf-8");
+    assert!(resp.text().await.unwrap().contains("textContent"));
+
     // A session, and the journeys by text and by button; every menu option is kept.
     let (status, created, visitor) = Visitor::start(&server, ORIGIN).await;
     assert_eq!(status, 201, "{created}");

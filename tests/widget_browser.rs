@@ -1,7 +1,8 @@
 //! The website chat widget in a real browser (headless Chromium): a test page on its own origin
 //! loads `/widget.js` from the service, a visitor opens the chat with the keyboard, asks a
 //! question by typing and by the offered buttons, sends text that looks like HTML (shown as
-//! text, never run), and reloads the page to find the conversation still there.
+//! text, never run), reloads the page to find the conversation still there, and books a wash,
+//! giving a mobile number as a website visitor must, which the ERP's booking then carries.
 
 mod common;
 
@@ -148,5 +149,31 @@ async fn a_visitor_chats_in_the_widget_on_a_web_page() {
         assert!(started.elapsed() < Duration::from_secs(20), "the kept session's history:\n{}", widget_text(&b).await);
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
+
+    // A wash booked through the widget: the visitor is asked for a mobile number (a WhatsApp
+    // customer never is), and the ERP gets the booking under it.
+    let script = booking_script();
+    let prompts = [
+        "first and last name",
+        "one-time visit or a subscription",
+        "Which car is it?",
+        "Where should we come?",
+        "When would suit you?",
+        "What's your mobile number",
+    ];
+    for (line, prompt) in script.iter().zip(prompts) {
+        type_message(&b, line).await;
+        wait_in_widget(&b, prompt).await;
+    }
+    type_message(&b, "it's 050 123 4567").await;
+    wait_in_widget(&b, "Please include the country code").await;
+    type_message(&b, "+971 50 123 4567").await;
+    wait_in_widget(&b, "Shall I confirm it?").await;
+    press(&b, "Confirm").await;
+    wait_in_widget(&b, "You're booked, Jane!").await;
+    let orders = fakes.erp.docs("Sales Order");
+    assert_eq!(orders.len(), 1, "{orders:?}");
+    assert_eq!(orders[0]["whatsapp_number"], "+971501234567", "{:?}", orders[0]);
+    assert_eq!(fakes.erp.docs("Customer")[0]["mobile_no"], "+971501234567");
     server.assert_replays().await;
 }

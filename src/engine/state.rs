@@ -174,6 +174,17 @@ pub enum SlotSource {
     Erp,
     /// An image or document the customer sent.
     Upload,
+    /// The channel itself: the WhatsApp number the customer writes from (a phone slot).
+    Channel,
+}
+
+/// The slot whose number `customer_phone` is, when the customer gave one (a website visitor).
+pub const PHONE_SLOT: &str = "phone";
+
+/// The customer's own phone number when their id is one (a WhatsApp number: 8 to 15 digits,
+/// E.164), as `+` and its digits.
+pub fn phone_of(customer: &str) -> Option<String> {
+    ((8..=15).contains(&customer.len()) && customer.chars().all(|c| c.is_ascii_digit())).then(|| format!("+{customer}"))
 }
 
 /// A filled slot.
@@ -467,11 +478,18 @@ impl ConversationState {
         }
     }
 
-    /// The template context of the journey: every slot's value, plus `wa_id` and `customer_phone`.
+    /// The template context of the journey: every slot's value, plus `wa_id` and
+    /// `customer_phone` (the number the customer gave in a slot named `phone`, for a website
+    /// visitor; otherwise the WhatsApp number they write from).
     pub fn template_context(&self) -> Map<String, Value> {
         let mut map = Map::new();
         map.insert("wa_id".into(), Value::String(self.customer.clone()));
-        map.insert("customer_phone".into(), Value::String(format!("+{}", self.customer)));
+        let given = self.journey.as_ref().and_then(|j| j.slots.get(PHONE_SLOT)).or(self.profile.get(PHONE_SLOT));
+        let phone = match given.map(|s| &s.value) {
+            Some(SlotValue::Text { value }) => value.clone(),
+            _ => format!("+{}", self.customer),
+        };
+        map.insert("customer_phone".into(), Value::String(phone));
         if let Some(j) = &self.journey {
             for (name, slot) in &j.slots {
                 map.insert(name.clone(), slot.value.to_template_value());

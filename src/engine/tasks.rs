@@ -84,6 +84,16 @@ fn fill_from_profile(t: &Turn<'_>, flow: &Flow, journey: &mut Journey) -> Vec<St
                 filled.push(name.clone());
             }
         }
+        // A phone slot on WhatsApp is the number the customer writes from: never asked.
+        if slot.kind == crate::flow::format::SlotType::Phone && !journey.slots.contains_key(name) {
+            if let Some(number) = super::state::phone_of(&t.state.customer) {
+                let value = SlotValue::Text { value: number };
+                journey
+                    .slots
+                    .insert(name.clone(), FilledSlot { value, source: SlotSource::Channel, turn: t.state.turns });
+                filled.push(name.clone());
+            }
+        }
     }
     filled
 }

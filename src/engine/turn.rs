@@ -290,7 +290,10 @@ impl<'a> Turn<'a> {
             let lines: Vec<String> = flow
                 .slots
                 .values()
-                .filter_map(|s| j.slots.get(&s.name).map(|v| format!("• {}: {}", s.label, v.value.display())))
+                .filter_map(|s| j.slots.get(&s.name).map(|v| (s, v)))
+                // The number a WhatsApp customer writes from is theirs already: not listed.
+                .filter(|(_, v)| v.source != SlotSource::Channel)
+                .map(|(s, v)| format!("• {}: {}", s.label, v.value.display()))
                 .collect();
             out = out.replace("{summary}", &lines.join("\n"));
         }
@@ -349,6 +352,7 @@ fn source_name(s: SlotSource) -> &'static str {
         SlotSource::Profile => "profile",
         SlotSource::Erp => "ERP lookup",
         SlotSource::Upload => "file sent",
+        SlotSource::Channel => "the number they write from",
     }
 }
 

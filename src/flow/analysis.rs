@@ -71,6 +71,7 @@ pub(super) fn sample_context(slots: &IndexMap<String, Slot>) -> serde_json::Map<
             },
             SlotType::Amount => SlotValue::Amount { value: 10.0 },
             SlotType::Number => SlotValue::Number { value: slot.range.map_or(1, |r| r.0) },
+            SlotType::Phone => SlotValue::Text { value: "+971500000000".into() },
             SlotType::Choice => match &slot.options {
                 OptionSource::Static(items) => items
                     .first()

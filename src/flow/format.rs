@@ -314,6 +314,10 @@ pub enum SlotType {
     /// A whole number of things ("20", "twenty cars", "a fleet of 35 vans", "a dozen"); `min`,
     /// `max` and `units` shape it.
     Number,
+    /// A phone number with its country code ("+971 50 123 4567"), kept as `+` and digits. On
+    /// WhatsApp it is the number the customer writes from and is never asked; a website visitor
+    /// is asked for it before anything goes to the ERP.
+    Phone,
 }
 
 /// One slot: a typed piece of data the journey collects.

@@ -94,6 +94,12 @@ pub fn ground(
             Ok(SlotValue::Text { value: plate.value })
         }
         SlotType::Media => Err("a file cannot be read from text".into()),
+        SlotType::Phone => match extract::find_phone(quote) {
+            extract::PhoneRead::Number(n, _) if a.value.chars().filter(char::is_ascii_digit).eq(n.chars().skip(1)) => {
+                Ok(SlotValue::Text { value: n })
+            }
+            _ => Err(format!("phone number {:?} is not in the quote", a.value)),
+        },
         SlotType::Amount => {
             let value: f64 =
                 a.value.trim().replace(',', "").parse().map_err(|_| format!("{:?} is not an amount", a.value))?;

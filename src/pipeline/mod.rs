@@ -151,8 +151,7 @@ impl Limits {
                 Quota::per_minute(nz(s.rate_web_ip_per_minute)).allow_burst(nz(s.rate_web_ip_per_minute.min(60))),
             ),
             web_session: RateLimiter::keyed(
-                Quota::per_minute(nz(s.rate_web_session_per_minute))
-                    .allow_burst(nz(s.rate_web_session_per_minute.min(10))),
+                Quota::per_minute(nz(s.rate_web_session_per_minute)).allow_burst(nz(s.rate_web_session_per_minute)),
             ),
             keys: Default::default(),
         }

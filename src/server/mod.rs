@@ -38,6 +38,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/webhooks/whatsapp", web::post().to(receive))
         .route("/health", web::get().to(health))
         .route("/widget.js", web::get().to(widget::script))
+        .route("/widget-demo", web::get().to(widget::demo))
         .route("/metrics", web::get().to(metrics))
         .route("/sandbox/messages", web::get().to(sandbox_messages))
         .configure(admin::routes)

@@ -80,6 +80,29 @@ pub async fn script() -> HttpResponse {
         .body(include_str!("widget.js"))
 }
 
+/// `GET /widget-demo`: a page of this service carrying the widget of the first site whose
+/// origins include it (the sample site allows `http://127.0.0.1:8080`), to try it.
+pub async fn demo(app: web::Data<App>, req: HttpRequest) -> HttpResponse {
+    let info = req.connection_info();
+    let here = format!("{}://{}", info.scheme(), info.host());
+    let flows = app.flows();
+    let Some(site) = flows.business.sites.iter().find(|s| s.allows(&here)) else {
+        return problem(
+            StatusCode::NOT_FOUND,
+            "web.unknown_site",
+            &format!("no site in flows/business.yaml (web) allows {here}: add it to a site's origins"),
+        );
+    };
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\
+         <body><main><h1>{title}</h1><p>The website chat widget of site <code>{key}</code>: open it with the button at \
+         the bottom.</p></main><script src=\"/widget.js\" data-site=\"{key}\" async></script></body></html>",
+        title = super::pages::layout::esc(&site.title),
+        key = super::pages::layout::esc(&site.key),
+    );
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(page)
+}
+
 /// The session token: HMAC-SHA256 of the session id under the widget key, in hex.
 pub fn token_of(secret: &str, session: &str) -> String {
     hex::encode(mac(secret, session).finalize().into_bytes())

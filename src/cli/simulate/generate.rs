@@ -116,6 +116,8 @@ pub fn generate(flow: &crate::flow::graph::Flow) -> Vec<ConversationTest> {
         while k < path.len() {
             let (f, t, h) = &edges[path[k]];
             match flow.step(f).map(|s| &s.kind) {
+                // The WhatsApp number fills it: nothing to answer.
+                Some(StepKind::Collect { .. }) if channel_filled(flow, f) => {}
                 Some(StepKind::Collect { slots, .. }) => {
                     let choose = h.strip_prefix('=').map(String::from).or_else(|| {
                         // "otherwise": an option no branch asks for.
@@ -166,15 +168,20 @@ pub fn generate(flow: &crate::flow::graph::Flow) -> Vec<ConversationTest> {
             }
             k += 1;
         }
-        let target_is_end = matches!(flow.step(to).map(|s| &s.kind), Some(StepKind::End { .. }));
-        let target_is_erp = matches!(flow.step(to).map(|s| &s.kind), Some(StepKind::Erp { .. }));
+        // A step the WhatsApp number fills is passed through: the journey stops at the next one.
+        let stop = match edges.iter().find(|(ff, _, _)| ff == to && channel_filled(flow, to)) {
+            Some((_, next, _)) => next,
+            None => to,
+        };
+        let target_is_end = matches!(flow.step(stop).map(|s| &s.kind), Some(StepKind::End { .. }));
+        let target_is_erp = matches!(flow.step(stop).map(|s| &s.kind), Some(StepKind::Erp { .. }));
         let expected = if target_is_end || target_is_erp {
             "-".to_string()
         } else if how.starts_with("Change:") {
             // Answering the changed step leads back to the summary.
             format!("{}/{from}", flow.id)
         } else {
-            format!("{}/{to}", flow.id)
+            format!("{}/{stop}", flow.id)
         };
         if let Some(last) = turns.last_mut() {
             last.expect.step = Some(expected);
@@ -191,4 +198,15 @@ pub fn generate(flow: &crate::flow::graph::Flow) -> Vec<ConversationTest> {
         });
     }
     tests
+}
+
+/// Whether the step only collects phone slots, which a WhatsApp customer's own number fills.
+fn channel_filled(flow: &crate::flow::graph::Flow, step: &str) -> bool {
+    use crate::flow::graph::StepKind;
+    match flow.step(step).map(|s| &s.kind) {
+        Some(StepKind::Collect { slots, .. }) => {
+            slots.iter().all(|n| flow.slots.get(n).is_some_and(|d| d.kind == crate::flow::format::SlotType::Phone))
+        }
+        _ => false,
+    }
 }

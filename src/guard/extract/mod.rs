@@ -13,6 +13,7 @@ pub mod amount;
 pub mod choice;
 pub mod count;
 pub mod names;
+pub mod phone;
 pub mod plates;
 pub mod vehicles;
 pub mod when;
@@ -27,6 +28,7 @@ pub use amount::find_amount;
 pub use choice::{ChoiceRead, match_option, read_choice};
 pub use count::find_count;
 pub use names::{NameRead, find_name, name_shaped};
+pub use phone::{PhoneRead, find_phone};
 pub use plates::{PlateRead, find_plate, plate_shaped};
 pub use vehicles::{CarRead, find_car};
 pub use when::{When, check_visit_time, parse_when, visit_slots};
@@ -212,6 +214,18 @@ pub fn extract(
                     _ => {}
                 }
             }
+            SlotType::Phone => match find_phone(text) {
+                PhoneRead::Number(number, written) => {
+                    put(&mut found, slot, SlotValue::Text { value: number }, &written)
+                }
+                PhoneRead::Local(_) if focused => {
+                    found.problem = Some("Please include the country code.".into());
+                }
+                _ if focused => {
+                    found.problem = Some("Please type your mobile number with its country code.".into());
+                }
+                _ => {}
+            },
             SlotType::Text if focused => {
                 let t = text.trim();
                 if !t.is_empty() {

@@ -30,7 +30,7 @@ fn every_conversation_test_passes_and_covers_every_step_and_transition() {
     assert!(ok, "{out}");
     assert!(out.contains(&format!("{} passed, 0 failed", files.len())), "{out}");
     assert!(out.contains("booking      steps  13/13  100.0%   transitions  19/19  100.0%"), "{out}");
-    assert!(out.contains("lead         steps  14/14  100.0%   transitions  19/19  100.0%"), "{out}");
+    assert!(out.contains("lead         steps  15/15  100.0%   transitions  20/20  100.0%"), "{out}");
     assert!(out.contains("cancel       steps   7/7   100.0%   transitions   7/7   100.0%"), "{out}");
     assert!(!out.contains("no test reaches") && !out.contains("no test takes"), "{out}");
 }

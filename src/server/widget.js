@@ -127,7 +127,7 @@
       return ensure().then(function () { return api("POST", "/widget/sessions/" + session.session + "/messages", body); })
         .then(function (r) {
           if (r.status === 410 || r.status === 401) { session = null; forget(); if (n < 1) { return attempt(n + 1); } }
-          if (r.status === 429) { typing.hidden = true; add("bot", "You're writing faster than we can answer; please wait a moment."); }
+          if (r.status === 429) { typing.hidden = true; if (body.text && !input.value) { input.value = body.text; } add("bot", "You're writing faster than we can answer; please wait a moment and send it again."); }
           else if (r.status >= 400) { typing.hidden = true; add("bot", (r.data && r.data.error && r.data.error.message) || "That did not go through."); }
         })
         .catch(function () { if (n < 3) { return new Promise(function (ok) { setTimeout(ok, 1000 * (n + 1)); }).then(function () { return attempt(n + 1); }); } typing.hidden = true; add("bot", "We can't reach the chat right now. Please try again."); });

@@ -1,7 +1,8 @@
 //! The website chat widget's session API against the real server: CORS only for the site's
 //! origins, a session token bound to its session, a visitor's messages and button choices
 //! answered by the same journeys (every option kept, no WhatsApp limits), a repeated client id
-//! taken once, messages capped in size and rate, idle and ended sessions refused.
+//! taken once, messages capped in size and rate, idle and ended sessions refused; on SQLite and
+//! PostgreSQL.
 
 mod common;
 
@@ -116,10 +117,9 @@ fn said(replies: &[Value]) -> String {
     replies.iter().map(|r| r["text"].as_str().unwrap_or_default()).collect::<Vec<_>>().join("\n---\n")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_visitor_chats_through_the_session_api() {
+async fn a_visitor_chats_through_the_session_api(db: Db) {
     let fakes = Fakes::new(None);
-    let server = Server::start_with(&sqlite(), &fakes, &[("RATE_WEB_SESSION_PER_MINUTE", "12")]);
+    let server = Server::start_with(&db, &fakes, &[("RATE_WEB_SESSION_PER_MINUTE", "12")]);
     let http = reqwest::Client::new();
 
     // The site's look, for its own origin only; CORS lets only that origin in.
@@ -211,4 +211,14 @@ async fn a_visitor_chats_through_the_session_api() {
     let (status, _) = idle.replies(0).await;
     assert_eq!(status, 410, "idle for more than 30 minutes");
     server.assert_replays().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_chats_through_the_session_api_on_sqlite() {
+    a_visitor_chats_through_the_session_api(sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_chats_through_the_session_api_on_postgres() {
+    a_visitor_chats_through_the_session_api(postgres().await).await;
 }

@@ -168,6 +168,38 @@ async fn a_visitor_chats_through_the_session_api(db: Db) {
     let (status, again) = v.post(json!({"client_id": format!("m{}", v.sent), "text": "Areas we serve"})).await;
     assert_eq!((status, again["queued"].as_bool()), (202, Some(false)), "{again}");
 
+    // "Continue on WhatsApp": a journey under way moves to the number that sends the code, and
+    // goes on there with its question asked again; the code is taken once.
+    let booking = v.say("book a full wash").await;
+    assert!(said(&booking).contains("first and last name"), "{booking:?}");
+    v.say("Jane Doe").await;
+    let resp = http
+        .post(format!("{}/widget/sessions/{}/whatsapp", server.url, v.session))
+        .header("Origin", ORIGIN)
+        .bearer_auth(&v.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let join: Value = resp.json().await.unwrap();
+    let code = join["code"].as_str().unwrap().to_string();
+    assert!(join["link"].as_str().unwrap().starts_with("https://wa.me/97140000000?text=Continue+my+chat"), "{join}");
+    let mut wa = Customer::new(&server, &fakes.graph, "971500007301");
+    let r = wa.text(&format!("Continue my chat: {}", code.to_lowercase())).await;
+    assert_says(&r, "Welcome over from our website");
+    // The chat's question follows, once the move has come through.
+    let started = std::time::Instant::now();
+    while !texts(&fakes.graph.sent_to("971500007301")).contains("Is this a one-time visit or a subscription?") {
+        assert!(started.elapsed().as_secs() < 10, "{}", texts(&fakes.graph.sent_to("971500007301")));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(texts(&fakes.graph.sent_to("971500007301")).contains("Let's carry on where we left off."));
+    let (_, moved) = v.replies(10).await;
+    assert!(said(&moved).contains("Your chat continues on WhatsApp"), "{moved:?}");
+    let mut other = Customer::new(&server, &fakes.graph, "971500007302");
+    let r = other.text(&format!("Continue my chat: {code}")).await;
+    assert!(!texts(&r).contains("Welcome over from our website"), "a code is taken once: {}", texts(&r));
+
     // Wrong tokens, too long, too many.
     let token = std::mem::replace(&mut v.token, "00".repeat(32));
     let (status, e) = v.post(json!({"client_id": "x1", "text": "hello"})).await;

@@ -19,7 +19,7 @@ pub fn on_outcome(t: &mut Turn<'_>) -> Result<Next, EngineError> {
         t.note("forwarded", format!("ERP answer for journey {journey_id} forwarded to the new number {to}"), None);
         let id = format!("moved:{}", t.event.message_id);
         let event = InboundEvent::internal(id, to.clone(), t.now, t.event.kind.clone());
-        t.forwards.push(Forward { customer: to, event });
+        t.forwards.push(Forward { customer: to, event, phone_number_id: None });
         return Ok(Next::Stay);
     }
     if journey_id.starts_with(super::replies::JOURNEY_PREFIX) {

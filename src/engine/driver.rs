@@ -63,6 +63,8 @@ fn dispatch(t: &mut Turn<'_>) -> Result<Next, EngineError> {
         EventKind::ErpOutcome { .. } => return awaiting::on_outcome(t),
         EventKind::SetAside { .. } => return Ok(people::on_set_aside(t)),
         EventKind::TicketReply { .. } => return Ok(super::replies::on_ticket_reply(t)),
+        EventKind::JoinedFromWeb { .. } => return Ok(super::web::on_joined(t)),
+        EventKind::ContinuedOnWhatsApp { .. } => return Ok(super::web::on_continued(t)),
         _ => {}
     }
     // The customer's own messages.

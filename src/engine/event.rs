@@ -179,6 +179,24 @@ pub enum EventKind {
         from_customer: String,
         /// What the old conversation held.
         carried: Box<super::state::Carried>,
+        /// Carried over from a website chat ("Continue on WhatsApp"): the journey goes on at
+        /// once, its question asked here.
+        #[serde(default)]
+        joined: bool,
+    },
+    /// The customer sent, from WhatsApp, the code of a website chat ("Continue on WhatsApp"):
+    /// that chat is being carried over to this conversation.
+    JoinedFromWeb {
+        /// The website chat's session.
+        session: String,
+    },
+    /// This website chat continues on WhatsApp (the visitor sent its code from there): what it
+    /// holds goes to that conversation.
+    ContinuedOnWhatsApp {
+        /// The customer's WhatsApp id.
+        customer: String,
+        /// The business number they wrote to.
+        phone_number_id: String,
     },
     /// An ERP write failed once and is being retried.
     ErpDelayed {
@@ -251,6 +269,8 @@ impl EventKind {
             EventKind::Edited { .. } => "edited",
             EventKind::MarketingPreference { .. } => "marketing_preference",
             EventKind::Transfer { .. } => "transfer",
+            EventKind::JoinedFromWeb { .. } => "joined_from_web",
+            EventKind::ContinuedOnWhatsApp { .. } => "continued_on_whatsapp",
             EventKind::TicketReply { .. } => "ticket_reply",
         }
     }
@@ -267,6 +287,7 @@ impl EventKind {
                 | EventKind::Reaction { .. }
                 | EventKind::Unsupported { .. }
                 | EventKind::Edited { .. }
+                | EventKind::JoinedFromWeb { .. }
         )
     }
 

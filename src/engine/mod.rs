@@ -46,6 +46,7 @@ pub mod summary;
 pub mod tasks;
 pub mod turn;
 pub mod visits;
+pub mod web;
 pub mod words;
 
 use serde::{Deserialize, Serialize};
@@ -162,11 +163,15 @@ pub struct Decision {
     pub flags: Vec<answers::QuestionFlag>,
 }
 
-/// An event for another conversation of the same business number.
+/// An event for another conversation: of the same business number, or of `phone_number_id`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Forward {
     /// The customer (WhatsApp id) whose conversation receives it.
     pub customer: String,
     /// The event.
     pub event: InboundEvent,
+    /// Another business number's conversation (a website chat carried over to WhatsApp); the
+    /// same number's when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_number_id: Option<String>,
 }

@@ -16,7 +16,9 @@ pub fn on_notification(t: &mut Turn<'_>) -> Next {
     let event = t.event;
     match &event.kind {
         EventKind::NumberChanged { new_customer } => move_to_number(t, event, new_customer),
-        EventKind::Transfer { from_customer, carried } => take_transfer(t, from_customer, carried),
+        EventKind::Transfer { from_customer, carried, joined } => {
+            return take_transfer(t, from_customer, carried, *joined);
+        }
         EventKind::SystemNotice { kind } => {
             t.note("notice", format!("WhatsApp notice {kind:?} about the customer; nothing to answer"), None)
         }
@@ -62,18 +64,20 @@ fn move_to_number(t: &mut Turn<'_>, event: &InboundEvent, new_customer: &str) {
         ),
         None,
     );
-    let kind = EventKind::Transfer { from_customer: t.state.customer.clone(), carried: Box::new(carried) };
+    let kind =
+        EventKind::Transfer { from_customer: t.state.customer.clone(), carried: Box::new(carried), joined: false };
     t.forwards.push(Forward {
         customer: new_customer.to_string(),
         event: InboundEvent::internal(format!("moved:{}", event.message_id), new_customer, event.timestamp, kind),
+        phone_number_id: None,
     });
 }
 
-/// A conversation moved here from the customer's old number: what this one does not know yet is
-/// taken (the profile slots it lacks; the journey under way if none is, otherwise put aside). A
-/// journey that was waiting for the ERP waits here; one at a question is asked again by the next
-/// message.
-fn take_transfer(t: &mut Turn<'_>, from: &str, carried: &Carried) {
+/// A conversation moved here from the customer's old number, or `joined` from a website chat:
+/// what this one does not know yet is taken (the profile slots it lacks; the journey under way if
+/// none is, otherwise put aside). A journey that was waiting for the ERP waits here; one at a
+/// question is asked again at once when `joined`, by the next message after a number change.
+fn take_transfer(t: &mut Turn<'_>, from: &str, carried: &Carried, joined: bool) -> Next {
     let mut taken: Vec<String> = Vec::new();
     for (name, slot) in &carried.profile {
         if !t.state.profile.contains_key(name) {
@@ -125,4 +129,13 @@ fn take_transfer(t: &mut Turn<'_>, from: &str, carried: &Carried) {
         ),
         None,
     );
+    // A chat carried over from the website goes on at once: its question is asked here. (After
+    // a number change the customer's next message carries the journey on.)
+    match &t.state.journey {
+        Some(_) if joined && carried.journey.is_some() => {
+            t.say(t.msg().carried_on.clone());
+            Next::Enter(None)
+        }
+        _ => Next::Stay,
+    }
 }

@@ -172,6 +172,14 @@ pub struct Messages {
     /// The draft's `{answer}` when the knowledge base has nothing on the ticket.
     pub ticket_reply_unknown: String,
 
+    // ------------------------------------------------------------ the website chat
+    /// On WhatsApp, to a visitor who sent their website chat's code.
+    pub joined_from_web: String,
+    /// In the website chat, once it has moved to WhatsApp.
+    pub continued_on_whatsapp: String,
+    /// On WhatsApp, before the question the website chat had reached is asked again.
+    pub carried_on: String,
+
     // ------------------------------------------------------------ people
     /// The "talk to a person" button (at most 20 characters).
     pub person_button: String,
@@ -404,6 +412,9 @@ impl Default for Messages {
             ticket_reply_draft: s(
                 "Hello, thank you for your message about \"{subject}\" (reference {ticket}).\n\n{answer}\n\n{business}",
             ),
+            joined_from_web: s("Welcome over from our website! I'm bringing your chat across."),
+            continued_on_whatsapp: s("Your chat continues on WhatsApp. You can close this window."),
+            carried_on: s("Let's carry on where we left off."),
             ticket_reply_unknown: s(
                 "A member of our team is looking into it and will get back to you within one working day.",
             ),

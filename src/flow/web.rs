@@ -43,6 +43,10 @@ pub struct SiteDecl {
     /// starts afresh on each load.
     #[serde(default = "yes")]
     pub keep_session: bool,
+    /// The business's WhatsApp number ("+971 4 000 0000"): the widget then offers "Continue on
+    /// WhatsApp", a wa.me link whose message carries a code that joins the two conversations.
+    #[serde(default)]
+    pub whatsapp: Option<String>,
 }
 
 fn accent() -> String {
@@ -77,6 +81,8 @@ pub struct Site {
     pub direction: String,
     /// Keep the session across page loads.
     pub keep_session: bool,
+    /// The business's WhatsApp number, digits only, when the widget offers to continue there.
+    pub whatsapp: Option<String>,
 }
 
 impl Site {
@@ -140,6 +146,13 @@ pub fn check(file: &str, web: &Located<WebDecl>, business: &str, problems: &mut 
         if !["ltr", "rtl"].contains(&s.direction.as_str()) {
             problem(format!("web site {:?}: direction must be ltr or rtl, not {:?}", s.key, s.direction));
         }
+        let whatsapp = s.whatsapp.as_ref().map(|w| w.chars().filter(char::is_ascii_digit).collect::<String>());
+        if whatsapp.as_ref().is_some_and(|w| !(8..=15).contains(&w.len())) {
+            problem(format!(
+                "web site {:?}: whatsapp must be a number with its country code, e.g. +971 4 000 0000",
+                s.key
+            ));
+        }
         if s.greeting.trim().is_empty() {
             problem(format!("web site {:?}: give the widget's greeting", s.key));
         }
@@ -152,6 +165,7 @@ pub fn check(file: &str, web: &Located<WebDecl>, business: &str, problems: &mut 
             on_accent: s.on_accent.clone(),
             direction: s.direction.clone(),
             keep_session: s.keep_session,
+            whatsapp,
         });
     }
     if problems.len() > before { vec![] } else { sites }

@@ -184,6 +184,13 @@ pub(crate) async fn accept(app: &App, notification: &webhook::Notification) -> H
             continue;
         }
         let mut event = m.event.clone();
+        // A website chat's code, sent from WhatsApp: the chat is carried over to this number.
+        if let Some(joined) = widget::join(app, &m.phone_number_id, &event, received_at).await {
+            match joined {
+                Ok(kind) => event.kind = kind,
+                Err(refused) => return refused,
+            }
+        }
         // Over its limit, a sender's message is kept and recorded but not answered.
         event.throttled = app.limits.sender.check_key(&event.customer).is_err();
         if event.throttled {

@@ -51,10 +51,11 @@
   var input = el("textarea", { id: "text", rows: "1", maxlength: "2000", autocomplete: "off" });
   var send = el("button", { type: "submit" }, "Send");
   var restart = el("button", { type: "button", class: "restart" }, "Start again");
+  var onWhatsApp = el("button", { type: "button", class: "restart", hidden: "" }, "Continue on WhatsApp");
   header.appendChild(title); header.appendChild(close);
   form.appendChild(label); form.appendChild(input); form.appendChild(send);
   panel.setAttribute("aria-labelledby", "title");
-  panel.appendChild(header); panel.appendChild(log); panel.appendChild(typing); panel.appendChild(form); panel.appendChild(restart);
+  panel.appendChild(header); panel.appendChild(log); panel.appendChild(typing); panel.appendChild(form); panel.appendChild(onWhatsApp); panel.appendChild(restart);
   root.appendChild(launcher); root.appendChild(panel);
 
   function paint(s) {
@@ -173,6 +174,17 @@
     input.value = "";
     post({ text: text }, text);
   });
+  onWhatsApp.addEventListener("click", function () {
+    // The window opens now (a browser allows it only in the click); the link follows.
+    var opened = window.open("", "_blank");
+    ensure().then(function () { return api("POST", "/widget/sessions/" + session.session + "/whatsapp"); })
+      .then(function (r) {
+        if (r.status !== 201) { if (opened) { opened.close(); } add("bot", "WhatsApp isn't available right now."); return; }
+        add("bot", "Send the message WhatsApp opens with (code " + r.data.code + ") and we'll carry on there.");
+        if (opened) { opened.location = r.data.link; } else { window.location.href = r.data.link; }
+      })
+      .catch(function () { if (opened) { opened.close(); } });
+  });
   restart.addEventListener("click", function () {
     var old = session;
     session = null; forget();
@@ -192,6 +204,7 @@
     launcher.textContent = settings.title;
     launcher.setAttribute("aria-label", "Chat with " + settings.title);
     add("bot", settings.greeting);
+    onWhatsApp.hidden = !settings.whatsapp;
     if (settings.keep_session) {
       try {
         var kept = JSON.parse(localStorage.getItem(storeKey) || "null");

@@ -10,6 +10,9 @@
 //!   taken, nothing new queued).
 //! - `GET /widget/sessions/{id}/replies?after=N&wait=S`: the replies after reply `N`, waiting up
 //!   to `S` seconds (at most 25) for one → `{"replies": [{"id", "type", "text", "options"?}]}`.
+//! - `POST /widget/sessions/{id}/whatsapp`: "Continue on WhatsApp" → 201 `{"code", "link"}`: a
+//!   wa.me link to the site's WhatsApp number whose message carries the code; sent from
+//!   WhatsApp, it moves this chat there (see [`join`]).
 //! - `DELETE /widget/sessions/{id}`: ends the session (the widget's "start again").
 //!
 //! Errors: 400 `web.bad_message`, 401 `web.bad_token`, 403 `web.origin_refused`, 404
@@ -68,6 +71,7 @@ pub fn scope(
         .route("/sessions", web::post().to(create))
         .route("/sessions/{id}/messages", web::post().to(message))
         .route("/sessions/{id}/replies", web::get().to(replies))
+        .route("/sessions/{id}/whatsapp", web::post().to(whatsapp))
         .route("/sessions/{id}", web::delete().to(end))
 }
 
@@ -103,6 +107,77 @@ pub async fn demo(app: web::Data<App>, req: HttpRequest) -> HttpResponse {
     HttpResponse::Ok().content_type("text/html; charset=utf-8").body(page)
 }
 
+/// The code a "Continue on WhatsApp" message carries: `W-` and six of an alphabet without 0, O,
+/// 1 and I.
+static JOIN_CODE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"(?i)\bW-([A-HJ-NP-Z2-9]{6})\b").unwrap_or_else(|_| unreachable!("a valid pattern"))
+});
+
+/// The alphabet of join codes.
+const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+
+/// A WhatsApp text that carries a website chat's code: takes the code and queues the chat's move
+/// in one transaction, and answers the event kind the message is stored as
+/// ([`EventKind::JoinedFromWeb`]). `None` when the text carries no code, or one that is unknown,
+/// used by someone else or expired (the message is then read as it is); `Some(Err)` with the 503
+/// to answer when the store failed (WhatsApp delivers the message again).
+pub async fn join(
+    app: &App,
+    phone_number_id: &str,
+    event: &InboundEvent,
+    received_at: i64,
+) -> Option<Result<EventKind, HttpResponse>> {
+    let EventKind::Text { body } = &event.kind else { return None };
+    let code = format!("W-{}", JOIN_CODE.captures(body)?.get(1)?.as_str().to_ascii_uppercase());
+    let (customer, number, at) = (event.customer.clone(), phone_number_id.to_string(), event.timestamp);
+    let key = code.clone();
+    let moved = move |session: &str, site: &str| {
+        let kind = EventKind::ContinuedOnWhatsApp { customer, phone_number_id: number };
+        let e = InboundEvent::internal(format!("join:{key}"), session, at, kind);
+        crate::pipeline::queue::inbox_row(&number_of(site), &e, received_at)
+    };
+    match app.store.take_web_join(&code, &event.customer, now_ms(), moved).await {
+        Ok(Some((session, site))) => {
+            tracing::info!(%code, "a website chat continues on WhatsApp");
+            let conversation = crate::pipeline::queue::conversation_id(&number_of(&site), &session);
+            app.wake(&conversation, crate::store::Lane::Interactive);
+            Some(Ok(EventKind::JoinedFromWeb { session }))
+        }
+        Ok(None) => None,
+        Err(e) => Some(Err(problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            e.code(),
+            "the store is unavailable; WhatsApp will retry",
+        ))),
+    }
+}
+
+async fn whatsapp(app: web::Data<App>, req: HttpRequest, id: web::Path<String>) -> HttpResponse {
+    let (row, site) = match session(&app, &req, &id, true).await {
+        Ok(found) => found,
+        Err(resp) => return resp,
+    };
+    let Some(number) = &site.whatsapp else {
+        return problem(
+            StatusCode::NOT_FOUND,
+            "web.no_whatsapp",
+            "this site has no WhatsApp number (flows/business.yaml, web)",
+        );
+    };
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    let code: String = std::iter::once("W-".to_string())
+        .chain(bytes[..6].iter().map(|b| (CODE_ALPHABET[usize::from(*b) % CODE_ALPHABET.len()] as char).to_string()))
+        .collect();
+    if let Err(e) = app.store.create_web_join(&code, &row.id, &site.key, now_ms()).await {
+        return problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string());
+    }
+    let text = format!("Continue my chat: {code}");
+    let link = reqwest::Url::parse_with_params(&format!("https://wa.me/{number}"), &[("text", text.as_str())])
+        .map(|u| u.to_string())
+        .unwrap_or_default();
+    HttpResponse::Created().json(json!({"code": code, "link": link}))
+}
+
 /// The session token: HMAC-SHA256 of the session id under the widget key, in hex.
 pub fn token_of(secret: &str, session: &str) -> String {
     hex::encode(mac(secret, session).finalize().into_bytes())
@@ -133,7 +208,7 @@ fn public(site: &Site) -> Value {
     json!({
         "key": site.key, "title": site.title, "greeting": site.greeting, "accent": site.accent,
         "on_accent": site.on_accent, "direction": site.direction, "keep_session": site.keep_session,
-        "max_text_chars": MAX_TEXT_CHARS,
+        "max_text_chars": MAX_TEXT_CHARS, "whatsapp": site.whatsapp.is_some(),
     })
 }
 

@@ -286,3 +286,14 @@ diesel::table! {
         closed_at -> Nullable<BigInt>,
     }
 }
+
+diesel::table! {
+    web_joins (code) {
+        code -> Text,
+        session -> Text,
+        site -> Text,
+        created_at -> BigInt,
+        joined_by -> Nullable<Text>,
+        joined_at -> Nullable<BigInt>,
+    }
+}

@@ -2,7 +2,7 @@
 //! requests, closed after [`WEB_SESSION_IDLE_MS`] without one.
 
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::schema::web_sessions;
 use super::{Store, StoreError};
@@ -72,5 +72,70 @@ impl Store {
                 .await?
                 > 0
         }))
+    }
+}
+
+/// How long a "Continue on WhatsApp" code may be used: a day.
+pub const WEB_JOIN_TTL_MS: i64 = 24 * 60 * 60 * 1000;
+
+impl Store {
+    /// Records `code` for the session `session` of `site` at `now` (Unix ms).
+    pub async fn create_web_join(&self, code: &str, session: &str, site: &str, now: i64) -> Result<(), StoreError> {
+        use super::schema::web_joins;
+        let (code, session, site) = (code.to_string(), session.to_string(), site.to_string());
+        with_conn!(self, |conn| {
+            diesel::insert_into(web_joins::table)
+                .values((
+                    web_joins::code.eq(&code),
+                    web_joins::session.eq(&session),
+                    web_joins::site.eq(&site),
+                    web_joins::created_at.eq(now),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Takes `code` for the WhatsApp customer `customer` at `now` and, in the same
+    /// transaction, queues `moved(session, site)` (the event that moves the website chat) in the
+    /// chat's inbox. Returns the session and site: once per code and customer (the same customer
+    /// taking it again, a repeated delivery, gets them again and queues nothing new), within
+    /// [`WEB_JOIN_TTL_MS`]; `None` for an unknown, expired or someone else's code.
+    pub async fn take_web_join<F>(
+        &self,
+        code: &str,
+        customer: &str,
+        now: i64,
+        moved: F,
+    ) -> Result<Option<(String, String)>, StoreError>
+    where
+        F: FnOnce(&str, &str) -> super::NewInbox + Send + 'static,
+    {
+        use super::schema::{inbox, web_joins};
+        let (code, customer) = (code.to_string(), customer.to_string());
+        with_conn!(self, |conn| {
+            conn.transaction::<_, StoreError, _>(async move |c| {
+                diesel::update(web_joins::table.find(&code))
+                    .filter(web_joins::joined_at.is_null())
+                    .filter(web_joins::created_at.ge(now - WEB_JOIN_TTL_MS))
+                    .set((web_joins::joined_by.eq(Some(&customer)), web_joins::joined_at.eq(Some(now))))
+                    .execute(c)
+                    .await?;
+                let taken: Option<(String, String)> = web_joins::table
+                    .find(&code)
+                    .filter(web_joins::joined_by.eq(Some(&customer)))
+                    .select((web_joins::session, web_joins::site))
+                    .first(c)
+                    .await
+                    .optional()?;
+                if let Some((session, site)) = &taken {
+                    let row = moved(session, site);
+                    diesel::insert_into(inbox::table).values(&row).on_conflict_do_nothing().execute(c).await?;
+                }
+                Ok(taken)
+            })
+            .await
+        })
     }
 }

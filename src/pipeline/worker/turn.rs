@@ -240,9 +240,10 @@ async fn decide_and_commit(
     }
     for forward in &forwards {
         // Delivered by the outbox into the other conversation's inbox (see `outbox::forward`).
+        let number = forward.phone_number_id.clone().unwrap_or_else(|| row.phone_number_id.clone());
         let f = Forward {
-            conversation_id: queue::conversation_id(&row.phone_number_id, &forward.customer),
-            phone_number_id: row.phone_number_id.clone(),
+            conversation_id: queue::conversation_id(&number, &forward.customer),
+            phone_number_id: number,
             event: forward.event.clone(),
         };
         outbox.push(Payload::Forward(f).row(&row.conversation_id, forward.event.message_id.clone(), now_ms));

@@ -43,6 +43,24 @@ fn move_to_number(t: &mut Turn<'_>, event: &InboundEvent, new_customer: &str) {
         t.note("notice", "number change to the same number; nothing to move".into(), None);
         return;
     }
+    let id = format!("moved:{}", event.message_id);
+    hand_over(t, Destination { customer: new_customer, phone_number_id: None, joined: false }, id);
+}
+
+/// Where [`hand_over`] sends a conversation's contents.
+pub struct Destination<'a> {
+    /// The customer whose conversation takes them.
+    pub customer: &'a str,
+    /// Their conversation's business number, when not this one's.
+    pub phone_number_id: Option<&'a str>,
+    /// A website chat carried over to WhatsApp (the journey goes on at once there).
+    pub joined: bool,
+}
+
+/// Moves this conversation's profile, journeys and references to `to`'s conversation (a
+/// [`EventKind::Transfer`] through its inbox, with the event id `event_id`); this one keeps its
+/// history and where they went.
+pub fn hand_over(t: &mut Turn<'_>, to: Destination<'_>, event_id: String) {
     let carried = Carried {
         profile: std::mem::take(&mut t.state.profile),
         journey: t.state.journey.take(),
@@ -54,22 +72,24 @@ fn move_to_number(t: &mut Turn<'_>, event: &InboundEvent, new_customer: &str) {
         t.phase(PhaseEvent::Left);
     }
     let open = usize::from(carried.journey.is_some()) + carried.suspended.len();
-    t.state.moved_to = Some(new_customer.to_string());
+    t.state.moved_to = Some(to.customer.to_string());
     t.state.wake_at = None;
+    let why = if to.joined { "the chat continues on WhatsApp with" } else { "the customer changed number to" };
     t.note(
         "moved",
         format!(
-            "the customer changed number to {new_customer}: profile ({} slots) and {open} open journey(s) moved there",
+            "{why} {}: profile ({} slots) and {open} open journey(s) moved there",
+            to.customer,
             carried.profile.len()
         ),
         None,
     );
     let kind =
-        EventKind::Transfer { from_customer: t.state.customer.clone(), carried: Box::new(carried), joined: false };
+        EventKind::Transfer { from_customer: t.state.customer.clone(), carried: Box::new(carried), joined: to.joined };
     t.forwards.push(Forward {
-        customer: new_customer.to_string(),
-        event: InboundEvent::internal(format!("moved:{}", event.message_id), new_customer, event.timestamp, kind),
-        phone_number_id: None,
+        customer: to.customer.to_string(),
+        event: InboundEvent::internal(event_id, to.customer, t.event.timestamp, kind),
+        phone_number_id: to.phone_number_id.map(String::from),
     });
 }
 

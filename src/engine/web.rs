@@ -4,10 +4,8 @@
 //! change does, see [`super::notices`]) and says where it went; the journey goes on on WhatsApp
 //! with its question asked again.
 
-use super::Forward;
-use super::event::{EventKind, InboundEvent};
-use super::phase::PhaseEvent;
-use super::state::Carried;
+use super::event::EventKind;
+use super::notices::{Destination, hand_over};
 use super::turn::{Next, Turn};
 
 /// On WhatsApp: the customer sent a website chat's code.
@@ -21,34 +19,8 @@ pub fn on_joined(t: &mut Turn<'_>) -> Next {
 /// In the website chat: it continues on WhatsApp; everything it holds goes there.
 pub fn on_continued(t: &mut Turn<'_>) -> Next {
     let EventKind::ContinuedOnWhatsApp { customer, phone_number_id } = &t.event.kind else { return Next::Stay };
-    let carried = Carried {
-        profile: std::mem::take(&mut t.state.profile),
-        journey: t.state.journey.take(),
-        suspended: std::mem::take(&mut t.state.suspended),
-        references: t.state.references.clone(),
-        opted_out: t.state.opted_out,
-    };
-    if carried.journey.is_some() {
-        t.phase(PhaseEvent::Left);
-    }
-    let open = usize::from(carried.journey.is_some()) + carried.suspended.len();
-    t.state.moved_to = Some(customer.clone());
-    t.state.wake_at = None;
-    t.note(
-        "moved",
-        format!(
-            "the chat continues on WhatsApp with {customer}: profile ({} slots) and {open} journey(s) moved there",
-            carried.profile.len()
-        ),
-        None,
-    );
-    let kind =
-        EventKind::Transfer { from_customer: t.state.customer.clone(), carried: Box::new(carried), joined: true };
-    t.forwards.push(Forward {
-        customer: customer.clone(),
-        event: InboundEvent::internal(format!("joined:{}", t.event.message_id), customer, t.event.timestamp, kind),
-        phone_number_id: Some(phone_number_id.clone()),
-    });
+    let to = Destination { customer, phone_number_id: Some(phone_number_id), joined: true };
+    hand_over(t, to, format!("joined:{}", t.event.message_id));
     t.say(t.msg().continued_on_whatsapp.clone());
     Next::Stay
 }

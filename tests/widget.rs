@@ -139,6 +139,10 @@ async fn a_visitor_chats_through_the_session_api(db: Db) {
     assert_eq!((status, e["error"]["code"].as_str()), (403, Some("web.origin_refused")), "{e}");
     let (status, e, _) = Visitor::start(&server, "").await;
     assert_eq!((status, e["error"]["code"].as_str()), (403, Some("web.origin_refused")), "{e}");
+    // Without an Origin (a page of the service itself: browsers leave it out of same-origin
+    // GETs), the site's look is given; the session token is what the session API then needs.
+    let resp = http.get(format!("{}/widget/sites/{SITE}", server.url)).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
 
     // The demo page carries the widget only where a site allows the page's origin.
     let resp = http.get(format!("{}/widget-demo", server.url)).send().await.unwrap();

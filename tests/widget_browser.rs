@@ -95,9 +95,10 @@ async fn a_visitor_chats_in_the_widget_on_a_web_page() {
     };
     let service = format!("http://127.0.0.1:{service_port}");
     let (page, _page) = page_server(service.clone());
-    let text = std::fs::read_to_string(&business)
-        .unwrap()
-        .replace("origins: [\"http://localhost:8080\", \"http://127.0.0.1:8080\"]", &format!("origins: [\"{page}\"]"));
+    let text = std::fs::read_to_string(&business).unwrap().replace(
+        "origins: [\"http://localhost:8080\", \"http://127.0.0.1:8080\"]",
+        &format!("origins: [\"{page}\", \"{service}\"]"),
+    );
     assert!(text.contains(&page), "the sample site's origins line is where the test expects it");
     std::fs::write(&business, text).unwrap();
     let flows = root.join("flows").display().to_string();
@@ -175,5 +176,16 @@ async fn a_visitor_chats_in_the_widget_on_a_web_page() {
     assert_eq!(orders.len(), 1, "{orders:?}");
     assert_eq!(orders[0]["whatsapp_number"], "+971501234567", "{:?}", orders[0]);
     assert_eq!(fakes.erp.docs("Customer")[0]["mobile_no"], "+971501234567");
+
+    // The service's own demo page: same origin, so the browser sends no Origin on its GETs.
+    b.open(&format!("{service}/widget-demo")).await;
+    let started = Instant::now();
+    while b.run("return !!document.querySelector('[data-carewell-widget]')", json!([])).await != Value::Bool(true) {
+        assert!(started.elapsed() < Duration::from_secs(20), "the demo page's widget never appeared");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.run(&format!("{ROOT} root.querySelector('.launcher').click();"), json!([])).await;
+    type_message(&b, "hi").await;
+    wait_in_widget(&b, "Welcome to Sparkle Doorstep Car Care").await;
     server.assert_replays().await;
 }

@@ -196,8 +196,17 @@ fn token_ok(secret: &str, session: &str, token: &str) -> bool {
     hex::decode(token).is_ok_and(|t| mac(secret, session).verify_slice(&t).is_ok())
 }
 
-fn origin(req: &HttpRequest) -> String {
-    req.headers().get("Origin").and_then(|o| o.to_str().ok()).unwrap_or_default().to_string()
+/// The request's `Origin` header; `None` when there is none.
+fn origin(req: &HttpRequest) -> Option<String> {
+    req.headers().get("Origin").map(|o| o.to_str().unwrap_or_default().to_string())
+}
+
+/// Whether the page making `req` may use `site`'s widget: its `Origin` is one of the site's.
+/// A request without `Origin` comes from a page of this service itself (browsers leave it out
+/// of same-origin GETs, as on `/widget-demo`) or from outside a browser, where CORS protects
+/// nothing: the session token is what it must show.
+fn page_allowed(site: &Site, req: &HttpRequest) -> bool {
+    origin(req).is_none_or(|o| site.allows(&o))
 }
 
 fn site_by_key(app: &App, key: &str) -> Option<Site> {
@@ -226,7 +235,7 @@ async fn site(app: web::Data<App>, req: HttpRequest, key: web::Path<String>) -> 
         return resp;
     }
     match site_by_key(&app, &key) {
-        Some(s) if s.allows(&origin(&req)) => HttpResponse::Ok().json(public(&s)),
+        Some(s) if page_allowed(&s, &req) => HttpResponse::Ok().json(public(&s)),
         Some(_) => problem(StatusCode::FORBIDDEN, "web.origin_refused", "this page's origin is not one of the site's"),
         None => problem(StatusCode::NOT_FOUND, "web.unknown_site", "no site with that key (flows/business.yaml, web)"),
     }
@@ -245,10 +254,10 @@ async fn create(app: web::Data<App>, req: HttpRequest, body: web::Json<NewSessio
     let Some(site) = site_by_key(&app, &body.site) else {
         return problem(StatusCode::NOT_FOUND, "web.unknown_site", "no site with that key (flows/business.yaml, web)");
     };
-    let origin = origin(&req);
-    if !site.allows(&origin) {
+    if !page_allowed(&site, &req) {
         return problem(StatusCode::FORBIDDEN, "web.origin_refused", "this page's origin is not one of the site's");
     }
+    let origin = origin(&req).unwrap_or_else(|| "same-origin".into());
     let now = now_ms();
     let row = WebSessionRow {
         id: uuid::Uuid::new_v4().to_string(),
@@ -292,7 +301,7 @@ async fn session(
     if row.closed_at.is_some() {
         return Err(problem(StatusCode::GONE, "web.session_closed", "this session has ended: start a new one"));
     }
-    let Some(site) = site_by_key(app, &row.site).filter(|s| s.allows(&origin(req))) else {
+    let Some(site) = site_by_key(app, &row.site).filter(|s| page_allowed(s, req)) else {
         return Err(problem(
             StatusCode::FORBIDDEN,
             "web.origin_refused",

@@ -38,7 +38,8 @@ use crate::store::{OutboxKind, WebSessionRow, now_ms};
 /// The longest a replies request waits for a reply.
 pub const MAX_WAIT: Duration = Duration::from_secs(25);
 
-/// How often a waiting replies request reads again (replies committed by another instance).
+/// How often a waiting replies request reads again when several instances run (a reply another
+/// instance committed wakes nobody here); with one, this process's own wake-up is enough.
 const READ_EVERY: Duration = Duration::from_secs(1);
 
 /// The largest request body accepted, in bytes.
@@ -428,7 +429,8 @@ async fn replies(
         if !found.is_empty() || now >= deadline {
             return HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(json!({"replies": found}));
         }
-        let _ = tokio::time::timeout(READ_EVERY.min(deadline - now), woken).await;
+        let every = if app.settings.instances > 1 { READ_EVERY } else { MAX_WAIT };
+        let _ = tokio::time::timeout(every.min(deadline - now), woken).await;
     }
 }
 

@@ -31,4 +31,5 @@ pub mod startup;
 pub mod stats;
 pub mod store;
 pub mod telemetry;
+pub mod tenant;
 pub mod text;

@@ -44,8 +44,13 @@ pub struct Settings {
     pub port: u16,
     /// Database.
     pub database: DatabaseUrl,
-    /// Flows directory.
+    /// Flows directory (of the single business, without `TENANTS_DIR`).
     pub flows_dir: PathBuf,
+    /// Where each tenant's folder is (`TENANTS_DIR`); `None`: one business, from `flows_dir` and
+    /// this environment's credentials (see [`crate::tenant`]).
+    pub tenants_dir: Option<PathBuf>,
+    /// The key tenants' credentials are sealed with (`TENANT_SECRETS_KEY`, 64 hex digits).
+    pub tenant_secrets_key: Option<crate::tenant::secret::SecretsKey>,
     /// Webhook verify token.
     pub verify_token: String,
     /// App secret for `X-Hub-Signature-256`.
@@ -222,6 +227,15 @@ impl Settings {
             port: number("PORT", 8080u16)?,
             database: DatabaseUrl::parse(var("DATABASE_URL").as_deref())?,
             flows_dir: PathBuf::from(var("FLOWS_DIR").unwrap_or_else(|| "flows".into())),
+            tenants_dir: var("TENANTS_DIR").map(PathBuf::from),
+            tenant_secrets_key: match var("TENANT_SECRETS_KEY") {
+                None => None,
+                Some(v) => Some(crate::tenant::secret::SecretsKey::from_hex(&v).map_err(|e| ConfigError::Invalid {
+                    name: "TENANT_SECRETS_KEY",
+                    value: "(hidden)".into(),
+                    why: e.to_string(),
+                })?),
+            },
             verify_token: var("WHATSAPP_VERIFY_TOKEN").unwrap_or_else(|| DEV_VERIFY_TOKEN.into()),
             app_secret,
             graph,

@@ -219,16 +219,16 @@ fn entry(t: &crate::store::TurnRow, outbox: &[crate::store::OutboxRow]) -> Entry
     }
 }
 
-/// Finds the conversations of `key` (a conversation id, or a customer's number with or without
-/// `+`) and builds their timelines.
-pub async fn build(store: &Store, key: &str) -> Result<Vec<Timeline>, StoreError> {
+/// Finds `tenant`'s conversations of `key` (a conversation id, or a customer's number with or
+/// without `+`) and builds their timelines.
+pub async fn build(store: &Store, tenant: &crate::tenant::TenantId, key: &str) -> Result<Vec<Timeline>, StoreError> {
     let key = key.trim();
-    let mut convs = match store.conversation(key).await? {
+    let mut convs = match store.conversation(tenant, key).await? {
         Some(c) => vec![c],
         None => vec![],
     };
     if convs.is_empty() {
-        convs = store.conversations_of(key.trim_start_matches('+')).await?;
+        convs = store.conversations_of(tenant, key.trim_start_matches('+')).await?;
     }
     let mut out = Vec::new();
     for c in convs {

@@ -40,18 +40,23 @@ pub enum ReplayError {
     NotFound(String),
 }
 
-/// Replays the turns named by `key`: a conversation id, a customer's number, or
-/// `<conversation id>#<turn>` for one turn.
+/// Replays `tenant`'s turns named by `key`: a conversation id, a customer's number, or
+/// `<conversation id>#<turn>` for one turn; `flows` are the tenant's.
 ///
 /// Errors: [`ReplayError`] when the store cannot be read or nothing matches.
-pub async fn replay(store: &Store, flows: &FlowSet, key: &str) -> Result<Vec<Replayed>, ReplayError> {
+pub async fn replay(
+    store: &Store,
+    tenant: &crate::tenant::TenantId,
+    flows: &FlowSet,
+    key: &str,
+) -> Result<Vec<Replayed>, ReplayError> {
     let (conversation, only) = match key.rsplit_once('#') {
         Some((c, n)) if n.parse::<i64>().is_ok() => (c, n.parse::<i64>().ok()),
         _ => (key, None),
     };
-    let mut convs = match store.conversation(conversation).await? {
+    let mut convs = match store.conversation(tenant, conversation).await? {
         Some(c) => vec![c],
-        None => store.conversations_of(conversation.trim_start_matches('+')).await?,
+        None => store.conversations_of(tenant, conversation.trim_start_matches('+')).await?,
     };
     if convs.is_empty() {
         return Err(ReplayError::NotFound(key.to_string()));
@@ -154,13 +159,17 @@ fn compare<T: Serialize>(out: &mut Vec<String>, what: &str, now: &T, then: &T) {
     }
 }
 
-/// The turns of every conversation in the store, replayed (for tests and audits).
+/// The turns of every conversation of `tenant` in the store, replayed (for tests and audits).
 ///
 /// Errors: [`ReplayError::Store`].
-pub async fn replay_all(store: &Store, flows: &FlowSet) -> Result<Vec<Replayed>, ReplayError> {
+pub async fn replay_all(
+    store: &Store,
+    tenant: &crate::tenant::TenantId,
+    flows: &FlowSet,
+) -> Result<Vec<Replayed>, ReplayError> {
     let mut out = Vec::new();
-    for c in store.recent_conversations(i64::MAX).await? {
-        out.extend(replay(store, flows, &c.id).await?);
+    for c in store.recent_conversations(tenant, i64::MAX).await? {
+        out.extend(replay(store, tenant, flows, &c.id).await?);
     }
     Ok(out)
 }

@@ -36,9 +36,15 @@ async fn turn(store: &Store, id: &str, owner: &str, version: i64, holds: Vec<Hol
         received_at: now_ms(),
     };
     store.insert_inbox(&[row]).await.unwrap();
-    assert!(store.acquire_lease(id, "c", "100", "{}", owner, now_ms() + 30_000).await.unwrap());
+    assert!(
+        store
+            .acquire_lease(&carewell::tenant::TenantId::default(), id, "c", "100", "{}", owner, now_ms() + 30_000)
+            .await
+            .unwrap()
+    );
     let inbox_id = store.next_inbox(id).await.unwrap().unwrap().id;
     TurnCommit {
+        tenant: carewell::tenant::TenantId::default(),
         conversation_id: id.into(),
         owner: owner.into(),
         expected_version: version,
@@ -106,7 +112,7 @@ async fn fifty_customers_racing_for_ten_places_from_two_processes_get_exactly_te
         assert_eq!(holders, won.iter().cloned().collect::<HashSet<_>>(), "{db:?}");
         for id in &refused {
             // Nothing of a refused turn was committed: it is decided again.
-            let conv = a.conversation(id).await.unwrap().unwrap();
+            let conv = a.conversation(&carewell::tenant::TenantId::default(), id).await.unwrap().unwrap();
             assert_eq!(conv.version, 0, "{db:?}: {id}");
             assert!(a.next_inbox(id).await.unwrap().is_some(), "{db:?}: {id}'s message is still pending");
         }

@@ -179,7 +179,7 @@ async fn accounts_roles_keys_and_the_audit_trail(db: Db) {
         assert!(record.erased_at.is_some());
     }
     assert!(turns.iter().any(|t| t.step_after.starts_with("booking/")), "the decisions remain");
-    let state = store.conversation(&conversation).await.unwrap().unwrap().state;
+    let state = store.conversation(&carewell::tenant::TenantId::default(), &conversation).await.unwrap().unwrap().state;
     let state: carewell::engine::ConversationState = serde_json::from_str(&state).unwrap();
     assert!(state.profile.is_empty() && state.journey.is_none() && state.turns >= 3, "{state:?}");
 

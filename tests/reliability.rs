@@ -126,7 +126,7 @@ async fn a_quiet_customer_gets_one_reminder() {
     let mut c = Customer::new(&server, &fakes.graph, "971500000203");
     c.text("book a full wash").await;
     let store = server.store().await;
-    let conv = store.conversation(&c.conversation_id()).await.unwrap().unwrap();
+    let conv = store.conversation(&carewell::tenant::TenantId::default(), &c.conversation_id()).await.unwrap().unwrap();
     let wake = conv.wake_at.expect("a reminder is scheduled");
     let in_two_hours = jiff::Timestamp::now().as_millisecond() + 2 * 3600 * 1000;
     assert!((wake - in_two_hours).abs() < 60_000, "scheduled after the flow's 120 minutes");
@@ -137,7 +137,15 @@ async fn a_quiet_customer_gets_one_reminder() {
     let r = c.replies();
     assert_has(&r, "Still there?");
     assert_has(&r, "first and last name");
-    assert_eq!(store.conversation(&c.conversation_id()).await.unwrap().unwrap().wake_at, None);
+    assert_eq!(
+        store
+            .conversation(&carewell::tenant::TenantId::default(), &c.conversation_id())
+            .await
+            .unwrap()
+            .unwrap()
+            .wake_at,
+        None
+    );
     // A second wake-up sends nothing: one reminder per journey.
     store.set_wake_at(&c.conversation_id(), Some(jiff::Timestamp::now().as_millisecond())).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -307,8 +315,15 @@ async fn racing_button_presses_and_texts_are_applied_one_after_the_other() {
         for w in turns.windows(2) {
             assert_eq!(w[0].step_after, w[1].step_before, "turn {} starts where turn {} ended", w[1].seq, w[0].seq);
         }
-        let state: Value =
-            serde_json::from_str(&store.conversation(&c.conversation_id()).await.unwrap().unwrap().state).unwrap();
+        let state: Value = serde_json::from_str(
+            &store
+                .conversation(&carewell::tenant::TenantId::default(), &c.conversation_id())
+                .await
+                .unwrap()
+                .unwrap()
+                .state,
+        )
+        .unwrap();
         let step = state["journey"]["step"].as_str().unwrap().to_string();
         let plan = state["journey"]["slots"]["plan"]["value"]["id"].as_str().unwrap().to_string();
         match (plan.as_str(), step.as_str()) {

@@ -36,7 +36,10 @@ async fn a_stored_turn_that_decides_differently_is_reported() {
         diesel::sql_query(&sql).execute(&mut conn).unwrap();
     }
     let flows = carewell::flow::FlowSet::load(&server.flows_dir).unwrap();
-    let results = carewell::replay::replay(&store, &flows, &c.conversation_id()).await.unwrap();
+    let results =
+        carewell::replay::replay(&store, &carewell::tenant::TenantId::default(), &flows, &c.conversation_id())
+            .await
+            .unwrap();
     let differing: Vec<i64> = results.iter().filter(|r| !r.differences.is_empty()).map(|r| r.seq).collect();
     assert_eq!(differing, vec![turns[1].seq], "{}", carewell::replay::render(&results));
 

@@ -44,6 +44,7 @@ fn outbox(key: &str) -> NewOutbox {
 
 fn commit(owner: &str, version: i64, inbox_id: i64, seq: i64, outbox: Vec<NewOutbox>) -> TurnCommit {
     TurnCommit {
+        tenant: carewell::tenant::TenantId::default(),
         conversation_id: CONVERSATION.into(),
         owner: owner.into(),
         expected_version: version,
@@ -97,7 +98,20 @@ async fn a_commit_keeps_the_lease_while_rows_are_pending_and_gives_it_back_after
             store.lease_load_next(CONVERSATION, "p1", now_ms() + 30_000, Lane::Interactive).await.unwrap().is_none(),
             "{backend}"
         );
-        assert!(store.acquire_lease(CONVERSATION, "971500000001", "100", "{}", "p1", now_ms() + 30_000).await.unwrap());
+        assert!(
+            store
+                .acquire_lease(
+                    &carewell::tenant::TenantId::default(),
+                    CONVERSATION,
+                    "971500000001",
+                    "100",
+                    "{}",
+                    "p1",
+                    now_ms() + 30_000
+                )
+                .await
+                .unwrap()
+        );
         let (conv, next) = store
             .lease_load_next(CONVERSATION, "p1", now_ms() + 30_000, Lane::Interactive)
             .await
@@ -138,7 +152,7 @@ async fn a_commit_keeps_the_lease_while_rows_are_pending_and_gives_it_back_after
         let done = store.commit_and_next(commit("p1", 1, second.id, 2, vec![outbox("out.3")])).await.unwrap();
         let (next, released) = (done.next, done.released);
         assert!(next.is_none() && released, "{backend}: nothing pending, lease given back");
-        let conv = store.conversation(CONVERSATION).await.unwrap().unwrap();
+        let conv = store.conversation(&carewell::tenant::TenantId::default(), CONVERSATION).await.unwrap().unwrap();
         assert_eq!((conv.version, conv.lease_owner.as_deref(), conv.state.as_str()), (2, None, "{\"turns\":2}"));
         assert!(conv.last_inbound_at.is_some(), "{backend}");
         let turns = store.turns_of(CONVERSATION).await.unwrap();
@@ -164,7 +178,20 @@ async fn storing_a_message_takes_the_lease_only_when_its_turn_can_start_at_once(
         let (fresh, leased) =
             store.insert_inbox_and_lease(&[inbox("wamid.1")], CONVERSATION, "p1", until).await.unwrap();
         assert_eq!((fresh, leased.is_none()), (vec![true], true), "{backend}");
-        assert!(store.acquire_lease(CONVERSATION, "971500000001", "100", "{}", "p1", until).await.unwrap());
+        assert!(
+            store
+                .acquire_lease(
+                    &carewell::tenant::TenantId::default(),
+                    CONVERSATION,
+                    "971500000001",
+                    "100",
+                    "{}",
+                    "p1",
+                    until
+                )
+                .await
+                .unwrap()
+        );
         let (_, first) = store.lease_load_next(CONVERSATION, "p1", until, Lane::Interactive).await.unwrap().unwrap();
         let first = first.unwrap();
         // Held by a live owner (p1, finishing wamid.1): stored, not leased.
@@ -199,7 +226,16 @@ async fn storing_a_message_takes_the_lease_only_when_its_turn_can_start_at_once(
         let (fresh, leased) =
             store.insert_inbox_and_lease(&[inbox("wamid.5")], CONVERSATION, "p3", until).await.unwrap();
         assert_eq!((fresh, leased.is_none()), (vec![true], true), "{backend}: wamid.4 comes first");
-        assert_eq!(store.conversation(CONVERSATION).await.unwrap().unwrap().lease_owner, None, "{backend}");
+        assert_eq!(
+            store
+                .conversation(&carewell::tenant::TenantId::default(), CONVERSATION)
+                .await
+                .unwrap()
+                .unwrap()
+                .lease_owner,
+            None,
+            "{backend}"
+        );
     }
 }
 
@@ -215,7 +251,20 @@ async fn the_safety_poll_finds_only_rows_nobody_is_working_on() {
             vec![CONVERSATION],
             "{backend}: no conversation, no lease"
         );
-        assert!(store.acquire_lease(CONVERSATION, "971500000001", "100", "{}", "p1", now + 30_000).await.unwrap());
+        assert!(
+            store
+                .acquire_lease(
+                    &carewell::tenant::TenantId::default(),
+                    CONVERSATION,
+                    "971500000001",
+                    "100",
+                    "{}",
+                    "p1",
+                    now + 30_000
+                )
+                .await
+                .unwrap()
+        );
         assert!(store.orphaned_conversations(now - 1000, now, 10).await.unwrap().is_empty(), "{backend}: p1 is on it");
         assert_eq!(
             store.orphaned_conversations(now - 1000, now + 60_000, 10).await.unwrap(),
@@ -235,7 +284,18 @@ async fn lookup_snapshots_are_stored_once_with_the_turn_that_names_them() {
         let snapshot = LookupSnapshot::of(r#"{"catalog":[{"id":"SVC-FULL-WASH"}]}"#.into());
         assert_eq!(snapshot.hash.len(), 64, "{backend}: SHA-256 in hex");
         store.insert_inbox(&[inbox("wamid.1"), inbox("wamid.2")]).await.unwrap();
-        store.acquire_lease(CONVERSATION, "971500000001", "100", "{}", "p1", now_ms() + 30_000).await.unwrap();
+        store
+            .acquire_lease(
+                &carewell::tenant::TenantId::default(),
+                CONVERSATION,
+                "971500000001",
+                "100",
+                "{}",
+                "p1",
+                now_ms() + 30_000,
+            )
+            .await
+            .unwrap();
         let first = store.next_inbox(CONVERSATION).await.unwrap().unwrap().id;
         // A stale commit writes nothing, its snapshot included.
         let mut stale = commit("p1", 5, first, 1, vec![]);
@@ -250,7 +310,11 @@ async fn lookup_snapshots_are_stored_once_with_the_turn_that_names_them() {
         two.lookup_snapshot = Some(snapshot.clone());
         store.commit_and_next(two).await.unwrap();
         assert_eq!(store.lookup_snapshot(&snapshot.hash).await.unwrap(), Some(snapshot.body.clone()), "{backend}");
-        assert_eq!(store.conversation(CONVERSATION).await.unwrap().unwrap().version, 2, "{backend}");
+        assert_eq!(
+            store.conversation(&carewell::tenant::TenantId::default(), CONVERSATION).await.unwrap().unwrap().version,
+            2,
+            "{backend}"
+        );
     }
 }
 
@@ -258,7 +322,18 @@ async fn lookup_snapshots_are_stored_once_with_the_turn_that_names_them() {
 async fn outbox_rows_are_claimed_once_and_marked_sent_with_their_results() {
     for (backend, store) in stores().await {
         store.insert_inbox(&[inbox("wamid.1")]).await.unwrap();
-        store.acquire_lease(CONVERSATION, "971500000001", "100", "{}", "p1", now_ms() + 30_000).await.unwrap();
+        store
+            .acquire_lease(
+                &carewell::tenant::TenantId::default(),
+                CONVERSATION,
+                "971500000001",
+                "100",
+                "{}",
+                "p1",
+                now_ms() + 30_000,
+            )
+            .await
+            .unwrap();
         let row = store.next_inbox(CONVERSATION).await.unwrap().unwrap();
         store.commit_and_next(commit("p1", 0, row.id, 1, vec![outbox("a"), outbox("b"), outbox("c")])).await.unwrap();
         let now = now_ms() + 1;
@@ -312,7 +387,18 @@ async fn outbox_rows_are_claimed_once_and_marked_sent_with_their_results() {
 async fn a_claim_that_expired_and_was_taken_again_can_change_nothing() {
     for (backend, store) in stores().await {
         store.insert_inbox(&[inbox("wamid.1")]).await.unwrap();
-        store.acquire_lease(CONVERSATION, "971500000001", "100", "{}", "p1", now_ms() + 30_000).await.unwrap();
+        store
+            .acquire_lease(
+                &carewell::tenant::TenantId::default(),
+                CONVERSATION,
+                "971500000001",
+                "100",
+                "{}",
+                "p1",
+                now_ms() + 30_000,
+            )
+            .await
+            .unwrap();
         let row = store.next_inbox(CONVERSATION).await.unwrap().unwrap();
         store.commit_and_next(commit("p1", 0, row.id, 1, vec![outbox("a")])).await.unwrap();
         let now = now_ms() + 1;
@@ -349,7 +435,18 @@ async fn a_claim_that_expired_and_was_taken_again_can_change_nothing() {
 async fn due_rows_skip_retries_and_what_waits_behind_them_but_not_other_queues() {
     for (backend, store) in stores().await {
         store.insert_inbox(&[inbox("wamid.1")]).await.unwrap();
-        store.acquire_lease(CONVERSATION, "971500000001", "100", "{}", "p1", now_ms() + 30_000).await.unwrap();
+        store
+            .acquire_lease(
+                &carewell::tenant::TenantId::default(),
+                CONVERSATION,
+                "971500000001",
+                "100",
+                "{}",
+                "p1",
+                now_ms() + 30_000,
+            )
+            .await
+            .unwrap();
         let row = store.next_inbox(CONVERSATION).await.unwrap().unwrap();
         let mut write = outbox("write");
         write.kind = "erp".into();
@@ -401,7 +498,10 @@ async fn concurrent_commits_fail_alone() {
             let mut row = inbox(&format!("wamid.{n}"));
             row.conversation_id = id.clone();
             store.insert_inbox(&[row]).await.unwrap();
-            store.acquire_lease(&id, "c", "100", "{}", "p1", now_ms() + 30_000).await.unwrap();
+            store
+                .acquire_lease(&carewell::tenant::TenantId::default(), &id, "c", "100", "{}", "p1", now_ms() + 30_000)
+                .await
+                .unwrap();
             rows.push(store.next_inbox(&id).await.unwrap().unwrap().id);
         }
         // Conversation 5 already has turn 1, so committing turn 1 again fails at the turn insert,
@@ -445,13 +545,13 @@ async fn concurrent_commits_fail_alone() {
             }
         }
         for n in [0, 1, 2, 4] {
-            let c = store.conversation(&conv(n)).await.unwrap().unwrap();
+            let c = store.conversation(&carewell::tenant::TenantId::default(), &conv(n)).await.unwrap().unwrap();
             assert_eq!(c.version, 1, "{backend}: conversation {n} committed");
             assert_eq!(store.outbox_of(&conv(n), None, 0).await.unwrap().len(), 1, "{backend}");
         }
-        let stale = store.conversation(&conv(3)).await.unwrap().unwrap();
+        let stale = store.conversation(&carewell::tenant::TenantId::default(), &conv(3)).await.unwrap().unwrap();
         assert_eq!(stale.version, 0, "{backend}");
-        let failed = store.conversation(&conv(5)).await.unwrap().unwrap();
+        let failed = store.conversation(&carewell::tenant::TenantId::default(), &conv(5)).await.unwrap().unwrap();
         assert_eq!(failed.version, 1, "{backend}: the failed call's state update was undone");
         assert!(store.outbox_of(&conv(5), None, 0).await.unwrap().is_empty(), "{backend}");
         assert_eq!(store.next_inbox(&conv(5)).await.unwrap().map(|r| r.id), Some(dup_row), "{backend}: still pending");

@@ -199,7 +199,7 @@ async fn a_booking_through_the_server_schedules_its_reminder_and_the_templates_b
         c.text(&line).await;
     }
     let store = server.store().await;
-    let conv = store.conversation(&c.conversation_id()).await.unwrap().unwrap();
+    let conv = store.conversation(&carewell::tenant::TenantId::default(), &c.conversation_id()).await.unwrap().unwrap();
     let state: serde_json::Value = serde_json::from_str(&conv.state).unwrap();
     let visit = &state["visits"][0];
     let reference = visit["reference"].as_str().expect("the booking is a visit").to_string();
@@ -214,7 +214,7 @@ async fn a_booking_through_the_server_schedules_its_reminder_and_the_templates_b
     server.settle().await;
     let replies = c.replies();
     assert!(texts(&replies).contains("Thank you, Jane! See you on"), "{}", texts(&replies));
-    let conv = store.conversation(&c.conversation_id()).await.unwrap().unwrap();
+    let conv = store.conversation(&carewell::tenant::TenantId::default(), &c.conversation_id()).await.unwrap().unwrap();
     assert!(conv.state.contains("\"confirmed\":true"), "{}", conv.state);
     server.assert_replays().await;
 }

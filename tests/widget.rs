@@ -166,7 +166,7 @@ async fn a_visitor_chats_through_the_session_api(db: Db) {
     // The conversation is the session's, on the site's own "number".
     let store = server.store().await;
     let conversation = format!("web.{SITE}:{}", v.session);
-    assert!(store.conversation(&conversation).await.unwrap().is_some());
+    assert!(store.conversation(&carewell::tenant::TenantId::default(), &conversation).await.unwrap().is_some());
 
     // The same client id is one message.
     let (status, again) = v.post(json!({"client_id": format!("m{}", v.sent), "text": "Areas we serve"})).await;

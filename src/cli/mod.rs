@@ -69,6 +69,14 @@ pub enum Command {
     #[cfg(feature = "fakes")]
     #[command(hide = true)]
     BaselineBot,
+    /// Tenants' secrets: `tenants new-key` prints a fresh TENANT_SECRETS_KEY; `tenants seal
+    /// <tenant>` reads a secret from standard input and prints its sealed form for that tenant's
+    /// tenant.yaml.
+    Tenants {
+        /// What to do.
+        #[command(subcommand)]
+        command: TenantsCommand,
+    },
     /// The console's users (reads DATABASE_URL): `users add --name alice --role owner` makes
     /// the first owner, the password read from standard input.
     Users {
@@ -97,6 +105,15 @@ pub enum OutboxCommand {
         #[arg(long, conflicts_with = "id")]
         all: bool,
     },
+}
+
+/// The tenant an offline command works on: `TENANT` (its folder under `TENANTS_DIR`), or the
+/// single business's when unset. Errors: `TENANT` is not a tenant id.
+pub fn cli_tenant() -> Result<crate::tenant::TenantId, String> {
+    match std::env::var("TENANT").ok().filter(|t| !t.trim().is_empty()) {
+        Some(t) => crate::tenant::TenantId::parse(t.trim()).map_err(|e| e.to_string()),
+        None => Ok(crate::tenant::TenantId::default()),
+    }
 }
 
 async fn open_store() -> Result<crate::store::Store, String> {
@@ -192,7 +209,7 @@ pub fn main() -> ExitCode {
         Command::Explain { key, json } => runtime(async move {
             let result = async {
                 let store = open_store().await?;
-                let timelines = crate::explain::build(&store, &key).await.map_err(|e| e.to_string())?;
+                let timelines = crate::explain::build(&store, &cli_tenant()?, &key).await.map_err(|e| e.to_string())?;
                 if timelines.is_empty() {
                     return Err(format!("no conversation for {key:?}"));
                 }
@@ -216,11 +233,16 @@ pub fn main() -> ExitCode {
         Command::Replay { key, all } => runtime(async move {
             let result = async {
                 let settings = Settings::from_env().map_err(|e| e.to_string())?;
-                let flows = crate::flow::FlowSet::load(&settings.flows_dir).map_err(|e| e.to_string())?;
+                let tenant = cli_tenant()?;
+                let flows_dir = match &settings.tenants_dir {
+                    Some(dir) => dir.join(tenant.as_str()).join("flows"),
+                    None => settings.flows_dir.clone(),
+                };
+                let flows = crate::flow::FlowSet::load(&flows_dir).map_err(|e| e.to_string())?;
                 let store = open_store().await?;
                 let results = match (key, all) {
-                    (Some(key), _) => crate::replay::replay(&store, &flows, &key).await,
-                    (None, true) => crate::replay::replay_all(&store, &flows).await,
+                    (Some(key), _) => crate::replay::replay(&store, &tenant, &flows, &key).await,
+                    (None, true) => crate::replay::replay_all(&store, &tenant, &flows).await,
                     (None, false) => {
                         return Err::<bool, String>("name a conversation (or a turn: id#n), or pass --all".into());
                     }
@@ -238,6 +260,7 @@ pub fn main() -> ExitCode {
                 }
             }
         }),
+        Command::Tenants { command } => tenants(command),
         Command::Users { command } => runtime(users::run(command)),
         Command::Outbox { command } => runtime(async move {
             let result = async {
@@ -365,6 +388,55 @@ fn runtime(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `carewell tenants …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum TenantsCommand {
+    /// Prints a new random key (64 hex digits) for TENANT_SECRETS_KEY.
+    NewKey,
+    /// Reads one line (a secret) from standard input and prints it sealed for `tenant` with
+    /// TENANT_SECRETS_KEY.
+    Seal {
+        /// The tenant's id (its folder under TENANTS_DIR).
+        tenant: String,
+    },
+}
+
+fn tenants(command: TenantsCommand) -> ExitCode {
+    use std::io::BufRead;
+    match command {
+        TenantsCommand::NewKey => {
+            println!("{}", crate::tenant::secret::SecretsKey::generate_hex());
+            ExitCode::SUCCESS
+        }
+        TenantsCommand::Seal { tenant } => {
+            let sealed = (|| -> Result<String, String> {
+                let tenant = crate::tenant::TenantId::parse(&tenant).map_err(|e| e.to_string())?;
+                let key = std::env::var("TENANT_SECRETS_KEY")
+                    .map_err(|_| crate::tenant::TenantError::KeyMissing.to_string())?;
+                let key = crate::tenant::secret::SecretsKey::from_hex(&key).map_err(|e| e.to_string())?;
+                eprintln!("the secret to seal for {tenant} (one line on standard input):");
+                let mut secret = String::new();
+                std::io::stdin().lock().read_line(&mut secret).map_err(|e| format!("reading the secret: {e}"))?;
+                let secret = secret.trim_end_matches(['\n', '\r']);
+                if secret.is_empty() {
+                    return Err("the secret is empty".into());
+                }
+                Ok(key.seal(&tenant, secret))
+            })();
+            match sealed {
+                Ok(s) => {
+                    println!("{s}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("tenants: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
     }
 }

@@ -41,6 +41,7 @@ pub async fn run(command: UsersCommand) -> ExitCode {
 
 async fn go(command: UsersCommand) -> Result<(), String> {
     let store = super::open_store().await?;
+    let tenant = super::cli_tenant()?;
     match command {
         UsersCommand::Add { name, role } => {
             let role = Role::parse(&role).ok_or("--role must be owner, admin, agent or viewer")?;
@@ -48,22 +49,22 @@ async fn go(command: UsersCommand) -> Result<(), String> {
             let mut password = String::new();
             std::io::stdin().lock().read_line(&mut password).map_err(|e| format!("reading the password: {e}"))?;
             let password = password.trim_end_matches(['\n', '\r']).to_string();
-            crate::server::console::check_new_user(&crate::server::console::offline_owner(), &name, role, &password)
-                .map_err(|_| {
-                    format!(
-                        "a name has 2 to 64 letters, digits, '.', '_', '-' or '@'; a password at least {} characters",
-                        auth::MIN_PASSWORD
-                    )
-                })?;
+            crate::server::console::check_new_user(None, &name, role, &password).map_err(|_| {
+                format!(
+                    "a name has 2 to 64 letters, digits, '.', '_', '-' or '@'; a password at least {} characters",
+                    auth::MIN_PASSWORD
+                )
+            })?;
             if store.user_named(&name).await.map_err(|e| e.to_string())?.is_some() {
                 return Err(format!("a user named {name:?} exists"));
             }
             let hash = auth::hash_password(&password)?;
             let id = store
-                .create_user(&name, role.as_str(), &hash, crate::store::now_ms())
+                .create_user(&tenant, &name, role.as_str(), &hash, crate::store::now_ms())
                 .await
                 .map_err(|e| e.to_string())?;
             let entry = crate::store::NewAudit {
+                tenant: tenant.to_string(),
                 at: crate::store::now_ms(),
                 actor: "command line".into(),
                 actor_kind: "break_glass".into(),
@@ -74,10 +75,10 @@ async fn go(command: UsersCommand) -> Result<(), String> {
                 detail: serde_json::json!({"role": role.as_str()}).to_string(),
             };
             store.audit(entry).await.map_err(|e| e.to_string())?;
-            println!("user {name} ({}) created with id {id}", role.as_str());
+            println!("user {name} ({}) of tenant {tenant} created with id {id}", role.as_str());
         }
         UsersCommand::List => {
-            for u in store.users().await.map_err(|e| e.to_string())? {
+            for u in store.users(&tenant).await.map_err(|e| e.to_string())? {
                 let state = if u.disabled_at.is_some() { "disabled" } else { "active" };
                 println!("{:<24} {:<8} {state}", u.name, u.role);
             }

@@ -28,6 +28,10 @@ pub struct ErpLog {
     /// `UniqueValidationError`, as Frappe does for a unique custom field (reference §7). Without
     /// one, a repeated POST creates a second document, as Frappe does.
     pub unique: Vec<(String, String)>,
+    /// The API key and secret the site accepts (by default [`ERP_KEY`]).
+    pub key: Option<(String, String)>,
+    /// Requests refused for a wrong key.
+    pub refused: usize,
 }
 
 /// The fake Frappe site: `GET`/`POST /api/resource/{doctype}`, with the catalog of
@@ -43,7 +47,13 @@ pub struct FakeErp {
 impl FakeErp {
     /// Starts it on a free loopback port.
     pub fn start() -> FakeErp {
+        FakeErp::start_with_key(ERP_KEY.0, ERP_KEY.1)
+    }
+
+    /// Starts one that accepts only the API key `key` and secret `secret` (a business's own).
+    pub fn start_with_key(key: &str, secret: &str) -> FakeErp {
         let log: Arc<Mutex<ErpLog>> = Arc::default();
+        log.lock().unwrap().key = Some((key.to_string(), secret.to_string()));
         {
             let catalog: Value = serde_json::from_str(include_str!("../../fixtures/catalog.json")).unwrap();
             let items: Vec<Value> = catalog["data"]
@@ -79,6 +89,11 @@ impl FakeErp {
     /// Makes every request take `latency` before it is answered.
     pub fn set_latency(&self, latency: Duration) {
         self.log.lock().unwrap().latency = latency;
+    }
+
+    /// How many requests were refused for a wrong API key or secret.
+    pub fn refused(&self) -> usize {
+        self.log.lock().unwrap().refused
     }
 
     /// Every request received: method and doctype.
@@ -146,9 +161,15 @@ async fn erp_request(log: &Mutex<ErpLog>, method: &str, doctype: &str) {
     }
 }
 
-fn erp_auth_ok(req: &HttpRequest) -> bool {
-    req.headers().get("Authorization").and_then(|h| h.to_str().ok())
-        == Some(format!("token {}:{}", ERP_KEY.0, ERP_KEY.1).as_str())
+fn erp_auth_ok(req: &HttpRequest, log: &Mutex<ErpLog>) -> bool {
+    let mut l = log.lock().unwrap();
+    let (key, secret) = l.key.clone().unwrap_or_else(|| (ERP_KEY.0.into(), ERP_KEY.1.into()));
+    let ok = req.headers().get("Authorization").and_then(|h| h.to_str().ok())
+        == Some(format!("token {key}:{secret}").as_str());
+    if !ok {
+        l.refused += 1;
+    }
+    ok
 }
 
 /// The sample customer's number in `fixtures/erp/`.
@@ -192,7 +213,7 @@ fn matches(doc: &Value, filters: &Value) -> bool {
 /// `POST /api/method/upload_file` (multipart, reference §5): stores a `File` document with the
 /// form fields and the file's size and SHA-256, and answers `{"message": {File doc}}`.
 async fn erp_upload_file(log: web::Data<Arc<Mutex<ErpLog>>>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    if !erp_auth_ok(&req) {
+    if !erp_auth_ok(&req, &log) {
         return HttpResponse::Unauthorized().json(json!({"exc_type": "AuthenticationError"}));
     }
     erp_request(&log, "POST", "File").await;
@@ -262,7 +283,7 @@ async fn erp_update(
     path: web::Path<(String, String)>,
     body: web::Json<Value>,
 ) -> HttpResponse {
-    if !erp_auth_ok(&req) {
+    if !erp_auth_ok(&req, &log) {
         return HttpResponse::Unauthorized().json(json!({"exc_type": "AuthenticationError"}));
     }
     let (doctype, name) = path.into_inner();
@@ -294,7 +315,7 @@ async fn erp_list(
     doctype: web::Path<String>,
     q: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
-    if !erp_auth_ok(&req) {
+    if !erp_auth_ok(&req, &log) {
         return HttpResponse::Unauthorized().json(json!({"exc_type": "AuthenticationError"}));
     }
     erp_request(&log, "GET", &doctype).await;
@@ -323,7 +344,7 @@ async fn erp_create(
     doctype: web::Path<String>,
     body: web::Json<Value>,
 ) -> HttpResponse {
-    if !erp_auth_ok(&req) {
+    if !erp_auth_ok(&req, &log) {
         return HttpResponse::Unauthorized().json(json!({"exc_type": "AuthenticationError"}));
     }
     let doctype = doctype.into_inner();

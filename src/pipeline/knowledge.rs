@@ -24,14 +24,14 @@ impl App {
     /// Brings the file's facts into the knowledge base (nothing when they are all there).
     ///
     /// Errors: the base cannot be read or written; the facts before the failure are imported.
-    pub async fn import_knowledge_file(&self) -> Result<Imported, KnowledgeError> {
-        let flows = self.flows();
-        let (_, stored) = self.store.knowledge_items().await?;
+    pub async fn import_knowledge_file(&self, tenant: &super::Tenant) -> Result<Imported, KnowledgeError> {
+        let flows = tenant.flows();
+        let (_, stored) = self.store.knowledge_items(&tenant.id).await?;
         let plan = import::plan(&flows.knowledge, &stored);
         let mut done = Imported { kept: plan.kept.clone(), ..Default::default() };
         for item in plan.create {
             let id = item.id.clone();
-            match self.store.save_knowledge_item(item, KNOWLEDGE_FILE, true).await {
+            match self.store.save_knowledge_item(&tenant.id, item, KNOWLEDGE_FILE, true).await {
                 Ok(_) => done.created += 1,
                 // Another instance starting at the same moment imported it first.
                 Err(KnowledgeError::DuplicateTitle(title))
@@ -48,7 +48,7 @@ impl App {
             }
         }
         for item in plan.update {
-            self.store.save_knowledge_item(item, KNOWLEDGE_FILE, false).await?;
+            self.store.save_knowledge_item(&tenant.id, item, KNOWLEDGE_FILE, false).await?;
             done.updated += 1;
         }
         if done.created + done.updated > 0 {
@@ -69,6 +69,7 @@ impl App {
 /// `conversation_id`; `dedup_key`: the turn's inbox row's key, so a repeated turn queues nothing
 /// new.
 pub fn flag_rows(
+    tenant: &crate::tenant::TenantId,
     conversation_id: &str,
     dedup_key: &str,
     flags: &[crate::engine::answers::QuestionFlag],
@@ -79,6 +80,7 @@ pub fn flag_rows(
         .map(|f| {
             let key = format!("{dedup_key}:flag:{}", f.reason.as_str());
             let flag = crate::store::NewFlag {
+                tenant: tenant.to_string(),
                 idempotency_key: key.clone(),
                 conversation_id: conversation_id.to_string(),
                 question: f.question.clone(),

@@ -7,21 +7,20 @@ pub mod queue;
 pub mod reload;
 pub mod scheduler;
 pub mod team;
+pub mod tenants;
 pub mod tickets;
 pub mod worker;
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use crate::channel::whatsapp::client::GraphClient;
 use crate::config::Settings;
 use crate::engine::EventKind;
-use crate::erp::ErpClient;
 use crate::flow::FlowSet;
-use crate::guard::Guards;
 use crate::llm::LlmClient;
 use crate::store::{ConversationRow, InboxRow, Lane, Store};
+pub use tenants::{Tenant, Tenants};
 
 /// A conversation the worker should take up: it has new inbox rows; `leased` when this process
 /// already holds its lease, with the conversation as stored and the row to process first.
@@ -41,14 +40,9 @@ pub struct App {
     pub settings: Settings,
     /// The database.
     pub store: Arc<Store>,
-    /// The loaded flows (replaced whole on reload).
-    flows: RwLock<Arc<FlowSet>>,
-    /// Guards (catalog look-ups, extractors, LLM).
-    pub guards: Guards,
-    /// The ERP client.
-    pub erp: Arc<ErpClient>,
-    /// The Graph API client; `None` in the sandbox.
-    pub graph: Option<GraphClient>,
+    /// The businesses served: each one's flows (replaced whole on reload), guards, ERP and
+    /// Graph API clients.
+    pub tenants: Tenants,
     /// For the team's hand-off webhook (per-request timeouts are set by the caller).
     pub http: reqwest::Client,
     /// Speech to text for voice notes; `None` unless `SPEECH_BASE_URL` is set.
@@ -205,37 +199,27 @@ pub enum StartError {
     /// Graph client.
     #[error(transparent)]
     Graph(#[from] crate::channel::whatsapp::client::SendError),
+    /// Tenants.
+    #[error(transparent)]
+    Tenant(#[from] crate::tenant::TenantError),
 }
 
 impl App {
     /// Loads the flows, connects to the database (running migrations) and builds the clients.
     pub async fn build(settings: Settings) -> Result<Arc<App>, StartError> {
-        let flows = FlowSet::load(&settings.flows_dir)?;
         let store = Arc::new(Store::connect(&settings.database, settings.worker_concurrency.min(16) + 2).await?);
-        let erp = Arc::new(ErpClient::new(
-            settings.erp.clone(),
-            std::time::Duration::from_secs(flows.catalog.cache_seconds),
-        )?);
         let llm = match &settings.llm {
             Some(s) => Some(Arc::new(LlmClient::new(s.clone())?)),
             None => None,
         };
-        let graph = match &settings.graph {
-            Some(s) => Some(GraphClient::new(s.clone())?),
-            None => None,
-        };
+        let tenants = Tenants::build(&settings, &store, llm)?;
         let speech = match &settings.speech {
             Some(s) => Some(crate::llm::speech::SpeechClient::new(s.clone())?),
             None => None,
         };
-        let source: Arc<dyn crate::knowledge::Source> = Arc::new(crate::store::KnowledgeSource(store.clone()));
-        let knowledge = Arc::new(crate::knowledge::Library::new(Some(source)));
         let app = Arc::new(App {
-            guards: Guards { erp: erp.clone(), llm, knowledge },
-            flows: RwLock::new(Arc::new(flows)),
+            tenants,
             store,
-            erp,
-            graph,
             http: reqwest::Client::new(),
             speech,
             inbox_notify: Notify::new(),
@@ -258,10 +242,12 @@ impl App {
                 .build(),
             settings,
         });
-        // Conversations started on these flows carry on with them after an edit or a restart.
-        app.store_flow_versions().await?;
-        if let Err(e) = app.import_knowledge_file().await {
-            tracing::error!(code = e.code(), error = %e, "the knowledge file could not be imported; enquiries are answered from the knowledge base as it is");
+        for tenant in app.tenants.all() {
+            // Conversations started on these flows carry on with them after an edit or a restart.
+            app.store_flow_versions(tenant).await?;
+            if let Err(e) = app.import_knowledge_file(tenant).await {
+                tracing::error!(code = e.code(), tenant = %tenant.id, error = %e, "the knowledge file could not be imported; enquiries are answered from the knowledge base as it is");
+            }
         }
         Ok(app)
     }
@@ -285,33 +271,26 @@ impl App {
         };
         Ok(all
             .iter()
-            .filter(|h| h.counts_for(conversation_id, now))
+            .filter(|h| h.counts_for(conversation_id, now) && self.same_tenant(&h.conversation_id, conversation_id))
             .map(|h| crate::engine::capacity::HeldPlace { window: h.window.clone(), erp_name: h.erp_name.clone() })
             .collect())
     }
 
-    /// The current flows.
-    pub fn flows(&self) -> Arc<FlowSet> {
-        match self.flows.read() {
-            Ok(f) => f.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    /// Swaps in a new, checked flow set.
-    pub fn replace_flows(&self, flows: FlowSet) {
-        match self.flows.write() {
-            Ok(mut f) => *f = Arc::new(flows),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(flows),
-        }
+    /// Whether two conversations belong to one business (every conversation does, with one).
+    fn same_tenant(&self, a: &str, b: &str) -> bool {
+        self.tenants.is_single()
+            || match (self.tenants.of_conversation(a), self.tenants.of_conversation(b)) {
+                (Some(x), Some(y)) => x.id == y.id,
+                _ => false,
+            }
     }
 
     /// Stores every flow of the current set by content hash, so conversations on it carry on
     /// with it after an edit, a restart or on another instance.
     ///
     /// Errors: [`crate::store::StoreError`] when the database cannot be written.
-    pub async fn store_flow_versions(&self) -> Result<(), crate::store::StoreError> {
-        let flows = self.flows();
+    pub async fn store_flow_versions(&self, tenant: &Tenant) -> Result<(), crate::store::StoreError> {
+        let flows = tenant.flows();
         let rows: Vec<(String, String, i32, String)> = flows
             .flows
             .values()
@@ -324,8 +303,8 @@ impl App {
 
     /// The flows for a turn of `state`: the current set, with any flow a journey of `state` still
     /// runs on read back from the database first (a version this process never loaded).
-    pub async fn flows_for(&self, state: &crate::engine::ConversationState) -> Arc<FlowSet> {
-        let flows = self.flows();
+    pub async fn flows_for(&self, tenant: &Tenant, state: &crate::engine::ConversationState) -> Arc<FlowSet> {
+        let flows = tenant.flows();
         let missing = flows.missing_hashes(state);
         if missing.is_empty() {
             return flows;
@@ -355,8 +334,13 @@ impl App {
             tracing::info!(flow = %flow.id, version = flow.version, hash = %flow.hash, "an older flow version read back for a conversation on it");
             grown.adopt(flow);
         }
-        self.replace_flows(grown);
-        self.flows()
+        tenant.replace_flows(grown);
+        tenant.flows()
+    }
+
+    /// Whether outbound messages stay in the local sandbox (no Graph API configured).
+    pub fn is_sandbox(&self) -> bool {
+        self.settings.graph.is_none()
     }
 
     /// Tells the worker that `conversation_id` has new inbox rows; its next turn starts in `lane`.
@@ -376,11 +360,6 @@ impl App {
             q.push_back(ready);
         }
         self.inbox_notify.notify_one();
-    }
-
-    /// Whether outbound messages stay in the local sandbox.
-    pub fn is_sandbox(&self) -> bool {
-        self.graph.is_none()
     }
 }
 

@@ -30,8 +30,10 @@ pub fn queue_of(flows: &FlowSet, before: &ConversationState, after: &Conversatio
 /// `before` had no hand-off and `after` has one that no agent started (an agent taking over
 /// needs nobody told). `dedup_key`: the turn's inbox row's key; `sender`: the business number
 /// alerts go from.
+#[allow(clippy::too_many_arguments)]
 pub fn handoff_rows(
     app: &App,
+    tenant: &crate::pipeline::Tenant,
     conversation_id: &str,
     dedup_key: &str,
     sender: &str,
@@ -44,7 +46,7 @@ pub fn handoff_rows(
     // The phase keeps Unix seconds; the store and the webhook speak milliseconds.
     let since_ms = h.since * 1000;
     let customer = after.customer.clone();
-    let flows = app.flows();
+    let flows = tenant.flows();
     let queue = queue_of(&flows, before, after);
     let record = NewHandoff {
         idempotency_key: key.clone(),

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use tracing::{error, info};
 
-use super::App;
+use super::{App, Tenant};
 use crate::engine::answers::FlagReason;
 use crate::engine::{EventKind, InboundEvent};
 use crate::erp::ErpError;
@@ -91,18 +91,27 @@ pub struct Polled {
 /// Polls every `tickets.poll_seconds` until the process stops. Several instances may poll: a
 /// ticket gets one draft (unique in the database) and the cursor only moves forward.
 pub async fn run(app: Arc<App>) {
+    for tenant in app.tenants.all() {
+        tokio::spawn(run_for(app.clone(), tenant.clone()));
+    }
+}
+
+/// [`run`] for one tenant's ERP.
+async fn run_for(app: Arc<App>, tenant: Arc<Tenant>) {
     loop {
-        let flows = app.flows();
+        let flows = tenant.flows();
         let Some(settings) = flows.tickets.as_ref() else {
             tokio::time::sleep(IDLE).await;
             continue;
         };
         let every = settings.poll_every();
-        match poll(&app).await {
-            Ok(p) if p.drafted > 0 => info!(drafted = p.drafted, read = p.read, "replies drafted for new tickets"),
+        match poll(&app, &tenant).await {
+            Ok(p) if p.drafted > 0 => {
+                info!(tenant = %tenant.id, drafted = p.drafted, read = p.read, "replies drafted for new tickets")
+            }
             Ok(_) => {}
             Err(e) => {
-                error!(code = e.code(), error = %e, "reading the support tickets failed; trying again at the next poll");
+                error!(code = e.code(), tenant = %tenant.id, error = %e, "reading the support tickets failed; trying again at the next poll");
                 app.metrics.errors.with_label_values(&[e.code()]).inc();
             }
         }
@@ -110,26 +119,32 @@ pub async fn run(app: Arc<App>) {
     }
 }
 
+/// The name of `tenant`'s ticket cursor (the single business keeps the name it had before
+/// tenants existed).
+fn cursor_name(tenant: &Tenant) -> String {
+    if tenant.id == crate::tenant::TenantId::default() { CURSOR.to_string() } else { format!("{CURSOR}:{}", tenant.id) }
+}
+
 /// Reads the tickets changed since the cursor and drafts a reply for each one without a draft.
 ///
 /// Errors: [`TicketError`]; drafts written before the failure stay, and the cursor moves only
 /// past tickets that were drafted or skipped.
-pub async fn poll(app: &App) -> Result<Polled, TicketError> {
-    let flows = app.flows();
+pub async fn poll(app: &App, tenant: &Tenant) -> Result<Polled, TicketError> {
+    let flows = tenant.flows();
     let settings = flows.tickets.as_ref().ok_or(TicketError::NotConfigured)?;
     let d = &settings.decl;
-    let since = app.store.cursor(CURSOR).await?.unwrap_or_else(|| START.to_string());
+    let since = app.store.cursor(&cursor_name(tenant)).await?.unwrap_or_else(|| START.to_string());
     let mut context = Map::new();
     context.insert("since".into(), json!(since));
     context.insert(
         "today".into(),
         json!(jiff::Timestamp::now().to_zoned(flows.business.time_zone.clone()).date().to_string()),
     );
-    let rows = app.erp.rows(&d.source, &context, &flows.root).await?;
-    let catalog = app.erp.catalog(&flows.catalog, &flows.root).await.map(|c| c.0).unwrap_or_default();
-    let shelf = app.guards.knowledge.shelf(&flows.knowledge, &catalog).await?;
+    let rows = tenant.erp.rows(&d.source, &context, &flows.root).await?;
+    let catalog = tenant.erp.catalog(&flows.catalog, &flows.root).await.map(|c| c.0).unwrap_or_default();
+    let shelf = tenant.guards.knowledge.shelf(&flows.knowledge, &catalog).await?;
     let names: Vec<String> = rows.iter().filter_map(|r| text(r, &d.source.id_field)).collect();
-    let known = app.store.drafted(&names).await?;
+    let known = app.store.drafted(&tenant.id, &names).await?;
     let mut polled = Polled { read: rows.len(), cursor: since.clone(), ..Default::default() };
     for row in &rows {
         let modified = text(row, &d.modified_field).unwrap_or_default();
@@ -137,7 +152,7 @@ pub async fn poll(app: &App) -> Result<Polled, TicketError> {
             Some(ticket) if known.contains(&ticket) => polled.known += 1,
             Some(ticket) => match ticket_of(row, settings, ticket) {
                 Some(t) => {
-                    let draft = draft(app, &flows, &shelf, t, &modified).await?;
+                    let draft = draft(app, tenant, &flows, &shelf, t, &modified).await?;
                     if app.store.insert_draft(draft).await? {
                         polled.drafted += 1;
                     } else {
@@ -153,7 +168,7 @@ pub async fn poll(app: &App) -> Result<Polled, TicketError> {
         }
     }
     if polled.cursor != since {
-        app.store.advance_cursor(CURSOR, &polled.cursor).await?;
+        app.store.advance_cursor(&cursor_name(tenant), &polled.cursor).await?;
     }
     Ok(polled)
 }
@@ -205,7 +220,14 @@ fn plain(html: &str) -> String {
 
 /// The draft for `t`: the knowledge base's answer to its subject and details, in the business's
 /// draft sentence.
-async fn draft(app: &App, flows: &FlowSet, shelf: &Shelf, t: Ticket, modified: &str) -> Result<NewDraft, TicketError> {
+async fn draft(
+    app: &App,
+    tenant: &Tenant,
+    flows: &FlowSet,
+    shelf: &Shelf,
+    t: Ticket,
+    modified: &str,
+) -> Result<NewDraft, TicketError> {
     let question = if t.details.is_empty() { t.subject.clone() } else { format!("{}. {}", t.subject, t.details) };
     let found = shelf.find(&question);
     let passages: Vec<Value> = found
@@ -215,7 +237,7 @@ async fn draft(app: &App, flows: &FlowSet, shelf: &Shelf, t: Ticket, modified: &
         .collect();
     let llm_guard = flows.flows.values().find_map(|f| f.llm.as_ref().filter(|g| g.output == KNOWLEDGE_ANSWER));
     let mut answer = None;
-    if let (Some(llm), Some(guard), false) = (&app.guards.llm, llm_guard, found.is_empty()) {
+    if let (Some(llm), Some(guard), false) = (&tenant.guards.llm, llm_guard, found.is_empty()) {
         let (_, option) = worded(llm, guard, &flows.business, shelf, &question).await;
         answer = option.and_then(|o| o.description).map(|a| (a, "llm"));
     }
@@ -227,8 +249,9 @@ async fn draft(app: &App, flows: &FlowSet, shelf: &Shelf, t: Ticket, modified: &
         &flows.business.messages.ticket_reply_draft,
         &[("subject", &t.subject), ("ticket", &t.name), ("answer", &answer), ("business", &flows.business.name)],
     );
-    let conversation_id = conversation_for(app, &t.customer).await?;
+    let conversation_id = conversation_for(app, tenant, &t.customer).await?;
     Ok(NewDraft {
+        tenant: tenant.id.to_string(),
         ticket: t.name,
         conversation_id,
         customer: t.customer,
@@ -246,15 +269,16 @@ async fn draft(app: &App, flows: &FlowSet, shelf: &Shelf, t: Ticket, modified: &
 /// The conversation a reply to `customer` goes to: theirs, if they have written; otherwise one
 /// on the configured sender number (`WHATSAPP_PHONE_NUMBER_ID`), or on the number the business's
 /// latest conversation came in on.
-async fn conversation_for(app: &App, customer: &str) -> Result<String, TicketError> {
-    if let Some(c) = app.store.conversations_of(customer).await?.into_iter().next() {
+async fn conversation_for(app: &App, tenant: &Tenant, customer: &str) -> Result<String, TicketError> {
+    if let Some(c) = app.store.conversations_of(&tenant.id, customer).await?.into_iter().next() {
         return Ok(c.id);
     }
-    let number = match &app.settings.phone_number_id {
-        Some(n) => n.clone(),
+    let declared = if app.tenants.is_single() { app.settings.phone_number_id.clone() } else { tenant.number() };
+    let number = match declared {
+        Some(n) => n,
         None => app
             .store
-            .recent_conversations(1)
+            .recent_conversations(&tenant.id, 1)
             .await?
             .into_iter()
             .next()
@@ -268,8 +292,14 @@ async fn conversation_for(app: &App, customer: &str) -> Result<String, TicketErr
 /// queued for the customer's conversation in the same transaction and its conversation woken.
 ///
 /// Errors: [`TicketError::EmptyReply`], or the store's.
-pub async fn approve(app: &App, id: i64, text: Option<&str>, reviewer: &str) -> Result<Reviewed, TicketError> {
-    let Some(row) = app.store.draft(id).await? else { return Ok(Reviewed::NotFound) };
+pub async fn approve(
+    app: &App,
+    tenant: &Tenant,
+    id: i64,
+    text: Option<&str>,
+    reviewer: &str,
+) -> Result<Reviewed, TicketError> {
+    let Some(row) = app.store.draft(&tenant.id, id).await? else { return Ok(Reviewed::NotFound) };
     let text = text.map(str::trim).unwrap_or(row.draft.as_str()).to_string();
     if text.is_empty() {
         return Err(TicketError::EmptyReply);
@@ -284,7 +314,7 @@ pub async fn approve(app: &App, id: i64, text: Option<&str>, reviewer: &str) -> 
     };
     let event = InboundEvent::internal(format!("reply:{}", row.id), row.customer.clone(), now_ms() / 1000, kind);
     let inbox = super::queue::inbox_row(phone_number_id, &event, now_ms());
-    let reviewed = app.store.approve_draft(id, &text, reviewer, inbox).await?;
+    let reviewed = app.store.approve_draft(&tenant.id, id, &text, reviewer, inbox).await?;
     if matches!(reviewed, Reviewed::Done(_)) {
         app.wake(&row.conversation_id, crate::store::Lane::Interactive);
     }
@@ -295,13 +325,19 @@ pub async fn approve(app: &App, id: i64, text: Option<&str>, reviewer: &str) -> 
 /// flagged for review with the passages the draft used.
 ///
 /// Errors: [`TicketError::NoReason`], or the store's.
-pub async fn reject(app: &App, id: i64, reason: &str, reviewer: &str) -> Result<Reviewed, TicketError> {
+pub async fn reject(
+    app: &App,
+    tenant: &Tenant,
+    id: i64,
+    reason: &str,
+    reviewer: &str,
+) -> Result<Reviewed, TicketError> {
     let reason = reason.trim();
     if reason.is_empty() {
         return Err(TicketError::NoReason);
     }
-    let Some(row) = app.store.draft(id).await? else { return Ok(Reviewed::NotFound) };
-    Ok(app.store.reject_draft(id, reason, reviewer, Some(flag_of(&row, reason))).await?)
+    let Some(row) = app.store.draft(&tenant.id, id).await? else { return Ok(Reviewed::NotFound) };
+    Ok(app.store.reject_draft(&tenant.id, id, reason, reviewer, Some(flag_of(&row, reason))).await?)
 }
 
 /// The flag a rejected draft leaves on the knowledge it used.
@@ -314,6 +350,7 @@ fn flag_of(row: &DraftRow, reason: &str) -> NewFlag {
     let question =
         if row.details.is_empty() { row.subject.clone() } else { format!("{}. {}", row.subject, row.details) };
     NewFlag {
+        tenant: row.tenant.clone(),
         idempotency_key: format!("draft:{}", row.id),
         conversation_id: row.conversation_id.clone(),
         question,

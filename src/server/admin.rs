@@ -15,6 +15,7 @@ use super::problem;
 use crate::engine::{EventKind, InboundEvent};
 use crate::pipeline::App;
 use crate::store::{HandoffStatus, now_ms};
+use crate::tenant::TenantId;
 
 /// Registers the admin routes under `/admin`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -71,9 +72,14 @@ fn agent_name(p: &Principal, given: Option<&str>) -> String {
     }
 }
 
+/// Whether conversation `id` is `p`'s tenant's: another tenant's resources are not found.
+pub(crate) fn owns(app: &App, p: &Principal, conversation_id: &str) -> bool {
+    app.tenants.of_conversation(conversation_id).is_some_and(|t| t.id == p.tenant.id)
+}
+
 async fn list(app: web::Data<App>, req: HttpRequest) -> HttpResponse {
-    guarded!(app, req, Permission::Read);
-    match app.store.recent_conversations(200).await {
+    let p = guarded!(app, req, Permission::Read);
+    match app.store.recent_conversations(&p.tenant.id, 200).await {
         Ok(rows) => HttpResponse::Ok().json(json!({"conversations": rows.iter().map(|c| {
             let state: Option<crate::engine::ConversationState> = serde_json::from_str(&c.state).ok();
             json!({
@@ -87,8 +93,8 @@ async fn list(app: web::Data<App>, req: HttpRequest) -> HttpResponse {
 }
 
 async fn show(app: web::Data<App>, req: HttpRequest, key: web::Path<String>) -> HttpResponse {
-    guarded!(app, req, Permission::Read);
-    match crate::explain::build(&app.store, &key).await {
+    let p = guarded!(app, req, Permission::Read);
+    match crate::explain::build(&app.store, &p.tenant.id, &key).await {
         Ok(t) if t.is_empty() => problem(
             actix_web::http::StatusCode::NOT_FOUND,
             "server.no_conversation",
@@ -110,13 +116,21 @@ struct AgentBody {
 
 /// Queues an agent's action for the conversation `key` (an id or a customer's number); returns
 /// the 202 answer and the conversation's id, or the error answer.
-async fn agent_event(app: &App, key: &str, kind: EventKind) -> Result<(HttpResponse, String), HttpResponse> {
+async fn agent_event(
+    app: &App,
+    tenant: &TenantId,
+    key: &str,
+    kind: EventKind,
+) -> Result<(HttpResponse, String), HttpResponse> {
     use actix_web::http::StatusCode;
-    let conv = match app.store.conversation(key).await {
+    let conv = match app.store.conversation(tenant, key).await {
         Ok(Some(c)) => Some(c),
-        Ok(None) => {
-            app.store.conversations_of(key.trim_start_matches('+')).await.ok().and_then(|v| v.into_iter().next())
-        }
+        Ok(None) => app
+            .store
+            .conversations_of(tenant, key.trim_start_matches('+'))
+            .await
+            .ok()
+            .and_then(|v| v.into_iter().next()),
         Err(e) => return Err(problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string())),
     };
     let Some(conv) = conv else {
@@ -149,7 +163,7 @@ async fn takeover(
 ) -> HttpResponse {
     let p = guarded!(app, req, Permission::Act);
     let agent = agent_name(&p, body.agent.as_deref());
-    match agent_event(&app, &key, EventKind::AgentTakeover { agent: agent.clone() }).await {
+    match agent_event(&app, &p.tenant.id, &key, EventKind::AgentTakeover { agent: agent.clone() }).await {
         Ok((answer, conversation_id)) => {
             record_handoffs(&app, app.store.handoffs_taken(&conversation_id, &agent).await).await;
             record(&app, &p, "conversation.takeover", &conversation_id, "ok", json!({"agent": agent})).await;
@@ -171,7 +185,7 @@ async fn reply(
     };
     let agent = agent_name(&p, body.agent.as_deref());
     let chars = text.chars().count();
-    match agent_event(&app, &key, EventKind::AgentMessage { agent: agent.clone(), text }).await {
+    match agent_event(&app, &p.tenant.id, &key, EventKind::AgentMessage { agent: agent.clone(), text }).await {
         Ok((answer, conversation_id)) => {
             record(&app, &p, "conversation.reply", &conversation_id, "ok", json!({"agent": agent, "chars": chars}))
                 .await;
@@ -189,7 +203,7 @@ async fn release(
 ) -> HttpResponse {
     let p = guarded!(app, req, Permission::Act);
     let agent = agent_name(&p, body.agent.as_deref());
-    match agent_event(&app, &key, EventKind::AgentRelease { agent: agent.clone() }).await {
+    match agent_event(&app, &p.tenant.id, &key, EventKind::AgentRelease { agent: agent.clone() }).await {
         Ok((answer, conversation_id)) => {
             let closed = app.store.handoffs_closed(&conversation_id, HandoffStatus::Released, &agent, None).await;
             record_handoffs(&app, closed).await;
@@ -210,7 +224,7 @@ struct HandoffQuery {
 /// Hand-offs, oldest first, with how long each has waited (`waiting_seconds`: until an agent
 /// took it, or until now). `?status=` as [`HandoffQuery`].
 async fn handoffs(app: web::Data<App>, req: HttpRequest, q: web::Query<HandoffQuery>) -> HttpResponse {
-    guarded!(app, req, Permission::Read);
+    let p = guarded!(app, req, Permission::Read);
     let wanted = q.status.as_deref().unwrap_or("waiting");
     let status = match wanted {
         "all" => None,
@@ -227,6 +241,7 @@ async fn handoffs(app: web::Data<App>, req: HttpRequest, q: web::Query<HandoffQu
     };
     match app.store.handoffs(status, 500).await {
         Ok(rows) => {
+            let rows: Vec<_> = rows.into_iter().filter(|h| owns(&app, &p, &h.conversation_id)).collect();
             let now = now_ms();
             let listed: Vec<_> = rows
                 .iter()
@@ -273,8 +288,8 @@ async fn resolve(
         Err(_) => return problem(StatusCode::BAD_REQUEST, "server.bad_id", "give a hand-off id"),
     };
     let handoff = match found {
-        Ok(Some(h)) => h,
-        Ok(None) => return problem(StatusCode::NOT_FOUND, "server.no_handoff", "no hand-off with that id"),
+        Ok(Some(h)) if owns(&app, &p, &h.conversation_id) => h,
+        Ok(_) => return problem(StatusCode::NOT_FOUND, "server.no_handoff", "no hand-off with that id"),
         Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
     };
     if matches!(HandoffStatus::parse(&handoff.status), Some(HandoffStatus::Resolved | HandoffStatus::Released)) {
@@ -289,16 +304,19 @@ async fn resolve(
     }
     let detail = json!({"agent": agent, "handoff": handoff.id, "note": body.note.trim()});
     record(&app, &p, "handoff.resolve", &handoff.conversation_id, "ok", detail).await;
-    match agent_event(&app, &handoff.conversation_id, EventKind::AgentRelease { agent }).await {
+    match agent_event(&app, &p.tenant.id, &handoff.conversation_id, EventKind::AgentRelease { agent }).await {
         Ok((answer, _)) | Err(answer) => answer,
     }
 }
 
 /// What the worker set aside unread, newest first (`?conversation=<id>` for one conversation).
 async fn quarantined(app: web::Data<App>, req: HttpRequest, q: web::Query<QuarantineQuery>) -> HttpResponse {
-    guarded!(app, req, Permission::Read);
+    let p = guarded!(app, req, Permission::Read);
     match app.store.quarantined(q.conversation.as_deref(), 500).await {
-        Ok(rows) => HttpResponse::Ok().json(json!({"set_aside": rows})),
+        Ok(rows) => {
+            let rows: Vec<_> = rows.into_iter().filter(|r| owns(&app, &p, &r.conversation_id)).collect();
+            HttpResponse::Ok().json(json!({"set_aside": rows}))
+        }
         Err(e) => problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
     }
 }
@@ -310,9 +328,12 @@ struct QuarantineQuery {
 }
 
 async fn dead(app: web::Data<App>, req: HttpRequest) -> HttpResponse {
-    guarded!(app, req, Permission::Read);
+    let p = guarded!(app, req, Permission::Read);
     match app.store.dead_outbox(500).await {
-        Ok(rows) => HttpResponse::Ok().json(json!({"dead": rows})),
+        Ok(rows) => {
+            let rows: Vec<_> = rows.into_iter().filter(|r| owns(&app, &p, &r.conversation_id)).collect();
+            HttpResponse::Ok().json(json!({"dead": rows}))
+        }
         Err(e) => problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
     }
 }
@@ -323,7 +344,24 @@ async fn redrive(app: web::Data<App>, req: HttpRequest, id: web::Path<String>) -
     if target.is_none() && id.as_str() != "all" {
         return problem(actix_web::http::StatusCode::BAD_REQUEST, "server.bad_id", "give an outbox id or `all`");
     }
-    match app.store.redrive(target).await {
+    // Only the caller's tenant's rows: `all` is each of its dead rows, an id another tenant's is
+    // not found.
+    let owned = match app.store.dead_outbox(i64::MAX).await {
+        Ok(rows) => rows
+            .into_iter()
+            .filter(|r| target.is_none_or(|t| t == r.id) && owns(&app, &p, &r.conversation_id))
+            .map(|r| r.id)
+            .collect::<Vec<_>>(),
+        Err(e) => return problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
+    };
+    let mut redriven = Ok(0);
+    for id in owned {
+        redriven = match (redriven, app.store.redrive(Some(id)).await) {
+            (Ok(n), Ok(m)) => Ok(n + m),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
+    }
+    match redriven {
         Ok(n) => {
             app.outbox_notify.notify_one();
             record(&app, &p, "outbox.redrive", id.as_str(), "ok", json!({"redriven": n})).await;
@@ -339,8 +377,8 @@ async fn redrive(app: web::Data<App>, req: HttpRequest, id: web::Path<String>) -
 /// Either way the audit trail records who asked.
 async fn reload_flows(app: web::Data<App>, req: HttpRequest) -> HttpResponse {
     let p = guarded!(app, req, Permission::Operate);
-    let outcome = crate::pipeline::reload::reload_now(&app).await;
-    let entry = crate::pipeline::reload::audit_entry(&p.name(), p.kind(), p.address.clone(), &outcome);
+    let outcome = crate::pipeline::reload::reload_now(&app, &p.tenant).await;
+    let entry = crate::pipeline::reload::audit_entry(&p.tenant.id, &p.name(), p.kind(), p.address.clone(), &outcome);
     if let Err(e) = app.store.audit(entry).await {
         tracing::error!(code = e.code(), error = %e, "the audit trail could not record a flow reload");
     }

@@ -144,13 +144,16 @@ pub enum Actor {
     BreakGlass,
 }
 
-/// A caller, with the address the request came from.
+/// A caller, with the address the request came from and the business it acts for (its
+/// user's or key's tenant; the break-glass token's own).
 #[derive(Debug, Clone)]
 pub struct Principal {
     /// Who.
     pub actor: Actor,
     /// The client's address, when known.
     pub address: Option<String>,
+    /// The business every one of its requests is about: resources of another are not found.
+    pub tenant: std::sync::Arc<crate::pipeline::Tenant>,
 }
 
 impl Principal {
@@ -232,7 +235,8 @@ pub async fn identify(app: &App, req: &HttpRequest) -> Result<Principal, HttpRes
         let idle = i64::try_from(app.settings.session_idle.as_millis()).unwrap_or(i64::MAX);
         if let Some(user) = app.store.session_user(&secret_digest(&token), idle, now_ms()).await.map_err(unavailable)? {
             let Some(role) = Role::parse(&user.role) else { return Err(unauthorized()) };
-            return Ok(Principal { actor: Actor::User { id: user.id, name: user.name, role }, address });
+            let tenant = served(app, &user.tenant)?;
+            return Ok(Principal { actor: Actor::User { id: user.id, name: user.name, role }, address, tenant });
         }
     }
     let bearer = req
@@ -254,14 +258,23 @@ pub async fn identify(app: &App, req: &HttpRequest) -> Result<Principal, HttpRes
             ));
         }
         let scopes = key.scopes.split_whitespace().filter_map(Permission::parse).collect();
-        return Ok(Principal { actor: Actor::Key { id: key.id, name: key.name, scopes }, address });
+        let tenant = served(app, &key.tenant)?;
+        return Ok(Principal { actor: Actor::Key { id: key.id, name: key.name, scopes }, address, tenant });
     }
-    match &app.settings.admin_token {
-        Some(token) if !bearer.is_empty() && super::admin::same_secret(bearer, token) => {
-            Ok(Principal { actor: Actor::BreakGlass, address })
-        }
-        _ => Err(unauthorized()),
+    // A break-glass token is one tenant's (`ADMIN_TOKEN` for a single business).
+    let holder = app.tenants.all().iter().find(|t| {
+        t.admin_token.as_deref().is_some_and(|token| !bearer.is_empty() && super::admin::same_secret(bearer, token))
+    });
+    match holder {
+        Some(tenant) => Ok(Principal { actor: Actor::BreakGlass, address, tenant: tenant.clone() }),
+        None => Err(unauthorized()),
     }
+}
+
+/// The tenant a user or key row names, if this process serves it (a tenant removed from
+/// `TENANTS_DIR` leaves its users unable to log in: 401).
+fn served(app: &App, tenant: &str) -> Result<std::sync::Arc<crate::pipeline::Tenant>, HttpResponse> {
+    crate::tenant::TenantId::parse(tenant).ok().and_then(|id| app.tenants.get(&id)).ok_or_else(unauthorized)
 }
 
 /// 403 unless `p` allows `permission`.
@@ -280,6 +293,7 @@ pub fn require(p: &Principal, permission: Permission) -> Result<(), HttpResponse
 /// caller's result (the change itself is done or refused on its own).
 pub async fn record(app: &App, p: &Principal, action: &str, target: &str, outcome: &str, detail: Value) {
     let entry = NewAudit {
+        tenant: p.tenant.id.to_string(),
         at: now_ms(),
         actor: p.name(),
         actor_kind: p.kind().into(),

@@ -19,7 +19,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{self, Actor, KEY_PREFIX, MIN_PASSWORD, Permission, Principal, Role, record};
+use super::auth::{self, KEY_PREFIX, MIN_PASSWORD, Permission, Principal, Role, record};
 use super::problem;
 use crate::pipeline::App;
 use crate::store::{AuditFilter, NewApiKey, NewAudit, now_ms, secret_digest};
@@ -93,7 +93,12 @@ pub async fn sign_in(
     let since = now - LOGIN_WINDOW_MINUTES * 60_000;
     let name = name.trim().to_string();
     let failures = app.store.login_failures(address.as_deref(), &name, since).await.map_err(unavailable)?;
+    // A login attempt is audited under the tenant of the user it names (the single business's
+    // when it names none).
+    let named = app.store.user_named(&name).await.map_err(unavailable)?;
+    let tenant = named.as_ref().map_or_else(|| crate::tenant::DEFAULT_TENANT.to_string(), |u| u.tenant.clone());
     let attempt = |outcome: &str, action: &str| NewAudit {
+        tenant: tenant.clone(),
         at: now,
         actor: name.clone(),
         actor_kind: "anonymous".into(),
@@ -111,7 +116,7 @@ pub async fn sign_in(
             &format!("too many failed logins; try again in {LOGIN_WINDOW_MINUTES} minutes"),
         ));
     }
-    let user = app.store.user_named(&name).await.map_err(unavailable)?.filter(|u| u.disabled_at.is_none());
+    let user = named.filter(|u| u.disabled_at.is_none());
     let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| decoy_hash().to_string());
     let password = password.to_string();
     let matches = web::block(move || auth::verify_password(&password, &hash)).await.unwrap_or(false);
@@ -160,8 +165,8 @@ async fn me(app: web::Data<App>, req: HttpRequest) -> HttpResponse {
 }
 
 async fn users(app: web::Data<App>, req: HttpRequest) -> HttpResponse {
-    caller!(app, req, Permission::Users);
-    match app.store.users().await {
+    let p = caller!(app, req, Permission::Users);
+    match app.store.users(&p.tenant.id).await {
         Ok(rows) => HttpResponse::Ok().json(json!({"users": rows})),
         Err(e) => unavailable(e),
     }
@@ -185,7 +190,7 @@ async fn add_user(app: web::Data<App>, req: HttpRequest, body: web::Json<NewUser
     let Some(role) = Role::parse(&body.role) else {
         return problem(StatusCode::BAD_REQUEST, "server.bad_role", "role must be owner, admin, agent or viewer");
     };
-    if let Err(resp) = check_new_user(&p, &name, role, &body.password) {
+    if let Err(resp) = check_new_user(Some(&p), &name, role, &body.password) {
         record(&app, &p, "user.create", &name, "denied", json!({"role": role.as_str()})).await;
         return resp;
     }
@@ -198,7 +203,7 @@ async fn add_user(app: web::Data<App>, req: HttpRequest, body: web::Json<NewUser
         Ok(None) => {}
         Err(e) => return unavailable(e),
     }
-    match app.store.create_user(&name, role.as_str(), &hash, now_ms()).await {
+    match app.store.create_user(&p.tenant.id, &name, role.as_str(), &hash, now_ms()).await {
         Ok(id) => {
             record(&app, &p, "user.create", &name, "ok", json!({"role": role.as_str()})).await;
             HttpResponse::Created().json(json!({"id": id, "name": name, "role": role.as_str()}))
@@ -209,7 +214,7 @@ async fn add_user(app: web::Data<App>, req: HttpRequest, body: web::Json<NewUser
 
 /// The rules a new user must meet: a name of 2–64 letters, digits, `.`, `_`, `-` or `@`, a
 /// password of at least [`MIN_PASSWORD`] characters, and a role the caller may give.
-pub fn check_new_user(p: &Principal, name: &str, role: Role, password: &str) -> Result<(), HttpResponse> {
+pub fn check_new_user(p: Option<&Principal>, name: &str, role: Role, password: &str) -> Result<(), HttpResponse> {
     let name_ok = (2..=64).contains(&name.chars().count())
         && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
     if !name_ok {
@@ -226,7 +231,8 @@ pub fn check_new_user(p: &Principal, name: &str, role: Role, password: &str) -> 
             &format!("a password has at least {MIN_PASSWORD} characters"),
         ));
     }
-    if !may_manage(p, role) {
+    // `None`: the person at the server's console (`carewell users add`), who may make anyone.
+    if p.is_some_and(|p| !may_manage(p, role)) {
         return Err(problem(StatusCode::FORBIDDEN, "server.forbidden", "only an owner makes owners and admins"));
     }
     Ok(())
@@ -250,8 +256,9 @@ async fn change_user(
 ) -> HttpResponse {
     let p = caller!(app, req, Permission::Users);
     let user = match app.store.user_named(&name).await {
-        Ok(Some(u)) => u,
-        Ok(None) => return problem(StatusCode::NOT_FOUND, "server.no_user", "no user with that name"),
+        // Another tenant's user is not found.
+        Ok(Some(u)) if u.tenant == p.tenant.id.as_str() => u,
+        Ok(_) => return problem(StatusCode::NOT_FOUND, "server.no_user", "no user with that name"),
         Err(e) => return unavailable(e),
     };
     let current = Role::parse(&user.role).unwrap_or(Role::Viewer);
@@ -287,7 +294,7 @@ async fn change_user(
         None => None,
     };
     let disabled = body.disabled.map(|d| d.then(now_ms));
-    match app.store.update_user(&name, new_role.map(Role::as_str), hash.as_deref(), disabled).await {
+    match app.store.update_user(&p.tenant.id, &name, new_role.map(Role::as_str), hash.as_deref(), disabled).await {
         Ok(_) => {
             let detail =
                 json!({"role": new_role.map(Role::as_str), "password": hash.is_some(), "disabled": body.disabled});
@@ -299,8 +306,8 @@ async fn change_user(
 }
 
 async fn keys(app: web::Data<App>, req: HttpRequest) -> HttpResponse {
-    caller!(app, req, Permission::Keys);
-    match app.store.api_keys().await {
+    let p = caller!(app, req, Permission::Keys);
+    match app.store.api_keys(&p.tenant.id).await {
         Ok(rows) => HttpResponse::Ok().json(json!({"keys": rows})),
         Err(e) => unavailable(e),
     }
@@ -345,6 +352,7 @@ async fn add_key(app: web::Data<App>, req: HttpRequest, body: web::Json<NewKeyBo
     let secret = format!("{KEY_PREFIX}{}", auth::new_secret());
     let scope_text = scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ");
     let key = NewApiKey {
+        tenant: p.tenant.id.to_string(),
         name: name.clone(),
         scopes: scope_text.clone(),
         key_hash: secret_digest(&secret),
@@ -375,7 +383,7 @@ async fn add_key(app: web::Data<App>, req: HttpRequest, body: web::Json<NewKeyBo
 async fn revoke_key(app: web::Data<App>, req: HttpRequest, id: web::Path<String>) -> HttpResponse {
     let p = caller!(app, req, Permission::Keys);
     let Ok(id) = id.parse::<i64>() else { return problem(StatusCode::BAD_REQUEST, "server.bad_id", "give a key id") };
-    match app.store.revoke_api_key(id, now_ms()).await {
+    match app.store.revoke_api_key(&p.tenant.id, id, now_ms()).await {
         Ok(true) => {
             record(&app, &p, "key.revoke", &id.to_string(), "ok", json!({})).await;
             HttpResponse::Ok().json(json!({"revoked": id}))
@@ -402,17 +410,12 @@ struct AuditQuery {
 }
 
 async fn audit(app: web::Data<App>, req: HttpRequest, q: web::Query<AuditQuery>) -> HttpResponse {
-    caller!(app, req, Permission::Audit);
+    let p = caller!(app, req, Permission::Audit);
     let q = q.into_inner();
     let limit = q.limit.unwrap_or(200).clamp(1, 5000);
     let filter = AuditFilter { actor: q.actor, action: q.action, target: q.target, since: q.since, until: q.until };
-    match app.store.audit_entries(&filter, limit).await {
+    match app.store.audit_entries(&p.tenant.id, &filter, limit).await {
         Ok(rows) => HttpResponse::Ok().json(json!({"entries": rows})),
         Err(e) => unavailable(e),
     }
-}
-
-/// For `carewell users add`: a principal standing for the person at the server's console.
-pub fn offline_owner() -> Principal {
-    Principal { actor: Actor::BreakGlass, address: None }
 }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::auth::{self, Permission};
 use super::problem;
-use crate::pipeline::App;
+use crate::pipeline::{App, Tenant};
 use crate::stats::figures::{self, CountRow, Dashboard};
 
 /// Registers the routes (inside the `/admin` scope).
@@ -50,8 +50,8 @@ pub struct Range {
 
 /// Checks `q` against the flow set. Errors (400, `server.bad_range` or `server.no_flow`) say
 /// what to give instead.
-pub fn range(app: &App, q: &RangeQuery) -> Result<Range, HttpResponse> {
-    let flows = app.flows();
+pub fn range(tenant: &Tenant, q: &RangeQuery) -> Result<Range, HttpResponse> {
+    let flows = tenant.flows();
     let today = jiff::Timestamp::now().to_zoned(flows.business.time_zone.clone()).date();
     let day = |given: &Option<String>| given.as_deref().filter(|d| !d.is_empty()).map(str::parse::<jiff::civil::Date>);
     let to = match day(&q.to) {
@@ -84,11 +84,11 @@ pub fn range(app: &App, q: &RangeQuery) -> Result<Range, HttpResponse> {
 
 /// The range's summed counts and the dashboard made from them (with the dead letters waiting
 /// now). Errors: 503 when the database cannot be read.
-pub async fn load(app: &App, r: &Range) -> Result<(Dashboard, Vec<CountRow>), HttpResponse> {
+pub async fn load(app: &App, tenant: &Tenant, r: &Range) -> Result<(Dashboard, Vec<CountRow>), HttpResponse> {
     let unavailable = |e: crate::store::StoreError| problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string());
-    let rows = app.store.daily_counts(&r.from, &r.to).await.map_err(unavailable)?;
+    let rows = app.store.daily_counts(&tenant.id, &r.from, &r.to).await.map_err(unavailable)?;
     let mut d = figures::dashboard(
-        &app.flows(),
+        &tenant.flows(),
         &rows,
         &r.from,
         &r.to,
@@ -100,11 +100,12 @@ pub async fn load(app: &App, r: &Range) -> Result<(Dashboard, Vec<CountRow>), Ht
 }
 
 async fn json(app: web::Data<App>, req: HttpRequest, q: web::Query<RangeQuery>) -> HttpResponse {
-    if let Err(resp) = auth::caller(&app, &req, Permission::Read).await {
-        return resp;
-    }
-    match range(&app, &q) {
-        Ok(r) => match load(&app, &r).await {
+    let p = match auth::caller(&app, &req, Permission::Read).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    match range(&p.tenant, &q) {
+        Ok(r) => match load(&app, &p.tenant, &r).await {
             Ok((d, _)) => HttpResponse::Ok().json(d),
             Err(resp) => resp,
         },
@@ -113,19 +114,20 @@ async fn json(app: web::Data<App>, req: HttpRequest, q: web::Query<RangeQuery>) 
 }
 
 async fn csv(app: web::Data<App>, req: HttpRequest, q: web::Query<RangeQuery>) -> HttpResponse {
-    if let Err(resp) = auth::caller(&app, &req, Permission::Read).await {
-        return resp;
-    }
-    csv_answer(&app, &q).await
+    let p = match auth::caller(&app, &req, Permission::Read).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    csv_answer(&app, &p.tenant, &q).await
 }
 
 /// The CSV download of the range's counts (also served to the console's session).
-pub async fn csv_answer(app: &App, q: &RangeQuery) -> HttpResponse {
-    let r = match range(app, q) {
+pub async fn csv_answer(app: &App, tenant: &Tenant, q: &RangeQuery) -> HttpResponse {
+    let r = match range(tenant, q) {
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    let rows = match load(app, &r).await {
+    let rows = match load(app, tenant, &r).await {
         Ok((_, rows)) => rows,
         Err(resp) => return resp,
     };

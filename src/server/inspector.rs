@@ -122,7 +122,9 @@ async fn state(app: web::Data<App>, req: HttpRequest, q: web::Query<CustomerQuer
             json!({"id": r.id, "wamid": r.result, "body": payload["body"]})
         })
         .collect();
-    let conv = match app.store.conversation(&conversation_id).await {
+    // The inspector runs in the sandbox only, on the first tenant.
+    let Some(tenant) = app.tenants.all().first().cloned() else { return unavailable_tenant() };
+    let conv = match app.store.conversation(&tenant.id, &conversation_id).await {
         Ok(c) => c,
         Err(e) => return unavailable(e),
     };
@@ -138,7 +140,7 @@ async fn state(app: web::Data<App>, req: HttpRequest, q: web::Query<CustomerQuer
         .and_then(|t| crate::record::TurnRecord::parse(&t.record).ok())
         .map(|r| json!(r.guards.runs))
         .unwrap_or(json!([]));
-    let flows = app.flows();
+    let flows = tenant.flows();
     let flow = journey.as_ref().and_then(|j| flows.flow_of(j)).map(|f| {
         let edges = crate::flow::diagram::edges(f);
         let current = journey.as_ref().map(|j| j.step.clone()).unwrap_or_default();
@@ -209,4 +211,9 @@ async fn export(app: web::Data<App>, req: HttpRequest, q: web::Query<CustomerQue
         out.push_str(&format!("      step: {}\n", quote(&t.step_after)));
     }
     HttpResponse::Ok().content_type("text/yaml; charset=utf-8").body(out)
+}
+
+/// 503 when no tenant is served (cannot happen once started; kept for the type).
+fn unavailable_tenant() -> HttpResponse {
+    problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, "tenant.none", "no tenant is served")
 }

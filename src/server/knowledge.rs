@@ -149,25 +149,27 @@ pub fn entry_from(input: EntryInput, id: Option<&str>) -> Result<Item, Knowledge
 }
 
 async fn list(app: web::Data<App>, req: HttpRequest) -> HttpResponse {
-    if let Err(resp) = auth::caller(&app, &req, Permission::Read).await {
-        return resp;
-    }
-    match app.store.knowledge_items().await {
+    let p = match auth::caller(&app, &req, Permission::Read).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    match app.store.knowledge_items(&p.tenant.id).await {
         Ok((revision, items)) => HttpResponse::Ok().json(json!({"revision": revision, "items": items})),
         Err(e) => error_response(&e.into()),
     }
 }
 
 async fn show(app: web::Data<App>, req: HttpRequest, id: web::Path<String>) -> HttpResponse {
-    if let Err(resp) = auth::caller(&app, &req, Permission::Read).await {
-        return resp;
-    }
-    let item = match app.store.knowledge_item(&id).await {
+    let p = match auth::caller(&app, &req, Permission::Read).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    let item = match app.store.knowledge_item(&p.tenant.id, &id).await {
         Ok(Some(item)) => item,
         Ok(None) => return error_response(&KnowledgeError::NotFound(id.into_inner())),
         Err(e) => return error_response(&e.into()),
     };
-    match app.store.knowledge_history(&id).await {
+    match app.store.knowledge_history(&p.tenant.id, &id).await {
         Ok(history) => HttpResponse::Ok().json(json!({"item": item, "history": history})),
         Err(e) => error_response(&e.into()),
     }
@@ -185,7 +187,7 @@ async fn create(app: web::Data<App>, req: HttpRequest, body: web::Json<EntryInpu
 /// [`crate::store::Store::save_knowledge_item`].
 pub async fn add_entry(app: &App, p: &auth::Principal, input: EntryInput) -> Result<Item, KnowledgeError> {
     let saved = match entry_from(input, None) {
-        Ok(item) => app.store.save_knowledge_item(item, &p.name(), true).await,
+        Ok(item) => app.store.save_knowledge_item(&p.tenant.id, item, &p.name(), true).await,
         Err(e) => Err(e),
     };
     audited(app, p, "knowledge.create", saved).await
@@ -201,7 +203,7 @@ async fn update(
         Ok(p) => p,
         Err(resp) => return resp,
     };
-    let current = match app.store.knowledge_item(&id).await {
+    let current = match app.store.knowledge_item(&p.tenant.id, &id).await {
         Ok(Some(item)) => item,
         Ok(None) => return error_response(&KnowledgeError::NotFound(id.into_inner())),
         Err(e) => return error_response(&e.into()),
@@ -221,7 +223,7 @@ async fn update(
         }
     };
     let saved = match item {
-        Ok(item) => app.store.save_knowledge_item(item, &p.name(), false).await,
+        Ok(item) => app.store.save_knowledge_item(&p.tenant.id, item, &p.name(), false).await,
         Err(e) => Err(e),
     };
     answer(audited(&app, &p, "knowledge.update", saved).await, StatusCode::OK)
@@ -232,7 +234,7 @@ async fn remove(app: web::Data<App>, req: HttpRequest, id: web::Path<String>) ->
         Ok(p) => p,
         Err(resp) => return resp,
     };
-    match app.store.delete_knowledge_item(&id, &p.name()).await {
+    match app.store.delete_knowledge_item(&p.tenant.id, &id, &p.name()).await {
         Ok(true) => {
             auth::record(&app, &p, "knowledge.delete", &id, "ok", json!({})).await;
             HttpResponse::NoContent().finish()
@@ -300,15 +302,15 @@ pub async fn add_document(
         revision: 0,
     };
     let saved = match &replace {
-        Some(id) => match app.store.knowledge_item(id).await {
+        Some(id) => match app.store.knowledge_item(&p.tenant.id, id).await {
             Ok(Some(old)) if old.kind == ItemKind::Document => {
                 let item = Item { keywords: old.keywords, category: old.category, also_asked: old.also_asked, ..item };
-                app.store.save_knowledge_item(item, &p.name(), false).await
+                app.store.save_knowledge_item(&p.tenant.id, item, &p.name(), false).await
             }
             Ok(_) => Err(KnowledgeError::NotFound(id.clone())),
             Err(e) => Err(e.into()),
         },
-        None => app.store.save_knowledge_item(item, &p.name(), true).await,
+        None => app.store.save_knowledge_item(&p.tenant.id, item, &p.name(), true).await,
     };
     audited(app, p, "knowledge.upload", saved).await
 }
@@ -345,12 +347,13 @@ struct SearchQuery {
 }
 
 async fn search(app: web::Data<App>, req: HttpRequest, q: web::Query<SearchQuery>) -> HttpResponse {
-    if let Err(resp) = auth::caller(&app, &req, Permission::Read).await {
-        return resp;
-    }
-    let flows = app.flows();
-    let catalog = app.erp.catalog(&flows.catalog, &flows.root).await.map(|c| c.0).unwrap_or_default();
-    let shelf = match app.guards.knowledge.shelf(&flows.knowledge, &catalog).await {
+    let p = match auth::caller(&app, &req, Permission::Read).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    let flows = p.tenant.flows();
+    let catalog = p.tenant.erp.catalog(&flows.catalog, &flows.root).await.map(|c| c.0).unwrap_or_default();
+    let shelf = match p.tenant.guards.knowledge.shelf(&flows.knowledge, &catalog).await {
         Ok(s) => s,
         Err(e) => return error_response(&e),
     };
@@ -372,10 +375,11 @@ async fn search(app: web::Data<App>, req: HttpRequest, q: web::Query<SearchQuery
 pub const MAX_OPEN_FLAGS: i64 = 1_000;
 
 async fn flags(app: web::Data<App>, req: HttpRequest) -> HttpResponse {
-    if let Err(resp) = auth::caller(&app, &req, Permission::Read).await {
-        return resp;
-    }
-    match app.store.open_flags(MAX_OPEN_FLAGS).await {
+    let p = match auth::caller(&app, &req, Permission::Read).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    match app.store.open_flags(&p.tenant.id, MAX_OPEN_FLAGS).await {
         Ok(rows) => {
             let flags: Vec<(i64, String, String)> =
                 rows.iter().map(|r| (r.id, r.question.clone(), r.reason.clone())).collect();
@@ -415,7 +419,7 @@ async fn resolve(app: web::Data<App>, req: HttpRequest, body: web::Json<Resolve>
 /// neither of `link` and `entry`, an unknown item, or a store failure.
 pub async fn resolve_group(app: &App, p: &auth::Principal, r: Resolve) -> Result<(Item, usize), KnowledgeError> {
     let Resolve { flags, link, entry } = r;
-    let rows = app.store.flags(&flags).await?;
+    let rows = app.store.flags(&p.tenant.id, &flags).await?;
     if rows.is_empty() {
         return Err(KnowledgeError::Invalid("name at least one flagged question".into()));
     }
@@ -429,13 +433,21 @@ pub async fn resolve_group(app: &App, p: &auth::Principal, r: Resolve) -> Result
     }
     let item = match (link, entry) {
         (Some(id), None) => {
-            let Some(mut item) = app.store.knowledge_item(&id).await? else { return Err(KnowledgeError::NotFound(id)) };
+            let Some(mut item) = app.store.knowledge_item(&p.tenant.id, &id).await? else {
+                return Err(KnowledgeError::NotFound(id));
+            };
             for w in wordings {
                 if !item.question.iter().chain(item.also_asked.iter()).any(|q| same(q, &w)) {
                     item.also_asked.push(w);
                 }
             }
-            audited(app, p, "knowledge.update", app.store.save_knowledge_item(item, &p.name(), false).await).await?
+            audited(
+                app,
+                p,
+                "knowledge.update",
+                app.store.save_knowledge_item(&p.tenant.id, item, &p.name(), false).await,
+            )
+            .await?
         }
         (None, Some(mut input)) => {
             if input.question.as_deref().is_none_or(|q| q.trim().is_empty()) {
@@ -452,7 +464,7 @@ pub async fn resolve_group(app: &App, p: &auth::Principal, r: Resolve) -> Result
         }
     };
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let resolved = app.store.resolve_flags(&ids, &p.name(), &item.id).await?;
+    let resolved = app.store.resolve_flags(&p.tenant.id, &ids, &p.name(), &item.id).await?;
     auth::record(app, p, "knowledge.resolve", &item.id, "ok", json!({"flags": ids, "revision": item.revision})).await;
     Ok((item, resolved))
 }

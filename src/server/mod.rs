@@ -183,6 +183,18 @@ pub(crate) async fn accept(app: &App, notification: &webhook::Notification) -> H
             known += 1;
             continue;
         }
+        // A number no tenant claims: nobody here may read or answer it (TENANTS_DIR lists each
+        // tenant's numbers). Acknowledged, so WhatsApp does not retry forever, and logged.
+        if app.tenants.of_number(&m.phone_number_id).is_none() {
+            tracing::error!(
+                code = "tenant.unknown_number",
+                phone_number_id = %m.phone_number_id,
+                message_id = %m.event.message_id,
+                "a message arrived on a number no tenant claims; add it to a tenant's tenant.yaml"
+            );
+            app.metrics.webhooks.with_label_values(&["unknown_number"]).inc();
+            continue;
+        }
         let mut event = m.event.clone();
         // A website chat's code, sent from WhatsApp: the chat is carried over to this number.
         if let Some(joined) = widget::join(app, &m.phone_number_id, &event, received_at).await {
@@ -264,14 +276,28 @@ async fn metrics(app: web::Data<App>) -> HttpResponse {
 }
 
 async fn health(app: web::Data<App>) -> HttpResponse {
-    let flows = app.flows();
+    // One business: its flows; several: how many tenants (this answer is public, so it names
+    // none of them).
+    let flows: Value = match app.tenants.is_single() {
+        true => app
+            .tenants
+            .all()
+            .iter()
+            .flat_map(|t| {
+                t.flows().flows.values().map(|f| json!({"id": f.id, "version": f.version})).collect::<Vec<_>>()
+            })
+            .collect(),
+        false => Value::Null,
+    };
+    let erp_sandbox = app.tenants.all().iter().all(|t| t.erp.is_sandbox());
     match app.store.counts().await {
         Ok((inbox, pending, turns, outbox_pending, dead)) => HttpResponse::Ok().json(json!({
             "status": "ok",
             "database": app.store.backend,
-            "sandbox": {"whatsapp": app.is_sandbox(), "erp": app.erp.is_sandbox()},
+            "sandbox": {"whatsapp": app.is_sandbox(), "erp": erp_sandbox},
+            "tenants": app.tenants.all().len(),
             "llm": app.settings.llm.as_ref().map(|l| l.model.clone()),
-            "flows": flows.flows.values().map(|f| json!({"id": f.id, "version": f.version})).collect::<Vec<_>>(),
+            "flows": flows,
             "inbox": {"total": inbox, "pending": pending},
             "turns": turns,
             "outbox": {"pending": outbox_pending, "dead": dead},
@@ -297,10 +323,14 @@ async fn sandbox_messages(app: web::Data<App>, q: web::Query<SandboxQuery>) -> H
             "the sandbox is off: WHATSAPP_API_BASE_URL is set",
         );
     }
-    let conversations = match app.store.conversations_of(&q.customer).await {
-        Ok(c) => c,
-        Err(e) => return problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
-    };
+    // The sandbox is for trying flows on one machine: the customer's conversations in every tenant.
+    let mut conversations = Vec::new();
+    for tenant in app.tenants.all() {
+        match app.store.conversations_of(&tenant.id, &q.customer).await {
+            Ok(c) => conversations.extend(c),
+            Err(e) => return problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
+        }
+    }
     let mut out: Vec<Value> = Vec::new();
     for c in conversations {
         match app.store.outbox_of(&c.id, Some(crate::store::OutboxKind::WhatsApp.as_str()), q.after).await {

@@ -36,7 +36,7 @@ async fn erase(app: web::Data<App>, req: HttpRequest, number: web::Path<String>)
     let Some(customer) = number_of(&number) else {
         return problem(StatusCode::BAD_REQUEST, "server.bad_number", "give the customer's WhatsApp number");
     };
-    let conversations = match app.store.conversations_of(&customer).await {
+    let conversations = match app.store.conversations_of(&p.tenant.id, &customer).await {
         Ok(c) => c,
         Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
     };
@@ -128,7 +128,7 @@ async fn export(app: web::Data<App>, req: HttpRequest, number: web::Path<String>
     let Some(customer) = number_of(&number) else {
         return problem(StatusCode::BAD_REQUEST, "server.bad_number", "give the customer's WhatsApp number");
     };
-    match document(&app, &customer).await {
+    match document(&app, &p.tenant.id, &customer).await {
         Ok(doc) if doc["conversations"].as_array().is_some_and(|c| c.is_empty()) => {
             problem(StatusCode::NOT_FOUND, "server.no_customer", "nothing is held about that number")
         }
@@ -144,10 +144,14 @@ async fn export(app: web::Data<App>, req: HttpRequest, number: web::Path<String>
 }
 
 /// The export of `customer` (digits of their WhatsApp id).
-async fn document(app: &App, customer: &str) -> Result<Value, crate::store::StoreError> {
+async fn document(
+    app: &App,
+    tenant: &crate::tenant::TenantId,
+    customer: &str,
+) -> Result<Value, crate::store::StoreError> {
     let mut conversations = Vec::new();
     let mut ids = Vec::new();
-    for conv in app.store.conversations_of(customer).await? {
+    for conv in app.store.conversations_of(tenant, customer).await? {
         let state: Value = serde_json::from_str(&conv.state).unwrap_or(Value::String(conv.state.clone()));
         let turns: Vec<Value> = app
             .store
@@ -156,7 +160,7 @@ async fn document(app: &App, customer: &str) -> Result<Value, crate::store::Stor
             .iter()
             .map(|t| serde_json::from_str(&t.record).unwrap_or(Value::String(t.record.clone())))
             .collect();
-        let timeline = crate::explain::build(&app.store, &conv.id).await?;
+        let timeline = crate::explain::build(&app.store, tenant, &conv.id).await?;
         let flagged = app.store.flags_of(&conv.id).await?;
         let replies = app.store.drafts_of(&conv.id).await?;
         ids.push(conv.id.clone());
@@ -177,7 +181,7 @@ async fn document(app: &App, customer: &str) -> Result<Value, crate::store::Stor
     let mut audit = Vec::new();
     for target in ids.iter().map(String::as_str).chain([customer]) {
         let filter = AuditFilter { target: Some(target.to_string()), ..Default::default() };
-        audit.extend(app.store.audit_entries(&filter, 5000).await?.into_iter().map(|a| json!(a)));
+        audit.extend(app.store.audit_entries(tenant, &filter, 5000).await?.into_iter().map(|a| json!(a)));
     }
     Ok(json!({
         "customer": customer, "exported_at": now_ms(),

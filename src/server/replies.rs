@@ -94,9 +94,10 @@ pub fn review_response(r: &Reviewed) -> HttpResponse {
 }
 
 async fn list(app: web::Data<App>, req: HttpRequest, q: web::Query<ListQuery>) -> HttpResponse {
-    if let Err(resp) = auth::caller(&app, &req, Permission::Read).await {
-        return resp;
-    }
+    let p = match auth::caller(&app, &req, Permission::Read).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
     let status = match q.status.as_deref().unwrap_or("pending") {
         "all" => None,
         s => match DraftStatus::parse(s) {
@@ -110,17 +111,18 @@ async fn list(app: web::Data<App>, req: HttpRequest, q: web::Query<ListQuery>) -
             }
         },
     };
-    match app.store.drafts(status, MAX_LISTED).await {
+    match app.store.drafts(&p.tenant.id, status, MAX_LISTED).await {
         Ok(rows) => HttpResponse::Ok().json(json!({"drafts": rows})),
         Err(e) => error_response(&e.into()),
     }
 }
 
 async fn show(app: web::Data<App>, req: HttpRequest, id: web::Path<i64>) -> HttpResponse {
-    if let Err(resp) = auth::caller(&app, &req, Permission::Read).await {
-        return resp;
-    }
-    match app.store.draft(*id).await {
+    let p = match auth::caller(&app, &req, Permission::Read).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    match app.store.draft(&p.tenant.id, *id).await {
         Ok(Some(d)) => HttpResponse::Ok().json(d),
         Ok(None) => review_response(&Reviewed::NotFound),
         Err(e) => error_response(&e.into()),
@@ -151,7 +153,7 @@ async fn approve(app: web::Data<App>, req: HttpRequest, id: web::Path<i64>, body
 
 /// Approves draft `id` (as `text`, when edited) for `p`, and records it in the audit trail.
 pub async fn approve_draft(app: &App, p: &Principal, id: i64, text: Option<&str>) -> Result<Reviewed, TicketError> {
-    let reviewed = tickets::approve(app, id, text, &p.name()).await?;
+    let reviewed = tickets::approve(app, &p.tenant, id, text, &p.name()).await?;
     if let Reviewed::Done(d) = &reviewed {
         let edited = d.final_text.as_deref() != Some(d.draft.as_str());
         audit(app, p, "reply.approve", d, json!({"ticket": d.ticket, "edited": edited})).await;
@@ -172,7 +174,7 @@ async fn reject(app: web::Data<App>, req: HttpRequest, id: web::Path<i64>, body:
 
 /// Rejects draft `id` with `reason` for `p`, and records it in the audit trail.
 pub async fn reject_draft(app: &App, p: &Principal, id: i64, reason: &str) -> Result<Reviewed, TicketError> {
-    let reviewed = tickets::reject(app, id, reason, &p.name()).await?;
+    let reviewed = tickets::reject(app, &p.tenant, id, reason, &p.name()).await?;
     if let Reviewed::Done(d) = &reviewed {
         audit(app, p, "reply.reject", d, json!({"ticket": d.ticket, "reason": reason})).await;
     }
@@ -180,10 +182,11 @@ pub async fn reject_draft(app: &App, p: &Principal, id: i64, reason: &str) -> Re
 }
 
 async fn poll(app: web::Data<App>, req: HttpRequest) -> HttpResponse {
-    if let Err(resp) = auth::caller(&app, &req, Permission::Act).await {
-        return resp;
-    }
-    match tickets::poll(&app).await {
+    let p = match auth::caller(&app, &req, Permission::Act).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    match tickets::poll(&app, &p.tenant).await {
         Ok(polled) => HttpResponse::Ok().json(polled),
         Err(e) => error_response(&e),
     }

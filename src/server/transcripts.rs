@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::{self, Permission};
 use super::problem;
-use crate::pipeline::App;
+use crate::pipeline::{App, Tenant};
 use crate::record::TurnRecord;
 use crate::store::TurnSearch;
 
@@ -81,8 +81,8 @@ fn day_start(day: &str, zone: &jiff::tz::TimeZone, days_after: i64) -> Result<i6
 
 /// Runs the search `q`. Errors: 400 (`server.bad_search`, `server.no_flow`) for a query that
 /// cannot be read, 503 when the database cannot be.
-pub async fn search(app: &App, q: &SearchQuery) -> Result<Vec<Hit>, HttpResponse> {
-    let flows = app.flows();
+pub async fn search(app: &App, tenant: &Tenant, q: &SearchQuery) -> Result<Vec<Hit>, HttpResponse> {
+    let flows = tenant.flows();
     let zone = flows.business.time_zone.clone();
     let flow = blank(&q.flow);
     if let Some(f) = &flow {
@@ -103,7 +103,7 @@ pub async fn search(app: &App, q: &SearchQuery) -> Result<Vec<Hit>, HttpResponse
     let search = TurnSearch { text: text.clone(), number, flow, since, until };
     let rows = app
         .store
-        .search_turns(&search, LIMIT)
+        .search_turns(&tenant.id, &search, LIMIT)
         .await
         .map_err(|e| problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()))?;
     let wanted = text.map(|t| t.to_lowercase());
@@ -137,26 +137,28 @@ pub async fn search(app: &App, q: &SearchQuery) -> Result<Vec<Hit>, HttpResponse
 }
 
 async fn json(app: web::Data<App>, req: HttpRequest, q: web::Query<SearchQuery>) -> HttpResponse {
-    if let Err(resp) = auth::caller(&app, &req, Permission::Read).await {
-        return resp;
-    }
-    match search(&app, &q).await {
+    let p = match auth::caller(&app, &req, Permission::Read).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    match search(&app, &p.tenant, &q).await {
         Ok(hits) => HttpResponse::Ok().json(serde_json::json!({"hits": hits, "limit": LIMIT})),
         Err(resp) => resp,
     }
 }
 
 async fn csv(app: web::Data<App>, req: HttpRequest, q: web::Query<SearchQuery>) -> HttpResponse {
-    if let Err(resp) = auth::caller(&app, &req, Permission::Read).await {
-        return resp;
-    }
-    csv_answer(&app, &q).await
+    let p = match auth::caller(&app, &req, Permission::Read).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    csv_answer(&app, &p.tenant, &q).await
 }
 
 /// The CSV download of a search (also served to the console's session): one row per turn,
 /// `at,customer,flow,step,said,replied,outcome`, replies joined by a blank line.
-pub async fn csv_answer(app: &App, q: &SearchQuery) -> HttpResponse {
-    let hits = match search(app, q).await {
+pub async fn csv_answer(app: &App, tenant: &Tenant, q: &SearchQuery) -> HttpResponse {
+    let hits = match search(app, tenant, q).await {
         Ok(h) => h,
         Err(resp) => return resp,
     };

@@ -60,7 +60,7 @@ pub fn scope(
     let cors = actix_cors::Cors::default()
         .allowed_origin_fn(move |origin, _| {
             let origin = origin.to_str().unwrap_or_default();
-            app.flows().business.sites.iter().any(|s| s.allows(origin))
+            app.tenants.all().iter().any(|t| t.flows().business.sites.iter().any(|s| s.allows(origin)))
         })
         .allowed_methods(["GET", "POST", "DELETE"])
         .allowed_headers([actix_web::http::header::AUTHORIZATION, actix_web::http::header::CONTENT_TYPE])
@@ -90,8 +90,8 @@ pub async fn script() -> HttpResponse {
 pub async fn demo(app: web::Data<App>, req: HttpRequest) -> HttpResponse {
     let info = req.connection_info();
     let here = format!("{}://{}", info.scheme(), info.host());
-    let flows = app.flows();
-    let Some(site) = flows.business.sites.iter().find(|s| s.allows(&here)) else {
+    let sites: Vec<Site> = app.tenants.all().iter().flat_map(|t| t.flows().business.sites.clone()).collect();
+    let Some(site) = sites.iter().find(|s| s.allows(&here)) else {
         return problem(
             StatusCode::NOT_FOUND,
             "web.unknown_site",
@@ -137,7 +137,11 @@ pub async fn join(
         let e = InboundEvent::internal(format!("join:{key}"), session, at, kind);
         crate::pipeline::queue::inbox_row(&number_of(site), &e, received_at)
     };
-    match app.store.take_web_join(&code, &event.customer, now_ms(), moved).await {
+    let sites: Vec<String> = match app.tenants.of_number(phone_number_id) {
+        Some(tenant) => tenant.flows().business.sites.iter().map(|s| s.key.clone()).collect(),
+        None => return None,
+    };
+    match app.store.take_web_join(sites, &code, &event.customer, now_ms(), moved).await {
         Ok(Some((session, site))) => {
             tracing::info!(%code, "a website chat continues on WhatsApp");
             let conversation = crate::pipeline::queue::conversation_id(&number_of(&site), &session);
@@ -210,8 +214,10 @@ fn page_allowed(site: &Site, req: &HttpRequest) -> bool {
     origin(req).is_none_or(|o| site.allows(&o))
 }
 
+/// The site with `key`, from the tenant that declares it (the key is what resolves a website
+/// chat's tenant).
 fn site_by_key(app: &App, key: &str) -> Option<Site> {
-    app.flows().business.sites.iter().find(|s| s.key == key).cloned()
+    app.tenants.of_site(key)?.flows().business.sites.iter().find(|s| s.key == key).cloned()
 }
 
 fn public(site: &Site) -> Value {

@@ -8,6 +8,7 @@ use sha2::Digest;
 
 use super::schema::{api_keys, audit_log, sessions, users};
 use super::{Store, StoreError};
+use crate::tenant::TenantId;
 
 /// The SHA-256 of a session token or API key, in hex: what the tables keep of it. The secrets
 /// are 256 random bits, so a fast digest is enough (no password stretching needed).
@@ -32,6 +33,8 @@ pub struct UserRow {
     pub created_at: i64,
     /// Unix ms, when the account was disabled (it can no longer log in).
     pub disabled_at: Option<i64>,
+    /// The business the user works for.
+    pub tenant: String,
 }
 
 /// An API key as stored (never the key itself).
@@ -57,12 +60,16 @@ pub struct ApiKeyRow {
     pub last_used_at: Option<i64>,
     /// Unix ms, once revoked (it is refused from then on).
     pub revoked_at: Option<i64>,
+    /// The business the key acts for.
+    pub tenant: String,
 }
 
 /// An API key to store.
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = api_keys)]
 pub struct NewApiKey {
+    /// The business the key acts for.
+    pub tenant: String,
     /// What it is for.
     pub name: String,
     /// Space-separated scopes.
@@ -105,6 +112,8 @@ pub struct AuditRow {
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = audit_log)]
 pub struct NewAudit {
+    /// The business the action was on.
+    pub tenant: String,
     /// Unix ms.
     pub at: i64,
     /// Who.
@@ -139,11 +148,20 @@ pub struct AuditFilter {
 }
 
 impl Store {
-    /// Creates a user. Errors: the name is taken (a unique violation, as a database error).
-    pub async fn create_user(&self, name: &str, role: &str, password_hash: &str, now: i64) -> Result<i64, StoreError> {
+    /// Creates a user of `tenant`. Errors: the name is taken (names are unique across tenants, so
+    /// that a login names one user) (a unique violation, as a database error).
+    pub async fn create_user(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        role: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<i64, StoreError> {
         Ok(with_conn!(self, |conn| {
             diesel::insert_into(users::table)
                 .values((
+                    users::tenant.eq(tenant.as_str()),
                     users::name.eq(name),
                     users::role.eq(role),
                     users::password_hash.eq(password_hash),
@@ -155,28 +173,38 @@ impl Store {
         }))
     }
 
-    /// The user with this login name.
+    /// The user with this login name, of whichever tenant (names are unique across tenants).
     pub async fn user_named(&self, name: &str) -> Result<Option<UserRow>, StoreError> {
         Ok(with_conn!(self, |conn| {
             users::table.filter(users::name.eq(name)).select(UserRow::as_select()).first(conn).await.optional()?
         }))
     }
 
-    /// Every user, by name.
-    pub async fn users(&self) -> Result<Vec<UserRow>, StoreError> {
-        Ok(with_conn!(self, |conn| users::table.select(UserRow::as_select()).order(users::name).load(conn).await?))
+    /// Every user of `tenant`, by name.
+    pub async fn users(&self, tenant: &TenantId) -> Result<Vec<UserRow>, StoreError> {
+        Ok(with_conn!(self, |conn| {
+            users::table
+                .filter(users::tenant.eq(tenant.as_str()))
+                .select(UserRow::as_select())
+                .order(users::name)
+                .load(conn)
+                .await?
+        }))
     }
 
-    /// Changes a user's role, password hash or disabled time (each when given); a disabled
+    /// Changes `tenant`'s user's role, password hash or disabled time (each when given); a disabled
     /// user's sessions end. Returns whether the user exists.
     pub async fn update_user(
         &self,
+        tenant: &TenantId,
         name: &str,
         role: Option<&str>,
         password_hash: Option<&str>,
         disabled_at: Option<Option<i64>>,
     ) -> Result<bool, StoreError> {
-        let Some(user) = self.user_named(name).await? else { return Ok(false) };
+        let Some(user) = self.user_named(name).await?.filter(|u| u.tenant == tenant.as_str()) else {
+            return Ok(false);
+        };
         with_conn!(self, |conn| {
             if let Some(r) = role {
                 diesel::update(users::table.find(user.id)).set(users::role.eq(r)).execute(conn).await?;
@@ -274,20 +302,31 @@ impl Store {
         }))
     }
 
-    /// Every key, newest first (revoked ones included, with their time).
-    pub async fn api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
+    /// Every key of `tenant`, newest first (revoked ones included, with their time).
+    pub async fn api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRow>, StoreError> {
         Ok(with_conn!(self, |conn| {
-            api_keys::table.select(ApiKeyRow::as_select()).order(api_keys::id.desc()).load(conn).await?
+            api_keys::table
+                .filter(api_keys::tenant.eq(tenant.as_str()))
+                .select(ApiKeyRow::as_select())
+                .order(api_keys::id.desc())
+                .load(conn)
+                .await?
         }))
     }
 
-    /// Revokes a key. Returns whether an unrevoked key with that id existed.
-    pub async fn revoke_api_key(&self, id: i64, now: i64) -> Result<bool, StoreError> {
+    /// Revokes a key of `tenant`. Returns whether an unrevoked key of `tenant` with that id
+    /// existed.
+    pub async fn revoke_api_key(&self, tenant: &TenantId, id: i64, now: i64) -> Result<bool, StoreError> {
         Ok(with_conn!(self, |conn| {
-            diesel::update(api_keys::table.find(id).filter(api_keys::revoked_at.is_null()))
-                .set(api_keys::revoked_at.eq(now))
-                .execute(conn)
-                .await?
+            diesel::update(
+                api_keys::table
+                    .find(id)
+                    .filter(api_keys::revoked_at.is_null())
+                    .filter(api_keys::tenant.eq(tenant.as_str())),
+            )
+            .set(api_keys::revoked_at.eq(now))
+            .execute(conn)
+            .await?
                 > 0
         }))
     }
@@ -300,11 +339,20 @@ impl Store {
         Ok(())
     }
 
-    /// Audit entries matching `filter`, newest first, at most `limit`.
-    pub async fn audit_entries(&self, filter: &AuditFilter, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+    /// `tenant`'s audit entries matching `filter`, newest first, at most `limit`.
+    pub async fn audit_entries(
+        &self,
+        tenant: &TenantId,
+        filter: &AuditFilter,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>, StoreError> {
         Ok(with_conn!(self, |conn| {
-            let mut q =
-                audit_log::table.select(AuditRow::as_select()).order(audit_log::id.desc()).limit(limit).into_boxed();
+            let mut q = audit_log::table
+                .filter(audit_log::tenant.eq(tenant.as_str().to_string()))
+                .select(AuditRow::as_select())
+                .order(audit_log::id.desc())
+                .limit(limit)
+                .into_boxed();
             if let Some(a) = &filter.actor {
                 q = q.filter(audit_log::actor.eq(a.clone()));
             }
@@ -350,12 +398,18 @@ impl Store {
 }
 
 impl Store {
-    /// The dashboard's counts of the days `from` to `to` (`YYYY-MM-DD`, both included), each
-    /// summed over its shards: (day, flow, metric, n), by day.
-    pub async fn daily_counts(&self, from: &str, to: &str) -> Result<Vec<(String, String, String, i64)>, StoreError> {
+    /// `tenant`'s dashboard counts of the days `from` to `to` (`YYYY-MM-DD`, both included),
+    /// each summed over its shards: (day, flow, metric, n), by day.
+    pub async fn daily_counts(
+        &self,
+        tenant: &TenantId,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<(String, String, String, i64)>, StoreError> {
         use super::schema::daily_counts as d;
         let rows: Vec<(String, String, String, i64)> = with_conn!(self, |conn| {
             d::table
+                .filter(d::tenant.eq(tenant.as_str()))
                 .filter(d::day.ge(from))
                 .filter(d::day.le(to))
                 .select((d::day, d::flow, d::metric, d::n))

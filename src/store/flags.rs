@@ -6,11 +6,19 @@ use diesel_async::RunQueryDsl;
 
 use super::schema::knowledge_flags;
 use super::{Store, StoreError, now_ms};
+use crate::tenant::TenantId;
+
+fn default_tenant() -> String {
+    crate::tenant::DEFAULT_TENANT.into()
+}
 
 /// A flag to record (see [`Store::outbox_done_with_record`]).
 #[derive(Debug, Clone, PartialEq, Insertable, serde::Serialize, serde::Deserialize)]
 #[diesel(table_name = knowledge_flags)]
 pub struct NewFlag {
+    /// The business (a flag queued before tenants existed is the single business's).
+    #[serde(default = "default_tenant")]
+    pub tenant: String,
     /// Unique per flagging turn and reason.
     pub idempotency_key: String,
     /// `phone_number_id:wa_id`.
@@ -54,10 +62,11 @@ pub struct FlagRow {
 }
 
 impl Store {
-    /// Flags not resolved yet, newest first, at most `limit`.
-    pub async fn open_flags(&self, limit: i64) -> Result<Vec<FlagRow>, StoreError> {
+    /// `tenant`'s flags not resolved yet, newest first, at most `limit`.
+    pub async fn open_flags(&self, tenant: &TenantId, limit: i64) -> Result<Vec<FlagRow>, StoreError> {
         Ok(with_conn!(self, |conn| {
             knowledge_flags::table
+                .filter(knowledge_flags::tenant.eq(tenant.as_str()))
                 .filter(knowledge_flags::resolved_at.is_null())
                 .select(FlagRow::as_select())
                 .order(knowledge_flags::id.desc())
@@ -79,10 +88,11 @@ impl Store {
         }))
     }
 
-    /// Flags by id.
-    pub async fn flags(&self, ids: &[i64]) -> Result<Vec<FlagRow>, StoreError> {
+    /// Flags of `tenant` by id (another tenant's are not found).
+    pub async fn flags(&self, tenant: &TenantId, ids: &[i64]) -> Result<Vec<FlagRow>, StoreError> {
         Ok(with_conn!(self, |conn| {
             knowledge_flags::table
+                .filter(knowledge_flags::tenant.eq(tenant.as_str()))
                 .filter(knowledge_flags::id.eq_any(ids))
                 .select(FlagRow::as_select())
                 .order(knowledge_flags::id)
@@ -91,10 +101,17 @@ impl Store {
         }))
     }
 
-    /// Marks open flags `ids` resolved by `by` with the item `resolution`; returns how many.
-    pub async fn resolve_flags(&self, ids: &[i64], by: &str, resolution: &str) -> Result<usize, StoreError> {
+    /// Marks open flags `ids` of `tenant` resolved by `by` with the item `resolution`; returns how many.
+    pub async fn resolve_flags(
+        &self,
+        tenant: &TenantId,
+        ids: &[i64],
+        by: &str,
+        resolution: &str,
+    ) -> Result<usize, StoreError> {
         Ok(with_conn!(self, |conn| {
             diesel::update(knowledge_flags::table.filter(knowledge_flags::id.eq_any(ids)))
+                .filter(knowledge_flags::tenant.eq(tenant.as_str()))
                 .filter(knowledge_flags::resolved_at.is_null())
                 .set((
                     knowledge_flags::resolved_at.eq(Some(now_ms())),

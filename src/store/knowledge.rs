@@ -10,6 +10,7 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use super::schema::{knowledge_items, knowledge_revisions};
 use super::{Store, StoreError, lower, now_ms};
 use crate::knowledge::{Item, ItemKind, KnowledgeError, Source, SourceFuture};
+use crate::tenant::TenantId;
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = knowledge_items)]
@@ -76,10 +77,11 @@ impl From<StoreError> for KnowledgeError {
 }
 
 impl Store {
-    /// The base's revision: the number of its last change, 0 when it never changed.
-    pub async fn knowledge_revision(&self) -> Result<i64, StoreError> {
+    /// `tenant`'s base's revision: the number of its last change, 0 when it never changed.
+    pub async fn knowledge_revision(&self, tenant: &TenantId) -> Result<i64, StoreError> {
         Ok(with_conn!(self, |conn| {
             knowledge_revisions::table
+                .filter(knowledge_revisions::tenant.eq(tenant.as_str()))
                 .select(diesel::dsl::max(knowledge_revisions::revision))
                 .first::<Option<i64>>(conn)
                 .await?
@@ -87,11 +89,13 @@ impl Store {
         }))
     }
 
-    /// Every item, entries then documents, each by title; with the revision they were read at.
-    pub async fn knowledge_items(&self) -> Result<(i64, Vec<Item>), StoreError> {
-        let revision = self.knowledge_revision().await?;
+    /// Every item of `tenant`, entries then documents, each by title; with the revision they
+    /// were read at.
+    pub async fn knowledge_items(&self, tenant: &TenantId) -> Result<(i64, Vec<Item>), StoreError> {
+        let revision = self.knowledge_revision(tenant).await?;
         let rows: Vec<ItemRow> = with_conn!(self, |conn| {
             knowledge_items::table
+                .filter(knowledge_items::tenant.eq(tenant.as_str()))
                 .select(ItemRow::as_select())
                 .order((knowledge_items::kind.desc(), knowledge_items::title))
                 .load(conn)
@@ -100,18 +104,24 @@ impl Store {
         Ok((revision, rows.into_iter().map(ItemRow::into_item).collect()))
     }
 
-    /// One item.
-    pub async fn knowledge_item(&self, id: &str) -> Result<Option<Item>, StoreError> {
+    /// One item of `tenant`.
+    pub async fn knowledge_item(&self, tenant: &TenantId, id: &str) -> Result<Option<Item>, StoreError> {
         let row: Option<ItemRow> = with_conn!(self, |conn| {
-            knowledge_items::table.find(id).select(ItemRow::as_select()).first(conn).await.optional()?
+            knowledge_items::table
+                .find((tenant.as_str(), id))
+                .select(ItemRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
         });
         Ok(row.map(ItemRow::into_item))
     }
 
-    /// The changes of one item, newest first.
-    pub async fn knowledge_history(&self, id: &str) -> Result<Vec<KnowledgeRevision>, StoreError> {
+    /// The changes of one item of `tenant`, newest first.
+    pub async fn knowledge_history(&self, tenant: &TenantId, id: &str) -> Result<Vec<KnowledgeRevision>, StoreError> {
         Ok(with_conn!(self, |conn| {
             knowledge_revisions::table
+                .filter(knowledge_revisions::tenant.eq(tenant.as_str()))
                 .filter(knowledge_revisions::item_id.eq(id))
                 .select(KnowledgeRevision::as_select())
                 .order(knowledge_revisions::revision.desc())
@@ -126,13 +136,21 @@ impl Store {
     /// Errors: [`KnowledgeError::DuplicateTitle`] when another item has its title (any case) or,
     /// creating, its id; [`KnowledgeError::NotFound`] when replacing an item that is not there;
     /// [`KnowledgeError::Store`].
-    pub async fn save_knowledge_item(&self, item: Item, actor: &str, create: bool) -> Result<Item, KnowledgeError> {
+    pub async fn save_knowledge_item(
+        &self,
+        tenant: &TenantId,
+        item: Item,
+        actor: &str,
+        create: bool,
+    ) -> Result<Item, KnowledgeError> {
         let actor = actor.to_string();
+        let tenant = tenant.as_str().to_string();
         let (id, title) = (item.id.clone(), item.title.clone());
         let saved = with_conn!(self, |conn| {
             conn.transaction::<_, StoreError, _>(async move |c| {
-                let exists = knowledge_items::table.find(&item.id).count().get_result::<i64>(c).await? > 0;
+                let exists = knowledge_items::table.find((&tenant, &item.id)).count().get_result::<i64>(c).await? > 0;
                 let same_title = knowledge_items::table
+                    .filter(knowledge_items::tenant.eq(&tenant))
                     .filter(knowledge_items::id.ne(&item.id))
                     .filter(lower(knowledge_items::title).eq(item.title.to_lowercase()))
                     .count()
@@ -147,6 +165,7 @@ impl Store {
                 let now = now_ms();
                 let revision: i64 = diesel::insert_into(knowledge_revisions::table)
                     .values((
+                        knowledge_revisions::tenant.eq(&tenant),
                         knowledge_revisions::item_id.eq(&item.id),
                         knowledge_revisions::action.eq(if create { "create" } else { "update" }),
                         knowledge_revisions::actor.eq(&actor),
@@ -163,6 +182,7 @@ impl Store {
                     .await?;
                 let json = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
                 let values = (
+                    knowledge_items::tenant.eq(&tenant),
                     knowledge_items::id.eq(&item.id),
                     knowledge_items::kind.eq(item.kind.as_str()),
                     knowledge_items::title.eq(&item.title),
@@ -179,7 +199,7 @@ impl Store {
                 if create {
                     diesel::insert_into(knowledge_items::table).values(values).execute(c).await?;
                 } else {
-                    diesel::update(knowledge_items::table.find(&item.id)).set(values).execute(c).await?;
+                    diesel::update(knowledge_items::table.find((&tenant, &item.id))).set(values).execute(c).await?;
                 }
                 Ok(Saved::Done(Box::new(item)))
             })
@@ -198,15 +218,16 @@ impl Store {
         }
     }
 
-    /// Deletes an item by `actor`; false when there was none.
-    pub async fn delete_knowledge_item(&self, id: &str, actor: &str) -> Result<bool, StoreError> {
-        let (id, actor) = (id.to_string(), actor.to_string());
+    /// Deletes an item of `tenant` by `actor`; false when there was none.
+    pub async fn delete_knowledge_item(&self, tenant: &TenantId, id: &str, actor: &str) -> Result<bool, StoreError> {
+        let (id, actor, tenant) = (id.to_string(), actor.to_string(), tenant.as_str().to_string());
         with_conn!(self, |conn| {
             conn.transaction::<_, StoreError, _>(async move |c| {
-                let n = diesel::delete(knowledge_items::table.find(&id)).execute(c).await?;
+                let n = diesel::delete(knowledge_items::table.find((&tenant, &id))).execute(c).await?;
                 if n > 0 {
                     diesel::insert_into(knowledge_revisions::table)
                         .values((
+                            knowledge_revisions::tenant.eq(&tenant),
                             knowledge_revisions::item_id.eq(&id),
                             knowledge_revisions::action.eq("delete"),
                             knowledge_revisions::actor.eq(&actor),
@@ -223,14 +244,14 @@ impl Store {
 }
 
 /// The store as the knowledge base's [`Source`].
-pub struct KnowledgeSource(pub Arc<Store>);
+pub struct KnowledgeSource(pub Arc<Store>, pub TenantId);
 
 impl Source for KnowledgeSource {
     fn revision(&self) -> SourceFuture<'_, i64> {
-        Box::pin(async move { Ok(self.0.knowledge_revision().await?) })
+        Box::pin(async move { Ok(self.0.knowledge_revision(&self.1).await?) })
     }
 
     fn items(&self) -> SourceFuture<'_, (i64, Vec<Item>)> {
-        Box::pin(async move { Ok(self.0.knowledge_items().await?) })
+        Box::pin(async move { Ok(self.0.knowledge_items(&self.1).await?) })
     }
 }

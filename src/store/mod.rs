@@ -509,9 +509,12 @@ impl Store {
     }
 
     /// Takes the conversation's lease for `owner` until `until_ms`, creating the conversation with
-    /// `initial_state` if it is new. Returns false when another live owner holds it.
+    /// `initial_state` and as `tenant`'s if it is new. Returns false when another live owner
+    /// holds it.
+    #[allow(clippy::too_many_arguments)]
     pub async fn acquire_lease(
         &self,
+        tenant: &crate::tenant::TenantId,
         conversation_id: &str,
         customer: &str,
         phone_number_id: &str,
@@ -520,6 +523,7 @@ impl Store {
         until_ms: i64,
     ) -> Result<bool, StoreError> {
         let now = now_ms();
+        let tenant = tenant.as_str().to_string();
         let (cid, cust, pnid, st, own) = (
             conversation_id.to_string(),
             customer.to_string(),
@@ -531,7 +535,7 @@ impl Store {
             Pools::Sqlite(_) => {
                 return Ok(self
                     .sqlite_group(Lane::Interactive, move |c| {
-                        sqlite_sync::acquire_lease(c, &cid, &cust, &pnid, &st, &own, now, until_ms)
+                        sqlite_sync::acquire_lease(c, &tenant, &cid, &cust, &pnid, &st, &own, now, until_ms)
                     })
                     .await??);
             }
@@ -541,6 +545,7 @@ impl Store {
         let conn: &mut AsyncPgConnection = &mut guard;
         diesel::insert_into(conversations::table)
             .values((
+                conversations::tenant.eq(&tenant),
                 conversations::id.eq(&cid),
                 conversations::customer.eq(&cust),
                 conversations::phone_number_id.eq(&pnid),
@@ -586,19 +591,34 @@ impl Store {
         })
     }
 
-    /// A conversation by id.
-    pub async fn conversation(&self, conversation_id: &str) -> Result<Option<ConversationRow>, StoreError> {
+    /// `tenant`'s conversation by id (another tenant's is not found).
+    pub async fn conversation(
+        &self,
+        tenant: &crate::tenant::TenantId,
+        conversation_id: &str,
+    ) -> Result<Option<ConversationRow>, StoreError> {
         let cid = conversation_id.to_string();
         Ok(with_conn!(self, |conn| {
-            conversations::table.find(&cid).select(ConversationRow::as_select()).first(conn).await.optional()?
+            conversations::table
+                .find(&cid)
+                .filter(conversations::tenant.eq(tenant.as_str()))
+                .select(ConversationRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
         }))
     }
 
-    /// Conversations of a customer (by wa_id), newest first.
-    pub async fn conversations_of(&self, customer: &str) -> Result<Vec<ConversationRow>, StoreError> {
+    /// `tenant`'s conversations with a customer (by wa_id), newest first.
+    pub async fn conversations_of(
+        &self,
+        tenant: &crate::tenant::TenantId,
+        customer: &str,
+    ) -> Result<Vec<ConversationRow>, StoreError> {
         let c = customer.to_string();
         Ok(with_conn!(self, |conn| {
             conversations::table
+                .filter(conversations::tenant.eq(tenant.as_str()))
                 .filter(conversations::customer.eq(&c))
                 .order(conversations::updated_at.desc())
                 .select(ConversationRow::as_select())
@@ -622,10 +642,15 @@ impl Store {
         Ok(fresh.iter().any(|f| *f))
     }
 
-    /// Conversations, most recently updated first (for operators' lists).
-    pub async fn recent_conversations(&self, limit: i64) -> Result<Vec<ConversationRow>, StoreError> {
+    /// `tenant`'s conversations, most recently updated first (for operators' lists).
+    pub async fn recent_conversations(
+        &self,
+        tenant: &crate::tenant::TenantId,
+        limit: i64,
+    ) -> Result<Vec<ConversationRow>, StoreError> {
         Ok(with_conn!(self, |conn| {
             conversations::table
+                .filter(conversations::tenant.eq(tenant.as_str()))
                 .order(conversations::updated_at.desc())
                 .limit(limit)
                 .select(ConversationRow::as_select())

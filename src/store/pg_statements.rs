@@ -191,6 +191,8 @@ pub(super) struct CommitAndNext<'a> {
     pub count_flows: Vec<&'a str>,
     pub count_metrics: Vec<&'a str>,
     pub count_ns: Vec<i64>,
+    /// The business the counts are of.
+    pub count_tenant: &'a str,
     pub count_shard: i32,
 }
 fixed_statement!(CommitAndNext);
@@ -220,6 +222,7 @@ impl<'a> CommitAndNext<'a> {
             count_flows: commit.counts.iter().map(|k| k.flow.as_str()).collect(),
             count_metrics: commit.counts.iter().map(|k| k.metric.as_str()).collect(),
             count_ns: commit.counts.iter().map(|k| k.n).collect(),
+            count_tenant: commit.tenant.as_str(),
             count_shard: crate::stats::shard_of(&commit.conversation_id),
         }
     }
@@ -314,8 +317,10 @@ impl QueryFragment<Pg> for CommitAndNext<'_> {
         out.push_bind_param::<Nullable<Text>, _>(&self.snapshot_body)?;
         out.push_sql(
             "::text AS b) s WHERE s.h IS NOT NULL ON CONFLICT (hash) DO NOTHING), counted AS (INSERT INTO \
-             daily_counts (day, flow, metric, shard, n) SELECT k.day, k.flow, k.metric, ",
+             daily_counts (tenant, day, flow, metric, shard, n) SELECT ",
         );
+        out.push_bind_param::<Text, _>(&self.count_tenant)?;
+        out.push_sql(", k.day, k.flow, k.metric, ");
         out.push_bind_param::<Integer, _>(&self.count_shard)?;
         out.push_sql(", k.n FROM c CROSS JOIN unnest(");
         out.push_bind_param::<Array<Text>, _>(&self.count_days)?;
@@ -326,7 +331,7 @@ impl QueryFragment<Pg> for CommitAndNext<'_> {
         out.push_sql(", ");
         out.push_bind_param::<Array<BigInt>, _>(&self.count_ns)?;
         out.push_sql(
-            ") AS k(day, flow, metric, n) ON CONFLICT (day, flow, metric, shard) DO UPDATE SET \
+            ") AS k(day, flow, metric, n) ON CONFLICT (tenant, day, flow, metric, shard) DO UPDATE SET \
              n = daily_counts.n + excluded.n) SELECT c.id AS committed, ",
         );
         out.push_sql(NEXT_COLUMNS);

@@ -3,6 +3,7 @@
 //! the customer's conversation in the same transaction (so an approval is never lost, nor sent
 //! twice); rejecting it flags the knowledge it used, also in one transaction.
 
+use crate::tenant::TenantId;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
@@ -40,6 +41,8 @@ impl DraftStatus {
 #[derive(Debug, Clone, PartialEq, Insertable)]
 #[diesel(table_name = reply_drafts)]
 pub struct NewDraft {
+    /// The business whose ERP holds the ticket.
+    pub tenant: String,
     /// The ticket's ERP name (`ISS-2026-00041`); one draft per ticket.
     pub ticket: String,
     /// `phone_number_id:wa_id` of the customer the reply goes to.
@@ -100,6 +103,8 @@ pub struct DraftRow {
     pub final_text: Option<String>,
     /// Why it was rejected.
     pub reason: Option<String>,
+    /// The business whose ticket it is.
+    pub tenant: String,
 }
 
 /// What a review did.
@@ -121,10 +126,11 @@ impl Store {
         }))
     }
 
-    /// Which of `tickets` have a draft.
-    pub async fn drafted(&self, tickets: &[String]) -> Result<Vec<String>, StoreError> {
+    /// Which of `tenant`'s `tickets` have a draft.
+    pub async fn drafted(&self, tenant: &TenantId, tickets: &[String]) -> Result<Vec<String>, StoreError> {
         Ok(with_conn!(self, |conn| {
             reply_drafts::table
+                .filter(reply_drafts::tenant.eq(tenant.as_str()))
                 .filter(reply_drafts::ticket.eq_any(tickets))
                 .select(reply_drafts::ticket)
                 .load(conn)
@@ -132,10 +138,19 @@ impl Store {
         }))
     }
 
-    /// Drafts in `status` (all when `None`), newest first, at most `limit`.
-    pub async fn drafts(&self, status: Option<DraftStatus>, limit: i64) -> Result<Vec<DraftRow>, StoreError> {
+    /// `tenant`'s drafts in `status` (all when `None`), newest first, at most `limit`.
+    pub async fn drafts(
+        &self,
+        tenant: &TenantId,
+        status: Option<DraftStatus>,
+        limit: i64,
+    ) -> Result<Vec<DraftRow>, StoreError> {
         Ok(with_conn!(self, |conn| {
-            let mut q = reply_drafts::table.select(DraftRow::as_select()).order(reply_drafts::id.desc()).into_boxed();
+            let mut q = reply_drafts::table
+                .filter(reply_drafts::tenant.eq(tenant.as_str()))
+                .select(DraftRow::as_select())
+                .order(reply_drafts::id.desc())
+                .into_boxed();
             if let Some(s) = status {
                 q = q.filter(reply_drafts::status.eq(s.as_str()));
             }
@@ -143,10 +158,16 @@ impl Store {
         }))
     }
 
-    /// One draft.
-    pub async fn draft(&self, id: i64) -> Result<Option<DraftRow>, StoreError> {
+    /// One draft of `tenant` (another tenant's is not found).
+    pub async fn draft(&self, tenant: &TenantId, id: i64) -> Result<Option<DraftRow>, StoreError> {
         Ok(with_conn!(self, |conn| {
-            reply_drafts::table.find(id).select(DraftRow::as_select()).first(conn).await.optional()?
+            reply_drafts::table
+                .find(id)
+                .filter(reply_drafts::tenant.eq(tenant.as_str()))
+                .select(DraftRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
         }))
     }
 
@@ -162,20 +183,22 @@ impl Store {
         }))
     }
 
-    /// Approves pending draft `id` as `text` by `reviewer` and, in the same transaction, queues
+    /// Approves `tenant`'s pending draft `id` as `text` by `reviewer` and, in the same transaction, queues
     /// `reply` (the event that sends it) in its conversation's inbox. A second approval finds it
     /// reviewed and changes nothing.
     pub async fn approve_draft(
         &self,
+        tenant: &TenantId,
         id: i64,
         text: &str,
         reviewer: &str,
         reply: NewInbox,
     ) -> Result<Reviewed, StoreError> {
-        let (text, reviewer) = (text.to_string(), reviewer.to_string());
+        let (text, reviewer, tenant) = (text.to_string(), reviewer.to_string(), tenant.as_str().to_string());
         with_conn!(self, |conn| {
             conn.transaction::<_, StoreError, _>(async move |c| {
                 let changed = diesel::update(reply_drafts::table.find(id))
+                    .filter(reply_drafts::tenant.eq(&tenant))
                     .filter(reply_drafts::status.eq(DraftStatus::Pending.as_str()))
                     .set((
                         reply_drafts::status.eq(DraftStatus::Approved.as_str()),
@@ -188,27 +211,34 @@ impl Store {
                 if changed > 0 {
                     diesel::insert_into(inbox::table).values(&reply).on_conflict_do_nothing().execute(c).await?;
                 }
-                let row =
-                    reply_drafts::table.find(id).select(DraftRow::as_select()).first::<DraftRow>(c).await.optional()?;
+                let row = reply_drafts::table
+                    .find(id)
+                    .filter(reply_drafts::tenant.eq(&tenant))
+                    .select(DraftRow::as_select())
+                    .first::<DraftRow>(c)
+                    .await
+                    .optional()?;
                 Ok(review_of(row, changed > 0))
             })
             .await
         })
     }
 
-    /// Rejects pending draft `id` with `reason` by `reviewer` and, in the same transaction,
+    /// Rejects `tenant`'s pending draft `id` with `reason` by `reviewer` and, in the same transaction,
     /// records `flag` (the knowledge it used, for review). A second review changes nothing.
     pub async fn reject_draft(
         &self,
+        tenant: &TenantId,
         id: i64,
         reason: &str,
         reviewer: &str,
         flag: Option<NewFlag>,
     ) -> Result<Reviewed, StoreError> {
-        let (reason, reviewer) = (reason.to_string(), reviewer.to_string());
+        let (reason, reviewer, tenant) = (reason.to_string(), reviewer.to_string(), tenant.as_str().to_string());
         with_conn!(self, |conn| {
             conn.transaction::<_, StoreError, _>(async move |c| {
                 let changed = diesel::update(reply_drafts::table.find(id))
+                    .filter(reply_drafts::tenant.eq(&tenant))
                     .filter(reply_drafts::status.eq(DraftStatus::Pending.as_str()))
                     .set((
                         reply_drafts::status.eq(DraftStatus::Rejected.as_str()),
@@ -225,8 +255,13 @@ impl Store {
                         .execute(c)
                         .await?;
                 }
-                let row =
-                    reply_drafts::table.find(id).select(DraftRow::as_select()).first::<DraftRow>(c).await.optional()?;
+                let row = reply_drafts::table
+                    .find(id)
+                    .filter(reply_drafts::tenant.eq(&tenant))
+                    .select(DraftRow::as_select())
+                    .first::<DraftRow>(c)
+                    .await
+                    .optional()?;
                 Ok(review_of(row, changed > 0))
             })
             .await

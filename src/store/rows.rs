@@ -162,6 +162,8 @@ pub struct TurnCommit {
     /// What the turn adds to the dashboard's figures ([`crate::stats::counts`]), one per day,
     /// flow and metric; added to `daily_counts` with the turn.
     pub counts: Vec<crate::stats::Count>,
+    /// The business the conversation belongs to (its counts are that tenant's).
+    pub tenant: crate::tenant::TenantId,
 }
 
 /// What a committed turn leaves: the conversation's next pending row, whether the lease was

@@ -30,6 +30,7 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         wake_at -> Nullable<BigInt>,
+        tenant -> Text,
     }
 }
 
@@ -146,6 +147,7 @@ diesel::table! {
         password_hash -> Text,
         created_at -> BigInt,
         disabled_at -> Nullable<BigInt>,
+        tenant -> Text,
     }
 }
 
@@ -170,6 +172,7 @@ diesel::table! {
         created_at -> BigInt,
         last_used_at -> Nullable<BigInt>,
         revoked_at -> Nullable<BigInt>,
+        tenant -> Text,
     }
 }
 
@@ -184,11 +187,13 @@ diesel::table! {
         outcome -> Text,
         address -> Nullable<Text>,
         detail -> Text,
+        tenant -> Text,
     }
 }
 
 diesel::table! {
-    daily_counts (day, flow, metric, shard) {
+    daily_counts (tenant, day, flow, metric, shard) {
+        tenant -> Text,
         day -> Text,
         flow -> Text,
         metric -> Text,
@@ -198,7 +203,8 @@ diesel::table! {
 }
 
 diesel::table! {
-    knowledge_items (id) {
+    knowledge_items (tenant, id) {
+        tenant -> Text,
         id -> Text,
         kind -> Text,
         title -> Text,
@@ -222,6 +228,7 @@ diesel::table! {
         actor -> Text,
         at -> BigInt,
         content -> Nullable<Text>,
+        tenant -> Text,
     }
 }
 
@@ -238,6 +245,7 @@ diesel::table! {
         resolved_at -> Nullable<BigInt>,
         resolved_by -> Nullable<Text>,
         resolution -> Nullable<Text>,
+        tenant -> Text,
     }
 }
 
@@ -259,6 +267,7 @@ diesel::table! {
         reviewed_by -> Nullable<Text>,
         final_text -> Nullable<Text>,
         reason -> Nullable<Text>,
+        tenant -> Text,
     }
 }
 

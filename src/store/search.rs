@@ -37,10 +37,24 @@ fn like_escaped(s: &str) -> String {
 }
 
 impl Store {
-    /// The turns matching `search`, newest first, at most `limit`.
-    pub async fn search_turns(&self, search: &TurnSearch, limit: i64) -> Result<Vec<TurnRow>, StoreError> {
+    /// `tenant`'s turns matching `search`, newest first, at most `limit`.
+    pub async fn search_turns(
+        &self,
+        tenant: &crate::tenant::TenantId,
+        search: &TurnSearch,
+        limit: i64,
+    ) -> Result<Vec<TurnRow>, StoreError> {
+        use super::schema::conversations;
+        let tenant = tenant.as_str().to_string();
         Ok(with_conn!(self, |conn| {
+            // The tenant's conversations first (one indexed read), then their turns.
+            let ids: Vec<String> = conversations::table
+                .filter(conversations::tenant.eq(&tenant))
+                .select(conversations::id)
+                .load(conn)
+                .await?;
             let mut q = turns::table
+                .filter(turns::conversation_id.eq_any(ids))
                 .select(TurnRow::as_select())
                 .order((turns::created_at.desc(), turns::id.desc()))
                 .limit(limit)

@@ -47,8 +47,15 @@ fn write_turn(c: &mut SqliteConnection, commit: &TurnCommit) -> QueryResult<Vec<
     for k in &commit.counts {
         use super::schema::daily_counts as d;
         diesel::insert_into(d::table)
-            .values((d::day.eq(&k.day), d::flow.eq(&k.flow), d::metric.eq(&k.metric), d::shard.eq(shard), d::n.eq(k.n)))
-            .on_conflict((d::day, d::flow, d::metric, d::shard))
+            .values((
+                d::tenant.eq(commit.tenant.as_str()),
+                d::day.eq(&k.day),
+                d::flow.eq(&k.flow),
+                d::metric.eq(&k.metric),
+                d::shard.eq(shard),
+                d::n.eq(k.n),
+            ))
+            .on_conflict((d::tenant, d::day, d::flow, d::metric, d::shard))
             .do_update()
             .set(d::n.eq(d::n + diesel::upsert::excluded(d::n)))
             .execute(c)?;
@@ -234,6 +241,7 @@ pub fn extend_claims(c: &mut SqliteConnection, claims: &[Claim], until_ms: i64) 
 #[allow(clippy::too_many_arguments)]
 pub fn acquire_lease(
     c: &mut SqliteConnection,
+    tenant: &str,
     conversation_id: &str,
     customer: &str,
     phone_number_id: &str,
@@ -244,6 +252,7 @@ pub fn acquire_lease(
 ) -> QueryResult<bool> {
     diesel::insert_into(conversations::table)
         .values((
+            conversations::tenant.eq(tenant),
             conversations::id.eq(conversation_id),
             conversations::customer.eq(customer),
             conversations::phone_number_id.eq(phone_number_id),

@@ -101,9 +101,12 @@ impl Store {
     /// transaction, queues `moved(session, site)` (the event that moves the website chat) in the
     /// chat's inbox. Returns the session and site: once per code and customer (the same customer
     /// taking it again, a repeated delivery, gets them again and queues nothing new), within
-    /// [`WEB_JOIN_TTL_MS`]; `None` for an unknown, expired or someone else's code.
+    /// [`WEB_JOIN_TTL_MS`]; `None` for an unknown, expired or someone else's code, or one of a
+    /// site not in `sites` (the sites of the tenant whose number the code arrived on: a chat
+    /// never moves to another business).
     pub async fn take_web_join<F>(
         &self,
+        sites: Vec<String>,
         code: &str,
         customer: &str,
         now: i64,
@@ -117,6 +120,7 @@ impl Store {
         with_conn!(self, |conn| {
             conn.transaction::<_, StoreError, _>(async move |c| {
                 diesel::update(web_joins::table.find(&code))
+                    .filter(web_joins::site.eq_any(&sites))
                     .filter(web_joins::joined_at.is_null())
                     .filter(web_joins::created_at.ge(now - WEB_JOIN_TTL_MS))
                     .set((web_joins::joined_by.eq(Some(&customer)), web_joins::joined_at.eq(Some(now))))
@@ -124,6 +128,7 @@ impl Store {
                     .await?;
                 let taken: Option<(String, String)> = web_joins::table
                     .find(&code)
+                    .filter(web_joins::site.eq_any(&sites))
                     .filter(web_joins::joined_by.eq(Some(&customer)))
                     .select((web_joins::session, web_joins::site))
                     .first(c)

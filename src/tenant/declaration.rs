@@ -245,7 +245,7 @@ mod tests {
 
         let clear = "name: Sparkle\nwhatsapp:\n  access_token: EAAG-in-clear\n";
         let (_dir2, f2) = folder("sparkle", clear);
-        let err = TenantDecl::read(&f2, Some(&key)).err().expect("refused");
+        let err = TenantDecl::read(&f2, Some(&key)).expect_err("refused");
         assert_eq!(err.code(), "tenant.secret_not_sealed");
         assert!(err.to_string().contains("whatsapp.access_token"), "{err}");
 

@@ -1,7 +1,8 @@
 //! Per-tenant quotas: how many customers a day may be served with the LLM's help and how many
 //! LLM tokens a day it may use. Over either, the LLM is switched off for the tenant's turns
-//! until the day ends (UTC) and the deterministic path (buttons, lists, parsers) carries on:
-//! customers are never refused for a quota.
+//! until the day ends (in the business's time zone, as the dashboard counts days) and the
+//! deterministic path (buttons, lists, parsers) carries on: customers are never refused for a
+//! quota.
 //!
 //! Usage is read from the dashboard's daily counts (`new_customers` + `returning_customers`,
 //! `llm_tokens`; see [`crate::stats`]), which every instance adds to in each turn's commit, so
@@ -116,6 +117,42 @@ impl Meter {
             }
         }
     }
+}
+
+/// The day (`YYYY-MM-DD`) of `now_ms` (Unix ms) in `zone`, as the dashboard's counts name it.
+pub fn day_of(zone: &jiff::tz::TimeZone, now_ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(now_ms)
+        .map(|t| t.to_zoned(zone.clone()).date().to_string())
+        .unwrap_or_else(|_| "1970-01-01".into())
+}
+
+/// What a turn's dashboard counts add to the usage: customers served (`new_customers`,
+/// `returning_customers`) and `llm_tokens`.
+pub fn usage_of(counts: &[crate::stats::Count]) -> Usage {
+    let mut u = Usage::default();
+    for c in counts {
+        let n = u64::try_from(c.n).unwrap_or(0);
+        match c.metric.as_str() {
+            "new_customers" | "returning_customers" => u.conversations += n,
+            "llm_tokens" => u.llm_tokens += n,
+            _ => {}
+        }
+    }
+    u
+}
+
+/// The usage in a day's summed counts `(day, flow, metric, n)`.
+pub fn usage_in(rows: &[(String, String, String, i64)]) -> Usage {
+    let counts: Vec<crate::stats::Count> = rows
+        .iter()
+        .map(|(day, flow, metric, n)| crate::stats::Count {
+            day: day.clone(),
+            flow: flow.clone(),
+            metric: metric.clone(),
+            n: *n,
+        })
+        .collect();
+    usage_of(&counts)
 }
 
 #[cfg(test)]

@@ -89,7 +89,7 @@ mod tests {
         assert_eq!(d.of_number("1").map(|t| t.to_string()).as_deref(), Some("a"));
         assert_eq!(d.of_number("3").map(|t| t.to_string()).as_deref(), Some("b"));
         assert_eq!(d.of_number("4"), None, "a number nobody claims");
-        let twice = Directory::new(&[decl("a", &["1"]), decl("b", &["1"])], false).err().expect("refused");
+        let twice = Directory::new(&[decl("a", &["1"]), decl("b", &["1"])], false).expect_err("refused");
         assert_eq!(twice.code(), "tenant.claimed_twice");
     }
 

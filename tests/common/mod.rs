@@ -221,7 +221,8 @@ impl Server {
         self.settle().await;
         let store = self.store().await;
         let flows = carewell::flow::FlowSet::load(&self.flows_dir).unwrap();
-        let results = carewell::replay::replay_all(&store, &flows).await.unwrap();
+        let results =
+            carewell::replay::replay_all(&store, &carewell::tenant::TenantId::default(), &flows).await.unwrap();
         let differ: Vec<_> = results.iter().filter(|r| !r.differences.is_empty()).cloned().collect();
         assert!(
             differ.is_empty(),

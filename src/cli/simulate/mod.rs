@@ -264,6 +264,8 @@ async fn run_test(test: &ConversationTest, flows_dir: &Path) -> Result<Outcome, 
         port: 0,
         database: crate::store::DatabaseUrl::Sqlite(db.display().to_string()),
         flows_dir: flows_dir.to_path_buf(),
+        tenants_dir: None,
+        tenant_secrets_key: None,
         verify_token: "simulate".into(),
         app_secret: SECRET.into(),
         graph: Some(crate::channel::whatsapp::client::GraphSettings {
@@ -432,7 +434,11 @@ async fn run_test(test: &ConversationTest, flows_dir: &Path) -> Result<Outcome, 
                 problems.push(format!("expected the options {buttons:?}, offered {offered:?}"));
             }
         }
-        let conv = h.store.conversation(&conversation_id).await.map_err(|e| e.to_string())?;
+        let conv = h
+            .store
+            .conversation(&crate::tenant::TenantId::default(), &conversation_id)
+            .await
+            .map_err(|e| e.to_string())?;
         let state: Value = conv.as_ref().and_then(|c| serde_json::from_str(&c.state).ok()).unwrap_or(Value::Null);
         let journey = &state["journey"];
         let step = journey["flow"]

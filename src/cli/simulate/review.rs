@@ -32,8 +32,9 @@ pub struct Review {
 /// Errors: no draft waits for the customer, the draft lacks a `draft_says` text, or the review
 /// failed.
 pub async fn review(app: &App, customer: &str, r: &Review) -> Result<String, String> {
-    tickets::poll(app).await.map_err(|e| format!("reading the tickets failed: {e}"))?;
-    let pending = app.store.drafts(Some(DraftStatus::Pending), 100).await.map_err(|e| e.to_string())?;
+    let tenant = app.tenants.all().first().cloned().ok_or("no tenant is served")?;
+    tickets::poll(app, &tenant).await.map_err(|e| format!("reading the tickets failed: {e}"))?;
+    let pending = app.store.drafts(&tenant.id, Some(DraftStatus::Pending), 100).await.map_err(|e| e.to_string())?;
     let Some(d) = pending.into_iter().find(|d| d.customer == customer) else {
         return Err("no draft reply waits for review for this customer".into());
     };
@@ -45,11 +46,11 @@ pub async fn review(app: &App, customer: &str, r: &Review) -> Result<String, Str
     let (done, what) = match (&r.approve, &r.reject) {
         (Some(text), None) => {
             let edited = Some(text.as_str()).filter(|t| !t.trim().is_empty());
-            let done = tickets::approve(app, d.id, edited, REVIEWER).await;
+            let done = tickets::approve(app, &tenant, d.id, edited, REVIEWER).await;
             (done, format!("approve the reply to {}", d.ticket))
         }
         (None, Some(reason)) => {
-            (tickets::reject(app, d.id, reason, REVIEWER).await, format!("reject the reply to {}", d.ticket))
+            (tickets::reject(app, &tenant, d.id, reason, REVIEWER).await, format!("reject the reply to {}", d.ticket))
         }
         _ => return Err("give one of approve (the text, or \"\" as drafted) and reject (the reason)".into()),
     };

@@ -11,6 +11,7 @@ use super::keeper::ClaimKeeper;
 use crate::engine::{ErpRequest, EventKind, InboundEvent};
 use crate::erp::ErpError;
 use crate::pipeline::App;
+use crate::pipeline::Tenant;
 use crate::pipeline::queue::{self, ErpWrite, Send};
 use crate::store::{Claim, Lane, OutboxKind, OutboxRow, OutboxStatus, StoreError, now_ms};
 
@@ -89,7 +90,8 @@ pub async fn send_message(
     payload: &Send,
     sent: &mut Vec<(Claim, String)>,
 ) -> bool {
-    let Some(graph) = &app.graph else {
+    let tenant = app.tenants.of_conversation(&row.conversation_id);
+    let Some(graph) = tenant.as_ref().and_then(|t| t.graph.as_ref()) else {
         // Sandbox: no WhatsApp configured; the message is kept as sent, for `chat` to show.
         sent.push((claim, format!("wamid.sandbox-{}", row.id)));
         observe_sent(app, Some(payload), OutboxKind::WhatsApp, OutboxStatus::Sent);
@@ -154,13 +156,13 @@ pub async fn forward(app: &App, row: &OutboxRow, claim: Claim, forward: &queue::
 }
 
 /// Fetches from WhatsApp the files an ERP action attaches (none for the sandbox ERP).
-async fn fetch_attachments(app: &App, request: &ErpRequest) -> Result<Vec<Vec<u8>>, ErpError> {
+async fn fetch_attachments(tenant: &Tenant, request: &ErpRequest) -> Result<Vec<Vec<u8>>, ErpError> {
     let mut files = Vec::new();
-    if app.erp.is_sandbox() {
+    if tenant.erp.is_sandbox() {
         return Ok(files);
     }
     for attachment in &request.action.attachments {
-        let Some(graph) = &app.graph else {
+        let Some(graph) = &tenant.graph else {
             return Err(ErpError::Attachment {
                 message: "a file must be fetched from WhatsApp but no Graph API client is configured; set WHATSAPP_ACCESS_TOKEN".into(),
                 retryable: false,
@@ -182,10 +184,20 @@ async fn fetch_attachments(app: &App, request: &ErpRequest) -> Result<Vec<Vec<u8
 /// write looks its documents up first, so the two cannot make two).
 pub async fn write_erp(app: &App, row: &OutboxRow, claim: Claim, write: &ErpWrite, keeper: &ClaimKeeper) {
     let request = &write.request;
+    let tenant = app.tenants.of_conversation(&row.conversation_id);
     let work = async {
+        let Some(tenant) = tenant else {
+            return Err(ErpError::Attachment {
+                message: format!(
+                    "conversation {} belongs to no tenant this process serves; check TENANTS_DIR",
+                    row.conversation_id
+                ),
+                retryable: false,
+            });
+        };
         // Files the customer sent are fetched from WhatsApp first (the sandbox ERP needs none).
-        match fetch_attachments(app, request).await {
-            Ok(files) => app.erp.execute_with_files(&request.action, &files).await,
+        match fetch_attachments(&tenant, request).await {
+            Ok(files) => tenant.erp.execute_with_files(&request.action, &files).await,
             Err(e) => Err(e),
         }
     };

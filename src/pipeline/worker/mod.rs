@@ -149,10 +149,19 @@ async fn lease(app: &App, conversation_id: &str, lane: Lane) -> Option<(Conversa
         let _ = set_aside_unreadable(app, &row).await;
         return None;
     };
+    let Some(tenant) = app.tenants.of_conversation(conversation_id) else {
+        error!(
+            code = "tenant.unknown",
+            conversation_id,
+            "a conversation of no tenant this process serves; its message is set aside (check TENANTS_DIR)"
+        );
+        let _ = set_aside_unreadable(app, &row).await;
+        return None;
+    };
     let initial = serde_json::to_string(&ConversationState::new(&customer)).unwrap_or_default();
     match app
         .store
-        .acquire_lease(conversation_id, &customer, &row.phone_number_id, &initial, &app.instance_id, until)
+        .acquire_lease(&tenant.id, conversation_id, &customer, &row.phone_number_id, &initial, &app.instance_id, until)
         .await
     {
         Ok(true) => app.store.lease_load_next(conversation_id, &app.instance_id, until, lane).await.ok().flatten(),

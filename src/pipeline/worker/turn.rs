@@ -10,6 +10,7 @@ use tracing::{Instrument, error, warn};
 use crate::channel::whatsapp::render::render;
 use crate::engine::{self, ConversationState, InboundEvent};
 use crate::pipeline::App;
+use crate::pipeline::Tenant;
 use crate::pipeline::queue::{self, ErpWrite, Forward, Payload, Send, WebReply};
 use crate::record::{FlowRef, Timings, TurnRecord};
 use crate::store::{ConversationRow, InboxRow, Lane, NewTurn, StoreError, TurnCommit, now_ms};
@@ -27,8 +28,11 @@ pub async fn process_isolated(
     conv: ConversationRow,
     state: ConversationState,
 ) -> Result<Processed, TurnFailure> {
+    let Some(tenant) = app.tenants.of_conversation(&row.conversation_id) else {
+        return Err(TurnFailure::NoTenant(row.conversation_id.clone()));
+    };
     let span = tracing::Span::current();
-    let task = tokio::spawn(async move { process(&app, &row, &event, &conv, state).await }.instrument(span));
+    let task = tokio::spawn(async move { process(&app, &tenant, &row, &event, &conv, state).await }.instrument(span));
     match task.await {
         Ok(result) => result.map_err(TurnFailure::Store),
         Err(e) => {
@@ -55,6 +59,10 @@ pub enum TurnFailure {
     /// The turn panicked (a bug): nothing of it was committed.
     #[error("worker.panicked: the turn panicked ({0}); nothing of it was committed")]
     Panicked(String),
+    /// The conversation's number or website belongs to no tenant this process serves (one
+    /// removed from `TENANTS_DIR` since its messages arrived).
+    #[error("tenant.unknown: conversation {0} belongs to no tenant this process serves; check TENANTS_DIR")]
+    NoTenant(String),
 }
 
 impl TurnFailure {
@@ -63,6 +71,7 @@ impl TurnFailure {
         match self {
             TurnFailure::Store(e) => e.code(),
             TurnFailure::Panicked(_) => "worker.panicked",
+            TurnFailure::NoTenant(_) => "tenant.unknown",
         }
     }
 
@@ -76,6 +85,7 @@ impl TurnFailure {
 /// One turn, against the conversation as loaded under the lease and its parsed `state`.
 async fn process(
     app: &App,
+    tenant: &Tenant,
     row: &InboxRow,
     event: &InboundEvent,
     conv: &ConversationRow,
@@ -83,11 +93,11 @@ async fn process(
 ) -> Result<Processed, StoreError> {
     let started = Instant::now();
     app.metrics.observe("inbox_wait", (now_ms() - row.received_at).max(0) as f64 / 1000.0);
-    let flows = app.flows_for(&state).await;
+    let flows = app.flows_for(tenant, &state).await;
     let guards_started = Instant::now();
     // A voice note is heard first (when speech to text is configured): the turn then reads what
     // was said like typed text.
-    let heard = transcribe(app, event).await;
+    let heard = transcribe(app, tenant, event).await;
     let transcript = heard.as_ref().and_then(|(_, t)| t.clone());
     let plan = engine::plan(&flows, &state, event, transcript.as_deref());
     let now = if event.timestamp > 0 {
@@ -101,7 +111,7 @@ async fn process(
         (Some(_), true) => app.held_places(&row.conversation_id, now_ms()).await?,
         _ => vec![],
     };
-    let mut guards = app.guards.run(&flows, &plan, now, &held).await;
+    let mut guards = tenant.guards_for_today(app, now_ms()).await.run(&flows, &plan, now, &held).await;
     if let Some((run, text)) = heard {
         guards.runs.insert(0, run);
         guards.transcript = text;
@@ -125,7 +135,7 @@ async fn process(
     // cannot hold the same window).
     let mut slot = bulk_slot;
     for _ in 0..3 {
-        let decided = Decided { flows: &flows, plan: &plan, guards: &guards, guards_ms, started, lane };
+        let decided = Decided { tenant, flows: &flows, plan: &plan, guards: &guards, guards_ms, started, lane };
         match decide_and_commit(app, row, event, conv, &state, decided, slot.take()).await {
             Err(StoreError::HoldRefused(refused)) => {
                 warn!(window = %refused.0, "the turn's place was taken meanwhile; deciding it again");
@@ -143,6 +153,7 @@ async fn process(
 
 /// What the guard phase of a turn produced, for [`decide_and_commit`].
 struct Decided<'a> {
+    tenant: &'a Tenant,
     flows: &'a crate::flow::FlowSet,
     plan: &'a engine::GuardPlan,
     guards: &'a engine::GuardResults,
@@ -161,7 +172,7 @@ async fn decide_and_commit(
     decided: Decided<'_>,
     bulk_slot: Option<tokio::sync::SemaphorePermit<'_>>,
 ) -> Result<Processed, StoreError> {
-    let Decided { flows, plan, guards, guards_ms, started, lane } = decided;
+    let Decided { tenant, flows, plan, guards, guards_ms, started, lane } = decided;
     let (version, phone_number_id) = (conv.version, conv.phone_number_id.clone());
     let state = state.clone();
     let decide_started = Instant::now();
@@ -248,9 +259,16 @@ async fn decide_and_commit(
         };
         outbox.push(Payload::Forward(f).row(&row.conversation_id, forward.event.message_id.clone(), now_ms));
     }
-    outbox.extend(crate::pipeline::knowledge::flag_rows(&row.conversation_id, &row.dedup_key, &flags, now_ms));
+    outbox.extend(crate::pipeline::knowledge::flag_rows(
+        &tenant.id,
+        &row.conversation_id,
+        &row.dedup_key,
+        &flags,
+        now_ms,
+    ));
     outbox.extend(crate::pipeline::team::handoff_rows(
         app,
+        tenant,
         &row.conversation_id,
         &row.dedup_key,
         &sender,
@@ -309,8 +327,12 @@ async fn decide_and_commit(
     let queued = outbox.clone();
     let commit_started = started.elapsed().as_secs_f64();
     let state_json = serde_json::to_string(&new_state).unwrap_or_default();
-    let counts = crate::stats::counts(&record, &app.flows().business.time_zone);
+    let counts = crate::stats::counts(&record, &flows.business.time_zone);
+    tenant
+        .meter
+        .add(&crate::tenant::quota::day_of(&flows.business.time_zone, now_ms), crate::tenant::quota::usage_of(&counts));
     let commit = app.store.commit_and_next(TurnCommit {
+        tenant: tenant.id.clone(),
         conversation_id: row.conversation_id.clone(),
         owner: app.instance_id.clone(),
         expected_version: version,
@@ -376,9 +398,9 @@ async fn decide_and_commit(
 /// The speech-to-text guard: a voice note fetched from WhatsApp and transcribed, with its run
 /// record. `None` when the event is not audio or speech to text (or the Graph API) is not
 /// configured; the transcript is `None` when it failed (the customer is then asked to type).
-async fn transcribe(app: &App, event: &InboundEvent) -> Option<(engine::GuardRun, Option<String>)> {
+async fn transcribe(app: &App, tenant: &Tenant, event: &InboundEvent) -> Option<(engine::GuardRun, Option<String>)> {
     let engine::EventKind::Media { media_type, media_id, mime_type, .. } = &event.kind else { return None };
-    let (true, Some(speech), Some(graph)) = (media_type == "audio", &app.speech, &app.graph) else { return None };
+    let (true, Some(speech), Some(graph)) = (media_type == "audio", &app.speech, &tenant.graph) else { return None };
     let started = Instant::now();
     let heard = match graph.download_media(media_id).await {
         Ok((bytes, mime)) => {

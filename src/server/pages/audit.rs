@@ -30,7 +30,7 @@ async fn show(app: web::Data<App>, req: HttpRequest, q: web::Query<Query>) -> Ht
     };
     let given = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(String::from);
     let filter = AuditFilter { actor: given(&q.actor), action: given(&q.action), ..AuditFilter::default() };
-    let zone = app.flows().business.time_zone.clone();
+    let zone = p.tenant.flows().business.time_zone.clone();
     let mut body = format!(
         r#"<form class="filters" method="get" action="/console/audit" aria-label="Filter the audit trail">
 <label for="actor">Who<input id="actor" name="actor" value="{}"></label>
@@ -40,7 +40,7 @@ async fn show(app: web::Data<App>, req: HttpRequest, q: web::Query<Query>) -> Ht
         esc(filter.actor.as_deref().unwrap_or("")),
         esc(filter.action.as_deref().unwrap_or("")),
     );
-    match app.store.audit_entries(&filter, 200).await {
+    match app.store.audit_entries(&p.tenant.id, &filter, 200).await {
         Ok(rows) => {
             let rows: String = rows
                 .iter()

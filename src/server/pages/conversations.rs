@@ -19,7 +19,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 async fn csv(app: web::Data<App>, req: HttpRequest, q: web::Query<SearchQuery>) -> HttpResponse {
     match viewer(&app, &req, Permission::Read).await {
-        Ok(_) => csv_answer(&app, &q).await,
+        Ok(p) => csv_answer(&app, &p.tenant, &q).await,
         Err(resp) => resp,
     }
 }
@@ -28,8 +28,8 @@ fn value(s: &Option<String>) -> String {
     esc(s.as_deref().unwrap_or(""))
 }
 
-fn form(app: &App, q: &SearchQuery) -> String {
-    let flows = app.flows();
+fn form(tenant: &crate::pipeline::Tenant, q: &SearchQuery) -> String {
+    let flows = tenant.flows();
     let options: String = flows
         .flows
         .values()
@@ -87,10 +87,10 @@ async fn show(app: web::Data<App>, req: HttpRequest, q: web::Query<SearchQuery>)
         Ok(p) => p,
         Err(resp) => return resp,
     };
-    let mut body = form(&app, &q);
+    let mut body = form(&p.tenant, &q);
     let searched =
         [&q.text, &q.number, &q.flow, &q.from, &q.to].iter().any(|v| v.as_deref().is_some_and(|v| !v.is_empty()));
-    match search(&app, &q).await {
+    match search(&app, &p.tenant, &q).await {
         Ok(hits) => {
             let inspector = app.is_sandbox() && p.allows(Permission::Act);
             let rows: String = hits.iter().map(|h| row(h, inspector)).collect();
@@ -123,7 +123,7 @@ async fn explain(app: web::Data<App>, req: HttpRequest, key: web::Path<String>) 
         Ok(p) => p,
         Err(resp) => return resp,
     };
-    let body = match crate::explain::build(&app.store, &key).await {
+    let body = match crate::explain::build(&app.store, &p.tenant.id, &key).await {
         Ok(timelines) if timelines.is_empty() => {
             return html(
                 StatusCode::NOT_FOUND,

@@ -17,7 +17,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 async fn csv(app: web::Data<App>, req: HttpRequest, q: web::Query<RangeQuery>) -> HttpResponse {
     match viewer(&app, &req, Permission::Read).await {
-        Ok(_) => csv_answer(&app, &q).await,
+        Ok(p) => csv_answer(&app, &p.tenant, &q).await,
         Err(resp) => resp,
     }
 }
@@ -27,18 +27,22 @@ async fn show(app: web::Data<App>, req: HttpRequest, q: web::Query<RangeQuery>) 
         Ok(p) => p,
         Err(resp) => return resp,
     };
-    let (r, problem) = match range(&app, &q) {
+    let (r, problem) = match range(&p.tenant, &q) {
         Ok(r) => (r, None),
         Err(_) => (
-            range(&app, &RangeQuery::default()).unwrap_or(Range { from: String::new(), to: String::new(), flow: None }),
+            range(&p.tenant, &RangeQuery::default()).unwrap_or(Range {
+                from: String::new(),
+                to: String::new(),
+                flow: None,
+            }),
             Some("Those dates or that flow could not be read; showing the last 30 days instead."),
         ),
     };
-    let d = match load(&app, &r).await {
+    let d = match load(&app, &p.tenant, &r).await {
         Ok((d, _)) => d,
         Err(resp) => return resp,
     };
-    let flows = app.flows();
+    let flows = p.tenant.flows();
     let options: Vec<(String, String)> = flows.flows.values().map(|f| (f.id.clone(), f.title.clone())).collect();
     let mut body = filters(&r, &options);
     if let Some(m) = problem {

@@ -103,7 +103,12 @@ async fn index(app: web::Data<App>, req: HttpRequest, q: web::Query<IndexQuery>)
             esc(id)
         ));
     }
-    let open = app.store.open_flags(crate::server::knowledge::MAX_OPEN_FLAGS).await.map(|f| f.len()).unwrap_or(0);
+    let open = app
+        .store
+        .open_flags(&p.tenant.id, crate::server::knowledge::MAX_OPEN_FLAGS)
+        .await
+        .map(|f| f.len())
+        .unwrap_or(0);
     body.push_str(&format!(r#"<p><a href="/console/knowledge/review">Flagged questions to review: {open}</a></p>"#));
     let question = q.q.clone().unwrap_or_default();
     body.push_str(&format!(
@@ -112,9 +117,9 @@ async fn index(app: web::Data<App>, req: HttpRequest, q: web::Query<IndexQuery>)
         esc(&question)
     ));
     if !question.trim().is_empty() {
-        let flows = app.flows();
-        let catalog = app.erp.catalog(&flows.catalog, &flows.root).await.map(|c| c.0).unwrap_or_default();
-        match app.guards.knowledge.shelf(&flows.knowledge, &catalog).await {
+        let flows = p.tenant.flows();
+        let catalog = p.tenant.erp.catalog(&flows.catalog, &flows.root).await.map(|c| c.0).unwrap_or_default();
+        match p.tenant.guards.knowledge.shelf(&flows.knowledge, &catalog).await {
             Ok(shelf) => {
                 let answered: Vec<String> = shelf.find(&question).iter().map(|f| f.passage.id.clone()).collect();
                 let rows: String = shelf
@@ -141,7 +146,7 @@ async fn index(app: web::Data<App>, req: HttpRequest, q: web::Query<IndexQuery>)
             Err(e) => body.push_str(&format!(r#"<p role="alert" class="alert">{}</p>"#, esc(&e.to_string()))),
         }
     }
-    match app.store.knowledge_items().await {
+    match app.store.knowledge_items(&p.tenant.id).await {
         Ok((revision, items)) => {
             let rows: String = items
                 .iter()
@@ -214,7 +219,7 @@ async fn item(app: web::Data<App>, req: HttpRequest, id: web::Path<String>) -> H
         Ok(p) => p,
         Err(resp) => return resp,
     };
-    let item = match app.store.knowledge_item(&id).await {
+    let item = match app.store.knowledge_item(&p.tenant.id, &id).await {
         Ok(Some(i)) => i,
         Ok(None) => return not_saved(&p, "/console/knowledge", &KnowledgeError::NotFound(id.into_inner())),
         Err(e) => return not_saved(&p, "/console/knowledge", &e.into()),
@@ -251,8 +256,8 @@ async fn item(app: web::Data<App>, req: HttpRequest, id: web::Path<String>) -> H
             r#"<form method="post" action="{action}/delete"><button type="submit">Delete this item</button></form>"#
         ));
     }
-    if let Ok(history) = app.store.knowledge_history(&item.id).await {
-        let zone = app.flows().business.time_zone.clone();
+    if let Ok(history) = app.store.knowledge_history(&p.tenant.id, &item.id).await {
+        let zone = p.tenant.flows().business.time_zone.clone();
         let rows: String = history
             .iter()
             .map(|h| {
@@ -286,7 +291,7 @@ async fn update(
         Err(resp) => return resp,
     };
     let back = format!("/console/knowledge/item/{}", url_part(&id));
-    let current = match app.store.knowledge_item(&id).await {
+    let current = match app.store.knowledge_item(&p.tenant.id, &id).await {
         Ok(Some(i)) if i.kind == ItemKind::Entry => i,
         Ok(_) => return not_saved(&p, &back, &KnowledgeError::NotFound(id.into_inner())),
         Err(e) => return not_saved(&p, &back, &e.into()),
@@ -294,7 +299,7 @@ async fn update(
     let saved = match entry_from(form.into_inner().input(), Some(&current.id)) {
         Ok(item) => {
             let item = crate::knowledge::Item { also_asked: current.also_asked, ..item };
-            app.store.save_knowledge_item(item, &p.name(), false).await
+            app.store.save_knowledge_item(&p.tenant.id, item, &p.name(), false).await
         }
         Err(e) => Err(e),
     };
@@ -320,7 +325,7 @@ async fn delete(app: web::Data<App>, req: HttpRequest, id: web::Path<String>) ->
         Ok(p) => p,
         Err(resp) => return resp,
     };
-    match app.store.delete_knowledge_item(&id, &p.name()).await {
+    match app.store.delete_knowledge_item(&p.tenant.id, &id, &p.name()).await {
         Ok(_) => {
             crate::server::auth::record(&app, &p, "knowledge.delete", &id, "ok", serde_json::json!({})).await;
             see_other("/console/knowledge")
@@ -334,12 +339,13 @@ async fn review(app: web::Data<App>, req: HttpRequest) -> HttpResponse {
         Ok(p) => p,
         Err(resp) => return resp,
     };
-    let (rows, items) =
-        match (app.store.open_flags(crate::server::knowledge::MAX_OPEN_FLAGS).await, app.store.knowledge_items().await)
-        {
-            (Ok(rows), Ok((_, items))) => (rows, items),
-            (Err(e), _) | (_, Err(e)) => return not_saved(&p, "/console/knowledge", &e.into()),
-        };
+    let (rows, items) = match (
+        app.store.open_flags(&p.tenant.id, crate::server::knowledge::MAX_OPEN_FLAGS).await,
+        app.store.knowledge_items(&p.tenant.id).await,
+    ) {
+        (Ok(rows), Ok((_, items))) => (rows, items),
+        (Err(e), _) | (_, Err(e)) => return not_saved(&p, "/console/knowledge", &e.into()),
+    };
     let flags: Vec<(i64, String, String)> = rows.iter().map(|r| (r.id, r.question.clone(), r.reason.clone())).collect();
     let groups = crate::knowledge::review::group(&flags);
     let options: String =

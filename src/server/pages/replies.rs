@@ -94,12 +94,12 @@ async fn index(app: web::Data<App>, req: HttpRequest, q: web::Query<IndexQuery>)
     if let Some(done) = q.done.as_deref().filter(|d| !d.is_empty()) {
         body.push_str(&format!(r#"<p role="status">{}</p>"#, esc(done)));
     }
-    if app.flows().tickets.is_none() {
+    if p.tenant.flows().tickets.is_none() {
         body.push_str(
             "<p>No support tickets are read: add a <code>tickets</code> section to <code>flows/erp.yaml</code>.</p>",
         );
     }
-    match app.store.drafts(Some(DraftStatus::Pending), crate::server::replies::MAX_LISTED).await {
+    match app.store.drafts(&p.tenant.id, Some(DraftStatus::Pending), crate::server::replies::MAX_LISTED).await {
         Ok(rows) if rows.is_empty() => body.push_str("<p>No draft is waiting for review.</p>"),
         Ok(rows) => {
             body.push_str(&format!(
@@ -113,7 +113,7 @@ async fn index(app: web::Data<App>, req: HttpRequest, q: web::Query<IndexQuery>)
         }
         Err(e) => body.push_str(&format!(r#"<p role="alert" class="alert">{}</p>"#, esc(&e.to_string()))),
     }
-    if let Ok(all) = app.store.drafts(None, 50).await {
+    if let Ok(all) = app.store.drafts(&p.tenant.id, None, 50).await {
         let rows: String = all
             .iter()
             .filter(|d| d.status != DraftStatus::Pending.as_str())

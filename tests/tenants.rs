@@ -1,0 +1,211 @@
+//! Two businesses on one installation (TENANTS_DIR), against the real server with a fake ERP
+//! each: the same customer number writing to both stays two customers; each business's
+//! credentials (sealed in its tenant.yaml) reach only its own ERP; an admin of one gets 404 on
+//! every resource of the other; a hot reload of one leaves the other untouched; a number no
+//! tenant claims is not answered; on SQLite and PostgreSQL.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use carewell::fakes::FakeErp;
+use carewell::tenant::TenantId;
+use carewell::tenant::secret::SecretsKey;
+use common::*;
+use serde_json::{Value, json};
+
+const KEY: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+/// The fake Graph API's two numbers, one per business.
+const SPARKLE_NUMBER: &str = carewell::fakes::PHONE_NUMBER_ID;
+const SHINE_NUMBER: &str = carewell::fakes::SECOND_PHONE_NUMBER_ID;
+const SPARKLE_TOKEN: &str = "sparkle-break-glass";
+const SHINE_TOKEN: &str = "shine-break-glass";
+const CUSTOMER: &str = "971500000777";
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
+/// A tenant folder: the sample flows, prompts and knowledge, renamed to `name` with site key
+/// `site`, and a tenant.yaml whose secrets are sealed for `id`.
+fn tenant(dir: &Path, id: &str, name: &str, site: &str, number: &str, erp: &FakeErp, admin_token: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let folder = dir.join(id);
+    copy_dir(&root.join("flows"), &folder.join("flows"));
+    copy_dir(&root.join("prompts"), &folder.join("prompts"));
+    std::fs::create_dir_all(folder.join("fixtures")).unwrap();
+    std::fs::copy(root.join("fixtures/knowledge.yaml"), folder.join("fixtures/knowledge.yaml")).unwrap();
+    let business = std::fs::read_to_string(folder.join("flows/business.yaml")).unwrap();
+    let business = business
+        .replace("name: Sparkle Doorstep Car Care", &format!("name: {name}"))
+        .replace("key: sparkle-website", &format!("key: {site}"));
+    std::fs::write(folder.join("flows/business.yaml"), business).unwrap();
+    let key = SecretsKey::from_hex(KEY).unwrap();
+    let tid = TenantId::parse(id).unwrap();
+    let yaml = format!(
+        "name: {name}\nwhatsapp:\n  phone_number_ids: [\"{number}\"]\nerp:\n  base_url: {}\n  api_key: {}\n  api_secret: {}\nadmin_token: {}\n",
+        erp.url,
+        key.seal(&tid, if id == "sparkle" { carewell::fakes::ERP_KEY.0 } else { "shine-key" }),
+        key.seal(&tid, if id == "sparkle" { carewell::fakes::ERP_KEY.1 } else { "shine-secret" }),
+        key.seal(&tid, admin_token),
+    );
+    std::fs::write(folder.join("tenant.yaml"), yaml).unwrap();
+}
+
+struct Two {
+    _dir: TempDir,
+    dir: PathBuf,
+    fakes: Fakes,
+    shine_erp: FakeErp,
+    server: Server,
+}
+
+struct TempDir(PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn start(db: &Db) -> Two {
+    let dir = std::env::temp_dir().join("carewell-tests").join(format!("tenants-{}", uuid::Uuid::new_v4().simple()));
+    let fakes = Fakes::new(None);
+    let shine_erp = FakeErp::start_with_key("shine-key", "shine-secret");
+    // The sparkle tenant's key is the default fake ERP's.
+    tenant(&dir, "sparkle", "Sparkle Car Care", "sparkle-website", SPARKLE_NUMBER, &fakes.erp, SPARKLE_TOKEN);
+    tenant(&dir, "shine", "Shine Mobile Wash", "shine-website", SHINE_NUMBER, &shine_erp, SHINE_TOKEN);
+    let server = Server::start_with(
+        db,
+        &fakes,
+        &[("TENANTS_DIR", dir.to_str().unwrap()), ("TENANT_SECRETS_KEY", KEY), ("ADMIN_TOKEN", "")],
+    );
+    Two { _dir: TempDir(dir.clone()), dir, fakes, shine_erp, server }
+}
+
+async fn admin(server: &Server, token: &str, method: &str, path: &str, body: Value) -> (u16, Value) {
+    let http = reqwest::Client::new();
+    let url = format!("{}{path}", server.url);
+    let req = match method {
+        "GET" => http.get(url),
+        "PUT" => http.put(url).json(&body),
+        "DELETE" => http.delete(url),
+        _ => http.post(url).json(&body),
+    };
+    let resp = req.bearer_auth(token).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn texts(replies: &[Value]) -> String {
+    replies.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("\n")
+}
+
+async fn both(db: Db) {
+    let t = start(&db);
+    let graph = &t.fakes.graph;
+    let mut at_sparkle = Customer::on_number(&t.server, graph, CUSTOMER, SPARKLE_NUMBER);
+    let mut at_shine = Customer::on_number(&t.server, graph, CUSTOMER, SHINE_NUMBER);
+
+    // The same number writes to both businesses: each answers in its own name.
+    let sparkle_hello = at_sparkle.text("hi").await;
+    let shine_hello = at_shine.text("hi").await;
+    assert!(texts(&sparkle_hello).contains("Sparkle Car Care"), "{}\n{}", texts(&sparkle_hello), t.server.log());
+    assert!(texts(&shine_hello).contains("Shine Mobile Wash"), "{}", texts(&shine_hello));
+    assert!(!texts(&shine_hello).contains("Sparkle"), "{}", texts(&shine_hello));
+
+    // Each admin sees its own conversation with that number, and not the other's.
+    let (status, list) = admin(&t.server, SPARKLE_TOKEN, "GET", "/admin/conversations", json!({})).await;
+    assert_eq!(status, 200, "{list}");
+    let ids: Vec<&str> = list["conversations"].as_array().unwrap().iter().filter_map(|c| c["id"].as_str()).collect();
+    assert_eq!(ids, vec![at_sparkle.conversation_id().as_str()], "{list}");
+    let (_, list) = admin(&t.server, SHINE_TOKEN, "GET", "/admin/conversations", json!({})).await;
+    let ids: Vec<&str> = list["conversations"].as_array().unwrap().iter().filter_map(|c| c["id"].as_str()).collect();
+    assert_eq!(ids, vec![at_shine.conversation_id().as_str()], "{list}");
+
+    // An admin of one business gets 404 on the other's resources, by id or by number.
+    let shine_conversation = at_shine.conversation_id();
+    for path in [format!("/admin/conversations/{shine_conversation}"), format!("/admin/conversations/{CUSTOMER}")] {
+        let (status, body) = admin(&t.server, SPARKLE_TOKEN, "GET", &path, json!({})).await;
+        let shows_shine = body.to_string().contains(&shine_conversation);
+        assert!(!shows_shine, "{path}: {body}");
+        if path.contains(':') {
+            assert_eq!(status, 404, "{path}: {body}");
+        }
+    }
+    let (status, body) = admin(
+        &t.server,
+        SPARKLE_TOKEN,
+        "POST",
+        &format!("/admin/conversations/{shine_conversation}/takeover"),
+        json!({"agent": "sam"}),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = admin(&t.server, SHINE_TOKEN, "GET", "/admin/knowledge", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let shine_items = body["items"].as_array().map_or(0, Vec::len);
+    assert!(shine_items > 0, "each tenant's knowledge file is imported into its own base: {body}");
+    let (status, body) = admin(
+        &t.server,
+        SPARKLE_TOKEN,
+        "POST",
+        "/admin/knowledge",
+        json!({"title": "Sparkle's secret offer", "question": "what is the secret offer?", "answer": "Ten percent off on Tuesdays.", "keywords": ["offer"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["item"]["id"].as_str().unwrap().to_string();
+    let (status, _) = admin(&t.server, SHINE_TOKEN, "GET", &format!("/admin/knowledge/{id}"), json!({})).await;
+    assert_eq!(status, 404, "another tenant's knowledge item is not found");
+    let (_, body) = admin(&t.server, SHINE_TOKEN, "GET", "/admin/knowledge", json!({})).await;
+    assert_eq!(body["items"].as_array().map_or(0, Vec::len), shine_items, "{body}");
+
+    // A hot reload of one business leaves the other untouched.
+    let business = t.dir.join("sparkle/flows/business.yaml");
+    let edited = std::fs::read_to_string(&business).unwrap().replace("name: Sparkle Car Care", "name: Sparkle Renamed");
+    std::fs::write(&business, edited).unwrap();
+    let (status, body) = admin(&t.server, SPARKLE_TOKEN, "POST", "/admin/flows/reload", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let mut later_sparkle = Customer::on_number(&t.server, graph, "971500000888", SPARKLE_NUMBER);
+    let mut later_shine = Customer::on_number(&t.server, graph, "971500000888", SHINE_NUMBER);
+    let renamed = later_sparkle.text("hi").await;
+    let untouched = later_shine.text("hi").await;
+    assert!(texts(&renamed).contains("Sparkle Renamed"), "{}", texts(&renamed));
+    assert!(texts(&untouched).contains("Shine Mobile Wash"), "{}", texts(&untouched));
+
+    // A message on a number no tenant claims is acknowledged and not answered.
+    let mut stranger = Customer::on_number(&t.server, graph, "971500000999", "3003");
+    let nothing = stranger.text("hi").await;
+    assert!(nothing.is_empty(), "{}", texts(&nothing));
+    assert!(t.server.log().contains("tenant.unknown_number"), "the refusal is logged");
+
+    // Each business's ERP was asked with its own credentials (opened from its sealed
+    // tenant.yaml), and never with the other's: each fake ERP accepts only its own key.
+    assert!(!t.fakes.erp.requests().is_empty() && !t.shine_erp.requests().is_empty(), "both ERPs were asked");
+    assert_eq!((t.fakes.erp.refused(), t.shine_erp.refused()), (0, 0), "no ERP saw another's key");
+
+    // Every turn of the untouched business replays the same on its own flows.
+    t.server.settle().await;
+    let store = t.server.store().await;
+    let shine = TenantId::parse("shine").unwrap();
+    let flows = carewell::flow::FlowSet::load(&t.dir.join("shine/flows")).unwrap();
+    let replayed = carewell::replay::replay_all(&store, &shine, &flows).await.unwrap();
+    assert_eq!(replayed.len(), 2, "{}", carewell::replay::render(&replayed));
+    assert!(replayed.iter().all(|r| r.differences.is_empty()), "{}", carewell::replay::render(&replayed));
+}
+
+#[tokio::test]
+async fn two_tenants_stay_apart_on_sqlite() {
+    both(sqlite()).await;
+}
+
+#[tokio::test]
+async fn two_tenants_stay_apart_on_postgres() {
+    both(postgres().await).await;
+}

@@ -198,6 +198,63 @@ async fn both(db: Db) {
     let replayed = carewell::replay::replay_all(&store, &shine, &flows).await.unwrap();
     assert_eq!(replayed.len(), 2, "{}", carewell::replay::render(&replayed));
     assert!(replayed.iter().all(|r| r.differences.is_empty()), "{}", carewell::replay::render(&replayed));
+    if let Db::Postgres(url) = &t.server.db {
+        assert!(!t.server.log().contains("store.row_security_off"), "the service raised the wall for its reads");
+        wall_holds(url, &shine_conversation).await;
+    }
+}
+
+/// PostgreSQL's row-level security, the second wall: acting as a tenant (as the store does for
+/// every read on an operator's behalf), a query with no filter at all sees that tenant's rows
+/// only, and with no tenant set, none.
+async fn wall_holds(url: &str, shine_conversation: &str) {
+    use diesel::prelude::*;
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        id: String,
+    }
+    let mut conn = AsyncPgConnection::establish(url).await.unwrap();
+    let seen = |tenant: Option<&'static str>, table: &'static str| {
+        let sql = format!("SELECT conversation_id AS id FROM {table}");
+        async move {
+            let mut conn = AsyncPgConnection::establish(url).await.unwrap();
+            conn.transaction::<_, diesel::result::Error, _>(async move |c| {
+                if let Some(t) = tenant {
+                    diesel::sql_query("SELECT set_config('carewell.tenant', $1, true)")
+                        .bind::<diesel::sql_types::Text, _>(t)
+                        .execute(c)
+                        .await?;
+                }
+                diesel::sql_query("SET LOCAL ROLE carewell_tenant").execute(c).await?;
+                let rows: Vec<Row> = diesel::sql_query(sql).load(c).await?;
+                let mut ids: Vec<String> = rows.into_iter().map(|r| r.id).collect();
+                ids.sort();
+                ids.dedup();
+                Ok(ids)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    for table in ["turns", "outbox", "inbox"] {
+        assert_eq!(
+            seen(Some("shine"), table).await,
+            vec![shine_conversation.to_string(), format!("{SHINE_NUMBER}:971500000888")],
+            "{table}"
+        );
+        assert!(seen(None, table).await.is_empty(), "{table}: no tenant set, nothing seen");
+    }
+    let all: i64 =
+        diesel::sql_query("SELECT count(*) AS n FROM conversations").get_result::<Count>(&mut conn).await.unwrap().n;
+    assert_eq!(all, 4, "the owner (the service's worker) sees every tenant");
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
 }
 
 #[tokio::test]

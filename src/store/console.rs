@@ -182,7 +182,7 @@ impl Store {
 
     /// Every user of `tenant`, by name.
     pub async fn users(&self, tenant: &TenantId) -> Result<Vec<UserRow>, StoreError> {
-        Ok(with_conn!(self, |conn| {
+        Ok(with_tenant!(self, tenant, |conn| {
             users::table
                 .filter(users::tenant.eq(tenant.as_str()))
                 .select(UserRow::as_select())
@@ -304,7 +304,7 @@ impl Store {
 
     /// Every key of `tenant`, newest first (revoked ones included, with their time).
     pub async fn api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRow>, StoreError> {
-        Ok(with_conn!(self, |conn| {
+        Ok(with_tenant!(self, tenant, |conn| {
             api_keys::table
                 .filter(api_keys::tenant.eq(tenant.as_str()))
                 .select(ApiKeyRow::as_select())
@@ -346,7 +346,7 @@ impl Store {
         filter: &AuditFilter,
         limit: i64,
     ) -> Result<Vec<AuditRow>, StoreError> {
-        Ok(with_conn!(self, |conn| {
+        Ok(with_tenant!(self, tenant, |conn| {
             let mut q = audit_log::table
                 .filter(audit_log::tenant.eq(tenant.as_str().to_string()))
                 .select(AuditRow::as_select())
@@ -407,7 +407,7 @@ impl Store {
         to: &str,
     ) -> Result<Vec<(String, String, String, i64)>, StoreError> {
         use super::schema::daily_counts as d;
-        let rows: Vec<(String, String, String, i64)> = with_conn!(self, |conn| {
+        let rows: Vec<(String, String, String, i64)> = with_tenant!(self, tenant, |conn| {
             d::table
                 .filter(d::tenant.eq(tenant.as_str()))
                 .filter(d::day.ge(from))

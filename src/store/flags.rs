@@ -64,7 +64,7 @@ pub struct FlagRow {
 impl Store {
     /// `tenant`'s flags not resolved yet, newest first, at most `limit`.
     pub async fn open_flags(&self, tenant: &TenantId, limit: i64) -> Result<Vec<FlagRow>, StoreError> {
-        Ok(with_conn!(self, |conn| {
+        Ok(with_tenant!(self, tenant, |conn| {
             knowledge_flags::table
                 .filter(knowledge_flags::tenant.eq(tenant.as_str()))
                 .filter(knowledge_flags::resolved_at.is_null())
@@ -90,7 +90,7 @@ impl Store {
 
     /// Flags of `tenant` by id (another tenant's are not found).
     pub async fn flags(&self, tenant: &TenantId, ids: &[i64]) -> Result<Vec<FlagRow>, StoreError> {
-        Ok(with_conn!(self, |conn| {
+        Ok(with_tenant!(self, tenant, |conn| {
             knowledge_flags::table
                 .filter(knowledge_flags::tenant.eq(tenant.as_str()))
                 .filter(knowledge_flags::id.eq_any(ids))

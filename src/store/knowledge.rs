@@ -93,7 +93,7 @@ impl Store {
     /// were read at.
     pub async fn knowledge_items(&self, tenant: &TenantId) -> Result<(i64, Vec<Item>), StoreError> {
         let revision = self.knowledge_revision(tenant).await?;
-        let rows: Vec<ItemRow> = with_conn!(self, |conn| {
+        let rows: Vec<ItemRow> = with_tenant!(self, tenant, |conn| {
             knowledge_items::table
                 .filter(knowledge_items::tenant.eq(tenant.as_str()))
                 .select(ItemRow::as_select())
@@ -106,7 +106,7 @@ impl Store {
 
     /// One item of `tenant`.
     pub async fn knowledge_item(&self, tenant: &TenantId, id: &str) -> Result<Option<Item>, StoreError> {
-        let row: Option<ItemRow> = with_conn!(self, |conn| {
+        let row: Option<ItemRow> = with_tenant!(self, tenant, |conn| {
             knowledge_items::table
                 .find((tenant.as_str(), id))
                 .select(ItemRow::as_select())
@@ -119,7 +119,7 @@ impl Store {
 
     /// The changes of one item of `tenant`, newest first.
     pub async fn knowledge_history(&self, tenant: &TenantId, id: &str) -> Result<Vec<KnowledgeRevision>, StoreError> {
-        Ok(with_conn!(self, |conn| {
+        Ok(with_tenant!(self, tenant, |conn| {
             knowledge_revisions::table
                 .filter(knowledge_revisions::tenant.eq(tenant.as_str()))
                 .filter(knowledge_revisions::item_id.eq(id))

@@ -114,6 +114,9 @@ pub struct Store {
     sqlite_batch: Option<sqlite_batch::Batcher>,
     /// `sqlite` or `postgres`.
     pub backend: &'static str,
+    /// PostgreSQL: whether one tenant's reads raise the row-level security wall (the role
+    /// `carewell_tenant` exists and may be taken; see [`tenant_wall`]).
+    pub row_security: bool,
 }
 
 /// PostgreSQL connections kept for the interactive lane (see [`Store::pg_conn`]).
@@ -144,6 +147,35 @@ macro_rules! with_conn {
     };
 }
 
+/// Like `with_conn!`, for one tenant's reads: on PostgreSQL the body runs in a transaction that
+/// raises the row-level security wall for `$tenant` first (see [`tenant_wall`]); on SQLite it is
+/// `with_conn!`. The body's `?` gives [`StoreError`]s.
+macro_rules! with_tenant {
+    ($store:expr, $tenant:expr, |$conn:ident| $body:expr) => {
+        match &$store.pools {
+            $crate::store::Pools::Sqlite(pool) => {
+                let mut guard = pool.get().await.map_err(|e| $crate::store::StoreError::Pool(e.to_string()))?;
+                let $conn: &mut $crate::store::SqliteConn = &mut *guard;
+                $body
+            }
+            $crate::store::Pools::Postgres(pool) => {
+                let mut guard = pool.get().await.map_err(|e| $crate::store::StoreError::Pool(e.to_string()))?;
+                let conn: &mut diesel_async::AsyncPgConnection = &mut *guard;
+                let wall = $store.row_security;
+                let tenant: String = $tenant.as_str().to_string();
+                diesel_async::AsyncConnection::transaction::<_, $crate::store::StoreError, _>(
+                    conn,
+                    async move |$conn| {
+                        $crate::store::tenant_wall::enter($conn, &tenant, wall).await?;
+                        Ok::<_, $crate::store::StoreError>($body)
+                    },
+                )
+                .await?
+            }
+        }
+    };
+}
+
 mod console;
 mod erasure;
 mod flags;
@@ -157,6 +189,7 @@ mod records;
 mod replies;
 mod rows;
 mod search;
+mod tenant_wall;
 mod url;
 mod web;
 pub use console::{ApiKeyRow, AuditFilter, AuditRow, NewApiKey, NewAudit, UserRow, secret_digest};
@@ -252,6 +285,7 @@ impl Store {
                     sqlite_interactive_reads: Some(interactive_reads),
                     pg_interactive: None,
                     backend: "sqlite",
+                    row_security: false,
                 })
             }
             DatabaseUrl::Postgres(u) => {
@@ -277,12 +311,24 @@ impl Store {
                         AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(u.as_str(), config);
                     Pool::builder(manager).max_size(size).build().map_err(|e| StoreError::Pool(e.to_string()))
                 };
+                let pool = pg_pool(pool_size.max(2))?;
+                let row_security = {
+                    let mut conn = pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))?;
+                    tenant_wall::available(&mut conn).await?
+                };
+                if !row_security {
+                    tracing::warn!(
+                        code = "store.row_security_off",
+                        "the role carewell_tenant is missing or cannot be taken: tenants are kept apart by the store's filters only; run the migrations as a user with CREATEROLE to raise the second wall"
+                    );
+                }
                 Ok(Store {
-                    pools: Pools::Postgres(pg_pool(pool_size.max(2))?),
+                    pools: Pools::Postgres(pool),
                     pg_interactive: Some(pg_pool(INTERACTIVE_CONNECTIONS)?),
                     sqlite_interactive_reads: None,
                     sqlite_batch: None,
                     backend: "postgres",
+                    row_security,
                 })
             }
         }
@@ -598,7 +644,7 @@ impl Store {
         conversation_id: &str,
     ) -> Result<Option<ConversationRow>, StoreError> {
         let cid = conversation_id.to_string();
-        Ok(with_conn!(self, |conn| {
+        Ok(with_tenant!(self, tenant, |conn| {
             conversations::table
                 .find(&cid)
                 .filter(conversations::tenant.eq(tenant.as_str()))
@@ -616,7 +662,7 @@ impl Store {
         customer: &str,
     ) -> Result<Vec<ConversationRow>, StoreError> {
         let c = customer.to_string();
-        Ok(with_conn!(self, |conn| {
+        Ok(with_tenant!(self, tenant, |conn| {
             conversations::table
                 .filter(conversations::tenant.eq(tenant.as_str()))
                 .filter(conversations::customer.eq(&c))
@@ -648,7 +694,7 @@ impl Store {
         tenant: &crate::tenant::TenantId,
         limit: i64,
     ) -> Result<Vec<ConversationRow>, StoreError> {
-        Ok(with_conn!(self, |conn| {
+        Ok(with_tenant!(self, tenant, |conn| {
             conversations::table
                 .filter(conversations::tenant.eq(tenant.as_str()))
                 .order(conversations::updated_at.desc())

@@ -128,7 +128,7 @@ impl Store {
 
     /// Which of `tenant`'s `tickets` have a draft.
     pub async fn drafted(&self, tenant: &TenantId, tickets: &[String]) -> Result<Vec<String>, StoreError> {
-        Ok(with_conn!(self, |conn| {
+        Ok(with_tenant!(self, tenant, |conn| {
             reply_drafts::table
                 .filter(reply_drafts::tenant.eq(tenant.as_str()))
                 .filter(reply_drafts::ticket.eq_any(tickets))
@@ -145,7 +145,7 @@ impl Store {
         status: Option<DraftStatus>,
         limit: i64,
     ) -> Result<Vec<DraftRow>, StoreError> {
-        Ok(with_conn!(self, |conn| {
+        Ok(with_tenant!(self, tenant, |conn| {
             let mut q = reply_drafts::table
                 .filter(reply_drafts::tenant.eq(tenant.as_str()))
                 .select(DraftRow::as_select())
@@ -160,7 +160,7 @@ impl Store {
 
     /// One draft of `tenant` (another tenant's is not found).
     pub async fn draft(&self, tenant: &TenantId, id: i64) -> Result<Option<DraftRow>, StoreError> {
-        Ok(with_conn!(self, |conn| {
+        Ok(with_tenant!(self, tenant, |conn| {
             reply_drafts::table
                 .find(id)
                 .filter(reply_drafts::tenant.eq(tenant.as_str()))

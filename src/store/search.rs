@@ -46,7 +46,7 @@ impl Store {
     ) -> Result<Vec<TurnRow>, StoreError> {
         use super::schema::conversations;
         let tenant = tenant.as_str().to_string();
-        Ok(with_conn!(self, |conn| {
+        Ok(with_tenant!(self, tenant, |conn| {
             // The tenant's conversations first (one indexed read), then their turns.
             let ids: Vec<String> = conversations::table
                 .filter(conversations::tenant.eq(&tenant))

@@ -335,30 +335,6 @@ async fn racing_button_presses_and_texts_are_applied_one_after_the_other() {
     eprintln!("race outcomes over {n} customers: {outcomes:?}");
 }
 
-/// Sends one signed message, retrying while the server is down (as WhatsApp does).
-async fn deliver_until_accepted(url: &Arc<Mutex<String>>, body: &str) -> usize {
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let target = url.lock().unwrap().clone();
-        let sent = reqwest::Client::new()
-            .post(format!("{target}/webhooks/whatsapp"))
-            .timeout(Duration::from_secs(2))
-            .header(
-                "X-Hub-Signature-256",
-                carewell::channel::whatsapp::signature::sign(SECRET.as_bytes(), body.as_bytes()),
-            )
-            .header("Content-Type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await;
-        if matches!(sent, Ok(r) if r.status().as_u16() == 200) {
-            return attempts;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Customers in the crash test, and SIGKILLs while they are mid-journey.
 const CRASH_CUSTOMERS: usize = 100;
 const CRASH_KILLS: usize = 10;

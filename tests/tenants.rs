@@ -6,7 +6,10 @@
 
 mod common;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use carewell::fakes::FakeErp;
 use carewell::tenant::TenantId;
@@ -42,9 +45,11 @@ fn tenant(dir: &Path, id: &str, name: &str, site: &str, number: &str, erp: &Fake
     std::fs::create_dir_all(folder.join("fixtures")).unwrap();
     std::fs::copy(root.join("fixtures/knowledge.yaml"), folder.join("fixtures/knowledge.yaml")).unwrap();
     let business = std::fs::read_to_string(folder.join("flows/business.yaml")).unwrap();
+    // Room for every test booking at one time (the sample has 3 crews).
     let business = business
         .replace("name: Sparkle Doorstep Car Care", &format!("name: {name}"))
-        .replace("key: sparkle-website", &format!("key: {site}"));
+        .replace("key: sparkle-website", &format!("key: {site}"))
+        .replace("crews: 3", "crews: 1000000");
     std::fs::write(folder.join("flows/business.yaml"), business).unwrap();
     let key = SecretsKey::from_hex(KEY).unwrap();
     let tid = TenantId::parse(id).unwrap();
@@ -265,4 +270,116 @@ async fn two_tenants_stay_apart_on_sqlite() {
 #[tokio::test]
 async fn two_tenants_stay_apart_on_postgres() {
     both(postgres().await).await;
+}
+
+/// Customers per tenant in the crash test (the same numbers write to both businesses), and the
+/// SIGKILLs while they are mid-journey.
+const CRASH_CUSTOMERS: usize = 25;
+const CRASH_KILLS: usize = 6;
+
+/// The crash test with two tenants interleaved: the same customers book by text with both
+/// businesses at once while the server is killed at pseudo-random moments and restarted. Each
+/// business's ERP (which, like Frappe, makes a second document for a repeated POST) ends with
+/// exactly one order per customer, every message is processed once, and no customer of one
+/// business hears the other's name.
+async fn crash_with_two_tenants(db: Db, prefix: &str) {
+    let t = start(&db);
+    let env = [
+        ("TENANTS_DIR", t.dir.to_str().unwrap().to_string()),
+        ("TENANT_SECRETS_KEY", KEY.to_string()),
+        ("ADMIN_TOKEN", String::new()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let customers: Vec<String> = (0..CRASH_CUSTOMERS).map(|i| format!("{prefix}{i:03}")).collect();
+    let messages = booking_script();
+    let mut scripts = Vec::new();
+    for wa in &customers {
+        for number in [SPARKLE_NUMBER, SHINE_NUMBER] {
+            let mut c = Customer::on_number(&t.server, &t.fakes.graph, wa, number);
+            scripts.push(messages.iter().map(|m| c.body("text", json!({"body": m}), None).0).collect::<Vec<_>>());
+        }
+    }
+    let server = Arc::new(Mutex::new(Some(t.server)));
+    let url = Arc::new(Mutex::new(server.lock().unwrap().as_ref().unwrap().url.clone()));
+    let mut drivers = Vec::new();
+    for bodies in scripts {
+        let url = url.clone();
+        drivers.push(tokio::spawn(async move {
+            for b in bodies {
+                deliver_until_accepted(&url, &b).await;
+                tokio::time::sleep(Duration::from_millis(60)).await;
+            }
+        }));
+    }
+    let seed = jiff::Timestamp::now().as_nanosecond() as u64;
+    let mut rng = seed;
+    for _ in 0..CRASH_KILLS {
+        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        tokio::time::sleep(Duration::from_millis(150 + (rng >> 33) % 600)).await;
+        if let Some(s) = server.lock().unwrap().take() {
+            s.kill();
+        }
+        let fresh = Server::start_with(&db, &t.fakes, &env);
+        *url.lock().unwrap() = fresh.url.clone();
+        *server.lock().unwrap() = Some(fresh);
+    }
+    for d in drivers {
+        d.await.unwrap();
+    }
+    let last = server.lock().unwrap().take().unwrap();
+    for _ in 0..150 {
+        let done = t.fakes.erp.docs("Sales Order").len() >= customers.len()
+            && t.shine_erp.docs("Sales Order").len() >= customers.len();
+        if done && last.health().await["outbox"]["pending"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last.settle().await;
+
+    let store = last.store().await;
+    for (erp, number, other_name) in
+        [(&t.fakes.erp, SPARKLE_NUMBER, "Shine Mobile Wash"), (&t.shine_erp, SHINE_NUMBER, "Sparkle Car Care")]
+    {
+        let orders = erp.docs("Sales Order");
+        let keys: HashSet<&str> = orders.iter().filter_map(|o| o["wa_idempotency_key"].as_str()).collect();
+        assert_eq!(orders.len(), customers.len(), "{number}: one order per customer (seed {seed})");
+        assert_eq!(keys.len(), orders.len(), "{number}: no order twice (seed {seed})");
+        assert_eq!(erp.refused(), 0, "{number}: no request with another business's key");
+        for wa in &customers {
+            let turns = store.turns_of(&format!("{number}:{wa}")).await.unwrap();
+            let inbox: Vec<i64> = turns.iter().map(|t| t.inbox_id).collect();
+            assert_eq!(
+                inbox.iter().collect::<HashSet<_>>().len(),
+                inbox.len(),
+                "{number}:{wa}: each row once (seed {seed})"
+            );
+            let said = turns
+                .iter()
+                .filter(|t| serde_json::from_str::<Value>(&t.record).unwrap()["event"]["kind"]["type"] == "text")
+                .count();
+            assert_eq!(said, messages.len(), "{number}:{wa}: every message processed (seed {seed})");
+        }
+        for wa in &customers {
+            let from_this: Vec<Value> =
+                t.fakes.graph.sent_to(wa).into_iter().filter(|m| m["_from"] == number).collect();
+            let said = texts(&from_this);
+            assert!(said.contains("You're booked"), "{number}:{wa} got its confirmation (seed {seed})");
+            assert!(!said.contains(other_name), "{number}:{wa} never heard the other business (seed {seed})");
+        }
+    }
+    eprintln!(
+        "two-tenant crash test: {} customers × 2 businesses, {CRASH_KILLS} SIGKILLs, seed {seed}",
+        customers.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tenants_interleaved_survive_sigkills_on_sqlite() {
+    crash_with_two_tenants(sqlite(), "9715000071").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tenants_interleaved_survive_sigkills_on_postgres() {
+    crash_with_two_tenants(postgres().await, "9715000072").await;
 }

@@ -526,3 +526,27 @@ pub fn users_add(db: &Db, name: &str, role: &str, password: &str) -> (bool, Stri
     let out = child.wait_with_output().unwrap();
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
+
+/// Sends one signed message, retrying while the server is down (as WhatsApp does).
+pub async fn deliver_until_accepted(url: &std::sync::Arc<std::sync::Mutex<String>>, body: &str) -> usize {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let target = url.lock().unwrap().clone();
+        let sent = reqwest::Client::new()
+            .post(format!("{target}/webhooks/whatsapp"))
+            .timeout(Duration::from_secs(2))
+            .header(
+                "X-Hub-Signature-256",
+                carewell::channel::whatsapp::signature::sign(SECRET.as_bytes(), body.as_bytes()),
+            )
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await;
+        if matches!(sent, Ok(r) if r.status().as_u16() == 200) {
+            return attempts;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

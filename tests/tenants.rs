@@ -38,6 +38,21 @@ fn copy_dir(from: &Path, to: &Path) {
 /// A tenant folder: the sample flows, prompts and knowledge, renamed to `name` with site key
 /// `site`, and a tenant.yaml whose secrets are sealed for `id`.
 fn tenant(dir: &Path, id: &str, name: &str, site: &str, number: &str, erp: &FakeErp, admin_token: &str) {
+    tenant_with(dir, id, name, site, number, erp, admin_token, "");
+}
+
+/// [`tenant`] with `more` appended to its tenant.yaml (quotas).
+#[allow(clippy::too_many_arguments)]
+fn tenant_with(
+    dir: &Path,
+    id: &str,
+    name: &str,
+    site: &str,
+    number: &str,
+    erp: &FakeErp,
+    admin_token: &str,
+    more: &str,
+) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let folder = dir.join(id);
     copy_dir(&root.join("flows"), &folder.join("flows"));
@@ -59,7 +74,7 @@ fn tenant(dir: &Path, id: &str, name: &str, site: &str, number: &str, erp: &Fake
         key.seal(&tid, if id == "sparkle" { carewell::fakes::ERP_KEY.0 } else { "shine-key" }),
         key.seal(&tid, if id == "sparkle" { carewell::fakes::ERP_KEY.1 } else { "shine-secret" }),
         key.seal(&tid, admin_token),
-    );
+    ) + more;
     std::fs::write(folder.join("tenant.yaml"), yaml).unwrap();
 }
 
@@ -382,4 +397,82 @@ async fn two_tenants_interleaved_survive_sigkills_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_tenants_interleaved_survive_sigkills_on_postgres() {
     crash_with_two_tenants(postgres().await, "9715000072").await;
+}
+
+/// A business over its daily quota of customers: the LLM is switched off for its turns (the
+/// turn records why) and the journey carries on by buttons; the other business keeps its LLM.
+async fn quota(db: Db) {
+    let dir = std::env::temp_dir().join("carewell-tests").join(format!("quota-{}", uuid::Uuid::new_v4().simple()));
+    let _cleanup = TempDir(dir.clone());
+    let script =
+        vec![("hmm the one-tme kind", json!({"slots": [{"slot": "plan", "value": "one_time", "quote": "one-tme"}]}))];
+    let llm = carewell::fakes::FakeLlm::start(carewell::fakes::LlmMode::Good, script);
+    let fakes = Fakes::new(Some(llm.clone()));
+    let shine_erp = FakeErp::start_with_key("shine-key", "shine-secret");
+    let one_a_day = "quotas:\n  conversations_per_day: 1\n";
+    tenant_with(
+        &dir,
+        "sparkle",
+        "Sparkle Car Care",
+        "sparkle-website",
+        SPARKLE_NUMBER,
+        &fakes.erp,
+        SPARKLE_TOKEN,
+        one_a_day,
+    );
+    tenant(&dir, "shine", "Shine Mobile Wash", "shine-website", SHINE_NUMBER, &shine_erp, SHINE_TOKEN);
+    let server = Server::start_with(
+        &db,
+        &fakes,
+        &[("TENANTS_DIR", dir.to_str().unwrap()), ("TENANT_SECRETS_KEY", KEY), ("ADMIN_TOKEN", "")],
+    );
+    let journey = async |c: &mut Customer<'_>| -> (String, usize) {
+        c.text("book a full wash").await;
+        c.text("Jane Doe").await;
+        let before = llm.calls();
+        let r = c.text("hmm the one-tme kind").await;
+        (texts(&r), llm.calls() - before)
+    };
+
+    // The first customer of the day is within the quota: the LLM reads the typo.
+    let mut first = Customer::on_number(&server, &fakes.graph, "971500000301", SPARKLE_NUMBER);
+    let (said, calls) = journey(&mut first).await;
+    assert_eq!(calls, 1, "{said}");
+    assert!(said.contains("Which car"), "{said}");
+
+    // The second is over it: no LLM call, the plan is asked again with its buttons, and a press
+    // carries the journey on.
+    let mut second = Customer::on_number(&server, &fakes.graph, "971500000302", SPARKLE_NUMBER);
+    let (said, calls) = journey(&mut second).await;
+    assert_eq!(calls, 0, "over the quota, the LLM is not called: {said}");
+    assert!(said.contains("one-time visit or a subscription"), "{said}");
+    let r = second.press("One-time").await;
+    assert!(texts(&r).contains("Which car"), "{}", texts(&r));
+    let store = server.store().await;
+    let records: Vec<Value> = store
+        .turns_of(&second.conversation_id())
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| serde_json::from_str(&t.record).unwrap())
+        .collect();
+    assert!(
+        records.iter().any(|r| r["guards"]["runs"][0]["outcome"] == "tenant.over_conversation_quota"),
+        "the turn records why no LLM read it"
+    );
+
+    // The other business has no quota: its customers still get the LLM.
+    let mut elsewhere = Customer::on_number(&server, &fakes.graph, "971500000302", SHINE_NUMBER);
+    let (said, calls) = journey(&mut elsewhere).await;
+    assert_eq!(calls, 1, "{said}");
+}
+
+#[tokio::test]
+async fn over_its_quota_a_business_runs_without_the_llm_on_sqlite() {
+    quota(sqlite()).await;
+}
+
+#[tokio::test]
+async fn over_its_quota_a_business_runs_without_the_llm_on_postgres() {
+    quota(postgres().await).await;
 }

@@ -69,13 +69,18 @@ impl Tenant {
     }
 
     /// Its guards for a turn at `now_ms`: without the LLM while the tenant is over a quota (the
-    /// deterministic path carries on; see [`crate::tenant::quota`]). The day's usage is read
-    /// from the shared counts at most every [`crate::tenant::quota::USAGE_FRESH`]; a failed read
-    /// keeps the LLM on (a quota is a budget, not a safety wall).
-    pub async fn guards_for_today(&self, app: &super::App, now_ms: i64) -> std::borrow::Cow<'_, Guards> {
+    /// deterministic path carries on; see [`crate::tenant::quota`]), with the quota passed. The
+    /// day's usage is read from the shared counts at most every
+    /// [`crate::tenant::quota::USAGE_FRESH`]; a failed read keeps the LLM on (a quota is a
+    /// budget, not a safety wall).
+    pub async fn guards_for_today(
+        &self,
+        app: &super::App,
+        now_ms: i64,
+    ) -> (std::borrow::Cow<'_, Guards>, Option<crate::tenant::quota::OverQuota>) {
         use crate::tenant::quota;
         if !self.quotas.any() || self.guards.llm.is_none() {
-            return std::borrow::Cow::Borrowed(&self.guards);
+            return (std::borrow::Cow::Borrowed(&self.guards), None);
         }
         let day = quota::day_of(&self.flows().business.time_zone, now_ms);
         let usage = match self.meter.known(&day, now_ms) {
@@ -88,15 +93,15 @@ impl Tenant {
                 }
                 Err(e) => {
                     tracing::warn!(code = e.code(), tenant = %self.id, error = %e, "the day's usage could not be read; the LLM stays on");
-                    return std::borrow::Cow::Borrowed(&self.guards);
+                    return (std::borrow::Cow::Borrowed(&self.guards), None);
                 }
             },
         };
         match self.quotas.over(usage) {
-            None => std::borrow::Cow::Borrowed(&self.guards),
+            None => (std::borrow::Cow::Borrowed(&self.guards), None),
             Some(over) => {
                 tracing::info!(code = over.code(), tenant = %self.id, "over a quota: this turn runs without the LLM");
-                std::borrow::Cow::Owned(Guards { llm: None, ..self.guards.clone() })
+                (std::borrow::Cow::Owned(Guards { llm: None, ..self.guards.clone() }), Some(over))
             }
         }
     }

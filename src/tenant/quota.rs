@@ -55,9 +55,11 @@ impl OverQuota {
 }
 
 impl Quotas {
-    /// Whether `usage` is over a quota, and which (conversations first).
+    /// Whether `usage` is over a quota, and which (conversations first): more customers today
+    /// than the quota (the customers within it keep the LLM all day), or the day's tokens used
+    /// up.
     pub fn over(&self, usage: Usage) -> Option<OverQuota> {
-        if self.conversations_per_day.is_some_and(|q| usage.conversations >= q) {
+        if self.conversations_per_day.is_some_and(|q| usage.conversations > q) {
             return Some(OverQuota::Conversations);
         }
         if self.llm_tokens_per_day.is_some_and(|q| usage.llm_tokens >= q) {
@@ -160,10 +162,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn over_a_quota_means_at_or_past_it_and_no_quota_never_is() {
+    fn over_a_quota_means_more_customers_or_tokens_used_up_and_no_quota_never_is() {
         let q = Quotas { conversations_per_day: Some(2), llm_tokens_per_day: Some(100) };
-        assert_eq!(q.over(Usage { conversations: 1, llm_tokens: 99 }), None);
-        assert_eq!(q.over(Usage { conversations: 2, llm_tokens: 0 }), Some(OverQuota::Conversations));
+        assert_eq!(q.over(Usage { conversations: 2, llm_tokens: 99 }), None, "the quota's own customers");
+        assert_eq!(q.over(Usage { conversations: 3, llm_tokens: 0 }), Some(OverQuota::Conversations));
         assert_eq!(q.over(Usage { conversations: 0, llm_tokens: 100 }), Some(OverQuota::LlmTokens));
         assert_eq!(Quotas::default().over(Usage { conversations: u64::MAX, llm_tokens: u64::MAX }), None);
     }

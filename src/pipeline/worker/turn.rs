@@ -111,7 +111,21 @@ async fn process(
         (Some(_), true) => app.held_places(&row.conversation_id, now_ms()).await?,
         _ => vec![],
     };
-    let mut guards = tenant.guards_for_today(app, now_ms()).await.run(&flows, &plan, now, &held).await;
+    let (tenant_guards, over_quota) = tenant.guards_for_today(app, now_ms()).await;
+    let mut guards = tenant_guards.run(&flows, &plan, now, &held).await;
+    if let Some(over) = over_quota {
+        // Recorded, so the turn says why no LLM read it.
+        guards.runs.insert(
+            0,
+            engine::GuardRun {
+                guard: "quota".into(),
+                outcome: over.code().into(),
+                filled: vec![],
+                latency_ms: 0,
+                detail: json!({"tenant": tenant.id}),
+            },
+        );
+    }
     if let Some((run, text)) = heard {
         guards.runs.insert(0, run);
         guards.transcript = text;

@@ -232,8 +232,8 @@ pub async fn build(store: &Store, tenant: &crate::tenant::TenantId, key: &str) -
     }
     let mut out = Vec::new();
     for c in convs {
-        let turns = store.turns_of(&c.id).await?;
-        let outbox = store.outbox_of(&c.id, None, 0).await?;
+        let turns = store.turns_of(tenant, &c.id).await?;
+        let outbox = store.outbox_of(tenant, &c.id, None, 0).await?;
         let entries = turns.iter().map(|t| entry(t, &outbox)).collect();
         let state: Option<ConversationState> = serde_json::from_str(&c.state).ok();
         let summary = match &state {
@@ -249,7 +249,7 @@ pub async fn build(store: &Store, tenant: &crate::tenant::TenantId, key: &str) -
             }),
             None => serde_json::json!({"error": "record.unreadable: the stored state does not parse"}),
         };
-        let set_aside = store.quarantined(Some(&c.id), 100).await?;
+        let set_aside = store.quarantined(tenant, Some(&c.id), 100).await?;
         out.push(Timeline {
             conversation_id: c.id.clone(),
             customer: c.customer.clone(),

@@ -64,7 +64,7 @@ pub async fn replay(
     let mut flows = flows.clone();
     let mut out = Vec::new();
     for c in convs.drain(..) {
-        let turns = store.turns_of(&c.id).await?;
+        let turns = store.turns_of(tenant, &c.id).await?;
         let final_state: Option<ConversationState> = serde_json::from_str(&c.state).ok();
         for (i, t) in turns.iter().enumerate() {
             if only.is_some_and(|n| n != t.seq) {
@@ -75,7 +75,7 @@ pub async fn replay(
                 Some(next) => TurnRecord::parse(&next.record).ok().and_then(|r| r.state_before),
                 None => final_state.clone(),
             };
-            out.push(replay_turn(store, &mut flows, &c.id, t, after).await?);
+            out.push(replay_turn(store, tenant, &mut flows, &c.id, t, after).await?);
         }
     }
     Ok(out)
@@ -83,6 +83,7 @@ pub async fn replay(
 
 async fn replay_turn(
     store: &Store,
+    tenant: &crate::tenant::TenantId,
     flows: &mut FlowSet,
     conversation_id: &str,
     t: &TurnRow,
@@ -111,7 +112,7 @@ async fn replay_turn(
     }
     // The flows the turn's journeys ran on, read back by hash when the files changed since.
     for hash in flows.missing_hashes(&before) {
-        if let Some(body) = store.flow_version(&hash).await? {
+        if let Some(body) = store.flow_version(tenant, &hash).await? {
             if let Ok(flow) = serde_json::from_str(&body) {
                 flows.adopt(flow);
             }
@@ -119,7 +120,7 @@ async fn replay_turn(
     }
     let mut guards = record.guards.clone();
     if let Some(hash) = &record.lookup_snapshot {
-        let body = store.lookup_snapshot(hash).await?;
+        let body = store.lookup_snapshot(tenant, hash).await?;
         guards.lookups =
             body.and_then(|b| serde_json::from_str::<BTreeMap<String, Vec<ChoiceOption>>>(&b).ok()).unwrap_or_default();
     }

@@ -13,7 +13,13 @@ fn assert_asks(replies: &[Value], needle: &str) {
 
 async fn turn_records(server: &Server, conversation_id: &str) -> Vec<Value> {
     let store = server.store().await;
-    store.turns_of(conversation_id).await.unwrap().iter().map(|t| serde_json::from_str(&t.record).unwrap()).collect()
+    store
+        .turns_of(&carewell::tenant::TenantId::default(), conversation_id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| serde_json::from_str(&t.record).unwrap())
+        .collect()
 }
 
 fn llm_outcomes(records: &[Value]) -> Vec<String> {

@@ -29,6 +29,7 @@ async fn two_stores(db: &Db) -> (Store, Store) {
 async fn turn(store: &Store, id: &str, owner: &str, version: i64, holds: Vec<HoldChange>) -> TurnCommit {
     let key = format!("wamid.{id}.{version}");
     let row = NewInbox {
+        tenant: carewell::tenant::DEFAULT_TENANT.into(),
         dedup_key: key.clone(),
         conversation_id: id.into(),
         phone_number_id: "100".into(),
@@ -51,6 +52,7 @@ async fn turn(store: &Store, id: &str, owner: &str, version: i64, holds: Vec<Hol
         state: "{}".into(),
         inbox_id,
         turn: NewTurn {
+            tenant: carewell::tenant::DEFAULT_TENANT.into(),
             conversation_id: id.into(),
             seq: version + 1,
             inbox_id,
@@ -105,7 +107,7 @@ async fn fifty_customers_racing_for_ten_places_from_two_processes_get_exactly_te
             }
         }
         assert_eq!((won.len(), refused.len()), (10, 40), "{db:?}");
-        let holds = a.window_holds(WINDOW, now_ms()).await.unwrap();
+        let holds = a.window_holds(&carewell::tenant::TenantId::default(), WINDOW, now_ms()).await.unwrap();
         let crews: HashSet<i32> = holds.iter().map(|h| h.1).collect();
         assert_eq!(crews, (0..10).collect::<HashSet<i32>>(), "{db:?}: one place per crew");
         let holders: HashSet<String> = holds.into_iter().map(|h| h.0).collect();
@@ -129,7 +131,11 @@ async fn a_hold_lapses_is_released_and_once_booked_stays_until_moved() {
         store.commit_and_next(c).await.unwrap();
         let c = turn(&store, "100:2", "p", 0, vec![hold("j2", WINDOW, 1, now + 60_000)]).await;
         store.commit_and_next(c).await.unwrap();
-        assert_eq!(store.window_holds(WINDOW, now_ms()).await.unwrap().len(), 1, "{db:?}");
+        assert_eq!(
+            store.window_holds(&carewell::tenant::TenantId::default(), WINDOW, now_ms()).await.unwrap().len(),
+            1,
+            "{db:?}"
+        );
         // The place is full: a third customer is refused; released, it is theirs.
         let c = turn(&store, "100:3", "p", 0, vec![hold("j3", WINDOW, 1, now + 60_000)]).await;
         assert!(matches!(store.commit_and_next(c).await, Err(StoreError::HoldRefused(_))), "{db:?}");
@@ -149,10 +155,14 @@ async fn a_hold_lapses_is_released_and_once_booked_stays_until_moved() {
         };
         let c = turn(&store, "100:3", "p", 2, vec![booked, HoldChange::Release { journey: "j3".into() }]).await;
         store.commit_and_next(c).await.unwrap();
-        let holds = store.window_holds(WINDOW, now_ms()).await.unwrap();
+        let holds = store.window_holds(&carewell::tenant::TenantId::default(), WINDOW, now_ms()).await.unwrap();
         assert_eq!(holds, vec![("100:3".to_string(), 0, Some("SO-1".to_string()))], "{db:?}");
         // Its own conversation sees its booking among the places taken; others see it too.
-        assert_eq!(store.held_places("100:3", now_ms()).await.unwrap().len(), 1, "{db:?}");
+        assert_eq!(
+            store.held_places(&carewell::tenant::TenantId::default(), "100:3", now_ms()).await.unwrap().len(),
+            1,
+            "{db:?}"
+        );
         // The booking moved to another time (a reschedule journey): the old place is free.
         let later = "2030-01-07T11:00:00";
         let moved = HoldChange::Booked {
@@ -163,12 +173,22 @@ async fn a_hold_lapses_is_released_and_once_booked_stays_until_moved() {
         };
         let c = turn(&store, "100:3", "p", 3, vec![hold("r1", later, 1, now + 60_000), moved]).await;
         store.commit_and_next(c).await.unwrap();
-        assert!(store.window_holds(WINDOW, now_ms()).await.unwrap().is_empty(), "{db:?}");
-        assert_eq!(store.window_holds(later, now_ms()).await.unwrap().len(), 1, "{db:?}");
+        assert!(
+            store.window_holds(&carewell::tenant::TenantId::default(), WINDOW, now_ms()).await.unwrap().is_empty(),
+            "{db:?}"
+        );
+        assert_eq!(
+            store.window_holds(&carewell::tenant::TenantId::default(), later, now_ms()).await.unwrap().len(),
+            1,
+            "{db:?}"
+        );
         // The sweep deletes only what no longer counts: nothing now, the booking after its visit.
         assert_eq!(store.sweep_holds(now_ms()).await.unwrap(), 0, "{db:?}");
         assert_eq!(store.sweep_holds(now + 86_400_000).await.unwrap(), 1, "{db:?}");
-        assert!(store.window_holds(later, now_ms()).await.unwrap().is_empty(), "{db:?}");
+        assert!(
+            store.window_holds(&carewell::tenant::TenantId::default(), later, now_ms()).await.unwrap().is_empty(),
+            "{db:?}"
+        );
     }
 }
 
@@ -346,14 +366,21 @@ async fn a_place_comes_back_when_the_customer_cancels_or_the_erp_refuses_the_boo
     let (title, civil) = first_time(&asked);
     let r = first.press(&title).await;
     assert!(texts(&r).contains("Here is your booking"));
-    assert_eq!(store.window_holds(&civil, now_ms()).await.unwrap().len(), 1, "held while confirming");
+    assert_eq!(
+        store.window_holds(&carewell::tenant::TenantId::default(), &civil, now_ms()).await.unwrap().len(),
+        1,
+        "held while confirming"
+    );
     // Someone else is not offered it meanwhile.
     let mut second = Customer::new(&server, &fakes.graph, "971501300002");
     let asked = to_time_step(&mut second).await;
     assert!(!offered_ids(&asked).contains(&civil));
     // The first customer cancels: the place comes back.
     first.press("Cancel").await;
-    assert!(store.window_holds(&civil, now_ms()).await.unwrap().is_empty(), "released on cancel");
+    assert!(
+        store.window_holds(&carewell::tenant::TenantId::default(), &civil, now_ms()).await.unwrap().is_empty(),
+        "released on cancel"
+    );
     // The ERP refuses the second customer's booking: released too.
     fakes.erp.log.lock().unwrap().fail_posts = usize::MAX;
     let mut third = Customer::new(&server, &fakes.graph, "971501300003");
@@ -363,7 +390,7 @@ async fn a_place_comes_back_when_the_customer_cancels_or_the_erp_refuses_the_boo
     assert!(texts(&r).contains("Here is your booking"));
     third.press("Confirm").await;
     let started = std::time::Instant::now();
-    while !store.window_holds(&civil, now_ms()).await.unwrap().is_empty() {
+    while !store.window_holds(&carewell::tenant::TenantId::default(), &civil, now_ms()).await.unwrap().is_empty() {
         assert!(started.elapsed().as_secs() < 60, "the hold was not released after the ERP gave up");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }

@@ -162,7 +162,7 @@ async fn accounts_roles_keys_and_the_audit_trail(db: Db) {
 
     // Erasure: the words go, the turns and their decisions stay.
     let store = server.store().await;
-    let turns_before = store.turns_of(&conversation).await.unwrap().len();
+    let turns_before = store.turns_of(&carewell::tenant::TenantId::default(), &conversation).await.unwrap().len();
     assert_eq!(agent.call("POST", "/admin/customers/971500008001/erase", json!({})).await.0, 403);
     let (status, erased, _) = owner.call("POST", "/admin/customers/971500008001/erase", json!({})).await;
     assert_eq!(status, 200, "{erased}");
@@ -172,7 +172,7 @@ async fn accounts_roles_keys_and_the_audit_trail(db: Db) {
     for gone in ["book a full wash", "Hi, Adam here"] {
         assert!(!text.contains(gone), "{gone:?} is still held: {text}");
     }
-    let turns = store.turns_of(&conversation).await.unwrap();
+    let turns = store.turns_of(&carewell::tenant::TenantId::default(), &conversation).await.unwrap();
     assert_eq!(turns.len(), turns_before, "the turns remain");
     for t in &turns {
         let record = carewell::record::TurnRecord::parse(&t.record).expect("an erased record still parses");

@@ -47,7 +47,7 @@ async fn figures_agree_with_what_happened(db: Db) {
     let mut starts = 0;
     let (mut booking_started, mut booking_confirmed) = (None, None);
     for c in [&booker, &quitter, &asker] {
-        for t in store.turns_of(&c.conversation_id()).await.unwrap() {
+        for t in store.turns_of(&carewell::tenant::TenantId::default(), &c.conversation_id()).await.unwrap() {
             turns += 1;
             let record = carewell::record::TurnRecord::parse(&t.record).unwrap();
             let started =
@@ -111,7 +111,8 @@ async fn figures_agree_with_what_happened(db: Db) {
     }
     let (_, wildcard) = server.admin("GET", "/admin/transcripts?text=%25", Value::Null).await;
     assert_eq!(wildcard["hits"], serde_json::json!([]), "a % matches a %, not everything");
-    let quitters = store.turns_of(&quitter.conversation_id()).await.unwrap().len();
+    let quitters =
+        store.turns_of(&carewell::tenant::TenantId::default(), &quitter.conversation_id()).await.unwrap().len();
     let (_, by_number) = server.admin("GET", "/admin/transcripts?number=9102", Value::Null).await;
     assert_eq!(by_number["hits"].as_array().unwrap().len(), quitters, "{by_number}");
     let (status, _) = server.admin("GET", "/admin/transcripts?flow=nosuch", Value::Null).await;
@@ -125,7 +126,7 @@ async fn figures_agree_with_what_happened(db: Db) {
         .text()
         .await
         .unwrap();
-    let askers = store.turns_of(&asker.conversation_id()).await.unwrap().len();
+    let askers = store.turns_of(&carewell::tenant::TenantId::default(), &asker.conversation_id()).await.unwrap().len();
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     assert_eq!(
         reader.headers().unwrap().iter().collect::<Vec<_>>(),

@@ -309,7 +309,7 @@ async fn a_database_blip_in_the_middle_of_a_turn_gives_the_real_answer_late_and_
         server.log()
     );
     let store = server.store().await;
-    let turns = store.turns_of(&c.conversation_id()).await.unwrap();
+    let turns = store.turns_of(&carewell::tenant::TenantId::default(), &c.conversation_id()).await.unwrap();
     assert_eq!(turns.len(), 1, "one turn, committed once");
     assert_eq!(turns[0].outcome, "ok");
     let calls = llm.log.lock().unwrap().calls;

@@ -277,7 +277,8 @@ async fn a_message_without_keywords_is_understood_by_the_llm_and_without_it_gets
     let r = c.text(said).await;
     assert_says(&r, "I can hear this has been frustrating");
     assert_says(&r, "What is it about?");
-    let records = server.store().await.turns_of(&c.conversation_id()).await.unwrap();
+    let records =
+        server.store().await.turns_of(&carewell::tenant::TenantId::default(), &c.conversation_id()).await.unwrap();
     let record: Value = serde_json::from_str(&records[0].record).unwrap();
     let runs = record["guards"]["runs"].as_array().unwrap();
     assert!(runs.iter().any(|r| r["guard"] == "llm:understand" && r["outcome"] == "ok"), "{runs:?}");
@@ -293,7 +294,8 @@ async fn a_message_without_keywords_is_understood_by_the_llm_and_without_it_gets
     let mut c = Customer::new(&server, &fakes.graph, "971500000411");
     let r = c.text(bogus).await;
     assert_says(&r, "Welcome to Sparkle Doorstep Car Care");
-    let records = server.store().await.turns_of(&c.conversation_id()).await.unwrap();
+    let records =
+        server.store().await.turns_of(&carewell::tenant::TenantId::default(), &c.conversation_id()).await.unwrap();
     let record: Value = serde_json::from_str(&records[0].record).unwrap();
     let runs = record["guards"]["runs"].as_array().unwrap();
     assert!(runs.iter().any(|r| r["guard"] == "llm:understand" && r["outcome"] != "ok"), "refused: {runs:?}");

@@ -95,7 +95,7 @@ async fn an_owner_teaches_the_bot(db: Db) {
 
     // The turn record names the passages and their scores.
     let store = server.store().await;
-    let turns = store.turns_of(&c.conversation_id()).await.unwrap();
+    let turns = store.turns_of(&carewell::tenant::TenantId::default(), &c.conversation_id()).await.unwrap();
     let last = carewell::record::TurnRecord::parse(&turns.last().unwrap().record).unwrap();
     let lookup = last.guards.runs.iter().find(|r| r.guard == "lookup:knowledge").expect("the knowledge lookup ran");
     assert_eq!(lookup.detail["matched"][0]["id"], "gift_vouchers", "{}", lookup.detail);
@@ -170,7 +170,7 @@ async fn an_llm_words_answers_and_its_invented_price_is_caught() {
 
     let store = server.store().await;
     let runs: Vec<(String, Value)> = store
-        .turns_of(&c.conversation_id())
+        .turns_of(&carewell::tenant::TenantId::default(), &c.conversation_id())
         .await
         .unwrap()
         .iter()

@@ -10,7 +10,13 @@ use serde_json::Value;
 
 async fn turn_records(server: &Server, conversation_id: &str) -> Vec<Value> {
     let store = server.store().await;
-    store.turns_of(conversation_id).await.unwrap().iter().map(|t| serde_json::from_str(&t.record).unwrap()).collect()
+    store
+        .turns_of(&carewell::tenant::TenantId::default(), conversation_id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| serde_json::from_str(&t.record).unwrap())
+        .collect()
 }
 
 struct Journey {

@@ -20,7 +20,13 @@ fn assert_has(replies: &[Value], needle: &str) {
 
 async fn records(server: &Server, conversation_id: &str) -> Vec<Value> {
     let store = server.store().await;
-    store.turns_of(conversation_id).await.unwrap().iter().map(|t| serde_json::from_str(&t.record).unwrap()).collect()
+    store
+        .turns_of(&carewell::tenant::TenantId::default(), conversation_id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| serde_json::from_str(&t.record).unwrap())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -310,7 +316,7 @@ async fn racing_button_presses_and_texts_are_applied_one_after_the_other() {
     let store = server.store().await;
     let mut outcomes = HashMap::new();
     for c in &customers {
-        let turns = store.turns_of(&c.conversation_id()).await.unwrap();
+        let turns = store.turns_of(&carewell::tenant::TenantId::default(), &c.conversation_id()).await.unwrap();
         // The turns form one chain: each starts where the previous ended.
         for w in turns.windows(2) {
             assert_eq!(w[0].step_after, w[1].step_before, "turn {} starts where turn {} ended", w[1].seq, w[0].seq);
@@ -422,7 +428,7 @@ async fn crash_test(db: Db, prefix: &str) {
     let mut lost = 0;
     for wa in &customers {
         let cid = format!("{PHONE_NUMBER_ID}:{wa}");
-        let turns = store.turns_of(&cid).await.unwrap();
+        let turns = store.turns_of(&carewell::tenant::TenantId::default(), &cid).await.unwrap();
         let inbox_ids: Vec<i64> = turns.iter().map(|t| t.inbox_id).collect();
         let unique: HashSet<i64> = inbox_ids.iter().copied().collect();
         assert_eq!(unique.len(), inbox_ids.len(), "every inbox row processed exactly once for {wa} (seed {seed})");
@@ -490,7 +496,7 @@ async fn two_processes_on_one_postgres_equal_serial_processing() {
     assert_eq!(orders.len(), customers.len());
     for wa in &customers {
         let cid = format!("{PHONE_NUMBER_ID}:{wa}");
-        let turns = store.turns_of(&cid).await.unwrap();
+        let turns = store.turns_of(&carewell::tenant::TenantId::default(), &cid).await.unwrap();
         // A busy machine may tell the customer their confirmation takes longer (an
         // `erp_delayed` turn at the submit step): that depends on the ERP's speed, not on the
         // order of processing.

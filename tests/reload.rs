@@ -63,7 +63,8 @@ async fn edits_apply_to_new_conversations_and_broken_edits_are_refused() {
     let r = a.text("Jane Doe").await;
     assert!(texts(&r).contains("Is this a one-time visit or a subscription?"), "v1 wording kept: {}", texts(&r));
     let store = server.store().await;
-    let last = store.turns_of(&a.conversation_id()).await.unwrap().pop().unwrap();
+    let last =
+        store.turns_of(&carewell::tenant::TenantId::default(), &a.conversation_id()).await.unwrap().pop().unwrap();
     let record: serde_json::Value = serde_json::from_str(&last.record).unwrap();
     assert_eq!(record["journey_flow"]["version"], 1, "the turn records the version it ran on");
 
@@ -102,7 +103,7 @@ async fn edits_apply_to_new_conversations_and_broken_edits_are_refused() {
     assert!(served["flows"].as_array().unwrap().iter().any(|f| f == "booking v2"), "{served}");
 
     // Every turn records the flow versions loaded when it ran.
-    let turns = store.turns_of(&b.conversation_id()).await.unwrap();
+    let turns = store.turns_of(&carewell::tenant::TenantId::default(), &b.conversation_id()).await.unwrap();
     let record: serde_json::Value = serde_json::from_str(&turns[0].record).unwrap();
     assert_eq!(record["flow_versions"]["booking"], 2);
 }
@@ -157,7 +158,8 @@ async fn a_conversation_keeps_its_flow_version_across_an_edit_and_a_restart() {
     // The new booking is on v2 (the name and car are known from the profile, so it asks the plan).
     assert!(all.contains("one-time visit or a subscription"), "a new booking on v2: {all}");
     let store = server.store().await;
-    let last = store.turns_of(&c.conversation_id()).await.unwrap().pop().unwrap();
+    let last =
+        store.turns_of(&carewell::tenant::TenantId::default(), &c.conversation_id()).await.unwrap().pop().unwrap();
     let record: serde_json::Value = serde_json::from_str(&last.record).unwrap();
     assert_eq!(record["journey_flow"]["version"], 2);
     assert!(!server.log().contains("engine.unknown_step"), "{}", server.log());

@@ -19,7 +19,7 @@ async fn a_stored_turn_that_decides_differently_is_reported() {
 
     // Tamper with what turn 2 said: the replay must notice.
     let store = server.store().await;
-    let turns = store.turns_of(&c.conversation_id()).await.unwrap();
+    let turns = store.turns_of(&carewell::tenant::TenantId::default(), &c.conversation_id()).await.unwrap();
     let mut record = carewell::record::TurnRecord::parse(&turns[1].record).unwrap();
     record.replies = vec![carewell::engine::Reply::Text { body: "something else".into() }];
     let sql =

@@ -10,7 +10,15 @@ use serde_json::{Value, json};
 
 /// The conversation's turn numbers, in order.
 async fn turn_seqs(server: &Server, conversation_id: &str) -> Vec<i64> {
-    server.store().await.turns_of(conversation_id).await.unwrap().iter().map(|t| t.seq).collect()
+    server
+        .store()
+        .await
+        .turns_of(&carewell::tenant::TenantId::default(), conversation_id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.seq)
+        .collect()
 }
 
 /// Waits until the inbox is drained (a row stored behind the server's back is found by its

@@ -30,6 +30,7 @@ const CONVERSATION: &str = "100:971500000001";
 
 fn inbox(key: &str) -> NewInbox {
     NewInbox {
+        tenant: carewell::tenant::DEFAULT_TENANT.into(),
         dedup_key: key.into(),
         conversation_id: CONVERSATION.into(),
         phone_number_id: "100".into(),
@@ -51,6 +52,7 @@ fn commit(owner: &str, version: i64, inbox_id: i64, seq: i64, outbox: Vec<NewOut
         state: format!("{{\"turns\":{seq}}}"),
         inbox_id,
         turn: NewTurn {
+            tenant: carewell::tenant::DEFAULT_TENANT.into(),
             conversation_id: CONVERSATION.into(),
             seq,
             inbox_id,
@@ -139,7 +141,11 @@ async fn a_commit_keeps_the_lease_while_rows_are_pending_and_gives_it_back_after
         // A stale version writes nothing.
         let stale = store.commit_and_next(commit("p1", 0, second.id, 2, vec![outbox("out.3")])).await;
         assert!(matches!(stale, Err(StoreError::LeaseLost(_))), "{backend}: {stale:?}");
-        assert_eq!(store.turns_of(CONVERSATION).await.unwrap().len(), 1, "{backend}");
+        assert_eq!(
+            store.turns_of(&carewell::tenant::TenantId::default(), CONVERSATION).await.unwrap().len(),
+            1,
+            "{backend}"
+        );
         assert_eq!(store.next_inbox(CONVERSATION).await.unwrap().map(|r| r.id), Some(second.id), "{backend}");
 
         // An effect whose key is already queued fails the whole commit: nothing is written, and
@@ -147,7 +153,11 @@ async fn a_commit_keeps_the_lease_while_rows_are_pending_and_gives_it_back_after
         let repeated =
             store.commit_and_next(commit("p1", 1, second.id, 2, vec![outbox("out.2"), outbox("out.3")])).await;
         assert!(matches!(repeated, Err(StoreError::Query(_))), "{backend}: {repeated:?}");
-        assert_eq!(store.turns_of(CONVERSATION).await.unwrap().len(), 1, "{backend}: nothing written");
+        assert_eq!(
+            store.turns_of(&carewell::tenant::TenantId::default(), CONVERSATION).await.unwrap().len(),
+            1,
+            "{backend}: nothing written"
+        );
         assert_eq!(store.next_inbox(CONVERSATION).await.unwrap().map(|r| r.id), Some(second.id), "{backend}");
         let done = store.commit_and_next(commit("p1", 1, second.id, 2, vec![outbox("out.3")])).await.unwrap();
         let (next, released) = (done.next, done.released);
@@ -155,12 +165,17 @@ async fn a_commit_keeps_the_lease_while_rows_are_pending_and_gives_it_back_after
         let conv = store.conversation(&carewell::tenant::TenantId::default(), CONVERSATION).await.unwrap().unwrap();
         assert_eq!((conv.version, conv.lease_owner.as_deref(), conv.state.as_str()), (2, None, "{\"turns\":2}"));
         assert!(conv.last_inbound_at.is_some(), "{backend}");
-        let turns = store.turns_of(CONVERSATION).await.unwrap();
+        let turns = store.turns_of(&carewell::tenant::TenantId::default(), CONVERSATION).await.unwrap();
         assert_eq!(turns.iter().map(|t| t.seq).collect::<Vec<_>>(), vec![1, 2], "{backend}");
         let (_, pending, ..) = store.counts().await.unwrap();
         assert_eq!(pending, 0, "{backend}");
-        let queued: Vec<String> =
-            store.outbox_of(CONVERSATION, None, 0).await.unwrap().into_iter().map(|r| r.idempotency_key).collect();
+        let queued: Vec<String> = store
+            .outbox_of(&carewell::tenant::TenantId::default(), CONVERSATION, None, 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.idempotency_key)
+            .collect();
         assert_eq!(queued, vec!["out.1", "out.2", "out.3"], "{backend}: queue order, each key once");
         // Now another process may take it.
         assert!(
@@ -301,7 +316,11 @@ async fn lookup_snapshots_are_stored_once_with_the_turn_that_names_them() {
         let mut stale = commit("p1", 5, first, 1, vec![]);
         stale.lookup_snapshot = Some(snapshot.clone());
         assert!(matches!(store.commit_and_next(stale).await, Err(StoreError::LeaseLost(_))), "{backend}");
-        assert_eq!(store.lookup_snapshot(&snapshot.hash).await.unwrap(), None, "{backend}");
+        assert_eq!(
+            store.lookup_snapshot(&carewell::tenant::TenantId::default(), &snapshot.hash).await.unwrap(),
+            None,
+            "{backend}"
+        );
 
         let mut one = commit("p1", 0, first, 1, vec![]);
         one.lookup_snapshot = Some(snapshot.clone());
@@ -309,7 +328,11 @@ async fn lookup_snapshots_are_stored_once_with_the_turn_that_names_them() {
         let mut two = commit("p1", 1, next.expect("the second row").id, 2, vec![]);
         two.lookup_snapshot = Some(snapshot.clone());
         store.commit_and_next(two).await.unwrap();
-        assert_eq!(store.lookup_snapshot(&snapshot.hash).await.unwrap(), Some(snapshot.body.clone()), "{backend}");
+        assert_eq!(
+            store.lookup_snapshot(&carewell::tenant::TenantId::default(), &snapshot.hash).await.unwrap(),
+            Some(snapshot.body.clone()),
+            "{backend}"
+        );
         assert_eq!(
             store.conversation(&carewell::tenant::TenantId::default(), CONVERSATION).await.unwrap().unwrap().version,
             2,
@@ -355,7 +378,7 @@ async fn outbox_rows_are_claimed_once_and_marked_sent_with_their_results() {
             .await
             .unwrap();
         assert!(lost.is_empty(), "{backend}");
-        let rows = store.outbox_of(CONVERSATION, None, 0).await.unwrap();
+        let rows = store.outbox_of(&carewell::tenant::TenantId::default(), CONVERSATION, None, 0).await.unwrap();
         let seen: Vec<(&str, Option<&str>, Option<&str>)> =
             rows.iter().map(|r| (r.status.as_str(), r.result.as_deref(), r.claim_owner.as_deref())).collect();
         assert_eq!(
@@ -547,13 +570,20 @@ async fn concurrent_commits_fail_alone() {
         for n in [0, 1, 2, 4] {
             let c = store.conversation(&carewell::tenant::TenantId::default(), &conv(n)).await.unwrap().unwrap();
             assert_eq!(c.version, 1, "{backend}: conversation {n} committed");
-            assert_eq!(store.outbox_of(&conv(n), None, 0).await.unwrap().len(), 1, "{backend}");
+            assert_eq!(
+                store.outbox_of(&carewell::tenant::TenantId::default(), &conv(n), None, 0).await.unwrap().len(),
+                1,
+                "{backend}"
+            );
         }
         let stale = store.conversation(&carewell::tenant::TenantId::default(), &conv(3)).await.unwrap().unwrap();
         assert_eq!(stale.version, 0, "{backend}");
         let failed = store.conversation(&carewell::tenant::TenantId::default(), &conv(5)).await.unwrap().unwrap();
         assert_eq!(failed.version, 1, "{backend}: the failed call's state update was undone");
-        assert!(store.outbox_of(&conv(5), None, 0).await.unwrap().is_empty(), "{backend}");
+        assert!(
+            store.outbox_of(&carewell::tenant::TenantId::default(), &conv(5), None, 0).await.unwrap().is_empty(),
+            "{backend}"
+        );
         assert_eq!(store.next_inbox(&conv(5)).await.unwrap().map(|r| r.id), Some(dup_row), "{backend}: still pending");
     }
 }

@@ -265,9 +265,10 @@ pub fn main() -> ExitCode {
         Command::Outbox { command } => runtime(async move {
             let result = async {
                 let store = open_store().await?;
+                let tenant = cli_tenant()?;
                 match command {
                     OutboxCommand::Dead => {
-                        let rows = store.dead_outbox(500).await.map_err(|e| e.to_string())?;
+                        let rows = store.dead_outbox(&tenant, 500).await.map_err(|e| e.to_string())?;
                         if rows.is_empty() {
                             println!("no dead outbox rows");
                         }
@@ -286,7 +287,7 @@ pub fn main() -> ExitCode {
                         if id.is_none() && !all {
                             return Err("give an outbox id, or --all".into());
                         }
-                        let n = store.redrive(id).await.map_err(|e| e.to_string())?;
+                        let n = store.redrive(&tenant, id).await.map_err(|e| e.to_string())?;
                         println!("{n} row(s) back in the queue; a running server sends them now");
                     }
                 }

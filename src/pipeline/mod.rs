@@ -252,11 +252,12 @@ impl App {
         Ok(app)
     }
 
-    /// The places held at `now` (Unix ms) that count when `conversation_id` chooses a time
+    /// `tenant`'s places held at `now` (Unix ms) that count when `conversation_id` chooses a time
     /// (see [`crate::store::LiveHold::counts_for`]), from a read at most [`HOLDS_FRESH`] old that
     /// the process's turns share. Errors: the database cannot be read.
     pub async fn held_places(
         &self,
+        tenant: &crate::tenant::TenantId,
         conversation_id: &str,
         now: i64,
     ) -> Result<Vec<crate::engine::capacity::HeldPlace>, crate::store::StoreError> {
@@ -271,18 +272,9 @@ impl App {
         };
         Ok(all
             .iter()
-            .filter(|h| h.counts_for(conversation_id, now) && self.same_tenant(&h.conversation_id, conversation_id))
+            .filter(|h| h.tenant == tenant.as_str() && h.counts_for(conversation_id, now))
             .map(|h| crate::engine::capacity::HeldPlace { window: h.window.clone(), erp_name: h.erp_name.clone() })
             .collect())
-    }
-
-    /// Whether two conversations belong to one business (every conversation does, with one).
-    fn same_tenant(&self, a: &str, b: &str) -> bool {
-        self.tenants.is_single()
-            || match (self.tenants.of_conversation(a), self.tenants.of_conversation(b)) {
-                (Some(x), Some(y)) => x.id == y.id,
-                _ => false,
-            }
     }
 
     /// Stores every flow of the current set by content hash, so conversations on it carry on
@@ -298,7 +290,7 @@ impl App {
                 (f.hash.clone(), f.id.clone(), f.version as i32, serde_json::to_string(f.as_ref()).unwrap_or_default())
             })
             .collect();
-        self.store.store_flow_versions(&rows).await
+        self.store.store_flow_versions(&tenant.id, &rows).await
     }
 
     /// The flows for a turn of `state`: the current set, with any flow a journey of `state` still
@@ -311,7 +303,7 @@ impl App {
         }
         let mut found = Vec::new();
         for hash in missing {
-            match self.store.flow_version(&hash).await {
+            match self.store.flow_version(&tenant.id, &hash).await {
                 Ok(Some(body)) => match serde_json::from_str::<crate::flow::graph::Flow>(&body) {
                     Ok(flow) => found.push(flow),
                     Err(e) => {
@@ -336,6 +328,12 @@ impl App {
         }
         tenant.replace_flows(grown);
         tenant.flows()
+    }
+
+    /// The tenant a conversation belongs to, from its id; the single business's for one whose
+    /// number or site no tenant serves any more (its rows are then set aside under it).
+    pub fn tenant_id_of(&self, conversation_id: &str) -> crate::tenant::TenantId {
+        self.tenants.of_conversation(conversation_id).map(|t| t.id.clone()).unwrap_or_default()
     }
 
     /// Whether outbound messages stay in the local sandbox (no Graph API configured).

@@ -2,6 +2,7 @@
 //! the webhook, the admin API, the outbox, the scheduler) and outbox payloads ([`Payload`], one
 //! variant per [`OutboxKind`]).
 
+use crate::tenant::TenantId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -16,8 +17,9 @@ pub fn conversation_id(phone_number_id: &str, customer: &str) -> String {
 
 /// The inbox row of `event` for its customer's conversation on `phone_number_id`, keyed by the
 /// event's message id (a repeated delivery finds the first row). `received_at`: Unix ms.
-pub fn inbox_row(phone_number_id: &str, event: &InboundEvent, received_at: i64) -> NewInbox {
+pub fn inbox_row(tenant: &TenantId, phone_number_id: &str, event: &InboundEvent, received_at: i64) -> NewInbox {
     NewInbox {
+        tenant: tenant.to_string(),
         dedup_key: event.message_id.clone(),
         conversation_id: conversation_id(phone_number_id, &event.customer),
         phone_number_id: phone_number_id.to_string(),
@@ -29,8 +31,14 @@ pub fn inbox_row(phone_number_id: &str, event: &InboundEvent, received_at: i64) 
 /// Queues one event and wakes its conversation in `lane`. Returns whether it was new.
 ///
 /// Errors: [`StoreError`] when the inbox cannot be written (nothing was queued).
-pub async fn enqueue(app: &App, phone_number_id: &str, event: &InboundEvent, lane: Lane) -> Result<bool, StoreError> {
-    let row = inbox_row(phone_number_id, event, crate::store::now_ms());
+pub async fn enqueue(
+    app: &App,
+    tenant: &TenantId,
+    phone_number_id: &str,
+    event: &InboundEvent,
+    lane: Lane,
+) -> Result<bool, StoreError> {
+    let row = inbox_row(tenant, phone_number_id, event, crate::store::now_ms());
     let conversation = row.conversation_id.clone();
     let fresh = app.store.insert_event(row).await?;
     if fresh {

@@ -42,7 +42,7 @@ async fn tick(app: &App) -> Result<(), crate::store::StoreError> {
     let now = now_ms();
     for (id, customer, phone_number_id, wake_at) in app.store.due_wakeups(now, 100).await? {
         let event = InboundEvent::internal(format!("tick:{id}:{wake_at}"), customer, now / 1000, EventKind::Tick);
-        let row = super::queue::inbox_row(&phone_number_id, &event, now);
+        let row = super::queue::inbox_row(&app.tenant_id_of(&id), &phone_number_id, &event, now);
         if app.store.queue_wakeup(&id, wake_at, row).await? {
             info!(conversation_id = %id, "conversation woken (reminder due)");
             app.wake(&id, crate::store::Lane::Bulk);

@@ -49,6 +49,7 @@ pub fn handoff_rows(
     let flows = tenant.flows();
     let queue = queue_of(&flows, before, after);
     let record = NewHandoff {
+        tenant: tenant.id.to_string(),
         idempotency_key: key.clone(),
         conversation_id: conversation_id.to_string(),
         customer: customer.clone(),

@@ -119,12 +119,6 @@ async fn run_for(app: Arc<App>, tenant: Arc<Tenant>) {
     }
 }
 
-/// The name of `tenant`'s ticket cursor (the single business keeps the name it had before
-/// tenants existed).
-fn cursor_name(tenant: &Tenant) -> String {
-    if tenant.id == crate::tenant::TenantId::default() { CURSOR.to_string() } else { format!("{CURSOR}:{}", tenant.id) }
-}
-
 /// Reads the tickets changed since the cursor and drafts a reply for each one without a draft.
 ///
 /// Errors: [`TicketError`]; drafts written before the failure stay, and the cursor moves only
@@ -133,7 +127,7 @@ pub async fn poll(app: &App, tenant: &Tenant) -> Result<Polled, TicketError> {
     let flows = tenant.flows();
     let settings = flows.tickets.as_ref().ok_or(TicketError::NotConfigured)?;
     let d = &settings.decl;
-    let since = app.store.cursor(&cursor_name(tenant)).await?.unwrap_or_else(|| START.to_string());
+    let since = app.store.cursor(&tenant.id, CURSOR).await?.unwrap_or_else(|| START.to_string());
     let mut context = Map::new();
     context.insert("since".into(), json!(since));
     context.insert(
@@ -168,7 +162,7 @@ pub async fn poll(app: &App, tenant: &Tenant) -> Result<Polled, TicketError> {
         }
     }
     if polled.cursor != since {
-        app.store.advance_cursor(&cursor_name(tenant), &polled.cursor).await?;
+        app.store.advance_cursor(&tenant.id, CURSOR, &polled.cursor).await?;
     }
     Ok(polled)
 }
@@ -313,7 +307,7 @@ pub async fn approve(
         reviewer: reviewer.to_string(),
     };
     let event = InboundEvent::internal(format!("reply:{}", row.id), row.customer.clone(), now_ms() / 1000, kind);
-    let inbox = super::queue::inbox_row(phone_number_id, &event, now_ms());
+    let inbox = super::queue::inbox_row(&tenant.id, phone_number_id, &event, now_ms());
     let reviewed = app.store.approve_draft(&tenant.id, id, &text, reviewer, inbox).await?;
     if matches!(reviewed, Reviewed::Done(_)) {
         app.wake(&row.conversation_id, crate::store::Lane::Interactive);

@@ -72,11 +72,6 @@ fn agent_name(p: &Principal, given: Option<&str>) -> String {
     }
 }
 
-/// Whether conversation `id` is `p`'s tenant's: another tenant's resources are not found.
-pub(crate) fn owns(app: &App, p: &Principal, conversation_id: &str) -> bool {
-    app.tenants.of_conversation(conversation_id).is_some_and(|t| t.id == p.tenant.id)
-}
-
 async fn list(app: web::Data<App>, req: HttpRequest) -> HttpResponse {
     let p = guarded!(app, req, Permission::Read);
     match app.store.recent_conversations(&p.tenant.id, 200).await {
@@ -138,8 +133,14 @@ async fn agent_event(
     };
     let id = format!("admin:{}", uuid::Uuid::now_v7());
     let event = InboundEvent::internal(id.clone(), conv.customer.clone(), now_ms() / 1000, kind);
-    match crate::pipeline::queue::enqueue(app, &conv.phone_number_id, &event, crate::pipeline::lane_of(&event.kind))
-        .await
+    match crate::pipeline::queue::enqueue(
+        app,
+        tenant,
+        &conv.phone_number_id,
+        &event,
+        crate::pipeline::lane_of(&event.kind),
+    )
+    .await
     {
         Ok(_) => Ok((HttpResponse::Accepted().json(json!({"queued": id, "conversation_id": conv.id})), conv.id)),
         Err(e) => Err(problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string())),
@@ -165,7 +166,7 @@ async fn takeover(
     let agent = agent_name(&p, body.agent.as_deref());
     match agent_event(&app, &p.tenant.id, &key, EventKind::AgentTakeover { agent: agent.clone() }).await {
         Ok((answer, conversation_id)) => {
-            record_handoffs(&app, app.store.handoffs_taken(&conversation_id, &agent).await).await;
+            record_handoffs(&app, app.store.handoffs_taken(&p.tenant.id, &conversation_id, &agent).await).await;
             record(&app, &p, "conversation.takeover", &conversation_id, "ok", json!({"agent": agent})).await;
             answer
         }
@@ -205,7 +206,8 @@ async fn release(
     let agent = agent_name(&p, body.agent.as_deref());
     match agent_event(&app, &p.tenant.id, &key, EventKind::AgentRelease { agent: agent.clone() }).await {
         Ok((answer, conversation_id)) => {
-            let closed = app.store.handoffs_closed(&conversation_id, HandoffStatus::Released, &agent, None).await;
+            let closed =
+                app.store.handoffs_closed(&p.tenant.id, &conversation_id, HandoffStatus::Released, &agent, None).await;
             record_handoffs(&app, closed).await;
             record(&app, &p, "conversation.release", &conversation_id, "ok", json!({"agent": agent})).await;
             answer
@@ -239,9 +241,8 @@ async fn handoffs(app: web::Data<App>, req: HttpRequest, q: web::Query<HandoffQu
             }
         },
     };
-    match app.store.handoffs(status, 500).await {
+    match app.store.handoffs(&p.tenant.id, status, 500).await {
         Ok(rows) => {
-            let rows: Vec<_> = rows.into_iter().filter(|h| owns(&app, &p, &h.conversation_id)).collect();
             let now = now_ms();
             let listed: Vec<_> = rows
                 .iter()
@@ -284,12 +285,12 @@ async fn resolve(
     }
     let agent = agent_name(&p, body.agent.as_deref());
     let found = match id.parse::<i64>() {
-        Ok(id) => app.store.handoff(id).await,
+        Ok(id) => app.store.handoff(&p.tenant.id, id).await,
         Err(_) => return problem(StatusCode::BAD_REQUEST, "server.bad_id", "give a hand-off id"),
     };
     let handoff = match found {
-        Ok(Some(h)) if owns(&app, &p, &h.conversation_id) => h,
-        Ok(_) => return problem(StatusCode::NOT_FOUND, "server.no_handoff", "no hand-off with that id"),
+        Ok(Some(h)) => h,
+        Ok(None) => return problem(StatusCode::NOT_FOUND, "server.no_handoff", "no hand-off with that id"),
         Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
     };
     if matches!(HandoffStatus::parse(&handoff.status), Some(HandoffStatus::Resolved | HandoffStatus::Released)) {
@@ -297,7 +298,13 @@ async fn resolve(
     }
     let closed = app
         .store
-        .handoffs_closed(&handoff.conversation_id, HandoffStatus::Resolved, &agent, Some(body.note.trim()))
+        .handoffs_closed(
+            &p.tenant.id,
+            &handoff.conversation_id,
+            HandoffStatus::Resolved,
+            &agent,
+            Some(body.note.trim()),
+        )
         .await;
     if let Err(e) = closed {
         return problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string());
@@ -312,11 +319,8 @@ async fn resolve(
 /// What the worker set aside unread, newest first (`?conversation=<id>` for one conversation).
 async fn quarantined(app: web::Data<App>, req: HttpRequest, q: web::Query<QuarantineQuery>) -> HttpResponse {
     let p = guarded!(app, req, Permission::Read);
-    match app.store.quarantined(q.conversation.as_deref(), 500).await {
-        Ok(rows) => {
-            let rows: Vec<_> = rows.into_iter().filter(|r| owns(&app, &p, &r.conversation_id)).collect();
-            HttpResponse::Ok().json(json!({"set_aside": rows}))
-        }
+    match app.store.quarantined(&p.tenant.id, q.conversation.as_deref(), 500).await {
+        Ok(rows) => HttpResponse::Ok().json(json!({"set_aside": rows})),
         Err(e) => problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
     }
 }
@@ -329,11 +333,8 @@ struct QuarantineQuery {
 
 async fn dead(app: web::Data<App>, req: HttpRequest) -> HttpResponse {
     let p = guarded!(app, req, Permission::Read);
-    match app.store.dead_outbox(500).await {
-        Ok(rows) => {
-            let rows: Vec<_> = rows.into_iter().filter(|r| owns(&app, &p, &r.conversation_id)).collect();
-            HttpResponse::Ok().json(json!({"dead": rows}))
-        }
+    match app.store.dead_outbox(&p.tenant.id, 500).await {
+        Ok(rows) => HttpResponse::Ok().json(json!({"dead": rows})),
         Err(e) => problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
     }
 }
@@ -344,24 +345,9 @@ async fn redrive(app: web::Data<App>, req: HttpRequest, id: web::Path<String>) -
     if target.is_none() && id.as_str() != "all" {
         return problem(actix_web::http::StatusCode::BAD_REQUEST, "server.bad_id", "give an outbox id or `all`");
     }
-    // Only the caller's tenant's rows: `all` is each of its dead rows, an id another tenant's is
+    // Only the caller's tenant's rows: `all` is each of its dead rows; another tenant's id is
     // not found.
-    let owned = match app.store.dead_outbox(i64::MAX).await {
-        Ok(rows) => rows
-            .into_iter()
-            .filter(|r| target.is_none_or(|t| t == r.id) && owns(&app, &p, &r.conversation_id))
-            .map(|r| r.id)
-            .collect::<Vec<_>>(),
-        Err(e) => return problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
-    };
-    let mut redriven = Ok(0);
-    for id in owned {
-        redriven = match (redriven, app.store.redrive(Some(id)).await) {
-            (Ok(n), Ok(m)) => Ok(n + m),
-            (Err(e), _) | (_, Err(e)) => Err(e),
-        };
-    }
-    match redriven {
+    match app.store.redrive(&p.tenant.id, target).await {
         Ok(n) => {
             app.outbox_notify.notify_one();
             record(&app, &p, "outbox.redrive", id.as_str(), "ok", json!({"redriven": n})).await;

@@ -23,6 +23,7 @@ use super::auth::{self, KEY_PREFIX, MIN_PASSWORD, Permission, Principal, Role, r
 use super::problem;
 use crate::pipeline::App;
 use crate::store::{AuditFilter, NewApiKey, NewAudit, now_ms, secret_digest};
+use crate::tenant::TenantId;
 
 /// Failed logins that close the door for a while.
 pub const LOGIN_FAILURES: i64 = 5;
@@ -125,7 +126,10 @@ pub async fn sign_in(
         return Err(problem(StatusCode::UNAUTHORIZED, "server.login_failed", "wrong name or password"));
     };
     let token = auth::new_secret();
-    app.store.create_session(&secret_digest(&token), user.id, address.as_deref(), now).await.map_err(unavailable)?;
+    app.store
+        .create_session(&TenantId::of_row(&user.tenant), &secret_digest(&token), user.id, address.as_deref(), now)
+        .await
+        .map_err(unavailable)?;
     let _ = app.store.audit(NewAudit { actor_kind: "user".into(), ..attempt("ok", "login.ok") }).await;
     let cookie = Cookie::build(auth::SESSION_COOKIE, token)
         .http_only(true)

@@ -110,7 +110,12 @@ async fn state(app: web::Data<App>, req: HttpRequest, q: web::Query<CustomerQuer
         problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string())
     };
     let conversation_id = format!("{INSPECTOR_NUMBER}:{}", q.customer);
-    let rows = match app.store.outbox_of(&conversation_id, Some(crate::store::OutboxKind::WhatsApp.as_str()), 0).await {
+    let tenant = app.tenant_id_of(&conversation_id);
+    let rows = match app
+        .store
+        .outbox_of(&tenant, &conversation_id, Some(crate::store::OutboxKind::WhatsApp.as_str()), 0)
+        .await
+    {
         Ok(r) => r,
         Err(e) => return unavailable(e),
     };
@@ -134,7 +139,7 @@ async fn state(app: web::Data<App>, req: HttpRequest, q: web::Query<CustomerQuer
         .as_ref()
         .map(|j| j.slots.iter().map(|(k, v)| (k.clone(), json!(v.value.display()))).collect())
         .unwrap_or_default();
-    let turns = app.store.turns_of(&conversation_id).await.unwrap_or_default();
+    let turns = app.store.turns_of(&tenant.id, &conversation_id).await.unwrap_or_default();
     let guards = turns
         .last()
         .and_then(|t| crate::record::TurnRecord::parse(&t.record).ok())
@@ -181,7 +186,7 @@ async fn export(app: web::Data<App>, req: HttpRequest, q: web::Query<CustomerQue
         return r;
     }
     let conversation_id = format!("{INSPECTOR_NUMBER}:{}", q.customer);
-    let turns = match app.store.turns_of(&conversation_id).await {
+    let turns = match app.store.turns_of(&app.tenant_id_of(&conversation_id), &conversation_id).await {
         Ok(t) => t,
         Err(e) => return problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
     };

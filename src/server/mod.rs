@@ -185,7 +185,7 @@ pub(crate) async fn accept(app: &App, notification: &webhook::Notification) -> H
         }
         // A number no tenant claims: nobody here may read or answer it (TENANTS_DIR lists each
         // tenant's numbers). Acknowledged, so WhatsApp does not retry forever, and logged.
-        if app.tenants.of_number(&m.phone_number_id).is_none() {
+        let Some(tenant) = app.tenants.of_number(&m.phone_number_id) else {
             tracing::error!(
                 code = "tenant.unknown_number",
                 phone_number_id = %m.phone_number_id,
@@ -194,7 +194,7 @@ pub(crate) async fn accept(app: &App, notification: &webhook::Notification) -> H
             );
             app.metrics.webhooks.with_label_values(&["unknown_number"]).inc();
             continue;
-        }
+        };
         let mut event = m.event.clone();
         // A website chat's code, sent from WhatsApp: the chat is carried over to this number.
         if let Some(joined) = widget::join(app, &m.phone_number_id, &event, received_at).await {
@@ -209,7 +209,7 @@ pub(crate) async fn accept(app: &App, notification: &webhook::Notification) -> H
             warn!(code = "server.sender_throttled", customer = %event.customer, "sender over its rate limit; message kept, not answered");
         }
         lanes.push(crate::pipeline::lane_of(&event.kind));
-        rows.push(crate::pipeline::queue::inbox_row(&m.phone_number_id, &event, received_at));
+        rows.push(crate::pipeline::queue::inbox_row(&tenant.id, &m.phone_number_id, &event, received_at));
     }
     if known > 0 {
         info!(duplicates = known, "webhook: messages already stored (seen recently)");
@@ -253,8 +253,12 @@ pub(crate) async fn accept(app: &App, notification: &webhook::Notification) -> H
         }
     }
     for s in &notification.statuses {
+        // A receipt for a number no tenant claims is no business's: not kept.
+        let Some(tenant) = app.tenants.of_number(&s.phone_number_id) else { continue };
         let detail = (!s.errors.is_empty()).then(|| s.errors.join("; "));
-        if let Err(e) = app.store.record_status(&s.message_id, &s.status, &s.recipient, s.timestamp, detail).await {
+        if let Err(e) =
+            app.store.record_status(&tenant.id, &s.message_id, &s.status, &s.recipient, s.timestamp, detail).await
+        {
             tracing::error!(code = e.code(), error = %e, "status not stored");
             return problem(
                 actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -327,13 +331,13 @@ async fn sandbox_messages(app: web::Data<App>, q: web::Query<SandboxQuery>) -> H
     let mut conversations = Vec::new();
     for tenant in app.tenants.all() {
         match app.store.conversations_of(&tenant.id, &q.customer).await {
-            Ok(c) => conversations.extend(c),
+            Ok(c) => conversations.extend(c.into_iter().map(|c| (tenant.id.clone(), c))),
             Err(e) => return problem(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
         }
     }
     let mut out: Vec<Value> = Vec::new();
-    for c in conversations {
-        match app.store.outbox_of(&c.id, Some(crate::store::OutboxKind::WhatsApp.as_str()), q.after).await {
+    for (tenant, c) in conversations {
+        match app.store.outbox_of(&tenant, &c.id, Some(crate::store::OutboxKind::WhatsApp.as_str()), q.after).await {
             Ok(rows) => {
                 out.extend(rows.into_iter().filter(|r| r.status() == Some(crate::store::OutboxStatus::Sent)).map(|r| {
                     let payload: Value = serde_json::from_str(&r.payload).unwrap_or(Value::Null);

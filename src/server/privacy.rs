@@ -45,7 +45,7 @@ async fn erase(app: web::Data<App>, req: HttpRequest, number: web::Path<String>)
     }
     let mut erased_turns = 0;
     for conv in &conversations {
-        match erase_conversation(&app, &conv.id).await {
+        match erase_conversation(&app, &p.tenant.id, &conv.id).await {
             Ok(n) => erased_turns += n,
             Err(resp) => {
                 record(&app, &p, "customer.erase", &customer, "failed", json!({"conversation": conv.id})).await;
@@ -60,11 +60,15 @@ async fn erase(app: web::Data<App>, req: HttpRequest, number: web::Path<String>)
 
 /// Erases one conversation's rows; tries again (three times) when a turn was committed
 /// meanwhile. Returns how many turn records were erased.
-async fn erase_conversation(app: &App, conversation_id: &str) -> Result<usize, HttpResponse> {
+async fn erase_conversation(
+    app: &App,
+    tenant: &crate::tenant::TenantId,
+    conversation_id: &str,
+) -> Result<usize, HttpResponse> {
     use crate::erasure::{Redactor, erase_record, erase_state};
     let unavailable = |e: crate::store::StoreError| problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string());
     for _ in 0..3 {
-        let Some(mut rows) = app.store.conversation_rows(conversation_id).await.map_err(unavailable)? else {
+        let Some(mut rows) = app.store.conversation_rows(tenant, conversation_id).await.map_err(unavailable)? else {
             return Ok(0);
         };
         let state: crate::engine::ConversationState = serde_json::from_str(&rows.state).map_err(|e| {
@@ -109,7 +113,7 @@ async fn erase_conversation(app: &App, conversation_id: &str) -> Result<usize, H
             *sent = sent.as_ref().map(|_| crate::erasure::ERASED.to_string());
         }
         let turns = rows.turns.len();
-        if app.store.rewrite_conversation_rows(rows, now).await.map_err(unavailable)? {
+        if app.store.rewrite_conversation_rows(tenant, rows, now).await.map_err(unavailable)? {
             return Ok(turns);
         }
     }
@@ -155,14 +159,14 @@ async fn document(
         let state: Value = serde_json::from_str(&conv.state).unwrap_or(Value::String(conv.state.clone()));
         let turns: Vec<Value> = app
             .store
-            .turns_of(&conv.id)
+            .turns_of(tenant, &conv.id)
             .await?
             .iter()
             .map(|t| serde_json::from_str(&t.record).unwrap_or(Value::String(t.record.clone())))
             .collect();
         let timeline = crate::explain::build(&app.store, tenant, &conv.id).await?;
-        let flagged = app.store.flags_of(&conv.id).await?;
-        let replies = app.store.drafts_of(&conv.id).await?;
+        let flagged = app.store.flags_of(tenant, &conv.id).await?;
+        let replies = app.store.drafts_of(tenant, &conv.id).await?;
         ids.push(conv.id.clone());
         conversations.push(json!({
             "id": conv.id, "business_number": conv.phone_number_id, "state": state,
@@ -172,7 +176,7 @@ async fn document(
     }
     let handoffs: Vec<Value> = app
         .store
-        .handoffs(None, 100_000)
+        .handoffs(tenant, None, 100_000)
         .await?
         .into_iter()
         .filter(|h| h.customer == customer || ids.contains(&h.conversation_id))

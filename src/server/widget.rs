@@ -34,6 +34,7 @@ use crate::engine::{EventKind, InboundEvent};
 use crate::flow::web::Site;
 use crate::pipeline::App;
 use crate::store::{OutboxKind, WebSessionRow, now_ms};
+use crate::tenant::TenantId;
 
 /// The longest a replies request waits for a reply.
 pub const MAX_WAIT: Duration = Duration::from_secs(25);
@@ -130,17 +131,16 @@ pub async fn join(
 ) -> Option<Result<EventKind, HttpResponse>> {
     let EventKind::Text { body } = &event.kind else { return None };
     let code = format!("W-{}", JOIN_CODE.captures(body)?.get(1)?.as_str().to_ascii_uppercase());
+    let tenant = app.tenants.of_number(phone_number_id)?;
     let (customer, number, at) = (event.customer.clone(), phone_number_id.to_string(), event.timestamp);
     let key = code.clone();
+    let tenant_id = tenant.id.clone();
     let moved = move |session: &str, site: &str| {
         let kind = EventKind::ContinuedOnWhatsApp { customer, phone_number_id: number };
         let e = InboundEvent::internal(format!("join:{key}"), session, at, kind);
-        crate::pipeline::queue::inbox_row(&number_of(site), &e, received_at)
+        crate::pipeline::queue::inbox_row(&tenant_id, &number_of(site), &e, received_at)
     };
-    let sites: Vec<String> = match app.tenants.of_number(phone_number_id) {
-        Some(tenant) => tenant.flows().business.sites.iter().map(|s| s.key.clone()).collect(),
-        None => return None,
-    };
+    let sites: Vec<String> = tenant.flows().business.sites.iter().map(|s| s.key.clone()).collect();
     match app.store.take_web_join(sites, &code, &event.customer, now_ms(), moved).await {
         Ok(Some((session, site))) => {
             tracing::info!(%code, "a website chat continues on WhatsApp");
@@ -173,7 +173,8 @@ async fn whatsapp(app: web::Data<App>, req: HttpRequest, id: web::Path<String>) 
     let code: String = std::iter::once("W-".to_string())
         .chain(bytes[..6].iter().map(|b| (CODE_ALPHABET[usize::from(*b) % CODE_ALPHABET.len()] as char).to_string()))
         .collect();
-    if let Err(e) = app.store.create_web_join(&code, &row.id, &site.key, now_ms()).await {
+    if let Err(e) = app.store.create_web_join(&TenantId::of_row(&row.tenant), &code, &row.id, &site.key, now_ms()).await
+    {
         return problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string());
     }
     let text = format!("Continue my chat: {code}");
@@ -266,7 +267,12 @@ async fn create(app: web::Data<App>, req: HttpRequest, body: web::Json<NewSessio
     }
     let origin = origin(&req).unwrap_or_else(|| "same-origin".into());
     let now = now_ms();
+    // The site key is what names the business (site_by_key found the site in its flows).
+    let Some(owner) = app.tenants.of_site(&site.key) else {
+        return problem(StatusCode::NOT_FOUND, "web.unknown_site", "no site has that key");
+    };
     let row = WebSessionRow {
+        tenant: owner.id.to_string(),
         id: uuid::Uuid::new_v4().to_string(),
         site: site.key.clone(),
         origin,
@@ -388,7 +394,8 @@ async fn message(
         followed: false,
     };
     let lane = crate::pipeline::lane_of(&event.kind);
-    match crate::pipeline::queue::enqueue(&app, &number_of(&site.key), &event, lane).await {
+    let tenant = app.tenant_id_of(&crate::pipeline::queue::conversation_id(&number_of(&site.key), &row.id));
+    match crate::pipeline::queue::enqueue(&app, &tenant, &number_of(&site.key), &event, lane).await {
         Ok(fresh) => HttpResponse::Accepted().json(json!({"queued": fresh})),
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
     }
@@ -418,7 +425,11 @@ async fn replies(
         let woken = app.web_replies.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        let rows = match app.store.outbox_of(&conversation, Some(OutboxKind::Web.as_str()), q.after).await {
+        let rows = match app
+            .store
+            .outbox_of(&TenantId::of_row(&row.tenant), &conversation, Some(OutboxKind::Web.as_str()), q.after)
+            .await
+        {
             Ok(rows) => rows,
             Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string()),
         };

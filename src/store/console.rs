@@ -225,6 +225,7 @@ impl Store {
     /// Starts a session for `user_id`, kept as the digest of its token.
     pub async fn create_session(
         &self,
+        tenant: &TenantId,
         token_hash: &str,
         user_id: i64,
         address: Option<&str>,
@@ -233,6 +234,7 @@ impl Store {
         with_conn!(self, |conn| {
             diesel::insert_into(sessions::table)
                 .values((
+                    sessions::tenant.eq(tenant.as_str()),
                     sessions::token_hash.eq(token_hash),
                     sessions::user_id.eq(user_id),
                     sessions::created_at.eq(now),

@@ -35,12 +35,18 @@ pub struct ConversationRows {
 }
 
 impl Store {
-    /// Reads the rows of `conversation_id`; `None` when there is no such conversation.
-    pub async fn conversation_rows(&self, conversation_id: &str) -> Result<Option<ConversationRows>, StoreError> {
+    /// Reads the rows of `tenant`'s conversation `conversation_id`; `None` when it has no such
+    /// conversation.
+    pub async fn conversation_rows(
+        &self,
+        tenant: &crate::tenant::TenantId,
+        conversation_id: &str,
+    ) -> Result<Option<ConversationRows>, StoreError> {
         let cid = conversation_id.to_string();
         Ok(with_conn!(self, |conn| {
             let head: Option<(i64, String)> = conversations::table
                 .find(&cid)
+                .filter(conversations::tenant.eq(tenant.as_str()))
                 .select((conversations::version, conversations::state))
                 .first(conn)
                 .await
@@ -102,11 +108,20 @@ impl Store {
 
     /// Writes `rows` back in one transaction, bumping the conversation's version. Returns false
     /// (and writes nothing) when a turn was committed since they were read: read them again.
-    pub async fn rewrite_conversation_rows(&self, rows: ConversationRows, now: i64) -> Result<bool, StoreError> {
+    pub async fn rewrite_conversation_rows(
+        &self,
+        tenant: &crate::tenant::TenantId,
+        rows: ConversationRows,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let tenant = tenant.to_string();
         with_conn!(self, |conn| {
             conn.transaction::<_, StoreError, _>(async move |c| {
                 let n = diesel::update(
-                    conversations::table.find(&rows.conversation_id).filter(conversations::version.eq(rows.version)),
+                    conversations::table
+                        .find(&rows.conversation_id)
+                        .filter(conversations::tenant.eq(&tenant))
+                        .filter(conversations::version.eq(rows.version)),
                 )
                 .set((
                     conversations::state.eq(&rows.state),

@@ -76,10 +76,11 @@ impl Store {
         }))
     }
 
-    /// The flags of one conversation, oldest first (for a customer's export).
-    pub async fn flags_of(&self, conversation_id: &str) -> Result<Vec<FlagRow>, StoreError> {
-        Ok(with_conn!(self, |conn| {
+    /// The flags of one of `tenant`'s conversations, oldest first (for a customer's export).
+    pub async fn flags_of(&self, tenant: &TenantId, conversation_id: &str) -> Result<Vec<FlagRow>, StoreError> {
+        Ok(with_tenant!(self, tenant, |conn| {
             knowledge_flags::table
+                .filter(knowledge_flags::tenant.eq(tenant.as_str()))
                 .filter(knowledge_flags::conversation_id.eq(conversation_id))
                 .select(FlagRow::as_select())
                 .order(knowledge_flags::id)

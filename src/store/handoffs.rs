@@ -82,10 +82,17 @@ pub enum OutboxRecord {
     Flag(super::NewFlag),
 }
 
+fn default_tenant() -> String {
+    crate::tenant::DEFAULT_TENANT.into()
+}
+
 /// A hand-off to record (see [`Store::outbox_done_with_record`]).
 #[derive(Debug, Clone, PartialEq, Insertable, serde::Serialize, serde::Deserialize)]
 #[diesel(table_name = handoffs)]
 pub struct NewHandoff {
+    /// The business (a hand-off queued before tenants existed is the single business's).
+    #[serde(default = "default_tenant")]
+    pub tenant: String,
     /// Unique per handing-off turn.
     pub idempotency_key: String,
     /// `phone_number_id:wa_id`.
@@ -145,9 +152,19 @@ impl Store {
     }
 
     /// Hand-offs, oldest first; only those in `status` when given; at most `limit`.
-    pub async fn handoffs(&self, status: Option<HandoffStatus>, limit: i64) -> Result<Vec<HandoffRow>, StoreError> {
-        Ok(with_conn!(self, |conn| {
-            let mut q = handoffs::table.select(HandoffRow::as_select()).order(handoffs::id).limit(limit).into_boxed();
+    pub async fn handoffs(
+        &self,
+        tenant: &crate::tenant::TenantId,
+        status: Option<HandoffStatus>,
+        limit: i64,
+    ) -> Result<Vec<HandoffRow>, StoreError> {
+        Ok(with_tenant!(self, tenant, |conn| {
+            let mut q = handoffs::table
+                .filter(handoffs::tenant.eq(tenant.as_str().to_string()))
+                .select(HandoffRow::as_select())
+                .order(handoffs::id)
+                .limit(limit)
+                .into_boxed();
             if let Some(s) = status {
                 q = q.filter(handoffs::status.eq(s.as_str()));
             }
@@ -155,19 +172,31 @@ impl Store {
         }))
     }
 
-    /// One hand-off.
-    pub async fn handoff(&self, id: i64) -> Result<Option<HandoffRow>, StoreError> {
-        Ok(with_conn!(self, |conn| {
-            handoffs::table.find(id).select(HandoffRow::as_select()).first(conn).await.optional()?
+    /// One hand-off of `tenant` (another tenant's is not found).
+    pub async fn handoff(&self, tenant: &crate::tenant::TenantId, id: i64) -> Result<Option<HandoffRow>, StoreError> {
+        Ok(with_tenant!(self, tenant, |conn| {
+            handoffs::table
+                .find(id)
+                .filter(handoffs::tenant.eq(tenant.as_str()))
+                .select(HandoffRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
         }))
     }
 
     /// `agent` took the conversation over: its waiting hand-offs become `taken` by them.
     /// Returns how many.
-    pub async fn handoffs_taken(&self, conversation_id: &str, agent: &str) -> Result<usize, StoreError> {
+    pub async fn handoffs_taken(
+        &self,
+        tenant: &crate::tenant::TenantId,
+        conversation_id: &str,
+        agent: &str,
+    ) -> Result<usize, StoreError> {
         let (id, agent) = (conversation_id.to_string(), agent.to_string());
-        Ok(with_conn!(self, |conn| {
+        Ok(with_tenant!(self, tenant, |conn| {
             diesel::update(handoffs::table)
+                .filter(handoffs::tenant.eq(tenant.as_str()))
                 .filter(handoffs::conversation_id.eq(&id))
                 .filter(handoffs::status.eq(HandoffStatus::Waiting.as_str()))
                 .set((
@@ -184,6 +213,7 @@ impl Store {
     /// released) by `agent`, with `note`. Returns how many.
     pub async fn handoffs_closed(
         &self,
+        tenant: &crate::tenant::TenantId,
         conversation_id: &str,
         status: HandoffStatus,
         agent: &str,
@@ -191,8 +221,9 @@ impl Store {
     ) -> Result<usize, StoreError> {
         let (id, agent, note) = (conversation_id.to_string(), agent.to_string(), note.map(String::from));
         let open = [HandoffStatus::Waiting.as_str(), HandoffStatus::Taken.as_str()];
-        Ok(with_conn!(self, |conn| {
+        Ok(with_tenant!(self, tenant, |conn| {
             diesel::update(handoffs::table)
+                .filter(handoffs::tenant.eq(tenant.as_str()))
                 .filter(handoffs::conversation_id.eq(&id))
                 .filter(handoffs::status.eq_any(open))
                 .set((

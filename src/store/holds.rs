@@ -18,6 +18,8 @@ use crate::engine::capacity::{HeldPlace, HoldChange};
 /// A live hold, as [`Store::live_holds`] reads it.
 #[derive(Debug, Clone)]
 pub struct LiveHold {
+    /// The business whose crews it takes.
+    pub tenant: String,
     /// The conversation holding it.
     pub conversation_id: String,
     /// The window, `YYYY-MM-DDTHH:MM:SS`.
@@ -63,6 +65,7 @@ fn free_crew(taken: &[i32]) -> i32 {
 #[derive(diesel::Insertable)]
 #[diesel(table_name = slot_holds)]
 struct NewHold<'a> {
+    tenant: &'a str,
     conversation_id: &'a str,
     journey_id: &'a str,
     window_start: &'a str,
@@ -74,7 +77,9 @@ struct NewHold<'a> {
 
 impl<'a> NewHold<'a> {
     /// A hold in `window` on the lowest crew not in `taken`.
+    #[allow(clippy::too_many_arguments)]
     fn place(
+        tenant: &'a str,
         conversation_id: &'a str,
         journey_id: &'a str,
         window_start: &'a str,
@@ -83,7 +88,16 @@ impl<'a> NewHold<'a> {
         erp_name: Option<&'a str>,
         created_at: i64,
     ) -> Self {
-        NewHold { conversation_id, journey_id, window_start, crew: free_crew(taken), expires_at, erp_name, created_at }
+        NewHold {
+            tenant,
+            conversation_id,
+            journey_id,
+            window_start,
+            crew: free_crew(taken),
+            expires_at,
+            erp_name,
+            created_at,
+        }
     }
 }
 
@@ -91,8 +105,12 @@ impl<'a> NewHold<'a> {
 /// turns a query into its result (`.execute(c)` or `.execute(c).await`). The caller has made
 /// sure no other transaction takes places in the same windows meanwhile.
 macro_rules! apply_changes {
-    ($c:ident, $conversation:expr, $changes:expr, $now:expr, $run:ident) => {{
+    ($c:ident, $tenant:expr, $conversation:expr, $changes:expr, $now:expr, $run:ident) => {{
         let conversation: &str = $conversation;
+        let tenant: &str = $tenant;
+        // This business's holds of a window (each business has its own crews).
+        let of_window =
+            |window: &str| slot_holds::tenant.eq(tenant).and(slot_holds::window_start.eq(window.to_string()));
         for change in $changes {
             let mine = || slot_holds::conversation_id.eq(conversation);
             match change {
@@ -119,30 +137,41 @@ macro_rules! apply_changes {
                     )?;
                     $run!(
                         diesel::delete(
-                            slot_holds::table
-                                .filter(slot_holds::window_start.eq(window))
-                                .filter(slot_holds::expires_at.le($now)),
+                            slot_holds::table.filter(of_window(window)).filter(slot_holds::expires_at.le($now))
                         )
                         .execute($c)
                     )?;
-                    let taken: Vec<i32> = $run!(
-                        slot_holds::table.filter(slot_holds::window_start.eq(window)).select(slot_holds::crew).load($c)
-                    )?;
+                    let taken: Vec<i32> =
+                        $run!(slot_holds::table.filter(of_window(window)).select(slot_holds::crew).load($c))?;
                     if taken.len() as u64 >= u64::from(*places) {
                         return Err(refused(window));
                     }
                     $run!(
                         diesel::insert_into(slot_holds::table)
-                            .values(NewHold::place(conversation, journey, window, &taken, *until_ms, None, $now))
+                            .values(NewHold::place(
+                                tenant,
+                                conversation,
+                                journey,
+                                window,
+                                &taken,
+                                *until_ms,
+                                None,
+                                $now
+                            ))
                             .execute($c)
                     )?;
                 }
                 HoldChange::Booked { journey, window, erp_name, until_ms } => {
                     // A booking moved: the hold of its earlier time goes.
                     $run!(
-                        diesel::delete(slot_holds::table.filter(slot_holds::erp_name.eq(erp_name)).filter(
-                            slot_holds::conversation_id.ne(conversation).or(slot_holds::journey_id.ne(journey))
-                        ),)
+                        diesel::delete(
+                            slot_holds::table
+                                .filter(slot_holds::tenant.eq(tenant))
+                                .filter(slot_holds::erp_name.eq(erp_name))
+                                .filter(
+                                    slot_holds::conversation_id.ne(conversation).or(slot_holds::journey_id.ne(journey))
+                                ),
+                        )
                         .execute($c)
                     )?;
                     let n = $run!(
@@ -152,15 +181,12 @@ macro_rules! apply_changes {
                     )?;
                     if n == 0 {
                         // The hold lapsed while the ERP wrote: the booking exists all the same.
-                        let taken: Vec<i32> = $run!(
-                            slot_holds::table
-                                .filter(slot_holds::window_start.eq(window))
-                                .select(slot_holds::crew)
-                                .load($c)
-                        )?;
+                        let taken: Vec<i32> =
+                            $run!(slot_holds::table.filter(of_window(window)).select(slot_holds::crew).load($c))?;
                         $run!(
                             diesel::insert_into(slot_holds::table)
                                 .values(NewHold::place(
+                                    tenant,
                                     conversation,
                                     journey,
                                     window,
@@ -207,18 +233,20 @@ macro_rules! async_run {
 /// the savepoint.
 pub(super) fn apply_sqlite(
     c: &mut diesel::SqliteConnection,
+    tenant: &str,
     conversation: &str,
     changes: &[HoldChange],
     now: i64,
 ) -> QueryResult<()> {
     use diesel::RunQueryDsl;
-    apply_changes!(c, conversation, changes, now, sync_run)
+    apply_changes!(c, tenant, conversation, changes, now, sync_run)
 }
 
 /// Applies a turn's hold changes on PostgreSQL, inside the commit's transaction; each window
 /// taken is first locked for the rest of the transaction (`pg_advisory_xact_lock`).
 pub(super) async fn apply_pg(
     c: &mut diesel_async::AsyncPgConnection,
+    tenant: &str,
     conversation: &str,
     changes: &[HoldChange],
     now: i64,
@@ -235,12 +263,13 @@ pub(super) async fn apply_pg(
     windows.sort();
     windows.dedup();
     for window in windows {
-        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('slot_holds:' || $1, 0))")
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('slot_holds:' || $1 || ':' || $2, 0))")
+            .bind::<diesel::sql_types::Text, _>(tenant)
             .bind::<diesel::sql_types::Text, _>(window)
             .execute(c)
             .await?;
     }
-    apply_changes!(c, conversation, changes, now, async_run)
+    apply_changes!(c, tenant, conversation, changes, now, async_run)
 }
 
 impl Store {
@@ -254,13 +283,19 @@ impl Store {
         }))
     }
 
-    /// The places held at `now` (Unix ms) by conversations other than `conversation_id`, and
+    /// `tenant`'s places held at `now` (Unix ms) by conversations other than `conversation_id`, and
     /// its own that stand for written bookings: what counts against the crews when this
     /// conversation chooses a time.
-    pub async fn held_places(&self, conversation_id: &str, now: i64) -> Result<Vec<HeldPlace>, StoreError> {
+    pub async fn held_places(
+        &self,
+        tenant: &crate::tenant::TenantId,
+        conversation_id: &str,
+        now: i64,
+    ) -> Result<Vec<HeldPlace>, StoreError> {
         use diesel_async::RunQueryDsl;
         let rows: Vec<(String, Option<String>)> = with_conn!(self, |conn| {
             slot_holds::table
+                .filter(slot_holds::tenant.eq(tenant.as_str()))
                 .filter(slot_holds::expires_at.gt(now))
                 .filter(slot_holds::conversation_id.ne(conversation_id).or(slot_holds::erp_name.is_not_null()))
                 .select((slot_holds::window_start, slot_holds::erp_name))
@@ -270,15 +305,16 @@ impl Store {
         Ok(rows.into_iter().map(|(window, erp_name)| HeldPlace { window, erp_name }).collect())
     }
 
-    /// Every hold live at `now` (Unix ms): `(conversation, window, ERP document, expires_at)`.
+    /// Every hold live at `now` (Unix ms), of every tenant (each with its tenant).
     /// What [`crate::pipeline::App::held_places`] keeps for a moment and filters per
     /// conversation, so that the turns of one process share one read.
     pub async fn live_holds(&self, now: i64) -> Result<Vec<LiveHold>, StoreError> {
         use diesel_async::RunQueryDsl;
-        let rows: Vec<(String, String, Option<String>, i64)> = with_conn!(self, |conn| {
+        let rows: Vec<(String, String, String, Option<String>, i64)> = with_conn!(self, |conn| {
             slot_holds::table
                 .filter(slot_holds::expires_at.gt(now))
                 .select((
+                    slot_holds::tenant,
                     slot_holds::conversation_id,
                     slot_holds::window_start,
                     slot_holds::erp_name,
@@ -289,7 +325,8 @@ impl Store {
         });
         Ok(rows
             .into_iter()
-            .map(|(conversation_id, window, erp_name, expires_at)| LiveHold {
+            .map(|(tenant, conversation_id, window, erp_name, expires_at)| LiveHold {
+                tenant,
                 conversation_id,
                 window,
                 erp_name,
@@ -298,12 +335,18 @@ impl Store {
             .collect())
     }
 
-    /// The live holds of one window at `now`: `(conversation, crew, ERP document)`, by crew
-    /// (for the admin API and tests).
-    pub async fn window_holds(&self, window: &str, now: i64) -> Result<Vec<(String, i32, Option<String>)>, StoreError> {
+    /// `tenant`'s live holds of one window at `now`: `(conversation, crew, ERP document)`, by
+    /// crew (for the admin API and tests).
+    pub async fn window_holds(
+        &self,
+        tenant: &crate::tenant::TenantId,
+        window: &str,
+        now: i64,
+    ) -> Result<Vec<(String, i32, Option<String>)>, StoreError> {
         use diesel_async::RunQueryDsl;
         Ok(with_conn!(self, |conn| {
             slot_holds::table
+                .filter(slot_holds::tenant.eq(tenant.as_str()))
                 .filter(slot_holds::window_start.eq(window))
                 .filter(slot_holds::expires_at.gt(now))
                 .order(slot_holds::crew)

@@ -480,7 +480,7 @@ impl Store {
                 let commit = &commit;
                 let done = conn
                     .transaction::<_, diesel::result::Error, _>(async move |c| {
-                        holds::apply_pg(c, &commit.conversation_id, &commit.holds, now).await?;
+                        holds::apply_pg(c, commit.tenant.as_str(), &commit.conversation_id, &commit.holds, now).await?;
                         let rows: Vec<pg_statements::Committed> =
                             pg_statements::CommitAndNext::new(commit, now).load(c).await?;
                         rows.into_iter().next().ok_or(diesel::result::Error::RollbackTransaction)

@@ -329,15 +329,29 @@ impl Store {
         Ok(claims.iter().map(|c| c.id).filter(|id| !extended.contains(id)).collect())
     }
 
-    /// Dead-lettered outbox rows, oldest first.
-    pub async fn dead_outbox(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
-        self.outbox_with_status(OutboxStatus::Dead.as_str(), limit).await
+    /// `tenant`'s dead-lettered outbox rows, oldest first.
+    pub async fn dead_outbox(
+        &self,
+        tenant: &crate::tenant::TenantId,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        Ok(with_tenant!(self, tenant, |conn| {
+            outbox::table
+                .filter(outbox::tenant.eq(tenant.as_str()))
+                .filter(outbox::status.eq(OutboxStatus::Dead.as_str()))
+                .order(outbox::id)
+                .limit(limit)
+                .select(OutboxRow::as_select())
+                .load(conn)
+                .await?
+        }))
     }
 
-    /// Puts dead rows back in the queue with a fresh attempt count: one row, or all with `None`.
+    /// Puts `tenant`'s dead rows back in the queue with a fresh attempt count: one row, or all with
+    /// `None`.
     /// Returns how many.
-    pub async fn redrive(&self, id: Option<i64>) -> Result<usize, StoreError> {
-        with_conn!(self, |conn| {
+    pub async fn redrive(&self, tenant: &crate::tenant::TenantId, id: Option<i64>) -> Result<usize, StoreError> {
+        with_tenant!(self, tenant, |conn| {
             let now = now_ms();
             let set = (
                 outbox::status.eq(OutboxStatus::Pending.as_str()),
@@ -345,7 +359,9 @@ impl Store {
                 outbox::next_attempt_at.eq(now),
                 outbox::updated_at.eq(now),
             );
-            let dead = outbox::table.filter(outbox::status.eq(OutboxStatus::Dead.as_str()));
+            let dead = outbox::table
+                .filter(outbox::tenant.eq(tenant.as_str()))
+                .filter(outbox::status.eq(OutboxStatus::Dead.as_str()));
             let n = match id {
                 Some(id) => diesel::update(dead.filter(outbox::id.eq(id))).set(set).execute(conn).await?,
                 None => diesel::update(dead).set(set).execute(conn).await?,
@@ -417,20 +433,6 @@ impl Store {
                     .await?)
             }
         }
-    }
-
-    /// Outbox rows with a status, in queue order.
-    async fn outbox_with_status(&self, status: &str, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
-        let status = status.to_string();
-        Ok(with_conn!(self, |conn| {
-            outbox::table
-                .filter(outbox::status.eq(&status))
-                .order(outbox::id)
-                .limit(limit)
-                .select(OutboxRow::as_select())
-                .load(conn)
-                .await?
-        }))
     }
 
     /// Marks sent outbox rows done with their results (wamids), in one statement (SQLite: one
@@ -526,9 +528,11 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Outbox rows of a conversation, in order, optionally only `kind` and after `after_id`.
+    /// `tenant`'s outbox rows of a conversation, in order, optionally only `kind` and after
+    /// `after_id`.
     pub async fn outbox_of(
         &self,
+        tenant: &crate::tenant::TenantId,
         conversation_id: &str,
         kind: Option<&str>,
         after_id: i64,
@@ -537,6 +541,7 @@ impl Store {
         let k = kind.map(String::from);
         Ok(with_conn!(self, |conn| {
             let mut q = outbox::table
+                .filter(outbox::tenant.eq(tenant.as_str()))
                 .filter(outbox::conversation_id.eq(&cid))
                 .filter(outbox::id.gt(after_id))
                 .order(outbox::id)

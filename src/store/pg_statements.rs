@@ -258,9 +258,11 @@ impl QueryFragment<Pg> for CommitAndNext<'_> {
         out.push_sql(" WHERE id = ");
         out.push_bind_param::<BigInt, _>(&c.inbox_id)?;
         out.push_sql(
-            " AND EXISTS (SELECT 1 FROM c)), turn AS (INSERT INTO turns (conversation_id, seq, inbox_id, \
+            " AND EXISTS (SELECT 1 FROM c)), turn AS (INSERT INTO turns (tenant, conversation_id, seq, inbox_id, \
              flow, step_before, step_after, outcome, record, created_at) SELECT ",
         );
+        out.push_bind_param::<Text, _>(&t.tenant)?;
+        out.push_sql(", ");
         out.push_bind_param::<Text, _>(&t.conversation_id)?;
         out.push_sql(", ");
         out.push_bind_param::<BigInt, _>(&t.seq)?;
@@ -279,9 +281,12 @@ impl QueryFragment<Pg> for CommitAndNext<'_> {
         out.push_sql(", ");
         out.push_bind_param::<BigInt, _>(&t.created_at)?;
         out.push_sql(
-            " FROM c), queued AS (INSERT INTO outbox (conversation_id, kind, idempotency_key, payload, \
-             status, next_attempt_at, created_at, updated_at, claim_owner, claim_token, attempts) SELECT \
-             q.conversation_id, q.kind, q.key, q.payload, q.status, q.due, q.created, q.updated, q.owner, \
+            " FROM c), queued AS (INSERT INTO outbox (tenant, conversation_id, kind, idempotency_key, payload, \
+             status, next_attempt_at, created_at, updated_at, claim_owner, claim_token, attempts) SELECT ",
+        );
+        out.push_bind_param::<Text, _>(&self.count_tenant)?;
+        out.push_sql(
+            ", q.conversation_id, q.kind, q.key, q.payload, q.status, q.due, q.created, q.updated, q.owner, \
              q.token, q.attempts FROM c CROSS JOIN unnest(",
         );
         out.push_bind_param::<Array<Text>, _>(&self.outbox_conversations)?;
@@ -308,15 +313,17 @@ impl QueryFragment<Pg> for CommitAndNext<'_> {
         out.push_sql(
             ") WITH ORDINALITY AS q(conversation_id, kind, key, payload, status, due, created, updated, owner, \
              token, attempts, n) ORDER BY q.n RETURNING id), snap AS (INSERT INTO \
-             lookup_snapshots (hash, body, created_at) SELECT h, b, ",
+             lookup_snapshots (tenant, hash, body, created_at) SELECT ",
         );
+        out.push_bind_param::<Text, _>(&self.count_tenant)?;
+        out.push_sql(", h, b, ");
         out.push_bind_param::<BigInt, _>(&self.now_ms)?;
         out.push_sql(" FROM c CROSS JOIN (SELECT ");
         out.push_bind_param::<Nullable<Text>, _>(&self.snapshot_hash)?;
         out.push_sql("::text AS h, ");
         out.push_bind_param::<Nullable<Text>, _>(&self.snapshot_body)?;
         out.push_sql(
-            "::text AS b) s WHERE s.h IS NOT NULL ON CONFLICT (hash) DO NOTHING), counted AS (INSERT INTO \
+            "::text AS b) s WHERE s.h IS NOT NULL ON CONFLICT (tenant, hash) DO NOTHING), counted AS (INSERT INTO \
              daily_counts (tenant, day, flow, metric, shard, n) SELECT ",
         );
         out.push_bind_param::<Text, _>(&self.count_tenant)?;
@@ -349,6 +356,7 @@ pub(super) struct StoredKey {
 
 /// Stores inbox rows in arrival order, skipping keys already stored; returns the new keys.
 pub(super) struct InsertInbox<'a> {
+    tenants: Vec<&'a str>,
     keys: Vec<&'a str>,
     conversations: Vec<&'a str>,
     numbers: Vec<&'a str>,
@@ -361,6 +369,7 @@ impl<'a> InsertInbox<'a> {
     /// The statement for `rows`.
     pub(super) fn new(rows: &'a [NewInbox]) -> Self {
         InsertInbox {
+            tenants: rows.iter().map(|r| r.tenant.as_str()).collect(),
             keys: rows.iter().map(|r| r.dedup_key.as_str()).collect(),
             conversations: rows.iter().map(|r| r.conversation_id.as_str()).collect(),
             numbers: rows.iter().map(|r| r.phone_number_id.as_str()).collect(),
@@ -382,9 +391,11 @@ impl<'a> InsertInbox<'a> {
     /// The INSERT without its RETURNING clause.
     fn walk_rows<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         out.push_sql(
-            "INSERT INTO inbox (dedup_key, conversation_id, phone_number_id, event, received_at) \
-             SELECT r.dedup_key, r.conversation_id, r.phone_number_id, r.event, r.received_at FROM unnest(",
+            "INSERT INTO inbox (tenant, dedup_key, conversation_id, phone_number_id, event, received_at) \
+             SELECT r.tenant, r.dedup_key, r.conversation_id, r.phone_number_id, r.event, r.received_at FROM unnest(",
         );
+        out.push_bind_param::<Array<Text>, _>(&self.tenants)?;
+        out.push_sql(", ");
         out.push_bind_param::<Array<Text>, _>(&self.keys)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<Text>, _>(&self.conversations)?;
@@ -395,7 +406,7 @@ impl<'a> InsertInbox<'a> {
         out.push_sql(", ");
         out.push_bind_param::<Array<BigInt>, _>(&self.received)?;
         out.push_sql(
-            ") WITH ORDINALITY AS r(dedup_key, conversation_id, phone_number_id, event, received_at, n) \
+            ") WITH ORDINALITY AS r(tenant, dedup_key, conversation_id, phone_number_id, event, received_at, n) \
              ORDER BY r.n ON CONFLICT (dedup_key) DO NOTHING",
         );
         Ok(())

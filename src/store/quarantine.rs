@@ -83,18 +83,19 @@ impl Store {
     /// entry's id.
     pub async fn quarantine_inbox_row(
         &self,
+        tenant: &crate::tenant::TenantId,
         row: &InboxRow,
         kind: QuarantineKind,
         error: &str,
         tell: impl FnOnce(i64) -> NewInbox + Send,
     ) -> Result<i64, StoreError> {
-        let (row, error) = (row.clone(), error.to_string());
+        let (row, error, tenant) = (row.clone(), error.to_string(), tenant.to_string());
         with_conn!(self, |conn| {
             conn.transaction::<_, StoreError, _>(async move |c| {
                 let now = now_ms();
                 let entry = NewEntry::new(&row.conversation_id, kind, Some(row.id), &row.event, &error);
                 let id: i64 = diesel::insert_into(quarantine::table)
-                    .values(&entry)
+                    .values((quarantine::tenant.eq(&tenant), &entry))
                     .returning(quarantine::id)
                     .get_result(c)
                     .await?;
@@ -120,8 +121,10 @@ impl Store {
     /// version.
     ///
     /// Errors: [`StoreError::LeaseLost`] when the lease or version no longer holds.
+    #[allow(clippy::too_many_arguments)]
     pub async fn quarantine_state(
         &self,
+        tenant: &crate::tenant::TenantId,
         conversation_id: &str,
         owner: &str,
         expected_version: i64,
@@ -129,8 +132,8 @@ impl Store {
         error: &str,
         tell: impl FnOnce(i64) -> NewInbox + Send,
     ) -> Result<(i64, i64), StoreError> {
-        let (cid, own, fresh, error) =
-            (conversation_id.to_string(), owner.to_string(), fresh.to_string(), error.to_string());
+        let (cid, own, fresh, error, tenant) =
+            (conversation_id.to_string(), owner.to_string(), fresh.to_string(), error.to_string(), tenant.to_string());
         with_conn!(self, |conn| {
             conn.transaction::<_, StoreError, _>(async move |c| {
                 let now = now_ms();
@@ -151,7 +154,7 @@ impl Store {
                 }
                 let entry = NewEntry::new(&cid, QuarantineKind::State, None, &old, &error);
                 let id: i64 = diesel::insert_into(quarantine::table)
-                    .values(&entry)
+                    .values((quarantine::tenant.eq(&tenant), &entry))
                     .returning(quarantine::id)
                     .get_result(c)
                     .await?;
@@ -183,12 +186,14 @@ impl Store {
     /// Quarantine entries, newest first: of one conversation, or all with `None`.
     pub async fn quarantined(
         &self,
+        tenant: &crate::tenant::TenantId,
         conversation_id: Option<&str>,
         limit: i64,
     ) -> Result<Vec<QuarantineRow>, StoreError> {
         let cid = conversation_id.map(String::from);
-        Ok(with_conn!(self, |conn| {
+        Ok(with_tenant!(self, tenant, |conn| {
             let mut q = quarantine::table
+                .filter(quarantine::tenant.eq(tenant.as_str().to_string()))
                 .order(quarantine::id.desc())
                 .limit(limit)
                 .select(QuarantineRow::as_select())

@@ -7,6 +7,7 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::schema::{conversations, flow_versions, inbox, lookup_snapshots, message_statuses, turns};
 use super::{NewInbox, Store, StoreError, TurnRow, now_ms};
+use crate::tenant::TenantId;
 
 impl Store {
     /// Conversations whose wake-up time has come: (id, customer, phone_number_id, wake_at).
@@ -64,22 +65,32 @@ impl Store {
         })
     }
 
-    /// The lookup results stored under `hash` (see [`LookupSnapshot`]), as JSON.
-    pub async fn lookup_snapshot(&self, hash: &str) -> Result<Option<String>, StoreError> {
+    /// `tenant`'s lookup results stored under `hash` (see [`LookupSnapshot`]), as JSON.
+    pub async fn lookup_snapshot(&self, tenant: &TenantId, hash: &str) -> Result<Option<String>, StoreError> {
         let h = hash.to_string();
         Ok(with_conn!(self, |conn| {
-            lookup_snapshots::table.find(&h).select(lookup_snapshots::body).first::<String>(conn).await.optional()?
+            lookup_snapshots::table
+                .find((tenant.as_str(), &h))
+                .select(lookup_snapshots::body)
+                .first::<String>(conn)
+                .await
+                .optional()?
         }))
     }
 
-    /// Stores compiled flows by content hash (`(hash, flow id, version, body JSON)`); one already
-    /// stored is left as it is.
-    pub async fn store_flow_versions(&self, versions: &[(String, String, i32, String)]) -> Result<(), StoreError> {
+    /// Stores `tenant`'s compiled flows by content hash (`(hash, flow id, version, body JSON)`);
+    /// one already stored is left as it is.
+    pub async fn store_flow_versions(
+        &self,
+        tenant: &TenantId,
+        versions: &[(String, String, i32, String)],
+    ) -> Result<(), StoreError> {
         let now = now_ms();
         let rows: Vec<_> = versions
             .iter()
             .map(|(h, id, v, body)| {
                 (
+                    flow_versions::tenant.eq(tenant.to_string()),
                     flow_versions::hash.eq(h.clone()),
                     flow_versions::flow_id.eq(id.clone()),
                     flow_versions::version.eq(*v),
@@ -92,7 +103,7 @@ impl Store {
             for row in &rows {
                 diesel::insert_into(flow_versions::table)
                     .values(row.clone())
-                    .on_conflict(flow_versions::hash)
+                    .on_conflict((flow_versions::tenant, flow_versions::hash))
                     .do_nothing()
                     .execute(conn)
                     .await?;
@@ -101,19 +112,25 @@ impl Store {
         })
     }
 
-    /// The compiled flow stored under `hash`, as JSON.
-    pub async fn flow_version(&self, hash: &str) -> Result<Option<String>, StoreError> {
+    /// `tenant`'s compiled flow stored under `hash`, as JSON.
+    pub async fn flow_version(&self, tenant: &TenantId, hash: &str) -> Result<Option<String>, StoreError> {
         let h = hash.to_string();
         Ok(with_conn!(self, |conn| {
-            flow_versions::table.find(&h).select(flow_versions::body).first::<String>(conn).await.optional()?
+            flow_versions::table
+                .find((tenant.as_str(), &h))
+                .select(flow_versions::body)
+                .first::<String>(conn)
+                .await
+                .optional()?
         }))
     }
 
-    /// Turns of a conversation, in order.
-    pub async fn turns_of(&self, conversation_id: &str) -> Result<Vec<TurnRow>, StoreError> {
+    /// Turns of one of `tenant`'s conversations, in order.
+    pub async fn turns_of(&self, tenant: &TenantId, conversation_id: &str) -> Result<Vec<TurnRow>, StoreError> {
         let cid = conversation_id.to_string();
-        Ok(with_conn!(self, |conn| {
+        Ok(with_tenant!(self, tenant, |conn| {
             turns::table
+                .filter(turns::tenant.eq(tenant.as_str()))
                 .filter(turns::conversation_id.eq(&cid))
                 .order(turns::seq)
                 .select(TurnRow::as_select())
@@ -122,9 +139,10 @@ impl Store {
         }))
     }
 
-    /// Records a delivery receipt; a repeated one changes nothing.
+    /// Records a delivery receipt of a message `tenant` sent; a repeated one changes nothing.
     pub async fn record_status(
         &self,
+        tenant: &TenantId,
         message_id: &str,
         status: &str,
         recipient: &str,
@@ -135,6 +153,7 @@ impl Store {
         with_conn!(self, |conn| {
             diesel::insert_into(message_statuses::table)
                 .values((
+                    message_statuses::tenant.eq(tenant.as_str()),
                     message_statuses::message_id.eq(&m),
                     message_statuses::status.eq(&s),
                     message_statuses::recipient.eq(&r),

@@ -171,10 +171,11 @@ impl Store {
         }))
     }
 
-    /// The drafts of one conversation, oldest first (for a customer's export).
-    pub async fn drafts_of(&self, conversation_id: &str) -> Result<Vec<DraftRow>, StoreError> {
-        Ok(with_conn!(self, |conn| {
+    /// The drafts of one of `tenant`'s conversations, oldest first (for a customer's export).
+    pub async fn drafts_of(&self, tenant: &TenantId, conversation_id: &str) -> Result<Vec<DraftRow>, StoreError> {
+        Ok(with_tenant!(self, tenant, |conn| {
             reply_drafts::table
+                .filter(reply_drafts::tenant.eq(tenant.as_str()))
                 .filter(reply_drafts::conversation_id.eq(conversation_id))
                 .select(DraftRow::as_select())
                 .order(reply_drafts::id)
@@ -268,22 +269,28 @@ impl Store {
         })
     }
 
-    /// Where the poller `name` got to, if it has run.
-    pub async fn cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
+    /// Where `tenant`'s poller `name` got to, if it has run.
+    pub async fn cursor(&self, tenant: &TenantId, name: &str) -> Result<Option<String>, StoreError> {
         Ok(with_conn!(self, |conn| {
-            poll_cursors::table.find(name).select(poll_cursors::value).first(conn).await.optional()?
+            poll_cursors::table
+                .find((tenant.as_str(), name))
+                .select(poll_cursors::value)
+                .first(conn)
+                .await
+                .optional()?
         }))
     }
 
-    /// Moves the cursor `name` forward to `value` (never back: two instances polling at once
-    /// leave the later of their values).
-    pub async fn advance_cursor(&self, name: &str, value: &str) -> Result<(), StoreError> {
-        let (name, value) = (name.to_string(), value.to_string());
+    /// Moves `tenant`'s cursor `name` forward to `value` (never back: two instances polling at
+    /// once leave the later of their values).
+    pub async fn advance_cursor(&self, tenant: &TenantId, name: &str, value: &str) -> Result<(), StoreError> {
+        let (name, value, tenant) = (name.to_string(), value.to_string(), tenant.to_string());
         with_conn!(self, |conn| {
             conn.transaction::<_, StoreError, _>(async move |c| {
                 let now = now_ms();
                 let inserted = diesel::insert_into(poll_cursors::table)
                     .values((
+                        poll_cursors::tenant.eq(&tenant),
                         poll_cursors::name.eq(&name),
                         poll_cursors::value.eq(&value),
                         poll_cursors::updated_at.eq(now),
@@ -292,7 +299,7 @@ impl Store {
                     .execute(c)
                     .await?;
                 if inserted == 0 {
-                    diesel::update(poll_cursors::table.find(&name))
+                    diesel::update(poll_cursors::table.find((&tenant, &name)))
                         .filter(poll_cursors::value.lt(&value))
                         .set((poll_cursors::value.eq(&value), poll_cursors::updated_at.eq(now)))
                         .execute(c)

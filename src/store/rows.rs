@@ -11,6 +11,8 @@ use super::{Lane, NewOutbox};
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = inbox)]
 pub struct NewInbox {
+    /// The business whose number or site the event came in on.
+    pub tenant: String,
     /// wamid or `erp:<outbox id>`.
     pub dedup_key: String,
     /// `phone_number_id:wa_id`.
@@ -83,6 +85,8 @@ pub struct ConversationRow {
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = turns)]
 pub struct NewTurn {
+    /// The business the conversation belongs to.
+    pub tenant: String,
     /// Conversation.
     pub conversation_id: String,
     /// Turn number in the conversation.

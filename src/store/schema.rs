@@ -14,6 +14,7 @@ diesel::table! {
         processed_at -> Nullable<BigInt>,
         attempts -> Integer,
         last_error -> Nullable<Text>,
+        tenant -> Text,
     }
 }
 
@@ -46,6 +47,7 @@ diesel::table! {
         outcome -> Text,
         record -> Text,
         created_at -> BigInt,
+        tenant -> Text,
     }
 }
 
@@ -65,6 +67,7 @@ diesel::table! {
         updated_at -> BigInt,
         claim_owner -> Nullable<Text>,
         claim_token -> BigInt,
+        tenant -> Text,
     }
 }
 
@@ -75,11 +78,13 @@ diesel::table! {
         recipient -> Text,
         timestamp -> BigInt,
         detail -> Nullable<Text>,
+        tenant -> Text,
     }
 }
 
 diesel::table! {
-    lookup_snapshots (hash) {
+    lookup_snapshots (tenant, hash) {
+        tenant -> Text,
         hash -> Text,
         body -> Text,
         created_at -> BigInt,
@@ -87,7 +92,8 @@ diesel::table! {
 }
 
 diesel::table! {
-    flow_versions (hash) {
+    flow_versions (tenant, hash) {
+        tenant -> Text,
         hash -> Text,
         flow_id -> Text,
         version -> Integer,
@@ -105,6 +111,7 @@ diesel::table! {
         body -> Text,
         error -> Text,
         created_at -> BigInt,
+        tenant -> Text,
     }
 }
 
@@ -123,6 +130,7 @@ diesel::table! {
         closed_by -> Nullable<Text>,
         closed_at -> Nullable<BigInt>,
         note -> Nullable<Text>,
+        tenant -> Text,
     }
 }
 
@@ -136,6 +144,7 @@ diesel::table! {
         expires_at -> BigInt,
         erp_name -> Nullable<Text>,
         created_at -> BigInt,
+        tenant -> Text,
     }
 }
 
@@ -158,6 +167,7 @@ diesel::table! {
         created_at -> BigInt,
         last_seen_at -> BigInt,
         address -> Nullable<Text>,
+        tenant -> Text,
     }
 }
 
@@ -272,7 +282,8 @@ diesel::table! {
 }
 
 diesel::table! {
-    poll_cursors (name) {
+    poll_cursors (tenant, name) {
+        tenant -> Text,
         name -> Text,
         value -> Text,
         updated_at -> BigInt,
@@ -293,6 +304,7 @@ diesel::table! {
         created_at -> BigInt,
         last_seen_at -> BigInt,
         closed_at -> Nullable<BigInt>,
+        tenant -> Text,
     }
 }
 
@@ -304,5 +316,6 @@ diesel::table! {
         created_at -> BigInt,
         joined_by -> Nullable<Text>,
         joined_at -> Nullable<BigInt>,
+        tenant -> Text,
     }
 }

@@ -35,11 +35,12 @@ fn write_turn(c: &mut SqliteConnection, commit: &TurnCommit) -> QueryResult<Vec<
     if let Some(snapshot) = &commit.lookup_snapshot {
         diesel::insert_into(lookup_snapshots::table)
             .values((
+                lookup_snapshots::tenant.eq(commit.tenant.as_str()),
                 lookup_snapshots::hash.eq(&snapshot.hash),
                 lookup_snapshots::body.eq(&snapshot.body),
                 lookup_snapshots::created_at.eq(now),
             ))
-            .on_conflict(lookup_snapshots::hash)
+            .on_conflict((lookup_snapshots::tenant, lookup_snapshots::hash))
             .do_nothing()
             .execute(c)?;
     }
@@ -64,7 +65,12 @@ fn write_turn(c: &mut SqliteConnection, commit: &TurnCommit) -> QueryResult<Vec<
     // key, and the turn fails (and is retried, then set aside) rather than lose its effect.
     let mut ids = Vec::with_capacity(commit.outbox.len());
     for row in &commit.outbox {
-        ids.push(diesel::insert_into(outbox::table).values(row).returning(outbox::id).get_result(c)?);
+        ids.push(
+            diesel::insert_into(outbox::table)
+                .values((outbox::tenant.eq(commit.tenant.as_str()), row))
+                .returning(outbox::id)
+                .get_result(c)?,
+        );
     }
     Ok(ids)
 }
@@ -164,7 +170,7 @@ pub fn lease_load_next(
 /// released and the queued outbox rows' ids; `Err(RollbackTransaction)` when the version or
 /// lease no longer held.
 pub fn commit_and_next(c: &mut SqliteConnection, commit: &TurnCommit) -> QueryResult<super::Committed> {
-    super::holds::apply_sqlite(c, &commit.conversation_id, &commit.holds, super::now_ms())?;
+    super::holds::apply_sqlite(c, commit.tenant.as_str(), &commit.conversation_id, &commit.holds, super::now_ms())?;
     let outbox_ids = write_turn(c, commit)?;
     let next = next_inbox(c, &commit.conversation_id)?;
     if next.is_none() {

@@ -14,6 +14,8 @@ pub const WEB_SESSION_IDLE_MS: i64 = 30 * 60 * 1000;
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, serde::Serialize)]
 #[diesel(table_name = web_sessions)]
 pub struct WebSessionRow {
+    /// The business whose site it is.
+    pub tenant: String,
     /// The session id (a UUID), also the conversation's customer.
     pub id: String,
     /// The site's key.
@@ -80,12 +82,20 @@ pub const WEB_JOIN_TTL_MS: i64 = 24 * 60 * 60 * 1000;
 
 impl Store {
     /// Records `code` for the session `session` of `site` at `now` (Unix ms).
-    pub async fn create_web_join(&self, code: &str, session: &str, site: &str, now: i64) -> Result<(), StoreError> {
+    pub async fn create_web_join(
+        &self,
+        tenant: &crate::tenant::TenantId,
+        code: &str,
+        session: &str,
+        site: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
         use super::schema::web_joins;
         let (code, session, site) = (code.to_string(), session.to_string(), site.to_string());
         with_conn!(self, |conn| {
             diesel::insert_into(web_joins::table)
                 .values((
+                    web_joins::tenant.eq(tenant.as_str()),
                     web_joins::code.eq(&code),
                     web_joins::session.eq(&session),
                     web_joins::site.eq(&site),

@@ -39,6 +39,19 @@ impl TenantId {
         if ok { Ok(TenantId(id.into())) } else { Err(TenantError::BadId(id.to_string())) }
     }
 
+    /// The tenant a stored row names (its `tenant` column, written from a `TenantId`); a value
+    /// that is not an id (a hand-edited row) is read as the single business's, and logged.
+    pub fn of_row(stored: &str) -> TenantId {
+        TenantId::parse(stored).unwrap_or_else(|_| {
+            tracing::error!(
+                code = "tenant.bad_row",
+                stored,
+                "a row names no valid tenant; read as the default tenant's"
+            );
+            TenantId::default()
+        })
+    }
+
     /// The id as text (as stored in every table's `tenant` column).
     pub fn as_str(&self) -> &str {
         &self.0

@@ -65,6 +65,8 @@ pub struct Inbound {
 /// A delivery receipt for one of our messages.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatusUpdate {
+    /// The business number that sent the message (the entry's `metadata.phone_number_id`).
+    pub phone_number_id: String,
     /// Our message's wamid.
     pub message_id: String,
     /// `sent`, `delivered`, `read`, `failed`, `played`.
@@ -192,6 +194,7 @@ fn read_messages(v: &Value, phone_number_id: &str, out: &mut Notification) {
             })
             .unwrap_or_default();
         out.statuses.push(StatusUpdate {
+            phone_number_id: phone_number_id.to_string(),
             message_id,
             status,
             recipient: s(st, "/recipient_id").or_else(|| s(st, "/recipient_user_id")).unwrap_or_default(),

@@ -489,7 +489,8 @@ async fn run_test(test: &ConversationTest, flows_dir: &Path) -> Result<Outcome, 
             }
         }
         if let Some(want) = &e.handoff_queue {
-            let records = h.store.handoffs(None, 1000).await.map_err(|e| e.to_string())?;
+            let records =
+                h.store.handoffs(&crate::tenant::TenantId::default(), None, 1000).await.map_err(|e| e.to_string())?;
             let latest = records.iter().filter(|r| r.conversation_id == conversation_id).max_by_key(|r| r.id);
             match latest {
                 Some(r) if r.queue == *want => {}
@@ -498,7 +499,11 @@ async fn run_test(test: &ConversationTest, flows_dir: &Path) -> Result<Outcome, 
             }
         }
         if let Some(reason) = &e.flagged {
-            let flags = h.store.flags_of(&conversation_id).await.map_err(|e| e.to_string())?;
+            let flags = h
+                .store
+                .flags_of(&crate::tenant::TenantId::default(), &conversation_id)
+                .await
+                .map_err(|e| e.to_string())?;
             if !flags.iter().any(|f| f.reason == *reason) {
                 problems.push(format!("expected a question flagged {reason:?}"));
             }
@@ -523,7 +528,7 @@ async fn run_test(test: &ConversationTest, flows_dir: &Path) -> Result<Outcome, 
     }
     let records = h
         .store
-        .turns_of(&conversation_id)
+        .turns_of(&crate::tenant::TenantId::default(), &conversation_id)
         .await
         .map_err(|e| e.to_string())?
         .iter()

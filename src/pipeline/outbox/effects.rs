@@ -131,7 +131,10 @@ async fn tell_delay(app: &App, row: &OutboxRow, write: &ErpWrite) {
             action: write.request.action.action.clone(),
         },
     );
-    if let Err(e) = queue::enqueue(app, &write.phone_number_id, &event, Lane::Interactive).await {
+    if let Err(e) =
+        queue::enqueue(app, &app.tenant_id_of(&row.conversation_id), &write.phone_number_id, &event, Lane::Interactive)
+            .await
+    {
         error!(code = e.code(), error = %e, "could not queue the delay notice");
     }
 }
@@ -139,7 +142,10 @@ async fn tell_delay(app: &App, row: &OutboxRow, write: &ErpWrite) {
 /// Delivers an event to another conversation's inbox (a conversation moved to the customer's
 /// new number): the inbox row and this row's `sent` mark in one transaction, so it arrives once.
 pub async fn forward(app: &App, row: &OutboxRow, claim: Claim, forward: &queue::Forward) -> bool {
-    let inbox = queue::inbox_row(&forward.phone_number_id, &forward.event, now_ms());
+    // The other conversation is the same business's (a number change, a website chat moving to
+    // WhatsApp).
+    let inbox =
+        queue::inbox_row(&app.tenant_id_of(&row.conversation_id), &forward.phone_number_id, &forward.event, now_ms());
     let target = inbox.conversation_id.clone();
     match app.store.outbox_done_with_event(claim, &target, OutboxStatus::Sent, inbox).await {
         Ok(recorded) => {
@@ -258,7 +264,7 @@ async fn record_erp_outcome(
             error: error.clone(),
         },
     );
-    let inbox = queue::inbox_row(&write.phone_number_id, &event, now_ms());
+    let inbox = queue::inbox_row(&app.tenant_id_of(&row.conversation_id), &write.phone_number_id, &event, now_ms());
     let result = reference.unwrap_or_else(|| error.unwrap_or_default());
     match app.store.outbox_done_with_event(claim, &result, status, inbox).await {
         Ok(true) => {

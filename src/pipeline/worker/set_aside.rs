@@ -33,8 +33,9 @@ fn notice(conversation_id: &str, what: QuarantineKind, quarantine_id: i64, error
 pub async fn row(app: &App, row: &InboxRow, what: QuarantineKind, error: &str) -> Result<(), StoreError> {
     let cid = row.conversation_id.clone();
     let number = row.phone_number_id.clone();
-    let tell = |id: i64| queue::inbox_row(&number, &notice(&cid, what, id, error), now_ms());
-    let id = app.store.quarantine_inbox_row(row, what, error, tell).await?;
+    let tenant = app.tenant_id_of(&cid);
+    let tell = |id: i64| queue::inbox_row(&tenant, &number, &notice(&cid, what, id, error), now_ms());
+    let id = app.store.quarantine_inbox_row(&tenant, row, what, error, tell).await?;
     error!(
         code = "worker.set_aside",
         quarantine_id = id,
@@ -62,9 +63,11 @@ pub async fn state(
     fresh.turns = app.store.last_turn_seq(&conv.id).await?.max(0) as u64;
     let body = serde_json::to_string(&fresh).unwrap_or_default();
     let number = conv.phone_number_id.clone();
-    let tell = |id: i64| queue::inbox_row(&number, &notice(&conv.id, QuarantineKind::State, id, error), now_ms());
+    let tenant = app.tenant_id_of(&conv.id);
+    let tell =
+        |id: i64| queue::inbox_row(&tenant, &number, &notice(&conv.id, QuarantineKind::State, id, error), now_ms());
     let (id, version) =
-        app.store.quarantine_state(&conv.id, &app.instance_id, conv.version, &body, error, tell).await?;
+        app.store.quarantine_state(&tenant, &conv.id, &app.instance_id, conv.version, &body, error, tell).await?;
     error!(code = "worker.set_aside", quarantine_id = id, conversation_id = %conv.id, error, "a stored state was set aside for a person; the conversation starts afresh");
     app.metrics.errors.with_label_values(&["worker.set_aside"]).inc();
     let mut now = conv.clone();

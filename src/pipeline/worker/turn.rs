@@ -108,7 +108,7 @@ async fn process(
     // Places other customers hold, when the business counts them and this turn may read times.
     let reads_times = plan.lookups.iter().any(|l| l == "visit_slots") || plan.understand.is_some();
     let held = match (&flows.business.capacity, reads_times) {
-        (Some(_), true) => app.held_places(&row.conversation_id, now_ms()).await?,
+        (Some(_), true) => app.held_places(&tenant.id, &row.conversation_id, now_ms()).await?,
         _ => vec![],
     };
     let (tenant_guards, over_quota) = tenant.guards_for_today(app, now_ms()).await;
@@ -353,6 +353,7 @@ async fn decide_and_commit(
         state: state_json.clone(),
         inbox_id: row.id,
         turn: NewTurn {
+            tenant: tenant.id.to_string(),
             conversation_id: row.conversation_id.clone(),
             seq,
             inbox_id: row.id,

@@ -102,7 +102,7 @@ pub fn lane_of(kind: &EventKind) -> Lane {
 /// The rate limiters, keyed by sender or IP address. Every webhook comes from Meta's addresses, so
 /// the per-IP limit is generous and the per-sender one protects against a flooding customer.
 pub struct Limits {
-    /// Per customer (wa_id), per minute.
+    /// Per customer (`<tenant>:<wa_id>`), per minute.
     pub sender: governor::DefaultKeyedRateLimiter<String>,
     /// Per IP address on the webhook, counting only refused requests (a bad signature, a
     /// malformed body): WhatsApp's signed deliveries come from a few addresses at up to the

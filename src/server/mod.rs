@@ -203,8 +203,9 @@ pub(crate) async fn accept(app: &App, notification: &webhook::Notification) -> H
                 Err(refused) => return refused,
             }
         }
-        // Over its limit, a sender's message is kept and recorded but not answered.
-        event.throttled = app.limits.sender.check_key(&event.customer).is_err();
+        // Over its limit, a sender's message is kept and recorded but not answered. Counted per
+        // business: writing to one does not use up the limit with another.
+        event.throttled = app.limits.sender.check_key(&format!("{}:{}", tenant.id, event.customer)).is_err();
         if event.throttled {
             warn!(code = "server.sender_throttled", customer = %event.customer, "sender over its rate limit; message kept, not answered");
         }

@@ -153,11 +153,7 @@ macro_rules! with_conn {
 macro_rules! with_tenant {
     ($store:expr, $tenant:expr, |$conn:ident| $body:expr) => {
         match &$store.pools {
-            $crate::store::Pools::Sqlite(pool) => {
-                let mut guard = pool.get().await.map_err(|e| $crate::store::StoreError::Pool(e.to_string()))?;
-                let $conn: &mut $crate::store::SqliteConn = &mut *guard;
-                $body
-            }
+            $crate::store::Pools::Sqlite(_) => with_conn!($store, |$conn| $body),
             $crate::store::Pools::Postgres(pool) => {
                 let mut guard = pool.get().await.map_err(|e| $crate::store::StoreError::Pool(e.to_string()))?;
                 let conn: &mut diesel_async::AsyncPgConnection = &mut *guard;

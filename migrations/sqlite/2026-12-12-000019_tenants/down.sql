@@ -60,5 +60,4 @@ DROP INDEX audit_log_by_tenant;
 ALTER TABLE audit_log DROP COLUMN tenant;
 ALTER TABLE api_keys DROP COLUMN tenant;
 ALTER TABLE users DROP COLUMN tenant;
-DROP INDEX conversations_by_tenant;
 ALTER TABLE conversations DROP COLUMN tenant;

@@ -538,3 +538,76 @@ async fn over_its_quota_a_business_runs_without_the_llm_on_sqlite() {
 async fn over_its_quota_a_business_runs_without_the_llm_on_postgres() {
     quota(postgres().await).await;
 }
+
+/// The race test with two tenants interleaved: two service processes on one PostgreSQL, the
+/// same customers booking with both businesses, every other message delivered to both
+/// processes. Each conversation's turns are the serial ones (no step twice, none lost), and each
+/// business's ERP has one order per customer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_and_two_tenants_equal_serial_processing() {
+    let db = postgres().await;
+    let t = start(&db);
+    let env = [
+        ("TENANTS_DIR", t.dir.to_str().unwrap().to_string()),
+        ("TENANT_SECRETS_KEY", KEY.to_string()),
+        ("ADMIN_TOKEN", String::new()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let b = Server::start_with(&db, &t.fakes, &env);
+    let customers: Vec<String> = (0..6).map(|i| format!("9715000073{i:02}")).collect();
+    let messages = booking_script();
+    let mut tasks = Vec::new();
+    for (i, wa) in customers.iter().enumerate() {
+        for number in [SPARKLE_NUMBER, SHINE_NUMBER] {
+            let mut c = Customer::on_number(&t.server, &t.fakes.graph, wa, number);
+            let bodies: Vec<String> = messages.iter().map(|m| c.body("text", json!({"body": m}), None).0).collect();
+            let (ua, ub) = (t.server.url.clone(), b.url.clone());
+            tasks.push(tokio::spawn(async move {
+                for (k, body) in bodies.iter().enumerate() {
+                    let first = if (i + k) % 2 == 0 { &ua } else { &ub };
+                    deliver_until_accepted(&Arc::new(Mutex::new(first.clone())), body).await;
+                    if k % 2 == 1 {
+                        let other = if first == &ua { ub.clone() } else { ua.clone() };
+                        deliver_until_accepted(&Arc::new(Mutex::new(other)), body).await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(60)).await;
+                }
+            }));
+        }
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    t.server.settle().await;
+    b.settle().await;
+    let store = t.server.store().await;
+    for (erp, number, id) in [(&t.fakes.erp, SPARKLE_NUMBER, "sparkle"), (&t.shine_erp, SHINE_NUMBER, "shine")] {
+        assert_eq!(erp.docs("Sales Order").len(), customers.len(), "{number}: one order per customer");
+        let tenant = TenantId::parse(id).unwrap();
+        for wa in &customers {
+            let turns = store.turns_of(&tenant, &format!("{number}:{wa}")).await.unwrap();
+            let steps: Vec<String> = turns
+                .iter()
+                .filter(|t| carewell::record::TurnRecord::parse(&t.record).unwrap().event.kind.name() != "erp_delayed")
+                .map(|t| t.step_after.clone())
+                .collect();
+            assert_eq!(
+                steps,
+                [
+                    "booking/name",
+                    "booking/plan",
+                    "booking/car",
+                    "booking/address",
+                    "booking/time",
+                    "booking/summary",
+                    "booking/submit",
+                    "-"
+                ],
+                "{number}:{wa}"
+            );
+            let from_this: Vec<Value> =
+                t.fakes.graph.sent_to(wa).into_iter().filter(|m| m["_from"] == number).collect();
+            assert_eq!(texts(&from_this).matches("You're booked").count(), 1, "{number}:{wa}: one confirmation");
+        }
+    }
+}

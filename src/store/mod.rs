@@ -179,6 +179,7 @@ mod handoffs;
 mod holds;
 mod knowledge;
 mod measures;
+mod operator_reads;
 mod outbox_queue;
 mod quarantine;
 mod records;
@@ -633,42 +634,6 @@ impl Store {
         })
     }
 
-    /// `tenant`'s conversation by id (another tenant's is not found).
-    pub async fn conversation(
-        &self,
-        tenant: &crate::tenant::TenantId,
-        conversation_id: &str,
-    ) -> Result<Option<ConversationRow>, StoreError> {
-        let cid = conversation_id.to_string();
-        Ok(with_tenant!(self, tenant, |conn| {
-            conversations::table
-                .find(&cid)
-                .filter(conversations::tenant.eq(tenant.as_str()))
-                .select(ConversationRow::as_select())
-                .first(conn)
-                .await
-                .optional()?
-        }))
-    }
-
-    /// `tenant`'s conversations with a customer (by wa_id), newest first.
-    pub async fn conversations_of(
-        &self,
-        tenant: &crate::tenant::TenantId,
-        customer: &str,
-    ) -> Result<Vec<ConversationRow>, StoreError> {
-        let c = customer.to_string();
-        Ok(with_tenant!(self, tenant, |conn| {
-            conversations::table
-                .filter(conversations::tenant.eq(tenant.as_str()))
-                .filter(conversations::customer.eq(&c))
-                .order(conversations::updated_at.desc())
-                .select(ConversationRow::as_select())
-                .load(conn)
-                .await?
-        }))
-    }
-
     /// Commits a turn: new state (only if the version and lease still hold), the inbox row marked
     /// processed, the turn record and the outbox rows, all or nothing; like
     /// [`Store::commit_and_next`], it gives the lease back when nothing else is pending.
@@ -682,23 +647,6 @@ impl Store {
     pub async fn insert_event(&self, event: NewInbox) -> Result<bool, StoreError> {
         let fresh = self.insert_inbox(&[event]).await?;
         Ok(fresh.iter().any(|f| *f))
-    }
-
-    /// `tenant`'s conversations, most recently updated first (for operators' lists).
-    pub async fn recent_conversations(
-        &self,
-        tenant: &crate::tenant::TenantId,
-        limit: i64,
-    ) -> Result<Vec<ConversationRow>, StoreError> {
-        Ok(with_tenant!(self, tenant, |conn| {
-            conversations::table
-                .filter(conversations::tenant.eq(tenant.as_str()))
-                .order(conversations::updated_at.desc())
-                .limit(limit)
-                .select(ConversationRow::as_select())
-                .load(conn)
-                .await?
-        }))
     }
 
     /// Counts a failed attempt at an inbox row.

@@ -1,5 +1,5 @@
-//! Operators' reads of conversations (table `conversations`), each for one tenant (the row-level
-//! raised for them on PostgreSQL; see `tenant_wall`).
+//! Operators' reads of conversations (table `conversations`), each for one tenant: the
+//! row-level security wall is raised for them on PostgreSQL (see `tenant_wall`).
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;

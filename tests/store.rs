@@ -6,6 +6,7 @@
 
 mod common;
 
+use carewell::stats::Count;
 use carewell::store::{
     DatabaseUrl, Lane, LookupSnapshot, NewInbox, NewOutbox, NewTurn, OutboxKind, OutboxStatus, Store, StoreError,
     TurnCommit, now_ms,
@@ -502,31 +503,8 @@ async fn due_rows_skip_retries_and_what_waits_behind_them_but_not_other_queues()
 /// writes — fails alone and leaves nothing behind, and the others are kept.
 #[tokio::test]
 async fn concurrent_commits_fail_alone() {
-    fn conv(n: usize) -> String {
-        format!("100:97150000010{n}")
-    }
-    fn for_conversation(mut c: TurnCommit, id: &str) -> TurnCommit {
-        c.conversation_id = id.into();
-        c.turn.conversation_id = id.into();
-        for o in &mut c.outbox {
-            o.conversation_id = id.into();
-            o.idempotency_key = format!("{id}:{}", o.idempotency_key);
-        }
-        c
-    }
     for (backend, store) in stores().await {
-        let mut rows = Vec::new();
-        for n in 0..6 {
-            let id = conv(n);
-            let mut row = inbox(&format!("wamid.{n}"));
-            row.conversation_id = id.clone();
-            store.insert_inbox(&[row]).await.unwrap();
-            store
-                .acquire_lease(&carewell::tenant::TenantId::default(), &id, "c", "100", "{}", "p1", now_ms() + 30_000)
-                .await
-                .unwrap();
-            rows.push(store.next_inbox(&id).await.unwrap().unwrap().id);
-        }
+        let rows = leased_conversations(&store, 6).await;
         // Conversation 5 already has turn 1, so committing turn 1 again fails at the turn insert,
         // after its state update.
         let mut second = inbox("wamid.5b");
@@ -545,6 +523,7 @@ async fn concurrent_commits_fail_alone() {
                 };
                 // Both lanes share the batch: a failure in either stays its own.
                 let mut c = for_conversation(c, &conv(n));
+                c.counts = two_counts();
                 c.lane = if n % 2 == 0 { Lane::Interactive } else { Lane::Bulk };
                 c
             })
@@ -585,8 +564,93 @@ async fn concurrent_commits_fail_alone() {
             "{backend}"
         );
         assert_eq!(store.next_inbox(&conv(5)).await.unwrap().map(|r| r.id), Some(dup_row), "{backend}: still pending");
+        // The dashboard counts the committed turns once each, and none of the failed ones (on
+        // PostgreSQL a group commit adds them all in one statement at its end).
+        let counts = store.daily_counts(&carewell::tenant::TenantId::default(), COUNT_DAY, COUNT_DAY).await.unwrap();
+        let expected = ["step:b", "turns"].map(|m| (COUNT_DAY.to_string(), "booking".to_string(), m.to_string(), 4));
+        assert_eq!(counts, expected.to_vec(), "{backend}");
     }
 }
+
+fn conv(n: usize) -> String {
+    format!("100:97150000010{n}")
+}
+
+fn for_conversation(mut c: TurnCommit, id: &str) -> TurnCommit {
+    c.conversation_id = id.into();
+    c.turn.conversation_id = id.into();
+    for o in &mut c.outbox {
+        o.conversation_id = id.into();
+        o.idempotency_key = format!("{id}:{}", o.idempotency_key);
+    }
+    c
+}
+
+/// `n` conversations ([`conv`]), each with one pending inbox row and leased by `p1`; their rows' ids.
+async fn leased_conversations(store: &Store, n: usize) -> Vec<i64> {
+    let mut rows = Vec::new();
+    for n in 0..n {
+        let id = conv(n);
+        let mut row = inbox(&format!("wamid.{n}"));
+        row.conversation_id = id.clone();
+        store.insert_inbox(&[row]).await.unwrap();
+        store
+            .acquire_lease(&carewell::tenant::TenantId::default(), &id, "c", "100", "{}", "p1", now_ms() + 30_000)
+            .await
+            .unwrap();
+        rows.push(store.next_inbox(&id).await.unwrap().unwrap().id);
+    }
+    rows
+}
+
+/// Two counts for a turn of `booking` on [`COUNT_DAY`].
+fn two_counts() -> Vec<Count> {
+    ["turns", "step:b"]
+        .map(|metric| Count { day: COUNT_DAY.into(), flow: "booking".into(), metric: metric.into(), n: 1 })
+        .to_vec()
+}
+
+/// Conversations' turns committed together (on PostgreSQL, calls made at once share one
+/// transaction, whose counts are added in one statement at its end): each committed turn adds
+/// its counts once and its outbox row, and a turn whose lease was lost adds nothing, while the
+/// others in its transaction are kept.
+#[tokio::test]
+async fn turns_committed_together_count_once_each() {
+    for (backend, store) in stores().await {
+        let rows = leased_conversations(&store, 5).await;
+        let commits: Vec<_> = (0..5)
+            .map(|n| {
+                let version = if n == 2 { 7 } else { 0 }; // conversation 2: stale, its lease lost
+                let mut c = for_conversation(commit("p1", version, rows[n], 1, vec![outbox("z")]), &conv(n));
+                c.counts = two_counts();
+                store.commit_and_next(c)
+            })
+            .collect();
+        let results = futures_util::future::join_all(commits).await;
+        for (n, r) in results.iter().enumerate() {
+            match n {
+                2 => assert!(matches!(r, Err(StoreError::LeaseLost(_))), "{backend}: {r:?}"),
+                _ => assert!(r.as_ref().is_ok_and(|c| c.released && c.outbox_ids.len() == 1), "{backend}: {n}: {r:?}"),
+            }
+        }
+        let tenant = carewell::tenant::TenantId::default();
+        for n in 0..5 {
+            let c = store.conversation(&tenant, &conv(n)).await.unwrap().unwrap();
+            assert_eq!(c.version, i64::from(n != 2), "{backend}: conversation {n}");
+            assert_eq!(
+                store.outbox_of(&tenant, &conv(n), None, 0).await.unwrap().len(),
+                usize::from(n != 2),
+                "{backend}"
+            );
+        }
+        let counts = store.daily_counts(&tenant, COUNT_DAY, COUNT_DAY).await.unwrap();
+        let expected = ["step:b", "turns"].map(|m| (COUNT_DAY.to_string(), "booking".to_string(), m.to_string(), 4));
+        assert_eq!(counts, expected.to_vec(), "{backend}");
+    }
+}
+
+/// A day no other test counts on.
+const COUNT_DAY: &str = "2001-02-03";
 
 /// The WAL file's salt-1 (bytes 16..20 of its header), which changes each time SQLite starts the
 /// WAL over (<https://www.sqlite.org/fileformat2.html#walformat>).

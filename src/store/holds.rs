@@ -2,7 +2,8 @@
 //! customer is told they have is theirs exactly when the turn that told them is committed.
 //!
 //! Taking a place counts the window's live holds and takes the lowest free crew number, in the
-//! commit's transaction: on PostgreSQL after a transaction-scoped advisory lock on the window
+//! commit's transaction: on PostgreSQL in one call of `carewell_apply_holds` (migration 000022)
+//! after a transaction-scoped advisory lock on the window
 //! (two processes racing for one window take turns; other windows are not held up), on SQLite
 //! under its single writer. The unique `(window_start, crew)` index is a second wall. A refused
 //! place undoes the whole commit ([`HoldRefused`]); the worker decides the turn again knowing
@@ -48,10 +49,12 @@ fn refused(window: &str) -> DieselError {
     DieselError::QueryBuilderError(Box::new(HoldRefused(window.to_string())))
 }
 
-/// The refused window, when `e` is a refusal.
+/// The refused window, when `e` is a refusal (SQLite: raised by [`apply_sqlite`]; PostgreSQL:
+/// by `carewell_apply_holds`, whose message is `store.hold_refused:<window>`).
 pub(super) fn refused_window(e: &DieselError) -> Option<String> {
     match e {
         DieselError::QueryBuilderError(inner) => inner.downcast_ref::<HoldRefused>().map(|r| r.0.clone()),
+        DieselError::DatabaseError(_, info) => info.message().strip_prefix("store.hold_refused:").map(str::to_string),
         _ => None,
     }
 }
@@ -222,12 +225,6 @@ macro_rules! sync_run {
     };
 }
 
-macro_rules! async_run {
-    ($e:expr) => {
-        $e.await
-    };
-}
-
 /// Applies a turn's hold changes on SQLite, inside the commit's savepoint (SQLite's one writer
 /// orders the takers). Errors: a refusal ([`refused_window`]) or a query failure; either undoes
 /// the savepoint.
@@ -242,34 +239,140 @@ pub(super) fn apply_sqlite(
     apply_changes!(c, tenant, conversation, changes, now, sync_run)
 }
 
-/// Applies a turn's hold changes on PostgreSQL, inside the commit's transaction; each window
-/// taken is first locked for the rest of the transaction (`pg_advisory_xact_lock`).
-pub(super) async fn apply_pg(
-    c: &mut diesel_async::AsyncPgConnection,
-    tenant: &str,
-    conversation: &str,
-    changes: &[HoldChange],
-    now: i64,
-) -> QueryResult<()> {
-    use diesel_async::RunQueryDsl;
-    // Locked in one order, so two turns taking the same two windows cannot deadlock.
-    let mut windows: Vec<&String> = changes
-        .iter()
-        .filter_map(|ch| match ch {
-            HoldChange::Hold { window, .. } | HoldChange::Booked { window, .. } => Some(window),
-            HoldChange::Release { .. } => None,
-        })
-        .collect();
-    windows.sort();
-    windows.dedup();
-    for window in windows {
-        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('slot_holds:' || $1 || ':' || $2, 0))")
-            .bind::<diesel::sql_types::Text, _>(tenant)
-            .bind::<diesel::sql_types::Text, _>(window)
-            .execute(c)
-            .await?;
+/// PostgreSQL: locks windows for the rest of the transaction (`pg_advisory_xact_lock`, in the
+/// given order: callers sort them) before their places are counted, so two transactions taking
+/// a place in one window take turns. Calls `carewell_lock_windows` (migration 000022).
+pub(super) struct LockWindows<'a> {
+    pub tenants: Vec<&'a str>,
+    pub windows: Vec<&'a str>,
+}
+
+impl<'a> LockWindows<'a> {
+    /// The windows that `commits`' hold changes take a place in (their tenant's), sorted and once
+    /// each.
+    pub(super) fn of(commits: impl Iterator<Item = &'a super::TurnCommit>) -> Self {
+        let mut pairs: Vec<(&str, &str)> = commits
+            .flat_map(|c| {
+                c.holds.iter().filter_map(move |ch| match ch {
+                    HoldChange::Hold { window, .. } | HoldChange::Booked { window, .. } => {
+                        Some((c.tenant.as_str(), window.as_str()))
+                    }
+                    HoldChange::Release { .. } => None,
+                })
+            })
+            .collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        LockWindows { tenants: pairs.iter().map(|p| p.0).collect(), windows: pairs.iter().map(|p| p.1).collect() }
     }
-    apply_changes!(c, tenant, conversation, changes, now, async_run)
+}
+
+/// PostgreSQL: one commit's hold changes in one call (`carewell_apply_holds`, migration 000022,
+/// the steps of `apply_changes!`), after [`LockWindows`] in the same transaction. A refused
+/// place fails the statement with `store.hold_refused:<window>` ([`refused_window`]).
+pub(super) struct ApplyHolds<'a> {
+    tenant: &'a str,
+    conversation: &'a str,
+    now_ms: i64,
+    kinds: Vec<&'static str>,
+    journeys: Vec<&'a str>,
+    windows: Vec<Option<&'a str>>,
+    places: Vec<Option<i32>>,
+    untils: Vec<Option<i64>>,
+    erp_names: Vec<Option<&'a str>>,
+}
+
+impl<'a> ApplyHolds<'a> {
+    /// The call for `commit`'s hold changes at `now_ms`.
+    pub(super) fn new(commit: &'a super::TurnCommit, now_ms: i64) -> Self {
+        let mut call = ApplyHolds {
+            tenant: commit.tenant.as_str(),
+            conversation: &commit.conversation_id,
+            now_ms,
+            kinds: vec![],
+            journeys: vec![],
+            windows: vec![],
+            places: vec![],
+            untils: vec![],
+            erp_names: vec![],
+        };
+        for change in &commit.holds {
+            let (kind, journey, window, places, until, erp) = match change {
+                HoldChange::Hold { journey, window, places, until_ms } => (
+                    "hold",
+                    journey,
+                    Some(window),
+                    Some(i32::try_from(*places).unwrap_or(i32::MAX)),
+                    Some(*until_ms),
+                    None,
+                ),
+                HoldChange::Booked { journey, window, erp_name, until_ms } => {
+                    ("booked", journey, Some(window), None, Some(*until_ms), Some(erp_name))
+                }
+                HoldChange::Release { journey } => ("release", journey, None, None, None, None),
+            };
+            call.kinds.push(kind);
+            call.journeys.push(journey);
+            call.windows.push(window.map(String::as_str));
+            call.places.push(places);
+            call.untils.push(until);
+            call.erp_names.push(erp.map(String::as_str));
+        }
+        call
+    }
+}
+
+/// Gives a statement type a static query id and makes it a query without rows.
+macro_rules! fixed_call {
+    ($name:ident) => {
+        impl diesel::query_builder::QueryId for $name<'_> {
+            type QueryId = $name<'static>;
+            const HAS_STATIC_QUERY_ID: bool = true;
+        }
+        impl diesel::query_builder::Query for $name<'_> {
+            type SqlType = diesel::sql_types::Untyped;
+        }
+    };
+}
+fixed_call!(LockWindows);
+fixed_call!(ApplyHolds);
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for LockWindows<'_> {
+    fn walk_ast<'b>(&'b self, mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>) -> QueryResult<()> {
+        use diesel::sql_types::{Array, Text};
+        out.push_sql("SELECT carewell_lock_windows(");
+        out.push_bind_param::<Array<Text>, _>(&self.tenants)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.windows)?;
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for ApplyHolds<'_> {
+    fn walk_ast<'b>(&'b self, mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>) -> QueryResult<()> {
+        use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
+        out.push_sql("SELECT carewell_apply_holds(");
+        out.push_bind_param::<Text, _>(&self.tenant)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&self.conversation)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&self.now_ms)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.kinds)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.journeys)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.windows)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Integer>>, _>(&self.places)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<BigInt>>, _>(&self.untils)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.erp_names)?;
+        out.push_sql(")");
+        Ok(())
+    }
 }
 
 impl Store {

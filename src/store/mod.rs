@@ -7,6 +7,8 @@
 //! optimistic version, lease for one-worker-at-a-time), turns (the record of every decision) and
 //! the outbox (sends and ERP writes, committed in the same transaction as the state).
 
+mod lanes;
+mod pg_batch;
 mod pg_statements;
 pub mod schema;
 mod sqlite_batch;
@@ -112,6 +114,8 @@ pub struct Store {
     sqlite_interactive_reads: Option<Pool<SqliteConn>>,
     /// SQLite only: the group commit of the hot path's calls.
     sqlite_batch: Option<sqlite_batch::Batcher>,
+    /// PostgreSQL only: the group commit of the webhook's inserts and the turns' commits.
+    pg_batch: Option<pg_batch::PgBatcher>,
     /// `sqlite` or `postgres`.
     pub backend: &'static str,
     /// PostgreSQL: whether one tenant's reads raise the row-level security wall (the role
@@ -278,6 +282,7 @@ impl Store {
                 let _ = pool_size;
                 Ok(Store {
                     sqlite_batch: Some(sqlite_batch::Batcher::start(path)?),
+                    pg_batch: None,
                     pools: Pools::Sqlite(pool),
                     sqlite_interactive_reads: Some(interactive_reads),
                     pg_interactive: None,
@@ -324,6 +329,7 @@ impl Store {
                     pg_interactive: Some(pg_pool(INTERACTIVE_CONNECTIONS)?),
                     sqlite_interactive_reads: None,
                     sqlite_batch: None,
+                    pg_batch: Some(pg_batch::PgBatcher::start(pg_pool(pg_batch::RUNNERS)?)),
                     backend: "postgres",
                     row_security,
                 })
@@ -347,6 +353,13 @@ impl Store {
             _ => pool,
         };
         chosen.get().await.map_err(|e| StoreError::Pool(e.to_string()))
+    }
+
+    /// PostgreSQL's group commit (see `pg_batch`).
+    fn pg_batcher(&self) -> Result<&pg_batch::PgBatcher, StoreError> {
+        self.pg_batch
+            .as_ref()
+            .ok_or_else(|| StoreError::Pool("the PostgreSQL group commit is not running on this store".into()))
     }
 
     /// Runs a hot-path call on SQLite through the group commit (see `sqlite_batch`).
@@ -404,20 +417,14 @@ impl Store {
             return Ok((vec![], None));
         }
         let (inserted, leased) = match &self.pools {
-            Pools::Postgres(pool) => {
-                let mut conn = self.pg_conn(pool, Lane::Interactive).await?;
-                let statement = pg_statements::InsertInboxAndLease {
-                    insert: pg_statements::InsertInbox::new(rows),
-                    conversation_id,
-                    owner,
+            Pools::Postgres(_) => {
+                let call = pg_batch::StoreCall {
+                    rows: rows.to_vec(),
+                    conversation_id: conversation_id.to_string(),
+                    owner: owner.to_string(),
                     until_ms,
-                    now_ms: now_ms(),
                 };
-                let mut found: Vec<pg_statements::StoredAndLeased> = statement.load(&mut *conn).await?;
-                match found.pop() {
-                    Some(mut row) => (std::mem::take(&mut row.inserted), row.leased()),
-                    None => (vec![], None),
-                }
+                self.pg_batcher()?.store(call).await?
             }
             Pools::Sqlite(_) => {
                 let (rows, cid, own) = (rows.to_vec(), conversation_id.to_string(), owner.to_string());
@@ -471,36 +478,7 @@ impl Store {
                 Err(diesel::result::Error::RollbackTransaction) => None,
                 Err(e) => return Err(holds::refused_window(&e).map(|w| HoldRefused(w).into()).unwrap_or(e.into())),
             },
-            Pools::Postgres(pool) if !commit.holds.is_empty() => {
-                let mut conn = self.pg_conn(pool, lane).await?;
-                let now = now_ms();
-                let commit = &commit;
-                let done = conn
-                    .transaction::<_, diesel::result::Error, _>(async move |c| {
-                        holds::apply_pg(c, commit.tenant.as_str(), &commit.conversation_id, &commit.holds, now).await?;
-                        let rows: Vec<pg_statements::Committed> =
-                            pg_statements::CommitAndNext::new(commit, now).load(c).await?;
-                        rows.into_iter().next().ok_or(diesel::result::Error::RollbackTransaction)
-                    })
-                    .await;
-                match done {
-                    Ok(row) => {
-                        let next = row.next.into_row();
-                        Some(Committed { released: next.is_none(), next, outbox_ids: row.outbox_ids })
-                    }
-                    Err(diesel::result::Error::RollbackTransaction) => None,
-                    Err(e) => return Err(holds::refused_window(&e).map(|w| HoldRefused(w).into()).unwrap_or(e.into())),
-                }
-            }
-            Pools::Postgres(pool) => {
-                let mut conn = self.pg_conn(pool, lane).await?;
-                let rows: Vec<pg_statements::Committed> =
-                    pg_statements::CommitAndNext::new(&commit, now_ms()).load(&mut *conn).await?;
-                rows.into_iter().next().map(|row| {
-                    let next = row.next.into_row();
-                    Committed { released: next.is_none(), next, outbox_ids: row.outbox_ids }
-                })
-            }
+            Pools::Postgres(_) => self.pg_batcher()?.commit(commit).await?,
         };
         committed.ok_or(StoreError::LeaseLost(id))
     }

@@ -228,6 +228,18 @@ impl<'a> CommitAndNext<'a> {
     }
 }
 
+impl CommitAndNext<'_> {
+    /// The statement without the dashboard's counts, for a group commit that adds the counts of
+    /// all its turns in one statement at its end (see `pg_batch`).
+    pub(super) fn without_counts(mut self) -> Self {
+        self.count_days.clear();
+        self.count_flows.clear();
+        self.count_metrics.clear();
+        self.count_ns.clear();
+        self
+    }
+}
+
 impl QueryFragment<Pg> for CommitAndNext<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         let c = self.commit;

@@ -12,15 +12,12 @@
 //! so no caller sees as done what a failed commit rolled back. The calls of one conversation are
 //! never in flight together (its worker awaits each).
 //!
-//! The queue has two lanes (see [`Lane`]): each batch takes the interactive lane's calls first,
-//! in arrival order, and keeps a quarter of its places for the bulk lane when that has calls
-//! waiting, so a burst of slow-path turns (thousands of LLM answers arriving together) delays a
-//! button press by at most one batch, and the burst itself is never starved.
+//! The queue has two lanes (see `super::lanes`): interactive calls go first, and the bulk lane
+//! keeps a share of every batch.
 //!
 //! Beside the writer, a thread of its own checkpoints the WAL (see `start_checkpointer`), so that
 //! no commit pays for copying the WAL into the database file.
 
-use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -29,12 +26,8 @@ use diesel::result::Error as DieselError;
 use diesel::{QueryResult, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
+use super::lanes::Lanes;
 use super::{Lane, StoreError};
-
-/// The most calls in one transaction (a bound on how long one batch holds the database).
-const MAX_BATCH: usize = 64;
-/// Places in each batch kept for the bulk lane while it has calls waiting.
-const BULK_SHARE: usize = MAX_BATCH / 4;
 
 /// Hands a call's result to its caller once the batch's commit is known (`Some(error)` when it
 /// failed).
@@ -69,7 +62,7 @@ impl Batcher {
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || {
-                let mut lanes = Lanes::default();
+                let mut lanes = Lanes::<Job>::default();
                 loop {
                     if lanes.is_empty() {
                         match jobs.blocking_recv() {
@@ -83,9 +76,8 @@ impl Batcher {
                     if finish.swap(false, Ordering::Relaxed) {
                         finish_checkpoint_between_batches(&mut conn);
                     }
-                    let bulk_before = lanes.bulk.len();
-                    let batch = lanes.next_batch();
-                    let clean = run_batch(&mut conn, batch, bulk_before - lanes.bulk.len());
+                    let (batch, bulk) = lanes.next_batch();
+                    let clean = run_batch(&mut conn, batch, bulk);
                     if !clean {
                         // A call panicked inside its savepoint: diesel's transaction bookkeeping
                         // no longer matches SQLite's, and the batch's transaction (with the write
@@ -220,37 +212,6 @@ fn finish_checkpoint_between_batches(conn: &mut SqliteConnection) {
     }
 }
 
-/// The calls waiting, by lane, each in arrival order.
-#[derive(Default)]
-struct Lanes {
-    interactive: VecDeque<Job>,
-    bulk: VecDeque<Job>,
-}
-
-impl Lanes {
-    fn push(&mut self, lane: Lane, job: Job) {
-        match lane {
-            Lane::Interactive => self.interactive.push_back(job),
-            Lane::Bulk => self.bulk.push_back(job),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.interactive.is_empty() && self.bulk.is_empty()
-    }
-
-    /// Up to [`MAX_BATCH`] calls: interactive ones first, leaving [`BULK_SHARE`] places to bulk
-    /// calls when there are some; places either lane leaves unused go to the other.
-    fn next_batch(&mut self) -> Vec<Job> {
-        let bulk_places = self.bulk.len().min(BULK_SHARE);
-        let take_interactive = self.interactive.len().min(MAX_BATCH - bulk_places);
-        let take_bulk = self.bulk.len().min(MAX_BATCH - take_interactive);
-        let mut batch: Vec<Job> = self.interactive.drain(..take_interactive).collect();
-        batch.extend(self.bulk.drain(..take_bulk));
-        batch
-    }
-}
-
 /// One transaction for all of `jobs` (the last `bulk` of them from the bulk lane); each job's
 /// result is delivered after the commit. Returns false when the connection must not be used
 /// again (a job panicked, or a transaction is still open after the batch).
@@ -296,26 +257,6 @@ fn run_batch(c: &mut SqliteConnection, jobs: Vec<Job>, bulk: usize) -> bool {
 mod tests {
     use super::*;
 
-    fn job() -> Job {
-        Box::new(|_| Box::new(|_| {}))
-    }
-
-    fn lanes(interactive: usize, bulk: usize) -> Lanes {
-        let mut l = Lanes::default();
-        (0..interactive).for_each(|_| l.push(Lane::Interactive, job()));
-        (0..bulk).for_each(|_| l.push(Lane::Bulk, job()));
-        l
-    }
-
-    /// (interactive, bulk) taken by the next batch.
-    fn taken(interactive: usize, bulk: usize) -> (usize, usize) {
-        let mut l = lanes(interactive, bulk);
-        let n = l.next_batch().len();
-        let (i, b) = (interactive - l.interactive.len(), bulk - l.bulk.len());
-        assert_eq!(n, i + b);
-        (i, b)
-    }
-
     #[tokio::test]
     async fn a_call_that_panics_fails_its_batch_and_the_writer_goes_on() {
         use diesel::RunQueryDsl;
@@ -352,27 +293,5 @@ mod tests {
             .unwrap();
         assert_eq!(rows.n, 2, "the panicking call's write was rolled back, the later ones kept");
         let _ = std::fs::remove_file(&path);
-    }
-
-    #[test]
-    fn interactive_calls_go_first_and_bulk_keeps_its_share() {
-        assert_eq!(taken(100, 100), (MAX_BATCH - BULK_SHARE, BULK_SHARE));
-        assert_eq!(taken(100, 3), (MAX_BATCH - 3, 3));
-        assert_eq!(taken(100, 0), (MAX_BATCH, 0));
-        assert_eq!(taken(5, 100), (5, MAX_BATCH - 5));
-        assert_eq!(taken(0, 100), (0, MAX_BATCH));
-        assert_eq!(taken(2, 3), (2, 3));
-    }
-
-    #[test]
-    fn a_long_bulk_queue_drains_while_interactive_calls_keep_coming() {
-        let mut l = lanes(0, 200);
-        let mut batches = 0;
-        while !l.bulk.is_empty() {
-            (0..MAX_BATCH).for_each(|_| l.push(Lane::Interactive, job()));
-            l.next_batch();
-            batches += 1;
-        }
-        assert_eq!(batches, 200usize.div_ceil(BULK_SHARE));
     }
 }

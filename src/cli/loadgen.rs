@@ -76,6 +76,13 @@ pub struct LoadArgs {
     /// are kept in the work directory (printed at the end) instead of being removed.
     #[arg(long)]
     pub server_log: Option<String>,
+    /// Every this many milliseconds, kill one server process (SIGKILL, in turn) and start it
+    /// again on its port; webhooks it refused meanwhile are delivered again, as WhatsApp does.
+    /// The servers' leases and outbox claims run out after 2 s instead of 30 so that the journeys
+    /// a killed process held go on soon. The check at the end is the same: every journey
+    /// completed, every booking in the ERP once.
+    #[arg(long, conflicts_with = "baseline")]
+    pub kill_every_ms: Option<u64>,
 }
 
 struct ServerProc {
@@ -90,37 +97,50 @@ impl Drop for ServerProc {
     }
 }
 
-fn start_server(
-    db_url: &str,
-    graph: &FakeGraph,
-    erp: &FakeErp,
-    llm: Option<&FakeLlm>,
-    workdir: &std::path::Path,
-    log_filter: Option<&str>,
+/// How to start a server process (the same for each, and again after a kill).
+#[derive(Clone)]
+struct ServerSpec {
+    db_url: String,
+    graph_url: String,
+    erp_url: String,
+    llm_url: Option<String>,
+    workdir: std::path::PathBuf,
+    log_filter: Option<String>,
     baseline: bool,
-) -> Result<ServerProc, String> {
+    /// Lease and outbox claim length in ms (`LEASE_MS`, `OUTBOX_CLAIM_MS`), when not the default.
+    lease_ms: Option<u64>,
+}
+
+/// Starts a server on `port` (0: any free one). Errors: it cannot be started, or exits before
+/// saying where it listens.
+fn start_server(spec: &ServerSpec, port: u16) -> Result<ServerProc, String> {
+    let ServerSpec { db_url, graph_url, erp_url, llm_url, workdir, log_filter, baseline, lease_ms } = spec;
+    let (workdir, baseline) = (workdir.as_path(), *baseline);
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let log = std::fs::File::create(workdir.join(format!("server-{}.log", uuid::Uuid::new_v4().simple())))
         .map_err(|e| e.to_string())?;
     let mut cmd = Command::new(exe);
     cmd.arg(if baseline { "baseline-bot" } else { "serve" })
-        .env("PORT", "0")
+        .env("PORT", port.to_string())
         .env("DATABASE_URL", db_url)
         .env("WHATSAPP_APP_SECRET", SECRET)
-        .env("WHATSAPP_API_BASE_URL", &graph.url)
+        .env("WHATSAPP_API_BASE_URL", graph_url)
         .env("WHATSAPP_ACCESS_TOKEN", crate::fakes::GRAPH_TOKEN)
-        .env("ERP_BASE_URL", &erp.url)
+        .env("ERP_BASE_URL", erp_url)
         .env("ERP_API_KEY", crate::fakes::ERP_KEY.0)
         .env("ERP_API_SECRET", crate::fakes::ERP_KEY.1)
         .env("RATE_SENDER_PER_MINUTE", "1000")
         .env("RATE_IP_PER_SECOND", "100000")
         .env("OUTBOUND_PER_SECOND", "100000")
-        .env("RUST_LOG", log_filter.unwrap_or("warn"))
+        .env("RUST_LOG", log_filter.as_deref().unwrap_or("warn"))
         .env("FLOWS_DIR", workdir.join("flows"))
         .stdout(Stdio::piped())
         .stderr(log);
-    if let Some(l) = llm {
-        cmd.env("LLM_BASE_URL", &l.url)
+    if let Some(ms) = lease_ms {
+        cmd.env("LEASE_MS", ms.to_string()).env("OUTBOX_CLAIM_MS", ms.to_string());
+    }
+    if let Some(url) = llm_url {
+        cmd.env("LLM_BASE_URL", url)
             .env("LLM_API_KEY", crate::fakes::LLM_KEY)
             .env("LLM_TIMEOUT_MS", "10000")
             .env("LLM_BUDGET_MS", "12000")
@@ -174,6 +194,11 @@ struct Shared {
     completed: AtomicUsize,
     timeout: Duration,
     counter: AtomicUsize,
+    /// Whether a refused or unanswered webhook is delivered again (servers are being killed),
+    /// as WhatsApp delivers again a webhook that did not get a 200.
+    redeliver: bool,
+    /// Deliveries made again.
+    redeliveries: AtomicUsize,
 }
 
 impl Shared {
@@ -196,16 +221,26 @@ impl Shared {
         }
         let body = to_ascii_json(&envelope(PHONE_NUMBER_ID, customer, "Load", m));
         let seen = self.graph.count_to(customer);
-        let url = &self.servers[server % self.servers.len()];
         let started = Instant::now();
-        let posted = self
-            .http
-            .post(format!("{url}/webhooks/whatsapp"))
-            .header("Content-Type", "application/json")
-            .header("X-Hub-Signature-256", sign(SECRET.as_bytes(), body.as_bytes()))
-            .body(body)
-            .send()
-            .await;
+        let mut attempt = 0;
+        let posted = loop {
+            let url = &self.servers[(server + attempt) % self.servers.len()];
+            let posted = self
+                .http
+                .post(format!("{url}/webhooks/whatsapp"))
+                .header("Content-Type", "application/json")
+                .header("X-Hub-Signature-256", sign(SECRET.as_bytes(), body.as_bytes()))
+                .body(body.clone())
+                .send()
+                .await;
+            let delivered = matches!(&posted, Ok(r) if r.status().is_success());
+            if delivered || !self.redeliver || started.elapsed() > self.timeout {
+                break posted;
+            }
+            attempt += 1;
+            self.redeliveries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         self.messages.fetch_add(1, Ordering::Relaxed);
         let failed = match &posted {
             Ok(r) if r.status().is_success() => None,
@@ -243,11 +278,38 @@ impl Shared {
     }
 }
 
+/// The option starting with `title` in the latest interactive reply that offers one.
 fn option_of(replies: &[Value], title: &str) -> Option<(String, String, &'static str, Option<String>)> {
-    let m = replies.iter().rev().find(|m| m["type"] == "interactive")?;
-    let wamid = m["_wamid"].as_str().map(String::from);
-    let o = crate::channel::whatsapp::render::offered_options(m).into_iter().find(|o| o.title.starts_with(title))?;
-    Some((o.id, o.title, o.reply_kind, wamid))
+    replies.iter().rev().filter(|m| m["type"] == "interactive").find_map(|m| {
+        let wamid = m["_wamid"].as_str().map(String::from);
+        let o =
+            crate::channel::whatsapp::render::offered_options(m).into_iter().find(|o| o.title.starts_with(title))?;
+        Some((o.id, o.title, o.reply_kind, wamid))
+    })
+}
+
+/// The option starting with `title` in `replies` or, when they do not offer it (a reply sent
+/// twice by a process killed before it recorded the send arrived first), in the replies that
+/// follow within the reply timeout, as a person would scroll on to the newest message.
+async fn wait_for_option(
+    s: &Shared,
+    customer: &str,
+    mut replies: Vec<Value>,
+    title: &str,
+) -> Option<(String, String, &'static str, Option<String>)> {
+    let deadline = Instant::now() + s.timeout;
+    loop {
+        if let Some(found) = option_of(&replies, title) {
+            return Some(found);
+        }
+        let left = deadline.checked_duration_since(Instant::now())?;
+        let seen = s.graph.count_to(customer);
+        let more = s.graph.wait_beyond(customer, seen, left).await;
+        if more.is_empty() {
+            return None;
+        }
+        replies.extend(more);
+    }
 }
 
 fn open_day() -> String {
@@ -274,11 +336,14 @@ async fn journey(s: &Shared, customer: &str, buttons: bool, server_offset: usize
     }
     macro_rules! press {
         ($replies:expr, $title:expr) => {{
-            match option_of(&$replies, $title) {
+            match wait_for_option(s, customer, $replies, $title).await {
                 Some((id, title, key, wamid)) => {
                     s.send(customer, "interactive", json!({"type": key, key: {"id": id, "title": title}}), wamid.as_deref(), next(), true).await
                 }
-                None => return false,
+                None => {
+                    s.error(format!("no option \"{}\" in the reply", $title));
+                    return false;
+                }
             }
         }};
     }
@@ -316,6 +381,7 @@ async fn journey(s: &Shared, customer: &str, buttons: bool, server_offset: usize
     let deadline = Instant::now() + s.timeout;
     while !all.iter().any(|m| m["text"]["body"].as_str().is_some_and(|b| b.contains("You're booked"))) {
         if Instant::now() > deadline {
+            s.error("no confirmation".into());
             return false;
         }
         let seen = s.graph.count_to(customer);
@@ -325,6 +391,52 @@ async fn journey(s: &Shared, customer: &str, buttons: bool, server_offset: usize
         }
     }
     true
+}
+
+/// Every `every`, kills one server (SIGKILL, in turn) and starts it again on the same port, until
+/// aborted; counts the kills. (A killed process's CPU time is not in the report's.)
+async fn kill_in_turn(
+    servers: Arc<Mutex<Vec<ServerProc>>>,
+    spec: ServerSpec,
+    every: Duration,
+    kills: Arc<AtomicUsize>,
+) {
+    let mut next = 0;
+    loop {
+        tokio::time::sleep(every).await;
+        let spec = spec.clone();
+        let servers = servers.clone();
+        let restarted = tokio::task::spawn_blocking(move || -> Result<(), String> {
+            let mut list = servers.lock().map_err(|_| "the servers' list is poisoned".to_string())?;
+            let count = list.len();
+            let victim = list.get_mut(next % count).ok_or("no server")?;
+            let port: u16 = victim.url.rsplit(':').next().and_then(|p| p.parse().ok()).ok_or("no port")?;
+            let _ = victim.child.kill();
+            let _ = victim.child.wait();
+            // The port is free once the process is gone; a restart may need a moment.
+            let mut last = String::new();
+            for _ in 0..50 {
+                match start_server(&spec, port) {
+                    Ok(fresh) => {
+                        *victim = fresh;
+                        return Ok(());
+                    }
+                    Err(e) => last = e,
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(last)
+        })
+        .await;
+        match restarted {
+            Ok(Ok(())) => {
+                kills.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Err(e)) => eprintln!("\na killed server could not be started again: {e}"),
+            Err(e) => eprintln!("\nthe kill task failed: {e}"),
+        }
+        next += 1;
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -440,21 +552,27 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
         None => format!("sqlite://{}", workdir.join("load.db").display()),
     };
     eprintln!("starting {} server(s) on {} …", args.servers, crate::store::without_credentials(&db_url));
+    let spec = ServerSpec {
+        db_url: db_url.clone(),
+        graph_url: graph.url.clone(),
+        erp_url: erp.url.clone(),
+        llm_url: llm.as_ref().map(|l| l.url.clone()),
+        workdir: workdir.clone(),
+        log_filter: args.server_log.clone(),
+        baseline: args.baseline,
+        lease_ms: args.kill_every_ms.map(|_| 2000),
+    };
     let mut servers = Vec::new();
     for _ in 0..args.servers.max(1) {
-        servers.push(start_server(
-            &db_url,
-            &graph,
-            &erp,
-            llm.as_ref(),
-            &workdir,
-            args.server_log.as_deref(),
-            args.baseline,
-        )?);
+        servers.push(start_server(&spec, 0)?);
     }
+    let urls: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
+    let servers = Arc::new(Mutex::new(servers));
     let shared = Arc::new(Shared {
+        redeliver: args.kill_every_ms.is_some(),
+        redeliveries: AtomicUsize::new(0),
         graph: graph.clone(),
-        servers: servers.iter().map(|s| s.url.clone()).collect(),
+        servers: urls,
         http: reqwest::Client::builder().pool_max_idle_per_host(512).build().map_err(|e| e.to_string())?,
         latencies: Mutex::new(Vec::new()),
         epoch: Instant::now(),
@@ -525,6 +643,10 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
             }
         }));
     }
+    let kills = Arc::new(AtomicUsize::new(0));
+    let killer = args.kill_every_ms.map(|every| {
+        tokio::spawn(kill_in_turn(servers.clone(), spec.clone(), Duration::from_millis(every), kills.clone()))
+    });
     let progress = {
         let s = shared.clone();
         let total = args.conversations;
@@ -550,6 +672,9 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     progress.abort();
+    if let Some(k) = killer {
+        k.abort();
+    }
     eprintln!();
     for t in waiter_tasks {
         let _ = t.await;
@@ -569,14 +694,17 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
     let messages = shared.messages.load(Ordering::Relaxed);
     let journey_messages = messages - args.llm_waiters * 2;
     let completed = shared.completed.load(Ordering::Relaxed);
-    let (cpu, rss): (f64, u64) =
-        servers.iter().map(|s| proc_usage(s.child.id())).fold((0.0, 0), |(c, r), (c2, r2)| (c + c2, r.max(r2)));
-    let engine_p99 = stage_p99(&shared.http, &servers[0].url, "engine").await;
+    let (cpu, rss): (f64, u64) = servers
+        .lock()
+        .map(|s| s.iter().map(|s| proc_usage(s.child.id())).fold((0.0, 0), |(c, r), (c2, r2)| (c + c2, r.max(r2))))
+        .unwrap_or_default();
+    let first_url = shared.servers[0].clone();
+    let engine_p99 = stage_p99(&shared.http, &first_url, "engine").await;
     // The parts of a turn (see `/metrics`): its wait in the inbox, the guards (with any LLM
     // call), the transition function alone, and the commit (with its wait for the database).
     let mut stages = serde_json::Map::new();
     for stage in ["inbox_wait", "guards", "decide", "commit"] {
-        stages.insert(stage.to_string(), json!(stage_p99(&shared.http, &servers[0].url, stage).await));
+        stages.insert(stage.to_string(), json!(stage_p99(&shared.http, &first_url, stage).await));
     }
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let counters_after = store.activity_counters().await.unwrap_or_default();
@@ -630,6 +758,8 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
         "server_peak_rss_mib": rss / 1024,
         "database_bytes_per_conversation": db_bytes / (args.conversations + args.llm_waiters).max(1) as i64,
         "outbound_per_inbound_message": ((graph.all_sent().len() as f64 / journey_messages.max(1) as f64) * 100.0).round() / 100.0,
+        "servers_killed": kills.load(Ordering::Relaxed),
+        "webhook_redeliveries": shared.redeliveries.load(Ordering::Relaxed),
         "errors": shared.errors.load(Ordering::Relaxed),
         "error_causes": shared.error_causes.lock().map(|c| json!(*c)).unwrap_or_default(),
         "erp_orders": orders.len(),

@@ -1,6 +1,7 @@
 //! The running service's moving parts, wired together: the shared [`App`], the conversation
 //! [`worker`] and the [`outbox`] dispatcher. The HTTP side lives in `server`.
 
+pub mod activity;
 pub mod knowledge;
 pub mod outbox;
 pub mod queue;
@@ -70,6 +71,8 @@ pub struct App {
     pub outbox_handoff: outbox::handoff::Handoff,
     /// When the next retry this process scheduled is due (wakes the backlog).
     pub outbox_due: outbox::DueTimer,
+    /// When this process last had work: its safety polls slow down once it is idle.
+    pub activity: activity::Activity,
     /// Hashes of lookup snapshots this process has stored (a turn naming one of them does not
     /// send it again).
     pub lookup_snapshots_stored: moka::future::Cache<String, ()>,
@@ -231,6 +234,7 @@ impl App {
             ready: Default::default(),
             outbox_handoff: Default::default(),
             outbox_due: Default::default(),
+            activity: activity::Activity::new(settings.lease.max(settings.outbox_claim) + activity::IDLE_POLL),
             lookup_snapshots_stored: moka::future::Cache::new(10_000),
             live_holds: moka::future::Cache::builder().max_capacity(1).time_to_live(HOLDS_FRESH).build(),
             bulk_turn_slots: tokio::sync::Semaphore::new(
@@ -354,6 +358,7 @@ impl App {
     }
 
     fn ready_push(&self, ready: Ready) {
+        self.activity.touch();
         if let Ok(mut q) = self.ready.lock() {
             q.push_back(ready);
         }

@@ -12,7 +12,8 @@ use super::App;
 use crate::engine::{EventKind, InboundEvent};
 use crate::store::now_ms;
 
-/// How often the scheduler looks for due wake-ups.
+/// How often the scheduler looks for due wake-ups while this process has work (slower when
+/// idle: see [`super::activity`]; a reminder is then up to that much late).
 pub const INTERVAL: Duration = Duration::from_secs(1);
 
 /// How often holds that lapsed or whose visit is past are deleted (`slot_holds`).
@@ -34,7 +35,7 @@ pub async fn run(app: Arc<App>) {
             }
         }
         app.limits.forget_idle();
-        tokio::time::sleep(INTERVAL).await;
+        tokio::time::sleep(app.activity.poll_every(INTERVAL)).await;
     }
 }
 

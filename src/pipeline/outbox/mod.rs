@@ -56,7 +56,8 @@ const SAFETY_POLL: Duration = Duration::from_secs(2);
 
 /// Runs the backlog dispatcher until the process stops: due rows in queue order, read when a
 /// retry this process scheduled comes due, when told (`outbox_notify`: an operator re-drove
-/// rows), and every [`SAFETY_POLL`].
+/// rows), and every [`SAFETY_POLL`] while this process has work (slower when idle: see
+/// [`super::activity`]).
 pub async fn run(app: Arc<App>) {
     loop {
         let started = std::time::Instant::now();
@@ -70,7 +71,7 @@ pub async fn run(app: Arc<App>) {
         if did as i64 >= PASS_ROWS {
             continue;
         }
-        let wait = app.outbox_due.until_next(SAFETY_POLL);
+        let wait = app.outbox_due.until_next(app.activity.poll_every(SAFETY_POLL));
         tokio::select! {
             _ = app.outbox_notify.notified() => {}
             _ = tokio::time::sleep(wait) => {}

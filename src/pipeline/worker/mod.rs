@@ -87,12 +87,13 @@ pub async fn run(app: Arc<App>) {
         }
         tokio::select! {
             _ = app.inbox_notify.notified() => {}
-            _ = tokio::time::sleep(SAFETY_POLL) => {}
+            _ = tokio::time::sleep(app.activity.poll_every(SAFETY_POLL)) => {}
         }
     }
 }
 
-/// How often the safety poll reads the inbox for rows nobody took.
+/// How often the safety poll reads the inbox for rows nobody took while this process has work
+/// (see [`super::activity`]: slower once it is idle).
 const SAFETY_POLL: Duration = Duration::from_secs(1);
 
 /// How old an unprocessed row must be before the safety poll takes it: rows are taken as they
@@ -101,7 +102,7 @@ const SAFETY_POLL: Duration = Duration::from_secs(1);
 /// behind.
 const ORPHANED_AFTER_MS: i64 = 1000;
 
-/// Every [`SAFETY_POLL`], reads the conversations with rows nobody is working on (stored by a
+/// Every [`SAFETY_POLL`] (slower when idle), reads the conversations with rows nobody is working on (stored by a
 /// process that stopped, or left by a race between processes) for the worker, beside it so that
 /// a slow read never holds up the conversations this process just woke. Rows this process
 /// stores wake its worker at once; no LISTEN/NOTIFY between processes is needed, because the
@@ -119,7 +120,7 @@ async fn poll(app: Arc<App>, polled: Arc<Mutex<Vec<String>>>) {
             Ok(_) => {}
             Err(e) => error!(code = e.code(), error = %e, "cannot read the inbox"),
         }
-        tokio::time::sleep(SAFETY_POLL).await;
+        tokio::time::sleep(app.activity.poll_every(SAFETY_POLL)).await;
     }
 }
 

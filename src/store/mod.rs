@@ -12,6 +12,7 @@ mod pg_batch;
 mod pg_statements;
 pub mod schema;
 mod sqlite_batch;
+mod sqlite_statements;
 mod sqlite_sync;
 
 use diesel::prelude::*;

@@ -8,30 +8,33 @@
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 
-use super::schema::{conversations, inbox, lookup_snapshots, outbox, turns};
+use std::marker::PhantomData;
+
+use super::schema::{conversations, inbox, lookup_snapshots, outbox};
+use super::sqlite_statements as S;
 use super::{Claim, NewInbox, OutboxRow, OutboxStatus, TurnCommit, now_ms};
 
 /// A turn's writes, inside the caller's transaction; `Err(RollbackTransaction)` when the version
 /// or lease no longer holds.
 fn write_turn(c: &mut SqliteConnection, commit: &TurnCommit) -> QueryResult<Vec<i64>> {
     let now = now_ms();
-    let n = diesel::update(conversations::table)
-        .filter(conversations::id.eq(&commit.conversation_id))
-        .filter(conversations::version.eq(commit.expected_version))
-        .filter(conversations::lease_owner.eq(&commit.owner))
-        .set((
-            conversations::state.eq(&commit.state),
-            conversations::version.eq(commit.expected_version + 1),
-            conversations::updated_at.eq(now),
-            conversations::wake_at.eq(commit.wake_at),
-            conversations::last_inbound_at.eq(commit.last_inbound_at.or(commit.previous_inbound_at)),
-        ))
-        .execute(c)?;
+    let n = S::CommitState {
+        state: &commit.state,
+        version: commit.expected_version + 1,
+        updated_at: now,
+        wake_at: commit.wake_at,
+        last_inbound_at: commit.last_inbound_at.or(commit.previous_inbound_at),
+        id: &commit.conversation_id,
+        expected_version: commit.expected_version,
+        owner: &commit.owner,
+        _rows: PhantomData,
+    }
+    .execute(c)?;
     if n != 1 {
         return Err(DieselError::RollbackTransaction);
     }
-    diesel::update(inbox::table.find(commit.inbox_id)).set(inbox::processed_at.eq(Some(now))).execute(c)?;
-    diesel::insert_into(turns::table).values(&commit.turn).execute(c)?;
+    S::MarkProcessed { processed_at: now, id: commit.inbox_id, _rows: PhantomData }.execute(c)?;
+    S::InsertTurn::of(&commit.turn).execute(c)?;
     if let Some(snapshot) = &commit.lookup_snapshot {
         diesel::insert_into(lookup_snapshots::table)
             .values((
@@ -46,31 +49,22 @@ fn write_turn(c: &mut SqliteConnection, commit: &TurnCommit) -> QueryResult<Vec<
     }
     let shard = crate::stats::shard_of(&commit.conversation_id);
     for k in &commit.counts {
-        use super::schema::daily_counts as d;
-        diesel::insert_into(d::table)
-            .values((
-                d::tenant.eq(commit.tenant.as_str()),
-                d::day.eq(&k.day),
-                d::flow.eq(&k.flow),
-                d::metric.eq(&k.metric),
-                d::shard.eq(shard),
-                d::n.eq(k.n),
-            ))
-            .on_conflict((d::tenant, d::day, d::flow, d::metric, d::shard))
-            .do_update()
-            .set(d::n.eq(d::n + diesel::upsert::excluded(d::n)))
-            .execute(c)?;
+        S::AddCount {
+            tenant: commit.tenant.as_str(),
+            day: &k.day,
+            flow: &k.flow,
+            metric: &k.metric,
+            shard,
+            n: k.n,
+            _rows: PhantomData,
+        }
+        .execute(c)?;
     }
     // No `ON CONFLICT`: an effect whose key is already queued means two turns made the same
     // key, and the turn fails (and is retried, then set aside) rather than lose its effect.
     let mut ids = Vec::with_capacity(commit.outbox.len());
     for row in &commit.outbox {
-        ids.push(
-            diesel::insert_into(outbox::table)
-                .values((outbox::tenant.eq(commit.tenant.as_str()), row))
-                .returning(outbox::id)
-                .get_result(c)?,
-        );
+        ids.push(S::InsertOutbox::of(commit.tenant.as_str(), row).get_result::<S::Id>(c)?.id);
     }
     Ok(ids)
 }
@@ -79,7 +73,7 @@ fn write_turn(c: &mut SqliteConnection, commit: &TurnCommit) -> QueryResult<Vec<
 pub fn insert_inbox(c: &mut SqliteConnection, rows: &[NewInbox]) -> QueryResult<Vec<String>> {
     let mut fresh = Vec::new();
     for row in rows {
-        if diesel::insert_into(inbox::table).values(row).on_conflict(inbox::dedup_key).do_nothing().execute(c)? == 1 {
+        if S::InsertInbox::of(row).execute(c)? == 1 {
             fresh.push(row.dedup_key.clone());
         }
     }
@@ -109,13 +103,10 @@ pub fn insert_inbox_and_lease(
     if earlier > 0 {
         return Ok((fresh, None));
     }
-    let leased = diesel::update(conversations::table)
-        .filter(conversations::id.eq(conversation_id))
-        .filter(conversations::lease_owner.is_null().or(conversations::lease_until.lt(now_ms())))
-        .set((conversations::lease_owner.eq(Some(owner)), conversations::lease_until.eq(Some(until_ms))))
-        .returning(super::ConversationRow::as_returning())
-        .get_result(c)
-        .optional()?;
+    let leased: Option<super::ConversationRow> =
+        S::TakeFreeLease { owner, until_ms, id: conversation_id, now_ms: now_ms(), _rows: PhantomData }
+            .get_result(c)
+            .optional()?;
     Ok((fresh, leased.map(|conv| (conv, first))))
 }
 
@@ -174,11 +165,7 @@ pub fn commit_and_next(c: &mut SqliteConnection, commit: &TurnCommit) -> QueryRe
     let outbox_ids = write_turn(c, commit)?;
     let next = next_inbox(c, &commit.conversation_id)?;
     if next.is_none() {
-        diesel::update(conversations::table)
-            .filter(conversations::id.eq(&commit.conversation_id))
-            .filter(conversations::lease_owner.eq(&commit.owner))
-            .set((conversations::lease_owner.eq(None::<String>), conversations::lease_until.eq(None::<i64>)))
-            .execute(c)?;
+        S::ReleaseLease { id: &commit.conversation_id, owner: &commit.owner, _rows: PhantomData }.execute(c)?;
     }
     let released = next.is_none();
     Ok(super::Committed { next, released, outbox_ids })

@@ -222,3 +222,48 @@ sqlite_statement!(
         conversation_columns!()
     )
 );
+
+sqlite_statement!(
+    /// Takes a conversation's lease when it is free, ended or already `owner`'s, returning the
+    /// conversation.
+    TakeLease {
+        owner: &'a str => Text,
+        until_ms: i64 => BigInt,
+        id: &'a str => Text,
+        now_ms: i64 => BigInt,
+        same_owner: &'a str => Text,
+    }
+    concat!(
+        "UPDATE conversations SET lease_owner = ?, lease_until = ? WHERE id = ? AND (lease_owner IS NULL OR \
+         lease_until < ? OR lease_owner = ?) RETURNING ",
+        conversation_columns!()
+    )
+);
+
+sqlite_statement!(
+    /// Marks an outbox row sent with its result, while its claim holds (no row changed: it was
+    /// lost).
+    MarkSent {
+        result: &'a str => Text,
+        updated_at: i64 => BigInt,
+        id: i64 => BigInt,
+        claim_token: i64 => BigInt,
+    }
+    "UPDATE outbox SET status = 'sent', result = ?, updated_at = ? WHERE id = ? AND claim_token = ? \
+     AND status = 'pending'"
+);
+
+sqlite_statement!(
+    /// Creates a conversation seen for the first time (nothing when it exists).
+    CreateConversation {
+        tenant: &'a str => Text,
+        id: &'a str => Text,
+        customer: &'a str => Text,
+        phone_number_id: &'a str => Text,
+        state: &'a str => Text,
+        created_at: i64 => BigInt,
+        updated_at: i64 => BigInt,
+    }
+    "INSERT INTO conversations (tenant, id, customer, phone_number_id, state, version, created_at, updated_at) \
+     VALUES (?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (id) DO NOTHING"
+);

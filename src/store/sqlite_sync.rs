@@ -10,7 +10,7 @@ use diesel::result::Error as DieselError;
 
 use std::marker::PhantomData;
 
-use super::schema::{conversations, inbox, lookup_snapshots, outbox};
+use super::schema::{inbox, lookup_snapshots, outbox};
 use super::sqlite_statements as S;
 use super::{Claim, NewInbox, OutboxRow, OutboxStatus, TurnCommit, now_ms};
 
@@ -129,16 +129,7 @@ fn take_lease(
     now: i64,
     until_ms: i64,
 ) -> QueryResult<Option<super::ConversationRow>> {
-    diesel::update(conversations::table)
-        .filter(conversations::id.eq(conversation_id))
-        .filter(
-            conversations::lease_owner
-                .is_null()
-                .or(conversations::lease_until.lt(now))
-                .or(conversations::lease_owner.eq(owner)),
-        )
-        .set((conversations::lease_owner.eq(Some(owner)), conversations::lease_until.eq(Some(until_ms))))
-        .returning(super::ConversationRow::as_returning())
+    S::TakeLease { owner, until_ms, id: conversation_id, now_ms: now, same_owner: owner, _rows: PhantomData }
         .get_result(c)
         .optional()
 }
@@ -201,12 +192,7 @@ pub fn outbox_sent_many(c: &mut SqliteConnection, sent: &[(Claim, String)]) -> Q
     let now = now_ms();
     let mut marked = Vec::with_capacity(sent.len());
     for (claim, result) in sent {
-        let n = diesel::update(super::outbox_queue::under_claim(*claim))
-            .set((
-                outbox::status.eq(OutboxStatus::Sent.as_str()),
-                outbox::result.eq(Some(result)),
-                outbox::updated_at.eq(now),
-            ))
+        let n = S::MarkSent { result, updated_at: now, id: claim.id, claim_token: claim.token, _rows: PhantomData }
             .execute(c)?;
         if n == 1 {
             marked.push(claim.id);
@@ -243,20 +229,17 @@ pub fn acquire_lease(
     now: i64,
     until_ms: i64,
 ) -> QueryResult<bool> {
-    diesel::insert_into(conversations::table)
-        .values((
-            conversations::tenant.eq(tenant),
-            conversations::id.eq(conversation_id),
-            conversations::customer.eq(customer),
-            conversations::phone_number_id.eq(phone_number_id),
-            conversations::state.eq(initial_state),
-            conversations::version.eq(0i64),
-            conversations::created_at.eq(now),
-            conversations::updated_at.eq(now),
-        ))
-        .on_conflict(conversations::id)
-        .do_nothing()
-        .execute(c)?;
+    S::CreateConversation {
+        tenant,
+        id: conversation_id,
+        customer,
+        phone_number_id,
+        state: initial_state,
+        created_at: now,
+        updated_at: now,
+        _rows: PhantomData,
+    }
+    .execute(c)?;
     Ok(take_lease(c, conversation_id, owner, now, until_ms)?.is_some())
 }
 

@@ -29,17 +29,52 @@ pub const MAX_TURN_ATTEMPTS: i32 = 5;
 /// How long a drain waits before giving its conversation back after the database failed.
 const DATABASE_BACKOFF: Duration = Duration::from_millis(500);
 
+/// The conversations being drained in this process, and those of them for which a row was
+/// stored (with its lease, possibly) while they were. One lock for both, so that "is it being
+/// drained? then mark it" in the worker's loop and "the drain ended: was it marked?" in the drain
+/// cannot interleave: a row marked a moment after its drain looked, with the lease its webhook took
+/// held by nobody working, would wait for that lease to run out (`LEASE_MS`, 30 s by default).
+#[derive(Default)]
+struct Drains {
+    active: HashSet<String>,
+    dirty: HashSet<String>,
+}
+
+impl Drains {
+    /// Starts a drain of `id` and returns true, or, when one is running, returns false and, when
+    /// `mark` (this process stored a row for it), marks it to be taken again when that drain ends.
+    fn begin(&mut self, id: &str, mark: bool) -> bool {
+        if self.active.insert(id.to_string()) {
+            return true;
+        }
+        if mark {
+            self.dirty.insert(id.to_string());
+        }
+        false
+    }
+
+    /// Ends the drain of `id`; true when a row was stored for it meanwhile.
+    fn end(&mut self, id: &str) -> bool {
+        self.active.remove(id);
+        self.dirty.remove(id)
+    }
+}
+
 /// Marks a conversation as being drained in this process, until dropped (also when the drain
-/// panics).
+/// panics); then wakes it again when a row was stored for it meanwhile.
 struct Draining {
-    active: Arc<Mutex<HashSet<String>>>,
+    drains: Arc<Mutex<Drains>>,
+    app: Arc<App>,
     id: String,
 }
 
 impl Drop for Draining {
     fn drop(&mut self) {
-        if let Ok(mut a) = self.active.lock() {
-            a.remove(&self.id);
+        let again = self.drains.lock().map(|mut d| d.end(&self.id)).unwrap_or(false);
+        if again {
+            // Whatever stopped the drain: the row may hold a lease this process took as it was
+            // stored, which no poll would take over before it runs out.
+            self.app.wake(&self.id, Lane::Interactive);
         }
     }
 }
@@ -47,8 +82,7 @@ impl Drop for Draining {
 /// Runs the worker until the process stops.
 pub async fn run(app: Arc<App>) {
     let permits = Arc::new(tokio::sync::Semaphore::new(app.settings.worker_concurrency));
-    let active: Arc<Mutex<HashSet<String>>> = Arc::default();
-    let dirty: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let drains: Arc<Mutex<Drains>> = Arc::default();
     let polled: Arc<Mutex<Vec<String>>> = Arc::default();
     tokio::spawn(poll(app.clone(), polled.clone()));
     loop {
@@ -60,29 +94,21 @@ pub async fn run(app: Arc<App>) {
         let found = polled.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
         ids.extend(found.into_iter().map(|id| (Ready { conversation_id: id, lane: Lane::Bulk, leased: None }, true)));
         for (Ready { conversation_id: id, lane, leased }, from_poll) in ids {
-            let fresh = active.lock().map(|mut a| a.insert(id.clone())).unwrap_or(false);
+            // Being drained now: a row stored here meanwhile is looked for when that drain ends
+            // (a lease taken with the row is this process's, so that drain's successor takes it
+            // as its own); one the poll found needs nothing (the drain reads rows until none is
+            // left, and the next poll sees any stored after).
+            let fresh = drains.lock().map(|mut d| d.begin(&id, !from_poll)).unwrap_or(false);
             if !fresh {
-                // Being drained now. A row stored here meanwhile is looked for when that drain
-                // ends; one the poll found needs nothing (the drain reads rows until none is
-                // left, and the next poll sees any stored after). A lease taken with the row
-                // is this process's, so that drain's successor takes it as its own.
-                if !from_poll && let Ok(mut d) = dirty.lock() {
-                    d.insert(id);
-                }
                 continue;
             }
             let Ok(permit) = permits.clone().acquire_owned().await else { return };
-            let (app, dirty) = (app.clone(), dirty.clone());
-            let draining = Draining { active: active.clone(), id: id.clone() };
+            let app = app.clone();
+            let draining = Draining { drains: drains.clone(), app: app.clone(), id: id.clone() };
             tokio::spawn(async move {
-                let emptied = drain(&app, &id, lane, leased.map(|l| *l)).await;
-                drop(draining);
+                drain(&app, &id, lane, leased.map(|l| *l)).await;
                 drop(permit);
-                // A row stored while the drain was finishing is taken at once.
-                let again = dirty.lock().map(|mut d| d.remove(&id)).unwrap_or(false);
-                if emptied && again {
-                    app.wake(&id, Lane::Interactive);
-                }
+                drop(draining);
             });
         }
         tokio::select! {
@@ -191,20 +217,19 @@ async fn set_aside_unreadable(app: &App, row: &InboxRow) -> Result<(), StoreErro
     })
 }
 
-/// Processes every pending row of one conversation while holding its lease. Returns true when
-/// it stopped because no row was left (not because of another process's lease or an error).
+/// Processes every pending row of one conversation while holding its lease, until none is left,
+/// another process takes the lease, or the store fails (the row is then taken again later).
 /// `lane`: how soon its first row is taken when the database is busy; `leased`: the
 /// conversation and its first row when the lease was taken as the row was stored.
-async fn drain(app: &Arc<App>, conversation_id: &str, lane: Lane, leased: Option<(ConversationRow, InboxRow)>) -> bool {
+async fn drain(app: &Arc<App>, conversation_id: &str, lane: Lane, leased: Option<(ConversationRow, InboxRow)>) {
     tracing::debug!(conversation_id, ?lane, leased = leased.is_some(), "drain started");
     let found = match leased {
         Some((conv, row)) => Some((conv, Some(row))),
         None => lease(app, conversation_id, lane).await,
     };
-    let Some((mut conv, mut next)) = found else { return false };
+    let Some((mut conv, mut next)) = found else { return };
     let half_lease = app.settings.lease.as_millis() as i64 / 2;
     let mut lease_until = conv.lease_until.unwrap_or_else(|| now_ms() + app.settings.lease.as_millis() as i64);
-    let mut emptied = false;
     let mut released = false;
     loop {
         if lease_until - now_ms() < half_lease {
@@ -216,10 +241,7 @@ async fn drain(app: &Arc<App>, conversation_id: &str, lane: Lane, leased: Option
                 _ => break,
             }
         }
-        let Some(row) = next.take() else {
-            emptied = true;
-            break;
-        };
+        let Some(row) = next.take() else { break };
         let Some((_, event)) = customer_and_event(&row) else {
             if set_aside_unreadable(app, &row).await.is_err() {
                 break;
@@ -257,7 +279,6 @@ async fn drain(app: &Arc<App>, conversation_id: &str, lane: Lane, leased: Option
                 next = following;
                 if gave_back {
                     released = true;
-                    emptied = true;
                     break;
                 }
             }
@@ -279,7 +300,6 @@ async fn drain(app: &Arc<App>, conversation_id: &str, lane: Lane, leased: Option
     if !released {
         let _ = app.store.release_lease(conversation_id, &app.instance_id).await;
     }
-    emptied
 }
 
 /// The conversation and its next row again, under the lease (after something was set aside).
@@ -317,5 +337,31 @@ async fn after_failure(app: &App, row: &InboxRow, failure: &TurnFailure) -> bool
             tokio::time::sleep(DATABASE_BACKOFF).await;
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Drains;
+
+    #[test]
+    fn a_row_stored_during_a_drain_is_taken_when_it_ends() {
+        let mut d = Drains::default();
+        assert!(d.begin("c1", true), "the first wake starts a drain");
+        assert!(!d.begin("c1", true), "a second wake while it runs starts none");
+        assert!(d.end("c1"), "the drain's end sees the row stored meanwhile");
+        assert!(d.begin("c1", true), "so the conversation is drained again");
+        assert!(!d.end("c1"), "with nothing stored meanwhile, nothing more to do");
+    }
+
+    #[test]
+    fn a_conversation_the_poll_found_is_not_marked() {
+        let mut d = Drains::default();
+        assert!(d.begin("c1", false));
+        assert!(!d.begin("c1", false), "the running drain reads every row left");
+        assert!(!d.end("c1"));
+        assert!(d.begin("c2", true) && !d.begin("c2", true));
+        assert!(d.begin("c1", true), "marking one conversation leaves the others alone");
+        assert!(!d.end("c1") && d.end("c2"));
     }
 }

@@ -380,7 +380,10 @@ fn committed_of(rows: Vec<pg_statements::Committed>) -> CommitResult {
 /// Adds a batch's counts to `daily_counts` in one statement, after its turns' statements in the
 /// same transaction: the counts of each turn whose record is there (a turn whose lease was lost
 /// wrote none), summed per (tenant, day, flow, metric) (one statement may not update a row
-/// twice), taken in key order, on the runner's shard.
+/// twice), taken in key order, on the runner's shard. Each turn is looked up by its key
+/// (`turns (conversation_id, seq)`) in a `LATERAL ... LIMIT 1`, which the planner cannot turn
+/// into a join: a prepared statement's generic plan otherwise hashed the whole `turns` table for
+/// every batch, a cost that grew with every turn ever stored.
 struct AddCounts<'a> {
     tenants: Vec<&'a str>,
     days: Vec<&'a str>,
@@ -456,9 +459,9 @@ impl QueryFragment<Pg> for AddCounts<'_> {
         out.push_sql(", ");
         out.push_bind_param::<Array<BigInt>, _>(&self.created)?;
         out.push_sql(
-            ") AS k(tenant, day, flow, metric, n, conversation_id, seq, created_at) WHERE EXISTS (SELECT 1 FROM turns t \
-             WHERE t.conversation_id = k.conversation_id AND t.seq = k.seq AND t.created_at = k.created_at) \
-             GROUP BY k.tenant, k.day, k.flow, k.metric ORDER BY k.tenant, k.day, k.flow, k.metric \
+            ") AS k(tenant, day, flow, metric, n, conversation_id, seq, created_at) CROSS JOIN LATERAL (SELECT 1 \
+             FROM turns t WHERE t.conversation_id = k.conversation_id AND t.seq = k.seq AND t.created_at = k.created_at \
+             LIMIT 1) AS stored GROUP BY k.tenant, k.day, k.flow, k.metric ORDER BY k.tenant, k.day, k.flow, k.metric \
              ON CONFLICT (tenant, day, flow, metric, shard) DO UPDATE SET n = daily_counts.n + excluded.n",
         );
         Ok(())

@@ -236,7 +236,7 @@ async fn first_answer_at(body: &str, at: i64) -> String {
     );
     let plan = engine::plan(&flows, &state, &event, None);
     let guards = Guards::new(Arc::new(ErpClient::new(None, std::time::Duration::from_secs(60)).unwrap()), None);
-    let g = guards.run(&flows, &plan, jiff::Timestamp::from_second(at).unwrap(), &[]).await;
+    let g = guards.run(&flows, &plan, jiff::Timestamp::from_second(at).unwrap(), Default::default()).await;
     said(&engine::decide(&flows, &state, &event, &g).unwrap())
 }
 

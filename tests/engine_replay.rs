@@ -53,7 +53,7 @@ async fn replaying_a_journey_gives_the_same_states_and_effects() {
     let mut outputs = Vec::new();
     for e in &script {
         let plan = engine::plan(&flows, &state, e, None);
-        let g = guards.run(&flows, &plan, jiff::Timestamp::from_second(e.timestamp).unwrap(), &[]).await;
+        let g = guards.run(&flows, &plan, jiff::Timestamp::from_second(e.timestamp).unwrap(), Default::default()).await;
         let d = engine::decide(&flows, &state, e, &g).unwrap();
         recorded.push((e.clone(), g));
         outputs.push(serde_json::to_value((&d.replies, &d.erp, &d.trace)).unwrap());

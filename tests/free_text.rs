@@ -25,7 +25,7 @@ async fn turn(flows: &FlowSet, state: &ConversationState, kind: EventKind) -> De
     let event = InboundEvent::internal(format!("wamid.{n}"), state.customer.clone(), WEDNESDAY_10AM + n, kind);
     let plan = engine::plan(flows, state, &event, None);
     let guards = Guards::new(Arc::new(ErpClient::new(None, std::time::Duration::from_secs(60)).unwrap()), None);
-    let g = guards.run(flows, &plan, jiff::Timestamp::from_second(event.timestamp).unwrap(), &[]).await;
+    let g = guards.run(flows, &plan, jiff::Timestamp::from_second(event.timestamp).unwrap(), Default::default()).await;
     engine::decide(flows, state, &event, &g).unwrap()
 }
 

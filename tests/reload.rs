@@ -188,7 +188,7 @@ async fn a_journey_whose_step_is_gone_is_moved_to_the_nearest_question() {
             EventKind::Text { body: body.to_string() },
         );
         let p = engine::plan(&flows, &state, &e, None);
-        let g = guards.run(&flows, &p, jiff::Timestamp::from_second(e.timestamp).unwrap(), &[]).await;
+        let g = guards.run(&flows, &p, jiff::Timestamp::from_second(e.timestamp).unwrap(), Default::default()).await;
         state = engine::decide(&flows, &state, &e, &g).unwrap().state;
     }
     assert_eq!(state.journey.as_ref().unwrap().step, "car");
@@ -205,7 +205,7 @@ async fn a_journey_whose_step_is_gone_is_moved_to_the_nearest_question() {
     for body in ["cancel", "Toyota Corolla ABC-1234"] {
         let e = InboundEvent::internal("w9", "971500000711", 1_796_191_300, EventKind::Text { body: body.to_string() });
         let p = engine::plan(&edited, &state, &e, None);
-        let g = guards.run(&edited, &p, jiff::Timestamp::from_second(e.timestamp).unwrap(), &[]).await;
+        let g = guards.run(&edited, &p, jiff::Timestamp::from_second(e.timestamp).unwrap(), Default::default()).await;
         let d = engine::decide(&edited, &state, &e, &g).expect("never an engine error");
         let said: Vec<&str> = d.replies.iter().map(|r| r.body()).collect();
         assert!(said.iter().any(|s| s.contains("changed how this works")), "{body}: told politely: {said:?}");

@@ -33,7 +33,8 @@ async fn say(flows: &FlowSet, state: &ConversationState, n: i64, body: &str) -> 
         EventKind::Text { body: body.into() },
     );
     let plan = engine::plan(flows, state, &event, None);
-    let g = guards().run(flows, &plan, jiff::Timestamp::from_second(event.timestamp).unwrap(), &[]).await;
+    let g =
+        guards().run(flows, &plan, jiff::Timestamp::from_second(event.timestamp).unwrap(), Default::default()).await;
     engine::decide(flows, state, &event, &g).unwrap()
 }
 

@@ -11,7 +11,7 @@
 //! booking the hold stays, named by the document, until the visit: the ERP's own list of
 //! bookings may lag, and a moved booking's earlier hold is replaced.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use jiff::civil::{Date, DateTime};
 use serde::{Deserialize, Serialize};
@@ -50,31 +50,154 @@ pub struct Load {
 
 /// A place held by a conversation, as the store lists them: its window and, once booked, the
 /// ERP document it stands for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeldPlace {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldPlace<'a> {
+    /// The conversation holding it.
+    pub conversation_id: &'a str,
     /// The window, `YYYY-MM-DDTHH:MM:SS`.
-    pub window: String,
+    pub window: &'a str,
     /// The ERP document's name, once the booking is written.
-    pub erp_name: Option<String>,
+    pub erp_name: Option<&'a str>,
+}
+
+/// One business's live holds, counted once per read of the store and shared by every turn until
+/// the next read (a business with many crews has thousands of holds; a turn then only looks up
+/// the windows and its own holds).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Holds {
+    /// Holds per window.
+    per_window: HashMap<String, u32>,
+    /// The ERP documents holds stand for.
+    documents: HashSet<String>,
+    /// Each conversation's holds not booked yet, by window: they do not count against it when it
+    /// chooses a time (a booked one does: the booking exists).
+    pending: HashMap<String, Vec<String>>,
+    total: usize,
+}
+
+impl Holds {
+    /// Counts `places`.
+    pub fn of<'a>(places: impl IntoIterator<Item = HeldPlace<'a>>) -> Holds {
+        let mut holds = Holds::default();
+        for p in places {
+            holds.total += 1;
+            match holds.per_window.get_mut(p.window) {
+                Some(n) => *n += 1,
+                None => {
+                    holds.per_window.insert(p.window.to_string(), 1);
+                }
+            }
+            match p.erp_name {
+                Some(name) => {
+                    holds.documents.insert(name.to_string());
+                }
+                None => holds.pending.entry(p.conversation_id.to_string()).or_default().push(p.window.to_string()),
+            }
+        }
+        holds
+    }
+
+    /// How many holds there are in all.
+    pub fn len(&self) -> usize {
+        self.total
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+}
+
+/// The holds as one conversation sees them when it chooses a time: every other conversation's
+/// and its own booked ones. The default sees none (a business without a capacity, a test).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeldFor<'a> {
+    /// The business's live holds.
+    pub holds: Option<&'a Holds>,
+    /// The conversation choosing.
+    pub conversation_id: &'a str,
+}
+
+impl HeldFor<'_> {
+    /// How many holds count.
+    pub fn len(&self) -> usize {
+        let Some(h) = self.holds else { return 0 };
+        h.total - h.pending.get(self.conversation_id).map_or(0, Vec::len)
+    }
+
+    /// Whether none does.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The ERP's bookings, each with the window its visit falls in: worked out once per answer of
+/// the ERP (which the lookup cache keeps for `cache_seconds`) and shared by the turns that count
+/// places until the next answer, as parsing a thousand visit times per turn cost more than the
+/// rest of the turn.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Booked {
+    /// (document name, window), in the ERP's order.
+    visits: Vec<(String, String)>,
+}
+
+impl Booked {
+    /// The bookings of `rows` (`(document name, visit time)`, the time as the ERP writes it:
+    /// `YYYY-MM-DD HH:MM:SS`); a booking at a time no window covers is left out.
+    pub fn of<'r>(business: &Business, rows: impl IntoIterator<Item = (&'r str, &'r str)>) -> Booked {
+        let visits = rows
+            .into_iter()
+            .filter_map(|(name, at)| {
+                let window = parse_civil(at).and_then(|dt| business.window_of(dt))?;
+                Some((name.to_string(), window.to_string()))
+            })
+            .collect();
+        Booked { visits }
+    }
+
+    /// How many bookings fall in a window.
+    pub fn len(&self) -> usize {
+        self.visits.len()
+    }
+
+    /// Whether none does.
+    pub fn is_empty(&self) -> bool {
+        self.visits.is_empty()
+    }
 }
 
 impl Availability {
-    /// Counts the places taken per window from the ERP's bookings (`(document name, visit
-    /// time)`, the time as the ERP writes it: `YYYY-MM-DD HH:MM:SS`) and the holds of other
-    /// conversations. A booking a hold stands for (same document name) counts once, as the hold;
-    /// a booking at a time no window covers is ignored.
-    pub fn count(business: &Business, booked: &[(String, String)], held: &[HeldPlace]) -> Availability {
+    /// Counts the places taken per window from the ERP's bookings and the holds that count for
+    /// the conversation choosing. A booking a hold stands for (same document name) counts once,
+    /// as the hold. Linear in the windows and the bookings, not in the holds.
+    pub fn count(business: &Business, booked: &Booked, held: HeldFor<'_>) -> Availability {
         let crews = business.capacity.as_ref().map(|c| c.crews).unwrap_or(u32::MAX);
         let mut load: BTreeMap<String, Load> = BTreeMap::new();
-        for h in held {
-            load.entry(h.window.clone()).or_default().held += 1;
+        let Some(holds) = held.holds else {
+            for (_, window) in &booked.visits {
+                load.entry(window.clone()).or_default().booked += 1;
+            }
+            return Availability { crews, load, just_taken: vec![] };
+        };
+        for (window, n) in &holds.per_window {
+            load.insert(window.clone(), Load { booked: 0, held: *n });
         }
-        for (name, at) in booked {
-            if held.iter().any(|h| h.erp_name.as_deref() == Some(name.as_str())) {
+        for window in holds.pending.get(held.conversation_id).into_iter().flatten() {
+            if let Some(l) = load.get_mut(window) {
+                l.held = l.held.saturating_sub(1);
+            }
+        }
+        load.retain(|_, l| l.held > 0);
+        for (name, window) in &booked.visits {
+            if holds.documents.contains(name) {
                 continue;
             }
-            let Some(window) = parse_civil(at).and_then(|dt| business.window_of(dt)) else { continue };
-            load.entry(window.to_string()).or_default().booked += 1;
+            match load.get_mut(window) {
+                Some(l) => l.booked += 1,
+                None => {
+                    load.insert(window.clone(), Load { booked: 1, held: 0 });
+                }
+            }
         }
         Availability { crews, load, just_taken: vec![] }
     }
@@ -299,20 +422,31 @@ mod tests {
         let b = business();
         assert_eq!(b.capacity.as_ref().map(|c| c.crews), Some(3), "the sample has three crews");
         // Tuesday 2030-01-08: 10:30 and 09:00 fall in the 09:00 window.
-        let booked = vec![
-            ("SO-1".to_string(), "2030-01-08 09:00:00".to_string()),
-            ("SO-2".to_string(), "2030-01-08 10:30:00".to_string()),
-            ("SO-3".to_string(), "2030-01-08 14:00:00".to_string()),
-        ];
-        let held = vec![
-            HeldPlace { window: "2030-01-08T09:00:00".into(), erp_name: Some("SO-1".into()) },
-            HeldPlace { window: "2030-01-08T09:00:00".into(), erp_name: None },
-        ];
-        let a = Availability::count(&b, &booked, &held);
+        let booked = Booked::of(
+            &b,
+            [
+                ("SO-1", "2030-01-08 09:00:00"),
+                ("SO-2", "2030-01-08 10:30:00"),
+                ("SO-3", "2030-01-08 14:00:00"),
+                ("SO-4", "not a time"),
+            ],
+        );
+        assert_eq!(booked.len(), 3, "a time that does not parse is left out");
+        let holds = Holds::of([
+            HeldPlace { conversation_id: "c1", window: "2030-01-08T09:00:00", erp_name: Some("SO-1") },
+            HeldPlace { conversation_id: "c2", window: "2030-01-08T09:00:00", erp_name: None },
+            HeldPlace { conversation_id: "me", window: "2030-01-08T14:00:00", erp_name: None },
+        ]);
+        let a = Availability::count(&b, &booked, HeldFor { holds: Some(&holds), conversation_id: "me" });
         assert_eq!(a.load["2030-01-08T09:00:00"], Load { booked: 1, held: 2 });
         assert!(!a.is_free("2030-01-08T09:00:00"));
         assert!(a.is_free("2030-01-08T14:00:00"));
         assert_eq!(a.places_for_holds("2030-01-08T09:00:00"), 2, "three crews less one outside booking");
+        assert_eq!(a.load["2030-01-08T14:00:00"], Load { booked: 1, held: 0 }, "its own hold does not count");
+        let theirs = Availability::count(&b, &booked, HeldFor { holds: Some(&holds), conversation_id: "c2" });
+        assert_eq!(theirs.load["2030-01-08T14:00:00"], Load { booked: 1, held: 1 }, "another's does");
+        assert_eq!(theirs.load["2030-01-08T09:00:00"], Load { booked: 1, held: 1 }, "its own in 09:00 does not");
+        assert_eq!(HeldFor { holds: Some(&holds), conversation_id: "c2" }.len(), 2);
         // Offered from Monday 2030-01-07 07:00: Tuesday's 09:00 is left out.
         let now = jiff::civil::date(2030, 1, 7).at(7, 0, 0, 0).to_zoned(b.time_zone.clone()).unwrap();
         let ids: Vec<String> =
@@ -326,11 +460,14 @@ mod tests {
         let b = business();
         let now = jiff::civil::date(2030, 1, 7).at(19, 30, 0, 0).to_zoned(b.time_zone.clone()).unwrap();
         // Tuesday 2030-01-08 is full in every window.
-        let held: Vec<HeldPlace> = ["09:00", "11:00", "14:00", "16:00"]
-            .iter()
-            .flat_map(|t| (0..3).map(move |_| HeldPlace { window: format!("2030-01-08T{t}:00"), erp_name: None }))
-            .collect();
-        let a = Availability::count(&b, &[], &held);
+        let windows: Vec<String> =
+            ["09:00", "11:00", "14:00", "16:00"].iter().map(|t| format!("2030-01-08T{t}:00")).collect();
+        let holds = Holds::of(
+            windows
+                .iter()
+                .flat_map(|w| (0..3).map(move |_| HeldPlace { conversation_id: "other", window: w, erp_name: None })),
+        );
+        let a = Availability::count(&b, &Booked::default(), HeldFor { holds: Some(&holds), conversation_id: "me" });
         let days: std::collections::BTreeSet<String> = crate::guard::extract::visit_slots(&now, &b, Some(&a))
             .into_iter()
             .map(|o| o.id[..10].to_string())

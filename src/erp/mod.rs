@@ -194,8 +194,9 @@ impl ErpClient {
 
     /// Reads a lookup's rows as choice options: the customer's upcoming bookings, invoices due,
     /// offers. `context` fills the filters' placeholders (`customer_phone`, `wa_id`, `today`).
-    /// Never cached: the answer changes as the customer books and pays. In the sandbox, the rows
-    /// come from each source's fixture, filtered alike.
+    /// A declaration with `cache_seconds` is answered from the last read with the same filters
+    /// for that long; otherwise never cached (the answer changes as the customer books and pays).
+    /// In the sandbox, the rows come from each source's fixture, filtered alike.
     ///
     /// Errors: the ERP's ([`ErpError`]), a missing or unreadable fixture ([`ErpError::Fixture`]),
     /// or a filter placeholder with no value ([`ErpError::InvalidBody`]).
@@ -205,6 +206,18 @@ impl ErpClient {
         context: &Map<String, Value>,
         root: &Path,
     ) -> Result<Vec<ChoiceOption>, ErpError> {
+        Ok(self.lookup_shared(decl, context, root).await?.as_ref().clone())
+    }
+
+    /// [`ErpClient::lookup`], shared: a cached answer is handed out as it is kept (the same `Arc`
+    /// until the cache reads the ERP again), not copied, so a caller can also tell an answer it
+    /// has seen (`Arc::ptr_eq`). Errors: as [`ErpClient::lookup`].
+    pub async fn lookup_shared(
+        &self,
+        decl: &LookupDecl,
+        context: &Map<String, Value>,
+        root: &Path,
+    ) -> Result<Arc<Vec<ChoiceOption>>, ErpError> {
         let key = match decl.cache_seconds {
             0 => None,
             _ => Some(format!(
@@ -221,13 +234,13 @@ impl ErpClient {
         if let Some(k) = &key {
             if let Some((at, hit)) = self.lookup_cache.get(k).await {
                 if at.elapsed() < Duration::from_secs(decl.cache_seconds) {
-                    return Ok(hit.as_ref().clone());
+                    return Ok(hit);
                 }
             }
         }
-        let options = self.lookup_uncached(decl, context, root).await?;
+        let options = Arc::new(self.lookup_uncached(decl, context, root).await?);
         if let Some(k) = key {
-            self.lookup_cache.insert(k, (std::time::Instant::now(), Arc::new(options.clone()))).await;
+            self.lookup_cache.insert(k, (std::time::Instant::now(), options.clone())).await;
         }
         Ok(options)
     }

@@ -23,7 +23,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::engine::capacity::{Availability, HeldPlace};
+use crate::engine::capacity::{Availability, Booked, HeldFor};
 use crate::engine::{Extracted, GuardPlan, GuardResults, GuardRun, SlotSource, Understanding};
 use crate::erp::ErpClient;
 use crate::flow::graph::{ChoiceOption, Flow};
@@ -72,12 +72,46 @@ pub struct Guards {
     pub llm: Option<Arc<LlmClient>>,
     /// The knowledge base enquiries are answered from.
     pub knowledge: Arc<crate::knowledge::Library>,
+    /// The ERP's bookings as last worked out (see [`BookedMemo`]).
+    pub booked: Arc<BookedMemo>,
+}
+
+/// The ERP's bookings by window ([`Booked`]) for the last answer of the `capacity.booked`
+/// lookup, kept with that answer and the business facts it was worked out with: while the
+/// lookup cache hands out the same answer and the flows were not reloaded, the turns share it.
+#[derive(Default)]
+pub struct BookedMemo(std::sync::Mutex<Option<BookedFor>>);
+
+/// What [`BookedMemo`] keeps.
+struct BookedFor {
+    rows: Arc<Vec<ChoiceOption>>,
+    business: Arc<crate::flow::Business>,
+    booked: Arc<Booked>,
+}
+
+impl BookedMemo {
+    /// The bookings of `rows` for `business`, worked out now unless they were for the same two.
+    pub fn of(&self, business: &Arc<crate::flow::Business>, rows: Arc<Vec<ChoiceOption>>) -> Arc<Booked> {
+        let kept = self.0.lock().ok().and_then(|m| {
+            m.as_ref()
+                .filter(|k| Arc::ptr_eq(&k.rows, &rows) && Arc::ptr_eq(&k.business, business))
+                .map(|k| k.booked.clone())
+        });
+        if let Some(booked) = kept {
+            return booked;
+        }
+        let booked = Arc::new(Booked::of(business, rows.iter().map(|o| (o.id.as_str(), o.title.as_str()))));
+        if let Ok(mut m) = self.0.lock() {
+            *m = Some(BookedFor { rows, business: business.clone(), booked: booked.clone() });
+        }
+        booked
+    }
 }
 
 impl Guards {
     /// Guards answering enquiries from the flow set's knowledge file (no database).
     pub fn new(erp: Arc<ErpClient>, llm: Option<Arc<LlmClient>>) -> Guards {
-        Guards { erp, llm, knowledge: Arc::new(crate::knowledge::Library::new(None)) }
+        Guards { erp, llm, knowledge: Arc::new(crate::knowledge::Library::new(None)), booked: Arc::default() }
     }
 
     /// Works out the [`GuardResults`] for `plan` at time `now` (the message's timestamp, so that a
@@ -89,7 +123,7 @@ impl Guards {
         flows: &FlowSet,
         plan: &GuardPlan,
         now: jiff::Timestamp,
-        held: &[HeldPlace],
+        held: HeldFor<'_>,
     ) -> GuardResults {
         #[cfg(feature = "fakes")]
         crate::fakes::injected_guard_panic(plan.text.as_deref());
@@ -221,7 +255,7 @@ impl Guards {
         now: jiff::Timestamp,
         use_llm: bool,
         known: Option<&BTreeMap<String, Vec<ChoiceOption>>>,
-        held: &[HeldPlace],
+        held: HeldFor<'_>,
     ) -> GuardResults {
         let mut results = GuardResults { flow: plan.flow.clone(), ..Default::default() };
         let flow = match (plan.flow.as_deref(), plan.flow_version) {
@@ -526,15 +560,15 @@ impl Guards {
         flows: &FlowSet,
         plan: &GuardPlan,
         now: &jiff::Zoned,
-        held: &[HeldPlace],
+        held: HeldFor<'_>,
     ) -> (Option<Availability>, String, serde_json::Value) {
         let Some(capacity) = &flows.business.capacity else { return (None, "ok".into(), json!({})) };
-        let mut booked = vec![];
+        let mut booked = Arc::new(Booked::default());
         let mut outcome = "ok".to_string();
         let mut detail = json!({"held": held.len()});
         if let Some(decl) = capacity.booked.as_ref().and_then(|name| flows.lookups.get(name)) {
-            match self.erp.lookup(decl, &lookup_context(plan, now), &flows.root).await {
-                Ok(rows) => booked = rows.into_iter().map(|o| (o.id, o.title)).collect(),
+            match self.erp.lookup_shared(decl, &lookup_context(plan, now), &flows.root).await {
+                Ok(rows) => booked = self.booked.of(&flows.business, rows),
                 Err(e) => {
                     outcome = e.code().to_string();
                     detail["error"] = json!(e.to_string());

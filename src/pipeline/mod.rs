@@ -12,6 +12,7 @@ pub mod tenants;
 pub mod tickets;
 pub mod worker;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::Notify;
@@ -79,9 +80,11 @@ pub struct App {
     /// Turns back from the LLM that may finish their work (decide, record, commit) at once: one
     /// per CPU core (see `worker::process`).
     pub bulk_turn_slots: tokio::sync::Semaphore,
-    /// The live holds, read at most every [`HOLDS_FRESH`] by this process's turns together
-    /// (see [`App::held_places`]); emptied when this process commits a hold change.
-    pub live_holds: moka::future::Cache<(), Arc<Vec<crate::store::LiveHold>>>,
+    /// The live holds by business (tenant id), read at most every [`HOLDS_FRESH`] by this
+    /// process's turns together and counted once per read (see [`App::live_holds`]; a hold that
+    /// lapses meanwhile still counts until the next read: the commit's check is the one that
+    /// decides); emptied when this process commits a hold change.
+    pub live_holds: moka::future::Cache<(), Arc<HashMap<String, Arc<crate::engine::capacity::Holds>>>>,
 }
 
 /// How long the turns of one process share one read of the live holds. A read only guides the
@@ -256,29 +259,23 @@ impl App {
         Ok(app)
     }
 
-    /// `tenant`'s places held at `now` (Unix ms) that count when `conversation_id` chooses a time
-    /// (see [`crate::store::LiveHold::counts_for`]), from a read at most [`HOLDS_FRESH`] old that
-    /// the process's turns share. Errors: the database cannot be read.
-    pub async fn held_places(
+    /// `tenant`'s live holds, counted from a read of every business's holds at most
+    /// [`HOLDS_FRESH`] old that the process's turns share; `None` when it has none. Errors: the
+    /// database cannot be read.
+    pub async fn live_holds(
         &self,
         tenant: &crate::tenant::TenantId,
-        conversation_id: &str,
-        now: i64,
-    ) -> Result<Vec<crate::engine::capacity::HeldPlace>, crate::store::StoreError> {
+    ) -> Result<Option<Arc<crate::engine::capacity::Holds>>, crate::store::StoreError> {
         let all = match self.live_holds.get(&()).await {
             Some(all) => all,
             None => {
                 // Errors keep their kind (a transient one makes the turn wait, not fail).
-                let all = Arc::new(self.store.live_holds(crate::store::now_ms()).await?);
+                let all = Arc::new(holds_by_tenant(&self.store.live_holds(crate::store::now_ms()).await?));
                 self.live_holds.insert((), all.clone()).await;
                 all
             }
         };
-        Ok(all
-            .iter()
-            .filter(|h| h.tenant == tenant.as_str() && h.counts_for(conversation_id, now))
-            .map(|h| crate::engine::capacity::HeldPlace { window: h.window.clone(), erp_name: h.erp_name.clone() })
-            .collect())
+        Ok(all.get(tenant.as_str()).cloned())
     }
 
     /// Stores every flow of the current set by content hash, so conversations on it carry on
@@ -364,6 +361,25 @@ impl App {
         }
         self.inbox_notify.notify_one();
     }
+}
+
+/// The live holds, counted per business.
+fn holds_by_tenant(all: &[crate::store::LiveHold]) -> HashMap<String, Arc<crate::engine::capacity::Holds>> {
+    let mut tenants: HashMap<&str, Vec<&crate::store::LiveHold>> = HashMap::new();
+    for h in all {
+        tenants.entry(h.tenant.as_str()).or_default().push(h);
+    }
+    tenants
+        .into_iter()
+        .map(|(tenant, holds)| {
+            let places = holds.into_iter().map(|h| crate::engine::capacity::HeldPlace {
+                conversation_id: &h.conversation_id,
+                window: &h.window,
+                erp_name: h.erp_name.as_deref(),
+            });
+            (tenant.to_string(), Arc::new(crate::engine::capacity::Holds::of(places)))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -166,7 +166,7 @@ impl Tenants {
                 Arc::new(crate::store::KnowledgeSource(store.clone(), d.id.clone()));
             let knowledge = Arc::new(crate::knowledge::Library::new(Some(source)));
             list.push(Arc::new(Tenant {
-                guards: Guards { erp: erp.clone(), llm: llm.clone(), knowledge },
+                guards: Guards { erp: erp.clone(), llm: llm.clone(), knowledge, booked: Default::default() },
                 flows: RwLock::new(Arc::new(flows)),
                 erp,
                 graph,

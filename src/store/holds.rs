@@ -14,7 +14,7 @@ use diesel::{BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryD
 
 use super::schema::slot_holds;
 use super::{Store, StoreError};
-use crate::engine::capacity::{HeldPlace, HoldChange};
+use crate::engine::capacity::HoldChange;
 
 /// A live hold, as [`Store::live_holds`] reads it.
 #[derive(Debug, Clone)]
@@ -29,14 +29,6 @@ pub struct LiveHold {
     pub erp_name: Option<String>,
     /// Unix ms when it lapses.
     pub expires_at: i64,
-}
-
-impl LiveHold {
-    /// Whether it counts against the crews when `conversation_id` chooses a time at `now`:
-    /// another conversation's live hold, or its own that stands for a written booking.
-    pub fn counts_for(&self, conversation_id: &str, now: i64) -> bool {
-        self.expires_at > now && (self.conversation_id != conversation_id || self.erp_name.is_some())
-    }
 }
 
 /// The commit was undone because the window's last place went to another conversation.
@@ -388,13 +380,13 @@ impl Store {
 
     /// `tenant`'s places held at `now` (Unix ms) by conversations other than `conversation_id`, and
     /// its own that stand for written bookings: what counts against the crews when this
-    /// conversation chooses a time.
+    /// conversation chooses a time, as `(window, ERP document name)`.
     pub async fn held_places(
         &self,
         tenant: &crate::tenant::TenantId,
         conversation_id: &str,
         now: i64,
-    ) -> Result<Vec<HeldPlace>, StoreError> {
+    ) -> Result<Vec<(String, Option<String>)>, StoreError> {
         use diesel_async::RunQueryDsl;
         let rows: Vec<(String, Option<String>)> = with_conn!(self, |conn| {
             slot_holds::table
@@ -405,7 +397,7 @@ impl Store {
                 .load(conn)
                 .await?
         });
-        Ok(rows.into_iter().map(|(window, erp_name)| HeldPlace { window, erp_name }).collect())
+        Ok(rows)
     }
 
     /// Every hold live at `now` (Unix ms), of every tenant (each with its tenant).

@@ -32,7 +32,9 @@ impl Run {
         self.clock += 60;
         let plan = engine::plan(&self.flows, &self.state, &event, None);
         let guards = Guards::new(Arc::new(ErpClient::new(None, std::time::Duration::from_secs(60)).unwrap()), None);
-        let g = guards.run(&self.flows, &plan, jiff::Timestamp::from_second(event.timestamp).unwrap(), &[]).await;
+        let g = guards
+            .run(&self.flows, &plan, jiff::Timestamp::from_second(event.timestamp).unwrap(), Default::default())
+            .await;
         let d = engine::decide(&self.flows, &self.state, &event, &g)?;
         self.state = d.state.clone();
         self.last = Some(d.clone());

@@ -107,12 +107,13 @@ async fn process(
     };
     // Places other customers hold, when the business counts them and this turn may read times.
     let reads_times = plan.lookups.iter().any(|l| l == "visit_slots") || plan.understand.is_some();
-    let held = match (&flows.business.capacity, reads_times) {
-        (Some(_), true) => app.held_places(&tenant.id, &row.conversation_id, now_ms()).await?,
-        _ => vec![],
+    let holds = match (&flows.business.capacity, reads_times) {
+        (Some(_), true) => app.live_holds(&tenant.id).await?,
+        _ => None,
     };
+    let held = engine::capacity::HeldFor { holds: holds.as_deref(), conversation_id: &row.conversation_id };
     let (tenant_guards, over_quota) = tenant.guards_for_today(app, now_ms()).await;
-    let mut guards = tenant_guards.run(&flows, &plan, now, &held).await;
+    let mut guards = tenant_guards.run(&flows, &plan, now, held).await;
     if let Some(over) = over_quota {
         // Recorded, so the turn says why no LLM read it.
         guards.runs.insert(
@@ -155,7 +156,9 @@ async fn process(
                 warn!(window = %refused.0, "the turn's place was taken meanwhile; deciding it again");
                 guards
                     .availability
-                    .get_or_insert_with(|| engine::capacity::Availability::count(&flows.business, &[], &[]))
+                    .get_or_insert_with(|| {
+                        engine::capacity::Availability::count(&flows.business, &Default::default(), Default::default())
+                    })
                     .just_taken
                     .push(refused.0);
             }

@@ -92,11 +92,20 @@ async fn answer(bot: &Baseline, pnid: &str, to: &str, pressed: &str) {
         let _ = post("Sales Order", json!({"customer": name, "wa_idempotency_key": format!("baseline:{to}")})).await;
         json!({"messaging_product": "whatsapp", "to": to, "type": "text", "text": {"body": "You're booked."}})
     } else {
-        let rows: Vec<Value> =
-            [("book", "Book a service"), ("wash", "Full Wash"), ("once", "One-time"), ("confirm", "Confirm")]
-                .iter()
-                .map(|(id, title)| json!({"id": id, "title": title}))
-                .collect();
+        // The journeys' buttons, and visit times (each customer presses one of these).
+        let rows: Vec<Value> = [
+            ("book", "Book a service"),
+            ("wash", "Full Wash"),
+            ("once", "One-time"),
+            ("confirm", "Confirm"),
+            ("set:visit_time=2030-01-08T09:00:00", "Tue 8 Jan 09:00"),
+            ("set:visit_time=2030-01-08T11:00:00", "Tue 8 Jan 11:00"),
+            ("set:visit_time=2030-01-08T14:00:00", "Tue 8 Jan 14:00"),
+            ("set:visit_time=2030-01-08T16:00:00", "Tue 8 Jan 16:00"),
+        ]
+        .iter()
+        .map(|(id, title)| json!({"id": id, "title": title}))
+        .collect();
         json!({"messaging_product": "whatsapp", "to": to, "type": "interactive", "interactive": {
             "type": "list", "body": {"text": "Choose"},
             "action": {"button": "Options", "sections": [{"title": "Options", "rows": rows}]}}})

@@ -185,12 +185,27 @@ impl Shared {
     }
 }
 
-/// The option starting with `title` in the latest interactive reply that offers one.
-fn option_of(replies: &[Value], title: &str) -> Option<(String, String, &'static str, Option<String>)> {
+/// The option starting with `title` in the latest interactive reply that offers one; with an
+/// empty `title`, one of the visit times it offers: the one `customer` prefers, so that
+/// customers spread over the offered times as real ones do (all taking the first would pile
+/// every hold into one window, which the lifted capacity never fills) and a run is repeatable.
+fn option_of(replies: &[Value], title: &str, customer: &str) -> Option<(String, String, &'static str, Option<String>)> {
     replies.iter().rev().filter(|m| m["type"] == "interactive").find_map(|m| {
         let wamid = m["_wamid"].as_str().map(String::from);
-        let o =
-            crate::channel::whatsapp::render::offered_options(m).into_iter().find(|o| o.title.starts_with(title))?;
+        let offered = crate::channel::whatsapp::render::offered_options(m);
+        let o = if title.is_empty() {
+            let mut times: Vec<_> = offered
+                .into_iter()
+                .filter(|o| o.id.rsplit('=').next().and_then(crate::engine::capacity::parse_civil).is_some())
+                .collect();
+            if times.is_empty() {
+                return None;
+            }
+            let preferred = customer.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
+            times.swap_remove(preferred % times.len())
+        } else {
+            offered.into_iter().find(|o| o.title.starts_with(title))?
+        };
         Some((o.id, o.title, o.reply_kind, wamid))
     })
 }
@@ -206,7 +221,7 @@ async fn wait_for_option(
 ) -> Option<(String, String, &'static str, Option<String>)> {
     let deadline = Instant::now() + s.timeout;
     loop {
-        if let Some(found) = option_of(&replies, title) {
+        if let Some(found) = option_of(&replies, title, customer) {
             return Some(found);
         }
         let left = deadline.checked_duration_since(Instant::now())?;

@@ -11,7 +11,7 @@
 //! booking the hold stays, named by the document, until the visit: the ERP's own list of
 //! bookings may lag, and a moved booking's earlier hold is replaced.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use jiff::civil::{Date, DateTime};
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,9 @@ use crate::flow::Business;
 use crate::flow::format::SlotType;
 use crate::flow::graph::{Flow, OptionSource};
 use crate::flow::messages::Messages;
+
+mod holds;
+pub use holds::{HeldFor, HeldPlace, Holds};
 
 /// Places taken in the visit windows, as the guards found them for this turn (recorded with the
 /// turn, so a replay decides alike). Windows are named by their start, `YYYY-MM-DDTHH:MM:SS` in
@@ -46,89 +49,6 @@ pub struct Load {
     pub booked: u32,
     /// Holds of other conversations (still confirming, or booked through this service).
     pub held: u32,
-}
-
-/// A place held by a conversation, as the store lists them: its window and, once booked, the
-/// ERP document it stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HeldPlace<'a> {
-    /// The conversation holding it.
-    pub conversation_id: &'a str,
-    /// The window, `YYYY-MM-DDTHH:MM:SS`.
-    pub window: &'a str,
-    /// The ERP document's name, once the booking is written.
-    pub erp_name: Option<&'a str>,
-}
-
-/// One business's live holds, counted once per read of the store and shared by every turn until
-/// the next read (a business with many crews has thousands of holds; a turn then only looks up
-/// the windows and its own holds).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Holds {
-    /// Holds per window.
-    per_window: HashMap<String, u32>,
-    /// The ERP documents holds stand for.
-    documents: HashSet<String>,
-    /// Each conversation's holds not booked yet, by window: they do not count against it when it
-    /// chooses a time (a booked one does: the booking exists).
-    pending: HashMap<String, Vec<String>>,
-    total: usize,
-}
-
-impl Holds {
-    /// Counts `places`.
-    pub fn of<'a>(places: impl IntoIterator<Item = HeldPlace<'a>>) -> Holds {
-        let mut holds = Holds::default();
-        for p in places {
-            holds.total += 1;
-            match holds.per_window.get_mut(p.window) {
-                Some(n) => *n += 1,
-                None => {
-                    holds.per_window.insert(p.window.to_string(), 1);
-                }
-            }
-            match p.erp_name {
-                Some(name) => {
-                    holds.documents.insert(name.to_string());
-                }
-                None => holds.pending.entry(p.conversation_id.to_string()).or_default().push(p.window.to_string()),
-            }
-        }
-        holds
-    }
-
-    /// How many holds there are in all.
-    pub fn len(&self) -> usize {
-        self.total
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.total == 0
-    }
-}
-
-/// The holds as one conversation sees them when it chooses a time: every other conversation's
-/// and its own booked ones. The default sees none (a business without a capacity, a test).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct HeldFor<'a> {
-    /// The business's live holds.
-    pub holds: Option<&'a Holds>,
-    /// The conversation choosing.
-    pub conversation_id: &'a str,
-}
-
-impl HeldFor<'_> {
-    /// How many holds count.
-    pub fn len(&self) -> usize {
-        let Some(h) = self.holds else { return 0 };
-        h.total - h.pending.get(self.conversation_id).map_or(0, Vec::len)
-    }
-
-    /// Whether none does.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// The ERP's bookings, each with the window its visit falls in: worked out once per answer of
@@ -189,7 +109,7 @@ impl Availability {
         }
         load.retain(|_, l| l.held > 0);
         for (name, window) in &booked.visits {
-            if holds.documents.contains(name) {
+            if holds.stands_for(name) {
                 continue;
             }
             match load.get_mut(window) {
@@ -433,9 +353,14 @@ mod tests {
         );
         assert_eq!(booked.len(), 3, "a time that does not parse is left out");
         let holds = Holds::of([
-            HeldPlace { conversation_id: "c1", window: "2030-01-08T09:00:00", erp_name: Some("SO-1") },
-            HeldPlace { conversation_id: "c2", window: "2030-01-08T09:00:00", erp_name: None },
-            HeldPlace { conversation_id: "me", window: "2030-01-08T14:00:00", erp_name: None },
+            HeldPlace {
+                conversation_id: "c1",
+                journey_id: "j1",
+                window: "2030-01-08T09:00:00",
+                erp_name: Some("SO-1"),
+            },
+            HeldPlace { conversation_id: "c2", journey_id: "j2", window: "2030-01-08T09:00:00", erp_name: None },
+            HeldPlace { conversation_id: "me", journey_id: "j3", window: "2030-01-08T14:00:00", erp_name: None },
         ]);
         let a = Availability::count(&b, &booked, HeldFor { holds: Some(&holds), conversation_id: "me" });
         assert_eq!(a.load["2030-01-08T09:00:00"], Load { booked: 1, held: 2 });
@@ -462,11 +387,15 @@ mod tests {
         // Tuesday 2030-01-08 is full in every window.
         let windows: Vec<String> =
             ["09:00", "11:00", "14:00", "16:00"].iter().map(|t| format!("2030-01-08T{t}:00")).collect();
-        let holds = Holds::of(
-            windows
-                .iter()
-                .flat_map(|w| (0..3).map(move |_| HeldPlace { conversation_id: "other", window: w, erp_name: None })),
-        );
+        // Three other customers in each window, each of them holding once.
+        let customers: Vec<(String, &String)> =
+            windows.iter().flat_map(|w| (0..3).map(move |i| (format!("other-{w}-{i}"), w))).collect();
+        let holds = Holds::of(customers.iter().map(|(c, w)| HeldPlace {
+            conversation_id: c,
+            journey_id: "booking",
+            window: w,
+            erp_name: None,
+        }));
         let a = Availability::count(&b, &Booked::default(), HeldFor { holds: Some(&holds), conversation_id: "me" });
         let days: std::collections::BTreeSet<String> = crate::guard::extract::visit_slots(&now, &b, Some(&a))
             .into_iter()

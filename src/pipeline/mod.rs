@@ -2,6 +2,7 @@
 //! [`worker`] and the [`outbox`] dispatcher. The HTTP side lives in `server`.
 
 pub mod activity;
+pub mod holds_view;
 pub mod knowledge;
 pub mod outbox;
 pub mod queue;
@@ -12,7 +13,6 @@ pub mod tenants;
 pub mod tickets;
 pub mod worker;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::Notify;
@@ -80,19 +80,11 @@ pub struct App {
     /// Turns back from the LLM that may finish their work (decide, record, commit) at once: one
     /// per CPU core (see `worker::process`).
     pub bulk_turn_slots: tokio::sync::Semaphore,
-    /// The live holds by business (tenant id), read at most every [`HOLDS_FRESH`] by this
-    /// process's turns together and counted once per read (see [`App::live_holds`]; a hold that
-    /// lapses meanwhile still counts until the next read: the commit's check is the one that
-    /// decides); emptied when this process commits a hold change.
-    pub live_holds: moka::future::Cache<(), Arc<HashMap<String, Arc<crate::engine::capacity::Holds>>>>,
+    /// The live holds as this process's turns see them (see [`App::live_holds`]).
+    pub holds: holds_view::HoldsView,
 }
 
-/// How long the turns of one process share one read of the live holds. A read only guides the
-/// times offered and accepted: the commit takes the place under the window's lock and refuses
-/// it when full (the turn is then decided again with the window marked as taken), so a read
-/// this old takes nothing a fresh one would not. Without it every turn of a booking journey
-/// (whose flow reads the times) costs one more query and transaction.
-pub const HOLDS_FRESH: std::time::Duration = std::time::Duration::from_millis(250);
+pub use holds_view::HOLDS_FRESH;
 
 /// The lane an inbound event's turn starts in (see [`Lane`]): events that no LLM reads and that
 /// someone is watching for (a button or list reply, a location, an agent's action, the ERP's
@@ -239,7 +231,7 @@ impl App {
             outbox_due: Default::default(),
             activity: activity::Activity::new(settings.lease.max(settings.outbox_claim) + activity::IDLE_POLL),
             lookup_snapshots_stored: moka::future::Cache::new(10_000),
-            live_holds: moka::future::Cache::builder().max_capacity(1).time_to_live(HOLDS_FRESH).build(),
+            holds: Default::default(),
             bulk_turn_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             ),
@@ -260,22 +252,13 @@ impl App {
     }
 
     /// `tenant`'s live holds, counted from a read of every business's holds at most
-    /// [`HOLDS_FRESH`] old that the process's turns share; `None` when it has none. Errors: the
-    /// database cannot be read.
+    /// [`HOLDS_FRESH`] old that the process's turns share, with this process's commits since
+    /// applied; `None` when it has none. Errors: the database cannot be read.
     pub async fn live_holds(
         &self,
         tenant: &crate::tenant::TenantId,
     ) -> Result<Option<Arc<crate::engine::capacity::Holds>>, crate::store::StoreError> {
-        let all = match self.live_holds.get(&()).await {
-            Some(all) => all,
-            None => {
-                // Errors keep their kind (a transient one makes the turn wait, not fail).
-                let all = Arc::new(holds_by_tenant(&self.store.live_holds(crate::store::now_ms()).await?));
-                self.live_holds.insert((), all.clone()).await;
-                all
-            }
-        };
-        Ok(all.get(tenant.as_str()).cloned())
+        self.holds.get(&self.store, tenant.as_str()).await
     }
 
     /// Stores every flow of the current set by content hash, so conversations on it carry on
@@ -361,25 +344,6 @@ impl App {
         }
         self.inbox_notify.notify_one();
     }
-}
-
-/// The live holds, counted per business.
-fn holds_by_tenant(all: &[crate::store::LiveHold]) -> HashMap<String, Arc<crate::engine::capacity::Holds>> {
-    let mut tenants: HashMap<&str, Vec<&crate::store::LiveHold>> = HashMap::new();
-    for h in all {
-        tenants.entry(h.tenant.as_str()).or_default().push(h);
-    }
-    tenants
-        .into_iter()
-        .map(|(tenant, holds)| {
-            let places = holds.into_iter().map(|h| crate::engine::capacity::HeldPlace {
-                conversation_id: &h.conversation_id,
-                window: &h.window,
-                erp_name: h.erp_name.as_deref(),
-            });
-            (tenant.to_string(), Arc::new(crate::engine::capacity::Holds::of(places)))
-        })
-        .collect()
 }
 
 #[cfg(test)]

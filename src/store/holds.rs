@@ -23,6 +23,8 @@ pub struct LiveHold {
     pub tenant: String,
     /// The conversation holding it.
     pub conversation_id: String,
+    /// The journey it was taken for.
+    pub journey_id: String,
     /// The window, `YYYY-MM-DDTHH:MM:SS`.
     pub window: String,
     /// The ERP document it stands for, once written.
@@ -405,12 +407,13 @@ impl Store {
     /// conversation, so that the turns of one process share one read.
     pub async fn live_holds(&self, now: i64) -> Result<Vec<LiveHold>, StoreError> {
         use diesel_async::RunQueryDsl;
-        let rows: Vec<(String, String, String, Option<String>, i64)> = with_conn!(self, |conn| {
+        let rows: Vec<(String, String, String, String, Option<String>, i64)> = with_conn!(self, |conn| {
             slot_holds::table
                 .filter(slot_holds::expires_at.gt(now))
                 .select((
                     slot_holds::tenant,
                     slot_holds::conversation_id,
+                    slot_holds::journey_id,
                     slot_holds::window_start,
                     slot_holds::erp_name,
                     slot_holds::expires_at,
@@ -420,9 +423,10 @@ impl Store {
         });
         Ok(rows
             .into_iter()
-            .map(|(tenant, conversation_id, window, erp_name, expires_at)| LiveHold {
+            .map(|(tenant, conversation_id, journey_id, window, erp_name, expires_at)| LiveHold {
                 tenant,
                 conversation_id,
+                journey_id,
                 window,
                 erp_name,
                 expires_at,

@@ -379,10 +379,8 @@ async fn decide_and_commit(
     // The commit waits in the store's bulk lane without holding a slot.
     drop(bulk_slot);
     let committed = commit.await?;
-    if !holds.is_empty() {
-        // This process's next turns see the places it just took or gave back.
-        app.live_holds.invalidate_all();
-    }
+    // This process's next turns see the places it just took or gave back.
+    app.holds.committed(tenant.id.as_str(), &row.conversation_id, &holds);
     let (following, released) = (committed.next, committed.released);
     if let Some(snapshot) = lookup_snapshot {
         app.lookup_snapshots_stored.insert(snapshot.hash, ()).await;

@@ -383,8 +383,22 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The async runtime's worker threads: `RUNTIME_THREADS` when set (at least 1), else one per
+/// core. Several processes on one machine do best with the cores shared out between them
+/// (BENCHMARKS.md, "Scale-out"): more threads than cores only switch between each other.
+fn runtime_threads() -> usize {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    match std::env::var("RUNTIME_THREADS") {
+        Ok(v) => v.trim().parse::<usize>().map(|n| n.max(1)).unwrap_or_else(|_| {
+            eprintln!("RUNTIME_THREADS={v:?} is not a number of threads (write, say, RUNTIME_THREADS=2); using {cores}, one per core");
+            cores
+        }),
+        Err(_) => cores,
+    }
+}
+
 fn runtime(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
-    match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    match tokio::runtime::Builder::new_multi_thread().worker_threads(runtime_threads()).enable_all().build() {
         Ok(rt) => rt.block_on(fut),
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");

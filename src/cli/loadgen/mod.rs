@@ -84,6 +84,10 @@ pub struct LoadArgs {
     /// completed, every booking in the ERP once.
     #[arg(long, conflicts_with = "baseline")]
     pub kill_every_ms: Option<u64>,
+    /// Each server process's runtime threads (`RUNTIME_THREADS`); by default this machine's
+    /// cores shared out between the processes, at least one each.
+    #[arg(long)]
+    pub server_threads: Option<usize>,
 }
 
 struct Shared {
@@ -315,6 +319,13 @@ async fn journey(s: &Shared, customer: &str, buttons: bool, server_offset: usize
     true
 }
 
+/// Each server process's runtime threads: as asked, or the cores shared out between the
+/// processes (at least one each).
+fn server_threads(args: &LoadArgs) -> usize {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    args.server_threads.unwrap_or(cores / args.servers.max(1)).max(1)
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -437,6 +448,7 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
         log_filter: args.server_log.clone(),
         baseline: args.baseline,
         lease_ms: args.kill_every_ms.map(|_| 2000),
+        runtime_threads: server_threads(&args),
     };
     let mut servers = Vec::new();
     for _ in 0..args.servers.max(1) {
@@ -608,6 +620,7 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
         "bot": if args.baseline { "do-nothing baseline" } else { "carewell" },
         "database": if args.baseline { "none" } else if args.postgres.is_some() { "postgres" } else { "sqlite" },
         "servers": args.servers,
+        "server_runtime_threads": server_threads(&args),
         "conversations": args.conversations,
         "concurrency": args.concurrency,
         "completed": completed,

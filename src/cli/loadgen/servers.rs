@@ -33,12 +33,15 @@ pub(super) struct ServerSpec {
     pub baseline: bool,
     /// Lease and outbox claim length in ms (`LEASE_MS`, `OUTBOX_CLAIM_MS`), when not the default.
     pub lease_ms: Option<u64>,
+    /// Each process's runtime threads (`RUNTIME_THREADS`).
+    pub runtime_threads: usize,
 }
 
 /// Starts a server on `port` (0: any free one). Errors: it cannot be started, or exits before
 /// saying where it listens.
 pub(super) fn start_server(spec: &ServerSpec, port: u16) -> Result<ServerProc, String> {
-    let ServerSpec { db_url, graph_url, erp_url, llm_url, workdir, log_filter, baseline, lease_ms } = spec;
+    let ServerSpec { db_url, graph_url, erp_url, llm_url, workdir, log_filter, baseline, lease_ms, runtime_threads } =
+        spec;
     let (workdir, baseline) = (workdir.as_path(), *baseline);
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let log = std::fs::File::create(workdir.join(format!("server-{}.log", uuid::Uuid::new_v4().simple())))
@@ -58,6 +61,7 @@ pub(super) fn start_server(spec: &ServerSpec, port: u16) -> Result<ServerProc, S
         .env("OUTBOUND_PER_SECOND", "100000")
         .env("RUST_LOG", log_filter.as_deref().unwrap_or("warn"))
         .env("FLOWS_DIR", workdir.join("flows"))
+        .env("RUNTIME_THREADS", runtime_threads.to_string())
         .stdout(Stdio::piped())
         .stderr(log);
     if let Some(ms) = lease_ms {

@@ -50,14 +50,26 @@ struct Shared {
 }
 
 /// The process's view of the live holds (see the module's documentation).
-#[derive(Default)]
 pub struct HoldsView {
     shared: Mutex<Shared>,
     /// Taken by the turn that reads the store; the others wait for its read.
     reading: tokio::sync::Mutex<()>,
+    /// How long a read is shared ([`HOLDS_FRESH`]).
+    fresh_for: Duration,
+}
+
+impl Default for HoldsView {
+    fn default() -> Self {
+        HoldsView::fresh_for(HOLDS_FRESH)
+    }
 }
 
 impl HoldsView {
+    /// A view that shares each read for `fresh_for` (the service uses [`HOLDS_FRESH`]).
+    pub fn fresh_for(fresh_for: Duration) -> HoldsView {
+        HoldsView { shared: Mutex::default(), reading: tokio::sync::Mutex::new(()), fresh_for }
+    }
+
     /// `tenant`'s live holds, from a read at most [`HOLDS_FRESH`] old with this process's
     /// commits since; `None` when the business has none. Errors: the store cannot be read (its
     /// kind kept: a transient one makes the turn wait, not fail).
@@ -117,7 +129,7 @@ impl HoldsView {
     /// The last read with the commits since, while it is fresh.
     fn fresh(&self) -> Option<Arc<ByTenant>> {
         let shared = self.lock();
-        shared.read.as_ref().filter(|(at, _)| at.elapsed() < HOLDS_FRESH).map(|(_, all)| all.clone())
+        shared.read.as_ref().filter(|(at, _)| at.elapsed() < self.fresh_for).map(|(_, all)| all.clone())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
@@ -145,4 +157,47 @@ fn by_tenant(all: &[LiveHold]) -> ByTenant {
             (tenant.to_string(), Arc::new(Holds::of(places)))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::capacity::HeldFor;
+
+    const NINE: &str = "2030-01-08T09:00:00";
+
+    async fn empty_store() -> Store {
+        let path = std::env::temp_dir().join(format!("carewell-holds-view-{}.db", uuid::Uuid::new_v4().simple()));
+        let url = crate::store::DatabaseUrl::parse(Some(&format!("sqlite://{}", path.display())))
+            .unwrap_or_else(|e| panic!("{e}"));
+        Store::connect(&url, 2).await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn hold(journey: &str) -> HoldChange {
+        HoldChange::Hold { journey: journey.into(), window: NINE.into(), places: 3, until_ms: i64::MAX }
+    }
+
+    #[tokio::test]
+    async fn the_next_turns_see_a_commit_without_reading_again_until_the_read_is_old() {
+        let store = empty_store().await;
+        let view = HoldsView::fresh_for(Duration::from_secs(3600));
+        assert!(view.get(&store, "default").await.unwrap_or_else(|e| panic!("{e}")).is_none());
+        // The store never gets this hold: only the commit's own report can show it.
+        view.committed("default", "c1", &[hold("j1")]);
+        let holds = view.get(&store, "default").await.unwrap_or_else(|e| panic!("{e}"));
+        let holds = holds.unwrap_or_else(|| panic!("the commit was not applied to the shared read"));
+        assert_eq!(HeldFor { holds: Some(&holds), conversation_id: "c2" }.len(), 1, "another customer sees it");
+        assert_eq!(
+            HeldFor { holds: Some(&holds), conversation_id: "c1" }.len(),
+            0,
+            "its own pending hold does not count"
+        );
+        assert!(view.get(&store, "other-business").await.unwrap_or_else(|e| panic!("{e}")).is_none());
+
+        // A read that is never fresh goes back to the store each time, which has no hold.
+        let always_old = HoldsView::fresh_for(Duration::ZERO);
+        assert!(always_old.get(&store, "default").await.unwrap_or_else(|e| panic!("{e}")).is_none());
+        always_old.committed("default", "c1", &[hold("j1")]);
+        assert!(always_old.get(&store, "default").await.unwrap_or_else(|e| panic!("{e}")).is_none());
+    }
 }

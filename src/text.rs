@@ -136,11 +136,22 @@ impl Folded {
         Folded(format!(" {} ", fold(text).replace(['.', ':', '/'], " ")))
     }
 
-    /// Whether `needle` occurs in the text as whole words, after folding it.
+    /// Whether `needle` occurs in the text as whole words, after folding it. Called for every
+    /// keyword of every flow on each message, so it folds the needle once and searches without
+    /// building a padded copy.
     pub fn has(&self, needle: &str) -> bool {
-        let n = fold(needle).replace(['.', ':', '/'], " ");
-        let n = n.split_whitespace().collect::<Vec<_>>().join(" ");
-        !n.is_empty() && self.0.contains(&format!(" {n} "))
+        let mut n = fold(needle);
+        if n.contains(['.', ':', '/']) {
+            n = n.replace(['.', ':', '/'], " ").split_whitespace().collect::<Vec<_>>().join(" ");
+        }
+        if n.is_empty() {
+            return false;
+        }
+        // The text starts and ends with a space, and spaces are all that separate its words.
+        let text = self.0.as_bytes();
+        self.0
+            .match_indices(n.as_str())
+            .any(|(at, _)| text.get(at.wrapping_sub(1)) == Some(&b' ') && text.get(at + n.len()) == Some(&b' '))
     }
 }
 
@@ -190,6 +201,13 @@ mod tests {
         assert_eq!(compact("ABC-1234"), compact("abc 1234"));
         assert!(contains_words("I'd like a Full Wash please", "full wash"));
         assert!(!contains_words("washing", "wash"));
+        let text = Folded::new("Wash at 10:30. Then... the Deluxe/Full wash-and-wax");
+        for found in ["wash", "10:30", "10 30", "then", "deluxe", "full", "wash-and-wax", "Full  Wash-And-Wax"] {
+            assert!(text.has(found), "{found}");
+        }
+        for missing in ["was", "0:3", "full deluxe", "and", "", " ", "..."] {
+            assert!(!text.has(missing), "{missing:?}");
+        }
         assert_eq!(truncate("Interior deep clean premium", 20).chars().count(), 20);
     }
 

@@ -13,6 +13,7 @@
 //! characters for a reply button, 24 for a list row: `../shared/reference/whatsapp-cloud-api.md` §7).
 
 mod analysis;
+mod body_schema;
 pub mod business;
 mod compile;
 pub use business::Business;

@@ -15,7 +15,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+mod args;
+mod cpu_limit;
 mod servers;
+use args::server_threads;
+pub use args::{LoadArgs, Mode};
 use servers::{ServerSpec, kill_in_turn, proc_usage, start_server};
 
 use crate::channel::whatsapp::envelope::{envelope, to_ascii_json};
@@ -23,72 +27,6 @@ use crate::channel::whatsapp::signature::sign;
 use crate::fakes::{FakeErp, FakeGraph, FakeLlm, LlmMode, PHONE_NUMBER_ID};
 
 const SECRET: &str = "loadgen-app-secret";
-
-/// How customers answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Mode {
-    /// Buttons and list rows wherever offered (names and car details are typed).
-    Buttons,
-    /// Everything typed.
-    Typed,
-    /// Half the customers each way.
-    Mixed,
-    /// Each customer only says hello and gets the menu: many conversations of one message each
-    /// (for the memory a process needs with many conversations; no booking reaches the ERP).
-    Greet,
-}
-
-/// Options of `loadgen`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct LoadArgs {
-    /// Journeys to complete (one customer each).
-    #[arg(long, default_value_t = 200)]
-    pub conversations: usize,
-    /// Customers talking at the same time.
-    #[arg(long, default_value_t = 50)]
-    pub concurrency: usize,
-    /// How customers answer.
-    #[arg(long, value_enum, default_value = "mixed")]
-    pub mode: Mode,
-    /// A PostgreSQL URL (a fresh database is created on that server); SQLite in a temporary file
-    /// when absent.
-    #[arg(long)]
-    pub postgres: Option<String>,
-    /// Server processes sharing the database (PostgreSQL only for more than one).
-    #[arg(long, default_value_t = 1)]
-    pub servers: usize,
-    /// Configure a fake LLM answering after this many milliseconds.
-    #[arg(long)]
-    pub llm_latency_ms: Option<u64>,
-    /// Extra conversations that each wait on the LLM while the journeys run.
-    #[arg(long, default_value_t = 0)]
-    pub llm_waiters: usize,
-    /// Seconds to wait for one reply before counting an error.
-    #[arg(long, default_value_t = 30)]
-    pub reply_timeout: u64,
-    /// Print the report as JSON as well.
-    #[arg(long)]
-    pub json: bool,
-    /// Run the journeys against a do-nothing bot instead of the service (`cli::baseline`): the
-    /// ceiling of this machine for this load generator, to print beside the service's numbers.
-    #[arg(long, conflicts_with_all = ["postgres", "llm_latency_ms", "llm_waiters"])]
-    pub baseline: bool,
-    /// The servers' log filter (`RUST_LOG` syntax, for instance `info`); when given, their logs
-    /// are kept in the work directory (printed at the end) instead of being removed.
-    #[arg(long)]
-    pub server_log: Option<String>,
-    /// Every this many milliseconds, kill one server process (SIGKILL, in turn) and start it
-    /// again on its port; webhooks it refused meanwhile are delivered again, as WhatsApp does.
-    /// The servers' leases and outbox claims run out after 2 s instead of 30 so that the journeys
-    /// a killed process held go on soon. The check at the end is the same: every journey
-    /// completed, every booking in the ERP once.
-    #[arg(long, conflicts_with = "baseline")]
-    pub kill_every_ms: Option<u64>,
-    /// Each server process's runtime threads (`RUNTIME_THREADS`); by default this machine's
-    /// cores shared out between the processes, at least one each.
-    #[arg(long)]
-    pub server_threads: Option<usize>,
-}
 
 struct Shared {
     graph: FakeGraph,
@@ -105,8 +43,11 @@ struct Shared {
     completed: AtomicUsize,
     timeout: Duration,
     counter: AtomicUsize,
-    /// Whether a refused or unanswered webhook is delivered again (servers are being killed),
-    /// as WhatsApp delivers again a webhook that did not get a 200.
+    /// Whether a webhook answered with an error status is delivered again (servers are being
+    /// killed), as WhatsApp delivers again a webhook that did not get a 200. One whose
+    /// connection failed is always delivered again: a keep-alive connection the server closed
+    /// just as the request went out (a race of every HTTP/1.1 client, widest when the server is
+    /// starved of CPU) says nothing about the service, and WhatsApp would deliver it again.
     redeliver: bool,
     /// Deliveries made again.
     redeliveries: AtomicUsize,
@@ -144,8 +85,11 @@ impl Shared {
                 .body(body.clone())
                 .send()
                 .await;
-            let delivered = matches!(&posted, Ok(r) if r.status().is_success());
-            if delivered || !self.redeliver || started.elapsed() > self.timeout {
+            let again = match &posted {
+                Ok(r) => !r.status().is_success() && self.redeliver,
+                Err(_) => true,
+            };
+            if !again || started.elapsed() > self.timeout {
                 break posted;
             }
             attempt += 1;
@@ -319,13 +263,6 @@ async fn journey(s: &Shared, customer: &str, buttons: bool, server_offset: usize
     true
 }
 
-/// Each server process's runtime threads: as asked, or the cores shared out between the
-/// processes (at least one each).
-fn server_threads(args: &LoadArgs) -> usize {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    args.server_threads.unwrap_or(cores / args.servers.max(1)).max(1)
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -449,6 +386,7 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
         baseline: args.baseline,
         lease_ms: args.kill_every_ms.map(|_| 2000),
         runtime_threads: server_threads(&args),
+        cpu_limit: args.server_cpu_limit,
     };
     let mut servers = Vec::new();
     for _ in 0..args.servers.max(1) {
@@ -621,6 +559,7 @@ pub async fn run(args: LoadArgs) -> Result<(), String> {
         "database": if args.baseline { "none" } else if args.postgres.is_some() { "postgres" } else { "sqlite" },
         "servers": args.servers,
         "server_runtime_threads": server_threads(&args),
+        "server_cpu_limit_cores": args.server_cpu_limit,
         "conversations": args.conversations,
         "concurrency": args.concurrency,
         "completed": completed,

@@ -8,10 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::SECRET;
+use super::cpu_limit::CpuGroup;
 
 pub(super) struct ServerProc {
     pub url: String,
     pub child: Child,
+    /// The process's CPU budget, when it has one (removed after the process, see `Drop`).
+    _group: Option<CpuGroup>,
 }
 
 impl Drop for ServerProc {
@@ -35,18 +38,31 @@ pub(super) struct ServerSpec {
     pub lease_ms: Option<u64>,
     /// Each process's runtime threads (`RUNTIME_THREADS`).
     pub runtime_threads: usize,
+    /// Each process's CPU budget in cores, in a control group of its own (`cpu_limit`).
+    pub cpu_limit: Option<f64>,
 }
 
 /// Starts a server on `port` (0: any free one). Errors: it cannot be started, or exits before
 /// saying where it listens.
 pub(super) fn start_server(spec: &ServerSpec, port: u16) -> Result<ServerProc, String> {
-    let ServerSpec { db_url, graph_url, erp_url, llm_url, workdir, log_filter, baseline, lease_ms, runtime_threads } =
-        spec;
+    let ServerSpec {
+        db_url,
+        graph_url,
+        erp_url,
+        llm_url,
+        workdir,
+        log_filter,
+        baseline,
+        lease_ms,
+        runtime_threads,
+        cpu_limit,
+    } = spec;
     let (workdir, baseline) = (workdir.as_path(), *baseline);
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let log = std::fs::File::create(workdir.join(format!("server-{}.log", uuid::Uuid::new_v4().simple())))
         .map_err(|e| e.to_string())?;
-    let mut cmd = Command::new(exe);
+    let group = cpu_limit.map(CpuGroup::create).transpose()?;
+    let mut cmd = group.as_ref().map_or_else(|| Command::new(&exe), |g| g.command(&exe));
     cmd.arg(if baseline { "baseline-bot" } else { "serve" })
         .env("PORT", port.to_string())
         .env("DATABASE_URL", db_url)
@@ -80,10 +96,15 @@ pub(super) fn start_server(spec: &ServerSpec, port: u16) -> Result<ServerProc, S
     loop {
         match lines.next() {
             Some(Ok(line)) if line.starts_with("listening on ") => {
-                return Ok(ServerProc { url: line["listening on ".len()..].to_string(), child });
+                return Ok(ServerProc { url: line["listening on ".len()..].to_string(), child, _group: group });
             }
             Some(Ok(_)) => continue,
-            _ => return Err(format!("the server did not start; see the logs in {}", workdir.display())),
+            _ => {
+                // Gone, or not saying where it listens: make sure it is gone (and its group free).
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("the server did not start; see the logs in {}", workdir.display()));
+            }
         }
     }
 }

@@ -140,10 +140,7 @@ impl Folded {
     /// keyword of every flow on each message, so it folds the needle once and searches without
     /// building a padded copy.
     pub fn has(&self, needle: &str) -> bool {
-        let mut n = fold(needle);
-        if n.contains(['.', ':', '/']) {
-            n = n.replace(['.', ':', '/'], " ").split_whitespace().collect::<Vec<_>>().join(" ");
-        }
+        let n = fold_needle(needle);
         if n.is_empty() {
             return false;
         }
@@ -152,6 +149,54 @@ impl Folded {
         self.0
             .match_indices(n.as_str())
             .any(|(at, _)| text.get(at.wrapping_sub(1)) == Some(&b' ') && text.get(at + n.len()) == Some(&b' '))
+    }
+
+    /// Whether `needle`'s words occur in the text one after another, each as itself or as one of
+    /// its regular inflections ([`inflects`]): "wash" in "i want my car washed", "cancel my
+    /// booking" in "cancelled my bookings". Looser than [`Folded::has`], so callers use it only
+    /// when the exact search found nothing.
+    pub fn has_inflected(&self, needle: &str) -> bool {
+        let needle = fold_needle(needle);
+        let wanted: Vec<&str> = needle.split(' ').filter(|w| !w.is_empty()).collect();
+        let words: Vec<&str> = self.0.split(' ').filter(|w| !w.is_empty()).collect();
+        !wanted.is_empty()
+            && words.windows(wanted.len()).any(|at| at.iter().zip(&wanted).all(|(word, base)| inflects(word, base)))
+    }
+}
+
+/// A needle folded as [`Folded`] folds its text (`.`, `:` and `/` as spaces).
+fn fold_needle(needle: &str) -> String {
+    let n = fold(needle);
+    if n.contains(['.', ':', '/']) {
+        n.replace(['.', ':', '/'], " ").split_whitespace().collect::<Vec<_>>().join(" ")
+    } else {
+        n
+    }
+}
+
+/// Whether the folded word `word` is the folded word `base` or one of its regular English
+/// inflections: `-s`, `-es`, `-ed`, `-ing` ("washes", "washed", "washing"), `-d` and `-ing`
+/// without the final `e` of a base ending in `e` ("scheduled", "scheduling"), `-ies`/`-ied` for
+/// a final `y` ("applies"), and `-ed`/`-ing` after a doubled final consonant ("cancelled",
+/// "transferring"). Only bases of three or more letters are inflected ("do" is not "does");
+/// irregular forms ("paid") are not inflections here: a flow lists them as keywords of their own.
+pub fn inflects(word: &str, base: &str) -> bool {
+    if word == base {
+        return true;
+    }
+    if base.chars().count() < 3 || !base.chars().all(char::is_alphabetic) {
+        return false;
+    }
+    let last = base.chars().last().unwrap_or(' ');
+    if let Some(rest) = word.strip_prefix(base) {
+        let doubled = rest.strip_prefix(last).is_some_and(|r| matches!(r, "ed" | "ing")) && !"aeiouy".contains(last);
+        return matches!(rest, "s" | "es" | "ed" | "ing") || (rest == "d" && last == 'e') || doubled;
+    }
+    let stem = &base[..base.len() - last.len_utf8()];
+    match (last, word.strip_prefix(stem)) {
+        ('e', Some("ing")) => true,
+        ('y', Some("ies" | "ied")) => !stem.ends_with(['a', 'e', 'i', 'o', 'u']),
+        _ => false,
     }
 }
 
@@ -220,5 +265,47 @@ mod tests {
         assert_eq!(words, ["cx", "5", "plate", "dxb", "4521"]);
         assert_eq!(&"CX-5, plate DXB 4521!"[t[3].start..t[4].end], "DXB 4521");
         assert_eq!(tokens("Café Škoda")[1].text, "skoda");
+    }
+
+    #[test]
+    fn regular_inflections_match_and_other_words_do_not() {
+        for (word, base) in [
+            ("washed", "wash"),
+            ("washes", "wash"),
+            ("washing", "wash"),
+            ("bookings", "booking"),
+            ("scheduled", "schedule"),
+            ("scheduling", "schedule"),
+            ("cancelled", "cancel"),
+            ("transferring", "transfer"),
+            ("applies", "apply"),
+            ("stayed", "stay"),
+            ("wash", "wash"),
+        ] {
+            assert!(inflects(word, base), "{word} of {base}");
+        }
+        for (word, base) in [
+            ("was", "wash"),
+            ("washer", "wash"),
+            ("later", "late"),
+            ("does", "do"),
+            ("paid", "pay"),
+            ("staied", "stay"),
+            ("booked", "booking"),
+            ("10s", "10"),
+        ] {
+            assert!(!inflects(word, base), "{word} is not {base}");
+        }
+    }
+
+    #[test]
+    fn an_inflected_search_matches_each_word_of_a_phrase_in_order() {
+        let text = Folded::new("hii i want my car washed tmrw morning, its a kia sportage dxb 12345");
+        assert!(text.has_inflected("wash") && !text.has("wash"));
+        assert!(!text.has_inflected("wash car"), "the words must follow each other in order");
+        let text = Folded::new("I cancelled my bookings yesterday");
+        assert!(text.has_inflected("cancel my booking"));
+        assert!(!text.has_inflected("cancel booking"));
+        assert!(!text.has_inflected("") && !text.has_inflected(" "));
     }
 }

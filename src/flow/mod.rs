@@ -284,12 +284,20 @@ impl FlowSet {
     }
 
     /// Which flow a message asks for: the one with the most of its keywords in the message
-    /// (whole words), then the higher `priority`; `None` when no keyword appears.
+    /// (whole words), then the higher `priority`. When no keyword appears as written, the same
+    /// with their regular inflections ("washed" for `wash`, "cancelled" for `cancel`: see
+    /// [`crate::text::inflects`]), so that a message routed today is routed as before.
+    /// `None` when neither finds a keyword.
     pub fn route(&self, text: &str) -> Option<Arc<Flow>> {
         let text = crate::text::Folded::new(text);
+        self.route_by(|k| text.has(k)).or_else(|| self.route_by(|k| text.has_inflected(k)))
+    }
+
+    /// The flow with the most keywords for which `found` holds, then the higher `priority`.
+    fn route_by(&self, found: impl Fn(&str) -> bool) -> Option<Arc<Flow>> {
         self.flows
             .values()
-            .map(|f| (f.keywords.iter().filter(|k| text.has(k)).count(), f.priority, f))
+            .map(|f| (f.keywords.iter().filter(|k| found(k)).count(), f.priority, f))
             .filter(|(n, _, _)| *n > 0)
             .max_by_key(|(n, p, _)| (*n, *p))
             .map(|(_, _, f)| f.clone())

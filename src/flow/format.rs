@@ -268,7 +268,8 @@ pub struct StartDecl {
     #[serde(default)]
     pub menu_title: Option<Located<String>>,
     /// Words that start this journey when a customer types them outside any journey
-    /// (matched case- and accent-insensitively, as whole words).
+    /// (matched case- and accent-insensitively, as whole words; when no journey's keyword is in the
+    /// message as written, also with their regular inflections: "washed" for `wash`).
     #[serde(default)]
     pub keywords: Vec<String>,
     /// Breaks ties when a message holds keywords of several journeys (higher wins; default 0):

@@ -45,19 +45,56 @@ pub fn sqlite() -> Db {
 /// The PostgreSQL server the tests use when `TEST_POSTGRES_URL` is not set.
 pub const DEFAULT_TEST_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
+/// How long a test database is kept (seconds) for a look after a failed run; older ones are
+/// dropped by the next test process that makes one. Each test makes its own (about 9 MB), so
+/// without this every full run left some 40 of them on the server.
+const KEEP_TEST_DATABASES_SECS: i64 = 3600;
+
+/// Whether this process has already dropped the old test databases.
+static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Drops the test databases made more than [`KEEP_TEST_DATABASES_SECS`] ago (their names carry
+/// the Unix second they were made), and those named before names carried it. One still in use
+/// (a test process of an older checkout, running now) is left: `DROP DATABASE` refuses it.
+async fn sweep_old_test_databases(conn: &mut diesel_async::AsyncPgConnection) {
+    use diesel::QueryableByName;
+    use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        datname: String,
+    }
+    let Ok(names) = diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE 'carewell\\_test\\_%'")
+        .load::<Name>(conn)
+        .await
+    else {
+        return;
+    };
+    let now = jiff::Timestamp::now().as_second();
+    for Name { datname } in names {
+        let made = datname.trim_start_matches("carewell_test_").split('_').next().and_then(|t| t.parse::<i64>().ok());
+        if made.is_none_or(|t| now - t > KEEP_TEST_DATABASES_SECS) {
+            let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {datname}")).await;
+        }
+    }
+}
+
 /// A fresh PostgreSQL database on the server named by `TEST_POSTGRES_URL` (by default the local
-/// one, as the Makefile and CI set it). A test that needs PostgreSQL fails when it is missing:
-/// it never passes by skipping.
+/// one, as the Makefile and CI set it), named `carewell_test_<Unix second>_<uuid>`. A test that
+/// needs PostgreSQL fails when it is missing: it never passes by skipping.
 pub async fn postgres() -> Db {
     let admin = std::env::var("TEST_POSTGRES_URL")
         .ok()
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| DEFAULT_TEST_POSTGRES_URL.to_string());
     use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
-    let name = format!("carewell_test_{}", uuid::Uuid::new_v4().simple());
+    let name = format!("carewell_test_{}_{}", jiff::Timestamp::now().as_second(), uuid::Uuid::new_v4().simple());
     let mut conn = AsyncPgConnection::establish(&admin).await.unwrap_or_else(|e| {
         panic!("this test needs PostgreSQL at {admin} (TEST_POSTGRES_URL): {e}; start it (see README, Tests) or point TEST_POSTGRES_URL at one")
     });
+    if !SWEPT.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        sweep_old_test_databases(&mut conn).await;
+    }
     conn.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
     let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
     Db::Postgres(format!("{base}/{name}"))

@@ -333,6 +333,10 @@ pub struct GuardResults {
     /// A day the customer gave without a time (`YYYY-MM-DD`), to remember for the next message.
     #[serde(default)]
     pub date_only: Option<String>,
+    /// A day named without a time while something else was asked (`YYYY-MM-DD`), to keep in the
+    /// journey until it asks for the date and time ([`super::Journey::day_hint`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub day_mentioned: Option<String>,
     /// Lookups that failed this turn (an ERP error): their empty options mean "unknown", not
     /// "none found".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -260,6 +260,11 @@ pub struct Journey {
     /// an earlier attempt made instead of making a second).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_key: Option<String>,
+    /// A day the customer named without a time before the journey asked for one (`YYYY-MM-DD`;
+    /// "tmrw morning" in their first message): the date-time question then asks only for the
+    /// time on that day, and offers that day's times. Used once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub day_hint: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {

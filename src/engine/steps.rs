@@ -140,7 +140,10 @@ fn ask(
     let labels: Vec<String> =
         missing.iter().filter_map(|s| flow.slots.get(s)).map(|s| s.label.to_lowercase()).collect();
     let j = t.journey()?.clone();
-    let question = if missing.len() < slots.len() {
+    let hinted = hinted_day(t, flow, missing);
+    let question = if let Some(day) = hinted {
+        Messages::fill(&m.what_time_on, &[("day", &day.strftime("%a %-d %b").to_string())])
+    } else if missing.len() < slots.len() {
         match j.slots.get("first_name") {
             Some(name) => Messages::fill(
                 &m.ask_rest_named,
@@ -164,6 +167,13 @@ fn ask(
     let what = if j.no_progress > 0 { "reprompt" } else { "ask" };
     t.note(what, format!("step {} asks for {}", step.id, missing.join(", ")), Some(step.source.clone()));
     let mut options = if missing.len() == 1 { t.options(flow, &missing[0]) } else { vec![] };
+    if let Some(day) = hinted {
+        // A day named earlier without a time: only the time is asked, with that day's times.
+        let prefix = day.to_string();
+        if options.iter().any(|o| o.id.starts_with(&prefix)) {
+            options.retain(|o| o.id.starts_with(&prefix));
+        }
+    }
     // The customer's words fit several options: only those are offered again.
     let instead = t.offer_instead.take().filter(|(s, ids)| missing.first() == Some(s) && !ids.is_empty());
     if let Some(ids) = instead.as_ref().map(|(_, ids)| ids).or_else(|| {
@@ -193,7 +203,26 @@ fn ask(
         t.replies.push(Reply::Choices { body, options: rows, button: m.choose_button.clone() });
     }
     t.phase(PhaseEvent::Asking(step.id.clone()));
+    if let Some(day) = hinted {
+        t.phase(PhaseEvent::DayOnly(day.to_string()));
+        t.note("partial", format!("day {day} given earlier; asking only the time"), Some(step.source.clone()));
+        if let Some(j) = t.state.journey.as_mut() {
+            j.day_hint = None;
+        }
+    }
     Ok(())
+}
+
+/// The day the journey kept ([`super::state::Journey::day_hint`]) when the one slot asked is a
+/// date and time and that day is not past (in the business's time zone).
+fn hinted_day(t: &Turn<'_>, flow: &Flow, missing: &[String]) -> Option<jiff::civil::Date> {
+    let [slot] = missing else { return None };
+    if flow.slots.get(slot).map(|d| d.kind) != Some(crate::flow::format::SlotType::DateTime) {
+        return None;
+    }
+    let day: jiff::civil::Date = t.state.journey.as_ref()?.day_hint.as_deref()?.parse().ok()?;
+    let today = jiff::Timestamp::from_second(t.now).ok()?.to_zoned(t.flows.business.time_zone.clone()).date();
+    (day >= today).then_some(day)
 }
 
 /// Renders and queues an ERP step's write; a value the ERP's schema refuses is asked for again

@@ -47,6 +47,7 @@ pub fn start(
         erp_reasks: 0,
         recovered: 0,
         write_key: None,
+        day_hint: None,
     };
     let prefilled = fill_from_profile(t, flow, &mut journey);
     t.state.journey = Some(journey);

@@ -10,6 +10,7 @@ use super::phase::PhaseEvent;
 use super::state::{ConversationState, FilledSlot, Journey, SlotSource, SlotValue};
 use super::{EngineError, Forward};
 use crate::flow::FlowSet;
+use crate::flow::format::SlotType;
 use crate::flow::graph::{ChoiceOption, Condition, Flow, OptionSource, SourceRef, StepKind};
 use crate::flow::messages::Messages;
 
@@ -277,6 +278,14 @@ impl<'a> Turn<'a> {
         let n = take.len();
         for (name, ex) in take {
             self.fill(flow, &name, ex.value, ex.source, format!("{:?} ({})", ex.evidence, source_name(ex.source)));
+        }
+        // A day named before the date and time is asked is kept for when it is.
+        if let (Some(day), Some(j)) = (&read.day_mentioned, self.state.journey.as_mut()) {
+            let open = flow.slots.values().any(|d| d.kind == SlotType::DateTime && !j.slots.contains_key(&d.name));
+            if open {
+                j.day_hint = Some(day.clone());
+                self.note("day_hint", format!("day {day} kept for the date and time"), None);
+            }
         }
         n
     }

@@ -347,6 +347,7 @@ impl Guards {
         results.candidates = found.candidates;
         results.unsure = found.unsure;
         results.date_only = found.date_only.map(|d| d.to_string());
+        results.day_mentioned = found.day_mentioned.map(|d| d.to_string());
         if results.date_only.is_some() {
             // Half an answer the parsers understood: the engine keeps the day and asks the time.
             return results;

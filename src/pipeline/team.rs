@@ -114,6 +114,7 @@ mod tests {
                 erp_reasks: 0,
                 recovered: 0,
                 write_key: None,
+                day_hint: None,
             });
             s
         };

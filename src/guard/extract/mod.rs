@@ -50,6 +50,9 @@ pub struct Found {
     pub problem: Option<String>,
     /// A day given without a time for the asked date-time slot, to remember for the next message.
     pub date_only: Option<jiff::civil::Date>,
+    /// A day given without a time while the date-time slot was not asked (an open day, today or
+    /// later), for the journey to keep until it asks.
+    pub day_mentioned: Option<jiff::civil::Date>,
     /// For an asked choice the words fit several options of ("wash" with two washes on offer):
     /// their ids, to ask which.
     pub candidates: BTreeMap<String, Vec<String>>,
@@ -130,6 +133,9 @@ pub fn extract(
                         found.problem = Some(Messages::fill(&business.messages.what_time_on, &[("day", &day)]));
                     }
                 },
+                When::DateOnly(d) if *d >= now.date() && business.hours_on(*d).is_some() => {
+                    found.day_mentioned = Some(*d);
+                }
                 _ => {}
             },
             SlotType::Choice => match read_choice(text, &options(slot), focused) {

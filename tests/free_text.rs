@@ -97,6 +97,7 @@ async fn at_the_address_question_another_request_is_a_digression_not_an_address(
         ("do you have any offers?", "offers"),
         ("what's the status of my booking?", "status"),
         ("your staff scratched my car last time", "complaint"),
+        ("the washing guy scratched my door last time!", "complaint"),
         ("wait, is there a discount for two cars?", "offers"),
         ("I'd rather move my appointment from last week first", "reschedule"),
     ];

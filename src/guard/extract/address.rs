@@ -192,15 +192,17 @@ pub fn address_shape(text: &str) -> AddressShape {
         return AddressShape::Not;
     }
     let has_number = words.iter().any(|w| w.text.chars().any(|c| c.is_ascii_digit()));
-    let has_street = words.iter().any(|w| is_in(&w.text, STREET_WORDS) || is_in(&w.text, UNIT_WORDS));
+    let has_street = words.iter().any(|w| is_in(&w.text, STREET_WORDS));
+    let has_unit = words.iter().any(|w| is_in(&w.text, UNIT_WORDS));
     let has_area = words.iter().any(|w| is_area_word(&w.text));
     let talk = words.iter().filter(|w| is_in(&w.text, SENTENCE_WORDS)).count();
     let sentence = talk >= 2 || talk * 3 > words.len();
-    match (has_number, has_street || has_area, sentence) {
+    match (has_number, has_street || has_unit || has_area, sentence) {
         (_, _, true) => AddressShape::Not,
         (true, true, _) => AddressShape::Clear,
         // A street without a number ("Lake View Road, Springfield"); an area alone ("near the
-        // mall", "Marina Heights") is not sure.
+        // mall", "Marina Heights") is not sure, nor a unit word without its number ("they
+        // scratched my door" is not an address).
         (false, true, _) if has_street && words.len() >= 2 => AddressShape::Clear,
         _ => AddressShape::Unsure,
     }
@@ -271,6 +273,8 @@ mod street_tests {
         assert_eq!(address_shape("42 Lake View Road, Springfield"), Clear);
         assert_eq!(address_shape("flat 4B marina heights"), Clear);
         assert_eq!(address_shape("Springfield"), Unsure);
+        assert_eq!(address_shape("the washing guy scratched my door last time!"), Unsure);
+        assert_eq!(address_shape("door 4, Marina Heights"), Clear);
         assert_eq!(
             address_shape(
                 "Actually wait, I have a complaint: last week's exterior wash left streaks all over the windows."
